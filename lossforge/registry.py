@@ -1,0 +1,253 @@
+"""Entry-point registry for losses and miners: discovered without importing, loaded on first use.
+
+Every loss and miner — lossforge's own built-ins included — is an entry point in the group
+``lossforge.losses`` or ``lossforge.miners``. Discovery only reads installed packages' metadata, so
+listing names costs milliseconds and imports neither torch nor any plugin. A plugin is imported the first
+time it is used; an import that fails is recorded with its package and error and never breaks the
+others. Two packages that register one name are reported, naming both: the bare name is then refused
+(never resolved by install order) and ``"<package>:<name>"`` picks one.
+
+Environment switches:
+
+* ``LOSSFORGE_DISABLE_PLUGINS=1`` — only lossforge's own components are discovered.
+* ``LOSSFORGE_BLOCK_PLUGINS=pkg_a,pkg_b`` — components from these distributions are ignored.
+"""
+
+from __future__ import annotations
+
+import difflib
+import fnmatch
+import inspect
+import os
+import re
+from dataclasses import dataclass, field
+from importlib import metadata
+from typing import Any
+
+LOSS_GROUP = "lossforge.losses"
+MINER_GROUP = "lossforge.miners"
+PLUGIN_HELP = (
+    "Losses and miners come from Python entry points in the groups 'lossforge.losses' and "
+    "'lossforge.miners': `pip install` a package that declares them (see plugins/README.md), "
+    "then `lossforge list` shows it."
+)
+_OWN_DISTRIBUTION = "lossforge"
+
+
+class RegistryError(LookupError):
+    """An unknown, ambiguous or broken component name; the message says what is available."""
+
+
+@dataclass(frozen=True)
+class Parameter:
+    """One keyword parameter of a component's constructor."""
+
+    name: str
+    default: Any
+    annotation: Any  # the evaluated annotation, or `Any` when there is none / it cannot be evaluated
+
+
+@dataclass
+class Component:
+    """A registered loss or miner: where it comes from, and (once loaded) the class itself."""
+
+    name: str
+    kind: str  # "loss" | "miner"
+    target: str  # "module:attribute", as the entry point declares it
+    distribution: str | None  # the package that provides it, e.g. "lossforge" or a plugin's name
+    version: str | None
+    loaded: Any = None
+    error: str | None = None  # why loading failed, once it did
+
+    @property
+    def provider(self) -> str:
+        """``"package==version"``, for provenance tags and ``lossforge list``."""
+        return f"{self.distribution or '?'}=={self.version or '?'}"
+
+
+def _distribution_of(entry_point: metadata.EntryPoint) -> tuple[str | None, str | None]:
+    dist = getattr(entry_point, "dist", None)
+    if dist is None:
+        return None, None
+    return dist.metadata["Name"], dist.version
+
+
+def _normalize(distribution: str) -> str:
+    return re.sub(r"[-_.]+", "-", distribution).lower()
+
+
+@dataclass
+class Registry:
+    """The components of one kind (``"loss"`` or ``"miner"``), indexed from one entry-point group."""
+
+    kind: str
+    group: str
+    _components: dict[str, Component] | None = None
+    _conflicts: dict[str, list[Component]] = field(default_factory=dict)
+
+    # -- discovery ---------------------------------------------------------------------------------
+    def _index(self) -> dict[str, Component]:
+        if self._components is not None:
+            return self._components
+        only_own = os.environ.get("LOSSFORGE_DISABLE_PLUGINS", "").strip().lower() in {"1", "true", "yes"}
+        blocked = {
+            _normalize(name) for name in os.environ.get("LOSSFORGE_BLOCK_PLUGINS", "").split(",") if name.strip()
+        }
+        by_name: dict[str, list[Component]] = {}
+        for entry_point in metadata.entry_points(group=self.group):
+            distribution, version = _distribution_of(entry_point)
+            normalized = _normalize(distribution or "")
+            if (only_own and normalized != _OWN_DISTRIBUTION) or normalized in blocked:
+                continue
+            component = Component(entry_point.name, self.kind, entry_point.value, distribution, version)
+            by_name.setdefault(entry_point.name, []).append(component)
+        self._components, self._conflicts = {}, {}
+        for name, candidates in by_name.items():
+            if len(candidates) == 1:
+                self._components[name] = candidates[0]
+                continue
+            self._conflicts[name] = candidates
+            for candidate in candidates:  # each stays reachable by its qualified name
+                self._components[f"{candidate.distribution}:{name}"] = candidate
+        return self._components
+
+    def refresh(self) -> None:
+        """Forget the index (after installing a plugin in-process, or changing the environment switches)."""
+        self._components, self._conflicts = None, {}
+
+    def register(self, name: str, obj: Any, *, distribution: str = "__local__", version: str = "") -> None:
+        """Register ``obj`` under ``name`` in this process only (tests, notebooks). Entry points are the
+        way to ship a component; this never overrides one."""
+        components = self._index()
+        if name in components or name in self._conflicts:
+            raise RegistryError(f"{self.kind} {name!r} is already registered by {components[name].provider}")
+        self._check(name, obj, distribution)
+        target = f"{getattr(obj, '__module__', '?')}:{getattr(obj, '__qualname__', '?')}"
+        components[name] = Component(name, self.kind, target, distribution, version, loaded=obj)
+
+    # -- queries -----------------------------------------------------------------------------------
+    def names(self, pattern: str = "*") -> list[str]:
+        """Sorted names matching the fnmatch ``pattern``; an ambiguous name is listed qualified."""
+        return sorted(name for name in self._index() if fnmatch.fnmatchcase(name, pattern))
+
+    def conflicts(self) -> dict[str, list[str]]:
+        """Names registered by more than one package → those packages."""
+        self._index()
+        return {name: [c.provider for c in cands] for name, cands in self._conflicts.items()}
+
+    def info(self, name: str) -> Component:
+        """The component registered as ``name`` (not loaded); raises ``RegistryError`` if there is none."""
+        components = self._index()
+        if name in components:
+            return components[name]
+        if name in self._conflicts:
+            options = ", ".join(f"'{c.distribution}:{name}' ({c.provider})" for c in self._conflicts[name])
+            raise RegistryError(
+                f"{self.kind} {name!r} is registered by more than one package, and lossforge will not pick "
+                f"one by install order. Use a qualified name: {options}, or uninstall one of them."
+            )
+        available = self.names()
+        close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
+        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        plural = "losses" if self.kind == "loss" else f"{self.kind}s"
+        raise RegistryError(
+            f"Unknown {self.kind} {name!r}.{hint} Available {plural}: {', '.join(available) or 'none'}. "
+            f"{PLUGIN_HELP}"
+        )
+
+    def load(self, name: str) -> Any:
+        """Import and validate the component (once); a failure is recorded and re-raised clearly."""
+        component = self.info(name)
+        if component.loaded is not None:
+            return component.loaded
+        if component.error is None:
+            try:
+                obj = metadata.EntryPoint(name, component.target, self.group).load()
+                self._check(name, obj, component.distribution)
+                component.loaded = obj
+                return obj
+            except Exception as error:  # a plugin's failure must not break discovery of the others
+                component.error = f"{type(error).__name__}: {error}"
+        raise RegistryError(
+            f"{self.kind} {name!r} from package {component.provider} (entry point "
+            f"'{name} = {component.target}' in group '{self.group}') failed to load: {component.error}"
+        )
+
+    def load_all(self) -> dict[str, str]:
+        """Load every component; return ``{name: error}`` for those that failed (the rest keep working)."""
+        failures = {}
+        for name in self.names():
+            try:
+                self.load(name)
+            except RegistryError:
+                failures[name] = self.info(name).error or "failed to load"
+        return failures
+
+    def parameters(self, name: str) -> dict[str, Parameter]:
+        """The keyword constructor parameters of ``name`` with their defaults and annotations."""
+        return constructor_parameters(self.load(name))
+
+    def build(self, name: str, **params: Any) -> Any:
+        """Instantiate ``name`` with ``params``; unknown parameter names fail with the accepted ones."""
+        cls = self.load(name)
+        accepted = constructor_parameters(cls)
+        unknown = [key for key in params if key not in accepted]
+        if unknown and not _takes_var_keyword(cls):
+            key = unknown[0]
+            close = difflib.get_close_matches(key, list(accepted), n=1, cutoff=0.5)
+            hint = f" Did you mean {close[0]!r}?" if close else ""
+            raise RegistryError(
+                f"{self.kind} {name!r} has no parameter {key!r}.{hint} "
+                f"Its parameters: {', '.join(accepted) or 'none'}."
+            )
+        try:
+            return cls(**params)
+        except TypeError as error:
+            raise RegistryError(f"{self.kind} {name!r} could not be built with {params}: {error}") from error
+
+    # -- validation --------------------------------------------------------------------------------
+    def _check(self, name: str, obj: Any, distribution: str | None) -> None:
+        from torch import nn  # deferred: listing names must not import torch
+
+        where = f"{self.kind} {name!r} from package {distribution or '?'}"
+        if not (inspect.isclass(obj) and issubclass(obj, nn.Module)):
+            raise TypeError(f"{where} must be a torch.nn.Module subclass, got {obj!r}")
+        if self.kind == "loss":
+            from lossforge.losses.base import TASKS
+
+            tasks = getattr(obj, "tasks", None)
+            if not isinstance(tasks, tuple) or not tasks or any(task not in TASKS for task in tasks):
+                raise TypeError(
+                    f"{where} must declare a class attribute `tasks`, a non-empty tuple drawn from "
+                    f"{list(TASKS)}, got {tasks!r}"
+                )
+        else:
+            tuple_kind = getattr(obj, "tuple_kind", None)
+            if tuple_kind not in ("pair", "triplet"):
+                raise TypeError(
+                    f"{where} must declare a class attribute `tuple_kind` = 'pair' or 'triplet', "
+                    f"got {tuple_kind!r}"
+                )
+
+
+def _takes_var_keyword(cls: Any) -> bool:
+    return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values())
+
+
+def constructor_parameters(cls: Any) -> dict[str, Parameter]:
+    """Keyword parameters of ``cls.__init__`` (``self``, ``*args`` and ``**kwargs`` left out)."""
+    try:
+        hints = inspect.get_annotations(cls.__init__, eval_str=True)
+    except Exception:  # an annotation that cannot be evaluated is treated as untyped
+        hints = {}
+    result = {}
+    for parameter in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue
+        default = None if parameter.default is parameter.empty else parameter.default
+        result[parameter.name] = Parameter(parameter.name, default, hints.get(parameter.name, Any))
+    return result
+
+
+LOSSES = Registry("loss", LOSS_GROUP)
+MINERS = Registry("miner", MINER_GROUP)
