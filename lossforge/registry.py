@@ -65,11 +65,17 @@ class Component:
         return f"{self.distribution or '?'}=={self.version or '?'}"
 
 
-def _distribution_of(entry_point: metadata.EntryPoint) -> tuple[str | None, str | None]:
-    dist = getattr(entry_point, "dist", None)
-    if dist is None:
-        return None, None
-    return dist.metadata["Name"], dist.version
+def discover(group: str) -> list[tuple[str, str, str | None, str | None]]:
+    """``(name, "module:attribute", distribution, version)`` for every entry point in ``group``.
+
+    Reads installed packages' metadata only: nothing is imported.
+    """
+    found = []
+    for entry_point in metadata.entry_points(group=group):
+        dist = getattr(entry_point, "dist", None)
+        distribution, version = (dist.metadata["Name"], dist.version) if dist is not None else (None, None)
+        found.append((entry_point.name, entry_point.value, distribution, version))
+    return found
 
 
 def _normalize(distribution: str) -> str:
@@ -91,16 +97,16 @@ class Registry:
             return self._components
         only_own = os.environ.get("LOSSFORGE_DISABLE_PLUGINS", "").strip().lower() in {"1", "true", "yes"}
         blocked = {
-            _normalize(name) for name in os.environ.get("LOSSFORGE_BLOCK_PLUGINS", "").split(",") if name.strip()
+            _normalize(name.strip())
+            for name in os.environ.get("LOSSFORGE_BLOCK_PLUGINS", "").split(",")
+            if name.strip()
         }
         by_name: dict[str, list[Component]] = {}
-        for entry_point in metadata.entry_points(group=self.group):
-            distribution, version = _distribution_of(entry_point)
+        for name, target, distribution, version in discover(self.group):
             normalized = _normalize(distribution or "")
             if (only_own and normalized != _OWN_DISTRIBUTION) or normalized in blocked:
                 continue
-            component = Component(entry_point.name, self.kind, entry_point.value, distribution, version)
-            by_name.setdefault(entry_point.name, []).append(component)
+            by_name.setdefault(name, []).append(Component(name, self.kind, target, distribution, version))
         self._components, self._conflicts = {}, {}
         for name, candidates in by_name.items():
             if len(candidates) == 1:

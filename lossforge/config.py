@@ -1,0 +1,79 @@
+"""Every registered loss and miner becomes a Hydra option, with no YAML file written for it.
+
+For each component, a structured config node ``{name: <registry name>, <param>: <default>, …}`` is put in
+Hydra's ConfigStore under the group ``loss`` or ``miner``. Its fields come from the constructor's keyword
+parameters, typed by their annotations, so ``loss=focal loss.gamma=0.5`` works, ``loss.gamma=abc`` and
+``loss.gamme=1`` fail while composing — before any training — and a third-party plugin is an option
+the moment it is installed.
+
+Building these nodes imports the components (and torch). Printing help or listing options only needs
+the names, so ``register_components(with_parameters=False)`` keeps that path fast.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import types
+import typing
+from typing import Any
+
+from hydra.core.config_store import ConfigStore
+
+from lossforge.registry import LOSSES, MINERS, Registry
+
+_PRIMITIVES = (int, float, bool, str)
+
+
+def _field_type(annotation: Any) -> Any:
+    """Map an annotation to one OmegaConf can enforce; anything it cannot (unions, literals) → ``Any``."""
+    if annotation in _PRIMITIVES:
+        return annotation
+    origin, args = typing.get_origin(annotation), typing.get_args(annotation)
+    if origin in (typing.Union, types.UnionType):
+        rest = [arg for arg in args if arg is not type(None)]
+        if len(rest) == 1 and len(args) == 2:
+            inner = _field_type(rest[0])
+            return typing.Optional[inner] if inner is not Any else Any  # noqa: UP045 - OmegaConf needs Optional
+        if set(rest) == {int, float}:
+            return float
+        return Any
+    if origin is typing.Literal and all(isinstance(arg, str) for arg in args):
+        return str
+    if origin in (list, tuple, typing.Sequence) and args and args[0] in _PRIMITIVES:
+        return list[args[0]]  # type: ignore[valid-type]
+    return Any
+
+
+def _default(value: Any) -> Any:
+    if isinstance(value, list | tuple):  # dataclasses refuse mutable defaults: build a fresh list each time
+        return dataclasses.field(default_factory=lambda: list(value))
+    return dataclasses.field(default=value)
+
+
+def component_node(registry: Registry, name: str, *, with_parameters: bool) -> Any:
+    """The config node for one component: a structured dataclass, or ``{name: …}`` when only names are
+    needed or the component fails to load (building it then reports the failure clearly)."""
+    if with_parameters:
+        try:
+            parameters = registry.parameters(name)
+        except Exception:
+            parameters = None
+        if parameters is not None:
+            fields: list[tuple[str, Any, Any]] = [("name", str, dataclasses.field(default=name))]
+            for parameter in parameters.values():
+                fields.append(
+                    (parameter.name, _field_type(parameter.annotation), _default(parameter.default))
+                )
+            safe = "".join(ch if ch.isalnum() else "_" for ch in name)
+            return dataclasses.make_dataclass(f"{registry.kind}_{safe}", fields)
+    return {"name": name}
+
+
+def register_components(*, with_parameters: bool = True) -> None:
+    """Put a node for every registered loss and miner into Hydra's ConfigStore (``loss``, ``miner``)."""
+    store = ConfigStore.instance()
+    for group, registry in (("loss", LOSSES), ("miner", MINERS)):
+        for name in registry.names():
+            store.store(
+                group=group, name=name, node=component_node(registry, name, with_parameters=with_parameters)
+            )

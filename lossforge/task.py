@@ -1,0 +1,252 @@
+"""The LightningModule: one model, one loss (and miner), trained and evaluated for one task.
+
+The task ("regression", "binary", "multiclass", "multilabel" or "metric") decides how outputs are read
+(prediction rule) and which metrics are computed; the loss's declared class attributes decide how
+targets are handed to it (``binary_target_encoding``, ``tuple_kind``). No ``isinstance`` chains.
+
+Logged per epoch (``stage`` is ``train``, ``val`` or ``test``):
+
+* every task: ``{stage}/loss`` — the training loss evaluated on that split;
+* multiclass / binary: ``accuracy``, ``f1_macro``, ``ece`` (expected calibration error, 15 bins),
+  ``nll`` (cross-entropy of the predicted probabilities, whatever the training loss was) and, on test,
+  ``recall/<class>`` per class;
+* multilabel: ``subset_accuracy``, ``f1_macro``; regression: ``mae``, ``rmse``;
+* metric: ``train/tuples`` and ``train/active_fraction`` (mined tuples, and the share with non-zero loss),
+  and on val/test ``recall@1``, ``recall@5``, ``map@r``, ``knn_accuracy``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+import torch
+import torchmetrics
+from torch import Tensor, nn
+from torch.nn import functional as F
+
+from lossforge.retrieval import retrieval_metrics
+
+OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
+
+
+@dataclass(frozen=True)
+class OptimizerConfig:
+    name: str = "adam"
+    lr: float = 1e-3
+    weight_decay: float = 0.0
+    momentum: float = 0.0  # SGD only
+
+
+def build_optimizer(config: OptimizerConfig, parameters: Any) -> torch.optim.Optimizer:
+    if config.name not in OPTIMIZERS:
+        import difflib
+
+        close = difflib.get_close_matches(config.name, list(OPTIMIZERS), n=1)
+        hint = f" Did you mean {close[0]!r}?" if close else ""
+        raise ValueError(
+            f"Unknown optimizer {config.name!r}.{hint} Available: {', '.join(sorted(OPTIMIZERS))}."
+        )
+    if config.lr <= 0:
+        raise ValueError(f"optimizer: expected `lr` > 0, got {config.lr}")
+    extra = {"momentum": config.momentum} if config.name == "sgd" else {}
+    return OPTIMIZERS[config.name](parameters, lr=config.lr, weight_decay=config.weight_decay, **extra)
+
+
+def _classification_metrics(task: str, num_outputs: int) -> torchmetrics.MetricCollection:
+    if task == "multiclass":
+        return torchmetrics.MetricCollection(
+            {
+                "accuracy": torchmetrics.classification.MulticlassAccuracy(num_outputs, average="micro"),
+                "f1_macro": torchmetrics.classification.MulticlassF1Score(num_outputs, average="macro"),
+                "ece": torchmetrics.classification.MulticlassCalibrationError(num_outputs, n_bins=15),
+            }
+        )
+    if task == "binary":
+        return torchmetrics.MetricCollection(
+            {
+                "accuracy": torchmetrics.classification.BinaryAccuracy(),
+                "f1_macro": torchmetrics.classification.MulticlassF1Score(2, average="macro"),
+                "ece": torchmetrics.classification.BinaryCalibrationError(n_bins=15),
+            }
+        )
+    if task == "multilabel":
+        return torchmetrics.MetricCollection(
+            {
+                "subset_accuracy": torchmetrics.classification.MultilabelExactMatch(num_outputs),
+                "f1_macro": torchmetrics.classification.MultilabelF1Score(num_outputs, average="macro"),
+            }
+        )
+    if task == "regression":
+        return torchmetrics.MetricCollection(
+            {"mae": torchmetrics.MeanAbsoluteError(), "rmse": torchmetrics.MeanSquaredError(squared=False)}
+        )
+    return torchmetrics.MetricCollection({})
+
+
+class LossTask(L.LightningModule):
+    """Train ``model`` with ``loss`` (and ``miner``) for ``task``; log loss and task metrics per epoch.
+
+    Args:
+        model: maps ``(N, F)`` features to ``(N, num_outputs)`` outputs (embeddings for ``"metric"``).
+        loss: a registered loss; called ``loss(prediction, target)``, or ``loss(embeddings, labels,
+            indices_tuple)`` for ``"metric"``.
+        task: the training task, one of ``lossforge.losses.base.TASKS``.
+        num_outputs: classes / labels / targets of the dataset (for metrics).
+        class_names: names for per-class metrics.
+        miner: optional miner for metric losses.
+        optimizer: optimizer settings.
+    """
+
+    def __init__(
+        self,
+        *,
+        model: nn.Module,
+        loss: nn.Module,
+        task: str,
+        num_outputs: int,
+        class_names: tuple[str, ...] = (),
+        miner: nn.Module | None = None,
+        optimizer: OptimizerConfig = OptimizerConfig(),
+    ) -> None:
+        super().__init__()
+        self.model, self.loss, self.miner = model, loss, miner
+        self.task, self.num_outputs, self.class_names = task, num_outputs, class_names
+        self.optimizer_config = optimizer
+        self.plus_minus_one = getattr(loss, "binary_target_encoding", "zero_one") == "plus_minus_one"
+        self.stage_metrics = nn.ModuleDict(
+            {stage: _classification_metrics(task, num_outputs) for stage in ("val", "test")}
+        )
+        self.per_class_recall = (
+            torchmetrics.classification.MulticlassRecall(num_outputs, average="none")
+            if task == "multiclass"
+            else None
+        )
+        self._embeddings: list[Tensor] = []
+        self._labels: list[Tensor] = []
+        #: Test-set outputs and targets kept after ``trainer.test`` for plots (confusion matrix, …).
+        self.test_predictions: Tensor | None = None
+        self.test_targets: Tensor | None = None
+
+    # -- the shared step -----------------------------------------------------------------------------
+    def forward(self, features: Tensor) -> Tensor:
+        outputs = self.model(features)  # (N, num_outputs)
+        if self.task == "binary" or (self.task == "regression" and self.num_outputs == 1):
+            return outputs.squeeze(-1)  # (N,)
+        return outputs
+
+    def _loss_target(self, targets: Tensor) -> Tensor:
+        if self.task == "binary":
+            targets = targets.float()
+            return 2 * targets - 1 if self.plus_minus_one else targets
+        return targets
+
+    def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> tuple[Tensor, Tensor]:
+        features, targets = batch
+        outputs = self(features)
+        if self.task == "metric":
+            indices = self.miner(outputs, targets) if self.miner is not None and stage == "train" else None
+            loss = self.loss(outputs, targets, indices)
+            if stage == "train" and hasattr(self.loss, "last_num_tuples"):
+                tuples = self.loss.last_num_tuples.float()
+                self.log("train/tuples", tuples, on_step=False, on_epoch=True)
+                self.log(
+                    "train/active_fraction", self.loss.last_num_active / tuples.clamp(min=1), on_epoch=True
+                )
+        else:
+            loss = self.loss(outputs, self._loss_target(targets))
+        self.log(
+            f"{stage}/loss",
+            loss,
+            on_step=False,
+            on_epoch=True,
+            prog_bar=stage != "test",
+            batch_size=len(targets),
+        )
+        return loss, outputs
+
+    def training_step(self, batch: tuple[Tensor, Tensor], batch_index: int) -> Tensor:
+        loss, _ = self._step(batch, "train")
+        return loss
+
+    def validation_step(self, batch: tuple[Tensor, Tensor], batch_index: int) -> None:
+        self._evaluate(batch, "val")
+
+    def test_step(self, batch: tuple[Tensor, Tensor], batch_index: int) -> None:
+        self._evaluate(batch, "test")
+
+    # -- evaluation ----------------------------------------------------------------------------------
+    def _probabilities(self, outputs: Tensor) -> Tensor:
+        if self.task == "multiclass":
+            return outputs.softmax(dim=-1)
+        return outputs.sigmoid()  # binary scores and multilabel logits
+
+    def _evaluate(self, batch: tuple[Tensor, Tensor], stage: str) -> None:
+        _, outputs = self._step(batch, stage)
+        targets = batch[1]
+        if self.task == "metric":
+            self._embeddings.append(outputs.detach())
+            self._labels.append(targets)
+            return
+        if self.task in ("multiclass", "binary", "multilabel"):
+            probabilities = self._probabilities(outputs.detach().float())
+            metrics = self.stage_metrics[stage]
+            if self.task == "binary":
+                metrics["accuracy"].update(probabilities, targets)
+                metrics["ece"].update(probabilities, targets)
+                metrics["f1_macro"].update((probabilities > 0.5).long(), targets)
+                nll = F.binary_cross_entropy_with_logits(outputs.float(), targets.float())
+            elif self.task == "multiclass":
+                metrics.update(probabilities, targets)
+                nll = F.cross_entropy(outputs.float(), targets)
+                if stage == "test" and self.per_class_recall is not None:
+                    self.per_class_recall.update(probabilities, targets)
+            else:
+                metrics.update(probabilities, targets.long())
+                nll = F.binary_cross_entropy_with_logits(outputs.float(), targets.float())
+            if self.task != "multilabel":
+                self.log(f"{stage}/nll", nll, on_step=False, on_epoch=True, batch_size=len(targets))
+        else:
+            self.stage_metrics[stage].update(outputs.detach().float(), targets.float())
+        if stage == "test":
+            self._embeddings.append(outputs.detach())
+            self._labels.append(targets)
+
+    def _end_of_evaluation(self, stage: str) -> None:
+        if self.task == "metric":
+            if self._embeddings:
+                embeddings, labels = torch.cat(self._embeddings), torch.cat(self._labels)
+                cosine = getattr(self.loss, "distance", None) == "cosine"
+                for key, value in retrieval_metrics(embeddings, labels, cosine=cosine).items():
+                    self.log(f"{stage}/{key}", value, prog_bar=key == "recall@1")
+                if stage == "test":
+                    self.test_predictions, self.test_targets = embeddings.cpu(), labels.cpu()
+        else:
+            metrics = self.stage_metrics[stage]
+            if metrics:
+                self.log_dict(
+                    {f"{stage}/{key}": value for key, value in metrics.compute().items()},
+                    prog_bar=stage == "val",
+                )
+                metrics.reset()
+            if stage == "test" and self._embeddings:
+                self.test_predictions = torch.cat(self._embeddings).cpu()
+                self.test_targets = torch.cat(self._labels).cpu()
+            if stage == "test" and self.per_class_recall is not None:
+                recalls = self.per_class_recall.compute()
+                names = self.class_names or tuple(str(c) for c in range(self.num_outputs))
+                self.log_dict(
+                    {f"test/recall/{name}": value for name, value in zip(names, recalls, strict=True)}
+                )
+                self.per_class_recall.reset()
+        self._embeddings, self._labels = [], []
+
+    def on_validation_epoch_end(self) -> None:
+        self._end_of_evaluation("val")
+
+    def on_test_epoch_end(self) -> None:
+        self._end_of_evaluation("test")
+
+    def configure_optimizers(self) -> torch.optim.Optimizer:
+        return build_optimizer(self.optimizer_config, self.parameters())

@@ -1,0 +1,214 @@
+"""``train(cfg)``: build everything in a fixed order, fit, test, record, return the test metrics.
+
+Order (one log line each): seed → data → loss (+ task check) → miner → model → MLflow run → trainer →
+fit → test → summary. Data flows one way: the config names components, the registries build them, the
+task trains them, tracking records the result. Nothing is built from a module path in the config.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+import lossforge
+from lossforge.data import DataSplits, build_dataset
+from lossforge.data.loaders import make_loader
+from lossforge.models import build_model, count_parameters
+from lossforge.registry import LOSSES, MINERS
+from lossforge.task import LossTask, OptimizerConfig
+from lossforge.tracking import EpochMetricsToMlflow, dashboard_command, mlflow_run, params_for_mlflow
+
+log = logging.getLogger("lossforge")
+
+#: Class-labelled datasets can also train an embedding with a metric loss.
+_METRIC_CAPABLE = ("multiclass", "binary")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot work (a loss that does not serve the dataset's task, …)."""
+
+
+def training_task(loss_name: str, loss_tasks: tuple[str, ...], dataset: str, dataset_task: str) -> str:
+    """The task a loss trains on a dataset: the dataset's own task, or ``"metric"`` for a metric loss on
+    class labels. Anything else fails before training, naming both and the losses that would fit.
+    """
+    if dataset_task in loss_tasks:
+        return dataset_task
+    if "metric" in loss_tasks and dataset_task in _METRIC_CAPABLE:
+        return "metric"
+    fitting = [name for name in LOSSES.names() if _serves(name, dataset_task)]
+    raise ConfigError(
+        f"Loss {loss_name!r} serves {', '.join(loss_tasks)}, but dataset {dataset!r} is a {dataset_task} "
+        f"task. Losses that fit {dataset!r}: {', '.join(fitting) or 'none'}."
+    )
+
+
+def _serves(loss_name: str, dataset_task: str) -> bool:
+    try:
+        tasks = LOSSES.load(loss_name).tasks
+    except Exception:  # a broken plugin is reported by `lossforge list`, not here
+        return False
+    return dataset_task in tasks or ("metric" in tasks and dataset_task in _METRIC_CAPABLE)
+
+
+def _params(node: DictConfig | None) -> dict[str, Any]:
+    params = OmegaConf.to_container(node, resolve=True) if node is not None else {}
+    assert isinstance(params, dict)
+    params.pop("name", None)
+    return params
+
+
+@dataclass
+class Built:
+    """Everything ``train`` builds before fitting (also what tests inspect)."""
+
+    data: DataSplits
+    task: str
+    module: LossTask
+
+
+def build(cfg: DictConfig) -> Built:
+    """Build data, loss, miner, model and the LightningModule from ``cfg`` — no training, no tracking."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    data = build_dataset(cfg.dataset.name, seed=cfg.seed, **_params(cfg.dataset))
+    log.info(
+        "data     %s: %s task, %d/%d/%d train/val/test samples, %d features",
+        data.name,
+        data.task,
+        len(data.train.targets),
+        len(data.val.targets),
+        len(data.test.targets),
+        data.input_dim,
+    )
+
+    loss_name = cfg.loss.name
+    loss = LOSSES.build(loss_name, **_params(cfg.loss))
+    task = training_task(loss_name, tuple(loss.tasks), data.name, data.task)
+    if hasattr(loss, "prepare"):  # e.g. class weights computed from the training labels
+        loss.prepare(targets=data.train.targets, num_classes=data.num_outputs)
+    log.info("loss     %r on the %s task", loss, task)
+
+    miner = None
+    if cfg.get("miner") is not None:
+        if task != "metric":
+            raise ConfigError(
+                f"Miner {cfg.miner.name!r} mines pairs/triplets for metric losses, but loss {loss_name!r} "
+                f"is a {task} loss. Drop the miner (miner=null) or pick a metric loss: "
+                f"{', '.join(n for n in LOSSES.names() if _serves_metric(n)) or 'none'}."
+            )
+        miner_params = _params(cfg.miner)
+        for shared in ("margin", "distance"):  # a loss and its miner share one margin unless told otherwise
+            if miner_params.get(shared, "absent") is None and hasattr(loss, shared):
+                miner_params[shared] = getattr(loss, shared)
+        miner = MINERS.build(cfg.miner.name, **miner_params)
+        wanted = getattr(loss, "tuple_kind", None)
+        if wanted is not None and wanted != miner.tuple_kind:
+            raise ConfigError(
+                f"Loss {loss_name!r} takes {wanted}s but miner {cfg.miner.name!r} mines {miner.tuple_kind}s. "
+                f"Miners that mine {wanted}s: "
+                f"{', '.join(n for n in MINERS.names() if MINERS.load(n).tuple_kind == wanted)}."
+            )
+        log.info("miner    %r", miner)
+
+    output_dim = (
+        data.num_outputs if task != "metric" else int(cfg.model.get("embedding_dim", data.num_outputs))
+    )
+    model = build_model(cfg.model.name, input_dim=data.input_dim, output_dim=output_dim, **_params(cfg.model))
+    log.info("model    %s with %s parameters", cfg.model.name, f"{count_parameters(model):,}")
+
+    module = LossTask(
+        model=model,
+        loss=loss,
+        miner=miner,
+        task=task,
+        num_outputs=data.num_outputs,
+        class_names=data.class_names,
+        optimizer=OptimizerConfig(**_params(cfg.optimizer)),
+    )
+    return Built(data=data, task=task, module=module)
+
+
+def _serves_metric(loss_name: str) -> bool:
+    try:
+        return "metric" in LOSSES.load(loss_name).tasks
+    except Exception:
+        return False
+
+
+def provenance_tags(cfg: DictConfig, task: str) -> dict[str, str]:
+    """Tags that say what ran: components, task, and the packages (and versions) that provided them."""
+    loss = LOSSES.info(cfg.loss.name)
+    tags = {
+        "loss": cfg.loss.name,
+        "loss.provider": loss.provider,
+        "dataset": cfg.dataset.name,
+        "task": task,
+        "model": cfg.model.name,
+        "lossforge.version": lossforge.__version__,
+    }
+    if cfg.get("miner") is not None:
+        miner = MINERS.info(cfg.miner.name)
+        tags.update({"miner": cfg.miner.name, "miner.provider": miner.provider})
+    return tags
+
+
+def train(cfg: DictConfig, *, base_dir: Path | None = None) -> dict[str, float]:
+    """Run one experiment; return its test metrics. ``base_dir`` holds the default MLflow store."""
+    from lossforge.tracking import resolve_tracking_uri
+
+    built = build(cfg)
+    base_dir = base_dir or Path.cwd()
+    tracking_uri = resolve_tracking_uri(cfg.logger.get("tracking_uri"), base_dir=base_dir)
+    artifact_location = cfg.logger.get("artifact_location") or (
+        (base_dir / "outputs" / "mlartifacts").resolve().as_uri()
+        if tracking_uri.startswith("sqlite")
+        else None
+    )
+    batch_size, seed = cfg.batch_size, cfg.seed
+    loaders = {
+        "train": make_loader(built.data.train, batch_size=batch_size, shuffle=True, seed=seed),
+        "val": make_loader(built.data.val, batch_size=cfg.eval_batch_size, shuffle=False, seed=seed),
+        "test": make_loader(built.data.test, batch_size=cfg.eval_batch_size, shuffle=False, seed=seed),
+    }
+    config = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(config, dict)
+    with mlflow_run(
+        tracking_uri=tracking_uri,
+        experiment=cfg.logger.experiment,
+        run_name=cfg.get("run_name"),
+        tags=provenance_tags(cfg, built.task),
+        artifact_location=artifact_location,
+    ) as run:
+        params, too_long = params_for_mlflow(config)
+        run.log_params(params)
+        if too_long:
+            run.set_tags({"lossforge.long_params": ",".join(too_long)})
+        run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+        log.info("mlflow   run %s in %s", run.run_id, tracking_uri)
+
+        trainer = L.Trainer(
+            **OmegaConf.to_container(cfg.trainer, resolve=True),  # type: ignore[arg-type]
+            logger=False,
+            enable_checkpointing=False,
+            callbacks=[EpochMetricsToMlflow(run)],
+        )
+        trainer.fit(built.module, loaders["train"], loaders["val"])
+        results = trainer.test(built.module, loaders["test"], verbose=False)[0]
+        test_metrics = {key: float(value) for key, value in results.items() if math.isfinite(float(value))}
+        run.log_metrics(test_metrics, step=trainer.current_epoch)
+    _print_summary(test_metrics, run.run_id, tracking_uri)
+    return test_metrics
+
+
+def _print_summary(metrics: dict[str, float], run_id: str, tracking_uri: str) -> None:
+    headline = [key for key in metrics if key.count("/") == 1]
+    width = max((len(key) for key in headline), default=0)
+    lines = ["", "Test metrics:"] + [f"  {key:<{width}}  {metrics[key]:.4f}" for key in sorted(headline)]
+    lines += [f"MLflow run: {run_id}", f"Dashboard:  {dashboard_command(tracking_uri)}", ""]
+    print("\n".join(lines), flush=True)

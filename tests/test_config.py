@@ -1,0 +1,64 @@
+"""Config composition: every option of every group composes; registry options are typed."""
+
+from __future__ import annotations
+
+from importlib import resources
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from hydra.errors import ConfigCompositionException
+
+import lossforge
+from lossforge.config import register_components
+
+
+def yaml_options(group: str) -> list[str]:
+    folder = resources.files("lossforge.conf") / group
+    return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
+
+
+def compose_with(*overrides: str):
+    register_components(with_parameters=True)
+    GlobalHydra.instance().clear()
+    with initialize_config_module("lossforge.conf", version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def test_default_config() -> None:
+    cfg = compose_with()
+    assert cfg.model.name == "mlp" and list(cfg.model.hidden) == [512, 512] and cfg.model.activation == "tanh"
+    assert cfg.dataset.name == "digits" and cfg.loss.name == "cross_entropy" and cfg.miner is None
+    assert cfg.trainer.accelerator == "auto"
+
+
+GROUP_OPTIONS = (
+    [
+        (group, option)
+        for group in ("model", "dataset", "optimizer", "trainer", "logger", "experiment")
+        for option in yaml_options(group)
+    ]
+    + [("loss", name) for name in lossforge.list_losses()]
+    + [("miner", name) for name in lossforge.list_miners()]
+)
+
+
+@pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS)
+def test_every_option_of_every_group_composes(group: str, option: str) -> None:
+    cfg = compose_with(f"{group}={option}")
+    if group in ("model", "dataset", "loss", "miner", "optimizer"):
+        assert cfg[group].name == option
+
+
+def test_registry_parameters_are_overrides_with_types() -> None:
+    cfg = compose_with("loss=focal", "loss.gamma=0.5")
+    assert cfg.loss.gamma == 0.5
+    with pytest.raises(ConfigCompositionException):
+        compose_with("loss=focal", "loss.gamma=abc")
+    with pytest.raises(ConfigCompositionException):
+        compose_with("loss=focal", "loss.gamme=1")
+
+
+def test_miner_margin_defaults_to_the_loss_margin() -> None:
+    cfg = compose_with("loss=triplet", "miner=semihard_triplets")
+    assert cfg.miner.name == "semihard_triplets" and cfg.miner.margin is None  # filled from the loss

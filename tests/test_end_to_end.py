@@ -1,0 +1,68 @@
+"""The real command, in a subprocess, into a real SQLite MLflow store; determinism from the seed."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from mlflow import MlflowClient
+
+from lossforge.config import register_components
+from lossforge.train import train
+
+FAST = ["trainer.max_epochs=2", "model.hidden=[32]", "trainer.enable_progress_bar=false"]
+
+
+def run_lossforge(cwd: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.run(
+        [sys.executable, "-m", "lossforge", *overrides],
+        cwd=cwd,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
+@pytest.mark.slow
+def test_python_m_lossforge_trains_and_logs_to_sqlite(tmp_path: Path) -> None:
+    result = run_lossforge(tmp_path, *FAST, "run_name=e2e")
+    assert result.returncode == 0, result.stderr[-3000:]
+    assert "test/accuracy" in result.stdout and "MLflow run:" in result.stdout
+    assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout
+
+    client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("lossforge")
+    (run,) = client.search_runs([experiment.experiment_id])
+    assert run.info.status == "FINISHED" and run.info.run_name == "e2e"
+    assert run.data.params["loss.name"] == "cross_entropy"
+    assert run.data.params["model.hidden"] == "[32]" and run.data.params["seed"] == "0"
+    assert run.data.tags["loss.provider"].startswith("lossforge==")
+    assert run.info.run_id in result.stdout
+    assert len(client.get_metric_history(run.info.run_id, "val/accuracy")) == 2  # one per epoch
+    assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [0, 1]
+    assert 0.0 <= run.data.metrics["test/accuracy"] <= 1.0
+    artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
+    assert "config.yaml" in artifacts
+
+
+def _compose(*overrides: str):
+    register_components(with_parameters=True)
+    GlobalHydra.instance().clear()
+    with initialize_config_module("lossforge.conf", version_base="1.3"):
+        return compose("config", overrides=list(overrides))
+
+
+def test_same_seed_same_metrics(tmp_path: Path) -> None:
+    cfg = _compose(*FAST, "trainer.max_epochs=1", "trainer.accelerator=cpu")
+    first = train(cfg, base_dir=tmp_path)
+    second = train(cfg, base_dir=tmp_path)
+    assert first == second
+    assert first["test/accuracy"] > 0.5
