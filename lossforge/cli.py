@@ -24,11 +24,28 @@ log = logging.getLogger("lossforge")
 
 @hydra.main(config_path="pkg://lossforge.conf", config_name="config", version_base="1.3")
 def _app(cfg: DictConfig) -> float | None:
+    from hydra.core.hydra_config import HydraConfig
+
     from lossforge.train import train
 
-    metrics = train(cfg, base_dir=Path(hydra.utils.get_original_cwd()))
+    _quiet_lightning()
+    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    metrics = train(cfg, base_dir=Path(hydra.utils.get_original_cwd()), output_dir=output_dir)
     target = cfg.get("optimized_metric")
     return metrics.get(target) if target else None
+
+
+def _quiet_lightning() -> None:
+    """Lightning logs through its own handler and Hydra's root handler (every line twice), and adds a
+    sales tip; keep one copy of what matters."""
+    import warnings
+
+    lightning_log = logging.getLogger("lightning.pytorch")
+    lightning_log.propagate = False
+    lightning_log.addFilter(lambda record: "Tip:" not in record.getMessage())
+    for handler in lightning_log.handlers:
+        handler.addFilter(lambda record: "Tip:" not in record.getMessage())
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
 def run_app() -> None:

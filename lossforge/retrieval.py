@@ -7,7 +7,7 @@ is left out of the averages.
 >>> embeddings = torch.tensor([[0.0], [0.1], [5.0], [5.1], [0.25]])
 >>> labels = torch.tensor([0, 0, 1, 1, 1])
 >>> metrics = retrieval_metrics(embeddings, labels, ks=(1,))
->>> round(metrics["recall@1"], 4)  # the last sample's nearest neighbour is a 0
+>>> round(metrics["recall_at_1"], 4)  # the last sample's nearest neighbour is a 0
 0.8
 """
 
@@ -56,27 +56,27 @@ def retrieval_metrics(
     others = counts[labels] - 1  # (N,) R_q: same-class samples besides the query
     valid = others > 0
     if n < 2 or not bool(valid.any()):
-        return {**{f"recall@{k}": 0.0 for k in ks}, "map@r": 0.0, "knn_accuracy": 0.0}
+        return {**{f"recall_at_{k}": 0.0 for k in ks}, "map_at_r": 0.0, "knn_accuracy": 0.0}
     depth = min(n - 1, max(*ks, knn_k, int(others.max())))
     order = _neighbours(embeddings, depth, cosine)  # (N, depth)
     hits = labels[order] == labels[:, None]  # (N, depth)
 
-    metrics = {f"recall@{k}": hits[valid, : min(k, depth)].any(dim=1).float().mean().item() for k in ks}
+    metrics = {f"recall_at_{k}": hits[valid, : min(k, depth)].any(dim=1).float().mean().item() for k in ks}
 
     positions = torch.arange(1, depth + 1, device=hits.device)  # (depth,)
     within_r = positions[None, :] <= others[:, None]  # (N, depth): only the first R_q ranks count
     relevant = hits & within_r
     precision_at_i = relevant.cumsum(dim=1) / positions[None, :]
     average_precision = (precision_at_i * relevant).sum(dim=1) / others.clamp(min=1)
-    metrics["map@r"] = average_precision[valid].mean().item()
+    metrics["map_at_r"] = average_precision[valid].mean().item()
 
     voters = labels[order[:, : min(knn_k, depth)]]  # (N, k)
     votes = F.one_hot(voters, num_classes=len(counts)).sum(dim=1).float()  # (N, C)
     # Break ties towards nearer neighbours: a tiny bonus that decreases with rank never outvotes a whole vote.
     rank_bonus = F.one_hot(voters, num_classes=len(counts)).float()
-    rank_bonus = (
-        rank_bonus * torch.linspace(1e-3, 1e-4, voters.shape[1], device=voters.device)[None, :, None]
-    ).amax(dim=1)
+    rank_bonus = (rank_bonus * torch.linspace(1e-3, 1e-4, voters.shape[1], device=voters.device)[None, :, None]).amax(
+        dim=1
+    )
     predicted = (votes + rank_bonus).argmax(dim=1)
     metrics["knn_accuracy"] = (predicted == labels)[valid].float().mean().item()
     return metrics

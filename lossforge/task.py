@@ -12,7 +12,7 @@ Logged per epoch (``stage`` is ``train``, ``val`` or ``test``):
   ``recall/<class>`` per class;
 * multilabel: ``subset_accuracy``, ``f1_macro``; regression: ``mae``, ``rmse``;
 * metric: ``train/tuples`` and ``train/active_fraction`` (mined tuples, and the share with non-zero loss),
-  and on val/test ``recall@1``, ``recall@5``, ``map@r``, ``knn_accuracy``.
+  and on val/test ``recall_at_1``, ``recall_at_5``, ``map_at_r``, ``knn_accuracy``.
 """
 
 from __future__ import annotations
@@ -45,9 +45,7 @@ def build_optimizer(config: OptimizerConfig, parameters: Any) -> torch.optim.Opt
 
         close = difflib.get_close_matches(config.name, list(OPTIMIZERS), n=1)
         hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(
-            f"Unknown optimizer {config.name!r}.{hint} Available: {', '.join(sorted(OPTIMIZERS))}."
-        )
+        raise ValueError(f"Unknown optimizer {config.name!r}.{hint} Available: {', '.join(sorted(OPTIMIZERS))}.")
     if config.lr <= 0:
         raise ValueError(f"optimizer: expected `lr` > 0, got {config.lr}")
     extra = {"momentum": config.momentum} if config.name == "sgd" else {}
@@ -119,9 +117,7 @@ class LossTask(L.LightningModule):
             {stage: _classification_metrics(task, num_outputs) for stage in ("val", "test")}
         )
         self.per_class_recall = (
-            torchmetrics.classification.MulticlassRecall(num_outputs, average="none")
-            if task == "multiclass"
-            else None
+            torchmetrics.classification.MulticlassRecall(num_outputs, average="none") if task == "multiclass" else None
         )
         self._embeddings: list[Tensor] = []
         self._labels: list[Tensor] = []
@@ -151,9 +147,7 @@ class LossTask(L.LightningModule):
             if stage == "train" and hasattr(self.loss, "last_num_tuples"):
                 tuples = self.loss.last_num_tuples.float()
                 self.log("train/tuples", tuples, on_step=False, on_epoch=True)
-                self.log(
-                    "train/active_fraction", self.loss.last_num_active / tuples.clamp(min=1), on_epoch=True
-                )
+                self.log("train/active_fraction", self.loss.last_num_active / tuples.clamp(min=1), on_epoch=True)
         else:
             loss = self.loss(outputs, self._loss_target(targets))
         self.log(
@@ -219,7 +213,7 @@ class LossTask(L.LightningModule):
                 embeddings, labels = torch.cat(self._embeddings), torch.cat(self._labels)
                 cosine = getattr(self.loss, "distance", None) == "cosine"
                 for key, value in retrieval_metrics(embeddings, labels, cosine=cosine).items():
-                    self.log(f"{stage}/{key}", value, prog_bar=key == "recall@1")
+                    self.log(f"{stage}/{key}", value, prog_bar=key == "recall_at_1")
                 if stage == "test":
                     self.test_predictions, self.test_targets = embeddings.cpu(), labels.cpu()
         else:
@@ -236,9 +230,7 @@ class LossTask(L.LightningModule):
             if stage == "test" and self.per_class_recall is not None:
                 recalls = self.per_class_recall.compute()
                 names = self.class_names or tuple(str(c) for c in range(self.num_outputs))
-                self.log_dict(
-                    {f"test/recall/{name}": value for name, value in zip(names, recalls, strict=True)}
-                )
+                self.log_dict({f"test/recall/{name}": value for name, value in zip(names, recalls, strict=True)})
                 self.per_class_recall.reset()
         self._embeddings, self._labels = [], []
 

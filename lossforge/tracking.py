@@ -10,7 +10,9 @@ config as ``config.yaml``, and ends FINISHED, FAILED (with the error as a tag) o
 
 from __future__ import annotations
 
+import logging
 import os
+import subprocess
 import time
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -19,10 +21,13 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+from hydra.experimental.callback import Callback
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
+from omegaconf import DictConfig
 
+log = logging.getLogger("lossforge")
 DEFAULT_STORE = "outputs/mlflow.db"
 DEFAULT_ARTIFACTS = "outputs/mlartifacts"
 
@@ -35,6 +40,15 @@ def resolve_tracking_uri(configured: str | None, *, base_dir: Path) -> str:
     store = (base_dir / DEFAULT_STORE).resolve()
     store.parent.mkdir(parents=True, exist_ok=True)
     return f"sqlite:///{store}"
+
+
+def default_artifact_location(configured: str | None, tracking_uri: str, base_dir: Path) -> str | None:
+    """Artifacts beside the default SQLite store; a tracking server decides for itself."""
+    if configured:
+        return configured
+    if tracking_uri.startswith("sqlite"):
+        return (base_dir / DEFAULT_ARTIFACTS).resolve().as_uri()
+    return None
 
 
 def dashboard_command(tracking_uri: str) -> str:
@@ -149,6 +163,8 @@ class EpochMetricsToMlflow(L.Callback):
 
     def __init__(self, run: RunHandle) -> None:
         self.run = run
+        #: ``{metric: [(epoch, value), …]}`` — what was logged, for the curves plot.
+        self.history: dict[str, list[tuple[int, float]]] = {}
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning runs validation before this hook, so train/* and val/* of the epoch are both here.
@@ -159,3 +175,96 @@ class EpochMetricsToMlflow(L.Callback):
         }
         if metrics and trainer.is_global_zero:
             self.run.log_metrics(metrics, step=trainer.current_epoch)
+            for key, value in metrics.items():
+                self.history.setdefault(key, []).append((trainer.current_epoch, value))
+
+
+PARENT_RUN_ENV = "LOSSFORGE_PARENT_RUN_ID"
+
+
+def git_commit(directory: Path) -> str | None:
+    """The commit checked out at ``directory`` (with ``-dirty`` for local changes), or None outside git."""
+    try:
+        commit = subprocess.run(
+            ["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, timeout=5, check=True
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--untracked-files=no"],
+            cwd=directory,
+            capture_output=True,
+            text=True,
+            timeout=5,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.SubprocessError):
+        return None
+    return f"{commit}-dirty" if dirty else commit
+
+
+def run_context_tags() -> dict[str, str]:
+    """Where a run comes from: lossforge's git commit, the Hydra sweep and job, the parent sweep run."""
+    tags: dict[str, str] = {}
+    commit = git_commit(Path(__file__).resolve().parent)
+    if commit:
+        tags["lossforge.git_commit"] = commit
+    try:
+        from hydra.core.hydra_config import HydraConfig
+
+        hydra_config = HydraConfig.get()
+    except (ImportError, ValueError):  # not running under Hydra (tests, notebooks)
+        hydra_config = None
+    if hydra_config is not None and str(hydra_config.mode) == "RunMode.MULTIRUN":
+        tags["hydra.sweep_dir"] = str(hydra_config.sweep.dir)
+        tags["hydra.job_num"] = str(hydra_config.job.num)
+        tags["hydra.overrides"] = " ".join(hydra_config.overrides.task)
+    parent = os.environ.get(PARENT_RUN_ENV)
+    if parent:
+        tags["mlflow.parentRunId"] = parent
+    return tags
+
+
+class MlflowSweepCallback(Callback):
+    """Hydra callback: one parent MLflow run per multirun, every job a child of it.
+
+    The store and experiment are created here, once, before any job starts, so parallel jobs never race
+    to create them; the parent run's id reaches the jobs through ``LOSSFORGE_PARENT_RUN_ID``, which
+    launcher worker processes inherit.
+    """
+
+    def __init__(self) -> None:
+        self.client: MlflowClient | None = None
+        self.parent_run_id: str | None = None
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        tracking_uri = resolve_tracking_uri(config.logger.get("tracking_uri"), base_dir=Path.cwd())
+        self.client = MlflowClient(tracking_uri=tracking_uri)
+        location = default_artifact_location(config.logger.get("artifact_location"), tracking_uri, Path.cwd())
+        experiment_id = get_or_create_experiment(self.client, config.logger.experiment, location)
+        overrides = " ".join(config.hydra.overrides.task)
+        run = self.client.create_run(
+            experiment_id,
+            run_name=f"sweep {overrides}"[:250],
+            tags={"lossforge.sweep": "parent", "hydra.sweep_dir": str(config.hydra.sweep.dir)},
+        )
+        self.parent_run_id = run.info.run_id
+        self.client.log_batch(
+            self.parent_run_id,
+            params=[
+                Param("overrides", overrides[:MAX_PARAM_VAL_LENGTH]),
+                Param("sweep_dir", str(config.hydra.sweep.dir)),
+            ],
+        )
+        os.environ[PARENT_RUN_ENV] = self.parent_run_id
+        log.info("mlflow   sweep parent run %s", self.parent_run_id)
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        if self.client is None or self.parent_run_id is None:
+            return
+        os.environ.pop(PARENT_RUN_ENV, None)
+        parent = self.client.get_run(self.parent_run_id)
+        children = self.client.search_runs(
+            [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}'"
+        )
+        failed = [child for child in children if child.info.status != "FINISHED"]
+        self.client.set_tag(self.parent_run_id, "lossforge.children", str(len(children)))
+        self.client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")

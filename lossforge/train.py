@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 import lossforge
@@ -22,7 +23,16 @@ from lossforge.data.loaders import make_loader
 from lossforge.models import build_model, count_parameters
 from lossforge.registry import LOSSES, MINERS
 from lossforge.task import LossTask, OptimizerConfig
-from lossforge.tracking import EpochMetricsToMlflow, dashboard_command, mlflow_run, params_for_mlflow
+from lossforge.tracking import (
+    EpochMetricsToMlflow,
+    RunHandle,
+    dashboard_command,
+    default_artifact_location,
+    mlflow_run,
+    params_for_mlflow,
+    resolve_tracking_uri,
+    run_context_tags,
+)
 
 log = logging.getLogger("lossforge")
 
@@ -116,9 +126,7 @@ def build(cfg: DictConfig) -> Built:
             )
         log.info("miner    %r", miner)
 
-    output_dim = (
-        data.num_outputs if task != "metric" else int(cfg.model.get("embedding_dim", data.num_outputs))
-    )
+    output_dim = data.num_outputs if task != "metric" else int(cfg.model.get("embedding_dim", data.num_outputs))
     model = build_model(cfg.model.name, input_dim=data.input_dim, output_dim=output_dim, **_params(cfg.model))
     log.info("model    %s with %s parameters", cfg.model.name, f"{count_parameters(model):,}")
 
@@ -158,32 +166,34 @@ def provenance_tags(cfg: DictConfig, task: str) -> dict[str, str]:
     return tags
 
 
-def train(cfg: DictConfig, *, base_dir: Path | None = None) -> dict[str, float]:
-    """Run one experiment; return its test metrics. ``base_dir`` holds the default MLflow store."""
-    from lossforge.tracking import resolve_tracking_uri
+def train(cfg: DictConfig, *, base_dir: Path | None = None, output_dir: Path | None = None) -> dict[str, float]:
+    """Run one experiment; return its test metrics.
 
+    Args:
+        cfg: the composed config (``conf/config.yaml``).
+        base_dir: where the default MLflow store lives (``<base_dir>/outputs/mlflow.db``); the directory
+            the command was started from.
+        output_dir: this run's own directory (Hydra's); holds checkpoints, and its ``.hydra/`` folder is
+            logged as an artifact. Defaults to ``<base_dir>/outputs/runs/untracked``.
+    """
     built = build(cfg)
-    base_dir = base_dir or Path.cwd()
+    base_dir = (base_dir or Path.cwd()).resolve()
+    output_dir = output_dir or base_dir / "outputs" / "runs" / "untracked"
     tracking_uri = resolve_tracking_uri(cfg.logger.get("tracking_uri"), base_dir=base_dir)
-    artifact_location = cfg.logger.get("artifact_location") or (
-        (base_dir / "outputs" / "mlartifacts").resolve().as_uri()
-        if tracking_uri.startswith("sqlite")
-        else None
-    )
-    batch_size, seed = cfg.batch_size, cfg.seed
     loaders = {
-        "train": make_loader(built.data.train, batch_size=batch_size, shuffle=True, seed=seed),
-        "val": make_loader(built.data.val, batch_size=cfg.eval_batch_size, shuffle=False, seed=seed),
-        "test": make_loader(built.data.test, batch_size=cfg.eval_batch_size, shuffle=False, seed=seed),
+        "train": make_loader(built.data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed),
+        "val": make_loader(built.data.val, batch_size=cfg.eval_batch_size, shuffle=False, seed=cfg.seed),
+        "test": make_loader(built.data.test, batch_size=cfg.eval_batch_size, shuffle=False, seed=cfg.seed),
     }
     config = OmegaConf.to_container(cfg, resolve=True)
     assert isinstance(config, dict)
+    context = run_context_tags()
     with mlflow_run(
         tracking_uri=tracking_uri,
         experiment=cfg.logger.experiment,
-        run_name=cfg.get("run_name"),
-        tags=provenance_tags(cfg, built.task),
-        artifact_location=artifact_location,
+        run_name=cfg.get("run_name") or default_run_name(cfg, context.get("hydra.job_num")),
+        tags={**provenance_tags(cfg, built.task), **context},
+        artifact_location=default_artifact_location(cfg.logger.get("artifact_location"), tracking_uri, base_dir),
     ) as run:
         params, too_long = params_for_mlflow(config)
         run.log_params(params)
@@ -192,18 +202,74 @@ def train(cfg: DictConfig, *, base_dir: Path | None = None) -> dict[str, float]:
         run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
         log.info("mlflow   run %s in %s", run.run_id, tracking_uri)
 
+        metrics_to_mlflow = EpochMetricsToMlflow(run)
+        checkpoints = L.pytorch.callbacks.ModelCheckpoint(
+            dirpath=output_dir / "checkpoints",
+            filename="best",
+            monitor="val/loss",
+            mode="min",
+            save_last=True,
+        )
         trainer = L.Trainer(
             **OmegaConf.to_container(cfg.trainer, resolve=True),  # type: ignore[arg-type]
             logger=False,
-            enable_checkpointing=False,
-            callbacks=[EpochMetricsToMlflow(run)],
+            default_root_dir=output_dir,
+            callbacks=[metrics_to_mlflow, checkpoints],
         )
         trainer.fit(built.module, loaders["train"], loaders["val"])
         results = trainer.test(built.module, loaders["test"], verbose=False)[0]
         test_metrics = {key: float(value) for key, value in results.items() if math.isfinite(float(value))}
         run.log_metrics(test_metrics, step=trainer.current_epoch)
+        log_run_artifacts(run, built, metrics_to_mlflow.history, output_dir)
+        if cfg.logger.get("log_checkpoint", True) and checkpoints.best_model_path:
+            run.log_artifact(Path(checkpoints.best_model_path), "checkpoints")
     _print_summary(test_metrics, run.run_id, tracking_uri)
     return test_metrics
+
+
+def default_run_name(cfg: DictConfig, job_num: str | None = None) -> str:
+    """``<loss>-<dataset>`` (plus ``-<job number>`` in a sweep): readable in the dashboard's run list."""
+    name = f"{cfg.loss.name}-{cfg.dataset.name}"
+    if cfg.get("miner") is not None:
+        name = f"{cfg.loss.name}+{cfg.miner.name}-{cfg.dataset.name}"
+    return f"{name}-{job_num}" if job_num is not None else name
+
+
+def log_run_artifacts(
+    run: RunHandle, built: Built, history: dict[str, list[tuple[int, float]]], output_dir: Path
+) -> None:
+    """Plots for the task, the loss/metric curves, and Hydra's record of the run (``.hydra/``)."""
+    import matplotlib.pyplot as plt
+
+    from lossforge import plots
+
+    module, data = built.module, built.data
+    figures = {}
+    if history:
+        figures["curves.png"] = plots.curves_figure(history)
+    outputs, targets = module.test_predictions, module.test_targets
+    if outputs is not None and targets is not None:
+        if built.task == "multiclass":
+            probabilities = outputs.softmax(dim=-1)
+            confidence, predicted = probabilities.max(dim=-1)
+            figures["confusion_matrix.png"] = plots.confusion_matrix_figure(predicted, targets, data.class_names)
+            figures["reliability.png"] = plots.reliability_figure(confidence, predicted == targets)
+        elif built.task == "binary":
+            probability = outputs.sigmoid()
+            predicted = (outputs > 0).long()
+            confidence = torch.where(predicted == 1, probability, 1 - probability)
+            figures["confusion_matrix.png"] = plots.confusion_matrix_figure(predicted, targets, data.class_names)
+            figures["reliability.png"] = plots.reliability_figure(confidence, predicted == targets)
+        elif built.task == "regression":
+            figures["predicted_vs_true.png"] = plots.scatter_figure(outputs, targets)
+        elif built.task == "metric":
+            figures["embeddings.png"] = plots.embedding_figure(outputs, targets, data.class_names)
+    for name, figure in figures.items():
+        run.client.log_figure(run.run_id, figure, f"plots/{name}")
+        plt.close(figure)
+    hydra_record = output_dir / ".hydra"
+    if hydra_record.is_dir():
+        run.log_artifact(hydra_record, "hydra")
 
 
 def _print_summary(metrics: dict[str, float], run_id: str, tracking_uri: str) -> None:

@@ -26,8 +26,8 @@ def loop_metrics(embeddings: torch.Tensor, labels: torch.Tensor, k: int) -> dict
                 precision_sum += hits / position
         average_precisions.append(precision_sum / r)
     return {
-        f"recall@{k}": sum(recalls) / len(recalls),
-        "map@r": sum(average_precisions) / len(average_precisions),
+        f"recall_at_{k}": sum(recalls) / len(recalls),
+        "map_at_r": sum(average_precisions) / len(average_precisions),
     }
 
 
@@ -40,8 +40,8 @@ def test_against_a_loop(seed: int) -> None:
     got = retrieval_metrics(embeddings, labels, ks=(1, 3))
     for k in (1, 3):
         expected = loop_metrics(embeddings, labels, k)
-        assert got[f"recall@{k}"] == pytest.approx(expected[f"recall@{k}"])
-        assert got["map@r"] == pytest.approx(expected["map@r"])
+        assert got[f"recall_at_{k}"] == pytest.approx(expected[f"recall_at_{k}"])
+        assert got["map_at_r"] == pytest.approx(expected["map_at_r"])
 
 
 def test_perfectly_separated_clusters_score_one() -> None:
@@ -49,7 +49,7 @@ def test_perfectly_separated_clusters_score_one() -> None:
     labels = torch.tensor(list(itertools.chain.from_iterable([c] * 5 for c in range(3))))
     embeddings = centres[labels] + 0.1 * torch.randn(15, 2, generator=torch.Generator().manual_seed(0))
     metrics = retrieval_metrics(embeddings, labels)
-    assert metrics == {"recall@1": 1.0, "recall@5": 1.0, "map@r": 1.0, "knn_accuracy": 1.0}
+    assert metrics == {"recall_at_1": 1.0, "recall_at_5": 1.0, "map_at_r": 1.0, "knn_accuracy": 1.0}
 
 
 def test_no_valid_query_gives_zeros() -> None:
