@@ -61,9 +61,7 @@ def component_node(registry: Registry, name: str, *, with_parameters: bool) -> A
         if parameters is not None:
             fields: list[tuple[str, Any, Any]] = [("name", str, dataclasses.field(default=name))]
             for parameter in parameters.values():
-                fields.append(
-                    (parameter.name, _field_type(parameter.annotation), _default(parameter.default))
-                )
+                fields.append((parameter.name, _field_type(parameter.annotation), _default(parameter.default)))
             safe = "".join(ch if ch.isalnum() else "_" for ch in name)
             return dataclasses.make_dataclass(f"{registry.kind}_{safe}", fields)
     return {"name": name}
@@ -74,6 +72,4 @@ def register_components(*, with_parameters: bool = True) -> None:
     store = ConfigStore.instance()
     for group, registry in (("loss", LOSSES), ("miner", MINERS)):
         for name in registry.names():
-            store.store(
-                group=group, name=name, node=component_node(registry, name, with_parameters=with_parameters)
-            )
+            store.store(group=group, name=name, node=component_node(registry, name, with_parameters=with_parameters))

@@ -157,8 +157,7 @@ class Registry:
         hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
         plural = "losses" if self.kind == "loss" else f"{self.kind}s"
         raise RegistryError(
-            f"Unknown {self.kind} {name!r}.{hint} Available {plural}: {', '.join(available) or 'none'}. "
-            f"{PLUGIN_HELP}"
+            f"Unknown {self.kind} {name!r}.{hint} Available {plural}: {', '.join(available) or 'none'}. {PLUGIN_HELP}"
         )
 
     def load(self, name: str) -> Any:
@@ -203,8 +202,7 @@ class Registry:
             close = difflib.get_close_matches(key, list(accepted), n=1, cutoff=0.5)
             hint = f" Did you mean {close[0]!r}?" if close else ""
             raise RegistryError(
-                f"{self.kind} {name!r} has no parameter {key!r}.{hint} "
-                f"Its parameters: {', '.join(accepted) or 'none'}."
+                f"{self.kind} {name!r} has no parameter {key!r}.{hint} Its parameters: {', '.join(accepted) or 'none'}."
             )
         try:
             return cls(**params)
@@ -231,8 +229,7 @@ class Registry:
             tuple_kind = getattr(obj, "tuple_kind", None)
             if tuple_kind not in ("pair", "triplet"):
                 raise TypeError(
-                    f"{where} must declare a class attribute `tuple_kind` = 'pair' or 'triplet', "
-                    f"got {tuple_kind!r}"
+                    f"{where} must declare a class attribute `tuple_kind` = 'pair' or 'triplet', got {tuple_kind!r}"
                 )
 
 

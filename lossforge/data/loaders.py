@@ -39,9 +39,7 @@ def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     return batch
 
 
-def make_loader(
-    split: Split, *, batch_size: int, shuffle: bool, seed: int, per_sample: bool = False
-) -> DataLoader:
+def make_loader(split: Split, *, batch_size: int, shuffle: bool, seed: int, per_sample: bool = False) -> DataLoader:
     """A loader over ``split``; ``per_sample=True`` gives the classic per-sample collation (benchmarks)."""
     if batch_size < 1:
         raise ValueError(f"expected `batch_size` >= 1, got {batch_size}")
@@ -51,6 +49,4 @@ def make_loader(
     else:
         dataset, collate = InMemoryDataset(split.features, split.targets), keep_batch
     generator = torch.Generator().manual_seed(seed)
-    return DataLoader(
-        dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate
-    )
+    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate)

@@ -1,0 +1,454 @@
+"""What every dataset shares: the ``Split``/``DataSplits`` types, seeded splitting, standardisation fitted
+on train only, and validators that explain what is wrong with a dataset.
+
+A dataset is a function ``name(*, seed, **params) -> DataSplits``. ``DataSplits`` validates itself when
+it is built, so a dataset that reaches training has finite float32 features, targets of the dtype and
+shape its task needs, labels in range and no empty split. The validators are plain functions and work on
+tensors from anywhere:
+
+>>> validate_targets(torch.tensor([0, 3]), task="multiclass", num_outputs=3,
+...                  dataset="toy")  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+ValueError: dataset 'toy', train split: multiclass targets must be class indices in [0, 3), got 1 value(s)...
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor
+
+#: The tasks a dataset can declare (``"metric"`` losses train on ``"multiclass"`` data).
+TASKS = ("regression", "binary", "multiclass", "multilabel")
+#: Tasks whose targets are class labels, so their splits are stratified by class.
+CLASS_TASKS = ("binary", "multiclass", "multilabel")
+
+
+@dataclass(frozen=True, eq=False)  # eq=False: `==` on tensors is elementwise, not a truth value
+class Split:
+    """One split of a dataset: features and the targets the task needs.
+
+    Shape:
+        - features: :math:`(N, F)` float32.
+        - targets: ``"multiclass"``/``"binary"`` :math:`(N,)` int64 class index (binary: 0/1);
+          ``"multilabel"`` :math:`(N, K)` float32 in {0, 1}; ``"regression"`` :math:`(N,)` or
+          :math:`(N, D)` float32.
+
+    Example:
+        >>> split = Split(torch.zeros(4, 2), torch.tensor([0, 1, 1, 0]))
+        >>> len(split)
+        4
+        >>> len(split.subset(torch.tensor([0, 2])))
+        2
+    """
+
+    features: Tensor
+    targets: Tensor
+
+    def __len__(self) -> int:
+        return int(self.features.shape[0])
+
+    def subset(self, indices: Tensor) -> Split:
+        """The samples at ``indices`` (an int64 index tensor), as a new ``Split``."""
+        return Split(self.features[indices], self.targets[indices])
+
+
+@dataclass(frozen=True, eq=False)
+class DataSplits:
+    """A dataset ready for training: three validated splits and what the model needs to know.
+
+    Building one runs :func:`validate_data_splits`, so an instance is always valid.
+
+    Example:
+        >>> train = Split(torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 1, 2]))
+        >>> small = Split(torch.randn(3, 3), torch.tensor([0, 1, 2]))
+        >>> data = DataSplits("toy", "multiclass", train, small, small, num_outputs=3,
+        ...                   class_names=("a", "b", "c"))
+        >>> data.input_dim
+        3
+    """
+
+    name: str
+    task: str  # "regression" | "binary" | "multiclass" | "multilabel"
+    train: Split
+    val: Split
+    test: Split
+    num_outputs: int  # classes (multiclass), 1 (binary), K labels (multilabel), target dim (regression)
+    class_names: tuple[str, ...] = ()  # classes (binary: negative, positive) or labels; () for regression
+
+    def __post_init__(self) -> None:
+        validate_data_splits(self)
+
+    @property
+    def input_dim(self) -> int:
+        """Number of features per sample."""
+        return int(self.train.features.shape[1])
+
+    def splits(self) -> dict[str, Split]:
+        """``{"train": ..., "val": ..., "test": ...}``, for loops over the three splits."""
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+
+# -- splitting -------------------------------------------------------------------------------------------
+def check_fraction(name: str, value: float) -> None:
+    """Raise a ``ValueError`` unless the split fraction ``value`` is strictly between 0 and 1.
+
+    >>> check_fraction("val_fraction", 15)
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected `val_fraction` in (0, 1) (a share of the samples, e.g. 0.15), got 15
+    """
+    if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < 1.0:
+        raise ValueError(f"Expected `{name}` in (0, 1) (a share of the samples, e.g. 0.15), got {value!r}")
+
+
+def check_fractions(val_fraction: float, test_fraction: float) -> None:
+    """Raise a ``ValueError`` unless both fractions are in (0, 1) and leave something to train on.
+
+    >>> check_fractions(0.15, 0.15)
+    >>> check_fractions(0.5, 0.5)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: Expected val_fraction + test_fraction < 1 so that some data is left to train on, got 0.5 + ...
+    """
+    check_fraction("val_fraction", val_fraction)
+    check_fraction("test_fraction", test_fraction)
+    if val_fraction + test_fraction >= 1.0:
+        raise ValueError(
+            "Expected val_fraction + test_fraction < 1 so that some data is left to train on, got "
+            f"{val_fraction} + {test_fraction} = {val_fraction + test_fraction}"
+        )
+
+
+def seeded_generator(seed: int) -> torch.Generator:
+    """A CPU ``torch.Generator`` seeded with ``seed``, so that a dataset never touches the global RNG.
+
+    >>> torch.randint(10, (3,), generator=seeded_generator(0)).tolist() == torch.randint(
+    ...     10, (3,), generator=seeded_generator(0)).tolist()
+    True
+    """
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"Expected `seed` to be an int, got {seed!r} ({type(seed).__name__})")
+    return torch.Generator().manual_seed(seed)
+
+
+def _apportion(counts: list[int], fraction: float, capacity: list[int], generator: torch.Generator) -> list[int]:
+    """Split ``round(sum(counts) * fraction)`` samples over groups in proportion to ``counts``.
+
+    Largest-remainder rounding keeps the total exact (per-group rounding can leave a small split empty);
+    ties are broken in a seeded random order so that no class is always the one that gets the extra sample.
+    """
+    total = min(round(sum(counts) * fraction), sum(capacity))
+    ideal = [count * fraction for count in counts]
+    given = [min(math.floor(share), cap) for share, cap in zip(ideal, capacity, strict=True)]
+    shuffled = torch.randperm(len(counts), generator=generator).tolist()
+    order = sorted(shuffled, key=lambda group: given[group] - ideal[group])  # stable: keeps random ties
+    while sum(given) < total:
+        for group in order:
+            if sum(given) == total:
+                break
+            if given[group] < capacity[group]:
+                given[group] += 1
+    return given
+
+
+def partition_indices(
+    strata: Tensor, fractions: dict[str, float], *, seed: int, rest: str = "train"
+) -> dict[str, Tensor]:
+    """Seeded, stratified partition of ``range(N)`` into named parts of the given fractions plus the rest.
+
+    Each stratum is shuffled with a generator seeded by ``seed``; part ``name`` gets
+    ``round(N * fractions[name])`` samples in total, spread over strata in proportion to their sizes, and
+    ``rest`` gets what is left. Every part must be non-empty. Each returned tensor is sorted.
+
+    Example:
+        >>> labels = torch.tensor([0] * 6 + [1] * 2)
+        >>> parts = partition_indices(labels, {"val": 0.5}, seed=0)
+        >>> labels[parts["val"]].tolist(), len(parts["train"])
+        ([0, 0, 0, 1], 4)
+    """
+    if strata.dim() != 1:
+        raise ValueError(f"Expected `strata` of shape (N,), one group per sample, got {tuple(strata.shape)}")
+    for name, fraction in fractions.items():
+        check_fraction(f"{name}_fraction", fraction)
+    if sum(fractions.values()) >= 1.0:
+        raise ValueError(f"Expected fractions that sum to less than 1, got {fractions}")
+    num_samples = len(strata)
+    generator = seeded_generator(seed)
+    groups = [torch.nonzero(strata == group).flatten() for group in torch.unique(strata)]
+    groups = [members[torch.randperm(len(members), generator=generator)] for members in groups]
+    counts = [len(members) for members in groups]
+    left = list(counts)
+    pieces: dict[str, list[Tensor]] = {name: [] for name in (*fractions, rest)}
+    for name, fraction in fractions.items():
+        taken = _apportion(counts, fraction, left, generator)
+        for index, (members, start, size) in enumerate(zip(groups, left, taken, strict=True)):
+            # take from the end of each shuffled stratum; the rest keeps the front
+            pieces[name].append(members[start - size : start])
+            left[index] -= size
+    pieces[rest] = [members[:start] for members, start in zip(groups, left, strict=True)]
+    result = {}
+    for name, parts in pieces.items():
+        indices = torch.cat(parts) if parts else torch.zeros(0, dtype=torch.int64)
+        if len(indices) == 0:
+            shares = ", ".join(f"{key}_fraction={value}" for key, value in fractions.items())
+            raise ValueError(
+                f"Splitting {num_samples} samples with {shares} leaves the {name} split empty; use more "
+                "samples or other fractions."
+            )
+        result[name] = indices.sort().values
+    return result
+
+
+def split_indices(
+    num_samples: int,
+    *,
+    val_fraction: float,
+    test_fraction: float,
+    seed: int,
+    strata: Tensor | None = None,
+) -> tuple[Tensor, Tensor, Tensor]:
+    """Seeded train/val/test indices, stratified by ``strata`` (e.g. class labels) when given.
+
+    Val and test get ``round(N * fraction)`` samples each, spread over strata in proportion to their sizes
+    (see :func:`partition_indices`). The same seed always gives the same indices.
+
+    Args:
+        num_samples: :math:`N`, the number of samples to split.
+        val_fraction: share of the samples in the validation split, in (0, 1).
+        test_fraction: share of the samples in the test split, in (0, 1).
+        seed: seeds the shuffle.
+        strata: :math:`(N,)` int64 group of each sample; ``None`` splits without stratifying.
+
+    Example:
+        >>> labels = torch.tensor([0] * 10 + [1] * 10)
+        >>> train, val, test = split_indices(20, val_fraction=0.2, test_fraction=0.2, seed=0, strata=labels)
+        >>> len(train), len(val), len(test)
+        (12, 4, 4)
+        >>> labels[test].bincount().tolist()  # stratified: both classes equally represented
+        [2, 2]
+    """
+    check_fractions(val_fraction, test_fraction)
+    if strata is None:
+        strata = torch.zeros(num_samples, dtype=torch.int64)
+    if strata.shape != (num_samples,):
+        raise ValueError(f"Expected `strata` of shape ({num_samples},), got {tuple(strata.shape)}")
+    parts = partition_indices(strata, {"test": test_fraction, "val": val_fraction}, seed=seed)
+    return parts["train"], parts["val"], parts["test"]
+
+
+# -- standardisation -------------------------------------------------------------------------------------
+@dataclass(frozen=True, eq=False)
+class Standardizer:
+    """Subtracts a mean and divides by a standard deviation fitted on one tensor (the training split).
+
+    A column that does not vary gets ``std = 1``, so it becomes 0 instead of NaN.
+
+    Example:
+        >>> train = torch.tensor([[1.0, 5.0], [3.0, 5.0]])
+        >>> scaler = Standardizer.fit(train)
+        >>> scaler(train)
+        tensor([[-1.,  0.],
+                [ 1.,  0.]])
+        >>> scaler(torch.tensor([[5.0, 6.0]]))  # other splits use the train statistics
+        tensor([[3., 1.]])
+    """
+
+    mean: Tensor
+    std: Tensor
+
+    @classmethod
+    def fit(cls, values: Tensor, *, per_column: bool = True) -> Standardizer:
+        """Fit on ``values`` (:math:`(N,)` or :math:`(N, F)`): per column, or one scalar pair for all."""
+        # float64 so that a constant column gives std exactly 0 rather than rounding noise
+        data = values.double() if per_column else values.double().flatten()
+        mean = data.mean(dim=0)
+        std = data.std(dim=0, unbiased=False)
+        constant = std <= 1e-12 * mean.abs().clamp_min(1.0)
+        std = torch.where(constant, torch.ones_like(std), std)
+        return cls(mean.to(values.dtype), std.to(values.dtype))
+
+    def __call__(self, values: Tensor) -> Tensor:
+        return (values - self.mean) / self.std
+
+
+def standardize_features(
+    train: Split, val: Split, test: Split, *, per_feature: bool = True
+) -> tuple[Split, Split, Split]:
+    """Standardise the features of all three splits with statistics fitted on ``train`` only.
+
+    Fitting on val or test would leak their statistics into training. ``per_feature=False`` uses one mean
+    and std for all features (images, where rarely-lit border pixels would otherwise explode).
+
+    >>> train, other = Split(torch.tensor([[0.0], [2.0]]), torch.tensor([0, 1])), Split(
+    ...     torch.tensor([[4.0]]), torch.tensor([0]))
+    >>> [split.features.flatten().tolist() for split in standardize_features(train, other, other)]
+    [[-1.0, 1.0], [3.0], [3.0]]
+    """
+    scaler = Standardizer.fit(train.features, per_column=per_feature)
+    return tuple(Split(scaler(split.features), split.targets) for split in (train, val, test))  # type: ignore[return-value]
+
+
+# -- validation ------------------------------------------------------------------------------------------
+def _where(dataset: str, split: str) -> str:
+    return f"dataset {dataset!r}, {split} split"
+
+
+def _count_bad(values: Tensor) -> str | None:
+    """``"2 NaN and 1 infinite value(s) out of 12"``, or ``None`` when every value is finite."""
+    nan = int(torch.isnan(values).sum())
+    inf = int(torch.isinf(values).sum())
+    if nan == 0 and inf == 0:
+        return None
+    return f"{nan} NaN and {inf} infinite value(s) out of {values.numel()}"
+
+
+def validate_features(features: Tensor, *, dataset: str = "<unnamed>", split: str = "train") -> None:
+    """Raise a ``ValueError`` unless ``features`` is a non-empty, finite :math:`(N, F)` float32 tensor.
+
+    >>> validate_features(torch.tensor([[0.0, float("nan")]]),
+    ...                   dataset="toy", split="val")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: dataset 'toy', val split: features contain 1 NaN and 0 infinite value(s) out of 2. One NaN...
+    """
+    where = _where(dataset, split)
+    if not isinstance(features, Tensor):
+        raise ValueError(f"{where}: features must be a torch.Tensor, got {type(features).__name__}")
+    if features.dim() != 2:
+        raise ValueError(
+            f"{where}: features must have shape (N, F), got {tuple(features.shape)}; flatten each sample "
+            "(e.g. images.flatten(1))."
+        )
+    if features.shape[0] == 0:
+        raise ValueError(f"{where}: the split is empty (0 samples); every split needs at least one sample.")
+    if features.shape[1] == 0:
+        raise ValueError(f"{where}: features have 0 columns; every sample needs at least one feature.")
+    if features.dtype != torch.float32:
+        raise ValueError(f"{where}: features must be float32, got {features.dtype}; convert with features.float().")
+    bad = _count_bad(features)
+    if bad is not None:
+        raise ValueError(
+            f"{where}: features contain {bad}. One NaN turns every loss and gradient into NaN: drop or "
+            "impute these values (e.g. torch.nan_to_num) before training."
+        )
+
+
+def _expect_dtype(targets: Tensor, dtype: torch.dtype, task: str, where: str, fix: str) -> None:
+    if targets.dtype != dtype:
+        raise ValueError(f"{where}: {task} targets must be {dtype}, got {targets.dtype}; {fix}.")
+
+
+def validate_targets(
+    targets: Tensor, *, task: str, num_outputs: int, dataset: str = "<unnamed>", split: str = "train"
+) -> None:
+    """Raise a ``ValueError`` unless ``targets`` has the dtype, shape and values ``task`` needs.
+
+    ``"multiclass"``: :math:`(N,)` int64 in ``[0, num_outputs)``; ``"binary"``: :math:`(N,)` int64 in
+    {0, 1}; ``"multilabel"``: :math:`(N, K)` float32 in {0, 1} with ``K = num_outputs``;
+    ``"regression"``: finite float32, :math:`(N,)` when ``num_outputs == 1`` or :math:`(N, D)` with
+    ``D = num_outputs``.
+
+    >>> validate_targets(torch.tensor([0.0, 1.0]), task="binary", num_outputs=1,
+    ...                  dataset="toy")  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: dataset 'toy', train split: binary targets must be torch.int64, got torch.float32; store...
+    """
+    where = _where(dataset, split)
+    if task not in TASKS:
+        raise ValueError(f"{where}: unknown task {task!r}; expected one of {list(TASKS)}")
+    if not isinstance(targets, Tensor):
+        raise ValueError(f"{where}: targets must be a torch.Tensor, got {type(targets).__name__}")
+    if targets.shape[:1] == (0,) or targets.numel() == 0:
+        raise ValueError(f"{where}: the split has no targets (0 samples); every split needs at least one.")
+    if task in ("multiclass", "binary"):
+        fix = "store 0/1 class indices with targets.long() (losses that want ±1 convert them themselves)"
+        if task == "multiclass":
+            fix = "store class indices (not one-hot rows) with targets.long()"
+        _expect_dtype(targets, torch.int64, task, where, fix)
+        if targets.dim() != 1:
+            raise ValueError(f"{where}: {task} targets must have shape (N,), got {tuple(targets.shape)}.")
+        high = 2 if task == "binary" else num_outputs
+        outside = (targets < 0) | (targets >= high)
+        if outside.any():
+            raise ValueError(
+                f"{where}: {task} targets must be class indices in [0, {high}), got {int(outside.sum())} "
+                f"value(s) outside it (smallest {int(targets.min())}, largest {int(targets.max())})."
+            )
+        return
+    _expect_dtype(targets, torch.float32, task, where, "convert with targets.float()")
+    bad = _count_bad(targets)
+    if bad is not None:
+        raise ValueError(f"{where}: targets contain {bad}; drop these samples or impute their targets.")
+    if task == "multilabel":
+        if targets.dim() != 2 or targets.shape[1] != num_outputs:
+            raise ValueError(
+                f"{where}: multilabel targets must have shape (N, {num_outputs}) (one 0/1 column per "
+                f"label), got {tuple(targets.shape)}."
+            )
+        not_binary = int(((targets != 0) & (targets != 1)).sum())
+        if not_binary:
+            raise ValueError(f"{where}: multilabel targets must be 0 or 1, got {not_binary} other value(s).")
+        return
+    expected = "(N,) or (N, 1)" if num_outputs == 1 else f"(N, {num_outputs})"
+    dims = 1 if targets.dim() == 1 else (targets.shape[1] if targets.dim() == 2 else -1)
+    if dims != num_outputs:
+        raise ValueError(
+            f"{where}: regression targets must have shape {expected} for num_outputs={num_outputs}, "
+            f"got {tuple(targets.shape)}."
+        )
+
+
+def validate_split(
+    split: Split, *, task: str, num_outputs: int, dataset: str = "<unnamed>", split_name: str = "train"
+) -> None:
+    """Validate the features and targets of one split, and that they describe the same samples.
+
+    >>> validate_split(Split(torch.zeros(3, 2), torch.tensor([0, 1])),
+    ...                task="binary", num_outputs=1)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    ValueError: dataset '<unnamed>', train split: 3 feature rows but 2 targets; each sample needs exactly...
+    """
+    validate_features(split.features, dataset=dataset, split=split_name)
+    validate_targets(split.targets, task=task, num_outputs=num_outputs, dataset=dataset, split=split_name)
+    if split.targets.shape[0] != split.features.shape[0]:
+        raise ValueError(
+            f"{_where(dataset, split_name)}: {split.features.shape[0]} feature rows but "
+            f"{split.targets.shape[0]} targets; each sample needs exactly one target row."
+        )
+
+
+def validate_data_splits(data: DataSplits) -> None:
+    """Validate a whole dataset: its task, ``num_outputs``, ``class_names`` and all three splits.
+
+    ``DataSplits`` calls this when it is built; call it yourself on a dataset assembled elsewhere.
+    """
+    label = f"dataset {data.name!r}"
+    if data.task not in TASKS:
+        raise ValueError(f"{label}: unknown task {data.task!r}; expected one of {list(TASKS)}")
+    if isinstance(data.num_outputs, bool) or not isinstance(data.num_outputs, int) or data.num_outputs < 1:
+        raise ValueError(f"{label}: num_outputs must be a positive int, got {data.num_outputs!r}")
+    if data.task == "binary" and data.num_outputs != 1:
+        raise ValueError(
+            f"{label}: a binary task has num_outputs=1 (one logit for the positive class), got "
+            f"{data.num_outputs}; use task='multiclass' for a two-column output."
+        )
+    expected_names = {"binary": 2, "multiclass": data.num_outputs, "multilabel": data.num_outputs}
+    if data.class_names and len(data.class_names) != expected_names.get(data.task, 0):
+        wanted = expected_names.get(data.task, 0)
+        raise ValueError(
+            f"{label}: a {data.task} task with num_outputs={data.num_outputs} needs {wanted} class names "
+            f"(or none), got {len(data.class_names)}: {list(data.class_names)}"
+        )
+    for split_name, split in data.splits().items():
+        if not isinstance(split, Split):
+            raise ValueError(f"{label}: `{split_name}` must be a Split, got {type(split).__name__}")
+        validate_split(split, task=data.task, num_outputs=data.num_outputs, dataset=data.name, split_name=split_name)
+    widths = {split_name: int(split.features.shape[1]) for split_name, split in data.splits().items()}
+    if len(set(widths.values())) != 1:
+        raise ValueError(f"{label}: every split needs the same number of features, got {widths}")
