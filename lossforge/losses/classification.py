@@ -1,0 +1,789 @@
+"""Classification losses: hinge, multiclass hinge, cross-entropy (plain and weighted), focal and BCE.
+
+Pure functions first, then the registered modules. Input conventions, shared by every loss here:
+
+* binary: scores ``(N,)`` (logits, not probabilities) and targets ``(N,)`` in {0, 1} (``hinge`` also
+  takes ±1); targets may be bool, integer or floating.
+* multiclass: logits ``(N, C)`` and class indices ``(N,)`` of an integer dtype; ``cross_entropy`` and
+  ``weighted_cross_entropy`` also take one-hot or probability rows ``(N, C)``.
+* multilabel: logits and {0, 1} targets ``(N, K)`` (``bce``).
+
+Every loss works from logits with ``log_softmax`` / ``logsigmoid``, so large scores stay finite.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from lossforge.losses.base import Loss, Reduction, as_float, check_reduction, input_error, reduce, shape
+
+WEIGHT_SCHEMES = ("inverse_frequency", "effective_number")
+
+# -- input validation ------------------------------------------------------------------------------
+
+
+def _check_labels(
+    loss_name: str,
+    scores: Tensor,
+    target: Tensor,
+    *,
+    dims: tuple[int, ...] = (1,),
+    plus_minus_one: bool = False,
+) -> None:
+    """Binary/multilabel input: floating scores, a target of the same shape, labels in {0, 1} (or ±1)."""
+    if not scores.is_floating_point():
+        raise input_error(loss_name, "floating-point scores (logits)", f"dtype {scores.dtype}")
+    if target.is_complex():
+        raise input_error(loss_name, "real-valued labels", f"dtype {target.dtype}")
+    if scores.dim() not in dims or scores.shape != target.shape:
+        expected = " or ".join(("scores (N,)", "scores (N, K)")[d - 1] for d in dims)
+        raise input_error(loss_name, f"{expected} and labels of the same shape", f"{shape(scores)} and {shape(target)}")
+    zero_one = ((target == 0) | (target == 1)).all()
+    valid = (zero_one | ((target == -1) | (target == 1)).all()) if plus_minus_one else zero_one
+    if not valid:  # the one host sync: a label outside the encoding is a data bug worth stopping for
+        allowed = "either all in {0, 1} or all in {-1, 1}" if plus_minus_one else "in {0, 1}"
+        found = torch.unique(target.detach())[:6].tolist()
+        raise input_error(loss_name, f"labels {allowed}", f"values {found}")
+
+
+def _check_multiclass(loss_name: str, logits: Tensor, target: Tensor, *, soft: bool) -> tuple[bool, Tensor]:
+    """Validate multiclass input; return (whether the targets are probability rows, the targets), with
+    class indices as int64, which ``gather`` and ``one_hot`` need."""
+    if not logits.is_floating_point():
+        raise input_error(loss_name, "floating-point logits (N, C)", f"dtype {logits.dtype}")
+    targets_expected = "class indices (N,)" + (" or probabilities (N, C)" if soft else "")
+    if logits.dim() != 2:
+        raise input_error(loss_name, f"logits (N, C) and {targets_expected}", f"{shape(logits)} and {shape(target)}")
+    num_samples, num_classes = logits.shape
+    if target.dim() == 1 and target.shape[0] == num_samples:
+        if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+            raise input_error(loss_name, "class indices of an integer dtype", f"dtype {target.dtype}")
+        if ((target < 0) | (target >= num_classes)).any():
+            found = [int(target.min()), int(target.max())]
+            raise input_error(loss_name, f"class indices in [0, {num_classes - 1}]", f"range {found}")
+        return False, target.long()
+    if soft and target.shape == logits.shape:
+        if not target.is_floating_point():
+            raise input_error(loss_name, "floating-point probability targets (N, C)", f"dtype {target.dtype}")
+        if (target < 0).any() | ((target.sum(dim=1) - 1).abs() > 1e-3).any():
+            raise input_error(loss_name, "probability rows: non-negative, summing to 1", "other values")
+        return True, target
+    raise input_error(loss_name, f"logits (N, C) and {targets_expected}", f"{shape(logits)} and {shape(target)}")
+
+
+def _check_margin(loss_name: str, margin: float) -> float:
+    if not margin >= 0:  # also rejects NaN
+        raise ValueError(f"{loss_name}: expected `margin` >= 0, got {margin}")
+    return float(margin)
+
+
+def _check_gamma(gamma: float) -> float:
+    if not gamma >= 0:
+        raise ValueError(f"focal: expected `gamma` >= 0, got {gamma}")
+    return float(gamma)
+
+
+def _check_label_smoothing(label_smoothing: float) -> float:
+    if not 0 <= label_smoothing < 1:
+        raise ValueError(f"cross_entropy: expected `label_smoothing` in [0, 1), got {label_smoothing}")
+    return float(label_smoothing)
+
+
+def _nonnegative_weights(loss_name: str, parameter: str, values: Sequence[float]) -> Tensor:
+    """A list of per-class (or per-label) weights as a tensor, after checking it is usable."""
+    try:
+        if isinstance(values, str):
+            raise TypeError
+        numbers = [float(value) for value in values]
+    except (TypeError, ValueError):
+        raise ValueError(f"{loss_name}: expected `{parameter}` to be a list of numbers, got {values!r}") from None
+    if not numbers or any(not value >= 0 for value in numbers):  # `not >=` also rejects NaN
+        raise ValueError(f"{loss_name}: expected `{parameter}` to be non-empty and >= 0, got {numbers}")
+    return torch.tensor(numbers, dtype=torch.get_default_dtype())
+
+
+def _check_alpha(alpha: float | Sequence[float] | Tensor | None) -> Tensor | None:
+    """``alpha`` as a 0-d tensor (binary α), a 1-d tensor (per-class weights) or None."""
+    if alpha is None or isinstance(alpha, Tensor):
+        return alpha
+    if isinstance(alpha, int | float):
+        if not 0 <= alpha <= 1:
+            raise ValueError(f"focal: expected a float `alpha` in [0, 1], got {alpha}")
+        return torch.tensor(float(alpha), dtype=torch.get_default_dtype())
+    return _nonnegative_weights("focal", "alpha", alpha)
+
+
+def _reduce_weighted(weighted_values: Tensor, weight_mass: Tensor, reduction: str) -> Tensor:
+    """Reduce per-sample ``w_i ℓ_i``: ``"mean"`` is ``Σ w_i ℓ_i / Σ w_i``.
+
+    A batch whose weights are all zero reduces to 0 rather than 0/0 = NaN, so one unlucky batch cannot
+    poison training.
+    """
+    if reduction != "mean":
+        return reduce(weighted_values, reduction)
+    total = weight_mass.sum().clamp_min(torch.finfo(weight_mass.dtype).tiny)
+    return weighted_values.sum() / total
+
+
+def _true_class_mask(target: Tensor, num_classes: int) -> Tensor:
+    return F.one_hot(target, num_classes).bool()  # (N, C)
+
+
+# -- hinge losses ----------------------------------------------------------------------------------
+
+
+def hinge_loss(scores: Tensor, target: Tensor, *, margin: float = 1.0, reduction: Reduction = "mean") -> Tensor:
+    r"""Binary hinge loss on raw scores, labels given as ±1 or 0/1 (0 is read as −1).
+
+    .. math::
+        \ell_i = \max(0,\; m - y_i f(x_i)), \qquad y_i \in \{-1, +1\}
+
+    Args:
+        scores: scores :math:`f(x)`, ``(N,)``.
+        target: labels ``(N,)``, all in {−1, 1} or all in {0, 1}.
+        margin: :math:`m \ge 0`.
+        reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values.
+
+    Example:
+        >>> hinge_loss(torch.tensor([2.0, 0.5, 0.5]), torch.tensor([1, 1, 0]), reduction="none")
+        tensor([0.0000, 0.5000, 1.5000])
+    """
+    margin = _check_margin("hinge", margin)
+    check_reduction("hinge", reduction)
+    _check_labels("hinge", scores, target, plus_minus_one=True)
+    signs = 2 * as_float(target > 0, scores) - 1
+    return reduce((margin - signs * scores).clamp(min=0), reduction)
+
+
+def multiclass_hinge_loss(
+    logits: Tensor, target: Tensor, *, margin: float = 1.0, reduction: Reduction = "mean"
+) -> Tensor:
+    r"""Weston–Watkins multiclass hinge loss: one hinge per wrong class, summed.
+
+    .. math::
+        \ell_i = \sum_{j \ne y_i} \max(0,\; m - (s_{i y_i} - s_{ij}))
+
+    ``torch.nn.MultiMarginLoss`` computes the same sum divided by the number of classes :math:`C`.
+
+    Args:
+        logits: class scores :math:`s`, ``(N, C)``.
+        target: class indices ``(N,)``.
+        margin: :math:`m \ge 0`.
+        reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values.
+
+    Example:
+        >>> multiclass_hinge_loss(torch.tensor([[2.0, 1.5, -1.0]]), torch.tensor([0]))
+        tensor(0.5000)
+    """
+    margin = _check_margin("multiclass_hinge", margin)
+    check_reduction("multiclass_hinge", reduction)
+    _, target = _check_multiclass("multiclass_hinge", logits, target, soft=False)
+    true_score = logits.gather(1, target[:, None])  # (N, 1)
+    hinges = (margin - true_score + logits).clamp(min=0)  # (N, C)
+    values = hinges.masked_fill(_true_class_mask(target, logits.shape[1]), 0.0).sum(dim=1)
+    return reduce(values, reduction)
+
+
+# -- cross-entropy ---------------------------------------------------------------------------------
+
+
+def cross_entropy(
+    logits: Tensor, target: Tensor, *, label_smoothing: float = 0.0, reduction: Reduction = "mean"
+) -> Tensor:
+    r"""Softmax cross-entropy (natural log), from class indices or probability rows.
+
+    .. math::
+        \ell_i = -\sum_c q_{ic} \log \operatorname{softmax}(s_i)_c, \qquad
+        q_i = (1 - \varepsilon)\, \operatorname{target}_i + \varepsilon / C
+
+    where a class index :math:`y_i` stands for its one-hot row; with :math:`\varepsilon = 0` and index
+    targets this is :math:`-\log \operatorname{softmax}(s_i)_{y_i}`. Matches ``torch.nn.CrossEntropyLoss``.
+
+    Args:
+        logits: ``(N, C)``.
+        target: class indices ``(N,)`` or probabilities / one-hot rows ``(N, C)``.
+        label_smoothing: :math:`\varepsilon \in [0, 1)`.
+        reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values.
+
+    Example:
+        >>> logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
+        >>> round(cross_entropy(logits, torch.tensor([0, 2])).item(), 4)
+        0.8955
+    """
+    label_smoothing = _check_label_smoothing(label_smoothing)
+    check_reduction("cross_entropy", reduction)
+    soft, target = _check_multiclass("cross_entropy", logits, target, soft=True)
+    log_probs = logits.log_softmax(dim=1)  # (N, C)
+    if soft:
+        probabilities = as_float(target, logits) * (1 - label_smoothing) + label_smoothing / logits.shape[1]
+        values = -(probabilities * log_probs).sum(dim=1)
+    else:
+        values = -log_probs.gather(1, target[:, None]).squeeze(1)
+        if label_smoothing:  # the uniform part of q costs the mean negative log-probability
+            values = (1 - label_smoothing) * values - label_smoothing * log_probs.mean(dim=1)
+    return reduce(values, reduction)
+
+
+def weighted_cross_entropy(logits: Tensor, target: Tensor, weights: Tensor, *, reduction: Reduction = "mean") -> Tensor:
+    r"""Class-weighted cross-entropy; ``"mean"`` is the weighted mean, for every kind of target.
+
+    .. math::
+        \ell_i = -\sum_c \alpha_c\, q_{ic} \log \operatorname{softmax}(s_i)_c, \qquad
+        \text{mean} = \frac{\sum_i \ell_i}{\sum_i \sum_c \alpha_c q_{ic}}
+
+    For a class index (or its one-hot row) this is :math:`-\alpha_{y_i} \log p_{i y_i}` normalised by
+    :math:`\sum_i \alpha_{y_i}`, as ``torch.nn.CrossEntropyLoss(weight=...)`` does for indices. For
+    probability targets torch divides by :math:`N` instead, so one-hot rows and the indices they encode
+    give different losses there; here the weight mass :math:`\sum_c \alpha_c q_{ic}` keeps them equal.
+
+    Args:
+        logits: ``(N, C)``.
+        target: class indices ``(N,)`` or probabilities / one-hot rows ``(N, C)``.
+        weights: per-class weights :math:`\alpha`, ``(C,)``, non-negative (not checked here).
+        reduction: ``"mean"`` (weighted, as above), ``"sum"``, or ``"none"`` for the per-sample
+            weighted values :math:`\ell_i`, ``(N,)``.
+
+    Example:
+        >>> logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
+        >>> weights = torch.tensor([1.0, 3.0])
+        >>> indices = weighted_cross_entropy(logits, torch.tensor([0, 0]), weights)
+        >>> one_hot = weighted_cross_entropy(logits, torch.tensor([[1.0, 0.0], [1.0, 0.0]]), weights)
+        >>> round(indices.item(), 4) == round(one_hot.item(), 4)
+        True
+    """
+    check_reduction("weighted_cross_entropy", reduction)
+    soft, target = _check_multiclass("weighted_cross_entropy", logits, target, soft=True)
+    if weights.shape != (logits.shape[1],):
+        raise input_error(
+            "weighted_cross_entropy", f"logits with one class per weight ({weights.numel()})", shape(logits)
+        )
+    weights = weights.to(device=logits.device, dtype=logits.dtype)
+    log_probs = logits.log_softmax(dim=1)  # (N, C)
+    if soft:
+        weighted_target = as_float(target, logits) * weights  # (N, C)
+        weight_mass = weighted_target.sum(dim=1)
+        weighted_values = -(weighted_target * log_probs).sum(dim=1)
+    else:
+        weight_mass = weights[target]
+        weighted_values = -weight_mass * log_probs.gather(1, target[:, None]).squeeze(1)
+    return _reduce_weighted(weighted_values, weight_mass, reduction)
+
+
+def class_counts(targets: Tensor, num_classes: int) -> Tensor:
+    """How many training samples each class has, ``(C,)`` float64; probability rows count fractionally.
+
+    Example:
+        >>> class_counts(torch.tensor([0, 2, 2]), 3)
+        tensor([1., 0., 2.], dtype=torch.float64)
+    """
+    if targets.dim() == 2 and targets.shape[1] == num_classes:
+        return targets.detach().to(torch.float64).sum(dim=0)
+    if targets.dim() != 1 or targets.is_floating_point() or targets.dtype == torch.bool:
+        raise ValueError(
+            f"expected training targets as class indices (N,) of an integer dtype or rows "
+            f"(N, {num_classes}), got {shape(targets)} of dtype {targets.dtype}"
+        )
+    if targets.numel() and (int(targets.min()) < 0 or int(targets.max()) >= num_classes):
+        raise ValueError(
+            f"expected training class indices in [0, {num_classes - 1}], "
+            f"got range [{int(targets.min())}, {int(targets.max())}]"
+        )
+    return torch.bincount(targets.detach().long(), minlength=num_classes).to(torch.float64)
+
+
+def _require_every_class(counts: Tensor, scheme: str) -> None:
+    missing = (counts <= 0).nonzero().flatten().tolist()
+    if missing:
+        raise ValueError(
+            f"{scheme!r} class weights need every class in the training targets; class(es) {missing} "
+            f"have no samples. Give `weights` as a list to weight them by hand."
+        )
+
+
+def inverse_frequency_weights(counts: Tensor) -> Tensor:
+    r"""Inverse-frequency class weights :math:`w_c = N / (C\, n_c)` (a balanced data set gives all ones).
+
+    Example:
+        >>> inverse_frequency_weights(torch.tensor([6.0, 2.0]))
+        tensor([0.6667, 2.0000])
+    """
+    _require_every_class(counts, "inverse_frequency")
+    return counts.sum() / (counts.numel() * counts)
+
+
+def effective_number_weights(counts: Tensor, beta: float = 0.999) -> Tensor:
+    r"""Class-balanced weights from the effective number of samples (Cui et al., 2019).
+
+    .. math::
+        w_c \propto \frac{1 - \beta}{1 - \beta^{n_c}}, \qquad \sum_c w_c = C
+
+    :math:`\beta \to 1` approaches inverse frequency, :math:`\beta = 0` gives uniform weights.
+
+    Example:
+        >>> effective_number_weights(torch.tensor([6.0, 2.0]), beta=0.5)
+        tensor([0.8649, 1.1351])
+    """
+    if not 0 <= beta < 1:
+        raise ValueError(f"effective_number: expected `beta` in [0, 1), got {beta}")
+    _require_every_class(counts, "effective_number")
+    weights = (1 - beta) / (1 - beta**counts)
+    return weights * (counts.numel() / weights.sum())
+
+
+# -- focal -----------------------------------------------------------------------------------------
+
+
+def focal_loss(
+    prediction: Tensor,
+    target: Tensor,
+    *,
+    gamma: float = 2.0,
+    alpha: float | Sequence[float] | Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    r"""Focal loss (Lin et al., 2017): cross-entropy scaled down on samples already classified well.
+
+    .. math::
+        \ell_i = -\alpha_{t}\, (1 - p_{t})^\gamma \log p_{t}
+
+    with :math:`p_t` the probability of the true class: ``sigmoid`` of the score for binary input
+    (scores ``(N,)``), ``softmax`` of the logits for multiclass input (``(N, C)``). Both
+    :math:`\log p_t` and :math:`\log(1 - p_t)` are computed from the logits (``logsigmoid``, or a
+    ``logsumexp`` over the other classes), and :math:`(1-p_t)^\gamma = \exp(\gamma \log(1 - p_t))`:
+    nothing ever differentiates :math:`(1-p)^\gamma` with respect to :math:`p`, whose derivative is
+    infinite at :math:`p = 1` for :math:`\gamma < 1`, so values and gradients stay finite for any
+    :math:`\gamma \ge 0` and logits of any size. :math:`\gamma = 0` is (weighted) cross-entropy exactly.
+
+    ``alpha``: ``None`` (:math:`\alpha_t = 1`); a float in [0, 1] for binary input (:math:`\alpha` for
+    positives, :math:`1 - \alpha` for negatives); or a list of non-negative per-class weights (``C`` of
+    them for multiclass, 2 for binary). With ``alpha`` given, ``"mean"`` is the weighted mean
+    :math:`\sum_i \alpha_{t,i} (1-p_{t,i})^\gamma (-\log p_{t,i}) / \sum_i \alpha_{t,i}`, so with
+    :math:`\gamma = 0` it equals ``weighted_cross_entropy`` (torchvision's ``sigmoid_focal_loss`` divides
+    by :math:`N` instead).
+
+    Args:
+        prediction: binary scores ``(N,)`` or multiclass logits ``(N, C)``.
+        target: binary labels ``(N,)`` in {0, 1}, or class indices ``(N,)``.
+        gamma: focusing parameter :math:`\gamma \ge 0`.
+        alpha: class weighting, see above.
+        reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values
+            :math:`\ell_i` (with :math:`\alpha_t` applied).
+
+    Example:
+        >>> logits = torch.tensor([[3.0, 0.0], [0.0, 0.5]])
+        >>> labels = torch.tensor([0, 1])
+        >>> torch.allclose(focal_loss(logits, labels, gamma=0.0), cross_entropy(logits, labels))
+        True
+        >>> round(focal_loss(torch.tensor([30.0]), torch.tensor([1.0]), gamma=0.5).item(), 6)
+        0.0
+    """
+    gamma = _check_gamma(gamma)
+    check_reduction("focal", reduction)
+    alpha = _check_alpha(alpha)
+    if prediction.dim() == 1:
+        _check_labels("focal", prediction, target)
+        true_class = (target > 0).long()
+        true_score = torch.where(target > 0, prediction, -prediction)  # p_t = sigmoid(true_score)
+        log_p_true = F.logsigmoid(true_score)
+        log_p_other = F.logsigmoid(-true_score)  # log(1 - p_t)
+    else:
+        _, target = _check_multiclass("focal", prediction, target, soft=False)
+        if prediction.shape[1] < 2:
+            raise input_error("focal", "logits (N, C) with C >= 2", shape(prediction))
+        true_class = target
+        # the same log_softmax as cross_entropy, so that γ = 0 reproduces it bit for bit
+        log_p_true = prediction.log_softmax(dim=1).gather(1, target[:, None]).squeeze(1)
+        log_normaliser = prediction.logsumexp(dim=1)
+        # log(1 - p_t) as a logsumexp over the other classes: exact even where p_t rounds to 1
+        other_classes = prediction.masked_fill(_true_class_mask(target, prediction.shape[1]), float("-inf"))
+        log_p_other = other_classes.logsumexp(dim=1) - log_normaliser
+    values = -log_p_true
+    if gamma:  # skipped at γ = 0 so that 0 · log(1 - p_t) cannot become NaN when 1 - p_t underflows
+        values = torch.exp(gamma * log_p_other) * values
+    if alpha is None:
+        return reduce(values, reduction)
+    alpha_t = _focal_alpha_t(alpha, prediction, true_class)
+    return _reduce_weighted(alpha_t * values, alpha_t, reduction)
+
+
+def _focal_alpha_t(alpha: Tensor, prediction: Tensor, true_class: Tensor) -> Tensor:
+    """Each sample's α_t, ``(N,)``, after checking ``alpha`` fits the kind of input."""
+    alpha = alpha.to(device=prediction.device, dtype=prediction.dtype)
+    binary = prediction.dim() == 1
+    if alpha.dim() == 0:
+        if not binary:
+            raise input_error(
+                "focal",
+                "binary scores (N,) for a float `alpha` (multiclass takes a list of per-class weights)",
+                f"logits {shape(prediction)}",
+            )
+        return torch.where(true_class == 1, alpha, 1 - alpha)
+    num_classes = 2 if binary else prediction.shape[1]
+    if alpha.numel() != num_classes:
+        raise input_error(
+            "focal",
+            f"one `alpha` weight per class ({num_classes} for {'scores' if binary else 'logits'} {shape(prediction)})",
+            f"{alpha.numel()} weights",
+        )
+    return alpha[true_class]
+
+
+# -- binary cross-entropy --------------------------------------------------------------------------
+
+
+def bce_loss(
+    logits: Tensor,
+    target: Tensor,
+    *,
+    pos_weight: float | Sequence[float] | Tensor | None = None,
+    reduction: Reduction = "mean",
+) -> Tensor:
+    r"""Sigmoid + binary cross-entropy per label, summed over the labels of each sample.
+
+    .. math::
+        \ell_i = -\sum_k \big[ w_k\, y_{ik} \log \sigma(s_{ik}) + (1 - y_{ik}) \log \sigma(-s_{ik}) \big]
+
+    computed with ``logsigmoid`` so large scores stay finite. ``"mean"`` averages the per-sample sums
+    over samples; ``torch.nn.BCEWithLogitsLoss`` averages over all :math:`N K` elements, so its mean
+    is ours divided by :math:`K`.
+
+    Args:
+        logits: scores ``(N,)`` (binary) or ``(N, K)`` (multilabel).
+        target: labels in {0, 1}, the same shape.
+        pos_weight: :math:`w`, a weight on the positive term: one number, or one per label ``(K,)``.
+        reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` sums.
+
+    Example:
+        >>> logits = torch.tensor([[0.0, 2.0], [-1.0, 0.0]])
+        >>> labels = torch.tensor([[1, 1], [0, 1]])
+        >>> bce_loss(logits, labels, reduction="none")
+        tensor([0.8201, 1.0064])
+    """
+    check_reduction("bce", reduction)
+    _check_labels("bce", logits, target, dims=(1, 2))
+    labels = as_float(target, logits)
+    positive = labels * F.logsigmoid(logits)
+    if pos_weight is not None:
+        if not isinstance(pos_weight, Tensor):
+            pos_weight = _nonnegative_weights("bce", "pos_weight", _as_list(pos_weight))
+        num_labels = logits.shape[1] if logits.dim() == 2 else 1
+        if pos_weight.numel() not in (1, num_labels):
+            raise input_error(
+                "bce", f"logits with one label per `pos_weight` entry ({pos_weight.numel()})", shape(logits)
+            )
+        positive = positive * pos_weight.to(device=logits.device, dtype=logits.dtype).reshape(-1)
+    values = -(positive + (1 - labels) * F.logsigmoid(-logits))
+    return reduce(values.sum(dim=1) if values.dim() == 2 else values, reduction)
+
+
+def _as_list(value: float | Sequence[float]) -> Sequence[float]:
+    return [value] if isinstance(value, int | float) else value
+
+
+# -- modules ---------------------------------------------------------------------------------------
+
+
+class HingeLoss(Loss):
+    r"""Binary hinge loss, registered as ``hinge``: :math:`\max(0, m - y f(x))`, :math:`y \in \{-1, 1\}`.
+
+    Labels may be given as ±1 or 0/1 (0 is read as −1).
+
+    Args:
+        margin: :math:`m \ge 0`.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Shape:
+        - prediction: scores ``(N,)``; target: labels ``(N,)``.
+        - output: a scalar, or ``(N,)`` for ``reduction="none"``.
+
+    Example:
+        >>> HingeLoss()(torch.tensor([0.2, -3.0]), torch.tensor([-1, -1]))
+        tensor(0.6000)
+    """
+
+    name: ClassVar[str] = "hinge"
+    tasks: ClassVar[tuple[str, ...]] = ("binary",)
+
+    def __init__(self, *, margin: float = 1.0, reduction: Reduction = "mean") -> None:
+        super().__init__(reduction=reduction)
+        self.margin = _check_margin(self.name, margin)
+
+    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return hinge_loss(prediction, target, margin=self.margin, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}, {super().extra_repr()}"
+
+
+class MulticlassHingeLoss(Loss):
+    r"""Weston–Watkins multiclass hinge, registered as ``multiclass_hinge``.
+
+    .. math::
+        \ell_i = \sum_{j \ne y_i} \max(0,\; m - (s_{i y_i} - s_{ij}))
+
+    A sum over the wrong classes; ``torch.nn.MultiMarginLoss`` divides the same sum by :math:`C`.
+
+    Args:
+        margin: :math:`m \ge 0`.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Shape:
+        - prediction: logits ``(N, C)``; target: class indices ``(N,)``.
+        - output: a scalar, or ``(N,)`` for ``reduction="none"``.
+
+    Example:
+        >>> MulticlassHingeLoss()(torch.tensor([[1.0, 1.0, 0.0]]), torch.tensor([0]))
+        tensor(1.)
+    """
+
+    name: ClassVar[str] = "multiclass_hinge"
+    tasks: ClassVar[tuple[str, ...]] = ("multiclass",)
+
+    def __init__(self, *, margin: float = 1.0, reduction: Reduction = "mean") -> None:
+        super().__init__(reduction=reduction)
+        self.margin = _check_margin(self.name, margin)
+
+    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return multiclass_hinge_loss(prediction, target, margin=self.margin, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}, {super().extra_repr()}"
+
+
+class CrossEntropyLoss(Loss):
+    r"""Softmax cross-entropy, registered as ``cross_entropy``.
+
+    .. math::
+        \ell_i = -\log \operatorname{softmax}(s_i)_{y_i}
+
+    or :math:`-\sum_c q_{ic} \log \operatorname{softmax}(s_i)_c` for probability rows :math:`q_i`; with
+    label smoothing :math:`\varepsilon` the target becomes :math:`(1 - \varepsilon) q_i + \varepsilon / C`.
+
+    Args:
+        label_smoothing: :math:`\varepsilon \in [0, 1)`.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Shape:
+        - prediction: logits ``(N, C)``; target: class indices ``(N,)`` or probabilities ``(N, C)``.
+        - output: a scalar, or ``(N,)`` for ``reduction="none"``.
+
+    Example:
+        >>> loss = CrossEntropyLoss(reduction="sum")
+        >>> round(loss(torch.tensor([[0.0, 0.0]]), torch.tensor([1])).item(), 4)  # log 2
+        0.6931
+    """
+
+    name: ClassVar[str] = "cross_entropy"
+    tasks: ClassVar[tuple[str, ...]] = ("multiclass",)
+
+    def __init__(self, *, label_smoothing: float = 0.0, reduction: Reduction = "mean") -> None:
+        super().__init__(reduction=reduction)
+        self.label_smoothing = _check_label_smoothing(label_smoothing)
+
+    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return cross_entropy(prediction, target, label_smoothing=self.label_smoothing, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"label_smoothing={self.label_smoothing}, {super().extra_repr()}"
+
+
+class WeightedCrossEntropyLoss(Loss):
+    r"""Class-weighted cross-entropy, registered as ``weighted_cross_entropy``.
+
+    .. math::
+        \ell_i = -\alpha_{y_i} \log \operatorname{softmax}(s_i)_{y_i}, \qquad
+        \text{mean} = \sum_i \ell_i \Big/ \sum_i \alpha_{y_i}
+
+    For probability rows :math:`q_i` the weight of sample :math:`i` is :math:`\sum_c \alpha_c q_{ic}`, so
+    one-hot rows give exactly what their indices give (see :func:`weighted_cross_entropy`).
+
+    The weights are a list, or computed from the training labels by :meth:`prepare`, which the training
+    pipeline calls once before training: ``"inverse_frequency"`` (:math:`w_c = N / (C n_c)`) or
+    ``"effective_number"`` (:math:`w_c \propto (1-\beta)/(1-\beta^{n_c})`, summing to :math:`C`). They
+    are a buffer, so ``.to(device)`` moves them.
+
+    Args:
+        weights: a list of ``C`` non-negative per-class weights, or ``"inverse_frequency"`` /
+            ``"effective_number"``.
+        beta: :math:`\beta \in [0, 1)` for ``"effective_number"``.
+        reduction: ``"mean"`` (the weighted mean above), ``"sum"`` or ``"none"``.
+
+    Shape:
+        - prediction: logits ``(N, C)``; target: class indices ``(N,)`` or probabilities ``(N, C)``.
+        - output: a scalar, or the per-sample weighted values :math:`\ell_i`, ``(N,)``, for
+          ``reduction="none"``.
+
+    Example:
+        >>> loss = WeightedCrossEntropyLoss()  # inverse frequency
+        >>> loss.prepare(targets=torch.tensor([0, 0, 0, 1]), num_classes=2)
+        >>> loss.class_weights
+        tensor([0.6667, 2.0000])
+        >>> round(loss(torch.zeros(2, 2), torch.tensor([0, 1])).item(), 4)  # log 2
+        0.6931
+    """
+
+    name: ClassVar[str] = "weighted_cross_entropy"
+    tasks: ClassVar[tuple[str, ...]] = ("multiclass",)
+    #: "mean" is Σ w_i ℓ_i / Σ w_i, not the mean of the "none" values (read by lossforge.testing).
+    mean_is_weighted: ClassVar[bool] = True
+    class_weights: Tensor | None
+
+    def __init__(
+        self,
+        *,
+        weights: list[float] | str = "inverse_frequency",
+        beta: float = 0.999,
+        reduction: Reduction = "mean",
+    ) -> None:
+        super().__init__(reduction=reduction)
+        if not 0 <= beta < 1:
+            raise ValueError(f"{self.name}: expected `beta` in [0, 1), got {beta}")
+        self.beta = float(beta)
+        if isinstance(weights, str):
+            if weights not in WEIGHT_SCHEMES:
+                raise ValueError(
+                    f"{self.name}: expected `weights` to be a list of per-class weights or one of "
+                    f"{list(WEIGHT_SCHEMES)}, got {weights!r}"
+                )
+            self.scheme: str | None = weights
+            self.register_buffer("class_weights", None)
+        else:
+            self.scheme = None
+            self.register_buffer("class_weights", _nonnegative_weights(self.name, "weights", weights))
+
+    def prepare(self, *, targets: Tensor, num_classes: int) -> None:
+        """Compute the class weights from the training targets (or check a given list's length).
+
+        Args:
+            targets: the training set's class indices ``(N,)`` or probability rows ``(N, C)``.
+            num_classes: :math:`C`.
+        """
+        if self.scheme is None:
+            if self.class_weights.numel() != num_classes:
+                raise ValueError(
+                    f"{self.name}: got {self.class_weights.numel()} `weights` but the data has {num_classes} classes"
+                )
+            return
+        try:
+            counts = class_counts(targets, num_classes)
+            if self.scheme == "inverse_frequency":
+                weights = inverse_frequency_weights(counts)
+            else:
+                weights = effective_number_weights(counts, self.beta)
+        except ValueError as error:
+            raise ValueError(f"{self.name}: {error}") from None
+        self.class_weights = weights.to(device=targets.device, dtype=torch.get_default_dtype())
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
+        # A checkpoint holds the weights prepare() computed in the run that saved it; adopt them, so a
+        # fresh module can load it without seeing the training labels again.
+        key = prefix + "class_weights"
+        if self.class_weights is None and key in state_dict:
+            self.class_weights = torch.empty_like(state_dict[key])
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
+    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
+        if self.class_weights is None:
+            raise RuntimeError(
+                f"{self.name}: weights={self.scheme!r} are computed from the training labels; call "
+                f"`loss.prepare(targets=train_targets, num_classes=C)` before the first forward (the "
+                f"training pipeline does), or give `weights` as a list"
+            )
+        return weighted_cross_entropy(prediction, target, self.class_weights, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        weights = self.scheme if self.scheme is not None else "given"
+        return f"weights={weights!r}, beta={self.beta}, {super().extra_repr()}"
+
+
+class FocalLoss(Loss):
+    r"""Focal loss, registered as ``focal``: binary (sigmoid) or multiclass (softmax) by input shape.
+
+    .. math::
+        \ell_i = -\alpha_t (1 - p_t)^\gamma \log p_t
+
+    Finite values and gradients for every :math:`\gamma \ge 0`, including :math:`p_t \to 0` and
+    :math:`p_t \to 1`; :math:`\gamma = 0` is cross-entropy exactly. With ``alpha`` given, ``"mean"`` is
+    the :math:`\alpha_t`-weighted mean, so :math:`\gamma = 0` with per-class ``alpha`` equals
+    ``weighted_cross_entropy`` (see :func:`focal_loss`).
+
+    Args:
+        gamma: :math:`\gamma \ge 0`.
+        alpha: ``None``; a float in [0, 1] (binary: :math:`\alpha` for positives, :math:`1 - \alpha`
+            for negatives); or a list of non-negative per-class weights.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Shape:
+        - prediction: scores ``(N,)`` with labels ``(N,)`` in {0, 1}, or logits ``(N, C)`` with class
+          indices ``(N,)``.
+        - output: a scalar, or ``(N,)`` for ``reduction="none"``.
+
+    Example:
+        >>> loss = FocalLoss(gamma=2.0, alpha=0.25)
+        >>> round(loss(torch.tensor([4.0, -1.0]), torch.tensor([1, 1])).item(), 4)
+        0.3509
+    """
+
+    name: ClassVar[str] = "focal"
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass")
+    alpha: Tensor | None
+
+    def __init__(
+        self, *, gamma: float = 2.0, alpha: float | list[float] | None = None, reduction: Reduction = "mean"
+    ) -> None:
+        super().__init__(reduction=reduction)
+        self.gamma = _check_gamma(gamma)
+        self.register_buffer("alpha", _check_alpha(alpha))
+        #: "mean" is the alpha-weighted mean once alpha is given (read by lossforge.testing).
+        self.mean_is_weighted = alpha is not None
+
+    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return focal_loss(prediction, target, gamma=self.gamma, alpha=self.alpha, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        alpha = None if self.alpha is None else self.alpha.tolist()
+        return f"gamma={self.gamma}, alpha={alpha}, {super().extra_repr()}"
+
+
+class BCELoss(Loss):
+    r"""Sigmoid + binary cross-entropy, registered as ``bce``; summed over labels per sample.
+
+    .. math::
+        \ell_i = -\sum_k \big[ w_k\, y_{ik} \log \sigma(s_{ik}) + (1 - y_{ik}) \log \sigma(-s_{ik}) \big]
+
+    ``"mean"`` is the mean over samples of these per-sample sums (``torch.nn.BCEWithLogitsLoss``
+    divides by :math:`N K`, i.e. gives ours divided by :math:`K`).
+
+    Args:
+        pos_weight: weight :math:`w` of the positive term: one number, or a list with one per label.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Shape:
+        - prediction: scores ``(N,)`` or ``(N, K)``; target: {0, 1} labels of the same shape.
+        - output: a scalar, or the per-sample sums ``(N,)`` for ``reduction="none"``.
+
+    Example:
+        >>> round(BCELoss()(torch.zeros(1, 3), torch.tensor([[1, 0, 1]])).item(), 4)  # 3 log 2
+        2.0794
+    """
+
+    name: ClassVar[str] = "bce"
+    tasks: ClassVar[tuple[str, ...]] = ("binary", "multilabel")
+    pos_weight: Tensor | None
+
+    def __init__(self, *, pos_weight: float | list[float] | None = None, reduction: Reduction = "mean") -> None:
+        super().__init__(reduction=reduction)
+        weight = None if pos_weight is None else _nonnegative_weights(self.name, "pos_weight", _as_list(pos_weight))
+        self.register_buffer("pos_weight", weight)
+
+    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return bce_loss(prediction, target, pos_weight=self.pos_weight, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        pos_weight = None if self.pos_weight is None else self.pos_weight.tolist()
+        return f"pos_weight={pos_weight}, {super().extra_repr()}"

@@ -1,0 +1,258 @@
+"""Every registered loss and miner — built-in or plugin — against the common contract, and the kit itself."""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import pytest
+import torch
+from torch import Tensor, nn
+
+from lossforge.losses.base import TASKS, Loss, input_error, shape
+from lossforge.losses.regression import HuberLoss
+from lossforge.testing import check_loss, check_miner, loss_names, make_inputs, miner_names
+
+
+@pytest.mark.parametrize("name", loss_names())
+def test_loss_contract(name: str) -> None:
+    check_loss(name)
+
+
+@pytest.mark.parametrize("name", miner_names())
+def test_miner_contract(name: str) -> None:
+    check_miner(name)
+
+
+@pytest.mark.parametrize(
+    ("name", "params", "tasks"),
+    [
+        ("focal", {"gamma": 0.5, "alpha": 0.25}, ("binary",)),
+        ("focal", {"alpha": [1.0, 2.0, 0.5, 3.0]}, ("multiclass",)),
+        ("weighted_cross_entropy", {"weights": "effective_number", "beta": 0.9}, None),
+        ("weighted_cross_entropy", {"weights": [1.0, 2.0, 3.0, 4.0]}, None),
+        ("cross_entropy", {"label_smoothing": 0.1}, None),
+        ("bce", {"pos_weight": [1.0, 2.0, 0.5, 3.0]}, ("multilabel",)),
+        ("hinge", {"margin": 0.0}, None),
+    ],
+)
+def test_non_default_configurations(name: str, params: dict, tasks: tuple[str, ...] | None) -> None:
+    check_loss(name, params=params, tasks=tasks)
+
+
+def test_a_class_can_be_checked_directly() -> None:
+    check_loss(HuberLoss, params={"delta": 0.1}, dtypes=(torch.float64,))
+
+
+def test_an_instance_is_refused_with_a_hint() -> None:
+    with pytest.raises(TypeError, match="pass the class and `params=`"):
+        check_loss(HuberLoss())  # type: ignore[arg-type]
+
+
+def test_names_filter_by_package() -> None:
+    assert {"l1", "focal", "bce"} <= set(loss_names(distribution="lossforge"))
+    assert loss_names(distribution="no-such-plugin") == []
+    assert loss_names("l?") == ["l1", "l2"]
+
+
+# -- make_inputs -----------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("task", TASKS)
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
+def test_make_inputs(task: str, dtype: torch.dtype) -> None:
+    prediction, target = make_inputs(task, batch=8, num_classes=3, dim=5, dtype=dtype)
+    assert prediction.dtype == dtype and prediction.requires_grad and not target.requires_grad
+    assert prediction.shape[0] == target.shape[0] == 8
+    if task == "regression":
+        assert prediction.shape == target.shape == (8, 5)
+    elif task == "binary":
+        assert prediction.shape == (8,) and set(target.tolist()) == {0.0, 1.0}
+    elif task == "multiclass":
+        assert prediction.shape == (8, 3) and target.dtype == torch.int64 and set(target.tolist()) == {0, 1, 2}
+    elif task == "multilabel":
+        assert prediction.shape == target.shape == (8, 3) and set(target.unique().tolist()) <= {0.0, 1.0}
+    else:
+        counts = target.bincount()
+        assert prediction.shape == (8, 5) and target.dtype == torch.int64
+        assert len(counts) >= 2 and counts.min() >= 2
+
+
+def test_make_inputs_is_deterministic_and_validates() -> None:
+    first, second = make_inputs("multiclass", seed=3), make_inputs("multiclass", seed=3)
+    assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
+    with pytest.raises(ValueError, match="expected `task` in"):
+        make_inputs("ranking")
+    with pytest.raises(ValueError, match="metric inputs need batch >= 4"):
+        make_inputs("metric", batch=3)
+
+
+# -- the kit catches broken losses -----------------------------------------------------------------
+
+
+class ToyL1(Loss):
+    """A correct minimal loss; the subclasses below each break one rule."""
+
+    name: ClassVar[str] = "toy_l1"
+    tasks: ClassVar[tuple[str, ...]] = ("regression",)
+
+    def __init__(self, *, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
+
+    def values(self, prediction: Tensor, target: Tensor) -> Tensor:
+        if prediction.shape != target.shape:
+            raise input_error(self.name, "equal shapes", f"{shape(prediction)} and {shape(target)}")
+        return (prediction - target).abs().sum(dim=1)
+
+    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
+        values = self.values(prediction, target)
+        return {"none": values, "sum": values.sum(), "mean": values.mean()}[self.reduction]
+
+
+class MeanIsSum(ToyL1):
+    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
+        values = self.values(prediction, target)
+        return values if self.reduction == "none" else values.sum()
+
+
+class AcceptsAnyTarget(ToyL1):
+    def values(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return (prediction - target[: len(prediction)].mean()).abs().sum(dim=1)
+
+
+class NotFinite(ToyL1):
+    def values(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return super().values(prediction, target) / 0
+
+
+class AlwaysFloat32(ToyL1):
+    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return super().forward(prediction, target).float()
+
+
+class Detached(ToyL1):
+    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return super().forward(prediction, target).detach()
+
+
+class PositionalParameter(ToyL1):
+    def __init__(self, scale: float = 1.0, *, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
+
+
+class NoDefault(ToyL1):
+    def __init__(self, *, scale: float, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
+
+
+class NoAnnotation(ToyL1):
+    def __init__(self, *, scale=1.0, reduction: str = "mean") -> None:  # no annotation on `scale`: the point
+        super().__init__(reduction=reduction)
+
+
+class NoTasks(ToyL1):
+    tasks: ClassVar[tuple[str, ...]] = ()
+
+
+class WeightedWithWrongMean(ToyL1):
+    """Declares a weighted mean but divides by a constant, so repeating the batch changes it."""
+
+    mean_is_weighted = True
+
+    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
+        values = self.values(prediction, target)
+        return {"none": values, "sum": values.sum(), "mean": values.sum() / 3}[self.reduction]
+
+
+def test_the_toy_loss_passes() -> None:
+    check_loss(ToyL1)
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        (MeanIsSum, r"'mean' .* != 'none'.mean\(\)"),
+        (AcceptsAnyTarget, "accepted a target of shape"),
+        (NotFinite, "is not finite"),
+        (AlwaysFloat32, "output dtype torch.float32, input dtype torch.float64"),
+        (Detached, "detached from the prediction"),
+        (PositionalParameter, "'scale' must be keyword-only"),
+        (NoDefault, "'scale' needs a default"),
+        (NoAnnotation, "'scale' needs a type annotation"),
+        (NoTasks, "`tasks` must be a non-empty tuple"),
+        (WeightedWithWrongMean, "changed when the batch was repeated"),
+    ],
+)
+def test_the_kit_catches(broken: type, message: str) -> None:
+    with pytest.raises(AssertionError, match=message):
+        check_loss(broken, dtypes=(torch.float64,))
+
+
+# -- the kit catches broken miners -----------------------------------------------------------------
+
+
+class LoopPairMiner(nn.Module):
+    """All positive and negative pairs, by an explicit loop: a correct pair miner."""
+
+    tuple_kind: ClassVar[str] = "pair"
+
+    def __init__(self, *, positives_only: bool = False) -> None:
+        super().__init__()
+        self.positives_only = positives_only
+
+    @torch.no_grad()
+    def forward(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        positive: list[tuple[int, int]] = []
+        negative: list[tuple[int, int]] = []
+        for i, first in enumerate(labels.tolist()):
+            for j, second in enumerate(labels.tolist()):
+                if i != j:
+                    (positive if first == second else negative).append((i, j))
+        if self.positives_only:
+            negative = []
+        return _columns(positive, 2) + _columns(negative, 2)
+
+
+def _columns(rows: list[tuple[int, ...]], width: int) -> tuple[Tensor, ...]:
+    table = torch.tensor(rows, dtype=torch.int64).reshape(-1, width)
+    return tuple(table[:, k] for k in range(width))
+
+
+class SelfPositives(LoopPairMiner):
+    def forward(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        a1, p, a2, n = super().forward(embeddings, labels)
+        return torch.cat([a1, a1[:1]]), torch.cat([p, a1[:1]]), a2, n
+
+
+class SwappedNegatives(LoopPairMiner):
+    def forward(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        a1, p, a2, n = super().forward(embeddings, labels)
+        return a2, n, a1, p
+
+
+class FloatIndices(LoopPairMiner):
+    def forward(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return tuple(t.float() for t in super().forward(embeddings, labels))  # type: ignore[return-value]
+
+
+class ThreeForPairs(LoopPairMiner):
+    def forward(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        return super().forward(embeddings, labels)[:3]  # type: ignore[return-value]
+
+
+def test_the_loop_miner_passes() -> None:
+    check_miner(LoopPairMiner)
+    check_miner(LoopPairMiner, params={"positives_only": True})
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        (SelfPositives, "a positive is its own anchor"),
+        (SwappedNegatives, "a positive has another label"),
+        (FloatIndices, "must be a 1-D int64 tensor"),
+        (ThreeForPairs, "expected a tuple of 4 index tensors"),
+    ],
+)
+def test_the_kit_catches_miners(broken: type, message: str) -> None:
+    with pytest.raises(AssertionError, match=message):
+        check_miner(broken)
