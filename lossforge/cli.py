@@ -4,6 +4,7 @@
 * ``lossforge [overrides]`` — the same app, as a console script.
 * ``lossforge list`` — every loss and miner: task, parameters and defaults, the package that provides it,
   and plugins that failed to load.
+* ``lossforge compare`` — a sweep's runs read back from MLflow as a table and a plot (``--help``).
 
 Heavy imports (torch, Lightning, MLflow) happen only once an experiment actually runs, so help and
 listing stay fast.
@@ -29,7 +30,9 @@ def _app(cfg: DictConfig) -> float | None:
     from lossforge.train import train
 
     _quiet_lightning()
-    output_dir = Path(HydraConfig.get().runtime.output_dir)
+    hydra_config = HydraConfig.get()
+    _share_cores(hydra_config.launcher.get("n_jobs"))
+    output_dir = Path(hydra_config.runtime.output_dir)
     metrics = train(cfg, base_dir=Path(hydra.utils.get_original_cwd()), output_dir=output_dir)
     target = cfg.get("optimized_metric")
     return metrics.get(target) if target else None
@@ -46,6 +49,16 @@ def _quiet_lightning() -> None:
     for handler in lightning_log.handlers:
         handler.addFilter(lambda record: "Tip:" not in record.getMessage())
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+
+
+def _share_cores(parallel_jobs: int | None) -> None:
+    """Under a parallel launcher each job gets its share of the cores: oversubscribed threads are slower."""
+    if parallel_jobs and parallel_jobs > 1:
+        import os
+
+        import torch
+
+        torch.set_num_threads(max(1, (os.cpu_count() or 1) // parallel_jobs))
 
 
 def run_app() -> None:
@@ -87,4 +100,8 @@ def main() -> None:
     arguments = sys.argv[1:]
     if arguments[:1] == ["list"]:
         sys.exit(list_components())
+    if arguments[:1] == ["compare"]:
+        from lossforge.compare import main as compare
+
+        sys.exit(compare(arguments[1:]))
     run_app()

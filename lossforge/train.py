@@ -167,7 +167,7 @@ def provenance_tags(cfg: DictConfig, task: str) -> dict[str, str]:
 
 
 def train(cfg: DictConfig, *, base_dir: Path | None = None, output_dir: Path | None = None) -> dict[str, float]:
-    """Run one experiment; return its test metrics.
+    """Run one experiment; return its test metrics and the last epoch's validation metrics.
 
     Args:
         cfg: the composed config (``conf/config.yaml``).
@@ -217,6 +217,7 @@ def train(cfg: DictConfig, *, base_dir: Path | None = None, output_dir: Path | N
             callbacks=[metrics_to_mlflow, checkpoints],
         )
         trainer.fit(built.module, loaders["train"], loaders["val"])
+        final_val = {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
         results = trainer.test(built.module, loaders["test"], verbose=False)[0]
         test_metrics = {key: float(value) for key, value in results.items() if math.isfinite(float(value))}
         run.log_metrics(test_metrics, step=trainer.current_epoch)
@@ -224,7 +225,7 @@ def train(cfg: DictConfig, *, base_dir: Path | None = None, output_dir: Path | N
         if cfg.logger.get("log_checkpoint", True) and checkpoints.best_model_path:
             run.log_artifact(Path(checkpoints.best_model_path), "checkpoints")
     _print_summary(test_metrics, run.run_id, tracking_uri)
-    return test_metrics
+    return {**final_val, **test_metrics}
 
 
 def default_run_name(cfg: DictConfig, job_num: str | None = None) -> str:

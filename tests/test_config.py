@@ -45,7 +45,8 @@ GROUP_OPTIONS = (
 
 @pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS)
 def test_every_option_of_every_group_composes(group: str, option: str) -> None:
-    cfg = compose_with(f"{group}={option}")
+    prefix = "+" if group == "metric_setup" else ""  # not in the primary defaults list: appended
+    cfg = compose_with(f"{prefix}{group}={option}")
     if group in ("model", "dataset", "loss", "miner", "optimizer"):
         assert cfg[group].name == option
 
@@ -57,6 +58,14 @@ def test_registry_parameters_are_overrides_with_types() -> None:
         compose_with("loss=focal", "loss.gamma=abc")
     with pytest.raises(ConfigCompositionException):
         compose_with("loss=focal", "loss.gamme=1")
+
+
+@pytest.mark.parametrize("option", yaml_options("metric_setup"))
+def test_metric_setups_pair_a_loss_with_a_miner_of_its_tuple_kind(option: str) -> None:
+    cfg = compose_with(f"+metric_setup={option}")
+    loss = lossforge.registry.LOSSES.load(cfg.loss.name)
+    if cfg.miner is not None:
+        assert lossforge.registry.MINERS.load(cfg.miner.name).tuple_kind == loss.tuple_kind
 
 
 def test_miner_margin_defaults_to_the_loss_margin() -> None:

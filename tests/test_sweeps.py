@@ -1,0 +1,63 @@
+"""Sweeps end to end: a multirun is one parent MLflow run with a child per job; `lossforge compare` reads it."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+from mlflow import MlflowClient
+
+TINY = ["trainer.max_epochs=1", "model.hidden=[16]", "trainer.enable_progress_bar=false"]
+
+
+def run(cwd: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
+    """``python -m lossforge <arguments>`` (or ``python -c …`` when the first argument is ``-c``)."""
+    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+    command = [sys.executable, *arguments] if arguments[0] == "-c" else [sys.executable, "-m", "lossforge", *arguments]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+def sweep_runs(cwd: Path) -> tuple[object, list]:
+    client = MlflowClient(f"sqlite:///{cwd / 'outputs' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("lossforge")
+    runs = client.search_runs([experiment.experiment_id])
+    (parent,) = [r for r in runs if r.data.tags.get("lossforge.sweep") == "parent"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    return parent, children
+
+
+@pytest.mark.slow
+def test_a_two_job_sweep_lands_under_one_parent_and_compare_reads_it(tmp_path: Path) -> None:
+    result = run(tmp_path, "-m", "loss=l1,huber", "dataset=regression_outliers", *TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent, children = sweep_runs(tmp_path)
+    assert parent.info.status == "FINISHED" and "loss=l1,huber" in parent.data.params["overrides"]
+    assert sorted(c.data.params["loss.name"] for c in children) == ["huber", "l1"]
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert sorted(c.data.tags["hydra.job_num"] for c in children) == ["0", "1"]
+
+    compare = run(
+        tmp_path,
+        "-c",
+        "import sys; from lossforge.cli import main; "
+        "sys.argv = ['lossforge', 'compare', '--output', 'cmp.png']; main()",
+    )
+    assert compare.returncode == 0, compare.stderr[-2000:]
+    assert "| l1-regression_outliers-0 | FINISHED |" in compare.stdout and "test/mae" in compare.stdout
+    assert (tmp_path / "cmp.png").stat().st_size > 0
+    client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+    logged = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
+    assert logged == {"comparison/plot.png", "comparison/table.md", "comparison/table.csv"}
+
+
+@pytest.mark.slow
+def test_a_four_job_parallel_sweep_lands_four_finished_children(tmp_path: Path) -> None:
+    result = run(tmp_path, "-m", "hydra/launcher=parallel", "seed=0,1,2,3", *TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    parent, children = sweep_runs(tmp_path)
+    assert parent.info.status == "FINISHED"
+    assert sorted(c.data.params["seed"] for c in children) == ["0", "1", "2", "3"]
+    assert [c.info.status for c in children] == ["FINISHED"] * 4
