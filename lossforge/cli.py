@@ -13,6 +13,7 @@ listing stay fast.
 from __future__ import annotations
 
 import logging
+import os
 import sys
 from pathlib import Path
 
@@ -20,6 +21,10 @@ import hydra
 from omegaconf import DictConfig
 
 _HELP_FLAGS = {"--help", "-h", "--hydra-help", "--info"}
+#: Errors that mean "the input is wrong", not "lossforge is broken": one paragraph, no traceback wall.
+_USER_ERRORS = (LookupError, ValueError, TypeError, ConnectionError, FloatingPointError)
+#: Config groups whose options a command line names; checked before Hydra so a typo gets a suggestion.
+_YAML_GROUPS = ("model", "dataset", "optimizer", "trainer", "logger", "experiment", "hparams_search")
 log = logging.getLogger("lossforge")
 
 
@@ -33,7 +38,13 @@ def _app(cfg: DictConfig) -> float | None:
     hydra_config = HydraConfig.get()
     _share_cores(hydra_config.launcher.get("n_jobs"))
     output_dir = Path(hydra_config.runtime.output_dir)
-    metrics = train(cfg, base_dir=Path(hydra.utils.get_original_cwd()), output_dir=output_dir)
+    try:
+        metrics = train(cfg, base_dir=Path(hydra.utils.get_original_cwd()), output_dir=output_dir)
+    except _USER_ERRORS as error:
+        if os.environ.get("LOSSFORGE_TRACEBACK"):
+            raise
+        print(f"lossforge: error: {error}\n(LOSSFORGE_TRACEBACK=1 shows the traceback)", file=sys.stderr, flush=True)
+        raise SystemExit(1) from None
     target = cfg.get("optimized_metric")
     return metrics.get(target) if target else None
 
@@ -61,10 +72,53 @@ def _share_cores(parallel_jobs: int | None) -> None:
         torch.set_num_threads(max(1, (os.cpu_count() or 1) // parallel_jobs))
 
 
+def group_options(group: str) -> list[str]:
+    """The options of a config group: registry names for ``loss``/``miner``, YAML files for the rest."""
+    if group in ("loss", "miner"):
+        from lossforge.registry import LOSSES, MINERS
+
+        return (LOSSES if group == "loss" else MINERS).names()
+    from importlib import resources
+
+    folder = resources.files("lossforge.conf") / group
+    return sorted(entry.name.removesuffix(".yaml") for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+
+
+def check_overrides(arguments: list[str]) -> str | None:
+    """A teaching error for the first override naming an unknown option, or one that smuggles in a
+    ``_target_`` (configs build registered components only, unless ``LOSSFORGE_ALLOW_TARGETS=1``)."""
+    import difflib
+
+    for argument in arguments:
+        key, equals, value = argument.partition("=")
+        if "_target_" in key and not os.environ.get("LOSSFORGE_ALLOW_TARGETS"):
+            return (
+                f"refusing override {argument!r}: lossforge builds only registered components and will not import "
+                f"an arbitrary `_target_` from the command line. Register a plugin instead, or set "
+                f"LOSSFORGE_ALLOW_TARGETS=1 if you trust this target."
+            )
+        group = key.lstrip("+~")
+        if not equals or group not in ("loss", "miner", *_YAML_GROUPS) or "(" in value:
+            continue
+        options = group_options(group)
+        for option in value.split(","):
+            if option in ("null", "") or option in options:
+                continue
+            close = difflib.get_close_matches(option, options, n=3, cutoff=0.5)
+            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            where = " `lossforge list` shows them, with their packages." if group in ("loss", "miner") else ""
+            return f"unknown {group} {option!r}.{hint} Available: {', '.join(options)}.{where}"
+    return None
+
+
 def run_app() -> None:
     """Register every loss/miner as a Hydra option, then hand the command line to Hydra."""
     from lossforge.config import register_components
 
+    problem = check_overrides(sys.argv[1:])
+    if problem:
+        print(f"lossforge: error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     register_components(with_parameters=not _HELP_FLAGS.intersection(sys.argv[1:]))
     _app()
 

@@ -17,6 +17,7 @@ Logged per epoch (``stage`` is ``train``, ``val`` or ``test``):
 
 from __future__ import annotations
 
+import random
 from dataclasses import dataclass
 from typing import Any
 
@@ -27,6 +28,16 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from lossforge.retrieval import retrieval_metrics
+
+
+class NonFiniteLossError(FloatingPointError):
+    """The training loss became NaN or infinite; the message names the loss, epoch and step."""
+
+
+def _as_tuple(value: Any) -> Any:
+    """``random.setstate`` wants the nested tuples that a checkpoint round trip may turn into lists."""
+    return tuple(_as_tuple(item) for item in value) if isinstance(value, list | tuple) else value
+
 
 OPTIMIZERS = {"adam": torch.optim.Adam, "adamw": torch.optim.AdamW, "sgd": torch.optim.SGD}
 
@@ -162,6 +173,14 @@ class LossTask(L.LightningModule):
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_index: int) -> Tensor:
         loss, _ = self._step(batch, "train")
+        if not torch.isfinite(loss):  # one scalar sync per step: cheap next to losing a run to NaN
+            name = getattr(self.loss, "name", type(self.loss).__name__)
+            raise NonFiniteLossError(
+                f"The {name} loss became {loss.item()} at epoch {self.current_epoch}, step {self.global_step} "
+                f"(batch {batch_index}). Training stopped; the last good checkpoint is kept. Common causes: a "
+                f"learning rate too high for this loss (optimizer.lr={self.optimizer_config.lr}), or targets "
+                f"the loss does not expect."
+            )
         return loss
 
     def validation_step(self, batch: tuple[Tensor, Tensor], batch_index: int) -> None:
@@ -239,6 +258,16 @@ class LossTask(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._end_of_evaluation("test")
+
+    # -- resumable randomness: a resumed run draws the same random numbers as an uninterrupted one ---------
+    def on_save_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        checkpoint["lossforge_rng"] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get("lossforge_rng")
+        if state is not None:
+            torch.set_rng_state(state["torch"])
+            random.setstate(_as_tuple(state["python"]))
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         return build_optimizer(self.optimizer_config, self.parameters())

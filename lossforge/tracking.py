@@ -10,8 +10,10 @@ config as ``config.yaml``, and ends FINISHED, FAILED (with the error as a tag) o
 
 from __future__ import annotations
 
+import atexit
 import logging
 import os
+import re
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -91,7 +93,7 @@ def params_for_mlflow(config: Mapping[str, Any]) -> tuple[list[Param], list[str]
     """MLflow params from a config, and the keys whose values were too long (kept in ``config.yaml``)."""
     params, too_long = [], []
     for key, value in flatten(config).items():
-        text = "null" if value is None else str(value)
+        text = "null" if value is None else scrub_secrets(str(value))
         if len(text) > MAX_PARAM_VAL_LENGTH:
             too_long.append(key)
             text = f"<{len(text)} characters: see config.yaml>"
@@ -119,10 +121,10 @@ class RunHandle:
             self.client.log_batch(self.run_id, params=params[start : start + 100])
 
     def set_tags(self, tags: Mapping[str, Any]) -> None:
-        self.client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in tags.items()])
+        self.client.log_batch(self.run_id, tags=[RunTag(k, scrub_secrets(str(v))) for k, v in tags.items()])
 
     def log_text(self, text: str, artifact_file: str) -> None:
-        self.client.log_text(self.run_id, text, artifact_file)
+        self.client.log_text(self.run_id, scrub_secrets(text), artifact_file)
 
     def log_artifact(self, path: Path, artifact_path: str | None = None) -> None:
         if path.is_dir():
@@ -139,12 +141,21 @@ def mlflow_run(
     run_name: str | None,
     tags: Mapping[str, Any],
     artifact_location: str | None = None,
+    resume_run_id: str | None = None,
 ) -> Iterator[RunHandle]:
-    """Open a run; it ends FINISHED, FAILED (error recorded as the ``lossforge.error`` tag) or KILLED."""
+    """Open a run (or reopen ``resume_run_id``); it ends FINISHED, FAILED (the error recorded in the
+    ``lossforge.error`` tag) or KILLED — never left RUNNING."""
     client = MlflowClient(tracking_uri=tracking_uri)
-    experiment_id = get_or_create_experiment(client, experiment, artifact_location)
-    run = client.create_run(experiment_id, tags={k: str(v) for k, v in tags.items()}, run_name=run_name)
-    handle = RunHandle(client, run.info.run_id, experiment_id, tracking_uri)
+    if resume_run_id is not None:
+        experiment_id = client.get_run(resume_run_id).info.experiment_id
+        client.update_run(resume_run_id, status="RUNNING")
+        client.set_tag(resume_run_id, "lossforge.resumed", "true")
+        handle = RunHandle(client, resume_run_id, experiment_id, tracking_uri)
+    else:
+        experiment_id = get_or_create_experiment(client, experiment, artifact_location)
+        tags = {key: scrub_secrets(str(value)) for key, value in tags.items()}
+        run = client.create_run(experiment_id, tags=tags, run_name=run_name)
+        handle = RunHandle(client, run.info.run_id, experiment_id, tracking_uri)
     try:
         yield handle
     except (KeyboardInterrupt, SystemExit) as interruption:
@@ -152,17 +163,76 @@ def mlflow_run(
         client.set_terminated(handle.run_id, status="KILLED")
         raise
     except BaseException as error:
-        handle.set_tags({"lossforge.error": f"{type(error).__name__}: {error}"[:5000]})
+        handle.set_tags({"lossforge.error": scrub_secrets(f"{type(error).__name__}: {error}")[:5000]})
         client.set_terminated(handle.run_id, status="FAILED")
         raise
     client.set_terminated(handle.run_id, status="FINISHED")
 
 
+class TrackingUnavailableError(ConnectionError):
+    """The tracking store cannot be reached or written; raised before any training time is spent."""
+
+
+def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
+    """Fail fast, naming the URI, when the tracking server does not answer within ``timeout`` seconds.
+
+    Any HTTP answer (even 401 or 404) means a server is there; only no answer at all fails.
+    """
+    import urllib.error
+    import urllib.request
+
+    if not tracking_uri.startswith(("http://", "https://")):
+        return
+    try:
+        urllib.request.urlopen(tracking_uri.rstrip("/") + "/health", timeout=timeout).close()
+    except urllib.error.HTTPError:
+        return
+    except (urllib.error.URLError, OSError) as error:
+        reason = getattr(error, "reason", error)
+        raise TrackingUnavailableError(
+            f"The MLflow tracking server at {redact_uri(tracking_uri)} did not answer within {timeout:.0f} s "
+            f"({reason}). Start it, fix MLFLOW_TRACKING_URI / logger.tracking_uri, or unset both to log to "
+            f"the local SQLite store (outputs/mlflow.db). Nothing was trained."
+        ) from None
+
+
+def redact_uri(uri: str) -> str:
+    """Hide credentials embedded in a URI.
+
+    >>> redact_uri("https://alice:s3cret@mlflow.example:5000/x")
+    'https://***@mlflow.example:5000/x'
+    """
+    scheme, separator, rest = uri.partition("://")
+    if separator and "@" in rest.split("/", 1)[0]:
+        return f"{scheme}://***@{rest.split('@', 1)[1]}"
+    return uri
+
+
+_SECRET_NAME = re.compile(r"PASSWORD|PASSWD|TOKEN|SECRET|API_?KEY|ACCESS_KEY|CREDENTIAL|AUTH", re.IGNORECASE)
+
+
+def scrub_secrets(text: str, environment: Mapping[str, str] | None = None) -> str:
+    """Replace the values of secret-looking environment variables (tokens, passwords, keys) with ``***``.
+
+    A config may interpolate them (``${oc.env:MLFLOW_TRACKING_TOKEN}``); they must not reach params,
+    tags or artifacts, which anyone with dashboard access reads.
+
+    >>> scrub_secrets("token=abc123xyz", {"MY_API_TOKEN": "abc123xyz"})
+    'token=***'
+    """
+    environment = os.environ if environment is None else environment
+    for name, value in environment.items():
+        if len(value) >= 4 and _SECRET_NAME.search(name) and value in text:
+            text = text.replace(value, "***")
+    return redact_uri(text) if "://" in text and "@" in text else text
+
+
 class EpochMetricsToMlflow(L.Callback):
     """Log every epoch's train/val metrics to MLflow with the epoch as the step."""
 
-    def __init__(self, run: RunHandle) -> None:
+    def __init__(self, run: RunHandle, *, logged_through_epoch: int = -1) -> None:
         self.run = run
+        self.logged_through_epoch = logged_through_epoch  # a resumed run does not log an epoch twice
         #: ``{metric: [(epoch, value), …]}`` — what was logged, for the curves plot.
         self.history: dict[str, list[tuple[int, float]]] = {}
 
@@ -173,7 +243,7 @@ class EpochMetricsToMlflow(L.Callback):
             for key, value in trainer.callback_metrics.items()
             if key.startswith(("train/", "val/")) and value.numel() == 1
         }
-        if metrics and trainer.is_global_zero:
+        if metrics and trainer.is_global_zero and trainer.current_epoch > self.logged_through_epoch:
             self.run.log_metrics(metrics, step=trainer.current_epoch)
             for key, value in metrics.items():
                 self.history.setdefault(key, []).append((trainer.current_epoch, value))
@@ -255,7 +325,13 @@ class MlflowSweepCallback(Callback):
             ],
         )
         os.environ[PARENT_RUN_ENV] = self.parent_run_id
+        atexit.register(self._end_if_abandoned)  # a job that exits the process must not leave it RUNNING
         log.info("mlflow   sweep parent run %s", self.parent_run_id)
+
+    def _end_if_abandoned(self) -> None:
+        if self.client is not None and self.parent_run_id is not None:
+            if self.client.get_run(self.parent_run_id).info.status == "RUNNING":
+                self.client.set_terminated(self.parent_run_id, status="FAILED")
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.client is None or self.parent_run_id is None:
@@ -268,3 +344,4 @@ class MlflowSweepCallback(Callback):
         failed = [child for child in children if child.info.status != "FINISHED"]
         self.client.set_tag(self.parent_run_id, "lossforge.children", str(len(children)))
         self.client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")
+        atexit.unregister(self._end_if_abandoned)

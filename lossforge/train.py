@@ -20,16 +20,19 @@ from omegaconf import DictConfig, OmegaConf
 import lossforge
 from lossforge.data import DataSplits, build_dataset
 from lossforge.data.loaders import make_loader
+from lossforge.faults import SaveOnInterrupt, last_logged_epoch, resolve_resume, write_run_record
 from lossforge.models import build_model, count_parameters
 from lossforge.registry import LOSSES, MINERS
 from lossforge.task import LossTask, OptimizerConfig
 from lossforge.tracking import (
     EpochMetricsToMlflow,
     RunHandle,
+    check_reachable,
     dashboard_command,
     default_artifact_location,
     mlflow_run,
     params_for_mlflow,
+    redact_uri,
     resolve_tracking_uri,
     run_context_tags,
 )
@@ -170,62 +173,93 @@ def train(cfg: DictConfig, *, base_dir: Path | None = None, output_dir: Path | N
     """Run one experiment; return its test metrics and the last epoch's validation metrics.
 
     Args:
-        cfg: the composed config (``conf/config.yaml``).
+        cfg: the composed config (``conf/config.yaml``). With ``resume=<run dir or MLflow run id>`` the
+            run's own recorded config is used instead, and training continues from its last checkpoint.
         base_dir: where the default MLflow store lives (``<base_dir>/outputs/mlflow.db``); the directory
             the command was started from.
         output_dir: this run's own directory (Hydra's); holds checkpoints, and its ``.hydra/`` folder is
             logged as an artifact. Defaults to ``<base_dir>/outputs/runs/untracked``.
     """
-    built = build(cfg)
     base_dir = (base_dir or Path.cwd()).resolve()
-    output_dir = output_dir or base_dir / "outputs" / "runs" / "untracked"
     tracking_uri = resolve_tracking_uri(cfg.logger.get("tracking_uri"), base_dir=base_dir)
+    check_reachable(tracking_uri)  # fail in seconds, before any training time is spent
+    resume = (
+        resolve_resume(str(cfg.resume), base_dir=base_dir, tracking_uri=tracking_uri) if cfg.get("resume") else None
+    )
+    if resume is not None:
+        cfg, output_dir = resume.config, resume.output_dir
+        log.info("resume   run %s from %s", resume.run_id, resume.checkpoint)
+    output_dir = output_dir or base_dir / "outputs" / "runs" / "untracked"
+    built = build(cfg)
     loaders = {
         "train": make_loader(built.data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed),
         "val": make_loader(built.data.val, batch_size=cfg.eval_batch_size, shuffle=False, seed=cfg.seed),
         "test": make_loader(built.data.test, batch_size=cfg.eval_batch_size, shuffle=False, seed=cfg.seed),
     }
-    config = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(config, dict)
     context = run_context_tags()
     with mlflow_run(
         tracking_uri=tracking_uri,
         experiment=cfg.logger.experiment,
         run_name=cfg.get("run_name") or default_run_name(cfg, context.get("hydra.job_num")),
-        tags={**provenance_tags(cfg, built.task), **context},
+        tags={**provenance_tags(cfg, built.task), **context, "lossforge.output_dir": str(output_dir)},
         artifact_location=default_artifact_location(cfg.logger.get("artifact_location"), tracking_uri, base_dir),
+        resume_run_id=resume.run_id if resume else None,
     ) as run:
-        params, too_long = params_for_mlflow(config)
-        run.log_params(params)
-        if too_long:
-            run.set_tags({"lossforge.long_params": ",".join(too_long)})
-        run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-        log.info("mlflow   run %s in %s", run.run_id, tracking_uri)
+        if resume is None:
+            _log_config(run, cfg)
+            write_run_record(output_dir, run_id=run.run_id, tracking_uri=tracking_uri, config=cfg)
+        log.info("mlflow   run %s in %s", run.run_id, redact_uri(tracking_uri))
 
-        metrics_to_mlflow = EpochMetricsToMlflow(run)
+        metrics_to_mlflow = EpochMetricsToMlflow(
+            run, logged_through_epoch=last_logged_epoch(run.client, run.run_id) if resume else -1
+        )
         checkpoints = L.pytorch.callbacks.ModelCheckpoint(
             dirpath=output_dir / "checkpoints",
             filename="best",
             monitor="val/loss",
             mode="min",
             save_last=True,
+            save_on_train_epoch_end=True,  # after this epoch's metrics are logged: resume never logs twice
         )
         trainer = L.Trainer(
             **OmegaConf.to_container(cfg.trainer, resolve=True),  # type: ignore[arg-type]
             logger=False,
             default_root_dir=output_dir,
-            callbacks=[metrics_to_mlflow, checkpoints],
+            callbacks=[metrics_to_mlflow, checkpoints, SaveOnInterrupt(output_dir / "checkpoints")],
         )
-        trainer.fit(built.module, loaders["train"], loaders["val"])
+        try:
+            trainer.fit(
+                built.module,
+                loaders["train"],
+                loaders["val"],
+                ckpt_path=resume.checkpoint if resume else None,
+                weights_only=True,  # a checkpoint is data, never code: no arbitrary unpickling
+            )
+        except Exception:
+            last = output_dir / "checkpoints" / "last.ckpt"
+            if last.is_file() and cfg.logger.get("log_checkpoint", True):
+                run.log_artifact(last, "checkpoints")  # the last good state, next to the failure
+            raise
         final_val = {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
-        results = trainer.test(built.module, loaders["test"], verbose=False)[0]
+        results = trainer.test(built.module, loaders["test"], verbose=False, weights_only=True)[0]
         test_metrics = {key: float(value) for key, value in results.items() if math.isfinite(float(value))}
         run.log_metrics(test_metrics, step=trainer.current_epoch)
-        log_run_artifacts(run, built, metrics_to_mlflow.history, output_dir)
+        log_run_artifacts(run, built, output_dir)
         if cfg.logger.get("log_checkpoint", True) and checkpoints.best_model_path:
             run.log_artifact(Path(checkpoints.best_model_path), "checkpoints")
     _print_summary(test_metrics, run.run_id, tracking_uri)
     return {**final_val, **test_metrics}
+
+
+def _log_config(run: RunHandle, cfg: DictConfig) -> None:
+    """The flattened resolved config as params (secrets scrubbed), and the config itself as YAML."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    assert isinstance(config, dict)
+    params, too_long = params_for_mlflow(config)
+    run.log_params(params)
+    if too_long:
+        run.set_tags({"lossforge.long_params": ",".join(too_long)})
+    run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
 
 
 def default_run_name(cfg: DictConfig, job_num: str | None = None) -> str:
@@ -236,15 +270,18 @@ def default_run_name(cfg: DictConfig, job_num: str | None = None) -> str:
     return f"{name}-{job_num}" if job_num is not None else name
 
 
-def log_run_artifacts(
-    run: RunHandle, built: Built, history: dict[str, list[tuple[int, float]]], output_dir: Path
-) -> None:
+def log_run_artifacts(run: RunHandle, built: Built, output_dir: Path) -> None:
     """Plots for the task, the loss/metric curves, and Hydra's record of the run (``.hydra/``)."""
     import matplotlib.pyplot as plt
 
     from lossforge import plots
 
     module, data = built.module, built.data
+    history = {
+        key: [(metric.step, metric.value) for metric in run.client.get_metric_history(run.run_id, key)]
+        for key in run.client.get_run(run.run_id).data.metrics
+        if key.startswith(("train/", "val/")) and key.count("/") == 1
+    }
     figures = {}
     if history:
         figures["curves.png"] = plots.curves_figure(history)
@@ -269,8 +306,9 @@ def log_run_artifacts(
         run.client.log_figure(run.run_id, figure, f"plots/{name}")
         plt.close(figure)
     hydra_record = output_dir / ".hydra"
-    if hydra_record.is_dir():
-        run.log_artifact(hydra_record, "hydra")
+    if hydra_record.is_dir():  # as text, through the secret scrubber
+        for file in sorted(hydra_record.glob("*.yaml")):
+            run.log_text(file.read_text(), f"hydra/{file.name}")
 
 
 def _print_summary(metrics: dict[str, float], run_id: str, tracking_uri: str) -> None:

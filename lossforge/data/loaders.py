@@ -8,9 +8,11 @@ can still insert a ``DistributedSampler`` under DDP.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 import torch
 from torch import Tensor
-from torch.utils.data import DataLoader, Dataset
+from torch.utils.data import DataLoader, Dataset, Sampler
 
 from lossforge.data.base import Split
 
@@ -34,6 +36,27 @@ class InMemoryDataset(Dataset):
         return self.features[index], self.targets[index]  # (B, F), (B, …)
 
 
+class EpochShuffle(Sampler[int]):
+    """A random order that is a function of ``(seed, epoch)`` alone.
+
+    Lightning calls ``set_epoch`` before every epoch, so a run resumed at epoch ``k`` sees exactly the
+    orders an uninterrupted run would have — a generator carried across epochs would restart instead.
+    """
+
+    def __init__(self, size: int, seed: int) -> None:
+        self.size, self.seed, self.epoch = size, seed, 0
+
+    def set_epoch(self, epoch: int) -> None:
+        self.epoch = epoch
+
+    def __iter__(self) -> Iterator[int]:
+        generator = torch.Generator().manual_seed(self.seed * 1_000_003 + self.epoch)
+        return iter(torch.randperm(self.size, generator=generator).tolist())
+
+    def __len__(self) -> int:
+        return self.size
+
+
 def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
     """The collate function for ``__getitems__`` batches: they are already stacked."""
     return batch
@@ -48,5 +71,5 @@ def make_loader(split: Split, *, batch_size: int, shuffle: bool, seed: int, per_
         collate = None
     else:
         dataset, collate = InMemoryDataset(split.features, split.targets), keep_batch
-    generator = torch.Generator().manual_seed(seed)
-    return DataLoader(dataset, batch_size=batch_size, shuffle=shuffle, generator=generator, collate_fn=collate)
+    sampler = EpochShuffle(len(split.targets), seed) if shuffle else None
+    return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate)

@@ -1,0 +1,97 @@
+"""Faults lose nothing: checkpoints on interrupt, and resuming a killed run into the same MLflow run.
+
+Every run writes ``<run dir>/checkpoints/last.ckpt`` at the end of each epoch and records its MLflow run
+in ``<run dir>/lossforge_run.json`` (and the run dir in the run's ``lossforge.output_dir`` tag). A run
+killed in any way — even ``kill -9`` — resumes with::
+
+    python -m lossforge resume=<run dir or MLflow run id>
+
+which reloads the run's own config, continues training from ``last.ckpt`` (loaded with
+``weights_only=True``), and keeps logging into the **same** MLflow run. Because the shuffling order and
+the random state are restored too, it ends with the same metrics as an uninterrupted run.
+Ctrl-C and SIGTERM additionally save ``interrupted.ckpt`` at the moment they arrive.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+RUN_RECORD = "lossforge_run.json"
+CONFIG_RECORD = "lossforge_config.yaml"
+
+
+class ResumeError(ValueError):
+    """``resume=...`` names nothing that can be resumed."""
+
+
+@dataclass(frozen=True)
+class Resume:
+    """What a resumed run continues: its directory, its MLflow run, its checkpoint and its config."""
+
+    output_dir: Path
+    run_id: str
+    checkpoint: Path
+    config: DictConfig
+
+
+def write_run_record(output_dir: Path, *, run_id: str, tracking_uri: str, config: DictConfig) -> None:
+    """Remember which MLflow run this directory belongs to, and the exact config, for ``resume=``."""
+    output_dir.mkdir(parents=True, exist_ok=True)
+    (output_dir / RUN_RECORD).write_text(json.dumps({"run_id": run_id, "tracking_uri": tracking_uri}))
+    (output_dir / CONFIG_RECORD).write_text(OmegaConf.to_yaml(config))
+
+
+def resolve_resume(target: str, *, base_dir: Path, tracking_uri: str) -> Resume:
+    """Find the run directory for ``target`` (a path, or an MLflow run id looked up in the store)."""
+    directory = Path(target) if Path(target).is_absolute() else base_dir / target
+    if not (directory / RUN_RECORD).is_file():
+        directory = _directory_of_run(target, tracking_uri)
+    record = json.loads((directory / RUN_RECORD).read_text())
+    checkpoint = directory / "checkpoints" / "last.ckpt"
+    if not checkpoint.is_file():
+        raise ResumeError(
+            f"resume={target}: {directory} has no checkpoints/last.ckpt — the run was stopped before its "
+            f"first epoch ended, so there is nothing to resume; start it again instead."
+        )
+    config = OmegaConf.load(directory / CONFIG_RECORD)
+    assert isinstance(config, DictConfig)
+    return Resume(output_dir=directory, run_id=record["run_id"], checkpoint=checkpoint, config=config)
+
+
+def _directory_of_run(run_id: str, tracking_uri: str) -> Path:
+    from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run = MlflowClient(tracking_uri).get_run(run_id)
+    except MlflowException as error:
+        raise ResumeError(
+            f"resume={run_id}: neither a run directory (with {RUN_RECORD}) nor an MLflow run in {tracking_uri}"
+        ) from error
+    directory = run.data.tags.get("lossforge.output_dir")
+    if not directory or not (Path(directory) / RUN_RECORD).is_file():
+        raise ResumeError(f"resume={run_id}: the run's directory {directory!r} is gone; it cannot be resumed here")
+    return Path(directory)
+
+
+class SaveOnInterrupt(L.Callback):
+    """On Ctrl-C or SIGTERM, save ``interrupted.ckpt`` before Lightning shuts down."""
+
+    def __init__(self, directory: Path) -> None:
+        self.directory = directory
+
+    def on_exception(self, trainer: L.Trainer, pl_module: L.LightningModule, exception: BaseException) -> None:
+        if isinstance(exception, KeyboardInterrupt | SystemExit):  # SIGTERM arrives as SIGTERMException
+            trainer.save_checkpoint(self.directory / "interrupted.ckpt")
+
+
+def last_logged_epoch(client: Any, run_id: str, key: str = "train/loss") -> int:
+    """The last epoch a (resumed) run already logged, or -1."""
+    history = client.get_metric_history(run_id, key)
+    return max((metric.step for metric in history), default=-1)
