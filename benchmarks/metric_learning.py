@@ -1,0 +1,270 @@
+"""Metric-learning loss + miner, forward + backward: lossforge vs pytorch-metric-learning (PML).
+
+Each configuration (method × implementation × batch size × number of classes) runs in a fresh
+subprocess with one torch thread, so peak memory is its own: the child records its peak RSS
+(``resource.getrusage``) after setup (imports, data, modules) and again after the measured steps, and
+reports the difference. Children run under ``RLIMIT_AS`` (address space after setup + ``--memory-cap-gb``),
+so an O(N³) blow-up is reported as "OOM" instead of taking the machine down.
+
+What is compared (both sides use Euclidean distance on L2-normalised embeddings, margin 0.2 for
+triplets, and the mean over non-zero terms, PML's default reducer):
+
+============  =========================================  ================================================
+method        lossforge                                  PML
+============  =========================================  ================================================
+semihard      TripletLoss + SemiHardTripletsMiner         TripletMarginLoss + TripletMarginMiner(semihard)
+              (one negative per positive pair)            (every negative in the band)
+batch_hard    TripletLoss + HardTripletsMiner             TripletMarginLoss + BatchHardMiner
+contrastive   ContrastiveLoss(1.0) + HardPairsMiner(1.0)  ContrastiveLoss(0, 1) + PairMarginMiner(0.2, 0.8)
+all_triplets  TripletLoss, no miner (O(N²) exact sum)     TripletMarginLoss, no miner (all triplets built)
+============  =========================================  ================================================
+
+The miners do not select the same tuples except for batch-hard (the ``tuples`` columns show how many
+each returned), so this measures the cost of each library's way of doing the job, not identical math.
+
+Usage::
+
+    python benchmarks/metric_learning.py --sizes 256 1024 --repeats 5
+    python benchmarks/metric_learning.py --sizes 4096 --classes 10 --methods semihard --repeats 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import json
+import os
+import resource
+import statistics
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+METHODS = ("semihard", "batch_hard", "contrastive", "all_triplets")
+IMPLEMENTATIONS = ("lossforge", "pml")
+RESULTS = Path(__file__).resolve().parent / "results"
+MARGIN = 0.2
+
+
+# -- child: one configuration ----------------------------------------------------------------------
+
+
+def _build(method: str, implementation: str) -> Any:
+    """A step function ``step(embeddings, labels) -> (loss, number of tuples)`` for one configuration."""
+    import torch.nn.functional as F
+
+    if implementation == "lossforge":
+        from lossforge.losses.metric import ContrastiveLoss, TripletLoss
+        from lossforge.miners import HardPairsMiner, HardTripletsMiner, SemiHardTripletsMiner
+
+        # PML normalises inside its distance; lossforge leaves that to the model, so the step does it.
+        triplet = TripletLoss(margin=MARGIN, distance="euclidean", reduction="mean_nonzero")
+        if method == "contrastive":
+            loss = ContrastiveLoss(margin=1.0, distance="euclidean", reduction="mean_nonzero")
+            miner: Any = HardPairsMiner(margin=1.0, distance="euclidean")
+        else:
+            loss = triplet
+            miner = {
+                "semihard": SemiHardTripletsMiner(margin=MARGIN, distance="euclidean"),
+                "batch_hard": HardTripletsMiner(distance="euclidean"),
+                "all_triplets": None,
+            }[method]
+
+        def step(embeddings: Any, labels: Any) -> tuple[Any, int]:
+            normalized = F.normalize(embeddings, dim=1)
+            indices = None if miner is None else miner(normalized, labels)
+            value = loss(normalized, labels, indices)
+            return value, int(loss.last_num_tuples)
+
+        return step
+
+    from pytorch_metric_learning import losses, miners
+
+    if method == "contrastive":
+        loss = losses.ContrastiveLoss(pos_margin=0.0, neg_margin=1.0)
+        miner = miners.PairMarginMiner(pos_margin=0.2, neg_margin=0.8)
+    else:
+        loss = losses.TripletMarginLoss(margin=MARGIN)
+        miner = {
+            "semihard": miners.TripletMarginMiner(margin=MARGIN, type_of_triplets="semihard"),
+            "batch_hard": miners.BatchHardMiner(),
+            "all_triplets": None,
+        }[method]
+
+    def step(embeddings: Any, labels: Any) -> tuple[Any, int]:
+        indices = None if miner is None else miner(embeddings, labels)
+        value = loss(embeddings, labels, indices)
+        if indices is None:  # PML builds all triplets itself; count them without building them again
+            same = (labels[:, None] == labels[None, :]).sum(dim=1)
+            return value, int(((same - 1) * (len(labels) - same)).sum())
+        return value, len(indices[0]) + (len(indices[2]) if len(indices) == 4 else 0)
+
+    return step
+
+
+def _virtual_memory_bytes() -> int:
+    with open("/proc/self/status") as status:
+        for line in status:
+            if line.startswith("VmSize:"):
+                return int(line.split()[1]) * 1024
+    return 0
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
+
+
+def run_child(config: dict[str, Any]) -> dict[str, Any]:
+    """Measure one configuration in this (fresh) process."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    num, classes = config["size"], config["classes"]
+    embeddings = torch.randn(num, config["dim"], requires_grad=True)
+    labels = torch.randperm(num) % classes
+    step = _build(config["method"], config["implementation"])
+    baseline = _peak_rss_mb()
+    if config["memory_cap_gb"] > 0:
+        limit = _virtual_memory_bytes() + int(config["memory_cap_gb"] * 2**30)
+        resource.setrlimit(resource.RLIMIT_AS, (limit, resource.getrlimit(resource.RLIMIT_AS)[1]))
+    times, tuples = [], 0
+    try:
+        for repeat in range(config["repeats"] + 1):  # the first is a warm-up: its memory counts, not its time
+            embeddings.grad = None
+            start = time.perf_counter()
+            value, tuples = step(embeddings, labels)
+            value.backward()
+            if repeat:
+                times.append(time.perf_counter() - start)
+    except (MemoryError, RuntimeError) as error:
+        if isinstance(error, MemoryError) or "alloc" in str(error).lower() or "memory" in str(error).lower():
+            return {"status": "OOM", "peak_mb": _peak_rss_mb() - baseline}
+        raise
+    return {
+        "status": "ok",
+        "time_ms": 1000 * statistics.median(times),
+        "peak_mb": _peak_rss_mb() - baseline,
+        "tuples": tuples,
+    }
+
+
+# -- parent: run every configuration, print and write the table ------------------------------------
+
+
+def measure(config: dict[str, Any], timeout: float) -> dict[str, Any]:
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    command = [sys.executable, __file__, "--child", json.dumps(config)]
+    try:
+        done = subprocess.run(command, capture_output=True, text=True, timeout=timeout, env=env)
+    except subprocess.TimeoutExpired:
+        return {"status": f"timeout>{timeout:.0f}s"}
+    lines = done.stdout.strip().splitlines()
+    if done.returncode != 0 or not lines:
+        last = (done.stderr.strip().splitlines() or ["?"])[-1]
+        return {"status": f"crash (rc={done.returncode}: {last[:60]})"}
+    return json.loads(lines[-1])
+
+
+def _cell(result: dict[str, Any], key: str, digits: int = 1) -> str:
+    if result.get("status") != "ok":
+        return result.get("status", "?")
+    value = result[key]
+    return f"{value:,}" if isinstance(value, int) else f"{value:,.{digits}f}"
+
+
+def _ratio(numerator: dict[str, Any], denominator: dict[str, Any], key: str) -> str:
+    if numerator.get("status") != "ok" or denominator.get("status") != "ok":
+        return "–"
+    return f"{numerator[key] / max(denominator[key], 1e-9):,.1f}×"
+
+
+COLUMNS = [
+    "N",
+    "classes",
+    "method",
+    "lossforge ms",
+    "PML ms",
+    "speed-up (PML/lf)",
+    "lossforge peak MB",
+    "PML peak MB",
+    "memory (PML/lf)",
+    "lossforge tuples",
+    "PML tuples",
+]
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 2048, 4096], help="batch sizes N")
+    parser.add_argument("--classes", type=int, nargs="+", default=[10, 100], help="numbers of classes")
+    parser.add_argument("--methods", nargs="+", choices=METHODS, default=list(METHODS))
+    parser.add_argument("--implementations", nargs="+", choices=IMPLEMENTATIONS, default=list(IMPLEMENTATIONS))
+    parser.add_argument("--dim", type=int, default=128, help="embedding dimension D")
+    parser.add_argument("--repeats", type=int, default=5, help="timed steps per configuration (median)")
+    parser.add_argument("--memory-cap-gb", type=float, default=8.0, help="address space each child may add (0: no cap)")
+    parser.add_argument("--timeout", type=float, default=300.0, help="seconds per configuration")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the CSV and markdown")
+    parser.add_argument("--child", help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.child:
+        print(json.dumps(run_child(json.loads(args.child))))
+        return
+
+    rows, started = [], time.perf_counter()
+    for size in args.sizes:
+        for classes in args.classes:
+            for method in args.methods:
+                results = {}
+                for implementation in IMPLEMENTATIONS:
+                    if implementation not in args.implementations:
+                        results[implementation] = {"status": "skipped"}
+                        continue
+                    config = {
+                        "size": size,
+                        "classes": classes,
+                        "method": method,
+                        "implementation": implementation,
+                        "dim": args.dim,
+                        "repeats": args.repeats,
+                        "memory_cap_gb": args.memory_cap_gb,
+                    }
+                    results[implementation] = measure(config, args.timeout)
+                ours, theirs = results["lossforge"], results["pml"]
+                row = [
+                    str(size),
+                    str(classes),
+                    method,
+                    _cell(ours, "time_ms"),
+                    _cell(theirs, "time_ms"),
+                    _ratio(theirs, ours, "time_ms"),
+                    _cell(ours, "peak_mb"),
+                    _cell(theirs, "peak_mb"),
+                    _ratio(theirs, ours, "peak_mb"),
+                    _cell(ours, "tuples"),
+                    _cell(theirs, "tuples"),
+                ]
+                rows.append(row)
+                print(" | ".join(row), file=sys.stderr, flush=True)
+
+    table = "\n".join(
+        ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)] + ["| " + " | ".join(r) + " |" for r in rows]
+    )
+    print(table)
+    args.out.mkdir(parents=True, exist_ok=True)
+    with open(args.out / "metric_learning.csv", "w", newline="") as handle:
+        writer = csv.writer(handle)
+        writer.writerow(COLUMNS)
+        writer.writerows(rows)
+    command = "python benchmarks/metric_learning.py " + " ".join(argv if argv is not None else sys.argv[1:])
+    (args.out / "metric_learning.md").write_text(
+        f"Command: `{command}`  \nTorch threads: 1; D = {args.dim}; repeats = {args.repeats} (median); "
+        f"memory cap {args.memory_cap_gb} GiB per child; wall time {time.perf_counter() - started:.0f} s\n\n"
+        f"{table}\n"
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,510 @@
+"""Miners: choose which pairs or triplets of a batch a metric loss sees.
+
+A miner is called ``miner(embeddings (N, D), labels (N,))`` and returns plain int64 index tensors, the
+same contract as pytorch-metric-learning (PML):
+
+* pair miners (``tuple_kind = "pair"``): ``(a1, p, a2, n)`` — positive pairs ``(a1[k], p[k])`` (same
+  label, ``a1 != p``) and negative pairs ``(a2[k], n[k])`` (different labels);
+* triplet miners (``tuple_kind = "triplet"``): ``(a, p, n)``.
+
+Pairs are ordered, as in PML: ``(i, j)`` and ``(j, i)`` are both listed. Every miner works under
+``torch.no_grad()`` from ONE (N, N) distance matrix (or from the labels alone) and never builds an
+O(N³) tensor. Indices come out sorted by anchor, then positive, then negative.
+
+The pure functions (``*_indices``) take a precomputed distance matrix, so they can be tested on
+hand-built matrices; the modules compute it from the embeddings and call them.
+
+``margin`` and ``distance`` default to ``None``, meaning "use the loss's": the training pipeline fills
+them from the loss so a loss and its miner share one margin and one distance unless told otherwise.
+Still ``None`` when called, they fall back to the defaults of the matching lossforge loss: pair miners
+use ``"euclidean"`` and margin 1.0 (``contrastive``), triplet miners ``"squared_euclidean"`` and margin
+0.2 (``triplet``). PML's miners instead default to Euclidean distance on normalised embeddings, and
+PML's examples pair a miner margin of 0.2 with a loss margin of 0.05.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+from torch import Tensor, nn
+
+from lossforge.distances import check_distance, pairwise_distance
+
+PAIR_DEFAULT_DISTANCE, PAIR_DEFAULT_MARGIN = "euclidean", 1.0
+TRIPLET_DEFAULT_DISTANCE, TRIPLET_DEFAULT_MARGIN = "squared_euclidean", 0.2
+
+#: What a metric loss or miner expects, for error messages.
+EXPECTED_INPUTS = "embeddings (N, D) of a floating dtype and integer labels (N,)"
+
+# Row chunks keep the (rows, N) temporaries of semi-hard mining near this many elements.
+_CHUNK_ELEMENTS = 1 << 22
+
+
+def describe_bad_inputs(embeddings: Tensor, labels: Tensor) -> str | None:
+    """``None`` if ``embeddings`` is (N, D) floating and ``labels`` (N,) integer; else what was given.
+
+    >>> describe_bad_inputs(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long)) is None
+    True
+    >>> describe_bad_inputs(torch.zeros(4), torch.zeros(4, dtype=torch.long))
+    'embeddings (4,) torch.float32 and labels (4,) torch.int64'
+    """
+    is_integer = not (labels.is_floating_point() or labels.is_complex())
+    if (
+        embeddings.dim() == 2
+        and embeddings.is_floating_point()
+        and labels.dim() == 1
+        and is_integer
+        and labels.shape[0] == embeddings.shape[0]
+    ):
+        return None
+    return f"embeddings {_shape(embeddings)} {embeddings.dtype} and labels {_shape(labels)} {labels.dtype}"
+
+
+def _shape(tensor: Tensor) -> str:
+    return "(" + ", ".join(str(d) for d in tensor.shape) + ("," if tensor.dim() == 1 else "") + ")"
+
+
+def label_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
+    """Boolean (N, N) masks of the positive pairs (same label, ``i != j``) and negative pairs.
+
+    >>> positive, negative = label_masks(torch.tensor([0, 0, 1]))
+    >>> positive
+    tensor([[False,  True, False],
+            [ True, False, False],
+            [False, False, False]])
+    >>> negative.sum().item()
+    4
+    """
+    same = labels[:, None] == labels[None, :]  # (N, N)
+    positive = same.clone()
+    positive.fill_diagonal_(False)
+    return positive, ~same
+
+
+def all_pair_indices(labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Every positive pair and every negative pair of the batch, as ``(a1, p, a2, n)``.
+
+    Example:
+        >>> all_pair_indices(torch.tensor([0, 0, 1]))
+        (tensor([0, 1]), tensor([1, 0]), tensor([0, 1, 2, 2]), tensor([2, 2, 0, 1]))
+    """
+    positive, negative = label_masks(labels)
+    return (*torch.nonzero(positive, as_tuple=True), *torch.nonzero(negative, as_tuple=True))
+
+
+def hard_pair_indices(distances: Tensor, labels: Tensor, margin: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Hard pairs: positives farther than their anchor's closest negative; negatives closer than their
+    anchor's farthest positive or inside the margin.
+
+    .. math::
+        (a, p) \\text{ hard} \\iff d(a, p) > \\min_{n} d(a, n), \\qquad
+        (a, n) \\text{ hard} \\iff d(a, n) < \\max_{p} d(a, p) \\ \\text{or}\\ d(a, n) < m
+
+    Inequalities are strict (a tie is not hard). The minimum over no negatives is :math:`+\\infty` (an
+    anchor without negatives has no hard positive), the maximum over no positives :math:`-\\infty` (only
+    the margin applies). A negative inside the margin is exactly one with non-zero contrastive loss; every
+    positive has non-zero loss, so for positives only the ranking test says something.
+
+    Args:
+        distances: the batch's distance matrix.
+        labels: class labels.
+        margin: the contrastive margin :math:`m`, in the units of ``distances``.
+
+    Shape:
+        - distances: :math:`(N, N)`, labels: :math:`(N,)`
+        - Output: four :math:`(K,)` int64 tensors ``(a1, p, a2, n)``
+
+    Example:
+        >>> distances = torch.tensor([[0.0, 3.0, 2.0], [3.0, 0.0, 5.0], [2.0, 5.0, 0.0]])
+        >>> hard_pair_indices(distances, torch.tensor([0, 0, 1]), margin=1.0)
+        (tensor([0]), tensor([1]), tensor([0]), tensor([2]))
+    """
+    if labels.numel() == 0:  # reductions over an empty dim fail
+        return _empty(4, labels.device)  # type: ignore[return-value]
+    positive, negative = label_masks(labels)
+    farthest_positive = distances.masked_fill(~positive, -torch.inf).amax(dim=1, keepdim=True)  # (N, 1)
+    closest_negative = distances.masked_fill(~negative, torch.inf).amin(dim=1, keepdim=True)  # (N, 1)
+    hard_positive = positive & (distances > closest_negative)  # (N, N)
+    hard_negative = negative & ((distances < farthest_positive) | (distances < margin))  # (N, N)
+    return (*torch.nonzero(hard_positive, as_tuple=True), *torch.nonzero(hard_negative, as_tuple=True))
+
+
+def all_triplet_indices(labels: Tensor, max_triplets: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
+    """Every valid triplet ``(a, p, n)``, or a uniform random sample of ``max_triplets`` of them.
+
+    A triplet is valid when ``label[a] == label[p]``, ``a != p`` and ``label[n] != label[a]``. The
+    triplets are numbered 0 … T−1 in (a, p, n) order without being built: positive pair ``k`` of anchor
+    ``a`` owns a block of ``#negatives(a)`` consecutive numbers. Sampling draws distinct numbers (a random
+    permutation when T ≤ 4·max_triplets, else repeated draws with replacement until enough distinct ones,
+    then a uniform subset) and decodes only those, so memory is O(N² + max_triplets), never O(T).
+    The sample uses torch's global generator (``torch.manual_seed`` makes it repeatable).
+
+    Args:
+        labels: class labels.
+        max_triplets: keep at most this many triplets (uniformly sampled without replacement);
+            ``None`` keeps all of them (O(T) memory, T up to N³).
+
+    Shape:
+        - labels: :math:`(N,)`
+        - Output: three :math:`(T,)` int64 tensors ``(a, p, n)``, sorted
+
+    Example:
+        >>> all_triplet_indices(torch.tensor([0, 0, 1]))
+        (tensor([0, 1]), tensor([1, 0]), tensor([2, 2]))
+    """
+    positive, negative = label_masks(labels)
+    pair_anchor, pair_positive = torch.nonzero(positive, as_tuple=True)  # (K,), sorted by anchor
+    negatives_of = torch.nonzero(negative, as_tuple=True)[1]  # all anchors' negatives, row by row
+    negative_count = negative.sum(dim=1)  # (N,)
+    negative_start = torch.cumsum(negative_count, dim=0) - negative_count  # (N,) offsets into negatives_of
+    per_pair = negative_count[pair_anchor]  # (K,) triplets owned by each positive pair
+    block_end = torch.cumsum(per_pair, dim=0)  # (K,)
+    total = int(block_end[-1]) if block_end.numel() else 0
+    if max_triplets is None or total <= max_triplets:
+        numbers = torch.arange(total, device=labels.device)
+    else:
+        numbers = _sample_distinct(total, max_triplets, labels.device)
+    pair = torch.searchsorted(block_end, numbers, right=True)  # (T,) which positive pair owns each number
+    offset = numbers - (block_end[pair] - per_pair[pair])  # (T,) which of that anchor's negatives
+    anchor = pair_anchor[pair]
+    return anchor, pair_positive[pair], negatives_of[negative_start[anchor] + offset]
+
+
+def _empty(count: int, device: torch.device) -> tuple[Tensor, ...]:
+    return tuple(torch.empty(0, dtype=torch.long, device=device) for _ in range(count))
+
+
+def _sample_distinct(total: int, count: int, device: torch.device) -> Tensor:
+    """``count`` distinct integers drawn uniformly from ``range(total)``, sorted, in O(count) memory."""
+    if total <= 4 * count:
+        return torch.randperm(total, device=device)[:count].sort().values
+    drawn = torch.empty(0, dtype=torch.long, device=device)
+    while drawn.numel() < count:  # with total > 4·count, each round keeps most of its draws
+        more = torch.randint(total, (count - drawn.numel() + count // 8 + 1,), device=device)
+        drawn = torch.unique(torch.cat([drawn, more]))
+    # The set of distinct values drawn is symmetric in all numbers, so a uniform subset of it is uniform.
+    return drawn[torch.randperm(drawn.numel(), device=device)[:count]].sort().values
+
+
+def padded_positive_distances(distances: Tensor, positive: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """Each row's positive-pair distances packed to the left of a (C, P) matrix, padded with ``inf``.
+
+    Searching only the positive pairs (P = the largest class, minus one) instead of all N entries of a
+    row makes ``searchsorted`` over a batch of C classes about C times cheaper.
+
+    Args:
+        distances: rows of a distance matrix.
+        positive: the matching rows of the positive-pair mask.
+
+    Shape:
+        - distances, positive: :math:`(C, N)`
+        - Output: ``anchor``, ``positive_index``, ``slot`` — :math:`(K,)` for the K positive pairs in
+          row-major order, with ``padded[anchor, slot] == distances[anchor, positive_index]`` — and
+          ``padded`` :math:`(C, \\max(P, 1))`
+
+    Example:
+        >>> distances = torch.tensor([[0.0, 2.0, 1.0], [2.0, 0.0, 3.0]])
+        >>> positive = torch.tensor([[False, True, True], [True, False, False]])
+        >>> padded_positive_distances(distances, positive)
+        (tensor([0, 0, 1]), tensor([1, 2, 0]), tensor([0, 1, 0]), tensor([[2., 1.],
+                [2., inf]]))
+    """
+    anchor, positive_index = torch.nonzero(positive, as_tuple=True)  # (K,), row-major
+    counts = positive.sum(dim=1)  # (C,)
+    row_start = torch.cumsum(counts, dim=0) - counts  # (C,)
+    slot = torch.arange(anchor.numel(), device=anchor.device) - row_start[anchor]  # (K,)
+    width = max(int(counts.max()) if counts.numel() else 0, 1)
+    padded = distances.new_full((distances.shape[0], width), torch.inf)  # (C, P)
+    padded[anchor, slot] = distances[anchor, positive_index]
+    return anchor, positive_index, slot, padded
+
+
+def batch_hard_triplet_indices(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+    """Batch-hard triplets: each anchor with its farthest positive and its closest negative.
+
+    .. math::
+        p(a) = \\operatorname{arg\\,max}_{p:\\, y_p = y_a,\\, p \\ne a} d(a, p), \\qquad
+        n(a) = \\operatorname{arg\\,min}_{n:\\, y_n \\ne y_a} d(a, n)
+
+    Only anchors with at least one positive and one negative get a triplet. Ties go to the lowest index
+    (``torch.max``/``torch.min`` return the first extreme), which is also what PML's ``BatchHardMiner``
+    does, so with the same distance both return the same triplets.
+
+    Args:
+        distances: the batch's distance matrix.
+        labels: class labels.
+
+    Shape:
+        - distances: :math:`(N, N)`, labels: :math:`(N,)`
+        - Output: three :math:`(A,)` int64 tensors ``(a, p, n)``, :math:`A \\le N`
+
+    Example:
+        >>> distances = torch.tensor([[0.0, 1.0, 4.0, 2.0], [1.0, 0.0, 3.0, 3.0],
+        ...                           [4.0, 3.0, 0.0, 1.0], [2.0, 3.0, 1.0, 0.0]])
+        >>> batch_hard_triplet_indices(distances, torch.tensor([0, 0, 0, 1]))
+        (tensor([0, 1, 2]), tensor([2, 2, 0]), tensor([3, 3, 3]))
+    """
+    if labels.numel() == 0:
+        return _empty(3, labels.device)  # type: ignore[return-value]
+    positive, negative = label_masks(labels)
+    farthest_positive = distances.masked_fill(~positive, -torch.inf).max(dim=1).indices  # (N,)
+    closest_negative = distances.masked_fill(~negative, torch.inf).min(dim=1).indices  # (N,)
+    anchor = torch.nonzero(positive.any(dim=1) & negative.any(dim=1), as_tuple=True)[0]  # (A,)
+    return anchor, farthest_positive[anchor], closest_negative[anchor]
+
+
+def semihard_triplet_indices(distances: Tensor, labels: Tensor, margin: float) -> tuple[Tensor, Tensor, Tensor]:
+    """FaceNet semi-hard triplets: for each positive pair, the closest negative beyond the positive.
+
+    For every positive pair :math:`(a, p)`, the negative
+
+    .. math::
+        n(a, p) = \\operatorname{arg\\,min}_{n:\\, y_n \\ne y_a} d(a, n)
+        \\quad \\text{subject to} \\quad d(a, p) < d(a, n) < d(a, p) + m
+
+    i.e. the hardest negative that is still farther than the positive (ties: lowest index). When no
+    negative lies in that band the pair is dropped: any negative beyond :math:`d(a, p) + m` has zero
+    triplet loss and would only dilute a mean, and one closer than the positive is the "hard" negative
+    that FaceNet avoids because it can collapse training early. (PML's ``TripletMarginMiner`` with
+    ``type_of_triplets="semihard"`` instead returns *every* negative in the band, upper bound included.)
+
+    Each anchor's negative distances are sorted once and the band's lower edge found by
+    ``searchsorted``, over row chunks: O(N² log N) time, O(N²) memory.
+
+    Args:
+        distances: the batch's distance matrix.
+        labels: class labels.
+        margin: the triplet margin :math:`m`, in the units of ``distances``.
+
+    Shape:
+        - distances: :math:`(N, N)`, labels: :math:`(N,)`
+        - Output: three :math:`(K,)` int64 tensors ``(a, p, n)``, at most one per positive pair
+
+    Example:
+        >>> distances = torch.tensor([[0.0, 1.0, 1.5, 3.0], [1.0, 0.0, 0.5, 1.2],
+        ...                           [1.5, 0.5, 0.0, 2.0], [3.0, 1.2, 2.0, 0.0]])
+        >>> semihard_triplet_indices(distances, torch.tensor([0, 0, 1, 1]), margin=1.0)
+        (tensor([0, 1]), tensor([1, 0]), tensor([2, 3]))
+    """
+    positive, negative = label_masks(labels)
+    num = distances.shape[0]
+    rows_per_chunk = max(1, _CHUNK_ELEMENTS // max(num, 1))
+    found: list[tuple[Tensor, Tensor, Tensor]] = []
+    for start in range(0, num, rows_per_chunk):
+        rows = slice(start, start + rows_per_chunk)
+        chunk = distances[rows]  # (C, N)
+        negative_distances = chunk.masked_fill(~negative[rows], torch.inf)  # (C, N)
+        # stable: equally close negatives keep index order, so the lowest index wins ties
+        sorted_distances, order = negative_distances.sort(dim=1, stable=True)  # (C, N)
+        anchor, positive_index, slot, padded = padded_positive_distances(chunk, positive[rows])
+        # For every positive pair: the first negative strictly farther than d(a, p).
+        first = torch.searchsorted(sorted_distances, padded, right=True)[anchor, slot]  # (K,)
+        first_clamped = first.clamp_max(num - 1)
+        candidate = sorted_distances[anchor, first_clamped]  # (K,); inf past the last negative
+        semihard = (first < num) & (candidate < chunk[anchor, positive_index] + margin)  # (K,)
+        anchor, positive_index = anchor[semihard], positive_index[semihard]
+        negative_index = order[anchor, first_clamped[semihard]]
+        found.append((anchor + start, positive_index, negative_index))
+    if not found:
+        return _empty(3, labels.device)  # type: ignore[return-value]
+    return tuple(torch.cat(parts) for parts in zip(*found, strict=True))  # type: ignore[return-value]
+
+
+# -- modules ---------------------------------------------------------------------------------------
+
+
+class _Miner(nn.Module):
+    """Shared plumbing: names for messages, input checks, margin/distance validation and fallbacks."""
+
+    name: ClassVar[str] = "miner"
+    tuple_kind: ClassVar[str] = "pair"
+    default_distance: ClassVar[str] = PAIR_DEFAULT_DISTANCE
+    default_margin: ClassVar[float] = PAIR_DEFAULT_MARGIN
+
+    def _check_options(self, margin: float | None, distance: str | None) -> None:
+        if margin is not None and not margin >= 0:
+            raise ValueError(f"{self.name}: expected `margin` >= 0 or None, got {margin}")
+        if distance is not None:
+            check_distance(distance, owner=self.name)
+
+    def _check_inputs(self, embeddings: Tensor, labels: Tensor) -> None:
+        got = describe_bad_inputs(embeddings, labels)
+        if got is not None:
+            raise ValueError(f"{self.name}: expected {EXPECTED_INPUTS}, got {got}")
+
+    def _distances(self, embeddings: Tensor) -> Tensor:
+        distance = getattr(self, "distance", None) or self.default_distance
+        return pairwise_distance(embeddings.detach(), distance=distance)  # (N, N)
+
+    def _margin(self) -> float:
+        margin = getattr(self, "margin", None)
+        return self.default_margin if margin is None else margin
+
+
+class AllPairsMiner(_Miner):
+    """Every positive pair and every negative pair, ``(a1, p, a2, n)``; see ``all_pair_indices``.
+
+    Shape:
+        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`
+        - Output: four int64 index tensors
+
+    Example:
+        >>> AllPairsMiner()(torch.randn(3, 2), torch.tensor([0, 0, 1]))
+        (tensor([0, 1]), tensor([1, 0]), tensor([0, 1, 2, 2]), tensor([2, 2, 0, 1]))
+    """
+
+    name = "all_pairs"
+    tuple_kind = "pair"
+
+    @torch.no_grad()
+    def forward(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        self._check_inputs(embeddings, labels)
+        return all_pair_indices(labels)
+
+
+class HardPairsMiner(_Miner):
+    """Hard positive and negative pairs, ``(a1, p, a2, n)``; the definition is ``hard_pair_indices``.
+
+    Args:
+        margin: negatives closer than this are hard; ``None`` → the loss's margin, else 1.0.
+        distance: distance name; ``None`` → the loss's distance, else ``"euclidean"``.
+
+    Shape:
+        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`
+        - Output: four int64 index tensors
+
+    Example:
+        >>> embeddings = torch.tensor([[0.0], [3.0], [2.0]])
+        >>> HardPairsMiner(margin=1.5)(embeddings, torch.tensor([0, 0, 1]))
+        (tensor([0, 1]), tensor([1, 0]), tensor([0, 1, 2]), tensor([2, 2, 1]))
+    """
+
+    name = "hard_pairs"
+    tuple_kind = "pair"
+
+    def __init__(self, *, margin: float | None = None, distance: str | None = None) -> None:
+        super().__init__()
+        self._check_options(margin, distance)
+        self.margin, self.distance = margin, distance
+
+    @torch.no_grad()
+    def forward(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        self._check_inputs(embeddings, labels)
+        return hard_pair_indices(self._distances(embeddings), labels, self._margin())
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}, distance={self.distance!r}"
+
+
+class AllTripletsMiner(_Miner):
+    """Every valid triplet ``(a, p, n)``, capped at ``max_triplets`` by uniform sampling.
+
+    Needs no distances. The cap keeps memory bounded (a batch of 1024 in 10 classes has ~10⁸ triplets);
+    see ``all_triplet_indices`` for how the sample is drawn without enumerating all triplets.
+
+    Args:
+        max_triplets: keep at most this many triplets, sampled uniformly without replacement.
+
+    Shape:
+        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`
+        - Output: three int64 index tensors ``(a, p, n)``
+
+    Example:
+        >>> AllTripletsMiner(max_triplets=100)(torch.randn(3, 2), torch.tensor([0, 0, 1]))
+        (tensor([0, 1]), tensor([1, 0]), tensor([2, 2]))
+    """
+
+    name = "all_triplets"
+    tuple_kind = "triplet"
+    default_distance = TRIPLET_DEFAULT_DISTANCE
+    default_margin = TRIPLET_DEFAULT_MARGIN
+
+    def __init__(self, *, max_triplets: int = 100_000) -> None:
+        super().__init__()
+        if not max_triplets >= 1:
+            raise ValueError(f"{self.name}: expected `max_triplets` >= 1, got {max_triplets}")
+        self.max_triplets = int(max_triplets)
+
+    @torch.no_grad()
+    def forward(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        self._check_inputs(embeddings, labels)
+        return all_triplet_indices(labels, self.max_triplets)
+
+    def extra_repr(self) -> str:
+        return f"max_triplets={self.max_triplets}"
+
+
+class HardTripletsMiner(_Miner):
+    """Batch-hard triplets ``(a, p, n)``: farthest positive, closest negative per anchor.
+
+    See ``batch_hard_triplet_indices`` (ties: lowest index). No margin is involved.
+
+    Args:
+        distance: distance name; ``None`` → the loss's distance, else ``"squared_euclidean"``
+            (any monotone transform of the Euclidean distance picks the same triplets).
+
+    Shape:
+        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`
+        - Output: three int64 index tensors ``(a, p, n)``, at most one triplet per anchor
+
+    Example:
+        >>> embeddings = torch.tensor([[0.0], [1.0], [3.0], [1.5]])
+        >>> HardTripletsMiner()(embeddings, torch.tensor([0, 0, 0, 1]))
+        (tensor([0, 1, 2]), tensor([2, 2, 0]), tensor([3, 3, 3]))
+    """
+
+    name = "hard_triplets"
+    tuple_kind = "triplet"
+    default_distance = TRIPLET_DEFAULT_DISTANCE
+    default_margin = TRIPLET_DEFAULT_MARGIN
+
+    def __init__(self, *, distance: str | None = None) -> None:
+        super().__init__()
+        self._check_options(None, distance)
+        self.distance = distance
+
+    @torch.no_grad()
+    def forward(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        self._check_inputs(embeddings, labels)
+        return batch_hard_triplet_indices(self._distances(embeddings), labels)
+
+    def extra_repr(self) -> str:
+        return f"distance={self.distance!r}"
+
+
+class SemiHardTripletsMiner(_Miner):
+    """FaceNet semi-hard triplets ``(a, p, n)``: per positive pair, the closest negative in the band
+    :math:`d(a, p) < d(a, n) < d(a, p) + m`; pairs without one are dropped (``semihard_triplet_indices``).
+
+    Args:
+        margin: the band's width :math:`m`; ``None`` → the loss's margin, else 0.2.
+        distance: distance name; ``None`` → the loss's distance, else ``"squared_euclidean"``.
+
+    Shape:
+        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`
+        - Output: three int64 index tensors ``(a, p, n)``, at most one triplet per positive pair
+
+    Example:
+        >>> embeddings = torch.tensor([[0.0], [1.0], [1.5], [3.5]])
+        >>> SemiHardTripletsMiner(margin=1.0, distance="euclidean")(embeddings, torch.tensor([0, 0, 1, 1]))
+        (tensor([0, 3]), tensor([1, 2]), tensor([2, 1]))
+    """
+
+    name = "semihard_triplets"
+    tuple_kind = "triplet"
+    default_distance = TRIPLET_DEFAULT_DISTANCE
+    default_margin = TRIPLET_DEFAULT_MARGIN
+
+    def __init__(self, *, margin: float | None = None, distance: str | None = None) -> None:
+        super().__init__()
+        self._check_options(margin, distance)
+        self.margin, self.distance = margin, distance
+
+    @torch.no_grad()
+    def forward(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
+        self._check_inputs(embeddings, labels)
+        return semihard_triplet_indices(self._distances(embeddings), labels, self._margin())
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}, distance={self.distance!r}"
