@@ -3,8 +3,8 @@
 The public API, importable without importing torch (names are listed from package metadata):
 
 >>> from lossforge import list_losses
->>> list_losses("*entropy*")
-['cross_entropy', 'weighted_cross_entropy']
+>>> list_losses("*hinge")
+['hinge', 'multiclass_hinge']
 """
 
 from __future__ import annotations
