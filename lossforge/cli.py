@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import logging
 import os
+import signal
 import sys
 from pathlib import Path
 
@@ -45,6 +46,13 @@ def _app(cfg: DictConfig) -> float | None:
             raise
         print(f"lossforge: error: {error}\n(LOSSFORGE_TRACEBACK=1 shows the traceback)", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
+    except SystemExit as stop:
+        from lightning.pytorch.utilities.exceptions import SIGTERMException
+
+        if isinstance(stop, SIGTERMException):  # Lightning exits with status 0 here; a killed run is no success
+            print("lossforge: stopped by SIGTERM; the run is marked KILLED", file=sys.stderr, flush=True)
+            raise SystemExit(128 + signal.SIGTERM) from None
+        raise
     target = cfg.get("optimized_metric")
     return metrics.get(target) if target else None
 

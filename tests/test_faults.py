@@ -1,0 +1,192 @@
+"""Faults lose nothing: non-finite loss, Ctrl-C, SIGTERM, kill -9 + resume, and secrets stay out of MLflow."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from mlflow import MlflowClient
+from omegaconf import OmegaConf
+from torch import nn
+
+from lossforge.config import register_components
+from lossforge.registry import LOSSES
+from lossforge.task import NonFiniteLossError
+from lossforge.train import train
+
+
+class GoesWrongAfter(nn.Module):
+    """Cross-entropy until step ``steps``, then NaN (or Ctrl-C): a fault at a known moment."""
+
+    tasks = ("multiclass",)
+    name = "goes_wrong_after"
+
+    def __init__(self, *, steps: int = 30, fault: str = "nan", reduction: str = "mean") -> None:
+        super().__init__()
+        self.steps, self.fault, self.calls = steps, fault, 0
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        if self.training:
+            self.calls += 1
+            if self.calls > self.steps:
+                if self.fault == "interrupt":
+                    raise KeyboardInterrupt
+                return logits.sum() * float("nan")
+        return nn.functional.cross_entropy(logits, target)
+
+
+@pytest.fixture(scope="module", autouse=True)
+def registered() -> Iterator[None]:
+    if "goes_wrong_after" not in LOSSES.names():
+        LOSSES.register("goes_wrong_after", GoesWrongAfter)
+    yield
+
+
+def config(*overrides: str):
+    register_components(with_parameters=True)
+    GlobalHydra.instance().clear()
+    with initialize_config_module("lossforge.conf", version_base="1.3"):
+        cfg = compose("config", overrides=["model.hidden=[16]", "trainer.enable_progress_bar=false", *overrides])
+    OmegaConf.set_struct(cfg, False)
+    return cfg
+
+
+def only_run(store: Path):
+    client = MlflowClient(f"sqlite:///{store}")
+    experiment = client.get_experiment_by_name("lossforge")
+    (run,) = client.search_runs([experiment.experiment_id])
+    return client, run
+
+
+def test_non_finite_loss_stops_names_the_step_marks_failed_and_keeps_the_last_checkpoint(tmp_path: Path) -> None:
+    cfg = config("trainer.max_epochs=5")
+    cfg.loss = {"name": "goes_wrong_after", "steps": 30}  # digits: 20 steps an epoch → NaN in epoch 1
+    with pytest.raises(NonFiniteLossError, match=r"goes_wrong_after loss became nan at epoch 1, step 30"):
+        train(cfg, base_dir=tmp_path, output_dir=tmp_path / "run")
+    client, run = only_run(tmp_path / "outputs" / "mlflow.db")
+    assert run.info.status == "FAILED"
+    assert "step 30" in run.data.tags["lossforge.error"]
+    assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()  # epoch 0, the last good state
+    assert "checkpoints/last.ckpt" in {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")}
+
+
+def test_ctrl_c_marks_the_run_killed_and_saves_a_checkpoint(tmp_path: Path) -> None:
+    cfg = config("trainer.max_epochs=5")
+    cfg.loss = {"name": "goes_wrong_after", "steps": 25, "fault": "interrupt"}
+    with pytest.raises(SystemExit):  # Lightning turns Ctrl-C into a graceful exit(1)
+        train(cfg, base_dir=tmp_path, output_dir=tmp_path / "run")
+    _, run = only_run(tmp_path / "outputs" / "mlflow.db")
+    assert run.info.status == "KILLED"
+    assert (tmp_path / "run" / "checkpoints" / "interrupted.ckpt").is_file()
+
+
+def start(cwd: Path, *overrides: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
+    environment = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+    return subprocess.Popen(
+        [sys.executable, "-m", "lossforge", "trainer.enable_progress_bar=false", *overrides],
+        cwd=cwd,
+        env={**environment, **(env or {})},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+
+
+def wait_for_checkpoint(cwd: Path, process: subprocess.Popen[str], timeout: float = 120) -> Path:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        found = list((cwd / "outputs" / "runs").glob("*/*/checkpoints/last.ckpt"))
+        if found:
+            return found[0].parent.parent
+        assert process.poll() is None, process.communicate()[0][-3000:]
+        time.sleep(0.02)
+    raise AssertionError("no checkpoint appeared")
+
+
+SLOW_ENOUGH = ["trainer.max_epochs=6", "model.hidden=[256,256]"]
+
+
+@pytest.mark.slow
+def test_kill_9_then_resume_continues_the_same_run_and_ends_like_an_uninterrupted_one(tmp_path: Path) -> None:
+    reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
+    reference_dir.mkdir(), killed_dir.mkdir()
+    reference = start(reference_dir, *SLOW_ENOUGH)
+
+    process = start(killed_dir, *SLOW_ENOUGH)
+    run_dir = wait_for_checkpoint(killed_dir, process)
+    process.send_signal(signal.SIGKILL)
+    process.wait()
+    assert reference.wait(timeout=300) == 0
+
+    client, run = only_run(killed_dir / "outputs" / "mlflow.db")
+    assert run.info.status == "RUNNING"  # SIGKILL leaves no chance to say otherwise: resume will
+    resumed = subprocess.run(
+        [sys.executable, "-m", "lossforge", f"resume={run_dir}"],
+        cwd=killed_dir,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"},
+    )
+    assert resumed.returncode == 0, resumed.stderr[-3000:]
+
+    client, run = only_run(killed_dir / "outputs" / "mlflow.db")  # the same run, no duplicate
+    assert run.info.status == "FINISHED" and run.data.tags["lossforge.resumed"] == "true"
+    steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "val/accuracy")]
+    assert steps == [0, 1, 2, 3, 4, 5]
+    _, uninterrupted = only_run(reference_dir / "outputs" / "mlflow.db")
+    for key in ("test/accuracy", "test/loss", "test/nll"):
+        assert run.data.metrics[key] == pytest.approx(uninterrupted.data.metrics[key], abs=1e-6), key
+
+
+@pytest.mark.slow
+def test_sigterm_marks_the_run_killed_and_saves_a_checkpoint(tmp_path: Path) -> None:
+    process = start(tmp_path, *SLOW_ENOUGH)
+    run_dir = wait_for_checkpoint(tmp_path, process)
+    process.send_signal(signal.SIGTERM)
+    output = process.communicate(timeout=120)[0]
+    assert process.returncode != 0, output[-2000:]
+    _, run = only_run(tmp_path / "outputs" / "mlflow.db")
+    assert run.info.status == "KILLED"
+    assert (run_dir / "checkpoints" / "interrupted.ckpt").is_file()
+
+
+@pytest.mark.slow
+def test_secrets_in_the_environment_never_reach_mlflow(tmp_path: Path) -> None:
+    secret = "fake-secret-4b1d9e"
+    result = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "lossforge",
+            "trainer.max_epochs=1",
+            "model.hidden=[8]",
+            "trainer.enable_progress_bar=false",
+            "+note=${oc.env:MLFLOW_TRACKING_PASSWORD}",
+        ],
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        env={
+            **{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
+            "MLFLOW_TRACKING_PASSWORD": secret,
+            "MY_SERVICE_TOKEN": "another-secret-77",
+        },
+    )
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, run = only_run(tmp_path / "outputs" / "mlflow.db")
+    assert run.data.params["note"] == "***"
+    seen = [run.info.run_name, *run.data.params.values(), *run.data.tags.values()]
+    artifacts = tmp_path / "outputs" / "mlartifacts"
+    seen += [path.read_text(errors="ignore") for path in artifacts.rglob("*.yaml")]
+    assert all(secret not in text and "another-secret-77" not in text for text in seen)
