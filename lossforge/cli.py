@@ -81,15 +81,19 @@ def _share_cores(parallel_jobs: int | None) -> None:
 
 
 def group_options(group: str) -> list[str]:
-    """The options of a config group: registry names for ``loss``/``miner``, YAML files for the rest."""
+    """The options of a config group: registry names for ``loss``/``miner``, YAML files for the rest, and
+    the YAML files plugins ship for it (their ``lossforge.configs`` folders)."""
+    from hydra_plugins.lossforge_searchpath.lossforge_searchpath import plugin_config_options
+
     if group in ("loss", "miner"):
         from lossforge.registry import LOSSES, MINERS
 
-        return (LOSSES if group == "loss" else MINERS).names()
+        return sorted({*(LOSSES if group == "loss" else MINERS).names(), *plugin_config_options(group)})
     from importlib import resources
 
     folder = resources.files("lossforge.conf") / group
-    return sorted(entry.name.removesuffix(".yaml") for entry in folder.iterdir() if entry.name.endswith(".yaml"))
+    own = {entry.name.removesuffix(".yaml") for entry in folder.iterdir() if entry.name.endswith(".yaml")}
+    return sorted(own | set(plugin_config_options(group)))
 
 
 def check_overrides(arguments: list[str]) -> str | None:
@@ -131,9 +135,23 @@ def run_app() -> None:
     _app()
 
 
-def list_components() -> int:
-    """Print every registered loss and miner; return the exit status (1 if a plugin failed to load)."""
+def list_components(arguments: list[str] | None = None) -> int:
+    """``lossforge list [--task TASK] [--names]``: every registered loss and miner, or only the losses that
+    serve ``TASK``; ``--names`` prints them comma-separated, ready for a sweep. Exit status 1 if a plugin
+    failed to load."""
+    import argparse
+
+    from lossforge.losses.base import TASKS
     from lossforge.registry import LOSSES, MINERS
+
+    parser = argparse.ArgumentParser(prog="lossforge list", description="List the registered losses and miners.")
+    parser.add_argument("--task", choices=TASKS, help="only the losses that can train this task")
+    parser.add_argument("--names", action="store_true", help="print just the names, comma-separated")
+    options = parser.parse_args(arguments or [])
+    if options.task or options.names:
+        names = [n for n in LOSSES.names() if options.task is None or _serves(LOSSES, n, options.task)]
+        print(",".join(names))
+        return 0
 
     failed = 0
     for title, registry in (("Losses", LOSSES), ("Miners", MINERS)):
@@ -157,11 +175,18 @@ def list_components() -> int:
     return 1 if failed else 0
 
 
+def _serves(registry: object, name: str, task: str) -> bool:
+    try:
+        return task in registry.load(name).tasks  # type: ignore[attr-defined]
+    except Exception:  # a broken plugin serves nothing; plain `lossforge list` reports it
+        return False
+
+
 def main() -> None:
     """Console script entry: ``lossforge list`` or the Hydra app."""
     arguments = sys.argv[1:]
     if arguments[:1] == ["list"]:
-        sys.exit(list_components())
+        sys.exit(list_components(arguments[1:]))
     if arguments[:1] == ["compare"]:
         from lossforge.compare import main as compare
 

@@ -1,0 +1,243 @@
+"""Classification losses: Poly-1 cross-entropy (multiclass) and the asymmetric loss (multilabel, binary).
+
+Pure functions first, then the registered modules. Both work from logits: ``log_softmax`` / ``logsigmoid``
+keep large scores finite. Input conventions, the same as lossforge's built-ins:
+
+* multiclass: logits ``(N, C)`` and class indices ``(N,)`` of an integer dtype;
+* multilabel: logits and {0, 1} targets ``(N, K)``; binary: scores and {0, 1} targets ``(N,)``.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+from lossforge_extras._common import InputError, check_at_least, check_reduction, reduce, shape
+
+# -- input validation ------------------------------------------------------------------------------
+
+
+def _check_multiclass(loss_name: str, logits: Tensor, target: Tensor) -> Tensor:
+    """Floating logits ``(N, C)``, integer class indices ``(N,)`` in range; return the indices as int64."""
+    if not logits.is_floating_point() or logits.dim() != 2 or target.dim() != 1 or target.shape[0] != logits.shape[0]:
+        raise InputError(
+            f"{loss_name}: expected floating logits (N, C) and class indices (N,), got "
+            f"{shape(logits)} {logits.dtype} and {shape(target)} {target.dtype}"
+        )
+    if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
+        raise InputError(f"{loss_name}: expected class indices of an integer dtype, got {target.dtype}")
+    num_classes = logits.shape[1]
+    if target.numel() and (int(target.min()) < 0 or int(target.max()) >= num_classes):
+        raise InputError(
+            f"{loss_name}: expected class indices in [0, {num_classes - 1}], "
+            f"got range [{int(target.min())}, {int(target.max())}]"
+        )
+    return target.long()
+
+
+def _check_labels(loss_name: str, scores: Tensor, target: Tensor) -> Tensor:
+    """Floating scores ``(N,)`` or ``(N, K)``, {0, 1} labels of the same shape; return them in the scores' dtype."""
+    if not scores.is_floating_point() or scores.dim() not in (1, 2) or scores.shape != target.shape:
+        raise InputError(
+            f"{loss_name}: expected floating scores (N,) or (N, K) and labels of the same shape, got "
+            f"{shape(scores)} {scores.dtype} and {shape(target)} {target.dtype}"
+        )
+    if target.is_complex() or not ((target == 0) | (target == 1)).all():
+        found = torch.unique(target.detach())[:6].tolist()
+        raise InputError(f"{loss_name}: expected labels in {{0, 1}}, got values {found}")
+    return target.to(scores.dtype)
+
+
+# -- Poly-1 cross-entropy --------------------------------------------------------------------------
+
+
+def poly1_cross_entropy(logits: Tensor, target: Tensor, *, epsilon: float = 1.0, reduction: str = "mean") -> Tensor:
+    r"""Poly-1 cross-entropy (Leng et al., "PolyLoss", ICLR 2022): cross-entropy plus a linear term in
+    :math:`1 - p_t`.
+
+    .. math::
+        \ell_i = -\log p_{t,i} + \varepsilon\, (1 - p_{t,i}), \qquad p_{t,i} = \operatorname{softmax}(s_i)_{y_i}
+
+    Cross-entropy's Taylor expansion in :math:`1 - p_t` has the coefficient 1 on every term;
+    :math:`\varepsilon` raises (or, down to :math:`-1`, lowers) the first one, which dominates the gradient
+    once :math:`p_t` is large. :math:`\varepsilon = 0` is cross-entropy exactly; below :math:`-1` the loss
+    would no longer decrease as :math:`p_t \to 1`, so that is refused.
+
+    Args:
+        logits: class scores :math:`s`, ``(N, C)``.
+        target: class indices :math:`y`, ``(N,)``.
+        epsilon: :math:`\varepsilon \ge -1`.
+        reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample values ``(N,)``.
+
+    Example:
+        >>> round(poly1_cross_entropy(torch.zeros(1, 2), torch.tensor([0]), epsilon=1.0).item(), 4)  # log 2 + 1/2
+        1.1931
+    """
+    epsilon = check_at_least("poly1_cross_entropy", "epsilon", epsilon, -1.0)
+    check_reduction("poly1_cross_entropy", reduction)
+    target = _check_multiclass("poly1_cross_entropy", logits, target)
+    log_pt = logits.log_softmax(dim=1).gather(1, target[:, None]).squeeze(1)  # (N,)
+    return reduce(-log_pt + epsilon * (1 - log_pt.exp()), reduction)
+
+
+class Poly1CrossEntropyLoss(nn.Module):
+    r"""Poly-1 cross-entropy, registered as ``poly1_cross_entropy`` (see :func:`poly1_cross_entropy`).
+
+    .. math::
+        \ell_i = -\log p_{t,i} + \varepsilon\, (1 - p_{t,i})
+
+    Args:
+        epsilon: :math:`\varepsilon \ge -1`; 0 is cross-entropy, the paper's Poly-1 default is 1.
+        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+
+    Shape:
+        - prediction: logits ``(N, C)``; target: class indices ``(N,)``.
+        - output: a scalar, or ``(N,)`` for ``reduction="none"``.
+
+    Example:
+        >>> loss = Poly1CrossEntropyLoss(epsilon=2.0)
+        >>> round(loss(torch.tensor([[2.0, 0.0, 0.0]]), torch.tensor([0])).item(), 4)
+        0.6656
+    """
+
+    tasks: ClassVar[tuple[str, ...]] = ("multiclass",)
+
+    def __init__(self, *, epsilon: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__()
+        self.epsilon = check_at_least("poly1_cross_entropy", "epsilon", epsilon, -1.0)
+        self.reduction = check_reduction("poly1_cross_entropy", reduction)
+
+    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return poly1_cross_entropy(prediction, target, epsilon=self.epsilon, reduction=self.reduction)
+
+    def extra_repr(self) -> str:
+        return f"epsilon={self.epsilon}, reduction={self.reduction!r}"
+
+
+# -- asymmetric loss -------------------------------------------------------------------------------
+
+
+def asymmetric_loss(
+    scores: Tensor,
+    target: Tensor,
+    *,
+    gamma_positive: float = 0.0,
+    gamma_negative: float = 4.0,
+    clip: float = 0.05,
+    reduction: str = "mean",
+) -> Tensor:
+    r"""Asymmetric loss (Ridnik et al., "Asymmetric Loss For Multi-Label Classification", ICCV 2021),
+    summed over labels per sample.
+
+    .. math::
+        \ell_i = -\sum_k \Big[ y_{ik}\, (1 - p_{ik})^{\gamma_+} \log p_{ik}
+                 + (1 - y_{ik})\, p_{m,ik}^{\gamma_-} \log (1 - p_{m,ik}) \Big],
+        \qquad p = \sigma(s), \quad p_m = \max(p - m, 0)
+
+    Positives and negatives get their own focusing exponents (:math:`\gamma_- > \gamma_+` down-weights the
+    many easy negatives of a multi-label problem), and the probability margin :math:`m` (``clip``) drops a
+    negative's loss to exactly 0 once :math:`p \le m`, discarding the easiest negatives and possibly
+    mislabelled ones. With :math:`\gamma_\pm = 0` and :math:`m = 0` this is binary cross-entropy summed over
+    labels. Values and gradients stay finite for any score (logs come from ``logsigmoid``).
+
+    Args:
+        scores: logits :math:`s`, ``(N, K)`` (multilabel) or ``(N,)`` (binary).
+        target: labels :math:`y \in \{0, 1\}`, the shape of ``scores``.
+        gamma_positive: :math:`\gamma_+ \ge 0`.
+        gamma_negative: :math:`\gamma_- \ge 0`.
+        clip: the probability margin :math:`m \in [0, 1)`.
+        reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample sums ``(N,)``.
+
+    Example:
+        >>> scores, labels = torch.zeros(1, 2), torch.tensor([[1.0, 0.0]])
+        >>> round(asymmetric_loss(scores, labels).item(), 4)  # log 2 + 0.45^4 log(1 / 0.55)
+        0.7177
+        >>> round(asymmetric_loss(scores, labels, gamma_negative=0.0, clip=0.0).item(), 4)  # BCE: 2 log 2
+        1.3863
+    """
+    gamma_positive = check_at_least("asymmetric", "gamma_positive", gamma_positive, 0.0)
+    gamma_negative = check_at_least("asymmetric", "gamma_negative", gamma_negative, 0.0)
+    clip = _check_clip(clip)
+    check_reduction("asymmetric", reduction)
+    target = _check_labels("asymmetric", scores, target)
+    # Positives: (1 - p)^γ+ log p, with (1 - p)^γ+ = exp(γ+ log σ(-s)): finite even where σ(-s) underflows.
+    positive = (gamma_positive * F.logsigmoid(-scores)).exp() * F.logsigmoid(scores)
+    if clip == 0:
+        negative = (gamma_negative * F.logsigmoid(scores)).exp() * F.logsigmoid(-scores)
+    else:
+        shifted = (torch.sigmoid(scores) - clip).clamp(min=0)  # p_m
+        # p_m^γ- where p_m > 0, else 0 (its loss is log 1 = 0 anyway); the clamp keeps pow's gradient finite.
+        tiny = torch.finfo(scores.dtype).tiny
+        weight = torch.where(shifted > 0, shifted.clamp(min=tiny).pow(gamma_negative), 0.0)
+        negative = weight * torch.log((torch.sigmoid(-scores) + clip).clamp(max=1))  # log(1 - p_m) >= log m
+    values = -(target * positive + (1 - target) * negative)
+    return reduce(values.sum(dim=1) if values.dim() == 2 else values, reduction)
+
+
+def _check_clip(clip: float) -> float:
+    clip = check_at_least("asymmetric", "clip", clip, 0.0)
+    if not clip < 1:
+        raise ValueError(f"asymmetric: expected `clip` in [0, 1), got {clip}")
+    return clip
+
+
+class AsymmetricLoss(nn.Module):
+    r"""Asymmetric loss (ASL), registered as ``asymmetric`` (see :func:`asymmetric_loss`).
+
+    .. math::
+        \ell_i = -\sum_k \Big[ y_{ik} (1 - p_{ik})^{\gamma_+} \log p_{ik}
+                 + (1 - y_{ik})\, p_{m,ik}^{\gamma_-} \log (1 - p_{m,ik}) \Big], \qquad p_m = \max(p - m, 0)
+
+    The defaults are the paper's recommended setting: :math:`\gamma_+ = 0`, :math:`\gamma_- = 4`,
+    :math:`m = 0.05`.
+
+    Args:
+        gamma_positive: :math:`\gamma_+ \ge 0`, focusing exponent of the positive labels.
+        gamma_negative: :math:`\gamma_- \ge 0`, focusing exponent of the negative labels.
+        clip: probability margin :math:`m \in [0, 1)` shifting the negatives' probabilities.
+        reduction: ``"mean"`` (over samples), ``"sum"`` or ``"none"``.
+
+    Shape:
+        - prediction: logits ``(N, K)`` or ``(N,)``; target: {0, 1} labels of the same shape.
+        - output: a scalar, or the per-sample sums over labels ``(N,)`` for ``reduction="none"``.
+
+    Example:
+        >>> loss = AsymmetricLoss(reduction="none")
+        >>> loss(torch.tensor([[4.0, -4.0], [-4.0, 4.0]]), torch.tensor([[1, 0], [1, 0]]))
+        tensor([0.0181, 6.0467])
+    """
+
+    tasks: ClassVar[tuple[str, ...]] = ("multilabel", "binary")
+
+    def __init__(
+        self,
+        *,
+        gamma_positive: float = 0.0,
+        gamma_negative: float = 4.0,
+        clip: float = 0.05,
+        reduction: str = "mean",
+    ) -> None:
+        super().__init__()
+        self.gamma_positive = check_at_least("asymmetric", "gamma_positive", gamma_positive, 0.0)
+        self.gamma_negative = check_at_least("asymmetric", "gamma_negative", gamma_negative, 0.0)
+        self.clip = _check_clip(clip)
+        self.reduction = check_reduction("asymmetric", reduction)
+
+    def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
+        return asymmetric_loss(
+            prediction,
+            target,
+            gamma_positive=self.gamma_positive,
+            gamma_negative=self.gamma_negative,
+            clip=self.clip,
+            reduction=self.reduction,
+        )
+
+    def extra_repr(self) -> str:
+        return (
+            f"gamma_positive={self.gamma_positive}, gamma_negative={self.gamma_negative}, clip={self.clip}, "
+            f"reduction={self.reduction!r}"
+        )
