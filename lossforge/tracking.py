@@ -14,6 +14,7 @@ import atexit
 import logging
 import os
 import re
+import shlex
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -57,7 +58,7 @@ def dashboard_command(tracking_uri: str) -> str:
     """The command that opens the MLflow dashboard on this store (bound to localhost)."""
     if tracking_uri.startswith(("http://", "https://")):
         return f"open {tracking_uri}"
-    return f"mlflow ui --backend-store-uri {tracking_uri} --host 127.0.0.1 --port 5000"
+    return f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)} --host 127.0.0.1 --port 5000"
 
 
 def get_or_create_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:

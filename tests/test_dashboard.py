@@ -1,0 +1,97 @@
+"""The dashboard lossforge points to: the ``mlflow ui`` command it prints, opened in headless Chromium, shows the
+runs of the default store by name on the experiment's runs page.
+"""
+
+from __future__ import annotations
+
+import re
+import shlex
+import shutil
+import subprocess
+from pathlib import Path
+
+import pytest
+from test_tracking_server import MlflowServer, serve_mlflow
+
+from lossforge.tracking import dashboard_command, default_artifact_location, mlflow_run, resolve_tracking_uri
+
+CHROMIUM = shutil.which("chromium")
+RUN_NAMES = ("dashboard-focal-gamma2", "dashboard-cross-entropy")
+ATTEMPTS = 3  # a render that lost the race against a busy server is retried, never waited on unboundedly
+
+
+def render(url: str, directory: Path) -> tuple[str, Path, str]:
+    """The DOM of ``url`` once the page's scripts and requests settle, a screenshot of it, chromium's stderr."""
+    assert CHROMIUM is not None
+    screenshot = directory / "dashboard.png"
+    command = [
+        CHROMIUM,
+        "--headless",
+        "--no-sandbox",  # the sandbox cannot run as root in a container; the page is our own local server
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        f"--user-data-dir={directory / 'chromium-profile'}",
+        "--hide-scrollbars",
+        "--window-size=1400,900",
+        # The UI is a React app that fetches the runs after load: let it run up to 15 s of virtual time
+        # (network waits pause that clock) before the DOM is dumped and the screenshot taken.
+        "--virtual-time-budget=15000",
+        f"--screenshot={screenshot}",
+        "--dump-dom",
+        url,
+    ]
+    result = subprocess.run(command, capture_output=True, text=True, timeout=120)
+    return result.stdout, screenshot, result.stderr
+
+
+def visible_text(dom: str) -> str:
+    without_code = re.sub(r"<(script|style)\b.*?</\1>", " ", dom, flags=re.DOTALL)
+    return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", without_code)).strip()
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(CHROMIUM is None, reason="no `chromium` on PATH (Debian: apt-get install chromium)")
+def test_mlflow_ui_shows_the_runs_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+    store = resolve_tracking_uri(None, base_dir=tmp_path)  # the default store: <tmp>/outputs/mlflow.db
+    run_ids: dict[str, str] = {}
+    for name in RUN_NAMES:
+        with mlflow_run(
+            tracking_uri=store,
+            experiment="lossforge",
+            run_name=name,
+            tags={"loss": name},
+            artifact_location=default_artifact_location(None, store, tmp_path),
+        ) as run:
+            run.log_metrics({"val/accuracy": 0.5}, step=0)
+            run_ids[name] = run.run_id
+    experiment_id = run.experiment_id
+
+    # Exactly the command lossforge prints, on a free port instead of 5000.
+    printed = shlex.split(dashboard_command(store))
+    assert printed[:2] == ["mlflow", "ui"] and printed[printed.index("--host") + 1] == "127.0.0.1"
+    port_at = printed.index("--port")
+    with serve_mlflow(printed[1:port_at] + printed[port_at + 2 :], tmp_path) as server:
+        # `#/experiments/<id>` opens the experiment's overview; the runs table lives under `/runs`.
+        page = f"{server.url}/#/experiments/{experiment_id}/runs"
+        for _ in range(ATTEMPTS):
+            dom, screenshot, chromium_log = render(page, tmp_path)
+            if all(name in dom for name in RUN_NAMES):
+                break
+        missing = [name for name in RUN_NAMES if name not in dom]
+        assert not missing, failure_report(page, missing, dom, chromium_log, server)
+
+    for name, run_id in run_ids.items():  # each row links to its run's page
+        assert f'href="#/experiments/{experiment_id}/runs/{run_id}"' in dom, f"no link to run {name} ({run_id})"
+    assert screenshot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", f"no screenshot at {screenshot}"
+
+
+def failure_report(page: str, missing: list[str], dom: str, chromium_log: str, server: MlflowServer) -> str:
+    # Headless chromium in a container always complains that there is no D-Bus; that is never the problem.
+    chromium_errors = "\n".join(line for line in chromium_log.splitlines() if "dbus" not in line.lower())
+    return (
+        f"{page} did not show runs {missing} after {ATTEMPTS} renders.\n"
+        f"Page text: {visible_text(dom)[:1500]!r}\n"
+        f"Chromium stderr (tail):\n{chromium_errors[-1500:]}\n"
+        f"Server log (tail):\n{server.log_tail()}"
+    )
