@@ -12,7 +12,7 @@ import argparse
 import csv
 import io
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -27,6 +27,7 @@ class Row:
     status: str
     params: dict[str, str]
     metrics: dict[str, float]
+    spread: dict[str, float] = field(default_factory=dict)  # standard deviation, for merged rows
 
 
 def varying_params(rows: Sequence[Row], ignore: Sequence[str] = ("hydra", "run_name")) -> list[str]:
@@ -50,6 +51,43 @@ def headline_metrics(rows: Sequence[Row], prefix: str = "test/") -> list[str]:
     return sorted(key for key in common if key.startswith(prefix) and key.count("/") == 1)
 
 
+def mean_over(rows: Sequence[Row], key: str) -> list[Row]:
+    """Merge rows that differ only in param ``key`` (e.g. ``seed``): metrics become ``mean ± std``.
+
+    >>> rows = [Row("l1-0", "FINISHED", {"loss.name": "l1", "seed": "0"}, {"test/mae": 1.0}),
+    ...         Row("l1-1", "FINISHED", {"loss.name": "l1", "seed": "1"}, {"test/mae": 3.0})]
+    >>> merged = mean_over(rows, "seed")
+    >>> merged[0].run_name, merged[0].params["seed"], merged[0].metrics["test/mae"], round(merged[0].spread["test/mae"], 3)
+    ('l1 (2 runs)', '0,1', 2.0, 1.414)
+    """
+    groups: dict[tuple[tuple[str, str], ...], list[Row]] = {}
+    for row in rows:
+        identity = tuple(sorted((k, v) for k, v in row.params.items() if k != key and not k.startswith("hydra")))
+        groups.setdefault(identity, []).append(row)
+    merged = []
+    for members in groups.values():
+        metrics, spread = {}, {}
+        for metric in set.intersection(*(set(member.metrics) for member in members)):
+            values = [member.metrics[metric] for member in members]
+            mean = sum(values) / len(values)
+            metrics[metric] = mean
+            spread[metric] = (sum((v - mean) ** 2 for v in values) / max(len(values) - 1, 1)) ** 0.5
+        name = members[0].params.get("loss.name", members[0].run_name)
+        if members[0].params.get("miner.name") not in (None, "null"):
+            name += f"+{members[0].params['miner.name']}"
+        statuses = {member.status for member in members}
+        merged.append(
+            Row(
+                f"{name} ({len(members)} runs)",
+                statuses.pop() if len(statuses) == 1 else "MIXED",
+                {**members[0].params, key: ",".join(member.params.get(key, "") for member in members)},
+                metrics,
+                spread,
+            )
+        )
+    return merged
+
+
 def format_table(rows: Sequence[Row], params: Sequence[str], metrics: Sequence[str]) -> str:
     """A markdown table: run, status, the given params, the given metrics (4 decimals).
 
@@ -62,9 +100,17 @@ def format_table(rows: Sequence[Row], params: Sequence[str], metrics: Sequence[s
     lines = ["| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for row in rows:
         cells = [row.run_name, row.status, *(row.params.get(p, "") for p in params)]
-        cells += [f"{row.metrics[m]:.4f}" if m in row.metrics else "—" for m in metrics]
+        cells += [_number(row, m) for m in metrics]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
+
+
+def _number(row: Row, metric: str) -> str:
+    if metric not in row.metrics:
+        return "—"
+    if metric in row.spread:
+        return f"{row.metrics[metric]:.4f} ± {row.spread[metric]:.4f}"
+    return f"{row.metrics[metric]:.4f}"
 
 
 def to_csv(rows: Sequence[Row], params: Sequence[str], metrics: Sequence[str]) -> str:
@@ -125,6 +171,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--experiment", default="lossforge", help="MLflow experiment name (default: lossforge)")
     parser.add_argument("--sweep", help="parent run id of the sweep (default: the latest sweep)")
     parser.add_argument("--metrics", help="comma-separated metrics (default: every test/* metric all runs have)")
+    parser.add_argument("--mean-over", metavar="PARAM", help="merge runs differing only in PARAM (e.g. seed)")
     parser.add_argument("--output", default="outputs/compare.png", help="where to write the PNG plot")
     parser.add_argument("--no-log", action="store_true", help="do not log the table and plot to the sweep's run")
     args = parser.parse_args(argv)
@@ -142,7 +189,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         order_by=["attributes.start_time ASC"],
     )
     rows = [Row(c.info.run_name, c.info.status, dict(c.data.params), dict(c.data.metrics)) for c in children]
-    params = varying_params(rows)
+    if args.mean_over:
+        rows = mean_over(rows, args.mean_over)
+    params = [key for key in varying_params(rows) if key != args.mean_over]
     metrics = args.metrics.split(",") if args.metrics else headline_metrics(rows)
     table = format_table(rows, params, metrics)
     print(f"Sweep {parent.info.run_id} ({parent.data.params.get('overrides', '')}): {len(rows)} runs\n")
