@@ -87,7 +87,7 @@ class EmbeddingMLP(MLP):
         hidden: Sequence[int] = (512, 512),
         activation: str = "tanh",
         dropout: float = 0.0,
-        normalize: bool = False,
+        normalize: bool = True,
     ) -> None:
         super().__init__(
             input_dim=input_dim,
@@ -106,11 +106,13 @@ class EmbeddingMLP(MLP):
 MODELS: dict[str, type[nn.Module]] = {"mlp": MLP, "embedding_mlp": EmbeddingMLP}
 
 
-def build_model(name: str, *, input_dim: int, output_dim: int, **params: object) -> nn.Module:
+def build_model(name: str, *, input_dim: int, output_dim: int, embedding: bool = False, **params: object) -> nn.Module:
     """Build the model registered as ``name`` for data with ``input_dim`` features.
 
-    ``output_dim`` comes from the task (classes, labels, targets); an embedding model ignores it in favour
-    of its own ``embedding_dim``.
+    ``output_dim`` comes from the task (classes, labels, targets). With ``embedding=True`` (a metric loss)
+    the model must produce embeddings: ``embedding_mlp`` uses its own ``embedding_dim``, and the plain
+    ``mlp`` becomes the same trunk with an L2-normalised 64-d head — unnormalised embeddings let their
+    scale outgrow any margin, which is why FaceNet-style training normalises.
     """
     if name not in MODELS:
         close = difflib.get_close_matches(name, list(MODELS), n=1)
@@ -118,6 +120,8 @@ def build_model(name: str, *, input_dim: int, output_dim: int, **params: object)
         raise ValueError(f"Unknown model {name!r}.{hint} Available models: {', '.join(sorted(MODELS))}.")
     if name == "embedding_mlp":
         return EmbeddingMLP(input_dim=input_dim, **params)  # type: ignore[arg-type]
+    if embedding:
+        return EmbeddingMLP(input_dim=input_dim, embedding_dim=64, normalize=True, **params)  # type: ignore[arg-type]
     return MODELS[name](input_dim=input_dim, output_dim=output_dim, **params)  # type: ignore[call-arg]
 
 

@@ -129,8 +129,13 @@ def build(cfg: DictConfig) -> Built:
             )
         log.info("miner    %r", miner)
 
-    output_dim = data.num_outputs if task != "metric" else int(cfg.model.get("embedding_dim", data.num_outputs))
-    model = build_model(cfg.model.name, input_dim=data.input_dim, output_dim=output_dim, **_params(cfg.model))
+    model = build_model(
+        cfg.model.name,
+        input_dim=data.input_dim,
+        output_dim=data.num_outputs,
+        embedding=task == "metric",
+        **_params(cfg.model),
+    )
     log.info("model    %s with %s parameters", cfg.model.name, f"{count_parameters(model):,}")
 
     module = LossTask(
