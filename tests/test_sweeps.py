@@ -54,10 +54,10 @@ def test_a_two_job_sweep_lands_under_one_parent_and_compare_reads_it(tmp_path: P
 
 
 @pytest.mark.slow
-def test_a_four_job_parallel_sweep_lands_four_finished_children(tmp_path: Path) -> None:
-    result = run(tmp_path, "-m", "hydra/launcher=parallel", "seed=0,1,2,3", *TINY)
+def test_an_eight_job_parallel_sweep_lands_eight_finished_children(tmp_path: Path) -> None:
+    result = run(tmp_path, "-m", "hydra/launcher=parallel", "seed=0,1,2,3,4,5,6,7", *TINY)
     assert result.returncode == 0, result.stderr[-3000:]
     parent, children = sweep_runs(tmp_path)
     assert parent.info.status == "FINISHED"
-    assert sorted(c.data.params["seed"] for c in children) == ["0", "1", "2", "3"]
-    assert [c.info.status for c in children] == ["FINISHED"] * 4
+    assert sorted(c.data.params["seed"] for c in children) == [str(seed) for seed in range(8)]
+    assert [c.info.status for c in children] == ["FINISHED"] * 8
