@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 import pytest
+import yaml
 from mlflow import MlflowClient
 
 TINY = ["trainer.max_epochs=1", "model.hidden=[16]", "trainer.enable_progress_bar=false"]
@@ -61,3 +62,14 @@ def test_an_eight_job_parallel_sweep_lands_eight_finished_children(tmp_path: Pat
     assert parent.info.status == "FINISHED"
     assert sorted(c.data.params["seed"] for c in children) == [str(seed) for seed in range(8)]
     assert [c.info.status for c in children] == ["FINISHED"] * 8
+
+
+@pytest.mark.slow
+def test_optuna_tunes_a_loss_parameter_on_the_validation_metric(tmp_path: Path) -> None:
+    result = run(tmp_path, "-m", "hparams_search=huber_optuna", "hydra.sweeper.n_trials=2", *TINY)
+    assert result.returncode == 0, result.stderr[-3000:]
+    _, children = sweep_runs(tmp_path)
+    assert len(children) == 2 and len({c.data.params["loss.delta"] for c in children}) == 2
+    (results,) = (tmp_path / "outputs" / "multirun").glob("*/*/optimization_results.yaml")
+    best = yaml.safe_load(results.read_text())
+    assert best["best_value"] == pytest.approx(min(c.data.metrics["val/mae"] for c in children))
