@@ -147,7 +147,9 @@ class Registry:
         if name in components:
             return components[name]
         if name in self._conflicts:
-            options = ", ".join(f"'{c.distribution}:{name}' ({c.provider})" for c in self._conflicts[name])
+            options = ", ".join(
+                f"'{c.distribution}:{name}' ({c.provider}, entry point {c.target})" for c in self._conflicts[name]
+            )
             raise RegistryError(
                 f"{self.kind} {name!r} is registered by more than one package, and lossforge will not pick "
                 f"one by install order. Use a qualified name: {options}, or uninstall one of them."

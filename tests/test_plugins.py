@@ -231,7 +231,8 @@ def test_two_packages_exporting_one_name_are_both_named_and_neither_wins(
         lossforge.build_loss("scaled_l1")
     message = str(error.value)
     assert "more than one package" in message
-    assert "'lf-test-a:scaled_l1' (lf-test-a==0.1.0)" in message and "'lf-test-b:scaled_l1' (lf-test-b==2.0)" in message
+    assert "'lf-test-a:scaled_l1' (lf-test-a==0.1.0, entry point lf_test_a.losses:ScaledL1)" in message
+    assert "'lf-test-b:scaled_l1' (lf-test-b==2.0" in message
     assert type(lossforge.build_loss("lf-test-b:scaled_l1")).__module__ == "lf_test_b.losses"
     assert {name: sorted(providers) for name, providers in LOSSES.conflicts().items()} == {
         "scaled_l1": ["lf-test-a==0.1.0", "lf-test-b==2.0"]
