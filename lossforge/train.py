@@ -7,8 +7,10 @@ task trains them, tracking records the result. Nothing is built from a module pa
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import math
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -16,8 +18,10 @@ from typing import Any
 import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
+from torch.utils.data import DataLoader
 
 import lossforge
+from lossforge import distributed
 from lossforge.data import DataSplits, build_dataset
 from lossforge.data.loaders import make_loader
 from lossforge.faults import SaveOnInterrupt, last_logged_epoch, resolve_resume, write_run_record
@@ -103,6 +107,14 @@ def build(cfg: DictConfig) -> Built:
     loss_name = cfg.loss.name
     loss = LOSSES.build(loss_name, **_params(cfg.loss))
     task = training_task(loss_name, tuple(loss.tasks), data.name, data.task)
+    if task in ("multiclass", "binary"):
+        unseen = sorted(set(data.test.targets.unique().tolist()) - set(data.train.targets.unique().tolist()))
+        if unseen:
+            raise ConfigError(
+                f"Dataset {data.name!r} tests on classes never seen in training ({unseen}): a {task} classifier "
+                f"cannot predict them. Evaluate on unseen classes with a metric loss (retrieval), e.g. "
+                f"loss=triplet miner=semihard_triplets, or drop held_out_classes."
+            )
     if hasattr(loss, "prepare"):  # e.g. class weights computed from the training labels
         loss.prepare(targets=data.train.targets, num_classes=data.num_outputs)
     log.info("loss     %r on the %s task", loss, task)
@@ -184,6 +196,10 @@ def train(cfg: DictConfig, *, base_dir: Path | None = None, output_dir: Path | N
             the command was started from.
         output_dir: this run's own directory (Hydra's); holds checkpoints, and its ``.hydra/`` folder is
             logged as an artifact. Defaults to ``<base_dir>/outputs/runs/untracked``.
+
+    With several processes (``trainer=ddp``, ``trainer=ddp_cpu``; see ``lossforge.distributed``) this
+    process is rank 0 and starts the others, or — started by SLURM or torchrun — is one of them; only
+    rank 0 creates the MLflow run, writes the run record and prints the summary.
     """
     base_dir = (base_dir or Path.cwd()).resolve()
     tracking_uri = resolve_tracking_uri(cfg.logger.get("tracking_uri"), base_dir=base_dir)
@@ -195,12 +211,13 @@ def train(cfg: DictConfig, *, base_dir: Path | None = None, output_dir: Path | N
         cfg, output_dir = resume.config, resume.output_dir
         log.info("resume   run %s from %s", resume.run_id, resume.checkpoint)
     output_dir = output_dir or base_dir / "outputs" / "runs" / "untracked"
+    # DDP: how many processes, and whether this one is rank 0 (the only one that records anything).
+    processes = distributed.plan_processes(trainer_arguments(cfg))
     built = build(cfg)
-    loaders = {
-        "train": make_loader(built.data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed),
-        "val": make_loader(built.data.val, batch_size=cfg.eval_batch_size, shuffle=False, seed=cfg.seed),
-        "test": make_loader(built.data.test, batch_size=cfg.eval_batch_size, shuffle=False, seed=cfg.seed),
-    }
+    loaders = make_loaders(cfg, built, processes)
+    checkpoint = resume.checkpoint if resume else None
+    if not processes.is_main:  # DDP: a rank that SLURM or torchrun started trains, and records nothing
+        return fit_and_test(cfg, built, loaders, output_dir, processes, checkpoint=checkpoint).metrics
     context = run_context_tags()
     with mlflow_run(
         tracking_uri=tracking_uri,
@@ -218,42 +235,121 @@ def train(cfg: DictConfig, *, base_dir: Path | None = None, output_dir: Path | N
         metrics_to_mlflow = EpochMetricsToMlflow(
             run, logged_through_epoch=last_logged_epoch(run.client, run.run_id) if resume else -1
         )
-        checkpoints = L.pytorch.callbacks.ModelCheckpoint(
-            dirpath=output_dir / "checkpoints",
-            filename="best",
-            monitor="val/loss",
-            mode="min",
-            save_last=True,
-            save_on_train_epoch_end=True,  # after this epoch's metrics are logged: resume never logs twice
-        )
-        trainer = L.Trainer(
-            **OmegaConf.to_container(cfg.trainer, resolve=True),  # type: ignore[arg-type]
-            logger=False,
-            default_root_dir=output_dir,
-            callbacks=[metrics_to_mlflow, checkpoints, SaveOnInterrupt(output_dir / "checkpoints")],
-        )
+        # DDP: ranks 1 … N-1 on this machine, when no launcher started them (a no-op otherwise).
+        replica = (processes, OmegaConf.to_container(cfg, resolve=True), str(output_dir), checkpoint)
         try:
-            trainer.fit(
-                built.module,
-                loaders["train"],
-                loaders["val"],
-                ckpt_path=resume.checkpoint if resume else None,
-                weights_only=True,  # a checkpoint is data, never code: no arbitrary unpickling
-            )
+            with distributed.start_processes(processes, train_replica, replica):
+                fitted = fit_and_test(
+                    cfg, built, loaders, output_dir, processes, callbacks=[metrics_to_mlflow], checkpoint=checkpoint
+                )
         except Exception:
             last = output_dir / "checkpoints" / "last.ckpt"
             if last.is_file() and cfg.logger.get("log_checkpoint", True):
                 run.log_artifact(last, "checkpoints")  # the last good state, next to the failure
             raise
-        final_val = {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
-        results = trainer.test(built.module, loaders["test"], verbose=False, weights_only=True)[0]
-        test_metrics = {key: float(value) for key, value in results.items() if math.isfinite(float(value))}
-        run.log_metrics(test_metrics, step=trainer.current_epoch)
+        run.log_metrics(fitted.test_metrics, step=fitted.trainer.current_epoch)
         log_run_artifacts(run, built, output_dir)
-        if cfg.logger.get("log_checkpoint", True) and checkpoints.best_model_path:
-            run.log_artifact(Path(checkpoints.best_model_path), "checkpoints")
-    _print_summary(test_metrics, run.run_id, tracking_uri)
-    return {**final_val, **test_metrics}
+        if cfg.logger.get("log_checkpoint", True) and fitted.best_checkpoint:
+            run.log_artifact(Path(fitted.best_checkpoint), "checkpoints")
+    _print_summary(fitted.test_metrics, run.run_id, tracking_uri)
+    return fitted.metrics
+
+
+def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
+    """``cfg.trainer`` as ``lightning.Trainer`` keyword arguments."""
+    arguments = OmegaConf.to_container(cfg.trainer, resolve=True)
+    assert isinstance(arguments, dict)
+    # DDP: lossforge shards the training data itself (distributed.GlobalBatchShard) and every process
+    # evaluates the whole val/test split, so Lightning must not insert its DistributedSampler.
+    arguments["use_distributed_sampler"] = False
+    return arguments
+
+
+def make_loaders(cfg: DictConfig, built: Built, processes: distributed.Processes) -> dict[str, DataLoader]:
+    """Train, val and test loaders; under DDP the train loader yields this process's share of each step."""
+    train_loader = make_loader(built.data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed)
+    if processes.world_size > 1:
+        train_loader = distributed.shard_loader(train_loader, rank=processes.rank, num_replicas=processes.world_size)
+    return {
+        "train": train_loader,
+        "val": make_loader(built.data.val, batch_size=cfg.eval_batch_size, shuffle=False, seed=cfg.seed),
+        "test": make_loader(built.data.test, batch_size=cfg.eval_batch_size, shuffle=False, seed=cfg.seed),
+    }
+
+
+@dataclass
+class Fitted:
+    """What ``fit_and_test`` leaves: the trainer, the metrics, and the best checkpoint's path."""
+
+    trainer: L.Trainer
+    final_val: dict[str, float]
+    test_metrics: dict[str, float]
+    best_checkpoint: str
+
+    @property
+    def metrics(self) -> dict[str, float]:
+        return {**self.final_val, **self.test_metrics}
+
+
+def fit_and_test(
+    cfg: DictConfig,
+    built: Built,
+    loaders: dict[str, DataLoader],
+    output_dir: Path,
+    processes: distributed.Processes,
+    *,
+    callbacks: list[L.Callback] | tuple[()] = (),
+    checkpoint: Path | None = None,
+    ready: Callable[[], None] | None = None,
+) -> Fitted:
+    """Fit, then test; the part of a run that every DDP process does alike (same callbacks on every rank:
+    ``ModelCheckpoint`` and ``SaveOnInterrupt`` take part in collectives). ``ready`` is called just before
+    ``fit``, when this process can no longer fail on its own (``distributed.start_processes``)."""
+    checkpoints = L.pytorch.callbacks.ModelCheckpoint(
+        dirpath=output_dir / "checkpoints",
+        filename="best",
+        monitor="val/loss",
+        mode="min",
+        save_last=True,
+        save_on_train_epoch_end=True,  # after this epoch's metrics are logged: resume never logs twice
+    )
+    trainer = L.Trainer(
+        **trainer_arguments(cfg),
+        logger=False,
+        default_root_dir=output_dir,
+        callbacks=[*callbacks, checkpoints, SaveOnInterrupt(output_dir / "checkpoints")],
+    )
+    distributed.check_agrees(processes, global_rank=trainer.global_rank, world_size=trainer.world_size)
+    if ready is not None:
+        ready()
+    trainer.fit(
+        built.module,
+        loaders["train"],
+        loaders["val"],
+        ckpt_path=checkpoint,
+        weights_only=True,  # a checkpoint is data, never code: no arbitrary unpickling
+    )
+    final_val = {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
+    results = trainer.test(built.module, loaders["test"], verbose=False, weights_only=True)[0]
+    test_metrics = {key: float(value) for key, value in results.items() if math.isfinite(float(value))}
+    return Fitted(trainer, final_val, test_metrics, checkpoints.best_model_path)
+
+
+def train_replica(
+    rank: int,
+    ready: Callable[[], None],
+    processes: distributed.Processes,
+    config: dict[str, Any],
+    output_dir: str,
+    checkpoint: Path | None,
+) -> None:
+    """DDP rank ``rank`` ≥ 1 started by ``distributed.start_processes``: rank 0's resolved config, built
+    and trained the same way, recording nothing."""
+    cfg = OmegaConf.create(config)
+    processes = dataclasses.replace(processes, rank=rank)
+    built = build(cfg)
+    loaders = make_loaders(cfg, built, processes)
+    fit_and_test(cfg, built, loaders, Path(output_dir), processes, checkpoint=checkpoint, ready=ready)
 
 
 def _log_config(run: RunHandle, cfg: DictConfig) -> None:

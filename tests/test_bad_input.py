@@ -89,6 +89,11 @@ TABLE: list[tuple[str, Callable[[Path], None], str]] = [
     # loss/task mismatch, miner without a metric loss
     ("loss/task mismatch", run_overrides("loss=focal", "dataset=regression_outliers"), "Losses that fit"),
     ("miner without a metric loss", run_overrides("miner=all_pairs"), "mines pairs/triplets for metric losses"),
+    (
+        "a classifier tested on unseen classes",
+        run_overrides("dataset.held_out_classes=[7,8,9]"),
+        "never seen in training ([7, 8, 9])",
+    ),
     ("miner of the wrong tuple kind", run_overrides("loss=triplet", "miner=all_pairs"), "takes triplets"),
     # data problems
     (

@@ -50,7 +50,11 @@ def test_python_m_lossforge_trains_and_logs_to_sqlite(tmp_path: Path) -> None:
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [0, 1]
     assert 0.0 <= run.data.metrics["test/accuracy"] <= 1.0
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
-    assert "config.yaml" in artifacts
+    assert {"config.yaml", "plots", "hydra", "checkpoints"} <= artifacts
+    plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert plots == {"plots/confusion_matrix.png", "plots/reliability.png", "plots/curves.png"}
+    assert "hydra/overrides.yaml" in {a.path for a in client.list_artifacts(run.info.run_id, "hydra")}
+    assert "checkpoints/best.ckpt" in {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")}
 
 
 def _compose(*overrides: str):
@@ -66,3 +70,21 @@ def test_same_seed_same_metrics(tmp_path: Path) -> None:
     second = train(cfg, base_dir=tmp_path)
     assert first == second
     assert first["test/accuracy"] > 0.5
+
+
+@pytest.mark.parametrize(
+    ("overrides", "plot"),
+    [
+        (["dataset=regression_outliers", "loss=huber"], "plots/predicted_vs_true.png"),
+        (["loss=triplet", "miner=hard_triplets"], "plots/embeddings.png"),
+        (["dataset=digits_binary", "loss=hinge"], "plots/confusion_matrix.png"),
+        (["dataset=digits_multilabel", "loss=bce"], "plots/curves.png"),
+    ],
+)
+def test_each_task_logs_its_plot(tmp_path: Path, overrides: list[str], plot: str) -> None:
+    cfg = _compose(*FAST, "trainer.max_epochs=1", "logger.log_checkpoint=false", *overrides)
+    train(cfg, base_dir=tmp_path)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("lossforge").experiment_id])
+    assert run.info.status == "FINISHED"
+    assert plot in {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
