@@ -68,6 +68,7 @@ def _quiet_lightning() -> None:
     for handler in lightning_log.handlers:
         handler.addFilter(lambda record: "Tip:" not in record.getMessage())
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    logging.getLogger("lightning.fabric").propagate = False  # as lightning.pytorch: DDP's "Initializing distributed"
 
 
 def _share_cores(parallel_jobs: int | None) -> None:

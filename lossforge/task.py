@@ -27,6 +27,7 @@ import torchmetrics
 from torch import Tensor, nn
 from torch.nn import functional as F
 
+from lossforge.distributed import global_batch
 from lossforge.retrieval import retrieval_metrics
 
 
@@ -63,33 +64,41 @@ def build_optimizer(config: OptimizerConfig, parameters: Any) -> torch.optim.Opt
     return OPTIMIZERS[config.name](parameters, lr=config.lr, weight_decay=config.weight_decay, **extra)
 
 
+# DDP: every process evaluates the whole val/test split (lossforge.distributed), so a metric must not sum
+# its state over the processes — it would count every sample once per process.
+_LOCAL: dict[str, Any] = {"sync_on_compute": False}
+
+
 def _classification_metrics(task: str, num_outputs: int) -> torchmetrics.MetricCollection:
     if task == "multiclass":
         return torchmetrics.MetricCollection(
             {
-                "accuracy": torchmetrics.classification.MulticlassAccuracy(num_outputs, average="micro"),
-                "f1_macro": torchmetrics.classification.MulticlassF1Score(num_outputs, average="macro"),
-                "ece": torchmetrics.classification.MulticlassCalibrationError(num_outputs, n_bins=15),
+                "accuracy": torchmetrics.classification.MulticlassAccuracy(num_outputs, average="micro", **_LOCAL),
+                "f1_macro": torchmetrics.classification.MulticlassF1Score(num_outputs, average="macro", **_LOCAL),
+                "ece": torchmetrics.classification.MulticlassCalibrationError(num_outputs, n_bins=15, **_LOCAL),
             }
         )
     if task == "binary":
         return torchmetrics.MetricCollection(
             {
-                "accuracy": torchmetrics.classification.BinaryAccuracy(),
-                "f1_macro": torchmetrics.classification.MulticlassF1Score(2, average="macro"),
-                "ece": torchmetrics.classification.BinaryCalibrationError(n_bins=15),
+                "accuracy": torchmetrics.classification.BinaryAccuracy(**_LOCAL),
+                "f1_macro": torchmetrics.classification.MulticlassF1Score(2, average="macro", **_LOCAL),
+                "ece": torchmetrics.classification.BinaryCalibrationError(n_bins=15, **_LOCAL),
             }
         )
     if task == "multilabel":
         return torchmetrics.MetricCollection(
             {
-                "subset_accuracy": torchmetrics.classification.MultilabelExactMatch(num_outputs),
-                "f1_macro": torchmetrics.classification.MultilabelF1Score(num_outputs, average="macro"),
+                "subset_accuracy": torchmetrics.classification.MultilabelExactMatch(num_outputs, **_LOCAL),
+                "f1_macro": torchmetrics.classification.MultilabelF1Score(num_outputs, average="macro", **_LOCAL),
             }
         )
     if task == "regression":
         return torchmetrics.MetricCollection(
-            {"mae": torchmetrics.MeanAbsoluteError(), "rmse": torchmetrics.MeanSquaredError(squared=False)}
+            {
+                "mae": torchmetrics.MeanAbsoluteError(**_LOCAL),
+                "rmse": torchmetrics.MeanSquaredError(squared=False, **_LOCAL),
+            }
         )
     return torchmetrics.MetricCollection({})
 
@@ -128,7 +137,9 @@ class LossTask(L.LightningModule):
             {stage: _classification_metrics(task, num_outputs) for stage in ("val", "test")}
         )
         self.per_class_recall = (
-            torchmetrics.classification.MulticlassRecall(num_outputs, average="none") if task == "multiclass" else None
+            torchmetrics.classification.MulticlassRecall(num_outputs, average="none", **_LOCAL)
+            if task == "multiclass"
+            else None
         )
         self._embeddings: list[Tensor] = []
         self._labels: list[Tensor] = []
@@ -150,26 +161,40 @@ class LossTask(L.LightningModule):
         return targets
 
     def _step(self, batch: tuple[Tensor, Tensor], stage: str) -> tuple[Tensor, Tensor]:
+        """The loss to backpropagate (training) or log, and this process's outputs."""
         features, targets = batch
         outputs = self(features)
+        # DDP: the training loss sees the global batch — every process's outputs (gradient to this
+        # process's own) and targets — so miners find negatives held by other processes and the loss is
+        # the single-process one; ``scale`` (the world size) undoes DDP's gradient averaging. 1 otherwise.
+        # Validation and test are not sharded (lossforge.distributed): each process has the whole batch.
+        loss_outputs, loss_targets, scale = (outputs, targets, 1)
+        if stage == "train":
+            loss_outputs, loss_targets, scale = global_batch(outputs, targets)
+        # DDP: what is logged is equal on every process (global batch, whole split), and weighted by the
+        # global batch size, equal on every process too: Lightning's sync_dist averages the summed batch
+        # sizes in integer arithmetic (gloo), which would bias per-process sizes that differ.
+        size = len(loss_targets)
         if self.task == "metric":
-            indices = self.miner(outputs, targets) if self.miner is not None and stage == "train" else None
-            loss = self.loss(outputs, targets, indices)
+            indices = self.miner(loss_outputs, loss_targets) if self.miner is not None and stage == "train" else None
+            loss = self.loss(loss_outputs, loss_targets, indices)
             if stage == "train" and hasattr(self.loss, "last_num_tuples"):
                 tuples = self.loss.last_num_tuples.float()
-                self.log("train/tuples", tuples, on_step=False, on_epoch=True)
-                self.log("train/active_fraction", self.loss.last_num_active / tuples.clamp(min=1), on_epoch=True)
+                active = self.loss.last_num_active / tuples.clamp(min=1)
+                self.log("train/tuples", tuples, on_step=False, on_epoch=True, batch_size=size, sync_dist=True)
+                self.log("train/active_fraction", active, on_epoch=True, batch_size=size, sync_dist=True)
         else:
-            loss = self.loss(outputs, self._loss_target(targets))
+            loss = self.loss(loss_outputs, self._loss_target(loss_targets))
         self.log(
             f"{stage}/loss",
             loss,
             on_step=False,
             on_epoch=True,
             prog_bar=stage != "test",
-            batch_size=len(targets),
+            batch_size=size,
+            sync_dist=True,
         )
-        return loss, outputs
+        return (loss * scale if scale != 1 else loss), outputs
 
     def training_step(self, batch: tuple[Tensor, Tensor], batch_index: int) -> Tensor:
         loss, _ = self._step(batch, "train")
@@ -219,7 +244,7 @@ class LossTask(L.LightningModule):
                 metrics.update(probabilities, targets.long())
                 nll = F.binary_cross_entropy_with_logits(outputs.float(), targets.float())
             if self.task != "multilabel":
-                self.log(f"{stage}/nll", nll, on_step=False, on_epoch=True, batch_size=len(targets))
+                self.log(f"{stage}/nll", nll, on_step=False, on_epoch=True, batch_size=len(targets), sync_dist=True)
         else:
             self.stage_metrics[stage].update(outputs.detach().float(), targets.float())
         if stage == "test":
@@ -232,7 +257,7 @@ class LossTask(L.LightningModule):
                 embeddings, labels = torch.cat(self._embeddings), torch.cat(self._labels)
                 cosine = getattr(self.loss, "distance", None) == "cosine"
                 for key, value in retrieval_metrics(embeddings, labels, cosine=cosine).items():
-                    self.log(f"{stage}/{key}", value, prog_bar=key == "recall_at_1")
+                    self.log(f"{stage}/{key}", value, prog_bar=key == "recall_at_1", sync_dist=True)
                 if stage == "test":
                     self.test_predictions, self.test_targets = embeddings.cpu(), labels.cpu()
         else:
@@ -241,6 +266,7 @@ class LossTask(L.LightningModule):
                 self.log_dict(
                     {f"{stage}/{key}": value for key, value in metrics.compute().items()},
                     prog_bar=stage == "val",
+                    sync_dist=True,
                 )
                 metrics.reset()
             if stage == "test" and self._embeddings:
@@ -249,7 +275,8 @@ class LossTask(L.LightningModule):
             if stage == "test" and self.per_class_recall is not None:
                 recalls = self.per_class_recall.compute()
                 names = self.class_names or tuple(str(c) for c in range(self.num_outputs))
-                self.log_dict({f"test/recall/{name}": value for name, value in zip(names, recalls, strict=True)})
+                recall = {f"test/recall/{name}": value for name, value in zip(names, recalls, strict=True)}
+                self.log_dict(recall, sync_dist=True)
                 self.per_class_recall.reset()
         self._embeddings, self._labels = [], []
 

@@ -17,6 +17,7 @@ from typing import Any
 
 import lightning as L
 import torch
+from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
@@ -305,6 +306,7 @@ def fit_and_test(
     """Fit, then test; the part of a run that every DDP process does alike (same callbacks on every rank:
     ``ModelCheckpoint`` and ``SaveOnInterrupt`` take part in collectives). ``ready`` is called just before
     ``fit``, when this process can no longer fail on its own (``distributed.start_processes``)."""
+    stop_together = distributed.StopTogetherOnSigterm()  # DDP: no deadlock on SIGTERM (no-op in one process)
     checkpoints = L.pytorch.callbacks.ModelCheckpoint(
         dirpath=output_dir / "checkpoints",
         filename="best",
@@ -317,7 +319,12 @@ def fit_and_test(
         **trainer_arguments(cfg),
         logger=False,
         default_root_dir=output_dir,
-        callbacks=[*callbacks, checkpoints, SaveOnInterrupt(output_dir / "checkpoints")],
+        callbacks=[
+            *callbacks,
+            checkpoints,
+            SaveOnInterrupt(output_dir / "checkpoints"),
+            stop_together,
+        ],
     )
     distributed.check_agrees(processes, global_rank=trainer.global_rank, world_size=trainer.world_size)
     if ready is not None:
@@ -332,6 +339,8 @@ def fit_and_test(
     final_val = {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
     results = trainer.test(built.module, loaders["test"], verbose=False, weights_only=True)[0]
     test_metrics = {key: float(value) for key, value in results.items() if math.isfinite(float(value))}
+    if stop_together.received:  # DDP: a SIGTERM during the test pass ends the run now
+        raise SIGTERMException
     return Fitted(trainer, final_val, test_metrics, checkpoints.best_model_path)
 
 
@@ -345,6 +354,10 @@ def train_replica(
 ) -> None:
     """DDP rank ``rank`` ≥ 1 started by ``distributed.start_processes``: rank 0's resolved config, built
     and trained the same way, recording nothing."""
+    import warnings
+
+    warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # as quiet as rank 0 (lossforge.cli)
+    logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     cfg = OmegaConf.create(config)
     processes = dataclasses.replace(processes, rank=rank)
     built = build(cfg)

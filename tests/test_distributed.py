@@ -1,0 +1,429 @@
+"""DDP with real processes: each process's share of the data, the loss over the global batch (mined tuples and
+gradients equal to one process's), one MLflow run, sweeps, and submitit's local executor.
+
+Tolerance for "DDP equals one process with the global batch": relative 1e-4, absolute 1e-6. Both compute the
+same sums in a different order — DDP sums each process's partial gradient and all-reduces them, one process sums
+the whole batch in one matrix product — so float32 results differ in the last bits, and training carries that
+along: measured over two epochs, at most 7e-6 (cross-entropy) and 2e-5 (triplet + semi-hard miner) relative.
+A real difference is far larger: without the world-size gradient scale the same runs differ by 8 % and 40 %.
+The runs use SGD with momentum on purpose: Adam divides the gradient by its own running scale, so a gradient
+off by a constant factor would train exactly alike and go unnoticed.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from datetime import timedelta
+from pathlib import Path
+
+import pytest
+import torch
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from mlflow import MlflowClient
+
+from lossforge import distributed
+from lossforge.config import register_components
+from lossforge.data.loaders import EpochShuffle
+from lossforge.distributed import GlobalBatchShard, Processes, plan_processes
+from lossforge.registry import LOSSES, MINERS
+from lossforge.train import train
+
+TINY = ["model.hidden=[16]", "trainer.enable_progress_bar=false"]
+RELATIVE, ABSOLUTE = 1e-4, 1e-6
+
+
+def compose_config(*overrides: str, hydra: bool = False):
+    register_components(with_parameters=True)
+    GlobalHydra.instance().clear()
+    with initialize_config_module("lossforge.conf", version_base="1.3"):
+        return compose("config", overrides=list(overrides), return_hydra_config=hydra)
+
+
+# -- each process's share of the training data ---------------------------------------------------------
+
+
+@pytest.mark.parametrize("size", [1257, 64, 65, 129, 10, 3])
+@pytest.mark.parametrize(("batch_size", "world_size"), [(32, 2), (4, 3), (1, 2), (5, 4)])
+def test_shares_are_disjoint_and_each_step_is_the_single_process_batch(
+    size: int, batch_size: int, world_size: int
+) -> None:
+    order = list(EpochShuffle(size, seed=3))
+    global_batch = batch_size * world_size
+    single = [set(order[start : start + global_batch]) for start in range(0, size, global_batch)]
+    if single and len(single[-1]) < world_size:  # too small to give every process a sample: dropped
+        single = single[:-1]
+    shares = []
+    for rank in range(world_size):
+        sampler = GlobalBatchShard(
+            EpochShuffle(size, seed=3), batch_size=batch_size, rank=rank, num_replicas=world_size
+        )
+        indices = list(sampler)
+        assert len(indices) == len(sampler)
+        shares.append([indices[start : start + batch_size] for start in range(0, len(indices), batch_size)])
+    assert all(len(steps) == len(single) for steps in shares)  # same number of steps: nobody waits forever
+    for step, batch in enumerate(single):
+        parts = [set(steps[step]) for steps in shares]
+        assert set().union(*parts) == batch and sum(map(len, parts)) == len(batch)  # disjoint, complete
+        assert max(map(len, parts)) - min(map(len, parts)) <= 1
+
+
+def test_every_epoch_is_reshuffled_and_an_epoch_replays_exactly() -> None:
+    sampler = GlobalBatchShard(EpochShuffle(100, seed=0), batch_size=8, rank=1, num_replicas=2)
+    first = list(sampler)
+    sampler.set_epoch(1)  # what Lightning calls on the loader's sampler before every epoch
+    second = list(sampler)
+    assert first != second and sorted(first) != sorted(second)  # a new order and a new share
+    sampler.set_epoch(0)
+    assert list(sampler) == first  # a resumed run sees the same orders
+
+
+def test_shard_loader_keeps_batching_and_collation() -> None:
+    from lossforge.data import build_dataset
+    from lossforge.data.loaders import make_loader
+
+    data = build_dataset("digits", seed=0)
+    loader = make_loader(data.train, batch_size=32, shuffle=True, seed=0)
+    shards = [distributed.shard_loader(loader, rank=r, num_replicas=2) for r in (0, 1)]
+    features, targets = next(iter(shards[1]))
+    assert features.shape == (32, 64) and targets.shape == (32,)
+    assert [len(shard) for shard in shards] == [20, 20]  # 1257 samples: 19 steps of 64, then 41 = 21 + 20
+
+
+# -- how many processes, and which one is this ----------------------------------------------------------
+
+
+@pytest.fixture
+def clean_launch_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
+    for name in (
+        *distributed.LAUNCH_VARIABLES,
+        "SLURM_NTASKS",
+        "SLURM_PROCID",
+        "SLURM_JOB_NAME",
+        "TORCHELASTIC_RUN_ID",
+    ):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_the_trainer_configs_plan_their_processes(clean_launch_environment: pytest.MonkeyPatch) -> None:
+    assert plan_processes(compose_config("trainer=cpu").trainer) == Processes()
+    ddp_cpu = compose_config("trainer=ddp_cpu").trainer
+    assert ddp_cpu.strategy == "ddp" and ddp_cpu.accelerator == "cpu"
+    assert plan_processes(ddp_cpu) == Processes(rank=0, world_size=2, per_node=2, start_here=True)
+    assert compose_config("trainer=ddp").trainer.accelerator == "gpu"
+
+
+def test_processes_started_by_slurm_or_torchrun_take_their_rank_from_there(
+    clean_launch_environment: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch = clean_launch_environment
+    trainer = {"accelerator": "gpu", "devices": 4, "num_nodes": 2, "strategy": "ddp"}
+    monkeypatch.setenv("SLURM_NTASKS", "8")
+    monkeypatch.setenv("SLURM_JOB_NAME", "lossforge")
+    monkeypatch.setenv("SLURM_PROCID", "5")
+    assert plan_processes(trainer) == Processes(rank=5, world_size=8, per_node=4, start_here=False)
+    monkeypatch.setenv("RANK", "3")  # torchrun's variable wins
+    assert plan_processes(trainer).rank == 3
+
+
+def test_configurations_that_cannot_run_fail_before_training(clean_launch_environment: pytest.MonkeyPatch) -> None:
+    with pytest.raises(distributed.DistributedConfigError, match="not supported"):
+        plan_processes({"accelerator": "cpu", "devices": 2, "strategy": "ddp_spawn"})
+    with pytest.raises(distributed.DistributedConfigError, match="SLURM"):
+        plan_processes({"accelerator": "cpu", "devices": 2, "num_nodes": 2, "strategy": "ddp"})
+    with pytest.raises(distributed.DistributedConfigError, match="Lightning made it rank 1 of 2"):
+        distributed.check_agrees(Processes(rank=0, world_size=2, per_node=2), global_rank=1, world_size=2)
+
+
+def test_the_slurm_launcher_asks_for_one_task_per_device_on_every_node() -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    from hydra.utils import instantiate
+
+    cfg = compose_config(
+        "hydra/launcher=submitit_slurm_ddp", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2", hydra=True
+    )
+    launcher = instantiate(cfg.hydra.launcher)
+    assert type(launcher).__name__ == "SlurmLauncher"
+    assert (launcher.params["nodes"], launcher.params["tasks_per_node"], launcher.params["gpus_per_node"]) == (2, 4, 4)
+    local = instantiate(
+        compose_config("hydra/launcher=submitit_local_ddp", "trainer=ddp_cpu", hydra=True).hydra.launcher
+    )
+    assert type(local).__name__ == "LocalLauncher" and local.params["tasks_per_node"] == 1
+
+
+# -- starting the other processes -----------------------------------------------------------------------
+
+
+def _report_place(rank: int, ready, out: str) -> None:
+    ready()
+    Path(out, f"rank{rank}").write_text(" ".join(os.environ[n] for n in ("RANK", "LOCAL_RANK", "WORLD_SIZE")))
+
+
+def _die_while_starting(rank: int, ready, out: str) -> None:
+    raise RuntimeError("rank 1 breaks before training")
+
+
+def test_a_one_process_ddp_run_leaves_nothing_behind_for_the_next_job(
+    clean_launch_environment: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    # Lightning sets LOCAL_RANK etc. and opens a one-process group here; left behind, the next job of a
+    # sweep (say trainer.devices=2) would look launched from outside and join that stale group.
+    train(compose_config(*TINY, "trainer.max_epochs=1", "trainer=ddp_cpu", "trainer.devices=1"), base_dir=tmp_path)
+    assert not any(name in os.environ for name in distributed.LAUNCH_VARIABLES)
+    assert not torch.distributed.is_initialized()
+
+
+@pytest.mark.slow
+def test_start_processes_places_the_others_and_restores_this_process(
+    clean_launch_environment: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    processes = Processes(rank=0, world_size=3, per_node=3, start_here=True)
+    threads = torch.get_num_threads()
+    with distributed.start_processes(processes, _report_place, (str(tmp_path),)):
+        assert (os.environ["RANK"], os.environ["LOCAL_RANK"], os.environ["WORLD_SIZE"]) == ("0", "0", "3")
+    assert [(tmp_path / f"rank{r}").read_text() for r in (1, 2)] == ["1 1 3", "2 2 3"]
+    assert not any(name in os.environ for name in distributed.LAUNCH_VARIABLES)  # the next sweep job starts clean
+    assert torch.get_num_threads() == threads
+
+
+@pytest.mark.slow
+def test_a_process_that_dies_while_starting_is_named_instead_of_awaited(
+    clean_launch_environment: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
+    processes = Processes(rank=0, world_size=2, per_node=2, start_here=True)
+    with pytest.raises(distributed.WorkerFailedError, match=r"process rank 1 failed .* before training started"):
+        with distributed.start_processes(processes, _die_while_starting, (str(tmp_path),)):
+            pytest.fail("rank 0 went on although rank 1 died")
+    assert "RANK" not in os.environ
+
+
+# -- the loss over the global batch, in two real gloo processes -----------------------------------------
+
+WORLD_SIZE, PER_PROCESS = 2, 32
+
+
+def _example_batch() -> tuple[torch.Tensor, torch.Tensor]:
+    generator = torch.Generator().manual_seed(0)
+    features = torch.randn(WORLD_SIZE * PER_PROCESS, 8, generator=generator, dtype=torch.float64)
+    labels = torch.randint(0, 4, (WORLD_SIZE * PER_PROCESS,), generator=generator)
+    return features, labels
+
+
+def _model() -> torch.nn.Module:
+    torch.manual_seed(1)
+    return torch.nn.Linear(8, 6).double()
+
+
+def _loss_for(miner: torch.nn.Module) -> torch.nn.Module:
+    return LOSSES.build("triplet" if miner.tuple_kind == "triplet" else "contrastive")
+
+
+def _mine_and_backpropagate(rank: int, port: int, out: str) -> None:
+    """One DDP process: its share (every WORLD_SIZE-th sample, as GlobalBatchShard deals them), every miner."""
+    torch.distributed.init_process_group(
+        "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE, timeout=timedelta(seconds=60)
+    )
+    try:
+        features, labels = _example_batch()
+        sample_ids = torch.arange(len(labels))
+        model = torch.nn.parallel.DistributedDataParallel(_model())
+        results = {}
+        for name in MINERS.names():
+            miner = MINERS.build(name)
+            model.zero_grad()
+            local = model(features[rank::WORLD_SIZE])  # (32, 6)
+            local.retain_grad()
+            embeddings, global_labels, scale = distributed.global_batch(local, labels[rank::WORLD_SIZE])  # (64, 6)
+            ids = distributed.gather(sample_ids[rank::WORLD_SIZE])  # which sample each gathered row is
+            tuples = miner(embeddings, global_labels)
+            loss = _loss_for(miner)(embeddings, global_labels, tuples)
+            (loss * scale).backward()  # DDP averages the parameter gradients over the two processes here
+            results[name] = {
+                "tuples": [ids[index] for index in tuples],
+                "loss": loss.detach(),
+                "local_grad": local.grad,
+                "ids": sample_ids[rank::WORLD_SIZE],
+                "scale": scale,
+                "weight_grad": model.module.weight.grad.clone(),
+            }
+        torch.save(results, Path(out) / f"rank{rank}.pt")
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def _as_set(tuples: list[torch.Tensor]) -> list[set[tuple[int, ...]]]:
+    """Triplets ``(a, p, n)`` as one set; pairs ``(a1, p, a2, n)`` as the positive and the negative set."""
+    groups = [tuples[:2], tuples[2:]] if len(tuples) == 4 else [tuples]
+    return [set(zip(*(index.tolist() for index in group), strict=True)) for group in groups]
+
+
+@pytest.mark.slow
+def test_two_processes_mine_the_global_batch_and_get_the_single_process_gradient(tmp_path: Path) -> None:
+    context = torch.multiprocessing.start_processes(
+        _mine_and_backpropagate,
+        args=(distributed.free_port(), str(tmp_path)),
+        nprocs=WORLD_SIZE,
+        join=False,
+        start_method="spawn",
+    )
+    deadline = time.monotonic() + 120
+    while not context.join(timeout=max(0.0, deadline - time.monotonic())):  # True once all have ended
+        if time.monotonic() >= deadline:
+            for process in context.processes:
+                process.kill()
+            pytest.fail("the two gloo processes did not finish within 120 s")
+    ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=False) for rank in range(WORLD_SIZE)]
+
+    features, labels = _example_batch()
+    for name in MINERS.names():
+        model, miner = _model(), MINERS.build(name)
+        embeddings = model(features)  # (64, 6), sample i in row i
+        embeddings.retain_grad()
+        tuples = miner(embeddings, labels)
+        loss = _loss_for(miner)(embeddings, labels, tuples)
+        loss.backward()
+        assert len(tuples[0]) > 0, name
+        for result in (shares[name] for shares in ranks):
+            # the same tuples as one process mining the 64-sample batch, in sample ids
+            assert _as_set(result["tuples"]) == _as_set(list(tuples)), name
+            assert torch.allclose(result["loss"], loss.detach(), rtol=1e-12), name
+            # the gradient reaches this process's own rows (× world size, undone by DDP's average) ...
+            assert result["scale"] == WORLD_SIZE
+            expected = embeddings.grad[result["ids"]] * WORLD_SIZE
+            assert torch.allclose(result["local_grad"], expected, rtol=1e-10, atol=1e-12), name
+            # ... and after DDP's average the parameters get exactly the single-process gradient
+            assert torch.allclose(result["weight_grad"], model.weight.grad, rtol=1e-10, atol=1e-12), name
+
+
+# -- the real command: DDP equals one process with the global batch, and records once ------------------
+
+
+def run_lossforge(cwd: Path, *arguments: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
+    env = {key: value for key, value in os.environ.items() if key not in ("MLFLOW_TRACKING_URI", "OMP_NUM_THREADS")}
+    return subprocess.run(
+        [sys.executable, "-m", "lossforge", *arguments],
+        cwd=cwd,
+        env={**env, "PYTHONUNBUFFERED": "1"},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+def all_runs(cwd: Path) -> tuple[MlflowClient, list]:
+    client = MlflowClient(f"sqlite:///{cwd / 'outputs' / 'mlflow.db'}")
+    experiment = client.get_experiment_by_name("lossforge")
+    return client, client.search_runs([experiment.experiment_id])
+
+
+def history(client: MlflowClient, run_id: str) -> dict[str, list[float]]:
+    keys = client.get_run(run_id).data.metrics
+    return {
+        key: [m.value for m in sorted(client.get_metric_history(run_id, key), key=lambda m: m.step)] for key in keys
+    }
+
+
+SETUPS = {
+    "cross_entropy": [],
+    "triplet+semihard": ["model=embedding_mlp", "model.embedding_dim=8", "loss=triplet", "miner=semihard_triplets"],
+}
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("setup", list(SETUPS))
+def test_ddp_cpu_gives_the_metrics_of_one_process_with_the_global_batch_and_one_run(setup: str, tmp_path: Path) -> None:
+    overrides = [*TINY, "trainer.max_epochs=2", "optimizer=sgd", *SETUPS[setup]]  # sgd: lr 0.1, momentum 0.9
+    ddp = run_lossforge(tmp_path, *overrides, "trainer=ddp_cpu", f"batch_size={PER_PROCESS}")
+    assert ddp.returncode == 0, ddp.stderr[-4000:]
+    client, ddp_runs = all_runs(tmp_path)
+    (run,) = ddp_runs  # rank 1 created no run of its own
+    assert run.info.status == "FINISHED" and run.data.params["trainer.devices"] == "2"
+    assert ddp.stdout.count("Test metrics:") == 1 and ddp.stdout.count("MLflow run:") == 1
+    (run_dir,) = (tmp_path / "outputs" / "runs").glob("*/*")  # one Hydra job directory, one run record
+    assert [p.relative_to(run_dir) for p in tmp_path.rglob("lossforge_run.json")] == [Path("lossforge_run.json")]
+    assert run.data.tags["lossforge.output_dir"] == str(run_dir)
+
+    # the baseline in this process (same store): one process, batch_size = 2 × the per-process one
+    cfg = compose_config(*overrides, "trainer=cpu", f"batch_size={WORLD_SIZE * PER_PROCESS}")
+    train(cfg, base_dir=tmp_path, output_dir=tmp_path / "single")
+    (single,) = [r for r in all_runs(tmp_path)[1] if r.info.run_id != run.info.run_id]
+    expected, got = history(client, single.info.run_id), history(client, run.info.run_id)
+    assert set(got) == set(expected)
+    for key, values in expected.items():  # every epoch's train/val metrics, and the test metrics
+        assert got[key] == pytest.approx(values, rel=RELATIVE, abs=ABSOLUTE), key
+
+
+@pytest.mark.slow
+def test_a_ddp_sweep_is_one_job_per_point_under_one_parent_run(tmp_path: Path) -> None:
+    result = run_lossforge(
+        tmp_path, "-m", "loss=cross_entropy,focal", "trainer=ddp_cpu", "trainer.max_epochs=1", *TINY, timeout=300
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    _, runs = all_runs(tmp_path)
+    (parent,) = [r for r in runs if r.data.tags.get("lossforge.sweep") == "parent"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(runs) == 3 and parent.info.status == "FINISHED"  # not one sweep per rank
+    assert sorted(c.data.params["loss.name"] for c in children) == ["cross_entropy", "focal"]
+    assert {c.info.status for c in children} == {"FINISHED"}
+    assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["mlartifacts", "mlflow.db", "multirun"]
+    (sweep_dir,) = (tmp_path / "outputs" / "multirun").glob("*/*")
+    assert sorted(p.name for p in sweep_dir.iterdir()) == ["0", "1", "multirun.yaml"]
+    assert sorted(c.data.tags["lossforge.output_dir"] for c in children) == [str(sweep_dir / n) for n in "01"]
+
+
+@pytest.mark.slow
+def test_a_ddp_sweep_through_submitits_local_executor(tmp_path: Path) -> None:
+    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
+    result = run_lossforge(
+        tmp_path,
+        "-m",
+        "hydra/launcher=submitit_local_ddp",
+        "trainer=ddp_cpu",
+        "seed=0,1",
+        "trainer.max_epochs=1",
+        *TINY,
+        timeout=300,
+    )
+    assert result.returncode == 0, result.stderr[-4000:]
+    _, runs = all_runs(tmp_path)
+    (parent,) = [r for r in runs if r.data.tags.get("lossforge.sweep") == "parent"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    assert len(runs) == 3 and parent.info.status == "FINISHED"
+    assert sorted(c.data.params["seed"] for c in children) == ["0", "1"]
+    assert {c.info.status for c in children} == {"FINISHED"}
+    (sweep_dir,) = (tmp_path / "outputs" / "multirun").glob("*/*")
+    assert {p.name for p in sweep_dir.iterdir()} >= {"0", "1", ".submitit"}
+    assert all(Path(c.data.tags["lossforge.output_dir"]).parent == sweep_dir for c in children)
+
+
+@pytest.mark.slow
+def test_sigterm_to_rank_0_stops_every_process_together_and_marks_the_run_killed(tmp_path: Path) -> None:
+    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
+    overrides = ["trainer=ddp_cpu", "trainer.max_epochs=200", "model.hidden=[64]", "trainer.enable_progress_bar=false"]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "lossforge", *overrides],
+        cwd=tmp_path,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    deadline = time.monotonic() + 120
+    while not list((tmp_path / "outputs" / "runs").glob("*/*/checkpoints/last.ckpt")):
+        assert process.poll() is None and time.monotonic() < deadline, "training never got going"
+        time.sleep(0.05)
+    process.send_signal(signal.SIGTERM)  # rank 0 alone, as `kill <pid>` or a scheduler does
+    try:  # the other process holds the same stdout: this also waits for it to end
+        output = process.communicate(timeout=90)[0]
+    except subprocess.TimeoutExpired:
+        process.kill()
+        pytest.fail("the processes deadlocked after SIGTERM")
+    assert process.returncode == 128 + signal.SIGTERM, output[-3000:]
+    _, (run,) = all_runs(tmp_path)
+    assert run.info.status == "KILLED"
+    assert list((tmp_path / "outputs" / "runs").glob("*/*/checkpoints/interrupted.ckpt"))
