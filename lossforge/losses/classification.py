@@ -43,9 +43,14 @@ def _check_labels(
     if scores.dim() not in dims or scores.shape != target.shape:
         expected = " or ".join(("scores (N,)", "scores (N, K)")[d - 1] for d in dims)
         raise input_error(loss_name, f"{expected} and labels of the same shape", f"{shape(scores)} and {shape(target)}")
-    zero_one = ((target == 0) | (target == 1)).all()
-    valid = (zero_one | ((target == -1) | (target == 1)).all()) if plus_minus_one else zero_one
-    if not valid:  # the one host sync: a label outside the encoding is a data bug worth stopping for
+    if target.dtype == torch.bool:
+        return  # 0 or 1 by construction: nothing to scan
+    # The scan is memory-bound (two comparisons over the whole target), so the in-place `or` saves one
+    # temporary; the ±1 scan runs only when the {0, 1} one fails.
+    valid = target.eq(0).logical_or_(target.eq(1)).all()
+    if plus_minus_one and not valid:
+        valid = target.eq(-1).logical_or_(target.eq(1)).all()
+    if not valid:  # the host sync: a label outside the encoding is a data bug worth stopping for
         allowed = "either all in {0, 1} or all in {-1, 1}" if plus_minus_one else "in {0, 1}"
         found = torch.unique(target.detach())[:6].tolist()
         raise input_error(loss_name, f"labels {allowed}", f"values {found}")
@@ -63,8 +68,10 @@ def _check_multiclass(loss_name: str, logits: Tensor, target: Tensor, *, soft: b
     if target.dim() == 1 and target.shape[0] == num_samples:
         if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
             raise input_error(loss_name, "class indices of an integer dtype", f"dtype {target.dtype}")
-        if ((target < 0) | (target >= num_classes)).any():
-            found = [int(target.min()), int(target.max())]
+        # One pass and one host sync for the range check (a GPU would otherwise assert inside the kernel).
+        lowest, highest = torch.aminmax(target) if num_samples else (target.new_zeros(()), target.new_zeros(()))
+        if (lowest < 0) | (highest >= num_classes):
+            found = [int(lowest), int(highest)]
             raise input_error(loss_name, f"class indices in [0, {num_classes - 1}]", f"range {found}")
         return False, target.long()
     if soft and target.shape == logits.shape:
@@ -218,15 +225,12 @@ def cross_entropy(
     label_smoothing = _check_label_smoothing(label_smoothing)
     check_reduction("cross_entropy", reduction)
     soft, target = _check_multiclass("cross_entropy", logits, target, soft=True)
-    log_probs = logits.log_softmax(dim=1)  # (N, C)
     if soft:
-        probabilities = as_float(target, logits) * (1 - label_smoothing) + label_smoothing / logits.shape[1]
-        values = -(probabilities * log_probs).sum(dim=1)
-    else:
-        values = -log_probs.gather(1, target[:, None]).squeeze(1)
-        if label_smoothing:  # the uniform part of q costs the mean negative log-probability
-            values = (1 - label_smoothing) * values - label_smoothing * log_probs.mean(dim=1)
-    return reduce(values, reduction)
+        target = as_float(target, logits)
+    if logits.shape[0] == 0:  # torch's mean of nothing is NaN; here it is 0, still attached to the graph
+        return reduce(logits.sum(dim=1), reduction)
+    # torch's fused log_softmax + NLL computes exactly the formula above, in one pass forward and back.
+    return F.cross_entropy(logits, target, label_smoothing=label_smoothing, reduction=reduction)
 
 
 def weighted_cross_entropy(logits: Tensor, target: Tensor, weights: Tensor, *, reduction: Reduction = "mean") -> Tensor:
@@ -263,14 +267,14 @@ def weighted_cross_entropy(logits: Tensor, target: Tensor, weights: Tensor, *, r
             "weighted_cross_entropy", f"logits with one class per weight ({weights.numel()})", shape(logits)
         )
     weights = weights.to(device=logits.device, dtype=logits.dtype)
-    log_probs = logits.log_softmax(dim=1)  # (N, C)
     if soft:
         weighted_target = as_float(target, logits) * weights  # (N, C)
         weight_mass = weighted_target.sum(dim=1)
-        weighted_values = -(weighted_target * log_probs).sum(dim=1)
+        weighted_values = -(weighted_target * logits.log_softmax(dim=1)).sum(dim=1)
     else:
-        weight_mass = weights[target]
-        weighted_values = -weight_mass * log_probs.gather(1, target[:, None]).squeeze(1)
+        weight_mass = weights[target]  # (N,)
+        # torch's "none" values are α_y · (−log p_y); only its "mean" differs (NaN for an all-zero batch)
+        weighted_values = F.cross_entropy(logits, target, weight=weights, reduction="none")
     return _reduce_weighted(weighted_values, weight_mass, reduction)
 
 
@@ -352,12 +356,14 @@ def focal_loss(
         \ell_i = -\alpha_{t}\, (1 - p_{t})^\gamma \log p_{t}
 
     with :math:`p_t` the probability of the true class: ``sigmoid`` of the score for binary input
-    (scores ``(N,)``), ``softmax`` of the logits for multiclass input (``(N, C)``). Both
-    :math:`\log p_t` and :math:`\log(1 - p_t)` are computed from the logits (``logsigmoid``, or a
-    ``logsumexp`` over the other classes), and :math:`(1-p_t)^\gamma = \exp(\gamma \log(1 - p_t))`:
-    nothing ever differentiates :math:`(1-p)^\gamma` with respect to :math:`p`, whose derivative is
-    infinite at :math:`p = 1` for :math:`\gamma < 1`, so values and gradients stay finite for any
-    :math:`\gamma \ge 0` and logits of any size. :math:`\gamma = 0` is (weighted) cross-entropy exactly.
+    (scores ``(N,)``), ``softmax`` of the logits for multiclass input (``(N, C)``). Nothing ever
+    differentiates :math:`(1-p)^\gamma` with respect to :math:`p`, whose derivative is infinite at
+    :math:`p = 1` for :math:`\gamma < 1`: binary input computes :math:`\log p_t` and
+    :math:`\log(1 - p_t)` with ``logsigmoid`` and :math:`(1-p_t)^\gamma = \exp(\gamma \log(1 - p_t))`;
+    multiclass input takes :math:`1 - p_t` as the sum of the other classes' probabilities (exact where
+    :math:`p_t` rounds to 1) and its gradient in closed form in logit space, in about as many passes over
+    the logits as cross-entropy. Values and gradients stay finite for any :math:`\gamma \ge 0` and logits
+    of any size. :math:`\gamma = 0` is (weighted) cross-entropy exactly.
 
     ``alpha``: ``None`` (:math:`\alpha_t = 1`); a float in [0, 1] for binary input (:math:`\alpha` for
     positives, :math:`1 - \alpha` for negatives); or a list of non-negative per-class weights (``C`` of
@@ -391,24 +397,65 @@ def focal_loss(
         true_score = torch.where(target > 0, prediction, -prediction)  # p_t = sigmoid(true_score)
         log_p_true = F.logsigmoid(true_score)
         log_p_other = F.logsigmoid(-true_score)  # log(1 - p_t)
+        values = -log_p_true
+        if gamma:  # skipped at γ = 0 so that 0 · log(1 - p_t) cannot become NaN when 1 - p_t underflows
+            values = torch.exp(gamma * log_p_other) * values
     else:
         _, target = _check_multiclass("focal", prediction, target, soft=False)
         if prediction.shape[1] < 2:
             raise input_error("focal", "logits (N, C) with C >= 2", shape(prediction))
         true_class = target
-        # the same log_softmax as cross_entropy, so that γ = 0 reproduces it bit for bit
-        log_p_true = prediction.log_softmax(dim=1).gather(1, target[:, None]).squeeze(1)
-        log_normaliser = prediction.logsumexp(dim=1)
-        # log(1 - p_t) as a logsumexp over the other classes: exact even where p_t rounds to 1
-        other_classes = prediction.masked_fill(_true_class_mask(target, prediction.shape[1]), float("-inf"))
-        log_p_other = other_classes.logsumexp(dim=1) - log_normaliser
-    values = -log_p_true
-    if gamma:  # skipped at γ = 0 so that 0 · log(1 - p_t) cannot become NaN when 1 - p_t underflows
-        values = torch.exp(gamma * log_p_other) * values
+        if not gamma:  # cross-entropy, computed as cross_entropy computes it: bit for bit the same
+            if alpha is None:
+                return cross_entropy(prediction, target, reduction=reduction)
+            values = F.cross_entropy(prediction, target, reduction="none")
+        else:
+            values = _MulticlassFocal.apply(prediction, target, gamma)  # (N,)
     if alpha is None:
         return reduce(values, reduction)
     alpha_t = _focal_alpha_t(alpha, prediction, true_class)
     return _reduce_weighted(alpha_t * values, alpha_t, reduction)
+
+
+class _MulticlassFocal(torch.autograd.Function):
+    r"""Per-sample multiclass focal values :math:`-(1 - p_t)^\gamma \log p_t` from logits ``(N, C)``, with
+    the gradient in closed form.
+
+    Autograd through ``log_softmax``, a masked ``logsumexp`` over the other classes and ``exp`` makes about
+    ten passes over the ``(N, C)`` logits; this makes four (``log_softmax``, ``exp``, a sum, and one for
+    the gradient) and keeps one ``(N, C)`` tensor, the softmax, as ``log_softmax``'s own backward does.
+
+    With :math:`q = 1 - p_t = \sum_{j \ne t} p_j` (a sum of positive terms: exact where :math:`p_t`
+    rounds to 1) and :math:`g = q^\gamma (\gamma\, p_t \log p_t / q - 1)`, the gradient is
+    :math:`\partial \ell / \partial s_j = g\, (\delta_{jt} - p_j)`. :math:`\log p_t / q` tends to
+    :math:`-1` as :math:`q \to 0` and is taken as ``log1p(-q) / q`` for :math:`q < 1/2`, so neither
+    values nor gradients overflow for any :math:`\gamma > 0` or logit size.
+    """
+
+    @staticmethod
+    def forward(ctx: torch.autograd.function.FunctionCtx, logits: Tensor, target: Tensor, gamma: float) -> Tensor:
+        index = target[:, None]  # (N, 1)
+        probabilities = logits.log_softmax(dim=1)  # (N, C), log-probabilities for now
+        log_p_true = probabilities.gather(1, index).squeeze(1)  # (N,)
+        probabilities.exp_()
+        p_true = probabilities.gather(1, index)  # (N, 1)
+        other = probabilities.scatter_(1, index, 0.0).sum(dim=1)  # q = Σ_{j≠t} p_j, (N,)
+        probabilities.scatter_(1, index, p_true)
+        p_true = p_true.squeeze(1)
+        focus = other.pow(gamma)  # (1 - p_t)^γ
+        log_p_true_over_other = torch.where(
+            other > 0, torch.where(other < 0.5, torch.log1p(-other), log_p_true) / other, -1.0
+        )
+        ctx.save_for_backward(probabilities, index, focus * (gamma * p_true * log_p_true_over_other - 1))
+        return -focus * log_p_true
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx: torch.autograd.function.FunctionCtx, grad_values: Tensor) -> tuple[Tensor, None, None]:
+        probabilities, index, g = ctx.saved_tensors
+        scale = (grad_values * g)[:, None]  # (N, 1)
+        grad_logits = probabilities * -scale  # (N, C): g (δ_jt − p_j), one pass
+        return grad_logits.scatter_add_(1, index, scale), None, None
 
 
 def _focal_alpha_t(alpha: Tensor, prediction: Tensor, true_class: Tensor) -> Tensor:
@@ -467,7 +514,6 @@ def bce_loss(
     check_reduction("bce", reduction)
     _check_labels("bce", logits, target, dims=(1, 2))
     labels = as_float(target, logits)
-    positive = labels * F.logsigmoid(logits)
     if pos_weight is not None:
         if not isinstance(pos_weight, Tensor):
             pos_weight = _nonnegative_weights("bce", "pos_weight", _as_list(pos_weight))
@@ -476,9 +522,14 @@ def bce_loss(
             raise input_error(
                 "bce", f"logits with one label per `pos_weight` entry ({pos_weight.numel()})", shape(logits)
             )
-        positive = positive * pos_weight.to(device=logits.device, dtype=logits.dtype).reshape(-1)
-    values = -(positive + (1 - labels) * F.logsigmoid(-logits))
-    return reduce(values.sum(dim=1) if values.dim() == 2 else values, reduction)
+        pos_weight = pos_weight.to(device=logits.device, dtype=logits.dtype).reshape(-1)
+    # torch's fused kernel computes exactly the formula above, stably (log1p(exp(−|s|))), in one pass;
+    # only the reduction differs (torch's mean is over N·K elements), so it is done here from its sum.
+    if reduction == "none" or logits.shape[0] == 0:
+        values = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight, reduction="none")
+        return reduce(values.sum(dim=1) if values.dim() == 2 else values, reduction)
+    total = F.binary_cross_entropy_with_logits(logits, labels, pos_weight=pos_weight, reduction="sum")
+    return total if reduction == "sum" else total / logits.shape[0]
 
 
 def _as_list(value: float | Sequence[float]) -> Sequence[float]:

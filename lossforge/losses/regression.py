@@ -8,11 +8,13 @@ elements instead, so for ``D > 1`` their ``"mean"`` is ours divided by ``D``.
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import ClassVar
 
 from torch import Tensor
+from torch.nn import functional as F
 
-from lossforge.losses.base import Loss, Reduction, as_float, check_reduction, input_error, reduce, shape
+from lossforge.losses.base import Loss, Reduction, as_float, check_reduction, input_error, shape
 
 
 def _per_sample(values: Tensor) -> Tensor:
@@ -20,8 +22,19 @@ def _per_sample(values: Tensor) -> Tensor:
     return values.sum(dim=1) if values.dim() == 2 else values
 
 
-def _residual(loss_name: str, prediction: Tensor, target: Tensor) -> Tensor:
-    """Validate a regression pair and return ``target - prediction`` in the prediction's dtype."""
+def _reduce_elementwise(
+    elementwise: Callable[..., Tensor], prediction: Tensor, target: Tensor, reduction: str, **options: float
+) -> Tensor:
+    """Reduce torch's fused elementwise loss (one kernel forward and back, no temporaries) our way: summed
+    over the ``D`` outputs of a sample, then over samples (``"mean"``: divided by ``N``; 0 for no samples)."""
+    if reduction == "none":
+        return _per_sample(elementwise(prediction, target, reduction="none", **options))
+    total = elementwise(prediction, target, reduction="sum", **options)
+    return total / max(prediction.shape[0], 1) if reduction == "mean" else total
+
+
+def _checked_target(loss_name: str, prediction: Tensor, target: Tensor) -> Tensor:
+    """Validate a regression pair and return the target in the prediction's dtype and device."""
     if not prediction.is_floating_point():
         raise input_error(loss_name, "a floating-point prediction", f"dtype {prediction.dtype}")
     if target.is_complex():
@@ -34,7 +47,7 @@ def _residual(loss_name: str, prediction: Tensor, target: Tensor) -> Tensor:
             "prediction and target of the same shape, (N,) or (N, D)",
             f"{shape(prediction)} and {shape(target)}",
         )
-    return as_float(target, prediction) - prediction
+    return as_float(target, prediction)
 
 
 def l1_loss(prediction: Tensor, target: Tensor, *, reduction: Reduction = "mean") -> Tensor:
@@ -54,7 +67,7 @@ def l1_loss(prediction: Tensor, target: Tensor, *, reduction: Reduction = "mean"
         tensor(2.)
     """
     check_reduction("l1", reduction)
-    return reduce(_per_sample(_residual("l1", prediction, target).abs()), reduction)
+    return _reduce_elementwise(F.l1_loss, prediction, _checked_target("l1", prediction, target), reduction)
 
 
 def l2_loss(prediction: Tensor, target: Tensor, *, reduction: Reduction = "mean") -> Tensor:
@@ -74,7 +87,7 @@ def l2_loss(prediction: Tensor, target: Tensor, *, reduction: Reduction = "mean"
         tensor(5.)
     """
     check_reduction("l2", reduction)
-    return reduce(_per_sample(_residual("l2", prediction, target).square()), reduction)
+    return _reduce_elementwise(F.mse_loss, prediction, _checked_target("l2", prediction, target), reduction)
 
 
 def _check_delta(delta: float) -> float:
@@ -107,10 +120,8 @@ def huber_loss(prediction: Tensor, target: Tensor, *, delta: float = 1.0, reduct
     """
     delta = _check_delta(delta)
     check_reduction("huber", reduction)
-    magnitude = _residual("huber", prediction, target).abs()
-    quadratic = magnitude.clamp(max=delta)  # the part of |r| inside the quadratic zone
-    values = 0.5 * quadratic.square() + delta * (magnitude - quadratic)
-    return reduce(_per_sample(values), reduction)
+    target = _checked_target("huber", prediction, target)
+    return _reduce_elementwise(F.huber_loss, prediction, target, reduction, delta=delta)
 
 
 class L1Loss(Loss):

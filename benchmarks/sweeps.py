@@ -1,0 +1,187 @@
+"""An 8-job sweep with the parallel launcher vs the same sweep run sequentially, side by side.
+
+Both run ``python -m lossforge -m seed=0,…,7 trainer.max_epochs=E model.hidden=[H,H]`` (the default
+experiment: the lecture's MLP on the 8×8 digits), the parallel one with ``hydra/launcher=parallel``
+(joblib/loky, ``n_jobs`` = 2 worker processes, each job with ``cpu_count // n_jobs`` torch threads; see
+``lossforge.cli._share_cores``), the sequential one with Hydra's basic launcher (one process, all cores
+for each job). Every run gets a fresh temporary directory as its working directory, so each has its own
+MLflow store. Runs alternate (sequential, parallel, sequential, …); the table reports medians.
+
+Each configuration ``H:E`` is one pair of rows. Besides the total, each run is split by the moments its
+output arrives: *before the first job* (imports, the MLflow store and the sweep's parent run, and for
+the parallel launcher its worker processes importing everything again), *jobs* (first job's start to
+last job's end), and *after the last job* (closing the sweep, shutting down, exiting).
+
+Two more rows say what the machine allows, measured in the same run: a CPU-bound probe (a pure Python
+loop plus single-threaded ``torch.matmul``) in one process alone, and in two processes at once. Their
+ratio is the most that running two jobs at once can gain here.
+
+Usage::
+
+    python benchmarks/sweeps.py                              # 512:20 and 64:150, 2 repeats, ~5 min
+    python benchmarks/sweeps.py --configs 64:400 --repeats 3
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from _report import RESULTS, OtherLoad, machine, median, wait_for_quiet, write_tables
+
+WORKERS = 2  # conf/hydra/launcher/parallel.yaml: n_jobs
+PROBE = """
+import time
+import torch
+torch.set_num_threads(1)
+start = time.perf_counter()
+total = 0
+for number in range(4_000_000):
+    total += number
+matrix = torch.randn(768, 768)
+for _ in range(40):
+    matrix @ matrix
+print(time.perf_counter() - start)
+"""
+
+
+@dataclass
+class Run:
+    total: float
+    first_job: float  # seconds from the command to the first job's first log line
+    last_job_end: float  # … to the last job's summary
+
+    @property
+    def phases(self) -> tuple[float, float, float]:
+        return self.first_job, self.last_job_end - self.first_job, self.total - self.last_job_end
+
+
+def sweep(parallel: bool, hidden: int, epochs: int, jobs: int) -> Run:
+    seeds = ",".join(str(seed) for seed in range(jobs))
+    command = [sys.executable, "-m", "lossforge", "-m", f"seed={seeds}", f"trainer.max_epochs={epochs}"]
+    command += [f"model.hidden=[{hidden},{hidden}]", "trainer.enable_progress_bar=false"]
+    if parallel:
+        command.insert(4, "hydra/launcher=parallel")
+    first_job = last_job_end = float("nan")
+    with tempfile.TemporaryDirectory(prefix="lossforge-sweep-") as directory:
+        start = time.perf_counter()
+        child = subprocess.Popen(
+            command,
+            cwd=directory,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+            env={**os.environ, "PYTHONUNBUFFERED": "1"},
+        )
+        assert child.stdout is not None
+        output = []
+        for line in child.stdout:  # timestamps by arrival: the jobs' own log lines have no common clock
+            output.append(line)
+            if "[lossforge][INFO] - data " in line and math.isnan(first_job):
+                first_job = time.perf_counter() - start
+            elif line.startswith("Test metrics:"):
+                last_job_end = time.perf_counter() - start
+        child.wait()
+        total = time.perf_counter() - start
+    if child.returncode != 0:
+        raise RuntimeError(f"{' '.join(command)} failed ({child.returncode}):\n{''.join(output)[-2000:]}")
+    return Run(total, first_job, last_job_end)
+
+
+def probe(processes: int) -> float:
+    """Median seconds of the probe when ``processes`` copies run at once."""
+    children = [
+        subprocess.Popen([sys.executable, "-c", PROBE], stdout=subprocess.PIPE, text=True) for _ in range(processes)
+    ]
+    return median([float(child.communicate()[0]) for child in children])
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--jobs", type=int, default=8, help="sweep jobs (seeds)")
+    parser.add_argument(
+        "--configs", nargs="+", default=["512:20", "64:150"], help="HIDDEN:EPOCHS per sweep (model.hidden, max_epochs)"
+    )
+    parser.add_argument("--repeats", type=int, default=2, help="runs of each sweep (medians)")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the CSV and markdown")
+    parser.add_argument("--max-wait", type=float, default=120, help="seconds to wait for other processes to calm")
+    args = parser.parse_args(argv)
+    configs = [tuple(int(part) for part in config.split(":")) for config in args.configs]
+
+    quiet = wait_for_quiet(args.max_wait)
+    machine_before, started, load = machine(), time.perf_counter(), OtherLoad()
+    runs: dict[tuple[int, int, bool], list[Run]] = {(h, e, p): [] for h, e in configs for p in (False, True)}
+    alone, together = [], []
+    for repeat in range(args.repeats):
+        for hidden, epochs in configs:
+            for parallel in (False, True):
+                runs[hidden, epochs, parallel].append(sweep(parallel, hidden, epochs, args.jobs))
+                print(
+                    f"repeat {repeat + 1}: hidden {hidden}, {epochs} epochs, parallel={parallel}: "
+                    f"{runs[hidden, epochs, parallel][-1]}",
+                    flush=True,
+                )
+        alone.append(probe(1))
+        together.append(probe(WORKERS))
+
+    threads = max(1, (os.cpu_count() or 1) // WORKERS)
+    rows = []
+    for hidden, epochs in configs:
+        sequential = median([run.total for run in runs[hidden, epochs, False]])
+        for parallel in (False, True):
+            done = runs[hidden, epochs, parallel]
+            total = median([run.total for run in done])
+            launcher = (
+                f"parallel ({WORKERS} workers, {threads} thread per job)"
+                if parallel
+                else f"sequential ({os.cpu_count()} threads per job)"
+            )
+            rows.append(
+                [
+                    f"[{hidden},{hidden}], {epochs} epochs",
+                    launcher,
+                    f"{total:.1f}",
+                    f"{min(run.total for run in done):.1f}",
+                    " / ".join(f"{median([run.phases[index] for run in done]):.1f}" for index in range(3)),
+                    f"{sequential / total:.2f}×",
+                ]
+            )
+    capacity = WORKERS * median(alone) / median(together)
+    rows.append(["CPU probe", "1 process", f"{median(alone):.2f}", f"{min(alone):.2f}", "–", "–"])
+    rows.append(
+        [
+            "CPU probe",
+            f"{WORKERS} processes at once (each)",
+            f"{median(together):.2f}",
+            f"{min(together):.2f}",
+            "–",
+            f"{capacity:.2f}× (the most {WORKERS} processes gain)",
+        ]
+    )
+    write_tables(
+        "sweeps",
+        [
+            (
+                f"{args.jobs}-job sweep on the digits, seconds",
+                ["model.hidden, max_epochs", "launcher", "median s", "min s", "before / jobs / after s", "speed-up"],
+                rows,
+            )
+        ],
+        out=args.out,
+        notes=[
+            f"Machine: {machine_before} ({quiet}); {load.note()}",
+            f"{args.repeats} alternating runs of each sweep; target: parallel ≥ 1.6× sequential; "
+            f"wall time {time.perf_counter() - started:.0f} s",
+        ],
+    )
+
+
+if __name__ == "__main__":
+    main()
