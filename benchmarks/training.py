@@ -47,7 +47,7 @@ import logging
 import tempfile
 import time
 import warnings
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -230,7 +230,13 @@ def proposed_manual_task() -> type | None:
 
 
 def lossforge_epoch(
-    data: dict[str, Any], batch_size: int, *, per_sample: bool, store: Path, task_class: type | None = None
+    data: dict[str, Any],
+    batch_size: int,
+    *,
+    per_sample: bool,
+    store: Path,
+    task_class: type | None = None,
+    extra_callbacks: Sequence[Any] = (),
 ) -> Timings:
     """The pieces ``lossforge.train.train`` builds, in its order, for one epoch."""
     import lightning as L
@@ -283,6 +289,7 @@ def lossforge_epoch(
             ),
             SaveOnInterrupt(output_dir / "checkpoints"),
             _step_clock(timings),
+            *extra_callbacks,
         ]
         trainer = L.Trainer(
             **OmegaConf.to_container(trainer_config, resolve=True),  # type: ignore[arg-type]
