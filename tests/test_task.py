@@ -1,0 +1,99 @@
+"""LossTask: what it logs per training epoch, and that the once-per-epoch means equal the per-step ones."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import lightning as L
+import pytest
+import torch
+
+from lossforge import build_loss, build_miner
+from lossforge.data.base import Split
+from lossforge.data.loaders import make_loader
+from lossforge.models import build_model
+from lossforge.task import LossTask
+
+
+class StepRecorder(L.Callback):
+    """Every training step's loss and batch size, and what the loss module counted (metric losses)."""
+
+    def __init__(self) -> None:
+        self.losses: list[float] = []
+        self.sizes: list[int] = []
+        self.tuples: list[float] = []
+        self.active: list[float] = []
+
+    def on_train_batch_end(self, trainer: Any, module: Any, outputs: Any, batch: Any, batch_index: int) -> None:
+        self.losses.append(float(outputs["loss"]))
+        self.sizes.append(len(batch[1]))
+        if hasattr(module.loss, "last_num_tuples"):
+            tuples = float(module.loss.last_num_tuples)
+            self.tuples.append(tuples)
+            self.active.append(float(module.loss.last_num_active) / max(tuples, 1.0))
+
+
+def weighted_mean(values: list[float], weights: list[int]) -> float:
+    return sum(v * w for v, w in zip(values, weights, strict=True)) / sum(weights)
+
+
+def fit(task: str, loss: str, *, samples: int = 100, miner: str | None = None, **trainer_options: Any) -> tuple:
+    torch.manual_seed(0)
+    features = torch.randn(samples, 6)
+    targets = torch.arange(samples) % 4
+    model = build_model("mlp", input_dim=6, output_dim=4, hidden=[8], embedding=task == "metric")
+    module = LossTask(
+        model=model,
+        loss=build_loss(loss),
+        task=task,
+        num_outputs=4,
+        miner=build_miner(miner) if miner else None,
+    )
+    recorder = StepRecorder()
+    options = {"max_epochs": 1, **trainer_options}
+    trainer = L.Trainer(
+        accelerator="cpu",
+        logger=False,
+        enable_checkpointing=False,
+        enable_progress_bar=False,
+        enable_model_summary=False,
+        callbacks=[recorder],
+        **options,
+    )
+    trainer.fit(module, make_loader(Split(features, targets), batch_size=16, shuffle=True, seed=0))
+    return trainer, recorder
+
+
+@pytest.mark.parametrize(
+    "trainer_options, steps",
+    [
+        ({}, 7),  # 100 samples in batches of 16: six full batches and one of 4
+        ({"limit_train_batches": 3}, 3),
+        ({"max_steps": 5}, 5),  # training stops inside the epoch
+    ],
+    ids=["whole_epoch", "limit_train_batches", "max_steps"],
+)
+def test_train_loss_is_the_sample_weighted_mean_of_the_epochs_steps(trainer_options: dict, steps: int) -> None:
+    trainer, recorder = fit("multiclass", "cross_entropy", **trainer_options)
+    assert len(recorder.losses) == steps
+    expected = weighted_mean(recorder.losses, recorder.sizes)
+    assert float(trainer.callback_metrics["train/loss"]) == pytest.approx(expected, rel=1e-6)
+    # once per epoch only: no per-step copies under Lightning's `_step` / `_epoch` names
+    assert not [key for key in trainer.callback_metrics if key.endswith(("_step", "_epoch"))]
+
+
+def test_every_epoch_logs_its_own_mean() -> None:
+    trainer, recorder = fit("multiclass", "cross_entropy", max_epochs=2)
+    last_epoch = slice(7, 14)
+    expected = weighted_mean(recorder.losses[last_epoch], recorder.sizes[last_epoch])
+    assert float(trainer.callback_metrics["train/loss"]) == pytest.approx(expected, rel=1e-6)
+
+
+def test_metric_losses_log_mined_tuples_and_active_fraction_per_epoch() -> None:
+    trainer, recorder = fit("metric", "triplet", miner="semihard_triplets")
+    metrics = trainer.callback_metrics
+    assert float(metrics["train/loss"]) == pytest.approx(weighted_mean(recorder.losses, recorder.sizes), rel=1e-6)
+    assert float(metrics["train/tuples"]) == pytest.approx(weighted_mean(recorder.tuples, recorder.sizes), rel=1e-6)
+    expected_active = weighted_mean(recorder.active, recorder.sizes)
+    assert float(metrics["train/active_fraction"]) == pytest.approx(expected_active, rel=1e-6)
+    assert 0 < float(metrics["train/tuples"])
