@@ -247,11 +247,7 @@ def lossforge_epoch(
     from lossforge.registry import LOSSES
     from lossforge.task import LossTask, OptimizerConfig
     from lossforge.tracking import mlflow_run
-
-    try:
-        from lossforge.tracking import EpochMetricsToMlflow
-    except ImportError:  # once it lives next to train(), where benchmarks/README.md proposes to move it
-        from lossforge.train import EpochMetricsToMlflow
+    from lossforge.train import EpochMetricsToMlflow
 
     timings = Timings()
     module = (task_class or LossTask)(

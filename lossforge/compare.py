@@ -56,8 +56,8 @@ def mean_over(rows: Sequence[Row], key: str) -> list[Row]:
 
     >>> rows = [Row("l1-0", "FINISHED", {"loss.name": "l1", "seed": "0"}, {"test/mae": 1.0}),
     ...         Row("l1-1", "FINISHED", {"loss.name": "l1", "seed": "1"}, {"test/mae": 3.0})]
-    >>> merged = mean_over(rows, "seed")
-    >>> merged[0].run_name, merged[0].params["seed"], merged[0].metrics["test/mae"], round(merged[0].spread["test/mae"], 3)
+    >>> row = mean_over(rows, "seed")[0]
+    >>> row.run_name, row.params["seed"], row.metrics["test/mae"], round(row.spread["test/mae"], 3)
     ('l1 (2 runs)', '0,1', 2.0, 1.414)
     """
     groups: dict[tuple[tuple[str, str], ...], list[Row]] = {}

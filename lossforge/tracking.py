@@ -23,7 +23,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 from hydra.experimental.callback import Callback
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
@@ -226,28 +225,6 @@ def scrub_secrets(text: str, environment: Mapping[str, str] | None = None) -> st
         if len(value) >= 4 and _SECRET_NAME.search(name) and value in text:
             text = text.replace(value, "***")
     return redact_uri(text) if "://" in text and "@" in text else text
-
-
-class EpochMetricsToMlflow(L.Callback):
-    """Log every epoch's train/val metrics to MLflow with the epoch as the step."""
-
-    def __init__(self, run: RunHandle, *, logged_through_epoch: int = -1) -> None:
-        self.run = run
-        self.logged_through_epoch = logged_through_epoch  # a resumed run does not log an epoch twice
-        #: ``{metric: [(epoch, value), …]}`` — what was logged, for the curves plot.
-        self.history: dict[str, list[tuple[int, float]]] = {}
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Lightning runs validation before this hook, so train/* and val/* of the epoch are both here.
-        metrics = {
-            key: float(value)
-            for key, value in trainer.callback_metrics.items()
-            if key.startswith(("train/", "val/")) and value.numel() == 1
-        }
-        if metrics and trainer.is_global_zero and trainer.current_epoch > self.logged_through_epoch:
-            self.run.log_metrics(metrics, step=trainer.current_epoch)
-            for key, value in metrics.items():
-                self.history.setdefault(key, []).append((trainer.current_epoch, value))
 
 
 PARENT_RUN_ENV = "LOSSFORGE_PARENT_RUN_ID"

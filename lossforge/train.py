@@ -30,7 +30,6 @@ from lossforge.models import build_model, count_parameters
 from lossforge.registry import LOSSES, MINERS
 from lossforge.task import LossTask, OptimizerConfig
 from lossforge.tracking import (
-    EpochMetricsToMlflow,
     RunHandle,
     check_reachable,
     dashboard_command,
@@ -43,6 +42,33 @@ from lossforge.tracking import (
 )
 
 log = logging.getLogger("lossforge")
+
+
+class EpochMetricsToMlflow(L.Callback):
+    """Log every epoch's train/val metrics to MLflow with the epoch as the step.
+
+    It lives here, not in ``lossforge.tracking``, so that importing the tracking helpers (``lossforge
+    compare``, the sweep callback in the launcher process) does not import Lightning (~3 s).
+    """
+
+    def __init__(self, run: RunHandle, *, logged_through_epoch: int = -1) -> None:
+        self.run = run
+        self.logged_through_epoch = logged_through_epoch  # a resumed run does not log an epoch twice
+        #: ``{metric: [(epoch, value), …]}`` — what was logged, for the curves plot.
+        self.history: dict[str, list[tuple[int, float]]] = {}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        # Lightning runs validation before this hook, so train/* and val/* of the epoch are both here.
+        metrics = {
+            key: float(value)
+            for key, value in trainer.callback_metrics.items()
+            if key.startswith(("train/", "val/")) and value.numel() == 1
+        }
+        if metrics and trainer.is_global_zero and trainer.current_epoch > self.logged_through_epoch:
+            self.run.log_metrics(metrics, step=trainer.current_epoch)
+            for key, value in metrics.items():
+                self.history.setdefault(key, []).append((trainer.current_epoch, value))
+
 
 #: Class-labelled datasets can also train an embedding with a metric loss.
 _METRIC_CAPABLE = ("multiclass", "binary")
