@@ -45,8 +45,9 @@ def machine(threads: int | None = None) -> str:
     import torch
 
     threads = torch.get_num_threads() if threads is None else threads
+    gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return (
-        f"{cpu_model()}, {os.cpu_count()} cores; Python {platform.python_version()}, torch {torch.__version__}, "
+        f"{cpu_model()}, {os.cpu_count()} cores{gpu}; Python {platform.python_version()}, torch {torch.__version__}, "
         f"{threads} torch thread(s); load average {load_average()}"
     )
 

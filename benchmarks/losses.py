@@ -21,12 +21,15 @@ average over all N·C elements: the same work, a different constant. torchvision
 
 ``validation ms`` is the time of the input checks alone (dtype, shape, and the label-range / {0, 1}
 scans over the target), which the loss runs on every call; on a GPU each of those scans ends in a
-host-device sync.
+host-device sync. The rows "…, targets validated" call the loss inside
+``lossforge.losses.base.validated_targets()``, as ``LossTask`` does on data that ``DataSplits`` validated
+once when it was built: the value scans are skipped (dtype and shape checks stay).
 
 Usage::
 
     python benchmarks/losses.py                          # N = 65,536, C = 10 and 1000; ~1 min
     python benchmarks/losses.py --sizes 128 65536 --classes 10 100 1000 --repeats 21
+    python benchmarks/losses.py --device cuda --sizes 4096 65536 --classes 10 1000   # on a GPU
 """
 
 from __future__ import annotations
@@ -44,16 +47,27 @@ from torch.nn import functional as F
 Case = tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor], Callable[[], object] | None, str]
 
 
-def cases(size: int, classes: int) -> dict[str, tuple[Tensor, Case]]:
+def trusted(loss: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
+    """``loss`` called inside ``validated_targets()``, as ``LossTask`` calls it on lossforge's data."""
+    from lossforge.losses.base import validated_targets
+
+    def call(x: Tensor) -> Tensor:
+        with validated_targets():
+            return loss(x)
+
+    return call
+
+
+def cases(size: int, classes: int, device: str = "cpu") -> dict[str, tuple[Tensor, Case]]:
     """name → (input, (lossforge loss of x, reference loss of x, the validation alone, reference name))."""
     from lossforge.losses import classification, regression
 
     generator = torch.Generator().manual_seed(0)
-    logits = torch.randn(size, classes, generator=generator) * 3
-    indices = torch.randint(0, classes, (size,), generator=generator)
-    weights = torch.rand(classes, generator=generator) + 0.5
-    labels = torch.randint(0, 2, (size, classes), generator=generator).float()
-    targets = torch.randn(size, classes, generator=generator) * 2
+    logits = (torch.randn(size, classes, generator=generator) * 3).to(device)
+    indices = torch.randint(0, classes, (size,), generator=generator).to(device)
+    weights = (torch.rand(classes, generator=generator) + 0.5).to(device)
+    labels = torch.randint(0, 2, (size, classes), generator=generator).float().to(device)
+    targets = (torch.randn(size, classes, generator=generator) * 2).to(device)
 
     def check_indices() -> object:
         return classification._check_multiclass("cross_entropy", logits, indices, soft=True)
@@ -68,6 +82,15 @@ def cases(size: int, classes: int) -> dict[str, tuple[Tensor, Case]]:
                 lambda x: classification.cross_entropy(x, indices),
                 lambda x: F.cross_entropy(x, indices),
                 check_indices,
+                "F.cross_entropy",
+            ),
+        ),
+        "cross_entropy, targets validated": (
+            logits,
+            (
+                trusted(lambda x: classification.cross_entropy(x, indices)),
+                lambda x: F.cross_entropy(x, indices),
+                None,
                 "F.cross_entropy",
             ),
         ),
@@ -98,6 +121,15 @@ def cases(size: int, classes: int) -> dict[str, tuple[Tensor, Case]]:
                 "F.binary_cross_entropy_with_logits",
             ),
         ),
+        "bce, targets validated": (
+            logits,
+            (
+                trusted(lambda x: classification.bce_loss(x, labels)),
+                lambda x: F.binary_cross_entropy_with_logits(x, labels),
+                None,
+                "F.binary_cross_entropy_with_logits",
+            ),
+        ),
         "huber": (
             targets.roll(1, dims=0),
             (
@@ -110,16 +142,25 @@ def cases(size: int, classes: int) -> dict[str, tuple[Tensor, Case]]:
     }
 
 
+def synchronize(data: Tensor) -> None:
+    if data.is_cuda:
+        torch.cuda.synchronize(data.device)
+
+
 def forward_backward(loss: Callable[[Tensor], Tensor], data: Tensor) -> float:
     leaf = data.detach().requires_grad_(True)
+    synchronize(data)
     start = time.perf_counter()
     loss(leaf).backward()
+    synchronize(data)
     return time.perf_counter() - start
 
 
-def timed(function: Callable[[], object]) -> float:
+def timed(function: Callable[[], object], data: Tensor) -> float:
+    synchronize(data)
     start = time.perf_counter()
     function()
+    synchronize(data)
     return time.perf_counter() - start
 
 
@@ -129,6 +170,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--classes", type=int, nargs="+", default=[10, 1000], help="classes / outputs C")
     parser.add_argument("--repeats", type=int, default=11, help="timed calls of each side (medians)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the CSV and markdown")
     parser.add_argument("--max-wait", type=float, default=120, help="seconds to wait for other processes to calm")
     args = parser.parse_args(argv)
@@ -139,7 +181,9 @@ def main(argv: list[str] | None = None) -> None:
     rows, started, machine_before, load = [], time.perf_counter(), machine(), OtherLoad()
     for size in args.sizes:
         for classes in args.classes:
-            for name, (data, (ours, reference, validation, reference_name)) in cases(size, classes).items():
+            for name, (data, (ours, reference, validation, reference_name)) in cases(
+                size, classes, args.device
+            ).items():
                 forward_backward(ours, data), forward_backward(reference, data)  # warm-up
                 our_times, reference_times, ratios, check_times = [], [], [], []
                 for _ in range(args.repeats):
@@ -147,7 +191,7 @@ def main(argv: list[str] | None = None) -> None:
                     reference_times.append(forward_backward(reference, data))
                     ratios.append(our_times[-1] / reference_times[-1])
                     if validation is not None:
-                        check_times.append(timed(validation))
+                        check_times.append(timed(validation, data))
                 ours_ms, reference_ms = 1000 * median(our_times), 1000 * median(reference_times)
                 check = f"{1000 * median(check_times):.3f} ({100 * median(check_times) / median(our_times):.0f} %)"
                 unchecked = (median(our_times) - median(check_times)) / median(reference_times)
@@ -159,7 +203,7 @@ def main(argv: list[str] | None = None) -> None:
                     f"{ours_ms:.3f}",
                     f"{reference_ms:.3f}",
                     f"{median(ratios):.2f}×",
-                    check if validation is not None else "– (shapes only)",
+                    check if validation is not None else "– (skipped)" if "validated" in name else "– (shapes only)",
                     f"{unchecked:.2f}×" if validation is not None else "–",
                 ]
                 rows.append(row)

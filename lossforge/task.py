@@ -18,6 +18,7 @@ Logged per epoch (``stage`` is ``train``, ``val`` or ``test``):
 from __future__ import annotations
 
 import random
+from contextlib import nullcontext
 from dataclasses import dataclass
 from typing import Any
 
@@ -28,6 +29,7 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from lossforge.distributed import global_batch
+from lossforge.losses.base import validated_targets
 from lossforge.retrieval import retrieval_metrics
 
 
@@ -115,6 +117,10 @@ class LossTask(L.LightningModule):
         class_names: names for per-class metrics.
         miner: optional miner for metric losses.
         optimizer: optimizer settings.
+        scan_targets: re-check target *values* (labels in {0, 1}, class indices in range) on every batch.
+            Off by default: lossforge's data were validated once when the ``DataSplits`` was built, so
+            the loss calls run inside :func:`lossforge.losses.base.validated_targets` (no per-batch scans,
+            no host-device sync for them on a GPU). Turn it on for batches from elsewhere.
     """
 
     def __init__(
@@ -127,8 +133,10 @@ class LossTask(L.LightningModule):
         class_names: tuple[str, ...] = (),
         miner: nn.Module | None = None,
         optimizer: OptimizerConfig = OptimizerConfig(),
+        scan_targets: bool = False,
     ) -> None:
         super().__init__()
+        self.scan_targets = scan_targets
         self.model, self.loss, self.miner = model, loss, miner
         self.task, self.num_outputs, self.class_names = task, num_outputs, class_names
         self.optimizer_config = optimizer
@@ -176,15 +184,18 @@ class LossTask(L.LightningModule):
         # global batch size, equal on every process too: Lightning's sync_dist averages the summed batch
         # sizes in integer arithmetic (gloo), which would bias per-process sizes that differ.
         size = len(loss_targets)
+        trust = nullcontext() if self.scan_targets else validated_targets()
         if self.task == "metric":
             indices = self.miner(loss_outputs, loss_targets) if self.miner is not None and stage == "train" else None
-            loss = self.loss(loss_outputs, loss_targets, indices)
+            with trust:
+                loss = self.loss(loss_outputs, loss_targets, indices)
             if stage == "train" and hasattr(self.loss, "last_num_tuples"):
                 tuples = self.loss.last_num_tuples.float()
                 self._add_to_epoch_mean("train/tuples", tuples, size)
                 self._add_to_epoch_mean("train/active_fraction", self.loss.last_num_active / tuples.clamp(min=1), size)
         else:
-            loss = self.loss(loss_outputs, self._loss_target(loss_targets))
+            with trust:
+                loss = self.loss(loss_outputs, self._loss_target(loss_targets))
         if stage == "train":
             self._add_to_epoch_mean("train/loss", loss, size)
         else:

@@ -11,7 +11,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lossforge import build_loss
-from lossforge.losses.base import LossInputError
+from lossforge.losses.base import LossInputError, scan_target_values, validated_targets
 from lossforge.losses.classification import (
     BCELoss,
     CrossEntropyLoss,
@@ -531,3 +531,48 @@ def test_pure_functions_validate_too() -> None:
         multiclass_hinge_loss(logits, targets, margin=-1.0)
     with pytest.raises(ValueError, match="focal: expected `reduction`"):
         focal_loss(logits, targets, reduction="avg")
+
+
+# -- validated_targets(): value scans skipped for data validated up front ----------------------------------
+VALUE_ERRORS = {
+    "bce labels outside {0, 1}": (lambda: bce_loss(torch.zeros(2, 3), torch.full((2, 3), 0.5)), "labels in {0, 1}"),
+    "hinge labels outside ±1": (lambda: hinge_loss(torch.zeros(3), torch.tensor([2.0, 1.0, -1.0])), "labels"),
+    "class index out of range": (lambda: cross_entropy(torch.zeros(2, 3), torch.tensor([0, 3])), "class indices"),
+    "probability rows not summing to 1": (
+        lambda: cross_entropy(torch.zeros(2, 3), torch.full((2, 3), 0.5)),
+        "probability rows",
+    ),
+    "focal index out of range": (lambda: focal_loss(torch.zeros(2, 3), torch.tensor([-1, 0])), "class indices"),
+}
+
+
+@pytest.mark.parametrize("case", VALUE_ERRORS.values(), ids=VALUE_ERRORS.keys())
+def test_target_values_are_scanned_unless_validated_up_front(case) -> None:
+    call, message = case
+    with pytest.raises(LossInputError, match=re.escape(message)):
+        call()
+    with validated_targets():  # the caller vouches for the values: no scan, no host sync
+        try:
+            call()  # wrong values now give a meaningless loss, or torch's own error (an index out of range)
+        except LossInputError as error:
+            pytest.fail(f"scanned target values inside validated_targets(): {error}")
+        except (IndexError, RuntimeError):
+            pass
+    assert scan_target_values()
+
+
+def test_validated_targets_keeps_shape_and_dtype_checks_and_values() -> None:
+    logits, labels = torch.randn(4, 3, dtype=F64), torch.randint(0, 2, (4, 3)).double()
+    expected = bce_loss(logits, labels)
+    with validated_targets():
+        assert torch.equal(bce_loss(logits, labels), expected)
+        with pytest.raises(LossInputError, match=re.escape("(4, 3) and (4,)")):
+            bce_loss(logits, labels[:, 0])
+        with pytest.raises(LossInputError, match="integer dtype"):
+            cross_entropy(logits, labels[:, 0])
+
+
+def test_validated_targets_is_restored_after_an_error() -> None:
+    with pytest.raises(LossInputError), validated_targets():
+        bce_loss(torch.zeros(2), torch.zeros(3))
+    assert scan_target_values()

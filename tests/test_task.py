@@ -11,6 +11,8 @@ import torch
 from lossforge import build_loss, build_miner
 from lossforge.data.base import Split
 from lossforge.data.loaders import make_loader
+from lossforge.losses.base import LossInputError, scan_target_values
+from lossforge.losses.classification import cross_entropy
 from lossforge.models import build_model
 from lossforge.task import LossTask
 
@@ -97,3 +99,31 @@ def test_metric_losses_log_mined_tuples_and_active_fraction_per_epoch() -> None:
     expected_active = weighted_mean(recorder.active, recorder.sizes)
     assert float(metrics["train/active_fraction"]) == pytest.approx(expected_active, rel=1e-6)
     assert 0 < float(metrics["train/tuples"])
+
+
+class ScanSpy(torch.nn.Module):
+    """Cross-entropy that records whether it was asked to scan its targets' values."""
+
+    name, tasks = "scan_spy", ("multiclass",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.scanned: list[bool] = []
+
+    def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        self.scanned.append(scan_target_values())
+        return cross_entropy(logits, target)
+
+
+@pytest.mark.parametrize("scan_targets", [False, True])
+def test_loss_calls_trust_validated_data_unless_asked_to_scan(scan_targets: bool) -> None:
+    spy = ScanSpy()
+    module = LossTask(
+        model=torch.nn.Linear(6, 4), loss=spy, task="multiclass", num_outputs=4, scan_targets=scan_targets
+    )
+    module._step((torch.randn(8, 6), torch.arange(8) % 4), "val")
+    assert spy.scanned == [scan_targets]
+    bad_batch = (torch.randn(2, 6), torch.tensor([0, 4]))  # class 4 of 4
+    if scan_targets:
+        with pytest.raises(LossInputError, match=r"class indices in \[0, 3\]"):
+            module._step(bad_batch, "val")

@@ -7,6 +7,9 @@ in one place.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
+from contextvars import ContextVar
 from typing import ClassVar, Literal
 
 import torch
@@ -59,6 +62,42 @@ def reduce(values: Tensor, reduction: str, weights: Tensor | None = None) -> Ten
             return values.mean()
         return values.sum() / weights.sum()
     raise ValueError(f"expected `reduction` in {list(REDUCTIONS)}, got {reduction!r}")
+
+
+_SCAN_TARGET_VALUES: ContextVar[bool] = ContextVar("lossforge_scan_target_values", default=True)
+
+
+@contextmanager
+def validated_targets() -> Iterator[None]:
+    """Within this block, lossforge's losses trust the *values* of their targets and skip scanning them.
+
+    Every loss checks dtypes and shapes on every call (free), and by default also scans target values:
+    binary/multilabel labels in {0, 1} (or ±1), class indices in ``[0, C)``, probability rows that sum to
+    1. Such a scan reads the whole target — for ``bce`` as much memory as the logits, 20–40 % of the
+    fused loss on a CPU — and on a GPU ends in a host-device sync that stalls the launch queue. When the
+    targets come from data validated once up front (``DataSplits`` validates every split when it is
+    built, and ``LossTask`` wraps its loss calls in this block), the scans repeat that work every batch.
+    Shape and dtype errors are still raised inside the block; wrong *values* are not caught there.
+
+    >>> from lossforge.losses.classification import bce_loss
+    >>> bce_loss(torch.zeros(2, 1), torch.tensor([[0.5], [1.0]]))  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lossforge.losses.base.LossInputError: bce: expected labels in {0, 1}, got values [0.5, 1.0]
+    >>> with validated_targets():
+    ...     bce_loss(torch.zeros(2, 1), torch.tensor([[0.0], [1.0]]))
+    tensor(0.6931)
+    """
+    token = _SCAN_TARGET_VALUES.set(False)
+    try:
+        yield
+    finally:
+        _SCAN_TARGET_VALUES.reset(token)
+
+
+def scan_target_values() -> bool:
+    """False inside :func:`validated_targets`: whether a loss should scan its targets' values."""
+    return _SCAN_TARGET_VALUES.get()
 
 
 def input_error(loss_name: str, expected: str, got: str) -> LossInputError:

@@ -20,7 +20,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lossforge.losses.base import Loss, Reduction, as_float, check_reduction, input_error, reduce, shape
+from lossforge.losses.base import (
+    Loss,
+    Reduction,
+    as_float,
+    check_reduction,
+    input_error,
+    reduce,
+    scan_target_values,
+    shape,
+)
 
 WEIGHT_SCHEMES = ("inverse_frequency", "effective_number")
 
@@ -43,8 +52,8 @@ def _check_labels(
     if scores.dim() not in dims or scores.shape != target.shape:
         expected = " or ".join(("scores (N,)", "scores (N, K)")[d - 1] for d in dims)
         raise input_error(loss_name, f"{expected} and labels of the same shape", f"{shape(scores)} and {shape(target)}")
-    if target.dtype == torch.bool:
-        return  # 0 or 1 by construction: nothing to scan
+    if target.dtype == torch.bool or not scan_target_values():
+        return  # 0 or 1 by construction, or validated once up front: nothing to scan
     # The scan is memory-bound (two comparisons over the whole target), so the in-place `or` saves one
     # temporary; the ±1 scan runs only when the {0, 1} one fails.
     valid = target.eq(0).logical_or_(target.eq(1)).all()
@@ -68,6 +77,8 @@ def _check_multiclass(loss_name: str, logits: Tensor, target: Tensor, *, soft: b
     if target.dim() == 1 and target.shape[0] == num_samples:
         if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
             raise input_error(loss_name, "class indices of an integer dtype", f"dtype {target.dtype}")
+        if not scan_target_values():
+            return False, target.long()
         # One pass and one host sync for the range check (a GPU would otherwise assert inside the kernel).
         lowest, highest = torch.aminmax(target) if num_samples else (target.new_zeros(()), target.new_zeros(()))
         if (lowest < 0) | (highest >= num_classes):
@@ -77,7 +88,7 @@ def _check_multiclass(loss_name: str, logits: Tensor, target: Tensor, *, soft: b
     if soft and target.shape == logits.shape:
         if not target.is_floating_point():
             raise input_error(loss_name, "floating-point probability targets (N, C)", f"dtype {target.dtype}")
-        if (target < 0).any() | ((target.sum(dim=1) - 1).abs() > 1e-3).any():
+        if scan_target_values() and ((target < 0).any() | ((target.sum(dim=1) - 1).abs() > 1e-3).any()):
             raise input_error(loss_name, "probability rows: non-negative, summing to 1", "other values")
         return True, target
     raise input_error(loss_name, f"logits (N, C) and {targets_expected}", f"{shape(logits)} and {shape(target)}")
