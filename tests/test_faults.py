@@ -20,7 +20,7 @@ from torch import nn
 
 from lossforge.config import register_components
 from lossforge.registry import LOSSES
-from lossforge.task import NonFiniteLossError
+from lossforge.task import LossTask, NonFiniteLossError
 from lossforge.train import train
 
 
@@ -67,7 +67,13 @@ def only_run(store: Path):
     return client, run
 
 
-def test_non_finite_loss_stops_names_the_step_marks_failed_and_keeps_the_last_checkpoint(tmp_path: Path) -> None:
+@pytest.mark.parametrize("window", [1, 7], ids=["every_step", "every_7_steps_as_on_a_gpu"])
+def test_non_finite_loss_stops_names_the_step_marks_failed_and_keeps_the_last_checkpoint(
+    tmp_path: Path, window: int, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # On a GPU the losses are read back every `log_every_n_steps` steps, not every step: the error still
+    # names the first bad step, and training stops before a checkpoint of NaN weights can be written.
+    monkeypatch.setattr(LossTask, "_check_window", lambda self, loss: window)
     cfg = config("trainer.max_epochs=5")
     cfg.loss = {"name": "goes_wrong_after", "steps": 30}  # digits: 20 steps an epoch → NaN in epoch 1
     with pytest.raises(NonFiniteLossError, match=r"goes_wrong_after loss became nan at epoch 1, step 30"):
@@ -77,6 +83,8 @@ def test_non_finite_loss_stops_names_the_step_marks_failed_and_keeps_the_last_ch
     assert "step 30" in run.data.tags["lossforge.error"]
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()  # epoch 0, the last good state
     assert "checkpoints/last.ckpt" in {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")}
+    state = torch.load(tmp_path / "run" / "checkpoints" / "last.ckpt", weights_only=True)
+    assert state["epoch"] == 0 and all(torch.isfinite(value).all() for value in state["state_dict"].values())
 
 
 def test_ctrl_c_marks_the_run_killed_and_saves_a_checkpoint(tmp_path: Path) -> None:
