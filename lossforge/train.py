@@ -57,6 +57,10 @@ class EpochMetricsToMlflow(L.Callback):
         #: ``{metric: [(epoch, value), …]}`` — what was logged, for the curves plot.
         self.history: dict[str, list[tuple[int, float]]] = {}
 
+    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.is_global_zero:  # where the run trains: timings of runs only compare on the same device
+            self.run.set_tags({"lossforge.device": describe_device(trainer)})
+
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         # Lightning runs validation before this hook, so train/* and val/* of the epoch are both here.
         metrics = {
@@ -68,6 +72,14 @@ class EpochMetricsToMlflow(L.Callback):
             self.run.log_metrics(metrics, step=trainer.current_epoch)
             for key, value in metrics.items():
                 self.history.setdefault(key, []).append((trainer.current_epoch, value))
+
+
+def describe_device(trainer: L.Trainer) -> str:
+    """Where ``trainer`` trains: ``cuda: NVIDIA H100 80GB HBM3 (1 process)``, ``cpu: 2 threads (2 processes)``."""
+    device = trainer.strategy.root_device
+    what = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
+    processes = trainer.world_size
+    return f"{device.type}: {what} ({processes} process{'es' if processes > 1 else ''})"
 
 
 #: Class-labelled datasets can also train an embedding with a metric loss.

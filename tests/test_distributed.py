@@ -347,6 +347,7 @@ def test_ddp_cpu_gives_the_metrics_of_one_process_with_the_global_batch_and_one_
     (run_dir,) = (tmp_path / "outputs" / "runs").glob("*/*")  # one Hydra job directory, one run record
     assert [p.relative_to(run_dir) for p in tmp_path.rglob("lossforge_run.json")] == [Path("lossforge_run.json")]
     assert run.data.tags["lossforge.output_dir"] == str(run_dir)
+    assert run.data.tags["lossforge.device"].endswith("(2 processes)")
 
     # the baseline in this process (same store): one process, batch_size = 2 × the per-process one
     cfg = compose_config(*overrides, "trainer=cpu", f"batch_size={WORLD_SIZE * PER_PROCESS}")

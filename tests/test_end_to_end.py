@@ -45,6 +45,7 @@ def test_python_m_lossforge_trains_and_logs_to_sqlite(tmp_path: Path) -> None:
     assert run.data.params["loss.name"] == "cross_entropy"
     assert run.data.params["model.hidden"] == "[32]" and run.data.params["seed"] == "0"
     assert run.data.tags["loss.provider"].startswith("lossforge==")
+    assert run.data.tags["lossforge.device"].endswith("(1 process)")  # cpu: N threads, or the GPU's name
     assert run.info.run_id in result.stdout
     assert len(client.get_metric_history(run.info.run_id, "val/accuracy")) == 2  # one per epoch
     assert [m.step for m in client.get_metric_history(run.info.run_id, "train/loss")] == [0, 1]
