@@ -8,9 +8,8 @@ load — and comparing the median step intervals (next step's start minus this o
 The training path is ``training.py``'s ``lossforge`` variant (same data, model, Trainer settings and
 callbacks). What is switched:
 
-* ``log``: ``LossTask``'s per-step ``self.log("train/loss", …)`` vs adding the loss to a running sum
-  that is logged once per epoch (the change proposed in ``benchmarks/README.md``; skipped once
-  ``LossTask`` does that itself);
+* ``scans``: the loss scanning its targets' values every batch (``LossTask(scan_targets=True)``) vs
+  trusting the data validated once (the default, ``validated_targets()``);
 * ``loss``: lossforge's ``cross_entropy`` (input checks included) vs ``F.cross_entropy``;
 * ``callbacks``: the MLflow, checkpoint and interrupt callbacks present vs removed for the step;
 * ``deterministic``: ``torch.use_deterministic_algorithms`` on vs off (``conf/trainer/default.yaml``
@@ -39,7 +38,7 @@ from _report import RESULTS, OtherLoad, machine, median, wait_for_quiet, write_t
 from torch import Tensor
 from torch.nn import functional as F
 
-SWITCHES = ("log", "loss", "callbacks", "deterministic")
+SWITCHES = ("scans", "loss", "callbacks", "deterministic")
 
 
 class PlainCrossEntropy(torch.nn.Module):
@@ -64,8 +63,8 @@ def switched_epoch(switch: str, data: dict[str, Any], batch_size: int, store: Pa
             starts.append(time.perf_counter())
             on = batch_index // 2 % 2 == 0
             modes.append(on)
-            if switch == "log":
-                module._flushing = on  # the proposed LossTask logs for real while flushing
+            if switch == "scans":
+                module.scan_targets = on
             elif switch == "loss":
                 module.loss = ours if on else plain
             elif switch == "deterministic":
@@ -74,9 +73,7 @@ def switched_epoch(switch: str, data: dict[str, Any], batch_size: int, store: Pa
                 self.saved = self.saved or [c for c in trainer.callbacks if c is not self]
                 trainer.callbacks[:] = [*self.saved, self] if on else [self]
 
-    training.lossforge_epoch(
-        data, batch_size, per_sample=False, store=store, task_class=training.proposed_task(), extra_callbacks=[Switch()]
-    )
+    training.lossforge_epoch(data, batch_size, per_sample=False, store=store, extra_callbacks=[Switch()])
     torch.use_deterministic_algorithms(False)
     intervals: dict[bool, list[float]] = {True: [], False: []}
     for (earlier, later), on in zip(itertools.pairwise(starts), modes, strict=False):
@@ -89,9 +86,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=60_000, help="training samples")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=3, help="epochs per switch (medians)")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda (the deterministic switch is skipped there)")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the CSV and markdown")
     parser.add_argument("--max-wait", type=float, default=120, help="seconds to wait for other processes to calm")
     args = parser.parse_args(argv)
+    training.DEVICE = torch.device(args.device)
     warnings.filterwarnings("ignore")
     import lightning  # noqa: F401  (it sets its loggers' levels on import; quiet them after that)
 
@@ -105,7 +104,7 @@ def main(argv: list[str] | None = None) -> None:
         for split, size in (("train", args.samples), ("val", 1024))
     }
     store = Path(tempfile.mkdtemp(prefix="lossforge-bench-"))
-    switches = [s for s in SWITCHES if s != "log" or training.proposed_task() is not None]
+    switches = [s for s in SWITCHES if s != "deterministic" or training.DEVICE.type == "cpu"]
     quiet = wait_for_quiet(args.max_wait)
     machine_before, started, load = machine(), time.perf_counter(), OtherLoad()
     rows = []

@@ -18,10 +18,8 @@ variant) in this one process:
   (best + last) and ``SaveOnInterrupt``; validation with its metrics (accuracy, F1, ECE, NLL).
 * ``lossforge_per_sample``: the same with ``make_loader(per_sample=True)`` (``TensorDataset`` + default
   collation), to show what the batched loader saves.
-* ``lossforge_log_once`` (only while ``LossTask`` still logs the training loss every step): ``LossTask``
-  with the change proposed in ``benchmarks/README.md`` — the step adds its loss to a running sum, and the
-  epoch's mean is logged once — as a subclass here, so that the two compare in one run;
-  ``lossforge_log_once_manual`` adds the optional second change there, manual optimization.
+* ``lossforge_manual`` (only while ``LossTask`` uses Lightning's automatic optimization): the same with
+  manual optimization in the training step, as a subclass here, so that the two compare in one run.
 
 Reported per variant: the epoch's wall time (Trainer construction + ``fit``, or the whole hand loop), its
 split into set-up (before the first step), steps, and after the last step (validation, checkpoints,
@@ -58,6 +56,13 @@ from torch.nn import functional as F
 ROOT = Path(__file__).resolve().parent.parent
 PARAMETERS = 669_706  # 784·512 + 512 + 512·512 + 512 + 512·10 + 10
 FLOP_PER_SAMPLE = 6 * PARAMETERS  # forward 2·P, backward 4·P multiply-adds counted as 2 FLOP
+DEVICE = torch.device("cpu")  # --device; every variant trains there
+
+
+def synchronize() -> None:
+    """Wait for the GPU's queued work, so that wall-clock times include it (a no-op on the CPU)."""
+    if DEVICE.type == "cuda":
+        torch.cuda.synchronize(DEVICE)
 
 
 class Timings:
@@ -93,24 +98,30 @@ def build_model(seed: int = 0) -> torch.nn.Module:
 # -- the hand-written loop -----------------------------------------------------------------------------
 
 
-def hand_epoch(data: dict[str, Any], batch_size: int) -> Timings:
+def hand_epoch(data: dict[str, Any], batch_size: int, *, copy_batches: bool = False) -> Timings:
+    """``copy_batches`` (GPU): keep the data in host memory and copy each batch to the device, as a
+    ``DataLoader`` does, instead of holding it on the device."""
     timings = Timings()
-    model = build_model()
-    features, labels = data["train"].features, data["train"].targets
+    model = build_model().to(DEVICE)
+    on_device = DEVICE if not copy_batches else torch.device("cpu")
+    features, labels = data["train"].features.to(on_device), data["train"].targets.to(on_device)
+    val_features, val_labels = data["val"].features.to(DEVICE), data["val"].targets.to(DEVICE)
+    synchronize()
     timings.start = time.perf_counter()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
-    order = torch.randperm(len(labels))
+    order = torch.randperm(len(labels), device=on_device)
     for first in range(0, len(labels), batch_size):
         timings.step_starts.append(time.perf_counter())
         batch = order[first : first + batch_size]
-        loss = F.cross_entropy(model(features[batch]), labels[batch])  # (B, 10) logits
+        batch_features, batch_labels = features[batch].to(DEVICE), labels[batch].to(DEVICE)
+        loss = F.cross_entropy(model(batch_features), batch_labels)  # (B, 10) logits
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
+    synchronize()
     timings.last_step_end = time.perf_counter()
     with torch.no_grad():
-        val_features, val_labels = data["val"].features, data["val"].targets
-        total, correct = torch.zeros(()), torch.zeros((), dtype=torch.long)
+        total, correct = torch.zeros((), device=DEVICE), torch.zeros((), dtype=torch.long, device=DEVICE)
         for first in range(0, len(val_labels), 1024):
             logits = model(val_features[first : first + 1024])
             total += F.cross_entropy(logits, val_labels[first : first + 1024], reduction="sum")
@@ -144,7 +155,7 @@ def lightning_bare_epoch(data: dict[str, Any], batch_size: int) -> Timings:
     class Bare(L.LightningModule):
         def __init__(self) -> None:
             super().__init__()
-            self.model = build_model()
+            self.model = build_model()  # Lightning moves it to the device
 
         def training_step(self, batch: tuple[torch.Tensor, torch.Tensor], batch_index: int) -> torch.Tensor:
             features, labels = batch
@@ -159,7 +170,7 @@ def lightning_bare_epoch(data: dict[str, Any], batch_size: int) -> Timings:
     timings.start = time.perf_counter()
     trainer = L.Trainer(
         max_epochs=1,
-        accelerator="cpu",
+        accelerator=DEVICE.type if DEVICE.type == "cpu" else "gpu",
         devices=1,
         logger=False,
         enable_checkpointing=False,
@@ -172,48 +183,18 @@ def lightning_bare_epoch(data: dict[str, Any], batch_size: int) -> Timings:
     return timings
 
 
-def proposed_task() -> type | None:
-    """``LossTask`` with the change proposed for it in ``benchmarks/README.md``: the training step adds its
-    loss to a running sum and the epoch's mean is logged once, at the last batch, instead of a Lightning
-    ``self.log`` call every step. None once ``LossTask`` does this itself (then there is nothing to compare).
-    """
+def manual_task() -> type | None:
+    """``LossTask`` with manual optimization (``zero_grad`` / ``manual_backward`` / ``step`` in the training
+    step), which skips Lightning's closure-based optimizer loop — measured here to decide whether
+    lossforge should adopt it. None once ``LossTask`` optimizes manually itself."""
     from lossforge.task import LossTask
 
-    if hasattr(LossTask, "_add_to_epoch_mean"):
+    if not LossTask(
+        model=torch.nn.Linear(1, 1), loss=torch.nn.Identity(), task="regression", num_outputs=1
+    ).automatic_optimization:
         return None
 
-    class LogOnce(LossTask):
-        def on_train_epoch_start(self) -> None:
-            self._sums: dict[str, tuple[Any, int]] = {}
-            self._flushing = False
-
-        def log(self, name: str, value: Any, *arguments: Any, **options: Any) -> None:
-            if self.training and name.startswith("train/") and not self._flushing:
-                total, count = self._sums.get(name, (0.0, 0))
-                weight = options.get("batch_size") or 1
-                self._sums[name] = (total + value.detach() * weight, count + weight)
-                return
-            super().log(name, value, *arguments, **options)
-
-        def on_train_batch_end(self, outputs: Any, batch: Any, batch_index: int) -> None:
-            if self.trainer.is_last_batch:
-                self._flushing = True
-                for name, (total, count) in self._sums.items():
-                    self.log(name, total / count, on_step=False, on_epoch=True, batch_size=count)
-                self._flushing, self._sums = False, {}
-
-    return LogOnce
-
-
-def proposed_manual_task() -> type | None:
-    """``proposed_task()`` plus the optional second change in ``benchmarks/README.md``: manual optimization
-    (``zero_grad`` / ``manual_backward`` / ``step`` in the training step), which skips Lightning's
-    closure-based optimizer loop."""
-    log_once = proposed_task()
-    if log_once is None:
-        return None
-
-    class LogOnceManual(log_once):  # type: ignore[misc, valid-type]
+    class Manual(LossTask):
         def __init__(self, **options: Any) -> None:
             super().__init__(**options)
             self.automatic_optimization = False
@@ -226,7 +207,7 @@ def proposed_manual_task() -> type | None:
             optimizer.step()
             return loss
 
-    return LogOnceManual
+    return Manual
 
 
 def lossforge_epoch(
@@ -264,6 +245,8 @@ def lossforge_epoch(
     }
     trainer_config = OmegaConf.load(ROOT / "conf" / "trainer" / "default.yaml")
     trainer_config.max_epochs, trainer_config.enable_progress_bar = 1, False
+    if DEVICE.type == "cuda":  # conf/trainer/gpu.yaml
+        trainer_config.accelerator, trainer_config.deterministic = "gpu", False
     output_dir = Path(tempfile.mkdtemp(dir=store))
     with mlflow_run(
         tracking_uri=f"sqlite:///{store / 'mlflow.db'}",
@@ -304,12 +287,14 @@ def lossforge_epoch(
 
 def matmul_flops(size: int, repeats: int = 3) -> float:
     """FLOP/s of ``torch.matmul`` on two ``size`` × ``size`` float32 matrices (median of ``repeats``)."""
-    left, right = torch.randn(size, size), torch.randn(size, size)
+    left, right = torch.randn(size, size, device=DEVICE), torch.randn(size, size, device=DEVICE)
     torch.matmul(left, right)  # warm-up
     times = []
     for _ in range(repeats):
+        synchronize()
         start = time.perf_counter()
         torch.matmul(left, right)
+        synchronize()
         times.append(time.perf_counter() - start)
     return 2 * size**3 / median(times)
 
@@ -335,9 +320,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=6, help="epochs per variant (medians are reported)")
     parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--matmul-size", type=int, default=2048, help="side of the square matrices")
+    parser.add_argument("--device", default="cpu", help="cpu, or cuda: every variant trains on the GPU")
     parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the CSV and markdown")
     parser.add_argument("--max-wait", type=float, default=120, help="seconds to wait for other processes to calm")
     args = parser.parse_args(argv)
+    global DEVICE
+    DEVICE = torch.device(args.device)
     if args.threads:
         torch.set_num_threads(args.threads)
     warnings.filterwarnings("ignore")  # Lightning's advice on num_workers, which in-memory tensors do not need
@@ -356,6 +344,16 @@ def main(argv: list[str] | None = None) -> None:
     store = Path(tempfile.mkdtemp(prefix="lossforge-bench-"))
     variants: dict[str, tuple[str, Callable[[], Timings]]] = {
         "hand": ("hand-written loop: randperm + slicing, then validation", lambda: hand_epoch(data, args.batch_size)),
+        **(
+            {
+                "hand_copy": (
+                    "the same with the data in host memory, each batch copied to the GPU",
+                    lambda: hand_epoch(data, args.batch_size, copy_batches=True),
+                )
+            }
+            if DEVICE.type == "cuda"
+            else {}
+        ),
         "lightning_bare": (
             "Lightning, minimal module: no logging, callbacks or validation",
             lambda: lightning_bare_epoch(data, args.batch_size),
@@ -369,17 +367,11 @@ def main(argv: list[str] | None = None) -> None:
             lambda: lossforge_epoch(data, args.batch_size, per_sample=True, store=store),
         ),
     }
-    log_once = proposed_task()
-    if log_once is not None:
-        variants["lossforge_log_once"] = (
-            "lossforge with the LossTask change proposed in benchmarks/README.md (train loss logged once per epoch)",
-            lambda: lossforge_epoch(data, args.batch_size, per_sample=False, store=store, task_class=log_once),
-        )
-    log_once_manual = proposed_manual_task()
-    if log_once_manual is not None:
-        variants["lossforge_log_once_manual"] = (
-            "… and with manual optimization (the optional second change in benchmarks/README.md)",
-            lambda: lossforge_epoch(data, args.batch_size, per_sample=False, store=store, task_class=log_once_manual),
+    manual = manual_task()
+    if manual is not None:
+        variants["lossforge_manual"] = (
+            "lossforge with manual optimization in LossTask (skips Lightning's optimizer closure)",
+            lambda: lossforge_epoch(data, args.batch_size, per_sample=False, store=store, task_class=manual),
         )
     quiet = wait_for_quiet(args.max_wait)
     machine_before, load = machine(), OtherLoad()
@@ -425,7 +417,7 @@ def main(argv: list[str] | None = None) -> None:
     ]
     peak = median(flops)
     throughput_rows = [["torch.matmul", f"{args.matmul_size}² float32", "–", f"{peak / 1e9:.1f}", "100 %"]]
-    for name in ("hand", "lossforge", "lossforge_log_once", "lossforge_log_once_manual"):
+    for name in ("hand", "lossforge", "lossforge_manual"):
         if name not in variants:
             continue
         for basis, seconds_per_sample in (

@@ -1,0 +1,100 @@
+"""On a CUDA GPU: every registered loss and miner gives the CPU's answer, and real runs train there.
+
+Skipped where torch sees no GPU (CI has none); run on a GPU machine with ``pytest tests/test_cuda.py``.
+``LOSSFORGE_TEST_DEVICE=cpu`` runs the same checks against the CPU (to try the tests themselves anywhere).
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lossforge import build_loss, build_miner
+from lossforge.registry import LOSSES
+from lossforge.testing import loss_names, make_inputs, miner_names
+
+DEVICE = torch.device(os.environ.get("LOSSFORGE_TEST_DEVICE", "cuda"))
+pytestmark = pytest.mark.skipif(DEVICE.type == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA GPU")
+
+
+def _forward_backward(name: str, reduction: str, device: torch.device, dtype: torch.dtype):
+    loss_class = LOSSES.load(name)
+    task = loss_class.tasks[0]
+    prediction, target = make_inputs(task, batch=32, num_classes=5, dim=6, dtype=torch.float64, seed=1)
+    loss = build_loss(name, reduction=reduction).to(device)
+    if hasattr(loss, "prepare"):
+        loss.prepare(targets=target, num_classes=prediction.shape[1])
+        loss = loss.to(device)
+    leaf = prediction.detach().to(device=device, dtype=dtype).requires_grad_(True)
+    target = target.to(device=device, dtype=dtype if target.is_floating_point() else target.dtype)
+    value = loss(leaf, target, None) if task == "metric" else loss(leaf, target)
+    value.sum().backward()
+    return value.detach().double().cpu(), leaf.grad.double().cpu()
+
+
+@pytest.mark.parametrize("reduction", ["mean", "none"])
+@pytest.mark.parametrize("name", loss_names())
+def test_every_loss_on_cuda_matches_the_cpu(name: str, reduction: str) -> None:
+    cpu_value, cpu_grad = _forward_backward(name, reduction, torch.device("cpu"), torch.float64)
+    value, grad = _forward_backward(name, reduction, DEVICE, torch.float64)
+    torch.testing.assert_close(value, cpu_value, rtol=1e-10, atol=1e-12)
+    torch.testing.assert_close(grad, cpu_grad, rtol=1e-10, atol=1e-12)
+    value32, grad32 = _forward_backward(name, reduction, DEVICE, torch.float32)  # TF32 off: float32 accuracy
+    torch.testing.assert_close(value32, cpu_value, rtol=1e-4, atol=1e-5)
+    torch.testing.assert_close(grad32, cpu_grad, rtol=1e-3, atol=1e-5)
+
+
+@pytest.mark.parametrize("name", miner_names())
+def test_every_miner_on_cuda_mines_the_cpus_tuples(name: str) -> None:
+    embeddings, labels = make_inputs("metric", batch=64, num_classes=6, dim=8, dtype=torch.float64, seed=2)
+    embeddings = torch.nn.functional.normalize(embeddings.detach(), dim=1)
+    miner = build_miner(name)
+    if name == "all_triplets":
+        miner = build_miner(name, max_triplets=10**9)  # no sampling: the same set on both devices
+    expected = miner(embeddings, labels)
+    mined = miner(embeddings.to(DEVICE), labels.to(DEVICE))
+    assert all(indices.device == embeddings.to(DEVICE).device for indices in mined)
+
+    def as_sets(tuples) -> list[set[tuple[int, ...]]]:
+        # pairs: (anchor, positive) and (anchor, negative) index pairs; triplets: (anchor, positive, negative)
+        groups = [tuples[:2], tuples[2:]] if len(tuples) == 4 else [tuples]
+        return [set(zip(*(indices.tolist() for indices in group), strict=True)) for group in groups]
+
+    assert as_sets(mined) == as_sets(expected)
+
+
+def _run(cwd: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    trainer = "trainer=gpu" if DEVICE.type == "cuda" else "trainer=cpu"
+    command = [sys.executable, "-m", "lossforge", trainer, "trainer.enable_progress_bar=false", *overrides]
+    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+
+
+@pytest.mark.parametrize(
+    "overrides, metric, at_least",
+    [
+        ((), "test/accuracy", 0.95),  # the lecture's MLP on the digits, 20 epochs
+        (("loss=weighted_cross_entropy", "dataset=digits_imbalanced"), "test/f1_macro", 0.5),
+        (("loss=triplet", "miner=semihard_triplets", "trainer.max_epochs=10"), "test/recall_at_1", 0.9),
+        (("loss=bce", "dataset=digits_multilabel"), "test/subset_accuracy", 0.8),
+    ],
+    ids=["default", "weighted_ce_imbalanced", "triplet_semihard", "bce_multilabel"],
+)
+def test_real_runs_train_on_the_gpu(tmp_path: Path, overrides: tuple[str, ...], metric: str, at_least: float) -> None:
+    from mlflow import MlflowClient
+
+    result = _run(tmp_path, *overrides)
+    assert result.returncode == 0, result.stderr[-3000:]
+    client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+    (run,) = client.search_runs([client.get_experiment_by_name("lossforge").experiment_id])
+    assert run.info.status == "FINISHED"
+    device = run.data.tags["lossforge.device"]
+    print(device, {key: round(value, 4) for key, value in run.data.metrics.items() if key.startswith("test/")})
+    assert device.startswith(f"{DEVICE.type}: ") and device.endswith("(1 process)"), device
+    assert run.data.metrics[metric] >= at_least, (metric, run.data.metrics[metric])
