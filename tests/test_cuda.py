@@ -71,8 +71,11 @@ def test_every_miner_on_cuda_mines_the_cpus_tuples(name: str) -> None:
 def _run(cwd: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "PYTHONUNBUFFERED": "1"}
     env.pop("MLFLOW_TRACKING_URI", None)
-    trainer = "trainer=gpu" if DEVICE.type == "cuda" else "trainer=cpu"
-    command = [sys.executable, "-m", "lossforge", trainer, "trainer.enable_progress_bar=false", *overrides]
+    trainer = [] if any(o.startswith("trainer=") for o in overrides) else ["trainer=gpu"]
+    if DEVICE.type != "cuda":
+        trainer = ["trainer=cpu"] if not trainer else ["trainer=ddp_cpu", "trainer.devices=1"]
+        overrides = tuple(o for o in overrides if not o.startswith("trainer="))
+    command = [sys.executable, "-m", "lossforge", *trainer, "trainer.enable_progress_bar=false", *overrides]
     return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
@@ -83,8 +86,9 @@ def _run(cwd: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
         (("loss=weighted_cross_entropy", "dataset=digits_imbalanced"), "test/f1_macro", 0.5),
         (("loss=triplet", "miner=semihard_triplets", "trainer.max_epochs=10"), "test/recall_at_1", 0.9),
         (("loss=bce", "dataset=digits_multilabel"), "test/subset_accuracy", 0.8),
+        (("trainer=ddp", "trainer.devices=1", "trainer.max_epochs=5"), "test/accuracy", 0.9),  # NCCL
     ],
-    ids=["default", "weighted_ce_imbalanced", "triplet_semihard", "bce_multilabel"],
+    ids=["default", "weighted_ce_imbalanced", "triplet_semihard", "bce_multilabel", "ddp_nccl"],
 )
 def test_real_runs_train_on_the_gpu(tmp_path: Path, overrides: tuple[str, ...], metric: str, at_least: float) -> None:
     from mlflow import MlflowClient
