@@ -8,11 +8,11 @@ from __future__ import annotations
 
 import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import default_store_runs, run_lossforge
 
 from lossforge import build_loss, build_miner
 from lossforge.registry import LOSSES
@@ -69,14 +69,11 @@ def test_every_miner_on_cuda_mines_the_cpus_tuples(name: str) -> None:
 
 
 def _run(cwd: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
     trainer = [] if any(o.startswith("trainer=") for o in overrides) else ["trainer=gpu"]
     if DEVICE.type != "cuda":
         trainer = ["trainer=cpu"] if not trainer else ["trainer=ddp_cpu", "trainer.devices=1"]
         overrides = tuple(o for o in overrides if not o.startswith("trainer="))
-    command = [sys.executable, "-m", "lossforge", *trainer, "trainer.enable_progress_bar=false", *overrides]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
+    return run_lossforge(cwd, *trainer, "trainer.enable_progress_bar=false", *overrides)
 
 
 @pytest.mark.parametrize(
@@ -91,12 +88,9 @@ def _run(cwd: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
     ids=["default", "weighted_ce_imbalanced", "triplet_semihard", "bce_multilabel", "ddp_nccl"],
 )
 def test_real_runs_train_on_the_gpu(tmp_path: Path, overrides: tuple[str, ...], metric: str, at_least: float) -> None:
-    from mlflow import MlflowClient
-
     result = _run(tmp_path, *overrides)
     assert result.returncode == 0, result.stderr[-3000:]
-    client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("lossforge").experiment_id])
+    _, (run,) = default_store_runs(tmp_path)
     assert run.info.status == "FINISHED"
     device = run.data.tags["lossforge.device"]
     print(device, {key: round(value, 4) for key, value in run.data.metrics.items() if key.startswith("test/")})

@@ -11,7 +11,7 @@ import subprocess
 from pathlib import Path
 
 import pytest
-from test_tracking_server import MlflowServer, serve_mlflow
+from helpers import MlflowServer, serve_mlflow
 
 from lossforge.tracking import dashboard_command, default_artifact_location, mlflow_run, resolve_tracking_uri
 

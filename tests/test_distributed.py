@@ -12,6 +12,7 @@ off by a constant factor would train exactly alike and go unnoticed.
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import signal
 import subprocess
@@ -22,6 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import default_store_runs, run_lossforge
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from mlflow import MlflowClient
@@ -225,6 +227,7 @@ def _loss_for(miner: torch.nn.Module) -> torch.nn.Module:
 
 def _mine_and_backpropagate(rank: int, port: int, out: str) -> None:
     """One DDP process: its share (every WORLD_SIZE-th sample, as GlobalBatchShard deals them), every miner."""
+    faulthandler.dump_traceback_later(90, exit=True)  # a hang shows where it hangs, before the test's 120 s
     torch.distributed.init_process_group(
         "gloo", init_method=f"tcp://127.0.0.1:{port}", rank=rank, world_size=WORLD_SIZE, timeout=timedelta(seconds=60)
     )
@@ -303,24 +306,6 @@ def test_two_processes_mine_the_global_batch_and_get_the_single_process_gradient
 # -- the real command: DDP equals one process with the global batch, and records once ------------------
 
 
-def run_lossforge(cwd: Path, *arguments: str, timeout: float = 240) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("MLFLOW_TRACKING_URI", "OMP_NUM_THREADS")}
-    return subprocess.run(
-        [sys.executable, "-m", "lossforge", *arguments],
-        cwd=cwd,
-        env={**env, "PYTHONUNBUFFERED": "1"},
-        capture_output=True,
-        text=True,
-        timeout=timeout,
-    )
-
-
-def all_runs(cwd: Path) -> tuple[MlflowClient, list]:
-    client = MlflowClient(f"sqlite:///{cwd / 'outputs' / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("lossforge")
-    return client, client.search_runs([experiment.experiment_id])
-
-
 def history(client: MlflowClient, run_id: str) -> dict[str, list[float]]:
     keys = client.get_run(run_id).data.metrics
     return {
@@ -340,7 +325,7 @@ def test_ddp_cpu_gives_the_metrics_of_one_process_with_the_global_batch_and_one_
     overrides = [*TINY, "trainer.max_epochs=2", "optimizer=sgd", *SETUPS[setup]]  # sgd: lr 0.1, momentum 0.9
     ddp = run_lossforge(tmp_path, *overrides, "trainer=ddp_cpu", f"batch_size={PER_PROCESS}")
     assert ddp.returncode == 0, ddp.stderr[-4000:]
-    client, ddp_runs = all_runs(tmp_path)
+    client, ddp_runs = default_store_runs(tmp_path)
     (run,) = ddp_runs  # rank 1 created no run of its own
     assert run.info.status == "FINISHED" and run.data.params["trainer.devices"] == "2"
     assert ddp.stdout.count("Test metrics:") == 1 and ddp.stdout.count("MLflow run:") == 1
@@ -352,7 +337,7 @@ def test_ddp_cpu_gives_the_metrics_of_one_process_with_the_global_batch_and_one_
     # the baseline in this process (same store): one process, batch_size = 2 × the per-process one
     cfg = compose_config(*overrides, "trainer=cpu", f"batch_size={WORLD_SIZE * PER_PROCESS}")
     train(cfg, base_dir=tmp_path, output_dir=tmp_path / "single")
-    (single,) = [r for r in all_runs(tmp_path)[1] if r.info.run_id != run.info.run_id]
+    (single,) = [r for r in default_store_runs(tmp_path)[1] if r.info.run_id != run.info.run_id]
     expected, got = history(client, single.info.run_id), history(client, run.info.run_id)
     assert set(got) == set(expected)
     for key, values in expected.items():  # every epoch's train/val metrics, and the test metrics
@@ -365,7 +350,7 @@ def test_a_ddp_sweep_is_one_job_per_point_under_one_parent_run(tmp_path: Path) -
         tmp_path, "-m", "loss=cross_entropy,focal", "trainer=ddp_cpu", "trainer.max_epochs=1", *TINY, timeout=300
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    _, runs = all_runs(tmp_path)
+    _, runs = default_store_runs(tmp_path)
     (parent,) = [r for r in runs if r.data.tags.get("lossforge.sweep") == "parent"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(runs) == 3 and parent.info.status == "FINISHED"  # not one sweep per rank
@@ -391,7 +376,7 @@ def test_a_ddp_sweep_through_submitits_local_executor(tmp_path: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    _, runs = all_runs(tmp_path)
+    _, runs = default_store_runs(tmp_path)
     (parent,) = [r for r in runs if r.data.tags.get("lossforge.sweep") == "parent"]
     children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
     assert len(runs) == 3 and parent.info.status == "FINISHED"
@@ -425,6 +410,6 @@ def test_sigterm_to_rank_0_stops_every_process_together_and_marks_the_run_killed
         process.kill()
         pytest.fail("the processes deadlocked after SIGTERM")
     assert process.returncode == 128 + signal.SIGTERM, output[-3000:]
-    _, (run,) = all_runs(tmp_path)
+    _, (run,) = default_store_runs(tmp_path)
     assert run.info.status == "KILLED"
     assert list((tmp_path / "outputs" / "runs").glob("*/*/checkpoints/interrupted.ckpt"))

@@ -2,23 +2,14 @@
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 import yaml
+from helpers import run_lossforge
 from mlflow import MlflowClient
 
 TINY = ["trainer.max_epochs=1", "model.hidden=[16]", "trainer.enable_progress_bar=false"]
-
-
-def run(cwd: Path, *arguments: str) -> subprocess.CompletedProcess[str]:
-    """``python -m lossforge <arguments>`` (or ``python -c …`` when the first argument is ``-c``)."""
-    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
-    command = [sys.executable, *arguments] if arguments[0] == "-c" else [sys.executable, "-m", "lossforge", *arguments]
-    return subprocess.run(command, cwd=cwd, env=env, capture_output=True, text=True, timeout=600)
 
 
 def sweep_runs(cwd: Path) -> tuple[object, list]:
@@ -32,7 +23,7 @@ def sweep_runs(cwd: Path) -> tuple[object, list]:
 
 @pytest.mark.slow
 def test_a_two_job_sweep_lands_under_one_parent_and_compare_reads_it(tmp_path: Path) -> None:
-    result = run(tmp_path, "-m", "loss=l1,huber", "dataset=regression_outliers", *TINY)
+    result = run_lossforge(tmp_path, "-m", "loss=l1,huber", "dataset=regression_outliers", *TINY)
     assert result.returncode == 0, result.stderr[-3000:]
     parent, children = sweep_runs(tmp_path)
     assert parent.info.status == "FINISHED" and "loss=l1,huber" in parent.data.params["overrides"]
@@ -40,7 +31,7 @@ def test_a_two_job_sweep_lands_under_one_parent_and_compare_reads_it(tmp_path: P
     assert {c.info.status for c in children} == {"FINISHED"}
     assert sorted(c.data.tags["hydra.job_num"] for c in children) == ["0", "1"]
 
-    compare = run(
+    compare = run_lossforge(
         tmp_path,
         "-c",
         "import sys; from lossforge.cli import main; "
@@ -56,7 +47,7 @@ def test_a_two_job_sweep_lands_under_one_parent_and_compare_reads_it(tmp_path: P
 
 @pytest.mark.slow
 def test_an_eight_job_parallel_sweep_lands_eight_finished_children(tmp_path: Path) -> None:
-    result = run(tmp_path, "-m", "hydra/launcher=parallel", "seed=0,1,2,3,4,5,6,7", *TINY)
+    result = run_lossforge(tmp_path, "-m", "hydra/launcher=parallel", "seed=0,1,2,3,4,5,6,7", *TINY)
     assert result.returncode == 0, result.stderr[-3000:]
     parent, children = sweep_runs(tmp_path)
     assert parent.info.status == "FINISHED"
@@ -66,7 +57,7 @@ def test_an_eight_job_parallel_sweep_lands_eight_finished_children(tmp_path: Pat
 
 @pytest.mark.slow
 def test_optuna_tunes_a_loss_parameter_on_the_validation_metric(tmp_path: Path) -> None:
-    result = run(tmp_path, "-m", "hparams_search=huber_optuna", "hydra.sweeper.n_trials=2", *TINY)
+    result = run_lossforge(tmp_path, "-m", "hparams_search=huber_optuna", "hydra.sweeper.n_trials=2", *TINY)
     assert result.returncode == 0, result.stderr[-3000:]
     _, children = sweep_runs(tmp_path)
     assert len(children) == 2 and len({c.data.params["loss.delta"] for c in children}) == 2

@@ -1,111 +1,23 @@
 """A real ``mlflow server`` on 127.0.0.1: ``python -m lossforge`` logs to it over HTTP, and what landed is read
 back through the server's REST API (run, status, params, tags, metric history, the ``config.yaml`` artifact).
-
-``serve_mlflow`` is shared with ``test_dashboard.py``.
 """
 
 from __future__ import annotations
 
 import json
 import os
-import signal
-import socket
 import subprocess
 import sys
-import time
 import urllib.request
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
-from dataclasses import dataclass
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
 
 import pytest
+from helpers import MlflowServer, serve_mlflow
 
 FAST = ["trainer.max_epochs=2", "model.hidden=[32]", "trainer.enable_progress_bar=false"]
-HEALTH_TIMEOUT_S = 90.0  # about 5 s on an idle machine; generous for a loaded CI runner
-
-
-@dataclass
-class MlflowServer:
-    """A running MLflow server: where it answers and where it writes its log."""
-
-    url: str
-    log: Path
-
-    def log_tail(self, lines: int = 40) -> str:
-        """The log's last lines, without the requests for the UI's static files that would bury the errors."""
-        text = self.log.read_text(errors="replace") if self.log.exists() else "(no log written)"
-        return "\n".join([line for line in text.splitlines() if "/static-files/" not in line][-lines:])
-
-
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-@contextmanager
-def serve_mlflow(args: Sequence[str], directory: Path) -> Iterator[MlflowServer]:
-    """Run ``mlflow <args> --port <free port>`` from ``directory`` until the block ends.
-
-    ``args`` must bind ``--host 127.0.0.1``. Yields once ``/health`` answers; fails with the server's log tail
-    if it exits or stays silent. Afterwards the server's whole process group is stopped.
-    """
-    port = free_port()
-    server = MlflowServer(url=f"http://127.0.0.1:{port}", log=directory / f"mlflow-{args[0]}.log")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
-    # The GenAI job runner starts about seven huey worker processes; tracking needs none of them, and
-    # without them the server is up in half the time on a two-core machine.
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
-    command = [sys.executable, "-m", "mlflow", *args, "--port", str(port), "--workers", "1"]
-    with server.log.open("w") as log_file:
-        process = subprocess.Popen(
-            command, cwd=directory, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True
-        )
-    try:
-        _wait_until_healthy(server, process)
-        yield server
-    finally:
-        _stop_process_group(process)
-
-
-def _wait_until_healthy(server: MlflowServer, process: subprocess.Popen[bytes]) -> None:
-    deadline = time.monotonic() + HEALTH_TIMEOUT_S
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            pytest.fail(
-                f"`{' '.join(map(str, process.args))}` exited with {process.returncode} before answering "
-                f"{server.url}/health. Server log:\n{server.log_tail()}"
-            )
-        try:
-            with urllib.request.urlopen(f"{server.url}/health", timeout=5) as response:
-                if response.status == 200:
-                    return
-        except OSError:  # not listening yet (URLError, connection reset, timeout are all OSErrors)
-            pass
-        time.sleep(0.2)
-    pytest.fail(f"MLflow did not answer {server.url}/health within {HEALTH_TIMEOUT_S:.0f} s. Log:\n{server.log_tail()}")
-
-
-def _stop_process_group(process: subprocess.Popen[bytes]) -> None:
-    """SIGTERM the server's process group (the CLI, uvicorn, any workers), SIGKILL what outlives a grace period."""
-    for sig, grace_s in ((signal.SIGTERM, 15.0), (signal.SIGKILL, 5.0)):
-        try:
-            os.killpg(process.pid, sig)
-        except ProcessLookupError:
-            return
-        deadline = time.monotonic() + grace_s
-        while time.monotonic() < deadline:
-            process.poll()  # reap the group leader: a zombie would keep the group "alive"
-            try:
-                os.killpg(process.pid, 0)
-            except ProcessLookupError:
-                return
-            time.sleep(0.1)
 
 
 def rest(server: MlflowServer, endpoint: str, body: dict[str, Any] | None = None, **query: str) -> dict[str, Any]:
