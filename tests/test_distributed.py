@@ -255,6 +255,10 @@ def _mine_and_backpropagate(rank: int, port: int, out: str) -> None:
                 "weight_grad": model.module.weight.grad.clone(),
             }
         torch.save(results, Path(out) / f"rank{rank}.pt")
+        # Tear DDP down while its process group still exists: a DDP reducer freed after
+        # destroy_process_group (when this frame's locals go) hung this process in about one run of three.
+        del model, results
+        torch.distributed.barrier()
     finally:
         torch.distributed.destroy_process_group()
 
