@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -12,6 +11,7 @@ from pathlib import Path
 
 import pytest
 import torch
+from helpers import child_env, run_lossforge
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from mlflow import MlflowClient
@@ -98,11 +98,10 @@ def test_ctrl_c_marks_the_run_killed_and_saves_a_checkpoint(tmp_path: Path) -> N
 
 
 def start(cwd: Path, *overrides: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
-    environment = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
     return subprocess.Popen(
         [sys.executable, "-m", "lossforge", "trainer.enable_progress_bar=false", *overrides],
         cwd=cwd,
-        env={**environment, **(env or {})},
+        env=child_env(env),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
@@ -137,14 +136,7 @@ def test_kill_9_then_resume_continues_the_same_run_and_ends_like_an_uninterrupte
 
     client, run = only_run(killed_dir / "outputs" / "mlflow.db")
     assert run.info.status == "RUNNING"  # SIGKILL leaves no chance to say otherwise: resume will
-    resumed = subprocess.run(
-        [sys.executable, "-m", "lossforge", f"resume={run_dir}"],
-        cwd=killed_dir,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"},
-    )
+    resumed = run_lossforge(killed_dir, f"resume={run_dir}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
     client, run = only_run(killed_dir / "outputs" / "mlflow.db")  # the same run, no duplicate
@@ -171,25 +163,13 @@ def test_sigterm_marks_the_run_killed_and_saves_a_checkpoint(tmp_path: Path) -> 
 @pytest.mark.slow
 def test_secrets_in_the_environment_never_reach_mlflow(tmp_path: Path) -> None:
     secret = "fake-secret-4b1d9e"
-    result = subprocess.run(
-        [
-            sys.executable,
-            "-m",
-            "lossforge",
-            "trainer.max_epochs=1",
-            "model.hidden=[8]",
-            "trainer.enable_progress_bar=false",
-            "+note=${oc.env:MLFLOW_TRACKING_PASSWORD}",
-        ],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        env={
-            **{k: v for k, v in os.environ.items() if k != "MLFLOW_TRACKING_URI"},
-            "MLFLOW_TRACKING_PASSWORD": secret,
-            "MY_SERVICE_TOKEN": "another-secret-77",
-        },
+    result = run_lossforge(
+        tmp_path,
+        "trainer.max_epochs=1",
+        "model.hidden=[8]",
+        "trainer.enable_progress_bar=false",
+        "+note=${oc.env:MLFLOW_TRACKING_PASSWORD}",
+        env={"MLFLOW_TRACKING_PASSWORD": secret, "MY_SERVICE_TOKEN": "another-secret-77"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
     _, run = only_run(tmp_path / "outputs" / "mlflow.db")
