@@ -21,8 +21,14 @@ from pathlib import Path
 import pytest
 
 #: Variables a child lossforge process must not inherit from the developer's shell: a tracking URI would
-#: send test runs to a real server, plugin switches and thread counts would change what is tested.
-LEAKY_VARIABLES = ("MLFLOW_TRACKING_URI", "LOSSFORGE_DISABLE_PLUGINS", "LOSSFORGE_BLOCK_PLUGINS", "OMP_NUM_THREADS")
+#: send test runs to a real server; plugin switches, tracebacks and thread counts change what is tested.
+LEAKY_VARIABLES = (
+    "MLFLOW_TRACKING_URI",
+    "LOSSFORGE_DISABLE_PLUGINS",
+    "LOSSFORGE_BLOCK_PLUGINS",
+    "LOSSFORGE_TRACEBACK",
+    "OMP_NUM_THREADS",
+)
 HEALTH_TIMEOUT_S = 90.0  # an MLflow server answers in about 5 s on an idle machine; generous for a loaded CI runner
 
 

@@ -8,14 +8,13 @@ check the exit status and that no traceback wall is printed.
 
 from __future__ import annotations
 
-import os
 import subprocess
-import sys
 from collections.abc import Callable
 from pathlib import Path
 
 import pytest
 import torch
+from helpers import run_lossforge
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
@@ -148,10 +147,7 @@ def test_corrupt_mnist_names_the_file(tmp_path: Path) -> None:
 
 
 def lossforge(cwd: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
-    env = {key: value for key, value in os.environ.items() if key not in ("MLFLOW_TRACKING_URI", "LOSSFORGE_TRACEBACK")}
-    return subprocess.run(
-        [sys.executable, "-m", "lossforge", *overrides], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
-    )
+    return run_lossforge(cwd, *overrides, timeout=120)
 
 
 @pytest.mark.slow

@@ -18,6 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
+from helpers import child_env
 from hydra import compose, initialize_config_module
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.global_hydra import GlobalHydra
@@ -303,11 +304,10 @@ def test_blocking_a_broken_plugin_makes_list_succeed(
 
 
 def run_python(cwd: Path, *arguments: str, extra_path: Path | None = None) -> subprocess.CompletedProcess[str]:
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    for variable in ("MLFLOW_TRACKING_URI", "LOSSFORGE_DISABLE_PLUGINS", "LOSSFORGE_BLOCK_PLUGINS"):
-        env.pop(variable, None)
+    extra = {}
     if extra_path is not None:
-        env["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_path), env.get("PYTHONPATH")]))
+        extra["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_path), os.environ.get("PYTHONPATH")]))
+    env = child_env(extra)
     return subprocess.run([sys.executable, *arguments], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
 
 
