@@ -236,11 +236,14 @@ def cross_entropy(
     label_smoothing = _check_label_smoothing(label_smoothing)
     check_reduction("cross_entropy", reduction)
     soft, target = _check_multiclass("cross_entropy", logits, target, soft=True)
-    if soft:
-        target = as_float(target, logits)
-    if logits.shape[0] == 0:  # torch's mean of nothing is NaN; here it is 0, still attached to the graph
+    return _fused_cross_entropy(logits, as_float(target, logits) if soft else target, label_smoothing, reduction)
+
+
+def _fused_cross_entropy(logits: Tensor, target: Tensor, label_smoothing: float, reduction: str) -> Tensor:
+    """``cross_entropy`` on checked input: torch's fused log_softmax + NLL (one pass forward and back),
+    with the mean of an empty batch 0 (still attached to the graph) where torch's is NaN."""
+    if logits.shape[0] == 0:
         return reduce(logits.sum(dim=1), reduction)
-    # torch's fused log_softmax + NLL computes exactly the formula above, in one pass forward and back.
     return F.cross_entropy(logits, target, label_smoothing=label_smoothing, reduction=reduction)
 
 
@@ -417,8 +420,8 @@ def focal_loss(
             raise input_error("focal", "logits (N, C) with C >= 2", shape(prediction))
         true_class = target
         if not gamma:  # cross-entropy, computed as cross_entropy computes it: bit for bit the same
-            if alpha is None:
-                return cross_entropy(prediction, target, reduction=reduction)
+            if alpha is None:  # the input is checked already: no second scan of the targets
+                return _fused_cross_entropy(prediction, target, 0.0, reduction)
             values = F.cross_entropy(prediction, target, reduction="none")
         else:
             values = _MulticlassFocal.apply(prediction, target, gamma)  # (N,)
