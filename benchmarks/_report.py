@@ -6,6 +6,7 @@ Each script prints its table as markdown and writes it to ``benchmarks/results/<
 
 from __future__ import annotations
 
+import argparse
 import csv
 import os
 import platform
@@ -20,6 +21,25 @@ RESULTS = Path(__file__).resolve().parent / "results"
 
 def median(values: Sequence[float]) -> float:
     return statistics.median(values) if values else float("nan")
+
+
+def add_common_arguments(parser: argparse.ArgumentParser, *, device: str | None = None, threads: bool = False) -> None:
+    """``--out`` and ``--max-wait`` (every script), ``--device`` (help text ``device``) and ``--threads``."""
+    if threads:
+        parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
+    if device:
+        parser.add_argument("--device", default="cpu", help=device)
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the CSV and markdown")
+    parser.add_argument("--max-wait", type=float, default=120, help="seconds to wait for other processes to calm")
+
+
+def synchronize(device: object) -> None:
+    """Wait for a GPU's queued work, so that wall-clock times include it (a no-op on the CPU)."""
+    import torch
+
+    device = torch.device(device)
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def cpu_model() -> str:
@@ -40,11 +60,11 @@ def load_average() -> str:
         return "n/a"
 
 
-def machine(threads: int | None = None) -> str:
+def machine() -> str:
     """One line: CPU, cores, torch version and threads, and the load average when called."""
     import torch
 
-    threads = torch.get_num_threads() if threads is None else threads
+    threads = torch.get_num_threads()
     gpu = f", GPU {torch.cuda.get_device_name()}" if torch.cuda.is_available() else ""
     return (
         f"{cpu_model()}, {os.cpu_count()} cores{gpu}; Python {platform.python_version()}, torch {torch.__version__}, "

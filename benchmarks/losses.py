@@ -37,30 +37,19 @@ from __future__ import annotations
 import argparse
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import torch
-from _report import RESULTS, OtherLoad, machine, median, wait_for_quiet, write_tables
+from _report import OtherLoad, add_common_arguments, machine, median, synchronize, wait_for_quiet, write_tables
 from torch import Tensor
 from torch.nn import functional as F
 
 Case = tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor], Callable[[], object] | None, str]
 
 
-def trusted(loss: Callable[[Tensor], Tensor]) -> Callable[[Tensor], Tensor]:
-    """``loss`` called inside ``validated_targets()``, as ``LossTask`` calls it on lossforge's data."""
-    from lossforge.losses.base import validated_targets
-
-    def call(x: Tensor) -> Tensor:
-        with validated_targets():
-            return loss(x)
-
-    return call
-
-
 def cases(size: int, classes: int, device: str = "cpu") -> dict[str, tuple[Tensor, Case]]:
     """name → (input, (lossforge loss of x, reference loss of x, the validation alone, reference name))."""
     from lossforge.losses import classification, regression
+    from lossforge.losses.base import validated_targets  # also a decorator: as LossTask calls its loss
 
     generator = torch.Generator().manual_seed(0)
     logits = (torch.randn(size, classes, generator=generator) * 3).to(device)
@@ -88,7 +77,7 @@ def cases(size: int, classes: int, device: str = "cpu") -> dict[str, tuple[Tenso
         "cross_entropy, targets validated": (
             logits,
             (
-                trusted(lambda x: classification.cross_entropy(x, indices)),
+                validated_targets()(lambda x: classification.cross_entropy(x, indices)),
                 lambda x: F.cross_entropy(x, indices),
                 None,
                 "F.cross_entropy",
@@ -124,7 +113,7 @@ def cases(size: int, classes: int, device: str = "cpu") -> dict[str, tuple[Tenso
         "bce, targets validated": (
             logits,
             (
-                trusted(lambda x: classification.bce_loss(x, labels)),
+                validated_targets()(lambda x: classification.bce_loss(x, labels)),
                 lambda x: F.binary_cross_entropy_with_logits(x, labels),
                 None,
                 "F.binary_cross_entropy_with_logits",
@@ -142,25 +131,20 @@ def cases(size: int, classes: int, device: str = "cpu") -> dict[str, tuple[Tenso
     }
 
 
-def synchronize(data: Tensor) -> None:
-    if data.is_cuda:
-        torch.cuda.synchronize(data.device)
-
-
 def forward_backward(loss: Callable[[Tensor], Tensor], data: Tensor) -> float:
     leaf = data.detach().requires_grad_(True)
-    synchronize(data)
+    synchronize(data.device)
     start = time.perf_counter()
     loss(leaf).backward()
-    synchronize(data)
+    synchronize(data.device)
     return time.perf_counter() - start
 
 
 def timed(function: Callable[[], object], data: Tensor) -> float:
-    synchronize(data)
+    synchronize(data.device)
     start = time.perf_counter()
     function()
-    synchronize(data)
+    synchronize(data.device)
     return time.perf_counter() - start
 
 
@@ -169,10 +153,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--sizes", type=int, nargs="+", default=[65_536], help="batch sizes N")
     parser.add_argument("--classes", type=int, nargs="+", default=[10, 1000], help="classes / outputs C")
     parser.add_argument("--repeats", type=int, default=11, help="timed calls of each side (medians)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
-    parser.add_argument("--device", default="cpu", help="cpu or cuda")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the CSV and markdown")
-    parser.add_argument("--max-wait", type=float, default=120, help="seconds to wait for other processes to calm")
+    add_common_arguments(parser, device="cpu or cuda", threads=True)
     args = parser.parse_args(argv)
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -184,7 +165,8 @@ def main(argv: list[str] | None = None) -> None:
             for name, (data, (ours, reference, validation, reference_name)) in cases(
                 size, classes, args.device
             ).items():
-                forward_backward(ours, data), forward_backward(reference, data)  # warm-up
+                forward_backward(ours, data)  # warm-up
+                forward_backward(reference, data)
                 our_times, reference_times, ratios, check_times = [], [], [], []
                 for _ in range(args.repeats):
                     our_times.append(forward_backward(ours, data))

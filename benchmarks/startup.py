@@ -31,7 +31,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from _report import RESULTS, OtherLoad, machine, median, ratio, wait_for_quiet, write_tables
+from _report import OtherLoad, add_common_arguments, machine, median, ratio, wait_for_quiet, write_tables
 
 VENV_BIN = Path(sys.executable).parent
 TRAIN_OVERRIDES = ["trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
@@ -70,8 +70,7 @@ def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--repeats", type=int, default=5, help="timed runs of each command (median ≥ 5)")
     parser.add_argument("--fresh-store", action="store_true", help="a new directory (and MLflow store) per run")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the CSV and markdown")
-    parser.add_argument("--max-wait", type=float, default=120, help="seconds to wait for other processes to calm")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
 
     python = sys.executable

@@ -34,16 +34,9 @@ from typing import Any
 
 import torch
 import training
-from _report import RESULTS, OtherLoad, machine, median, wait_for_quiet, write_tables
-from torch import Tensor
-from torch.nn import functional as F
+from _report import OtherLoad, add_common_arguments, machine, median, wait_for_quiet, write_tables
 
 SWITCHES = ("scans", "loss", "callbacks", "deterministic")
-
-
-class PlainCrossEntropy(torch.nn.Module):
-    def forward(self, logits: Tensor, target: Tensor) -> Tensor:
-        return F.cross_entropy(logits, target)
 
 
 def switched_epoch(switch: str, data: dict[str, Any], batch_size: int, store: Path) -> tuple[float, float]:
@@ -52,7 +45,7 @@ def switched_epoch(switch: str, data: dict[str, Any], batch_size: int, store: Pa
 
     from lossforge.registry import LOSSES
 
-    ours, plain = LOSSES.build("cross_entropy"), PlainCrossEntropy()
+    ours, plain = LOSSES.build("cross_entropy"), torch.nn.CrossEntropyLoss()
     starts: list[float] = []
     modes: list[bool] = []
 
@@ -71,7 +64,8 @@ def switched_epoch(switch: str, data: dict[str, Any], batch_size: int, store: Pa
                 torch.use_deterministic_algorithms(on)
             elif switch == "callbacks":
                 self.saved = self.saved or [c for c in trainer.callbacks if c is not self]
-                trainer.callbacks[:] = [*self.saved, self] if on else [self]
+                # a new list: Lightning is iterating over the current one (mutating it ran hooks twice)
+                trainer.callbacks = [*self.saved, self] if on else [self]
 
     training.lossforge_epoch(data, batch_size, per_sample=False, store=store, extra_callbacks=[Switch()])
     torch.use_deterministic_algorithms(False)
@@ -86,9 +80,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--samples", type=int, default=60_000, help="training samples")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--epochs", type=int, default=3, help="epochs per switch (medians)")
-    parser.add_argument("--device", default="cpu", help="cpu, or cuda (the deterministic switch is skipped there)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the CSV and markdown")
-    parser.add_argument("--max-wait", type=float, default=120, help="seconds to wait for other processes to calm")
+    add_common_arguments(parser, device="cpu, or cuda (the deterministic switch is skipped there)")
     args = parser.parse_args(argv)
     training.DEVICE = torch.device(args.device)
     warnings.filterwarnings("ignore")

@@ -32,9 +32,8 @@ import sys
 import tempfile
 import time
 from dataclasses import dataclass
-from pathlib import Path
 
-from _report import RESULTS, OtherLoad, machine, median, wait_for_quiet, write_tables
+from _report import OtherLoad, add_common_arguments, machine, median, wait_for_quiet, write_tables
 
 WORKERS = 2  # conf/hydra/launcher/parallel.yaml: n_jobs
 PROBE = """
@@ -110,8 +109,7 @@ def main(argv: list[str] | None = None) -> None:
         "--configs", nargs="+", default=["512:20", "64:150"], help="HIDDEN:EPOCHS per sweep (model.hidden, max_epochs)"
     )
     parser.add_argument("--repeats", type=int, default=2, help="runs of each sweep (medians)")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the CSV and markdown")
-    parser.add_argument("--max-wait", type=float, default=120, help="seconds to wait for other processes to calm")
+    add_common_arguments(parser)
     args = parser.parse_args(argv)
     configs = [tuple(int(part) for part in config.split(":")) for config in args.configs]
 

@@ -18,8 +18,8 @@ variant) in this one process:
   (best + last) and ``SaveOnInterrupt``; validation with its metrics (accuracy, F1, ECE, NLL).
 * ``lossforge_per_sample``: the same with ``make_loader(per_sample=True)`` (``TensorDataset`` + default
   collation), to show what the batched loader saves.
-* ``lossforge_manual`` (only while ``LossTask`` uses Lightning's automatic optimization): the same with
-  manual optimization in the training step, as a subclass here, so that the two compare in one run.
+* ``lossforge_manual``: the same with manual optimization in the training step (a subclass here), the
+  alternative to Lightning's automatic loop that was measured and not adopted.
 
 Reported per variant: the epoch's wall time (Trainer construction + ``fit``, or the whole hand loop), its
 split into set-up (before the first step), steps, and after the last step (validation, checkpoints,
@@ -50,19 +50,13 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from _report import RESULTS, OtherLoad, machine, median, ratio, wait_for_quiet, write_tables
+from _report import OtherLoad, add_common_arguments, machine, median, ratio, synchronize, wait_for_quiet, write_tables
 from torch.nn import functional as F
 
 ROOT = Path(__file__).resolve().parent.parent
 PARAMETERS = 669_706  # 784·512 + 512 + 512·512 + 512 + 512·10 + 10
 FLOP_PER_SAMPLE = 6 * PARAMETERS  # forward 2·P, backward 4·P multiply-adds counted as 2 FLOP
 DEVICE = torch.device("cpu")  # --device; every variant trains there
-
-
-def synchronize() -> None:
-    """Wait for the GPU's queued work, so that wall-clock times include it (a no-op on the CPU)."""
-    if DEVICE.type == "cuda":
-        torch.cuda.synchronize(DEVICE)
 
 
 class Timings:
@@ -106,7 +100,7 @@ def hand_epoch(data: dict[str, Any], batch_size: int, *, copy_batches: bool = Fa
     on_device = DEVICE if not copy_batches else torch.device("cpu")
     features, labels = data["train"].features.to(on_device), data["train"].targets.to(on_device)
     val_features, val_labels = data["val"].features.to(DEVICE), data["val"].targets.to(DEVICE)
-    synchronize()
+    synchronize(DEVICE)
     timings.start = time.perf_counter()
     optimizer = torch.optim.Adam(model.parameters(), lr=1e-3)
     order = torch.randperm(len(labels), device=on_device)
@@ -118,7 +112,7 @@ def hand_epoch(data: dict[str, Any], batch_size: int, *, copy_batches: bool = Fa
         optimizer.zero_grad(set_to_none=True)
         loss.backward()
         optimizer.step()
-    synchronize()
+    synchronize(DEVICE)
     timings.last_step_end = time.perf_counter()
     with torch.no_grad():
         total, correct = torch.zeros((), device=DEVICE), torch.zeros((), dtype=torch.long, device=DEVICE)
@@ -142,6 +136,8 @@ def _step_clock(timings: Timings) -> Any:
             timings.step_starts.append(time.perf_counter())
 
         def on_train_batch_end(self, trainer: Any, module: Any, outputs: Any, batch: Any, batch_index: int) -> None:
+            if batch_index + 1 == trainer.num_training_batches:  # the GPU's queued steps count as steps
+                synchronize(DEVICE)
             timings.last_step_end = time.perf_counter()
 
     return StepClock()
@@ -167,6 +163,7 @@ def lightning_bare_epoch(data: dict[str, Any], batch_size: int) -> Timings:
     timings = Timings()
     module = Bare()
     loader = make_loader(data["train"], batch_size=batch_size, shuffle=True, seed=0)
+    synchronize(DEVICE)
     timings.start = time.perf_counter()
     trainer = L.Trainer(
         max_epochs=1,
@@ -183,16 +180,10 @@ def lightning_bare_epoch(data: dict[str, Any], batch_size: int) -> Timings:
     return timings
 
 
-def manual_task() -> type | None:
+def manual_task() -> type:
     """``LossTask`` with manual optimization (``zero_grad`` / ``manual_backward`` / ``step`` in the training
-    step), which skips Lightning's closure-based optimizer loop — measured here to decide whether
-    lossforge should adopt it. None once ``LossTask`` optimizes manually itself."""
+    step), which skips Lightning's closure-based optimizer loop; measured, not adopted (benchmarks/README.md)."""
     from lossforge.task import LossTask
-
-    if not LossTask(
-        model=torch.nn.Linear(1, 1), loss=torch.nn.Identity(), task="regression", num_outputs=1
-    ).automatic_optimization:
-        return None
 
     class Manual(LossTask):
         def __init__(self, **options: Any) -> None:
@@ -255,6 +246,7 @@ def lossforge_epoch(
         tags={},
         artifact_location=(store / "mlartifacts").as_uri(),
     ) as run:
+        synchronize(DEVICE)
         timings.start = time.perf_counter()
         callbacks = [
             EpochMetricsToMlflow(run),
@@ -291,10 +283,10 @@ def matmul_flops(size: int, repeats: int = 3) -> float:
     torch.matmul(left, right)  # warm-up
     times = []
     for _ in range(repeats):
-        synchronize()
+        synchronize(DEVICE)
         start = time.perf_counter()
         torch.matmul(left, right)
-        synchronize()
+        synchronize(DEVICE)
         times.append(time.perf_counter() - start)
     return 2 * size**3 / median(times)
 
@@ -318,11 +310,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--val-samples", type=int, default=10_000, help="validation samples")
     parser.add_argument("--batch-size", type=int, default=128)
     parser.add_argument("--repeats", type=int, default=6, help="epochs per variant (medians are reported)")
-    parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     parser.add_argument("--matmul-size", type=int, default=2048, help="side of the square matrices")
-    parser.add_argument("--device", default="cpu", help="cpu, or cuda: every variant trains on the GPU")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the CSV and markdown")
-    parser.add_argument("--max-wait", type=float, default=120, help="seconds to wait for other processes to calm")
+    add_common_arguments(parser, device="cpu, or cuda: every variant trains on the GPU", threads=True)
     args = parser.parse_args(argv)
     global DEVICE
     DEVICE = torch.device(args.device)
@@ -368,11 +357,10 @@ def main(argv: list[str] | None = None) -> None:
         ),
     }
     manual = manual_task()
-    if manual is not None:
-        variants["lossforge_manual"] = (
-            "lossforge with manual optimization in LossTask (skips Lightning's optimizer closure)",
-            lambda: lossforge_epoch(data, args.batch_size, per_sample=False, store=store, task_class=manual),
-        )
+    variants["lossforge_manual"] = (
+        "lossforge with manual optimization in LossTask (skips Lightning's optimizer closure)",
+        lambda: lossforge_epoch(data, args.batch_size, per_sample=False, store=store, task_class=manual),
+    )
     quiet = wait_for_quiet(args.max_wait)
     machine_before, load = machine(), OtherLoad()
     started = time.perf_counter()
