@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -19,6 +18,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+
+from lossforge.distributed import free_port
+from lossforge.tracking import DEFAULT_STORE
 
 #: Variables a child lossforge process must not inherit from the developer's shell: a tracking URI would
 #: send test runs to a real server; plugin switches, tracebacks and thread counts change what is tested.
@@ -38,23 +40,43 @@ def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
     return {**env, "PYTHONUNBUFFERED": "1", **(extra or {})}
 
 
+def run_python(
+    cwd: Path, *arguments: str, env: Mapping[str, str] | None = None, timeout: float = 600
+) -> subprocess.CompletedProcess[str]:
+    """``python <arguments>`` in ``cwd`` with :func:`child_env`, output captured as text."""
+    command = [sys.executable, *arguments]
+    return subprocess.run(command, cwd=cwd, env=child_env(env), capture_output=True, text=True, timeout=timeout)
+
+
 def run_lossforge(
     cwd: Path, *arguments: str, env: Mapping[str, str] | None = None, timeout: float = 600
 ) -> subprocess.CompletedProcess[str]:
-    """``python -m lossforge <arguments>`` in ``cwd`` (``python -c …`` when the first argument is ``-c``)."""
-    command = (
-        [sys.executable, *arguments] if arguments[:1] == ("-c",) else [sys.executable, "-m", "lossforge", *arguments]
-    )
-    return subprocess.run(command, cwd=cwd, env=child_env(env), capture_output=True, text=True, timeout=timeout)
+    """``python -m lossforge <arguments>`` in ``cwd``."""
+    return run_python(cwd, "-m", "lossforge", *arguments, env=env, timeout=timeout)
 
 
 def default_store_runs(cwd: Path) -> tuple[object, list]:
     """The MLflow client of the default store under ``cwd`` and every run of its ``lossforge`` experiment."""
     from mlflow import MlflowClient
 
-    client = MlflowClient(f"sqlite:///{cwd / 'outputs' / 'mlflow.db'}")
+    client = MlflowClient(f"sqlite:///{cwd / DEFAULT_STORE}")
     experiment = client.get_experiment_by_name("lossforge")
     return client, client.search_runs([experiment.experiment_id])
+
+
+def sweep_runs(cwd: Path) -> tuple[object, list]:
+    """The parent run of the default store's sweep and its children."""
+    _, runs = default_store_runs(cwd)
+    (parent,) = [r for r in runs if r.data.tags.get("lossforge.sweep") == "parent"]
+    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
+    return parent, children
+
+
+def tuple_sets(tuples: Sequence[object]) -> list[set[tuple[int, ...]]]:
+    """Mined index tuples as sets: triplets ``(a, p, n)`` as one set, pairs ``(a1, p, a2, n)`` as the
+    positive and the negative set — to compare miners' output regardless of order."""
+    groups = [tuples[:2], tuples[2:]] if len(tuples) == 4 else [tuples]
+    return [set(zip(*(index.tolist() for index in group), strict=True)) for group in groups]
 
 
 # -- a real MLflow server on 127.0.0.1 ---------------------------------------------------------------------
@@ -71,13 +93,6 @@ class MlflowServer:
         return "\n".join([line for line in text.splitlines() if "/static-files/" not in line][-lines:])
 
 
-def free_port() -> int:
-    """A port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
 @contextmanager
 def serve_mlflow(args: Sequence[str], directory: Path) -> Iterator[MlflowServer]:
     """Run ``mlflow <args> --port <free port>`` from ``directory`` until the block ends.
@@ -87,11 +102,9 @@ def serve_mlflow(args: Sequence[str], directory: Path) -> Iterator[MlflowServer]
     """
     port = free_port()
     server = MlflowServer(url=f"http://127.0.0.1:{port}", log=directory / f"mlflow-{args[0]}.log")
-    env = {**os.environ, "PYTHONUNBUFFERED": "1"}
-    env.pop("MLFLOW_TRACKING_URI", None)
     # The GenAI job runner starts about seven huey worker processes; tracking needs none of them, and
     # without them the server is up in half the time on a two-core machine.
-    env["MLFLOW_SERVER_ENABLE_JOB_EXECUTION"] = "false"
+    env = child_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
     command = [sys.executable, "-m", "mlflow", *args, "--port", str(port), "--workers", "1"]
     with server.log.open("w") as log_file:
         process = subprocess.Popen(

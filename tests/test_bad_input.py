@@ -8,7 +8,6 @@ check the exit status and that no traceback wall is printed.
 
 from __future__ import annotations
 
-import subprocess
 from collections.abc import Callable
 from pathlib import Path
 
@@ -146,10 +145,6 @@ def test_corrupt_mnist_names_the_file(tmp_path: Path) -> None:
         run_overrides("dataset=mnist", f"dataset.root={tmp_path / 'mnist'}")(tmp_path)
 
 
-def lossforge(cwd: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
-    return run_lossforge(cwd, *overrides, timeout=120)
-
-
 @pytest.mark.slow
 @pytest.mark.parametrize(
     ("overrides", "status", "fragment"),
@@ -162,7 +157,7 @@ def lossforge(cwd: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
 def test_the_command_exits_non_zero_with_one_paragraph(
     tmp_path: Path, overrides: list[str], status: int, fragment: str
 ) -> None:
-    result = lossforge(tmp_path, *overrides)
+    result = run_lossforge(tmp_path, *overrides)
     assert result.returncode == status
     assert fragment in result.stderr and "Traceback" not in result.stderr
     assert "lossforge: error:" in result.stderr

@@ -23,7 +23,7 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import default_store_runs, run_lossforge
+from helpers import child_env, default_store_runs, run_lossforge, sweep_runs, tuple_sets
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from mlflow import MlflowClient
@@ -263,12 +263,6 @@ def _mine_and_backpropagate(rank: int, port: int, out: str) -> None:
         torch.distributed.destroy_process_group()
 
 
-def _as_set(tuples: list[torch.Tensor]) -> list[set[tuple[int, ...]]]:
-    """Triplets ``(a, p, n)`` as one set; pairs ``(a1, p, a2, n)`` as the positive and the negative set."""
-    groups = [tuples[:2], tuples[2:]] if len(tuples) == 4 else [tuples]
-    return [set(zip(*(index.tolist() for index in group), strict=True)) for group in groups]
-
-
 @pytest.mark.slow
 def test_two_processes_mine_the_global_batch_and_get_the_single_process_gradient(tmp_path: Path) -> None:
     context = torch.multiprocessing.start_processes(
@@ -297,7 +291,7 @@ def test_two_processes_mine_the_global_batch_and_get_the_single_process_gradient
         assert len(tuples[0]) > 0, name
         for result in (shares[name] for shares in ranks):
             # the same tuples as one process mining the 64-sample batch, in sample ids
-            assert _as_set(result["tuples"]) == _as_set(list(tuples)), name
+            assert tuple_sets(result["tuples"]) == tuple_sets(list(tuples)), name
             assert torch.allclose(result["loss"], loss.detach(), rtol=1e-12), name
             # the gradient reaches this process's own rows (× world size, undone by DDP's average) ...
             assert result["scale"] == WORLD_SIZE
@@ -354,10 +348,8 @@ def test_a_ddp_sweep_is_one_job_per_point_under_one_parent_run(tmp_path: Path) -
         tmp_path, "-m", "loss=cross_entropy,focal", "trainer=ddp_cpu", "trainer.max_epochs=1", *TINY, timeout=300
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    _, runs = default_store_runs(tmp_path)
-    (parent,) = [r for r in runs if r.data.tags.get("lossforge.sweep") == "parent"]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(runs) == 3 and parent.info.status == "FINISHED"  # not one sweep per rank
+    parent, children = sweep_runs(tmp_path)
+    assert len(default_store_runs(tmp_path)[1]) == 3 and parent.info.status == "FINISHED"  # not one sweep per rank
     assert sorted(c.data.params["loss.name"] for c in children) == ["cross_entropy", "focal"]
     assert {c.info.status for c in children} == {"FINISHED"}
     assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["mlartifacts", "mlflow.db", "multirun"]
@@ -380,10 +372,8 @@ def test_a_ddp_sweep_through_submitits_local_executor(tmp_path: Path) -> None:
         timeout=300,
     )
     assert result.returncode == 0, result.stderr[-4000:]
-    _, runs = default_store_runs(tmp_path)
-    (parent,) = [r for r in runs if r.data.tags.get("lossforge.sweep") == "parent"]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    assert len(runs) == 3 and parent.info.status == "FINISHED"
+    parent, children = sweep_runs(tmp_path)
+    assert len(default_store_runs(tmp_path)[1]) == 3 and parent.info.status == "FINISHED"
     assert sorted(c.data.params["seed"] for c in children) == ["0", "1"]
     assert {c.info.status for c in children} == {"FINISHED"}
     (sweep_dir,) = (tmp_path / "outputs" / "multirun").glob("*/*")
@@ -393,12 +383,11 @@ def test_a_ddp_sweep_through_submitits_local_executor(tmp_path: Path) -> None:
 
 @pytest.mark.slow
 def test_sigterm_to_rank_0_stops_every_process_together_and_marks_the_run_killed(tmp_path: Path) -> None:
-    env = {key: value for key, value in os.environ.items() if key != "MLFLOW_TRACKING_URI"}
     overrides = ["trainer=ddp_cpu", "trainer.max_epochs=200", "model.hidden=[64]", "trainer.enable_progress_bar=false"]
     process = subprocess.Popen(
         [sys.executable, "-m", "lossforge", *overrides],
         cwd=tmp_path,
-        env=env,
+        env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,

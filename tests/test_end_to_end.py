@@ -5,10 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from helpers import run_lossforge
+from helpers import default_store_runs, run_lossforge
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
-from mlflow import MlflowClient
 
 from lossforge.config import register_components
 from lossforge.train import train
@@ -23,9 +22,7 @@ def test_python_m_lossforge_trains_and_logs_to_sqlite(tmp_path: Path) -> None:
     assert "test/accuracy" in result.stdout and "MLflow run:" in result.stdout
     assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout
 
-    client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("lossforge")
-    (run,) = client.search_runs([experiment.experiment_id])
+    client, (run,) = default_store_runs(tmp_path)
     assert run.info.status == "FINISHED" and run.info.run_name == "e2e"
     assert run.data.params["loss.name"] == "cross_entropy"
     assert run.data.params["model.hidden"] == "[32]" and run.data.params["seed"] == "0"
@@ -70,7 +67,6 @@ def test_same_seed_same_metrics(tmp_path: Path) -> None:
 def test_each_task_logs_its_plot(tmp_path: Path, overrides: list[str], plot: str) -> None:
     cfg = _compose(*FAST, "trainer.max_epochs=1", "logger.log_checkpoint=false", *overrides)
     train(cfg, base_dir=tmp_path)
-    client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("lossforge").experiment_id])
+    client, (run,) = default_store_runs(tmp_path)
     assert run.info.status == "FINISHED"
     assert plot in {a.path for a in client.list_artifacts(run.info.run_id, "plots")}

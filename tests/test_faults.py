@@ -11,10 +11,9 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import child_env, run_lossforge
+from helpers import child_env, default_store_runs, run_lossforge
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
-from mlflow import MlflowClient
 from omegaconf import OmegaConf
 from torch import nn
 
@@ -60,10 +59,8 @@ def config(*overrides: str):
     return cfg
 
 
-def only_run(store: Path):
-    client = MlflowClient(f"sqlite:///{store}")
-    experiment = client.get_experiment_by_name("lossforge")
-    (run,) = client.search_runs([experiment.experiment_id])
+def only_run(directory: Path):
+    client, (run,) = default_store_runs(directory)
     return client, run
 
 
@@ -78,7 +75,7 @@ def test_non_finite_loss_stops_names_the_step_marks_failed_and_keeps_the_last_ch
     cfg.loss = {"name": "goes_wrong_after", "steps": 30}  # digits: 20 steps an epoch → NaN in epoch 1
     with pytest.raises(NonFiniteLossError, match=r"goes_wrong_after loss became nan at epoch 1, step 30"):
         train(cfg, base_dir=tmp_path, output_dir=tmp_path / "run")
-    client, run = only_run(tmp_path / "outputs" / "mlflow.db")
+    client, run = only_run(tmp_path)
     assert run.info.status == "FAILED"
     assert "step 30" in run.data.tags["lossforge.error"]
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()  # epoch 0, the last good state
@@ -92,7 +89,7 @@ def test_ctrl_c_marks_the_run_killed_and_saves_a_checkpoint(tmp_path: Path) -> N
     cfg.loss = {"name": "goes_wrong_after", "steps": 25, "fault": "interrupt"}
     with pytest.raises(SystemExit):  # Lightning turns Ctrl-C into a graceful exit(1)
         train(cfg, base_dir=tmp_path, output_dir=tmp_path / "run")
-    _, run = only_run(tmp_path / "outputs" / "mlflow.db")
+    _, run = only_run(tmp_path)
     assert run.info.status == "KILLED"
     assert (tmp_path / "run" / "checkpoints" / "interrupted.ckpt").is_file()
 
@@ -134,16 +131,16 @@ def test_kill_9_then_resume_continues_the_same_run_and_ends_like_an_uninterrupte
     process.wait()
     assert reference.wait(timeout=300) == 0
 
-    client, run = only_run(killed_dir / "outputs" / "mlflow.db")
+    client, run = only_run(killed_dir)
     assert run.info.status == "RUNNING"  # SIGKILL leaves no chance to say otherwise: resume will
     resumed = run_lossforge(killed_dir, f"resume={run_dir}")
     assert resumed.returncode == 0, resumed.stderr[-3000:]
 
-    client, run = only_run(killed_dir / "outputs" / "mlflow.db")  # the same run, no duplicate
+    client, run = only_run(killed_dir)  # the same run, no duplicate
     assert run.info.status == "FINISHED" and run.data.tags["lossforge.resumed"] == "true"
     steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "val/accuracy")]
     assert steps == [0, 1, 2, 3, 4, 5]
-    _, uninterrupted = only_run(reference_dir / "outputs" / "mlflow.db")
+    _, uninterrupted = only_run(reference_dir)
     for key in ("test/accuracy", "test/loss", "test/nll"):
         assert run.data.metrics[key] == pytest.approx(uninterrupted.data.metrics[key], abs=1e-6), key
 
@@ -155,7 +152,7 @@ def test_sigterm_marks_the_run_killed_and_saves_a_checkpoint(tmp_path: Path) -> 
     process.send_signal(signal.SIGTERM)
     output = process.communicate(timeout=120)[0]
     assert process.returncode != 0, output[-2000:]
-    _, run = only_run(tmp_path / "outputs" / "mlflow.db")
+    _, run = only_run(tmp_path)
     assert run.info.status == "KILLED"
     assert (run_dir / "checkpoints" / "interrupted.ckpt").is_file()
 
@@ -172,7 +169,7 @@ def test_secrets_in_the_environment_never_reach_mlflow(tmp_path: Path) -> None:
         env={"MLFLOW_TRACKING_PASSWORD": secret, "MY_SERVICE_TOKEN": "another-secret-77"},
     )
     assert result.returncode == 0, result.stderr[-3000:]
-    _, run = only_run(tmp_path / "outputs" / "mlflow.db")
+    _, run = only_run(tmp_path)
     assert run.data.params["note"] == "***"
     seen = [run.info.run_name, *run.data.params.values(), *run.data.tags.values()]
     artifacts = tmp_path / "outputs" / "mlartifacts"

@@ -18,7 +18,7 @@ from importlib import metadata
 from pathlib import Path
 
 import pytest
-from helpers import child_env
+from helpers import default_store_runs, run_lossforge, run_python
 from hydra import compose, initialize_config_module
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.core.global_hydra import GlobalHydra
@@ -303,12 +303,12 @@ def test_blocking_a_broken_plugin_makes_list_succeed(
 # -- the real command line -------------------------------------------------------------------------
 
 
-def run_python(cwd: Path, *arguments: str, extra_path: Path | None = None) -> subprocess.CompletedProcess[str]:
+def run_with_path(cwd: Path, *arguments: str, extra_path: Path | None = None) -> subprocess.CompletedProcess[str]:
+    """``python <arguments>`` with ``extra_path`` (a fake plugin's site) in front of ``PYTHONPATH``."""
     extra = {}
     if extra_path is not None:
         extra["PYTHONPATH"] = os.pathsep.join(filter(None, [str(extra_path), os.environ.get("PYTHONPATH")]))
-    env = child_env(extra)
-    return subprocess.run([sys.executable, *arguments], cwd=cwd, env=env, capture_output=True, text=True, timeout=300)
+    return run_python(cwd, *arguments, env=extra, timeout=300)
 
 
 LIST_COMMAND = ("-c", "from lossforge.cli import main; main()", "list")  # what the `lossforge` script runs
@@ -323,7 +323,7 @@ def test_lossforge_list_reports_a_broken_plugin_and_exits_1(site: Site, tmp_path
         files={"__init__.py": "raise RuntimeError('the plugin is broken')"},
         entry_points={"lossforge.losses": {"broken_loss": "lf_test_broken:Loss"}},
     )
-    result = run_python(tmp_path, *LIST_COMMAND, extra_path=site.root)
+    result = run_with_path(tmp_path, *LIST_COMMAND, extra_path=site.root)
     assert result.returncode == 1, result.stderr[-2000:]
     out = result.stdout
     assert "FAILED  lf-test-broken==0.1.0" in out and "'broken_loss = lf_test_broken:Loss'" in out
@@ -460,7 +460,7 @@ def test_example_plugin_presets_and_experiments_compose() -> None:
 @pytest.mark.slow
 def test_the_command_line_composes_a_plugin_preset(tmp_path: Path) -> None:
     # From outside the checkout, where an editable install hides `hydra_plugins` from Hydra's own scan.
-    result = run_python(tmp_path, "-m", "lossforge", "loss=poly1_imagenet", "--cfg", "job")
+    result = run_lossforge(tmp_path, "loss=poly1_imagenet", "--cfg", "job")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "name: poly1_cross_entropy" in result.stdout and "epsilon: 2.0" in result.stdout
 
@@ -475,13 +475,10 @@ def test_plugin_config_options_lists_their_yaml_files(site: Site) -> None:
 @needs_extras
 @pytest.mark.slow
 def test_example_plugin_trains_end_to_end_and_records_its_provider(tmp_path: Path) -> None:
-    from mlflow import MlflowClient
-
     overrides = ["trainer.max_epochs=1", "model.hidden=[32]", "trainer.enable_progress_bar=false"]
-    result = run_python(tmp_path, "-m", "lossforge", "loss=poly1_cross_entropy", *overrides)
+    result = run_lossforge(tmp_path, "loss=poly1_cross_entropy", *overrides)
     assert result.returncode == 0, result.stderr[-3000:]
-    client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
-    (run,) = client.search_runs([client.get_experiment_by_name("lossforge").experiment_id])
+    _, (run,) = default_store_runs(tmp_path)
     assert run.info.status == "FINISHED"
     assert run.data.params["loss.name"] == "poly1_cross_entropy" and run.data.params["loss.epsilon"] == "1.0"
     assert run.data.tags["loss.provider"] == f"{EXTRAS}=={EXTRAS_VERSION}"

@@ -6,19 +6,9 @@ from pathlib import Path
 
 import pytest
 import yaml
-from helpers import run_lossforge
-from mlflow import MlflowClient
+from helpers import default_store_runs, run_lossforge, run_python, sweep_runs
 
 TINY = ["trainer.max_epochs=1", "model.hidden=[16]", "trainer.enable_progress_bar=false"]
-
-
-def sweep_runs(cwd: Path) -> tuple[object, list]:
-    client = MlflowClient(f"sqlite:///{cwd / 'outputs' / 'mlflow.db'}")
-    experiment = client.get_experiment_by_name("lossforge")
-    runs = client.search_runs([experiment.experiment_id])
-    (parent,) = [r for r in runs if r.data.tags.get("lossforge.sweep") == "parent"]
-    children = [r for r in runs if r.data.tags.get("mlflow.parentRunId") == parent.info.run_id]
-    return parent, children
 
 
 @pytest.mark.slow
@@ -31,7 +21,7 @@ def test_a_two_job_sweep_lands_under_one_parent_and_compare_reads_it(tmp_path: P
     assert {c.info.status for c in children} == {"FINISHED"}
     assert sorted(c.data.tags["hydra.job_num"] for c in children) == ["0", "1"]
 
-    compare = run_lossforge(
+    compare = run_python(
         tmp_path,
         "-c",
         "import sys; from lossforge.cli import main; "
@@ -40,7 +30,7 @@ def test_a_two_job_sweep_lands_under_one_parent_and_compare_reads_it(tmp_path: P
     assert compare.returncode == 0, compare.stderr[-2000:]
     assert "| l1-regression_outliers-0 | FINISHED |" in compare.stdout and "test/mae" in compare.stdout
     assert (tmp_path / "cmp.png").stat().st_size > 0
-    client = MlflowClient(f"sqlite:///{tmp_path / 'outputs' / 'mlflow.db'}")
+    client, _ = default_store_runs(tmp_path)
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
     assert logged == {"comparison/plot.png", "comparison/table.md", "comparison/table.csv"}
 

@@ -5,9 +5,6 @@ back through the server's REST API (run, status, params, tags, metric history, t
 from __future__ import annotations
 
 import json
-import os
-import subprocess
-import sys
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
@@ -15,7 +12,7 @@ from typing import Any
 from urllib.parse import urlencode
 
 import pytest
-from helpers import MlflowServer, serve_mlflow
+from helpers import MlflowServer, run_lossforge, serve_mlflow
 
 FAST = ["trainer.max_epochs=2", "model.hidden=[32]", "trainer.enable_progress_bar=false"]
 
@@ -43,16 +40,9 @@ def tracking_server(tmp_path: Path) -> Iterator[MlflowServer]:
 def test_python_m_lossforge_logs_to_a_tracking_server(tmp_path: Path, tracking_server: MlflowServer) -> None:
     work = tmp_path / "work"
     work.mkdir()
-    env = {**os.environ, "PYTHONUNBUFFERED": "1", "MLFLOW_TRACKING_URI": tracking_server.url}
-    env["MLFLOW_HTTP_REQUEST_MAX_RETRIES"] = "2"  # a broken server fails in seconds, not after minutes of backoff
-    result = subprocess.run(
-        [sys.executable, "-m", "lossforge", *FAST, "run_name=served"],
-        cwd=work,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    # MAX_RETRIES: a broken server fails in seconds, not after minutes of backoff
+    env = {"MLFLOW_TRACKING_URI": tracking_server.url, "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "2"}
+    result = run_lossforge(work, *FAST, "run_name=served", env=env, timeout=300)
     assert result.returncode == 0, f"{result.stderr[-3000:]}\nServer log:\n{tracking_server.log_tail()}"
     assert not (work / "outputs" / "mlflow.db").exists(), "the run went to the local store, not the server"
 
