@@ -73,8 +73,8 @@ def validated_targets() -> Iterator[None]:
 
     Every loss checks dtypes and shapes on every call (free), and by default also scans target values:
     binary/multilabel labels in {0, 1} (or ±1), class indices in ``[0, C)``, probability rows that sum to
-    1. Such a scan reads the whole target — for ``bce`` as much memory as the logits, 20–40 % of the
-    fused loss on a CPU — and on a GPU ends in a host-device sync that stalls the launch queue. When the
+    1. Such a scan reads the whole target — for ``bce`` as much memory as the logits, 19–39 % of the
+    call on a CPU — and on a GPU ends in a host-device sync that stalls the launch queue. When the
     targets come from data validated once up front (``DataSplits`` validates every split when it is
     built, and ``LossTask`` wraps its loss calls in this block), the scans repeat that work every batch.
     Shape and dtype errors are still raised inside the block; wrong *values* are not caught there.
