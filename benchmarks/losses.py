@@ -27,7 +27,7 @@ once when it was built: the value scans are skipped (dtype and shape checks stay
 
 Usage::
 
-    python benchmarks/losses.py                          # N = 65,536, C = 10 and 1000; ~1 min
+    python benchmarks/losses.py                          # N = 65,536, C = 10 and 1000
     python benchmarks/losses.py --sizes 128 65536 --classes 10 100 1000 --repeats 21
     python benchmarks/losses.py --device cuda --sizes 4096 65536 --classes 10 1000   # on a GPU
 """

@@ -57,7 +57,7 @@ def _build(method: str, implementation: str) -> Any:
 
     if implementation == "lossforge":
         from lossforge.losses.metric import ContrastiveLoss, TripletLoss
-        from lossforge.miners import HardPairsMiner, HardTripletsMiner, SemiHardTripletsMiner
+        from lossforge.mining.miners import HardPairsMiner, HardTripletsMiner, SemiHardTripletsMiner
 
         # PML normalises inside its distance; lossforge leaves that to the model, so the step does it.
         triplet = TripletLoss(margin=MARGIN, distance="euclidean", reduction="mean_nonzero")

@@ -12,12 +12,12 @@ median and the minimum wall time (``time.perf_counter`` around ``subprocess.run`
   prints the wall-clock time when ``LossTask.training_step`` is first called, and nothing else.
 
 The first training run in a fresh directory also creates the MLflow SQLite store (its tables and
-migrations, about a second); ``--fresh-store`` runs every repetition in a new directory to include that,
+migrations); ``--fresh-store`` runs every repetition in a new directory to include that,
 the default reuses one directory per command, as repeated experiments do.
 
 Usage::
 
-    python benchmarks/startup.py                  # 5 rounds, ~1–2 min
+    python benchmarks/startup.py                  # 5 rounds
     python benchmarks/startup.py --repeats 11 --fresh-store
 """
 
@@ -39,7 +39,7 @@ TRAIN_OVERRIDES = ["trainer.max_epochs=1", "trainer.enable_progress_bar=false"]
 # Runs `python -m lossforge <arguments>` and prints the wall-clock time of the first training step.
 FIRST_STEP_PROBE = """
 import runpy, sys, time
-from lossforge.task import LossTask
+from lossforge.training.module import LossTask
 original = LossTask.training_step
 def first_step(self, *arguments, **keywords):
     if not getattr(first_step, "seen", False):

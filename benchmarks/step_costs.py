@@ -1,9 +1,9 @@
 """What one piece of lossforge's training step costs, by alternating it on and off inside one epoch.
 
-Epoch-level comparisons (``training.py``) drift by a few percent between runs on a shared machine; a
-per-step cost of a few tenths of a millisecond is measured more reliably by switching one thing on for
-two steps and off for two steps, over and over, within the same epoch — both sides then see the same
-load — and comparing the median step intervals (next step's start minus this one's) of each side.
+Epoch-level comparisons (``training.py``) drift between runs on a shared machine; a small per-step
+cost is measured more reliably by switching one thing on for two steps and off for two steps, over and
+over, within the same epoch — both sides then see the same load — and comparing the median step
+intervals (next step's start minus this one's) of each side.
 
 The training path is ``training.py``'s ``lossforge`` variant (same data, model, Trainer settings and
 callbacks). What is switched:
@@ -17,7 +17,7 @@ callbacks). What is switched:
 
 Usage::
 
-    python benchmarks/step_costs.py                  # 3 epochs per switch, ~1 min
+    python benchmarks/step_costs.py                  # 3 epochs per switch
     python benchmarks/step_costs.py --epochs 5 --samples 30000
 """
 

@@ -18,7 +18,7 @@ ratio is the most that running two jobs at once can gain here.
 
 Usage::
 
-    python benchmarks/sweeps.py                              # 512:20 and 64:150, 2 repeats, ~5 min
+    python benchmarks/sweeps.py                              # 512:20 and 64:150, 2 repeats
     python benchmarks/sweeps.py --configs 64:400 --repeats 3
 """
 

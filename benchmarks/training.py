@@ -11,7 +11,7 @@ variant) in this one process:
   ``F.cross_entropy``, backward, ``Adam.step`` — then the validation split (loss + accuracy, no grad).
 * ``lightning_bare``: the same math as a minimal ``LightningModule`` in a ``Trainer`` with no logger, no
   callbacks, no checkpointing, no validation: the floor Lightning itself sets.
-* ``lossforge``: lossforge's training path, built the way ``lossforge.train.train`` builds it —
+* ``lossforge``: lossforge's training path, built the way ``lossforge.training.run.train`` builds it —
   ``LossTask`` with the registered ``cross_entropy`` loss, ``make_loader`` (batched ``__getitems__``),
   a ``Trainer`` with ``conf/trainer/default.yaml`` (progress bar off, ``max_epochs=1``), the
   ``EpochMetricsToMlflow`` callback logging to a temporary SQLite MLflow store, ``ModelCheckpoint``
@@ -33,7 +33,7 @@ A third times the loaders alone: one pass over the training split, batched vs pe
 
 Usage::
 
-    python benchmarks/training.py                    # 6 repeats, ~2 min on 2 cores
+    python benchmarks/training.py                    # 6 repeats
     python benchmarks/training.py --repeats 11 --threads 1
 """
 
@@ -183,7 +183,7 @@ def lightning_bare_epoch(data: dict[str, Any], batch_size: int) -> Timings:
 def manual_task() -> type:
     """``LossTask`` with manual optimization (``zero_grad`` / ``manual_backward`` / ``step`` in the training
     step), which skips Lightning's closure-based optimizer loop; measured, not adopted (benchmarks/README.md)."""
-    from lossforge.task import LossTask
+    from lossforge.training.module import LossTask
 
     class Manual(LossTask):
         def __init__(self, **options: Any) -> None:
@@ -210,16 +210,16 @@ def lossforge_epoch(
     task_class: type | None = None,
     extra_callbacks: Sequence[Any] = (),
 ) -> Timings:
-    """The pieces ``lossforge.train.train`` builds, in its order, for one epoch."""
+    """The pieces ``lossforge.training.run.train`` builds, in its order, for one epoch."""
     import lightning as L
     from omegaconf import OmegaConf
 
     from lossforge.data.loaders import make_loader
-    from lossforge.faults import SaveOnInterrupt
     from lossforge.registry import LOSSES
-    from lossforge.task import LossTask, OptimizerConfig
     from lossforge.tracking import mlflow_run
-    from lossforge.train import EpochMetricsToMlflow
+    from lossforge.training.module import LossTask, OptimizerConfig
+    from lossforge.training.resume import SaveOnInterrupt
+    from lossforge.training.run import EpochMetricsToMlflow
 
     timings = Timings()
     module = (task_class or LossTask)(

@@ -33,7 +33,7 @@ log = logging.getLogger("lossforge")
 def _app(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
-    from lossforge.train import train
+    from lossforge.training.run import train
 
     _quiet_lightning()
     hydra_config = HydraConfig.get()
@@ -126,7 +126,7 @@ def check_overrides(arguments: list[str]) -> str | None:
 
 def run_app() -> None:
     """Register every loss/miner as a Hydra option, then hand the command line to Hydra."""
-    from lossforge.config import register_components
+    from lossforge.hydra_options import register_components
 
     problem = check_overrides(sys.argv[1:])
     if problem:
@@ -189,7 +189,7 @@ def main() -> None:
     if arguments[:1] == ["list"]:
         sys.exit(list_components(arguments[1:]))
     if arguments[:1] == ["compare"]:
-        from lossforge.compare import main as compare
+        from lossforge.evaluation.compare import main as compare
 
         sys.exit(compare(arguments[1:]))
     run_app()

@@ -21,9 +21,9 @@ from mlflow import MlflowClient
 
 from lossforge import build_loss
 from lossforge.cli import check_overrides
-from lossforge.config import register_components
 from lossforge.data.base import validate_features, validate_targets
-from lossforge.train import train
+from lossforge.hydra_options import register_components
+from lossforge.training.run import train
 
 
 def run_overrides(*overrides: str) -> Callable[[Path], None]:

@@ -13,8 +13,8 @@ import pytest
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
-from lossforge.config import register_components
-from lossforge.train import train
+from lossforge.hydra_options import register_components
+from lossforge.training.run import train
 
 
 def run(tmp_path: Path, *overrides: str) -> dict[str, float]:

@@ -10,7 +10,7 @@ from hydra.core.global_hydra import GlobalHydra
 from hydra.errors import ConfigCompositionException
 
 import lossforge
-from lossforge.config import register_components
+from lossforge.hydra_options import register_components
 
 
 def yaml_options(group: str) -> list[str]:

@@ -7,7 +7,7 @@ import math
 import pytest
 import torch
 
-from lossforge.distances import (
+from lossforge.mining.distances import (
     DISTANCES,
     check_distance,
     cosine,

@@ -29,11 +29,11 @@ from hydra.core.global_hydra import GlobalHydra
 from mlflow import MlflowClient
 
 from lossforge import distributed
-from lossforge.config import register_components
 from lossforge.data.loaders import EpochShuffle
 from lossforge.distributed import GlobalBatchShard, Processes, plan_processes
+from lossforge.hydra_options import register_components
 from lossforge.registry import LOSSES, MINERS
-from lossforge.train import train
+from lossforge.training.run import train
 
 TINY = ["model.hidden=[16]", "trainer.enable_progress_bar=false"]
 RELATIVE, ABSOLUTE = 1e-4, 1e-6

@@ -9,8 +9,8 @@ from helpers import default_store_runs, run_lossforge
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 
-from lossforge.config import register_components
-from lossforge.train import train
+from lossforge.hydra_options import register_components
+from lossforge.training.run import train
 
 FAST = ["trainer.max_epochs=2", "model.hidden=[32]", "trainer.enable_progress_bar=false"]
 

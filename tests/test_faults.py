@@ -17,10 +17,10 @@ from hydra.core.global_hydra import GlobalHydra
 from omegaconf import OmegaConf
 from torch import nn
 
-from lossforge.config import register_components
+from lossforge.hydra_options import register_components
 from lossforge.registry import LOSSES
-from lossforge.task import LossTask, NonFiniteLossError
-from lossforge.train import train
+from lossforge.training.module import LossTask, NonFiniteLossError
+from lossforge.training.run import train
 
 
 class GoesWrongAfter(nn.Module):

@@ -9,7 +9,6 @@ import pytest
 import torch
 
 from lossforge import build_loss, build_miner
-from lossforge.distances import DISTANCES
 from lossforge.losses.base import LossInputError
 from lossforge.losses.metric import (
     METRIC_REDUCTIONS,
@@ -18,6 +17,7 @@ from lossforge.losses.metric import (
     contrastive_loss,
     triplet_loss,
 )
+from lossforge.mining.distances import DISTANCES
 
 Triplet = tuple[int, int, int]
 Pair = tuple[int, int]

@@ -6,8 +6,8 @@ import pytest
 import torch
 
 from lossforge import build_miner
-from lossforge.distances import DISTANCES, pairwise_distance
-from lossforge.miners import (
+from lossforge.mining.distances import DISTANCES, pairwise_distance
+from lossforge.mining.miners import (
     AllPairsMiner,
     AllTripletsMiner,
     HardPairsMiner,
@@ -130,7 +130,7 @@ def test_semihard_chunks_agree(monkeypatch: pytest.MonkeyPatch) -> None:
     embeddings, labels = batch(5, num=40, classes=3)
     distances = pairwise_distance(embeddings, distance="euclidean")
     whole = semihard_triplet_indices(distances, labels, 1.5)
-    monkeypatch.setattr("lossforge.miners._CHUNK_ELEMENTS", 3 * 40)  # 3 rows per chunk
+    monkeypatch.setattr("lossforge.mining.miners._CHUNK_ELEMENTS", 3 * 40)  # 3 rows per chunk
     chunked = semihard_triplet_indices(distances, labels, 1.5)
     assert as_triplets(chunked) == as_triplets(whole) and len(whole[0]) > 0
 

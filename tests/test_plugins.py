@@ -29,7 +29,7 @@ from omegaconf import DictConfig
 import lossforge
 from hydra_plugins.lossforge_searchpath.lossforge_searchpath import LossforgeSearchPathPlugin, plugin_config_options
 from lossforge.cli import list_components
-from lossforge.config import register_components
+from lossforge.hydra_options import register_components
 from lossforge.registry import LOSSES, MINERS, RegistryError
 
 GOOD_LOSS = """

@@ -5,7 +5,7 @@ import itertools
 import pytest
 import torch
 
-from lossforge.retrieval import retrieval_metrics
+from lossforge.evaluation.retrieval import retrieval_metrics
 
 
 def loop_metrics(embeddings: torch.Tensor, labels: torch.Tensor, k: int) -> dict[str, float]:

@@ -14,7 +14,7 @@ from lossforge.data.loaders import make_loader
 from lossforge.losses.base import LossInputError, scan_target_values
 from lossforge.losses.classification import cross_entropy
 from lossforge.models import build_model
-from lossforge.task import LossTask
+from lossforge.training.module import LossTask
 
 
 class StepRecorder(L.Callback):

@@ -29,9 +29,9 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from lossforge.distances import check_distance, indexed_distances, pairwise_distance
 from lossforge.losses.base import Loss, LossInputError, check_reduction, input_error
-from lossforge.miners import (
+from lossforge.mining.distances import check_distance, indexed_distances, pairwise_distance
+from lossforge.mining.miners import (
     EXPECTED_INPUTS,
     all_pair_indices,
     all_triplet_indices,

@@ -25,10 +25,8 @@ import lossforge
 from lossforge import distributed
 from lossforge.data import DataSplits, build_dataset
 from lossforge.data.loaders import make_loader
-from lossforge.faults import SaveOnInterrupt, last_logged_epoch, resolve_resume, write_run_record
 from lossforge.models import build_model, count_parameters
 from lossforge.registry import LOSSES, MINERS
-from lossforge.task import LossTask, OptimizerConfig
 from lossforge.tracking import (
     RunHandle,
     check_reachable,
@@ -40,6 +38,8 @@ from lossforge.tracking import (
     resolve_tracking_uri,
     run_context_tags,
 )
+from lossforge.training.module import LossTask, OptimizerConfig
+from lossforge.training.resume import SaveOnInterrupt, last_logged_epoch, resolve_resume, write_run_record
 
 log = logging.getLogger("lossforge")
 
@@ -426,7 +426,7 @@ def log_run_artifacts(run: RunHandle, built: Built, output_dir: Path) -> None:
     """Plots for the task, the loss/metric curves, and Hydra's record of the run (``.hydra/``)."""
     import matplotlib.pyplot as plt
 
-    from lossforge import plots
+    from lossforge.evaluation import plots
 
     module, data = built.module, built.data
     history = {

@@ -29,7 +29,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
-from lossforge.distances import check_distance, pairwise_distance
+from lossforge.mining.distances import check_distance, pairwise_distance
 
 PAIR_DEFAULT_DISTANCE, PAIR_DEFAULT_MARGIN = "euclidean", 1.0
 TRIPLET_DEFAULT_DISTANCE, TRIPLET_DEFAULT_MARGIN = "squared_euclidean", 0.2

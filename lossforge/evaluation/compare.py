@@ -131,7 +131,7 @@ def to_csv(rows: Sequence[Row], params: Sequence[str], metrics: Sequence[str]) -
 
 def comparison_figure(rows: Sequence[Row], metrics: Sequence[str]) -> Any:
     """One bar chart panel per metric, one bar per run."""
-    from lossforge.plots import plt
+    from lossforge.evaluation.plots import plt
 
     figure, panels = plt.subplots(
         1, len(metrics), figsize=(max(4, 1 + 0.6 * len(rows)) * len(metrics) / 1.5, 3.6), squeeze=False

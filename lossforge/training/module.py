@@ -29,8 +29,8 @@ from torch import Tensor, nn
 from torch.nn import functional as F
 
 from lossforge.distributed import global_batch
+from lossforge.evaluation.retrieval import retrieval_metrics
 from lossforge.losses.base import validated_targets
-from lossforge.retrieval import retrieval_metrics
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -1,0 +1,1 @@
+"""Metric-learning tuples: distances between embeddings, index-tuple helpers, and the miners."""
