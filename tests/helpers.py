@@ -1,6 +1,6 @@
 """What several test files share: the real command in a subprocess, the default MLflow store, a real server.
 
-A plain module (not ``conftest.py``, which is not meant to be imported): pytest puts ``tests/`` on
+A plain module (not ``conftest.py``, which is not meant to be imported): ``tests/conftest.py`` puts ``tests/`` on
 ``sys.path``, so test files ``from helpers import …``.
 """
 

@@ -41,7 +41,7 @@ from lossforge.data.digits import (
 from lossforge.data.mnist import find_mnist_files, read_idx, write_idx
 from lossforge.data.regression import diabetes, regression_outliers
 
-CONF_DIR = Path(__file__).resolve().parents[1] / "conf" / "dataset"
+CONF_DIR = Path(__file__).resolve().parents[2] / "conf" / "dataset"
 
 
 # -- fixtures ---------------------------------------------------------------------------------------------

@@ -1,6 +1,6 @@
 """On a CUDA GPU: every registered loss and miner gives the CPU's answer, and real runs train there.
 
-Skipped where torch sees no GPU (CI has none); run on a GPU machine with ``pytest tests/test_cuda.py``.
+Skipped where torch sees no GPU (CI has none); run on a GPU machine with ``pytest tests/e2e/test_cuda.py``.
 ``LOSSFORGE_TEST_DEVICE=cpu`` runs the same checks against the CPU (to try the tests themselves anywhere).
 """
 
