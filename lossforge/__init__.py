@@ -11,7 +11,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from lossforge.registry import LOSSES, MINERS, Component, RegistryError
+from lossforge.contract import loss_traits, miner_traits
+from lossforge.registry import LOSSES, MINERS, Component, Registry, RegistryError
 
 __version__ = "0.1.0"
 __all__ = [
@@ -25,14 +26,35 @@ __all__ = [
 ]
 
 
-def list_losses(pattern: str = "*") -> list[str]:
-    """Sorted names of the registered losses matching the fnmatch ``pattern``."""
-    return LOSSES.names(pattern)
+def list_losses(pattern: str = "*", *, task: str | None = None) -> list[str]:
+    """Sorted names of the registered losses matching the fnmatch ``pattern``; with ``task``, only those
+    that declare it (this loads them; one that fails to load is left out — ``lossforge list`` reports it).
+
+    >>> from lossforge.contract import Task
+    >>> list_losses("l?", task=Task.REGRESSION)
+    ['l1', 'l2']
+    """
+    names = LOSSES.names(pattern)
+    if task is None:
+        return names
+    return [name for name in names if _loads(LOSSES, name) and task in loss_traits(LOSSES.load(name)).tasks]
 
 
-def list_miners(pattern: str = "*") -> list[str]:
-    """Sorted names of the registered miners matching the fnmatch ``pattern``."""
-    return MINERS.names(pattern)
+def list_miners(pattern: str = "*", *, tuple_kind: str | None = None) -> list[str]:
+    """Sorted names of the registered miners matching ``pattern``; with ``tuple_kind`` (``"pair"`` or
+    ``"triplet"``), only those that mine it."""
+    names = MINERS.names(pattern)
+    if tuple_kind is None:
+        return names
+    return [name for name in names if _loads(MINERS, name) and miner_traits(MINERS.load(name)).tuple_kind == tuple_kind]
+
+
+def _loads(registry: Registry, name: str) -> bool:
+    try:
+        registry.load(name)
+    except RegistryError:
+        return False
+    return True
 
 
 def build_loss(name: str, **params: Any) -> Any:

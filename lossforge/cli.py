@@ -4,6 +4,7 @@
 * ``lossforge [overrides]`` — the same app, as a console script.
 * ``lossforge list`` — every loss and miner: task, parameters and defaults, the package that provides it,
   and plugins that failed to load.
+* ``lossforge check [DISTRIBUTION …]`` — the contract kit over installed plugins: a verdict per component.
 * ``lossforge compare`` — a sweep's runs read back from MLflow as a table and a plot (``--help``).
 
 Heavy imports (torch, Lightning, MLflow) happen only once an experiment actually runs, so help and
@@ -13,13 +14,15 @@ listing stay fast.
 from __future__ import annotations
 
 import logging
-import os
 import signal
 import sys
+from collections.abc import Callable
 from pathlib import Path
 
 import hydra
 from omegaconf import DictConfig
+
+from lossforge.contract import Switches, did_you_mean
 
 _HELP_FLAGS = {"--help", "-h", "--hydra-help", "--info"}
 #: Errors that mean "the input is wrong", not "lossforge is broken": one paragraph, no traceback wall.
@@ -33,16 +36,18 @@ log = logging.getLogger("lossforge")
 def _app(cfg: DictConfig) -> float | None:
     from hydra.core.hydra_config import HydraConfig
 
+    from lossforge.tracking import sweep_job
     from lossforge.training.run import train
 
     _quiet_lightning()
     hydra_config = HydraConfig.get()
     _share_cores(hydra_config.launcher.get("n_jobs"))
     output_dir = Path(hydra_config.runtime.output_dir)
+    base_dir = Path(hydra.utils.get_original_cwd())
     try:
-        metrics = train(cfg, base_dir=Path(hydra.utils.get_original_cwd()), output_dir=output_dir)
+        metrics = train(cfg, base_dir=base_dir, output_dir=output_dir, sweep_job=sweep_job(hydra_config))
     except _USER_ERRORS as error:
-        if os.environ.get("LOSSFORGE_TRACEBACK"):
+        if Switches.read().traceback:
             raise
         print(f"lossforge: error: {error}\n(LOSSFORGE_TRACEBACK=1 shows the traceback)", file=sys.stderr, flush=True)
         raise SystemExit(1) from None
@@ -100,11 +105,10 @@ def group_options(group: str) -> list[str]:
 def check_overrides(arguments: list[str]) -> str | None:
     """A teaching error for the first override naming an unknown option, or one that smuggles in a
     ``_target_`` (configs build registered components only, unless ``LOSSFORGE_ALLOW_TARGETS=1``)."""
-    import difflib
-
+    allow_targets = Switches.read().allow_targets
     for argument in arguments:
         key, equals, value = argument.partition("=")
-        if "_target_" in key and not os.environ.get("LOSSFORGE_ALLOW_TARGETS"):
+        if "_target_" in key and not allow_targets:
             return (
                 f"refusing override {argument!r}: lossforge builds only registered components and will not import "
                 f"an arbitrary `_target_` from the command line. Register a plugin instead, or set "
@@ -117,8 +121,7 @@ def check_overrides(arguments: list[str]) -> str | None:
         for option in value.split(","):
             if option in ("null", "") or option in options:
                 continue
-            close = difflib.get_close_matches(option, options, n=3, cutoff=0.5)
-            hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+            hint = did_you_mean(option, options)
             where = " `lossforge list` shows them, with their packages." if group in ("loss", "miner") else ""
             return f"unknown {group} {option!r}.{hint} Available: {', '.join(options)}.{where}"
     return None
@@ -138,20 +141,22 @@ def run_app() -> None:
 
 def list_components(arguments: list[str] | None = None) -> int:
     """``lossforge list [--task TASK] [--names]``: every registered loss and miner, or only the losses that
-    serve ``TASK``; ``--names`` prints them comma-separated, ready for a sweep. Exit status 1 if a plugin
+    declare ``TASK``; ``--names`` prints them comma-separated, ready for a sweep. Exit status 1 if a plugin
     failed to load."""
     import argparse
 
-    from lossforge.losses.base import TASKS
+    from lossforge import list_losses
+    from lossforge.contract import TASKS, loss_traits, miner_traits
     from lossforge.registry import LOSSES, MINERS
 
     parser = argparse.ArgumentParser(prog="lossforge list", description="List the registered losses and miners.")
-    parser.add_argument("--task", choices=TASKS, help="only the losses that can train this task")
+    parser.add_argument(
+        "--task", choices=[str(task) for task in TASKS], help="only the losses that can train this task"
+    )
     parser.add_argument("--names", action="store_true", help="print just the names, comma-separated")
     options = parser.parse_args(arguments or [])
     if options.task or options.names:
-        names = [n for n in LOSSES.names() if options.task is None or _serves(LOSSES, n, options.task)]
-        print(",".join(names))
+        print(",".join(list_losses(task=options.task)))
         return 0
 
     failed = 0
@@ -166,8 +171,11 @@ def list_components(arguments: list[str] | None = None) -> int:
                 failed += 1
                 print(f"  {name:<24} FAILED  {info.provider}\n      {error}")
                 continue
-            kind = getattr(component, "tasks", None) or (getattr(component, "tuple_kind", "") + "s",)
-            print(f"  {name:<24} {'/'.join(kind):<22} {info.provider}")
+            if registry is LOSSES:
+                served = "/".join(loss_traits(component).tasks)
+            else:
+                served = f"{miner_traits(component).tuple_kind}s"
+            print(f"  {name:<24} {served:<22} {info.provider}")
             if parameters:
                 print("      " + ", ".join(f"{p.name}={p.default!r}" for p in parameters.values()))
         for name, providers in registry.conflicts().items():
@@ -176,11 +184,55 @@ def list_components(arguments: list[str] | None = None) -> int:
     return 1 if failed else 0
 
 
-def _serves(registry: object, name: str, task: str) -> bool:
+def check_components(arguments: list[str] | None = None) -> int:
+    """``lossforge check [DISTRIBUTION …]``: run the contract kit (:mod:`lossforge.testing`) over the
+    installed losses and miners — of the named packages, or all — and print a verdict per component and
+    every broken promise. Exit status 1 if any component fails."""
+    import argparse
+
+    from lossforge.registry import LOSSES, MINERS, RegistryError
+    from lossforge.testing import loss_checks, loss_names, miner_checks, miner_names
+
+    parser = argparse.ArgumentParser(
+        prog="lossforge check", description="Check installed losses and miners against lossforge's plugin contract."
+    )
+    parser.add_argument("distributions", nargs="*", metavar="DISTRIBUTION", help="packages to check (default: all)")
+    options = parser.parse_args(arguments or [])
+    wanted = options.distributions or [None]
+    components = [
+        (kind, name, registry, checks)
+        for kind, registry, names, checks in (
+            ("loss", LOSSES, loss_names, loss_checks),
+            ("miner", MINERS, miner_names, miner_checks),
+        )
+        for distribution in wanted
+        for name in names(distribution=distribution)
+    ]
+    if not components:
+        print(f"lossforge check: no loss or miner is registered by {', '.join(options.distributions)}.")
+        return 1
+    failed = 0
+    for kind, name, registry, checks in components:
+        try:
+            broken = [(check.name, _failure(check)) for check in checks(name)]
+        except (RegistryError, TypeError, ValueError) as error:
+            broken = [("load", str(error))]
+        broken = [(check, message) for check, message in broken if message is not None]
+        failed += bool(broken)
+        print(f"{'FAIL' if broken else 'ok  '}  {kind:<5} {name:<28} {registry.info(name).provider}")
+        for check, message in broken:
+            print(f"        {check}: {message}")
+    print(f"\n{len(components) - failed} of {len(components)} components meet the contract.")
+    return 1 if failed else 0
+
+
+def _failure(check: Callable[[], None]) -> str | None:
+    """What a check's promise broke, or ``None`` if it held."""
     try:
-        return task in registry.load(name).tasks  # type: ignore[attr-defined]
-    except Exception:  # a broken plugin serves nothing; plain `lossforge list` reports it
-        return False
+        check()
+    except AssertionError as error:
+        return str(error)
+    return None
 
 
 def main() -> None:
@@ -188,6 +240,8 @@ def main() -> None:
     arguments = sys.argv[1:]
     if arguments[:1] == ["list"]:
         sys.exit(list_components(arguments[1:]))
+    if arguments[:1] == ["check"]:
+        sys.exit(check_components(arguments[1:]))
     if arguments[:1] == ["compare"]:
         from lossforge.evaluation.compare import main as compare
 

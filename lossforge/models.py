@@ -10,11 +10,12 @@ so the model returns logits / scores / embeddings and the loss decides how to re
 
 from __future__ import annotations
 
-import difflib
 from collections.abc import Callable, Sequence
 
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from lossforge.contract import did_you_mean
 
 ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"tanh": nn.Tanh, "relu": nn.ReLU, "gelu": nn.GELU}
 
@@ -104,25 +105,47 @@ class EmbeddingMLP(MLP):
 
 
 MODELS: dict[str, type[nn.Module]] = {"mlp": MLP, "embedding_mlp": EmbeddingMLP}
+#: Models whose output is an embedding (what a metric loss trains).
+EMBEDDING_MODELS = ("embedding_mlp",)
+#: For a classifier-shaped model, the model with the same trunk and an embedding head (64-d, L2-normalised).
+EMBEDDING_VARIANTS = {"mlp": "embedding_mlp"}
 
 
-def build_model(name: str, *, input_dim: int, output_dim: int, embedding: bool = False, **params: object) -> nn.Module:
+def _check_name(name: str) -> None:
+    if name not in MODELS:
+        available = ", ".join(sorted(MODELS))
+        raise ValueError(f"Unknown model {name!r}.{did_you_mean(name, MODELS, n=1)} Available models: {available}.")
+
+
+def model_for_task(name: str, *, embedding: bool) -> str:
+    """The model to build when the config names ``name``: ``name`` itself, or — when the task trains an
+    embedding (a metric loss) and ``name`` outputs class scores — its embedding variant. The caller logs
+    the swap; a model without a variant fails, naming the embedding models.
+
+    >>> model_for_task("mlp", embedding=True), model_for_task("mlp", embedding=False)
+    ('embedding_mlp', 'mlp')
+    """
+    _check_name(name)
+    if not embedding or name in EMBEDDING_MODELS:
+        return name
+    if name not in EMBEDDING_VARIANTS:
+        raise ValueError(
+            f"Model {name!r} outputs class scores, but a metric loss trains an embedding: choose one of "
+            f"{', '.join(EMBEDDING_MODELS)} (model=<name>)."
+        )
+    return EMBEDDING_VARIANTS[name]
+
+
+def build_model(name: str, *, input_dim: int, output_dim: int, **params: object) -> nn.Module:
     """Build the model registered as ``name`` for data with ``input_dim`` features.
 
-    ``output_dim`` comes from the task (classes, labels, targets). With ``embedding=True`` (a metric loss)
-    the model must produce embeddings: ``embedding_mlp`` uses its own ``embedding_dim``, and the plain
-    ``mlp`` becomes the same trunk with an L2-normalised 64-d head — unnormalised embeddings let their
-    scale outgrow any margin, which is why FaceNet-style training normalises.
+    ``output_dim`` comes from the task (classes, labels, targets); an embedding model ignores it and uses
+    its own ``embedding_dim``. Which model a task needs is :func:`model_for_task`'s answer.
     """
-    if name not in MODELS:
-        close = difflib.get_close_matches(name, list(MODELS), n=1)
-        hint = f" Did you mean {close[0]!r}?" if close else ""
-        raise ValueError(f"Unknown model {name!r}.{hint} Available models: {', '.join(sorted(MODELS))}.")
-    if name == "embedding_mlp":
-        return EmbeddingMLP(input_dim=input_dim, **params)  # type: ignore[arg-type]
-    if embedding:
-        return EmbeddingMLP(input_dim=input_dim, embedding_dim=64, normalize=True, **params)  # type: ignore[arg-type]
-    return MODELS[name](input_dim=input_dim, output_dim=output_dim, **params)  # type: ignore[call-arg]
+    _check_name(name)
+    if name in EMBEDDING_MODELS:
+        return MODELS[name](input_dim=input_dim, **params)
+    return MODELS[name](input_dim=input_dim, output_dim=output_dim, **params)
 
 
 def count_parameters(model: nn.Module) -> int:

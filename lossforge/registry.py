@@ -7,31 +7,28 @@ time it is used; an import that fails is recorded with its package and error and
 others. Two packages that register one name are reported, naming both: the bare name is then refused
 (never resolved by install order) and ``"<package>:<name>"`` picks one.
 
-Environment switches:
-
-* ``LOSSFORGE_DISABLE_PLUGINS=1`` — only lossforge's own components are discovered.
-* ``LOSSFORGE_BLOCK_PLUGINS=pkg_a,pkg_b`` — components from these distributions are ignored.
+The environment switches ``LOSSFORGE_DISABLE_PLUGINS`` and ``LOSSFORGE_BLOCK_PLUGINS`` (see
+:class:`lossforge.contract.Switches`) are read each time the index is built. What a component must declare
+is :mod:`lossforge.contract`'s business; the registry only asks it.
 """
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import inspect
-import os
-import re
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
 
-LOSS_GROUP = "lossforge.losses"
-MINER_GROUP = "lossforge.miners"
-PLUGIN_HELP = (
-    "Losses and miners come from Python entry points in the groups 'lossforge.losses' and "
-    "'lossforge.miners': `pip install` a package that declares them (see plugins/README.md), "
-    "then `lossforge list` shows it."
+from lossforge.contract import (
+    LOSS_GROUP,
+    MINER_GROUP,
+    PLUGIN_HELP,
+    ContractError,
+    Switches,
+    check_component_class,
+    did_you_mean,
 )
-_OWN_DISTRIBUTION = "lossforge"
 
 
 class RegistryError(LookupError):
@@ -78,10 +75,6 @@ def discover(group: str) -> list[tuple[str, str, str | None, str | None]]:
     return found
 
 
-def _normalize(distribution: str) -> str:
-    return re.sub(r"[-_.]+", "-", distribution).lower()
-
-
 @dataclass
 class Registry:
     """The components of one kind (``"loss"`` or ``"miner"``), indexed from one entry-point group."""
@@ -95,16 +88,10 @@ class Registry:
     def _index(self) -> dict[str, Component]:
         if self._components is not None:
             return self._components
-        only_own = os.environ.get("LOSSFORGE_DISABLE_PLUGINS", "").strip().lower() in {"1", "true", "yes"}
-        blocked = {
-            _normalize(name.strip())
-            for name in os.environ.get("LOSSFORGE_BLOCK_PLUGINS", "").split(",")
-            if name.strip()
-        }
+        switches = Switches.read()
         by_name: dict[str, list[Component]] = {}
         for name, target, distribution, version in discover(self.group):
-            normalized = _normalize(distribution or "")
-            if (only_own and normalized != _OWN_DISTRIBUTION) or normalized in blocked:
+            if not switches.admits(distribution):
                 continue
             by_name.setdefault(name, []).append(Component(name, self.kind, target, distribution, version))
         self._components, self._conflicts = {}, {}
@@ -155,8 +142,7 @@ class Registry:
                 f"one by install order. Use a qualified name: {options}, or uninstall one of them."
             )
         available = self.names()
-        close = difflib.get_close_matches(name, available, n=3, cutoff=0.5)
-        hint = f" Did you mean {' or '.join(repr(c) for c in close)}?" if close else ""
+        hint = did_you_mean(name, available)
         plural = "losses" if self.kind == "loss" else f"{self.kind}s"
         raise RegistryError(
             f"Unknown {self.kind} {name!r}.{hint} Available {plural}: {', '.join(available) or 'none'}. {PLUGIN_HELP}"
@@ -201,10 +187,9 @@ class Registry:
         unknown = [key for key in params if key not in accepted]
         if unknown and not _takes_var_keyword(cls):
             key = unknown[0]
-            close = difflib.get_close_matches(key, list(accepted), n=1, cutoff=0.5)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise RegistryError(
-                f"{self.kind} {name!r} has no parameter {key!r}.{hint} Its parameters: {', '.join(accepted) or 'none'}."
+                f"{self.kind} {name!r} has no parameter {key!r}.{did_you_mean(key, accepted, n=1)} Its parameters: "
+                f"{', '.join(accepted) or 'none'}."
             )
         try:
             return cls(**params)
@@ -213,26 +198,10 @@ class Registry:
 
     # -- validation --------------------------------------------------------------------------------
     def _check(self, name: str, obj: Any, distribution: str | None) -> None:
-        from torch import nn  # deferred: listing names must not import torch
-
-        where = f"{self.kind} {name!r} from package {distribution or '?'}"
-        if not (inspect.isclass(obj) and issubclass(obj, nn.Module)):
-            raise TypeError(f"{where} must be a torch.nn.Module subclass, got {obj!r}")
-        if self.kind == "loss":
-            from lossforge.losses.base import TASKS
-
-            tasks = getattr(obj, "tasks", None)
-            if not isinstance(tasks, tuple) or not tasks or any(task not in TASKS for task in tasks):
-                raise TypeError(
-                    f"{where} must declare a class attribute `tasks`, a non-empty tuple drawn from "
-                    f"{list(TASKS)}, got {tasks!r}"
-                )
-        else:
-            tuple_kind = getattr(obj, "tuple_kind", None)
-            if tuple_kind not in ("pair", "triplet"):
-                raise TypeError(
-                    f"{where} must declare a class attribute `tuple_kind` = 'pair' or 'triplet', got {tuple_kind!r}"
-                )
+        try:
+            check_component_class(self.kind, obj)
+        except ContractError as error:
+            raise ContractError(f"{self.kind} {name!r} from package {distribution or '?'}", error.rule) from None
 
 
 def _takes_var_keyword(cls: Any) -> bool:

@@ -1,54 +1,71 @@
-"""The contract kit: the checks every loss and miner must pass, lossforge's own and any plugin's.
+"""The contract kit: every promise of :mod:`lossforge.contract`, as named checks a plugin author can run.
 
-A plugin's whole contract test is::
+Each check is a plain function that raises ``AssertionError`` with a message naming the component, the
+task, reduction and dtype where it matters, and the promise it broke; nothing here needs pytest. The kit
+checks exactly the :class:`~lossforge.contract.LossPlugin` / :class:`~lossforge.contract.MinerPlugin`
+Protocols, through the same adapter and the same call path the training module uses
+(:meth:`lossforge.training.module.LossTask.loss_value`), so a component that passes the kit trains.
 
-    import pytest
-    from lossforge.testing import check_loss, loss_names
+A plugin's whole contract test, one pytest id per check (``test_contract[my_loss-check_reductions]``)::
 
-    @pytest.mark.parametrize("name", loss_names(distribution="my-plugin"))
-    def test_contract(name):
-        check_loss(name)
+    from lossforge.testing import parametrize_checks
 
-The checks raise ``AssertionError`` with a message naming the component, task, reduction and dtype, so
-they work under any test runner; nothing here needs pytest.
+    @parametrize_checks(distribution="my-plugin")
+    def test_contract(check):
+        check()
 
-What :func:`check_loss` checks, for every task the loss declares, every dtype and every reduction:
+or, for one component, ``check_loss("my_loss")`` / ``check_miner("my_miner")`` (stops at the first
+failure), or from the shell ``lossforge check my-plugin`` (a verdict per component).
 
-* the constructor takes keyword-only parameters, each with a default and a type annotation, including
+Loss checks (:data:`LOSS_CHECKS`), for every task the loss declares and every dtype and reduction:
+
+* ``check_declarations`` — ``tasks`` and the optional attributes hold values the contract allows;
+* ``check_constructor`` — keyword-only parameters, each with a default and a type annotation, including
   ``reduction``; the loss builds with nothing but ``reduction`` given;
-* the output is finite and has the prediction's dtype; ``"none"`` is ``(N,)`` (any 1-D shape for metric
-  losses, whose values are per pair or triplet); ``"sum"`` equals ``"none".sum()``;
-* ``"mean"`` equals ``"none".mean()``, unless the loss sets ``mean_is_weighted = True`` (a class or
-  instance attribute): then its ``"none"`` values are :math:`w_i \\ell_i` and ``"mean"`` is
-  :math:`\\sum_i w_i \\ell_i / \\sum_i w_i`. The weights are the loss's own business, so the kit checks
-  what every weighted mean satisfies: it is finite, it is unchanged when the batch is repeated twice,
-  and it has the sign of the sum (the implied total weight ``sum / mean`` is positive);
-* backward gives finite gradients for the prediction;
-* a target whose batch size differs from the prediction's raises a ``ValueError`` (``LossInputError``
-  is one), except for metric losses;
-* metric losses are called as ``loss(embeddings, labels)``; a one-sample batch (no pair, no triplet)
-  gives 0 that still backpropagates; a batch where every label is unique gives a finite loss that
-  backpropagates, and 0 if the loss declares ``tuple_kind = "triplet"`` (there is no triplet without a
-  positive, while a pair loss may still push the negative pairs apart).
+* ``check_outputs`` — finite, in the prediction's dtype; ``"none"`` is per sample ``(N,)`` (any 1-D shape
+  for metric losses: per pair or triplet), ``"mean"``/``"sum"`` are scalars; attached to the graph, with
+  finite gradients;
+* ``check_reductions`` — ``"sum"`` equals ``"none".sum()``; ``"mean"`` equals ``"none".mean()``, or for
+  ``mean_is_weighted = True`` (``"none"`` is :math:`w_i \\ell_i`, ``"mean"`` is :math:`\\sum_i w_i \\ell_i /
+  \\sum_i w_i`) a weighted mean: unchanged when the batch is repeated, with the sign of the sum;
+* ``check_bad_targets`` — a target whose batch size differs from the prediction's raises a
+  ``ValueError`` (supervised tasks);
+* ``check_degenerate_batches`` — metric losses: a one-sample batch gives 0 that backpropagates; all labels
+  unique gives a finite loss, 0 for ``tuple_kind = "triplet"``;
+* ``check_trains`` — called the way lossforge trains (``prepare`` hook, target encoding, told its targets
+  were validated), one optimizer step moves a model's parameters and the value is the one of a loss that
+  scans its targets; a loss that counts tuples reports ``0 <= active <= tuples``.
 
-Losses with a ``prepare(*, targets, num_classes)`` hook get it called first with the batch's targets,
-as the training pipeline calls it with the training set's. Losses declaring
-``binary_target_encoding = "plus_minus_one"`` get binary targets as ±1 instead of 0/1.
+Miner checks (:data:`MINER_CHECKS`): ``check_declarations``, ``check_constructor``, ``check_tuples``
+(int64 1-D index tensors, not requiring grad, in range; positives share the anchor's label at another
+index, negatives do not), ``check_unique_labels`` (no positive pair, still valid tuples) and
+``check_feeds_a_loss`` (a lossforge loss of its tuple kind trains on its tuples).
 """
 
 from __future__ import annotations
 
 import inspect
-import re
-from collections.abc import Callable, Mapping
-from typing import Any
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any, cast
 
 import torch
 from torch import Tensor, nn
 
 from lossforge import build_loss, build_miner, list_losses, list_miners, loss_info, miner_info
-from lossforge.losses.base import TASKS
+from lossforge.contract import (
+    TASKS,
+    ContractError,
+    Task,
+    loss_traits,
+    miner_traits,
+    normalize_distribution,
+    prepare_loss,
+    set_scan_targets,
+    tuple_counts,
+)
 from lossforge.registry import LOSSES, MINERS
+from lossforge.tasks import spec_for
 
 REDUCTIONS = ("mean", "sum", "none")
 
@@ -65,50 +82,34 @@ def make_inputs(
     dtype: torch.dtype = torch.float64,
     seed: int = 0,
 ) -> tuple[Tensor, Tensor]:
-    """A valid ``(prediction, target)`` pair for ``task``; the prediction requires grad.
+    """A valid ``(prediction, target)`` pair for ``task`` (its ``TaskSpec.example_inputs``); the prediction
+    requires grad.
 
-    ======================  ============================  ======================================
-    task                    prediction                    target
-    ======================  ============================  ======================================
-    ``"regression"``        ``(batch, dim)``              ``(batch, dim)``, same dtype
-    ``"binary"``            scores ``(batch,)``           {0, 1} in ``dtype``, both classes present
-    ``"multiclass"``        logits ``(batch, C)``         int64 indices, every class present if it fits
-    ``"multilabel"``        logits ``(batch, C)``         {0, 1} in ``dtype``
-    ``"metric"``            embeddings ``(batch, dim)``   int64 labels, >= 2 classes of >= 2 members
-    ======================  ============================  ======================================
+    ==============  ============================  ======================================
+    task            prediction                    target
+    ==============  ============================  ======================================
+    regression      ``(batch, dim)``              ``(batch, dim)``, same dtype
+    binary          scores ``(batch,)``           {0, 1} in ``dtype``, both classes present
+    multiclass      logits ``(batch, C)``         int64 indices, every class present if it fits
+    multilabel      logits ``(batch, C)``         {0, 1} in ``dtype``
+    metric          embeddings ``(batch, dim)``   int64 labels, >= 2 classes of >= 2 members
+    ==============  ============================  ======================================
 
     Example:
-        >>> embeddings, labels = make_inputs("metric", batch=6, num_classes=3)
+        >>> embeddings, labels = make_inputs(Task.METRIC, batch=6, num_classes=3)
         >>> embeddings.shape, labels.bincount().tolist()
         (torch.Size([6, 3]), [2, 2, 2])
     """
     if task not in TASKS:
-        raise ValueError(f"make_inputs: expected `task` in {list(TASKS)}, got {task!r}")
-    if task == "metric" and (batch < 4 or num_classes < 2):
+        raise ValueError(f"make_inputs: expected `task` in {[str(t) for t in TASKS]}, got {task!r}")
+    if spec_for(task).embedding and (batch < 4 or num_classes < 2):
         raise ValueError(f"make_inputs: metric inputs need batch >= 4 and num_classes >= 2, got {batch}, {num_classes}")
     if batch < 2:
         raise ValueError(f"make_inputs: expected `batch` >= 2, got {batch}")
     generator = torch.Generator().manual_seed(seed)
-
-    def shuffled_classes(count: int) -> Tensor:
-        # Round-robin labels, shuffled: every class gets batch // count or one more members.
-        return (torch.arange(batch) % count)[torch.randperm(batch, generator=generator)]
-
-    if task == "regression":
-        prediction = torch.randn(batch, dim, generator=generator, dtype=dtype)
-        target = torch.randn(batch, dim, generator=generator, dtype=dtype)
-    elif task == "binary":
-        prediction = torch.randn(batch, generator=generator, dtype=dtype)
-        target = shuffled_classes(2).to(dtype)
-    elif task == "multiclass":
-        prediction = torch.randn(batch, num_classes, generator=generator, dtype=dtype)
-        target = shuffled_classes(num_classes)
-    elif task == "multilabel":
-        prediction = torch.randn(batch, num_classes, generator=generator, dtype=dtype)
-        target = (torch.rand(batch, num_classes, generator=generator) < 0.5).to(dtype)
-    else:  # metric: at most batch // 2 classes, so each has at least two members
-        prediction = torch.randn(batch, dim, generator=generator, dtype=dtype)
-        target = shuffled_classes(min(num_classes, batch // 2))
+    prediction, target = spec_for(task).example_inputs(
+        batch=batch, num_classes=num_classes, dim=dim, dtype=dtype, generator=generator
+    )
     return prediction.requires_grad_(True), target
 
 
@@ -131,25 +132,60 @@ def miner_names(pattern: str = "*", *, distribution: str | None = None) -> list[
 
 
 def _provided_by(actual: str | None, wanted: str | None) -> bool:
-    # Distribution names compare the way pip compares them: case, "-", "_" and "." do not matter.
-    return wanted is None or _normalize(actual or "") == _normalize(wanted)
+    return wanted is None or normalize_distribution(actual or "") == normalize_distribution(wanted)
 
 
-def _normalize(distribution: str) -> str:
-    return re.sub(r"[-_.]+", "-", distribution).lower()
+# -- the checks as values ----------------------------------------------------------------------------
 
 
-# -- losses ----------------------------------------------------------------------------------------
+@dataclass(frozen=True)
+class Check:
+    """One promise about one component: call it to check it (``AssertionError`` if broken)."""
+
+    component: str  # the registry name, or the class's qualified name
+    name: str  # the check function's name, e.g. "check_reductions"
+    run: Callable[[], None]
+
+    def __call__(self) -> None:
+        try:
+            self.run()
+        except AssertionError:
+            raise
+        except Exception as error:  # a component that crashes a check breaks its promise too
+            raise AssertionError(f"{self.id}: raised {type(error).__name__}: {error}") from error
+
+    @property
+    def id(self) -> str:
+        """``"<component>-<check>"``, a pytest id."""
+        return f"{self.component}-{self.name}"
 
 
-def check_loss(
+@dataclass(frozen=True)
+class _Loss:
+    """What a loss check needs: the class, a builder per reduction, and which tasks and dtypes to run."""
+
+    cls: type
+    label: str
+    build: Callable[[str], Any]  # reduction -> a loss
+    tasks: tuple[Task, ...]
+    dtypes: tuple[torch.dtype, ...]
+
+
+@dataclass(frozen=True)
+class _Miner:
+    cls: type
+    label: str
+    build: Callable[[], Any]  # -> a miner
+
+
+def loss_checks(
     loss: str | type[nn.Module],
     *,
     params: Mapping[str, Any] | None = None,
     tasks: tuple[str, ...] | None = None,
     dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float64),
-) -> None:
-    """Check a loss against the contract (see the module docstring); raise ``AssertionError`` if not.
+) -> list[Check]:
+    """Every loss check (:data:`LOSS_CHECKS`) bound to ``loss``.
 
     Args:
         loss: a registry name (built with :func:`lossforge.build_loss`) or a loss class.
@@ -157,167 +193,270 @@ def check_loss(
         tasks: check only these of the declared tasks (a configuration may fit only one, e.g. focal
             with a per-class ``alpha``); default: all of them.
         dtypes: the floating dtypes to run in.
+    """
+    cls, label = _resolve(loss, LOSSES, "loss")
+    options = dict(params or {})
+
+    def build(reduction: str) -> nn.Module:
+        if isinstance(loss, str):
+            return build_loss(loss, reduction=reduction, **options)
+        return cls(reduction=reduction, **options)
+
+    try:
+        declared = loss_traits(cls).tasks
+    except ContractError:
+        declared = ()  # check_declarations reports it; the other checks have no task to run
+    if tasks is not None and any(task not in declared for task in tasks):
+        raise ValueError(f"loss_checks: {label} declares tasks {declared}, asked to check {tasks}")
+    subject = _Loss(cls, label, build, tuple(Task(t) for t in tasks) if tasks else declared, dtypes)
+    return [Check(_short(loss), check.__name__, _bind(check, subject)) for check in LOSS_CHECKS]
+
+
+def miner_checks(miner: str | type[nn.Module], *, params: Mapping[str, Any] | None = None) -> list[Check]:
+    """Every miner check (:data:`MINER_CHECKS`) bound to ``miner`` (a registry name or a miner class)."""
+    cls, label = _resolve(miner, MINERS, "miner")
+    options = dict(params or {})
+
+    def build() -> nn.Module:
+        return build_miner(miner, **options) if isinstance(miner, str) else cls(**options)
+
+    subject = _Miner(cls, label, build)
+    return [Check(_short(miner), check.__name__, _bind(check, subject)) for check in MINER_CHECKS]
+
+
+def check_loss(loss: str | type[nn.Module], **options: Any) -> None:
+    """Run every loss check on ``loss``; raise the first ``AssertionError``. Options: :func:`loss_checks`.
 
     Example:
         >>> check_loss("huber", params={"delta": 0.5})
     """
-    cls, label = _resolve(loss, LOSSES, "loss")
-    params = dict(params or {})
-    _check_signature(cls, label)
-    declared = getattr(cls, "tasks", None)
+    for check in loss_checks(loss, **options):
+        check()
+
+
+def check_miner(miner: str | type[nn.Module], *, params: Mapping[str, Any] | None = None) -> None:
+    """Run every miner check on ``miner``; raise the first ``AssertionError``."""
+    for check in miner_checks(miner, params=params):
+        check()
+
+
+def component_checks(*, distribution: str | None = None) -> list[Check]:
+    """The checks of every registered loss and miner (of one ``distribution``, if given)."""
+    losses = [check for name in loss_names(distribution=distribution) for check in loss_checks(name)]
+    return losses + [check for name in miner_names(distribution=distribution) for check in miner_checks(name)]
+
+
+def parametrize_checks(
+    checks: Iterable[Check] | None = None, *, distribution: str | None = None
+) -> Callable[[Callable[..., Any]], Any]:
+    """``pytest.mark.parametrize("check", …)`` over ``checks`` (default: :func:`component_checks` of
+    ``distribution``), one test id per component and check."""
+    import pytest  # only the pytest helper needs pytest
+
+    selected = list(checks) if checks is not None else component_checks(distribution=distribution)
+    return pytest.mark.parametrize("check", selected, ids=[check.id for check in selected])
+
+
+# -- loss checks ---------------------------------------------------------------------------------------
+
+
+def check_declarations(subject: _Loss | _Miner) -> None:
+    """The class declares what the contract requires, with values it allows."""
+    try:
+        loss_traits(subject.cls) if isinstance(subject, _Loss) else miner_traits(subject.cls)
+    except ContractError as error:
+        raise AssertionError(f"{subject.label}: {error.rule}") from None
     _expect(
-        isinstance(declared, tuple) and bool(declared) and all(task in TASKS for task in declared),
-        f"{label}: `tasks` must be a non-empty tuple drawn from {list(TASKS)}, got {declared!r}",
+        inspect.isclass(subject.cls) and issubclass(subject.cls, nn.Module),
+        f"{subject.label}: must be a torch.nn.Module subclass",
     )
-    if tasks is None:
-        tasks = declared
-    elif any(task not in declared for task in tasks):
-        raise ValueError(f"check_loss: {label} declares tasks {declared}, asked to check {tasks}")
-
-    def build(reduction: str) -> nn.Module:
-        if isinstance(loss, str):
-            return build_loss(loss, reduction=reduction, **params)
-        return cls(reduction=reduction, **params)
-
-    for task in tasks:
-        for dtype in dtypes:
-            where = f"{label} [task={task}, dtype={dtype}]"
-            if task == "metric":
-                _check_metric_loss(build, where, dtype)
-            else:
-                _check_supervised_loss(build, cls, task, where, dtype)
 
 
-def _check_supervised_loss(
-    build: Callable[[str], nn.Module], cls: type, task: str, where: str, dtype: torch.dtype
-) -> None:
-    num_classes = 4
-    prediction, target = make_inputs(task, num_classes=num_classes, dtype=dtype)
-    if task == "binary" and getattr(cls, "binary_target_encoding", None) == "plus_minus_one":
-        target = 2 * target - 1
-    prepare_classes = {"binary": 2, "regression": prediction.shape[-1]}.get(task, num_classes)
-    outputs: dict[str, Tensor] = {}
-    losses: dict[str, nn.Module] = {}
-    for reduction in REDUCTIONS:
-        loss = build(reduction)
-        prepare = getattr(loss, "prepare", None)
-        if callable(prepare):
-            prepare(targets=target, num_classes=prepare_classes)
-        expected_shape = (prediction.shape[0],) if reduction == "none" else ()
-        outputs[reduction] = _run(loss, prediction, target, f"{where} reduction={reduction!r}", expected_shape)
-        losses[reduction] = loss
-    _check_reductions(outputs, losses["mean"], where, dtype)
-    if getattr(losses["mean"], "mean_is_weighted", False):
-        repeated = losses["mean"](torch.cat([prediction, prediction]), torch.cat([target, target])).detach()
+def check_constructor(subject: _Loss | _Miner) -> None:
+    """Keyword-only parameters with defaults and annotations (a loss: including ``reduction``), and the
+    component builds with its defaults."""
+    parameters = list(inspect.signature(subject.cls).parameters.values())
+    for parameter in parameters:
+        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
+            continue  # nn.Module's own (*args, **kwargs) when a class has no __init__; never parameters
+        where = f"{subject.label}: constructor parameter {parameter.name!r}"
+        _expect(parameter.kind is parameter.KEYWORD_ONLY, f"{where} must be keyword-only (put `*,` first)")
+        _expect(
+            parameter.default is not parameter.empty,
+            f"{where} needs a default, so that it builds by name with no parameters",
+        )
+        _expect(
+            parameter.annotation is not parameter.empty,
+            f"{where} needs a type annotation (configuration overrides are type-checked against it)",
+        )
+    if isinstance(subject, _Loss):
+        _expect(
+            any(parameter.name == "reduction" for parameter in parameters),
+            f"{subject.label}: the constructor must take `reduction`",
+        )
+        subject.build("mean")
+    else:
+        subject.build()
+
+
+def check_outputs(subject: _Loss) -> None:
+    """Dtype, shape, finiteness and gradients of every reduction, task and dtype."""
+    for task, dtype, where in _cases(subject):
+        prediction, target = _inputs(subject, task, dtype)
+        for reduction in REDUCTIONS:
+            expected: tuple[int, ...] | None = (prediction.shape[0],) if reduction == "none" else ()
+            if spec_for(task).embedding and reduction == "none":
+                expected = None  # per pair or triplet: any 1-D shape
+            loss = _built(subject, reduction, prediction, target, task)
+            _run(loss, prediction, target, f"{where} {reduction=}", expected)
+
+
+def check_reductions(subject: _Loss) -> None:
+    """``"sum"`` is ``"none".sum()``; ``"mean"`` is ``"none".mean()`` or a true weighted mean."""
+    for task, dtype, where in _cases(subject):
+        prediction, target = _inputs(subject, task, dtype)
+        losses = {reduction: _built(subject, reduction, prediction, target, task) for reduction in REDUCTIONS}
+        outputs = {reduction: _value(loss, prediction, target) for reduction, loss in losses.items()}
+        none, total, mean = outputs["none"], outputs["sum"], outputs["mean"]
+        _expect_close(total, none.sum(), dtype, f"{where}: 'sum' {total} != 'none'.sum() {none.sum()}")
+        if not loss_traits(losses["mean"]).mean_is_weighted:
+            if none.numel():
+                _expect_close(mean, none.mean(), dtype, f"{where}: 'mean' {mean} != 'none'.mean() {none.mean()}")
+            continue
+        repeated = _value(losses["mean"], torch.cat([prediction, prediction]), torch.cat([target, target]))
         _expect_close(
             repeated,
-            outputs["mean"],
+            mean,
             dtype,
             f"{where}: weighted 'mean' changed when the batch was repeated twice, so it is not a weighted mean",
         )
-    try:
-        losses["mean"](prediction.detach(), target[:-1])
-    except ValueError:
-        pass
-    except Exception as error:
-        raise AssertionError(
-            f"{where}: a target of the wrong batch size raised {type(error).__name__}: {error}; "
-            f"expected a ValueError such as lossforge.losses.base.LossInputError"
-        ) from error
-    else:
+        if total.abs() > 1e-12:
+            _expect(bool(total / mean > 0), f"{where}: weighted 'mean' {mean} and 'sum' {total} differ in sign")
+
+
+def check_bad_targets(subject: _Loss) -> None:
+    """A target whose batch size differs from the prediction's raises a ``ValueError``."""
+    for task, dtype, where in _cases(subject):
+        if spec_for(task).embedding:
+            continue  # labels index the embeddings: the degenerate-batch check covers metric losses
+        prediction, target = _inputs(subject, task, dtype)
+        loss = _built(subject, "mean", prediction, target, task)
+        try:
+            loss(prediction.detach(), target[:-1])
+        except ValueError:
+            continue
+        except Exception as error:
+            raise AssertionError(
+                f"{where}: a target of the wrong batch size raised {type(error).__name__}: {error}; "
+                f"expected a ValueError such as lossforge.losses.base.LossInputError"
+            ) from error
         raise AssertionError(
             f"{where}: accepted a target of shape {tuple(target[:-1].shape)} for a prediction of shape "
             f"{tuple(prediction.shape)}; expected a ValueError"
         )
 
 
-def _check_metric_loss(build: Callable[[str], nn.Module], where: str, dtype: torch.dtype) -> None:
-    embeddings, labels = make_inputs("metric", dtype=dtype)
-    outputs, losses = {}, {}
-    for reduction in REDUCTIONS:
-        loss = build(reduction)
-        expected_shape = None if reduction == "none" else ()  # None: any 1-D shape
-        outputs[reduction] = _run(loss, embeddings, labels, f"{where} reduction={reduction!r}", expected_shape)
-        losses[reduction] = loss
-    _check_reductions(outputs, losses["mean"], where, dtype)
-    # Unique labels: no positive pair, hence no triplet; a pair loss may still push negatives apart.
-    unique = torch.arange(embeddings.shape[0])
-    needs_positive = getattr(losses["mean"], "tuple_kind", None) == "triplet"
-    for reduction in ("mean", "sum"):
-        context = f"{where} reduction={reduction!r}, every label unique"
-        output = _run(losses[reduction], embeddings, unique, context, ())
-        if needs_positive:
-            _expect(output.item() == 0, f"{context}: expected 0 without any triplet, got {output}")
-        # One sample: no pair and no triplet at all (a last, short batch can look like this).
-        context = f"{where} reduction={reduction!r}, a single sample"
-        output = _run(losses[reduction], embeddings[:1], labels[:1], context, ())
-        _expect(output.item() == 0, f"{context}: expected 0 without any pair or triplet, got {output}")
+def check_degenerate_batches(subject: _Loss) -> None:
+    """Metric losses: no pair or triplet in the batch gives 0 (or a finite value) that backpropagates."""
+    for task, dtype, where in _cases(subject):
+        if not spec_for(task).embedding:
+            continue
+        embeddings, labels = _inputs(subject, task, dtype)
+        unique = torch.arange(embeddings.shape[0])
+        for reduction in ("mean", "sum"):
+            loss = subject.build(reduction)
+            context = f"{where} {reduction=}, every label unique"
+            output = _run(loss, embeddings, unique, context, ())
+            if loss_traits(loss).tuple_kind == "triplet":  # no positive, hence no triplet
+                _expect(output.item() == 0, f"{context}: expected 0 without any triplet, got {output}")
+            context = f"{where} {reduction=}, a single sample"  # a last, short batch can look like this
+            output = _run(loss, embeddings[:1], labels[:1], context, ())
+            _expect(output.item() == 0, f"{context}: expected 0 without any pair or triplet, got {output}")
 
 
-def _run(
-    loss: nn.Module, prediction: Tensor, target: Tensor, where: str, expected_shape: tuple[int, ...] | None
-) -> Tensor:
-    """Forward + backward on a fresh leaf; check dtype, shape, finiteness and gradients; return the output."""
-    leaf = prediction.detach().clone().requires_grad_(True)
-    output = loss(leaf, target)
-    _expect(isinstance(output, Tensor), f"{where}: returned {type(output).__name__}, expected a Tensor")
-    _expect(output.dtype == leaf.dtype, f"{where}: output dtype {output.dtype}, input dtype {leaf.dtype}")
-    if expected_shape is None:
-        _expect(output.dim() == 1, f"{where}: 'none' must be 1-D (per pair or triplet), got {output.shape}")
-    else:
-        _expect(
-            tuple(output.shape) == expected_shape,
-            f"{where}: output shape {tuple(output.shape)}, expected {expected_shape}",
-        )
-    _expect(bool(torch.isfinite(output).all()), f"{where}: output is not finite: {output}")
-    _expect(output.requires_grad, f"{where}: output is detached from the prediction, it cannot train")
-    output.sum().backward()
-    _expect(leaf.grad is not None, f"{where}: backward left the prediction without a gradient")
-    _expect(bool(torch.isfinite(leaf.grad).all()), f"{where}: gradient is not finite: {leaf.grad}")
-    return output.detach()
+def check_trains(subject: _Loss) -> None:
+    """Called the way lossforge trains (float32, the ``prepare`` hook, targets encoded by the task and
+    trusted), one optimizer step moves a model's parameters; skipping the target scans changes nothing; a
+    tuple-counting loss reports consistent counts."""
+    from lossforge.training.module import LossTask  # imports Lightning: only this check needs it
+
+    for task in subject.tasks:
+        where = f"{subject.label} [task={task}, as lossforge trains]"
+        prediction, target = make_inputs(task, dtype=torch.float32)  # the dataset's encoding of targets
+        num_outputs = 1 if prediction.dim() == 1 else prediction.shape[1]
+        torch.manual_seed(0)
+        model = nn.Linear(5, num_outputs)
+        loss = subject.build("mean")
+        prepare_loss(loss, targets=target, num_classes=_num_classes(task, prediction, target))
+        module = LossTask(model=model, loss=loss, task=task, num_outputs=num_outputs)
+        features = torch.randn(len(target), 5, generator=torch.Generator().manual_seed(1))
+        value = module.loss_value(module(features), target)
+        _expect(bool(torch.isfinite(value)), f"{where}: the training loss is not finite: {value}")
+        set_scan_targets(loss, True)
+        scanned = module.loss_value(module(features), target).detach()
+        _expect_close(value.detach(), scanned, torch.float32, f"{where}: skipping the target scans changed the loss")
+        _expect(value.requires_grad, f"{where}: the training loss is detached from the model's outputs")
+        before = [parameter.detach().clone() for parameter in model.parameters()]
+        value.backward()
+        torch.optim.SGD(module.parameters(), lr=0.1).step()
+        moved = any(not torch.equal(old, new) for old, new in zip(before, model.parameters(), strict=True))
+        _expect(moved, f"{where}: one optimizer step left the model unchanged: the loss gives no gradient")
+        counts = tuple_counts(loss)
+        if counts is not None:
+            tuples, active = (int(count) for count in counts)
+            _expect(0 <= active <= tuples, f"{where}: last_num_active {active} not in [0, last_num_tuples {tuples}]")
 
 
-def _check_reductions(outputs: dict[str, Tensor], mean_loss: nn.Module, where: str, dtype: torch.dtype) -> None:
-    none, total, mean = outputs["none"], outputs["sum"], outputs["mean"]
-    _expect_close(total, none.sum(), dtype, f"{where}: 'sum' {total} != 'none'.sum() {none.sum()}")
-    if not getattr(mean_loss, "mean_is_weighted", False):
-        if none.numel():
-            _expect_close(mean, none.mean(), dtype, f"{where}: 'mean' {mean} != 'none'.mean() {none.mean()}")
-        return
-    if total.abs() > 1e-12:
-        _expect(bool(total / mean > 0), f"{where}: weighted 'mean' {mean} and 'sum' {total} differ in sign")
+#: Every loss check, in the order they run.
+LOSS_CHECKS = (
+    check_declarations,
+    check_constructor,
+    check_outputs,
+    check_reductions,
+    check_bad_targets,
+    check_degenerate_batches,
+    check_trains,
+)
 
 
-# -- miners ----------------------------------------------------------------------------------------
+# -- miner checks ----------------------------------------------------------------------------------------
 
 
-def check_miner(miner: str | type[nn.Module], *, params: Mapping[str, Any] | None = None) -> None:
-    """Check a miner against the contract; raise ``AssertionError`` if it breaks it.
-
-    The miner is called as ``miner(embeddings, labels)`` on :func:`make_inputs` ``("metric")`` in float32
-    and float64, and on a batch where every label is unique. It must return int64 1-D index tensors that
-    do not require grad: ``(anchor, positive, anchor, negative)`` for ``tuple_kind = "pair"`` or
-    ``(anchor, positive, negative)`` for ``"triplet"``; indices in range, positives sharing the anchor's
-    label at a different index, negatives with a different label.
-
-    Args:
-        miner: a registry name (built with :func:`lossforge.build_miner`) or a miner class.
-        params: constructor parameters.
-    """
-    cls, label = _resolve(miner, MINERS, "miner")
-    _check_signature(cls, label, needs_reduction=False)
-    tuple_kind = getattr(cls, "tuple_kind", None)
-    _expect(
-        tuple_kind in ("pair", "triplet"),
-        f"{label}: `tuple_kind` must be 'pair' or 'triplet', got {tuple_kind!r}",
-    )
-    params = dict(params or {})
-    instance = build_miner(miner, **params) if isinstance(miner, str) else cls(**params)
+def check_tuples(subject: _Miner) -> None:
+    """Valid index tuples for a batch, in float32 and float64."""
+    miner = subject.build()
+    kind = miner_traits(miner).tuple_kind
     for dtype in (torch.float32, torch.float64):
-        embeddings, labels = make_inputs("metric", dtype=dtype)
-        for batch_labels, case in ((labels, "a batch"), (torch.arange(labels.numel()), "unique labels")):
-            where = f"{label} [{tuple_kind}, dtype={dtype}, {case}]"
-            _check_tuples(instance(embeddings, batch_labels), batch_labels, tuple_kind, where)
+        embeddings, labels = make_inputs(Task.METRIC, dtype=dtype)
+        _check_tuples(miner(embeddings, labels), labels, kind, f"{subject.label} [{kind}, dtype={dtype}, a batch]")
+
+
+def check_unique_labels(subject: _Miner) -> None:
+    """Valid (positive-free) tuples when every label is unique."""
+    miner = subject.build()
+    kind = miner_traits(miner).tuple_kind
+    embeddings, labels = make_inputs(Task.METRIC)
+    unique = torch.arange(labels.numel())
+    _check_tuples(miner(embeddings, unique), unique, kind, f"{subject.label} [{kind}, unique labels]")
+
+
+def check_feeds_a_loss(subject: _Miner) -> None:
+    """A lossforge loss of the miner's tuple kind trains on its tuples, through the training module."""
+    from lossforge.training.module import LossTask
+
+    miner = subject.build()
+    kind = miner_traits(miner).tuple_kind
+    loss = build_loss("contrastive" if kind == "pair" else "triplet")
+    embeddings, labels = make_inputs(Task.METRIC)
+    module = LossTask(model=nn.Identity(), loss=loss, task=Task.METRIC, num_outputs=embeddings.shape[1], miner=miner)
+    value = module.loss_value(embeddings, labels, mine=True)
+    _expect(bool(torch.isfinite(value)), f"{subject.label}: a {kind} loss on its tuples is not finite: {value}")
+    value.backward()
+    _expect(embeddings.grad is not None, f"{subject.label}: a {kind} loss on its tuples gives no gradient")
+
+
+#: Every miner check, in the order they run.
+MINER_CHECKS = (check_declarations, check_constructor, check_tuples, check_unique_labels, check_feeds_a_loss)
 
 
 def _check_tuples(tuples: Any, labels: Tensor, tuple_kind: str, where: str) -> None:
@@ -363,6 +502,14 @@ def _check_tuples(tuples: Any, labels: Tensor, tuple_kind: str, where: str) -> N
 # -- helpers ---------------------------------------------------------------------------------------
 
 
+def _bind(check: Callable[[Any], None], subject: _Loss | _Miner) -> Callable[[], None]:
+    return lambda: check(subject)
+
+
+def _short(component: str | type) -> str:
+    return component if isinstance(component, str) else component.__qualname__
+
+
 def _resolve(component: Any, registry: Any, kind: str) -> tuple[type, str]:
     if isinstance(component, str):
         return registry.load(component), f"{kind} {component!r}"
@@ -374,30 +521,63 @@ def _resolve(component: Any, registry: Any, kind: str) -> tuple[type, str]:
     )
 
 
-def _check_signature(cls: type, label: str, *, needs_reduction: bool = True) -> None:
-    parameters = list(inspect.signature(cls.__init__).parameters.values())[1:]
-    for parameter in parameters:
-        if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
-            continue  # nn.Module's own (*args, **kwargs) when a class has no __init__; never parameters
+def _cases(subject: _Loss) -> Iterable[tuple[Task, torch.dtype, str]]:
+    for task in subject.tasks:
+        for dtype in subject.dtypes:
+            yield task, dtype, f"{subject.label} [task={task}, dtype={dtype}]"
+
+
+def _inputs(subject: _Loss, task: Task, dtype: torch.dtype) -> tuple[Tensor, Tensor]:
+    """Toy inputs, the target encoded as the training module hands it to this loss."""
+    prediction, target = make_inputs(task, dtype=dtype)
+    encoding = loss_traits(subject.cls).binary_target_encoding
+    target = spec_for(task).loss_target(target, encoding=encoding)
+    if target.is_floating_point():
+        target = target.to(dtype)
+    return prediction, target
+
+
+def _num_classes(task: Task, prediction: Tensor, target: Tensor) -> int:
+    """What the training pipeline passes to ``prepare``: the dataset's ``num_outputs`` (classes, labels,
+    target columns; 1 for binary), or the number of classes for a metric loss."""
+    if spec_for(task).embedding:
+        return int(target.max()) + 1
+    return 1 if prediction.dim() == 1 else int(prediction.shape[-1])
+
+
+def _built(subject: _Loss, reduction: str, prediction: Tensor, target: Tensor, task: Task) -> nn.Module:
+    """The loss with ``reduction``, prepared the way the training pipeline prepares it."""
+    loss = subject.build(reduction)
+    prepare_loss(loss, targets=target, num_classes=_num_classes(task, prediction, target))
+    return loss
+
+
+def _value(loss: nn.Module, prediction: Tensor, target: Tensor) -> Tensor:
+    return loss(prediction.detach(), target).detach()
+
+
+def _run(
+    loss: nn.Module, prediction: Tensor, target: Tensor, where: str, expected_shape: tuple[int, ...] | None
+) -> Tensor:
+    """Forward + backward on a fresh leaf; check dtype, shape, finiteness and gradients; return the output."""
+    leaf = prediction.detach().clone().requires_grad_(True)
+    output = loss(leaf, target)
+    _expect(isinstance(output, Tensor), f"{where}: returned {type(output).__name__}, expected a Tensor")
+    _expect(output.dtype == leaf.dtype, f"{where}: output dtype {output.dtype}, input dtype {leaf.dtype}")
+    if expected_shape is None:
+        _expect(output.dim() == 1, f"{where}: 'none' must be 1-D (per pair or triplet), got {output.shape}")
+    else:
         _expect(
-            parameter.kind is parameter.KEYWORD_ONLY,
-            f"{label}: constructor parameter {parameter.name!r} must be keyword-only (put `*,` first)",
+            tuple(output.shape) == expected_shape,
+            f"{where}: output shape {tuple(output.shape)}, expected {expected_shape}",
         )
-        _expect(
-            parameter.default is not parameter.empty,
-            f"{label}: constructor parameter {parameter.name!r} needs a default, so that "
-            f"build_loss(name) works with no parameters",
-        )
-        _expect(
-            parameter.annotation is not parameter.empty,
-            f"{label}: constructor parameter {parameter.name!r} needs a type annotation (configuration "
-            f"overrides are type-checked against it)",
-        )
-    if needs_reduction:
-        _expect(
-            any(parameter.name == "reduction" for parameter in parameters),
-            f"{label}: the constructor must take `reduction`",
-        )
+    _expect(bool(torch.isfinite(output).all()), f"{where}: output is not finite: {output}")
+    _expect(output.requires_grad, f"{where}: output is detached from the prediction, it cannot train")
+    output.sum().backward()
+    grad = leaf.grad
+    _expect(grad is not None, f"{where}: backward left the prediction without a gradient")
+    _expect(bool(torch.isfinite(cast(Tensor, grad)).all()), f"{where}: gradient is not finite: {grad}")
+    return output.detach()
 
 
 def _expect(condition: bool, message: str) -> None:

@@ -25,31 +25,17 @@ The environment switches of the registry apply here too: ``LOSSFORGE_DISABLE_PLU
 from __future__ import annotations
 
 import importlib
-import os
-import re
 import warnings
-from importlib import metadata, resources
+from importlib import resources
 
 from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
+from lossforge.contract import Switches
+from lossforge.registry import discover
+
 CONFIG_GROUP = "lossforge.configs"
 LOSSFORGE_CONFIG = "pkg://lossforge.conf"
-
-
-def _normalize(distribution: str) -> str:
-    return re.sub(r"[-_.]+", "-", distribution).lower()
-
-
-def _enabled(distribution: str) -> bool:
-    """The registry's rule (``lossforge.registry``): only lossforge itself under LOSSFORGE_DISABLE_PLUGINS,
-    nothing from a package named in LOSSFORGE_BLOCK_PLUGINS."""
-    normalized = _normalize(distribution)
-    only_own = os.environ.get("LOSSFORGE_DISABLE_PLUGINS", "").strip().lower() in {"1", "true", "yes"}
-    blocked = {
-        _normalize(name.strip()) for name in os.environ.get("LOSSFORGE_BLOCK_PLUGINS", "").split(",") if name.strip()
-    }
-    return not (only_own and normalized != "lossforge") and normalized not in blocked
 
 
 def plugin_config_packages() -> list[tuple[str, str]]:
@@ -60,22 +46,22 @@ def plugin_config_packages() -> list[tuple[str, str]]:
     Hydra imports these packages while composing, and would otherwise fail on it for every config.
     """
     found = []
-    for entry_point in metadata.entry_points(group=CONFIG_GROUP):
-        dist = getattr(entry_point, "dist", None)
-        distribution = dist.metadata["Name"] if dist is not None else "?"
-        if not _enabled(distribution):
+    switches = Switches.read()
+    for name, value, found_distribution, _ in discover(CONFIG_GROUP):
+        distribution = found_distribution or "?"
+        if not switches.admits(found_distribution):
             continue
-        where = f"package {distribution} (entry point '{entry_point.name} = {entry_point.value}' in '{CONFIG_GROUP}')"
-        if entry_point.attr is not None:
+        where = f"package {distribution} (entry point '{name} = {value}' in '{CONFIG_GROUP}')"
+        if ":" in value:
             warnings.warn(f"{where}: expected a package name, not 'module:attribute'; skipped", stacklevel=2)
             continue
         try:
-            importlib.import_module(entry_point.value)  # a config package holds YAML files only: cheap
+            importlib.import_module(value)  # a config package holds YAML files only: cheap
         except Exception as error:
             reason = f"{type(error).__name__}: {error}"
             warnings.warn(f"{where}: config package not importable, skipped: {reason}", stacklevel=2)
             continue
-        found.append((distribution, entry_point.value))
+        found.append((distribution, value))
     return sorted(found)
 
 
@@ -85,7 +71,7 @@ def plugin_config_options(group: str) -> list[str]:
     For checks that run before Hydra (``lossforge.cli.check_overrides``), which otherwise know only
     lossforge's own files and the registry's names.
     """
-    options = set()
+    options: set[str] = set()
     for _, package in plugin_config_packages():
         folder = resources.files(package) / group
         if folder.is_dir():

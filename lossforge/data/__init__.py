@@ -6,24 +6,23 @@ targets of the dtype and shape its task needs), and needs no download unless ask
 >>> list_datasets("digits*")
 ['digits', 'digits_binary', 'digits_imbalanced', 'digits_multilabel']
 >>> data = build_dataset("digits_binary", seed=0, positive_digits=[0])
->>> data.task, data.num_outputs, data.input_dim
-('binary', 1, 64)
+>>> data.task.name, data.num_outputs, data.input_dim
+('BINARY', 1, 64)
 """
 
 from __future__ import annotations
 
-import difflib
 import fnmatch
 import inspect
 from collections.abc import Callable
 from typing import Any
 
 # Modules, not their functions: `lossforge.data.digits` must stay the module, not the `digits` function.
+from lossforge.contract import did_you_mean
 from lossforge.data import digits as _digits
 from lossforge.data import mnist as _mnist
 from lossforge.data import regression as _regression
 from lossforge.data.base import (
-    TASKS,
     DataSplits,
     Split,
     Standardizer,
@@ -38,7 +37,6 @@ from lossforge.data.mnist import read_idx
 
 __all__ = [
     "DATASETS",
-    "TASKS",
     "DataSplits",
     "Split",
     "Standardizer",
@@ -79,10 +77,8 @@ def list_datasets(pattern: str = "*") -> list[str]:
 def _lookup(name: str) -> Callable[..., DataSplits]:
     if name in DATASETS:
         return DATASETS[name]
-    close = difflib.get_close_matches(name, list(DATASETS), n=3, cutoff=0.5)
-    hint = f" Did you mean {' or '.join(repr(match) for match in close)}?" if close else ""
     raise ValueError(
-        f"Unknown dataset {name!r}.{hint} Available datasets: {', '.join(list_datasets())}. "
+        f"Unknown dataset {name!r}.{did_you_mean(name, DATASETS)} Available datasets: {', '.join(list_datasets())}. "
         "A new dataset is a function (*, seed, **params) -> DataSplits added to lossforge.data.DATASETS."
     )
 
@@ -115,10 +111,9 @@ def build_dataset(name: str, **params: Any) -> DataSplits:
     accepted = dataset_parameters(name)
     for key in params:
         if key not in accepted:
-            close = difflib.get_close_matches(key, list(accepted), n=1, cutoff=0.5)
-            hint = f" Did you mean {close[0]!r}?" if close else ""
             raise ValueError(
-                f"Dataset {name!r} has no parameter {key!r}.{hint} Accepted parameters: {', '.join(accepted)}."
+                f"Dataset {name!r} has no parameter {key!r}.{did_you_mean(key, accepted, n=1)} "
+                f"Accepted parameters: {', '.join(accepted)}."
             )
     missing = [key for key, default in accepted.items() if default is inspect.Parameter.empty and key not in params]
     if missing:

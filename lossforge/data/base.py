@@ -6,7 +6,7 @@ it is built, so a dataset that reaches training has finite float32 features, tar
 shape its task needs, labels in range and no empty split. The validators are plain functions and work on
 tensors from anywhere:
 
->>> validate_targets(torch.tensor([0, 3]), task="multiclass", num_outputs=3,
+>>> validate_targets(torch.tensor([0, 3]), task=Task.MULTICLASS, num_outputs=3,
 ...                  dataset="toy")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
@@ -21,10 +21,9 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor
 
-#: The tasks a dataset can declare (``"metric"`` losses train on ``"multiclass"`` data).
-TASKS = ("regression", "binary", "multiclass", "multilabel")
-#: Tasks whose targets are class labels, so their splits are stratified by class.
-CLASS_TASKS = ("binary", "multiclass", "multilabel")
+from lossforge.contract import DATASET_TASKS, Task
+from lossforge.tasks import spec_for
+from lossforge.tasks.base import count_non_finite
 
 
 @dataclass(frozen=True, eq=False)  # eq=False: `==` on tensors is elementwise, not a truth value
@@ -33,9 +32,9 @@ class Split:
 
     Shape:
         - features: :math:`(N, F)` float32.
-        - targets: ``"multiclass"``/``"binary"`` :math:`(N,)` int64 class index (binary: 0/1);
-          ``"multilabel"`` :math:`(N, K)` float32 in {0, 1}; ``"regression"`` :math:`(N,)` or
-          :math:`(N, D)` float32.
+        - targets: multiclass/binary :math:`(N,)` int64 class index (binary: 0/1); multilabel
+          :math:`(N, K)` float32 in {0, 1}; regression :math:`(N,)` or :math:`(N, D)` float32 (what each
+          task accepts is its ``TaskSpec.check_targets``).
 
     Example:
         >>> split = Split(torch.zeros(4, 2), torch.tensor([0, 1, 1, 0]))
@@ -65,14 +64,14 @@ class DataSplits:
     Example:
         >>> train = Split(torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 1, 2]))
         >>> small = Split(torch.randn(3, 3), torch.tensor([0, 1, 2]))
-        >>> data = DataSplits("toy", "multiclass", train, small, small, num_outputs=3,
+        >>> data = DataSplits("toy", Task.MULTICLASS, train, small, small, num_outputs=3,
         ...                   class_names=("a", "b", "c"))
         >>> data.input_dim
         3
     """
 
     name: str
-    task: str  # "regression" | "binary" | "multiclass" | "multilabel"
+    task: Task  # one of lossforge.contract.DATASET_TASKS
     train: Split
     val: Split
     test: Split
@@ -81,6 +80,7 @@ class DataSplits:
 
     def __post_init__(self) -> None:
         validate_data_splits(self)
+        object.__setattr__(self, "task", Task(self.task))  # a plain string from a third-party dataset too
 
     @property
     def input_dim(self) -> int:
@@ -297,15 +297,6 @@ def _where(dataset: str, split: str) -> str:
     return f"dataset {dataset!r}, {split} split"
 
 
-def _count_bad(values: Tensor) -> str | None:
-    """``"2 NaN and 1 infinite value(s) out of 12"``, or ``None`` when every value is finite."""
-    nan = int(torch.isnan(values).sum())
-    inf = int(torch.isinf(values).sum())
-    if nan == 0 and inf == 0:
-        return None
-    return f"{nan} NaN and {inf} infinite value(s) out of {values.numel()}"
-
-
 def validate_features(features: Tensor, *, dataset: str = "<unnamed>", split: str = "train") -> None:
     """Raise a ``ValueError`` unless ``features`` is a non-empty, finite :math:`(N, F)` float32 tensor.
 
@@ -329,7 +320,7 @@ def validate_features(features: Tensor, *, dataset: str = "<unnamed>", split: st
         raise ValueError(f"{where}: features have 0 columns; every sample needs at least one feature.")
     if features.dtype != torch.float32:
         raise ValueError(f"{where}: features must be float32, got {features.dtype}; convert with features.float().")
-    bad = _count_bad(features)
+    bad = count_non_finite(features)
     if bad is not None:
         raise ValueError(
             f"{where}: features contain {bad}. One NaN turns every loss and gradient into NaN: drop or "
@@ -337,9 +328,10 @@ def validate_features(features: Tensor, *, dataset: str = "<unnamed>", split: st
         )
 
 
-def _expect_dtype(targets: Tensor, dtype: torch.dtype, task: str, where: str, fix: str) -> None:
-    if targets.dtype != dtype:
-        raise ValueError(f"{where}: {task} targets must be {dtype}, got {targets.dtype}; {fix}.")
+def _check_task(task: str, where: str) -> Task:
+    if task not in DATASET_TASKS:
+        raise ValueError(f"{where}: unknown task {task!r}; expected one of {[str(t) for t in DATASET_TASKS]}")
+    return Task(task)
 
 
 def validate_targets(
@@ -347,60 +339,26 @@ def validate_targets(
 ) -> None:
     """Raise a ``ValueError`` unless ``targets`` has the dtype, shape and values ``task`` needs.
 
-    ``"multiclass"``: :math:`(N,)` int64 in ``[0, num_outputs)``; ``"binary"``: :math:`(N,)` int64 in
-    {0, 1}; ``"multilabel"``: :math:`(N, K)` float32 in {0, 1} with ``K = num_outputs``;
-    ``"regression"``: finite float32, :math:`(N,)` when ``num_outputs == 1`` or :math:`(N, D)` with
-    ``D = num_outputs``.
+    Multiclass: :math:`(N,)` int64 in ``[0, num_outputs)``; binary: :math:`(N,)` int64 in {0, 1};
+    multilabel: :math:`(N, K)` float32 in {0, 1} with ``K = num_outputs``; regression: finite float32,
+    :math:`(N,)` when ``num_outputs == 1`` or :math:`(N, D)` with ``D = num_outputs``. The rules per task
+    are its ``TaskSpec.check_targets`` (:mod:`lossforge.tasks`).
 
-    >>> validate_targets(torch.tensor([0.0, 1.0]), task="binary", num_outputs=1,
+    >>> validate_targets(torch.tensor([0.0, 1.0]), task=Task.BINARY, num_outputs=1,
     ...                  dataset="toy")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ValueError: dataset 'toy', train split: binary targets must be torch.int64, got torch.float32; store...
     """
     where = _where(dataset, split)
-    if task not in TASKS:
-        raise ValueError(f"{where}: unknown task {task!r}; expected one of {list(TASKS)}")
+    spec = spec_for(_check_task(task, where))
     if not isinstance(targets, Tensor):
         raise ValueError(f"{where}: targets must be a torch.Tensor, got {type(targets).__name__}")
     if targets.shape[:1] == (0,) or targets.numel() == 0:
         raise ValueError(f"{where}: the split has no targets (0 samples); every split needs at least one.")
-    if task in ("multiclass", "binary"):
-        fix = "store 0/1 class indices with targets.long() (losses that want ±1 convert them themselves)"
-        if task == "multiclass":
-            fix = "store class indices (not one-hot rows) with targets.long()"
-        _expect_dtype(targets, torch.int64, task, where, fix)
-        if targets.dim() != 1:
-            raise ValueError(f"{where}: {task} targets must have shape (N,), got {tuple(targets.shape)}.")
-        high = 2 if task == "binary" else num_outputs
-        outside = (targets < 0) | (targets >= high)
-        if outside.any():
-            raise ValueError(
-                f"{where}: {task} targets must be class indices in [0, {high}), got {int(outside.sum())} "
-                f"value(s) outside it (smallest {int(targets.min())}, largest {int(targets.max())})."
-            )
-        return
-    _expect_dtype(targets, torch.float32, task, where, "convert with targets.float()")
-    bad = _count_bad(targets)
-    if bad is not None:
-        raise ValueError(f"{where}: targets contain {bad}; drop these samples or impute their targets.")
-    if task == "multilabel":
-        if targets.dim() != 2 or targets.shape[1] != num_outputs:
-            raise ValueError(
-                f"{where}: multilabel targets must have shape (N, {num_outputs}) (one 0/1 column per "
-                f"label), got {tuple(targets.shape)}."
-            )
-        not_binary = int(((targets != 0) & (targets != 1)).sum())
-        if not_binary:
-            raise ValueError(f"{where}: multilabel targets must be 0 or 1, got {not_binary} other value(s).")
-        return
-    expected = "(N,) or (N, 1)" if num_outputs == 1 else f"(N, {num_outputs})"
-    dims = 1 if targets.dim() == 1 else (targets.shape[1] if targets.dim() == 2 else -1)
-    if dims != num_outputs:
-        raise ValueError(
-            f"{where}: regression targets must have shape {expected} for num_outputs={num_outputs}, "
-            f"got {tuple(targets.shape)}."
-        )
+    problem = spec.check_targets(targets, num_outputs)
+    if problem:
+        raise ValueError(f"{where}: {problem}")
 
 
 def validate_split(
@@ -409,7 +367,7 @@ def validate_split(
     """Validate the features and targets of one split, and that they describe the same samples.
 
     >>> validate_split(Split(torch.zeros(3, 2), torch.tensor([0, 1])),
-    ...                task="binary", num_outputs=1)  # doctest: +ELLIPSIS
+    ...                task=Task.BINARY, num_outputs=1)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ValueError: dataset '<unnamed>', train split: 3 feature rows but 2 targets; each sample needs exactly...
@@ -429,18 +387,14 @@ def validate_data_splits(data: DataSplits) -> None:
     ``DataSplits`` calls this when it is built; call it yourself on a dataset assembled elsewhere.
     """
     label = f"dataset {data.name!r}"
-    if data.task not in TASKS:
-        raise ValueError(f"{label}: unknown task {data.task!r}; expected one of {list(TASKS)}")
+    spec = spec_for(_check_task(data.task, label))
     if isinstance(data.num_outputs, bool) or not isinstance(data.num_outputs, int) or data.num_outputs < 1:
         raise ValueError(f"{label}: num_outputs must be a positive int, got {data.num_outputs!r}")
-    if data.task == "binary" and data.num_outputs != 1:
-        raise ValueError(
-            f"{label}: a binary task has num_outputs=1 (one logit for the positive class), got "
-            f"{data.num_outputs}; use task='multiclass' for a two-column output."
-        )
-    expected_names = {"binary": 2, "multiclass": data.num_outputs, "multilabel": data.num_outputs}
-    if data.class_names and len(data.class_names) != expected_names.get(data.task, 0):
-        wanted = expected_names.get(data.task, 0)
+    problem = spec.check_num_outputs(data.num_outputs)
+    if problem:
+        raise ValueError(f"{label}: {problem}")
+    wanted = spec.num_class_names(data.num_outputs)
+    if data.class_names and len(data.class_names) != wanted:
         raise ValueError(
             f"{label}: a {data.task} task with num_outputs={data.num_outputs} needs {wanted} class names "
             f"(or none), got {len(data.class_names)}: {list(data.class_names)}"

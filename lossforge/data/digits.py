@@ -21,6 +21,7 @@ from numbers import Integral
 import torch
 from torch import Tensor
 
+from lossforge.contract import Task
 from lossforge.data.base import (
     DataSplits,
     Split,
@@ -109,8 +110,8 @@ def digits(
 
     Example:
         >>> data = digits(seed=0)
-        >>> data.task, data.num_outputs, data.input_dim, len(data.train), len(data.val), len(data.test)
-        ('multiclass', 10, 64, 1257, 270, 270)
+        >>> data.task.name, data.num_outputs, data.input_dim, len(data.train), len(data.val), len(data.test)
+        ('MULTICLASS', 10, 64, 1257, 270, 270)
         >>> open_set = digits(seed=0, held_out_classes=[7, 8, 9])
         >>> sorted(set(open_set.test.targets.tolist())), len(open_set.test)
         ([7, 8, 9], 533)
@@ -132,7 +133,7 @@ def digits(
         train, val = seen.subset(parts["train"]), seen.subset(parts["val"])
         test = Split(features[unseen], labels[unseen])
     train, val, test = standardize_features(train, val, test)
-    return DataSplits("digits", "multiclass", train, val, test, num_outputs=NUM_DIGITS, class_names=DIGIT_NAMES)
+    return DataSplits("digits", Task.MULTICLASS, train, val, test, num_outputs=NUM_DIGITS, class_names=DIGIT_NAMES)
 
 
 def imbalanced_class_sizes(largest: int, imbalance_ratio: float, num_classes: int = NUM_DIGITS) -> list[int]:
@@ -188,7 +189,7 @@ def digits_imbalanced(
     train = train.subset(torch.cat(kept).sort().values)
     train, val, test = standardize_features(train, val, test)
     return DataSplits(
-        "digits_imbalanced", "multiclass", train, val, test, num_outputs=NUM_DIGITS, class_names=DIGIT_NAMES
+        "digits_imbalanced", Task.MULTICLASS, train, val, test, num_outputs=NUM_DIGITS, class_names=DIGIT_NAMES
     )
 
 
@@ -213,8 +214,8 @@ def digits_binary(
 
     Example:
         >>> data = digits_binary(seed=0)
-        >>> data.task, data.num_outputs, data.class_names
-        ('binary', 1, ('digits 0,2,4,6,8', 'digits 1,3,5,7,9'))
+        >>> data.task.name, data.num_outputs, data.class_names
+        ('BINARY', 1, ('digits 0,2,4,6,8', 'digits 1,3,5,7,9'))
         >>> data.train.targets.dtype, round(data.train.targets.float().mean().item(), 2)
         (torch.int64, 0.5)
     """
@@ -230,7 +231,7 @@ def digits_binary(
         Split(split.features, torch.isin(split.targets, positive_tensor).long()) for split in (train, val, test)
     )
     names = (f"digits {','.join(map(str, negative))}", f"digits {','.join(map(str, positive))}")
-    return DataSplits("digits_binary", "binary", train, val, test, num_outputs=1, class_names=names)
+    return DataSplits("digits_binary", Task.BINARY, train, val, test, num_outputs=1, class_names=names)
 
 
 def multilabel_targets(labels: Tensor) -> Tensor:
@@ -263,10 +264,10 @@ def digits_multilabel(
 
     Example:
         >>> data = digits_multilabel(seed=0)
-        >>> data.task, data.num_outputs, tuple(data.train.targets.shape)
-        ('multilabel', 4, (1257, 4))
+        >>> data.task.name, data.num_outputs, tuple(data.train.targets.shape)
+        ('MULTILABEL', 4, (1257, 4))
     """
     train, val, test = standardize_features(*_stratified(seed, val_fraction, test_fraction))
     train, val, test = (Split(split.features, multilabel_targets(split.targets)) for split in (train, val, test))
     names = tuple(MULTILABEL_DEFINITIONS)
-    return DataSplits("digits_multilabel", "multilabel", train, val, test, num_outputs=len(names), class_names=names)
+    return DataSplits("digits_multilabel", Task.MULTILABEL, train, val, test, num_outputs=len(names), class_names=names)

@@ -9,6 +9,7 @@ can still insert a ``DistributedSampler`` under DDP.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -57,8 +58,8 @@ class EpochShuffle(Sampler[int]):
         return self.size
 
 
-def keep_batch(batch: tuple[Tensor, Tensor]) -> tuple[Tensor, Tensor]:
-    """The collate function for ``__getitems__`` batches: they are already stacked."""
+def keep_batch(batch: Any) -> Any:
+    """The collate function for ``__getitems__`` batches: they are already stacked ``(features, targets)``."""
     return batch
 
 

@@ -26,6 +26,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from lossforge.contract import Task
 from lossforge.data.base import DataSplits, Split, check_fraction, partition_indices, standardize_features
 
 #: IDX dtype code → numpy dtype (big-endian, as stored).
@@ -263,4 +264,4 @@ def mnist(
     train, val = train_all.subset(parts["train"]), train_all.subset(parts["val"])
     train, val, test = standardize_features(train, val, test, per_feature=False)
     names = tuple(str(digit) for digit in range(10))
-    return DataSplits("mnist", "multiclass", train, val, test, num_outputs=10, class_names=names)
+    return DataSplits("mnist", Task.MULTICLASS, train, val, test, num_outputs=10, class_names=names)

@@ -11,6 +11,7 @@ import math
 
 import torch
 
+from lossforge.contract import Task
 from lossforge.data.base import (
     DataSplits,
     Split,
@@ -73,8 +74,8 @@ def regression_outliers(
 
     Example:
         >>> data = regression_outliers(seed=0)
-        >>> data.task, data.num_outputs, data.input_dim, len(data.train), len(data.val), len(data.test)
-        ('regression', 1, 8, 700, 150, 150)
+        >>> data.task.name, data.num_outputs, data.input_dim, len(data.train), len(data.val), len(data.test)
+        ('REGRESSION', 1, 8, 700, 150, 150)
         >>> bool(data.train.targets.max() > 4), bool(data.test.targets.max() < 4)
         (True, True)
     """
@@ -109,7 +110,7 @@ def regression_outliers(
     train = Split(train.features, train.targets.index_add(0, positions, offsets))
 
     train, val, test = standardize_features(train, val, test)
-    return DataSplits("regression_outliers", "regression", train, val, test, num_outputs=1)
+    return DataSplits("regression_outliers", Task.REGRESSION, train, val, test, num_outputs=1)
 
 
 def diabetes(*, seed: int, val_fraction: float = 0.15, test_fraction: float = 0.15) -> DataSplits:
@@ -128,8 +129,8 @@ def diabetes(*, seed: int, val_fraction: float = 0.15, test_fraction: float = 0.
 
     Example:
         >>> data = diabetes(seed=0)
-        >>> data.task, data.num_outputs, data.input_dim, len(data.train), len(data.val), len(data.test)
-        ('regression', 1, 10, 310, 66, 66)
+        >>> data.task.name, data.num_outputs, data.input_dim, len(data.train), len(data.val), len(data.test)
+        ('REGRESSION', 1, 10, 310, 66, 66)
         >>> train_targets = data.train.targets
         >>> abs(train_targets.mean().item()) < 1e-5, round(train_targets.std(unbiased=False).item(), 3)
         (True, 1.0)
@@ -144,4 +145,4 @@ def diabetes(*, seed: int, val_fraction: float = 0.15, test_fraction: float = 0.
     train, val, test = standardize_features(*(everything.subset(index) for index in indices))
     scaler = Standardizer.fit(train.targets)
     train, val, test = (Split(split.features, scaler(split.targets)) for split in (train, val, test))
-    return DataSplits("diabetes", "regression", train, val, test, num_outputs=1)
+    return DataSplits("diabetes", Task.REGRESSION, train, val, test, num_outputs=1)

@@ -32,7 +32,9 @@ def confusion_matrix_figure(predicted: Tensor, targets: Tensor, class_names: Seq
         for guess in range(num_classes):
             if counts[true, guess]:
                 colour = "white" if rates[true, guess] > 0.5 else "black"
-                axes.text(guess, true, int(counts[true, guess]), ha="center", va="center", fontsize=7, color=colour)
+                axes.text(
+                    guess, true, str(int(counts[true, guess])), ha="center", va="center", fontsize=7, color=colour
+                )
     axes.set(xticks=range(num_classes), yticks=range(num_classes), xlabel="predicted", ylabel="true")
     axes.set_xticklabels(class_names, rotation=45, fontsize=7)
     axes.set_yticklabels(class_names, fontsize=7)

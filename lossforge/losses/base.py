@@ -1,22 +1,18 @@
-"""What every built-in loss shares: the task names, ``reduction``, and errors that teach.
+"""What every built-in loss shares: ``reduction``, the thin ``Loss`` base, and errors that teach.
 
 A third-party loss does not need anything from here (the plugin contract is plain ``torch.nn.Module`` +
-class attributes, see ``plugins/README.md``); lossforge's own losses use it so the contract is enforced
-in one place.
+class attributes, written down in :mod:`lossforge.contract`); lossforge's own losses use it so they
+meet that contract in one way.
 """
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from contextlib import contextmanager
-from contextvars import ContextVar
 from typing import ClassVar, Literal
 
 import torch
 from torch import Tensor, nn
 
-#: The tasks a loss can declare in its ``tasks`` class attribute, and a dataset in its ``task``.
-TASKS = ("regression", "binary", "multiclass", "multilabel", "metric")
+from lossforge.contract import Task
 
 Reduction = Literal["mean", "sum", "none"]
 REDUCTIONS = ("mean", "sum", "none")
@@ -26,7 +22,7 @@ class LossInputError(ValueError):
     """Raised when a loss gets a prediction/target of the wrong shape, dtype or value range."""
 
 
-def check_reduction(loss_name: str, reduction: str, allowed: tuple[str, ...] = REDUCTIONS) -> str:
+def check_reduction(loss_name: str, reduction: str, allowed: tuple[str, ...] = REDUCTIONS) -> Reduction:
     """Return ``reduction`` if it is one of ``allowed``, else raise a ``ValueError`` naming the loss.
 
     >>> check_reduction("l1", "sum")
@@ -34,7 +30,7 @@ def check_reduction(loss_name: str, reduction: str, allowed: tuple[str, ...] = R
     """
     if reduction not in allowed:
         raise ValueError(f"{loss_name}: expected `reduction` in {list(allowed)}, got {reduction!r}")
-    return reduction
+    return reduction  # type: ignore[return-value]  # checked just above
 
 
 def reduce(values: Tensor, reduction: str, weights: Tensor | None = None) -> Tensor:
@@ -64,42 +60,6 @@ def reduce(values: Tensor, reduction: str, weights: Tensor | None = None) -> Ten
     raise ValueError(f"expected `reduction` in {list(REDUCTIONS)}, got {reduction!r}")
 
 
-_SCAN_TARGET_VALUES: ContextVar[bool] = ContextVar("lossforge_scan_target_values", default=True)
-
-
-@contextmanager
-def validated_targets() -> Iterator[None]:
-    """Within this block, lossforge's losses trust the *values* of their targets and skip scanning them.
-
-    Every loss checks dtypes and shapes on every call (free), and by default also scans target values:
-    binary/multilabel labels in {0, 1} (or ±1), class indices in ``[0, C)``, probability rows that sum to
-    1. Such a scan reads the whole target — for ``bce`` as much memory as the logits, 19–39 % of the
-    call on a CPU — and on a GPU ends in a host-device sync that stalls the launch queue. When the
-    targets come from data validated once up front (``DataSplits`` validates every split when it is
-    built, and ``LossTask`` wraps its loss calls in this block), the scans repeat that work every batch.
-    Shape and dtype errors are still raised inside the block; wrong *values* are not caught there.
-
-    >>> from lossforge.losses.classification import bce_loss
-    >>> bce_loss(torch.zeros(2, 1), torch.tensor([[0.5], [1.0]]))  # doctest: +ELLIPSIS
-    Traceback (most recent call last):
-    ...
-    lossforge.losses.base.LossInputError: bce: expected labels in {0, 1}, got values [0.5, 1.0]
-    >>> with validated_targets():
-    ...     bce_loss(torch.zeros(2, 1), torch.tensor([[0.0], [1.0]]))
-    tensor(0.6931)
-    """
-    token = _SCAN_TARGET_VALUES.set(False)
-    try:
-        yield
-    finally:
-        _SCAN_TARGET_VALUES.reset(token)
-
-
-def scan_target_values() -> bool:
-    """False inside :func:`validated_targets`: whether a loss should scan its targets' values."""
-    return _SCAN_TARGET_VALUES.get()
-
-
 def input_error(loss_name: str, expected: str, got: str) -> LossInputError:
     """Build the error every loss raises for bad input: which loss, what it expected, what it got.
 
@@ -115,18 +75,22 @@ def shape(tensor: Tensor) -> str:
 
 
 class Loss(nn.Module):
-    """Thin base for lossforge's built-in losses: holds ``reduction`` and declares ``tasks``.
+    """Thin base for lossforge's built-in losses: holds ``reduction`` and ``scan_targets``, declares ``tasks``.
 
     Subclasses set ``name`` (the registry name, used in error messages) and ``tasks``, take keyword-only
-    constructor parameters with defaults, and validate them eagerly.
+    constructor parameters with defaults, and validate them eagerly. ``scan_targets`` (see
+    :class:`lossforge.contract.LossPlugin`) starts ``True``: a loss called on its own checks its targets'
+    values; the training module turns it off because the data were validated once when they were built.
+    Losses that scan nothing ignore it.
     """
 
     name: ClassVar[str] = "loss"
-    tasks: ClassVar[tuple[str, ...]] = ()
+    tasks: ClassVar[tuple[Task, ...]] = ()
 
     def __init__(self, *, reduction: Reduction = "mean") -> None:
         super().__init__()
-        self.reduction = check_reduction(self.name, reduction)
+        self.reduction: Reduction = check_reduction(self.name, reduction)
+        self.scan_targets = True
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}"

@@ -14,12 +14,13 @@ Every loss works from logits with ``log_softmax`` / ``logsigmoid``, so large sco
 from __future__ import annotations
 
 from collections.abc import Sequence
-from typing import ClassVar
+from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from lossforge.contract import Task
 from lossforge.losses.base import (
     Loss,
     Reduction,
@@ -27,7 +28,6 @@ from lossforge.losses.base import (
     check_reduction,
     input_error,
     reduce,
-    scan_target_values,
     shape,
 )
 
@@ -43,8 +43,10 @@ def _check_labels(
     *,
     dims: tuple[int, ...] = (1,),
     plus_minus_one: bool = False,
+    scan: bool = True,
 ) -> None:
-    """Binary/multilabel input: floating scores, a target of the same shape, labels in {0, 1} (or ±1)."""
+    """Binary/multilabel input: floating scores, a target of the same shape, labels in {0, 1} (or ±1).
+    ``scan=False`` skips the scan of the label values (dtype and shape are still checked)."""
     if not scores.is_floating_point():
         raise input_error(loss_name, "floating-point scores (logits)", f"dtype {scores.dtype}")
     if target.is_complex():
@@ -52,7 +54,7 @@ def _check_labels(
     if scores.dim() not in dims or scores.shape != target.shape:
         expected = " or ".join(("scores (N,)", "scores (N, K)")[d - 1] for d in dims)
         raise input_error(loss_name, f"{expected} and labels of the same shape", f"{shape(scores)} and {shape(target)}")
-    if target.dtype == torch.bool or not scan_target_values():
+    if target.dtype == torch.bool or not scan:
         return  # 0 or 1 by construction, or validated once up front: nothing to scan
     # The scan is memory-bound (two comparisons over the whole target), so the in-place `or` saves one
     # temporary; the ±1 scan runs only when the {0, 1} one fails.
@@ -65,9 +67,12 @@ def _check_labels(
         raise input_error(loss_name, f"labels {allowed}", f"values {found}")
 
 
-def _check_multiclass(loss_name: str, logits: Tensor, target: Tensor, *, soft: bool) -> tuple[bool, Tensor]:
+def _check_multiclass(
+    loss_name: str, logits: Tensor, target: Tensor, *, soft: bool, scan: bool = True
+) -> tuple[bool, Tensor]:
     """Validate multiclass input; return (whether the targets are probability rows, the targets), with
-    class indices as int64, which ``gather`` and ``one_hot`` need."""
+    class indices as int64, which ``gather`` and ``one_hot`` need. ``scan=False`` skips the scans of the
+    target values (index range, probability rows); dtypes and shapes are still checked."""
     if not logits.is_floating_point():
         raise input_error(loss_name, "floating-point logits (N, C)", f"dtype {logits.dtype}")
     targets_expected = "class indices (N,)" + (" or probabilities (N, C)" if soft else "")
@@ -77,7 +82,7 @@ def _check_multiclass(loss_name: str, logits: Tensor, target: Tensor, *, soft: b
     if target.dim() == 1 and target.shape[0] == num_samples:
         if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
             raise input_error(loss_name, "class indices of an integer dtype", f"dtype {target.dtype}")
-        if not scan_target_values():
+        if not scan:
             return False, target.long()
         # One pass and one host sync for the range check (a GPU would otherwise assert inside the kernel).
         lowest, highest = torch.aminmax(target) if num_samples else (target.new_zeros(()), target.new_zeros(()))
@@ -88,7 +93,7 @@ def _check_multiclass(loss_name: str, logits: Tensor, target: Tensor, *, soft: b
     if soft and target.shape == logits.shape:
         if not target.is_floating_point():
             raise input_error(loss_name, "floating-point probability targets (N, C)", f"dtype {target.dtype}")
-        if scan_target_values() and ((target < 0).any() | ((target.sum(dim=1) - 1).abs() > 1e-3).any()):
+        if scan and ((target < 0).any() | ((target.sum(dim=1) - 1).abs() > 1e-3).any()):
             raise input_error(loss_name, "probability rows: non-negative, summing to 1", "other values")
         return True, target
     raise input_error(loss_name, f"logits (N, C) and {targets_expected}", f"{shape(logits)} and {shape(target)}")
@@ -155,7 +160,9 @@ def _true_class_mask(target: Tensor, num_classes: int) -> Tensor:
 # -- hinge losses ----------------------------------------------------------------------------------
 
 
-def hinge_loss(scores: Tensor, target: Tensor, *, margin: float = 1.0, reduction: Reduction = "mean") -> Tensor:
+def hinge_loss(
+    scores: Tensor, target: Tensor, *, margin: float = 1.0, reduction: Reduction = "mean", check_values: bool = True
+) -> Tensor:
     r"""Binary hinge loss on raw scores, labels given as ±1 or 0/1 (0 is read as −1).
 
     .. math::
@@ -166,6 +173,7 @@ def hinge_loss(scores: Tensor, target: Tensor, *, margin: float = 1.0, reduction
         target: labels ``(N,)``, all in {−1, 1} or all in {0, 1}.
         margin: :math:`m \ge 0`.
         reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values.
+        check_values: scan the target values (labels in range); ``False`` for data validated up front.
 
     Example:
         >>> hinge_loss(torch.tensor([2.0, 0.5, 0.5]), torch.tensor([1, 1, 0]), reduction="none")
@@ -173,13 +181,18 @@ def hinge_loss(scores: Tensor, target: Tensor, *, margin: float = 1.0, reduction
     """
     margin = _check_margin("hinge", margin)
     check_reduction("hinge", reduction)
-    _check_labels("hinge", scores, target, plus_minus_one=True)
+    _check_labels("hinge", scores, target, plus_minus_one=True, scan=check_values)
     signs = 2 * as_float(target > 0, scores) - 1
     return reduce((margin - signs * scores).clamp(min=0), reduction)
 
 
 def multiclass_hinge_loss(
-    logits: Tensor, target: Tensor, *, margin: float = 1.0, reduction: Reduction = "mean"
+    logits: Tensor,
+    target: Tensor,
+    *,
+    margin: float = 1.0,
+    reduction: Reduction = "mean",
+    check_values: bool = True,
 ) -> Tensor:
     r"""Weston–Watkins multiclass hinge loss: one hinge per wrong class, summed.
 
@@ -193,6 +206,7 @@ def multiclass_hinge_loss(
         target: class indices ``(N,)``.
         margin: :math:`m \ge 0`.
         reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values.
+        check_values: scan the target values (labels in range); ``False`` for data validated up front.
 
     Example:
         >>> multiclass_hinge_loss(torch.tensor([[2.0, 1.5, -1.0]]), torch.tensor([0]))
@@ -200,7 +214,7 @@ def multiclass_hinge_loss(
     """
     margin = _check_margin("multiclass_hinge", margin)
     check_reduction("multiclass_hinge", reduction)
-    _, target = _check_multiclass("multiclass_hinge", logits, target, soft=False)
+    _, target = _check_multiclass("multiclass_hinge", logits, target, soft=False, scan=check_values)
     true_score = logits.gather(1, target[:, None])  # (N, 1)
     hinges = (margin - true_score + logits).clamp(min=0)  # (N, C)
     values = hinges.masked_fill(_true_class_mask(target, logits.shape[1]), 0.0).sum(dim=1)
@@ -211,7 +225,12 @@ def multiclass_hinge_loss(
 
 
 def cross_entropy(
-    logits: Tensor, target: Tensor, *, label_smoothing: float = 0.0, reduction: Reduction = "mean"
+    logits: Tensor,
+    target: Tensor,
+    *,
+    label_smoothing: float = 0.0,
+    reduction: Reduction = "mean",
+    check_values: bool = True,
 ) -> Tensor:
     r"""Softmax cross-entropy (natural log), from class indices or probability rows.
 
@@ -227,6 +246,7 @@ def cross_entropy(
         target: class indices ``(N,)`` or probabilities / one-hot rows ``(N, C)``.
         label_smoothing: :math:`\varepsilon \in [0, 1)`.
         reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values.
+        check_values: scan the target values (labels in range); ``False`` for data validated up front.
 
     Example:
         >>> logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
@@ -235,7 +255,7 @@ def cross_entropy(
     """
     label_smoothing = _check_label_smoothing(label_smoothing)
     check_reduction("cross_entropy", reduction)
-    soft, target = _check_multiclass("cross_entropy", logits, target, soft=True)
+    soft, target = _check_multiclass("cross_entropy", logits, target, soft=True, scan=check_values)
     return _fused_cross_entropy(logits, as_float(target, logits) if soft else target, label_smoothing, reduction)
 
 
@@ -247,7 +267,9 @@ def _fused_cross_entropy(logits: Tensor, target: Tensor, label_smoothing: float,
     return F.cross_entropy(logits, target, label_smoothing=label_smoothing, reduction=reduction)
 
 
-def weighted_cross_entropy(logits: Tensor, target: Tensor, weights: Tensor, *, reduction: Reduction = "mean") -> Tensor:
+def weighted_cross_entropy(
+    logits: Tensor, target: Tensor, weights: Tensor, *, reduction: Reduction = "mean", check_values: bool = True
+) -> Tensor:
     r"""Class-weighted cross-entropy; ``"mean"`` is the weighted mean, for every kind of target.
 
     .. math::
@@ -265,6 +287,7 @@ def weighted_cross_entropy(logits: Tensor, target: Tensor, weights: Tensor, *, r
         weights: per-class weights :math:`\alpha`, ``(C,)``, non-negative (not checked here).
         reduction: ``"mean"`` (weighted, as above), ``"sum"``, or ``"none"`` for the per-sample
             weighted values :math:`\ell_i`, ``(N,)``.
+        check_values: scan the target values (labels in range); ``False`` for data validated up front.
 
     Example:
         >>> logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
@@ -275,7 +298,7 @@ def weighted_cross_entropy(logits: Tensor, target: Tensor, weights: Tensor, *, r
         True
     """
     check_reduction("weighted_cross_entropy", reduction)
-    soft, target = _check_multiclass("weighted_cross_entropy", logits, target, soft=True)
+    soft, target = _check_multiclass("weighted_cross_entropy", logits, target, soft=True, scan=check_values)
     if weights.shape != (logits.shape[1],):
         raise input_error(
             "weighted_cross_entropy", f"logits with one class per weight ({weights.numel()})", shape(logits)
@@ -363,6 +386,7 @@ def focal_loss(
     gamma: float = 2.0,
     alpha: float | Sequence[float] | Tensor | None = None,
     reduction: Reduction = "mean",
+    check_values: bool = True,
 ) -> Tensor:
     r"""Focal loss (Lin et al., 2017): cross-entropy scaled down on samples already classified well.
 
@@ -393,6 +417,7 @@ def focal_loss(
         alpha: class weighting, see above.
         reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values
             :math:`\ell_i` (with :math:`\alpha_t` applied).
+        check_values: scan the target values (labels in range); ``False`` for data validated up front.
 
     Example:
         >>> logits = torch.tensor([[3.0, 0.0], [0.0, 0.5]])
@@ -406,7 +431,7 @@ def focal_loss(
     check_reduction("focal", reduction)
     alpha = _check_alpha(alpha)
     if prediction.dim() == 1:
-        _check_labels("focal", prediction, target)
+        _check_labels("focal", prediction, target, scan=check_values)
         true_class = (target > 0).long()
         true_score = torch.where(target > 0, prediction, -prediction)  # p_t = sigmoid(true_score)
         log_p_true = F.logsigmoid(true_score)
@@ -415,7 +440,7 @@ def focal_loss(
         if gamma:  # skipped at γ = 0 so that 0 · log(1 - p_t) cannot become NaN when 1 - p_t underflows
             values = torch.exp(gamma * log_p_other) * values
     else:
-        _, target = _check_multiclass("focal", prediction, target, soft=False)
+        _, target = _check_multiclass("focal", prediction, target, soft=False, scan=check_values)
         if prediction.shape[1] < 2:
             raise input_error("focal", "logits (N, C) with C >= 2", shape(prediction))
         true_class = target
@@ -465,7 +490,7 @@ class _MulticlassFocal(torch.autograd.Function):
 
     @staticmethod
     @torch.autograd.function.once_differentiable
-    def backward(ctx: torch.autograd.function.FunctionCtx, grad_values: Tensor) -> tuple[Tensor, None, None]:
+    def backward(ctx: Any, grad_values: Tensor) -> tuple[Tensor, None, None]:
         probabilities, index, g = ctx.saved_tensors
         scale = (grad_values * g)[:, None]  # (N, 1)
         grad_logits = probabilities * -scale  # (N, C): g (δ_jt − p_j), one pass
@@ -503,6 +528,7 @@ def bce_loss(
     *,
     pos_weight: float | Sequence[float] | Tensor | None = None,
     reduction: Reduction = "mean",
+    check_values: bool = True,
 ) -> Tensor:
     r"""Sigmoid + binary cross-entropy per label, summed over the labels of each sample.
 
@@ -518,6 +544,7 @@ def bce_loss(
         target: labels in {0, 1}, the same shape.
         pos_weight: :math:`w`, a weight on the positive term: one number, or one per label ``(K,)``.
         reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` sums.
+        check_values: scan the target values (labels in range); ``False`` for data validated up front.
 
     Example:
         >>> logits = torch.tensor([[0.0, 2.0], [-1.0, 0.0]])
@@ -526,7 +553,7 @@ def bce_loss(
         tensor([0.8201, 1.0064])
     """
     check_reduction("bce", reduction)
-    _check_labels("bce", logits, target, dims=(1, 2))
+    _check_labels("bce", logits, target, dims=(1, 2), scan=check_values)
     labels = as_float(target, logits)
     if pos_weight is not None:
         if not isinstance(pos_weight, Tensor):
@@ -572,14 +599,16 @@ class HingeLoss(Loss):
     """
 
     name: ClassVar[str] = "hinge"
-    tasks: ClassVar[tuple[str, ...]] = ("binary",)
+    tasks: ClassVar[tuple[Task, ...]] = (Task.BINARY,)
 
     def __init__(self, *, margin: float = 1.0, reduction: Reduction = "mean") -> None:
         super().__init__(reduction=reduction)
         self.margin = _check_margin(self.name, margin)
 
     def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
-        return hinge_loss(prediction, target, margin=self.margin, reduction=self.reduction)
+        return hinge_loss(
+            prediction, target, margin=self.margin, reduction=self.reduction, check_values=self.scan_targets
+        )
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}, {super().extra_repr()}"
@@ -607,14 +636,16 @@ class MulticlassHingeLoss(Loss):
     """
 
     name: ClassVar[str] = "multiclass_hinge"
-    tasks: ClassVar[tuple[str, ...]] = ("multiclass",)
+    tasks: ClassVar[tuple[Task, ...]] = (Task.MULTICLASS,)
 
     def __init__(self, *, margin: float = 1.0, reduction: Reduction = "mean") -> None:
         super().__init__(reduction=reduction)
         self.margin = _check_margin(self.name, margin)
 
     def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
-        return multiclass_hinge_loss(prediction, target, margin=self.margin, reduction=self.reduction)
+        return multiclass_hinge_loss(
+            prediction, target, margin=self.margin, reduction=self.reduction, check_values=self.scan_targets
+        )
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}, {super().extra_repr()}"
@@ -644,14 +675,20 @@ class CrossEntropyLoss(Loss):
     """
 
     name: ClassVar[str] = "cross_entropy"
-    tasks: ClassVar[tuple[str, ...]] = ("multiclass",)
+    tasks: ClassVar[tuple[Task, ...]] = (Task.MULTICLASS,)
 
     def __init__(self, *, label_smoothing: float = 0.0, reduction: Reduction = "mean") -> None:
         super().__init__(reduction=reduction)
         self.label_smoothing = _check_label_smoothing(label_smoothing)
 
     def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
-        return cross_entropy(prediction, target, label_smoothing=self.label_smoothing, reduction=self.reduction)
+        return cross_entropy(
+            prediction,
+            target,
+            label_smoothing=self.label_smoothing,
+            reduction=self.reduction,
+            check_values=self.scan_targets,
+        )
 
     def extra_repr(self) -> str:
         return f"label_smoothing={self.label_smoothing}, {super().extra_repr()}"
@@ -693,7 +730,7 @@ class WeightedCrossEntropyLoss(Loss):
     """
 
     name: ClassVar[str] = "weighted_cross_entropy"
-    tasks: ClassVar[tuple[str, ...]] = ("multiclass",)
+    tasks: ClassVar[tuple[Task, ...]] = (Task.MULTICLASS,)
     #: "mean" is Σ w_i ℓ_i / Σ w_i, not the mean of the "none" values (read by lossforge.testing).
     mean_is_weighted: ClassVar[bool] = True
     class_weights: Tensor | None
@@ -729,6 +766,7 @@ class WeightedCrossEntropyLoss(Loss):
             num_classes: :math:`C`.
         """
         if self.scheme is None:
+            assert self.class_weights is not None  # given as a list: set in __init__
             if self.class_weights.numel() != num_classes:
                 raise ValueError(
                     f"{self.name}: got {self.class_weights.numel()} `weights` but the data has {num_classes} classes"
@@ -759,7 +797,9 @@ class WeightedCrossEntropyLoss(Loss):
                 f"`loss.prepare(targets=train_targets, num_classes=C)` before the first forward (the "
                 f"training pipeline does), or give `weights` as a list"
             )
-        return weighted_cross_entropy(prediction, target, self.class_weights, reduction=self.reduction)
+        return weighted_cross_entropy(
+            prediction, target, self.class_weights, reduction=self.reduction, check_values=self.scan_targets
+        )
 
     def extra_repr(self) -> str:
         weights = self.scheme if self.scheme is not None else "given"
@@ -795,7 +835,7 @@ class FocalLoss(Loss):
     """
 
     name: ClassVar[str] = "focal"
-    tasks: ClassVar[tuple[str, ...]] = ("binary", "multiclass")
+    tasks: ClassVar[tuple[Task, ...]] = (Task.BINARY, Task.MULTICLASS)
     alpha: Tensor | None
 
     def __init__(
@@ -808,7 +848,14 @@ class FocalLoss(Loss):
         self.mean_is_weighted = alpha is not None
 
     def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
-        return focal_loss(prediction, target, gamma=self.gamma, alpha=self.alpha, reduction=self.reduction)
+        return focal_loss(
+            prediction,
+            target,
+            gamma=self.gamma,
+            alpha=self.alpha,
+            reduction=self.reduction,
+            check_values=self.scan_targets,
+        )
 
     def extra_repr(self) -> str:
         alpha = None if self.alpha is None else self.alpha.tolist()
@@ -838,7 +885,7 @@ class BCELoss(Loss):
     """
 
     name: ClassVar[str] = "bce"
-    tasks: ClassVar[tuple[str, ...]] = ("binary", "multilabel")
+    tasks: ClassVar[tuple[Task, ...]] = (Task.BINARY, Task.MULTILABEL)
     pos_weight: Tensor | None
 
     def __init__(self, *, pos_weight: float | list[float] | None = None, reduction: Reduction = "mean") -> None:
@@ -847,7 +894,9 @@ class BCELoss(Loss):
         self.register_buffer("pos_weight", weight)
 
     def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
-        return bce_loss(prediction, target, pos_weight=self.pos_weight, reduction=self.reduction)
+        return bce_loss(
+            prediction, target, pos_weight=self.pos_weight, reduction=self.reduction, check_values=self.scan_targets
+        )
 
     def extra_repr(self) -> str:
         pos_weight = None if self.pos_weight is None else self.pos_weight.tolist()

@@ -29,9 +29,10 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
+from lossforge.contract import Task
 from lossforge.losses.base import Loss, LossInputError, check_reduction, input_error
 from lossforge.mining.distances import check_distance, indexed_distances, pairwise_distance
-from lossforge.mining.miners import (
+from lossforge.mining.tuples import (
     EXPECTED_INPUTS,
     all_pair_indices,
     all_triplet_indices,
@@ -328,13 +329,14 @@ def _check_options(loss_name: str, margin: float, distance: str, reduction: str)
 class _MetricLoss(Loss):
     """Shared plumbing of the two metric losses: options, input checks and the tuple counters."""
 
-    tasks: ClassVar[tuple[str, ...]] = ("metric",)
+    tasks: ClassVar[tuple[Task, ...]] = (Task.METRIC,)
     tuple_kind: ClassVar[str] = "pair"
 
     def __init__(self, *, margin: float, distance: str, reduction: str) -> None:
         super().__init__()
         _check_options(self.name, margin, distance, reduction)
-        self.margin, self.distance, self.reduction = float(margin), distance, reduction
+        self.margin, self.distance = float(margin), distance
+        self.reduction = reduction  # type: ignore[assignment]  # metric losses also take "mean_nonzero"
         self.last_num_tuples = torch.zeros((), dtype=torch.long)
         self.last_num_active = torch.zeros((), dtype=torch.long)
 

@@ -14,6 +14,7 @@ from typing import ClassVar
 from torch import Tensor
 from torch.nn import functional as F
 
+from lossforge.contract import Task
 from lossforge.losses.base import Loss, Reduction, as_float, check_reduction, input_error, shape
 
 
@@ -144,7 +145,7 @@ class L1Loss(Loss):
     """
 
     name: ClassVar[str] = "l1"
-    tasks: ClassVar[tuple[str, ...]] = ("regression",)
+    tasks: ClassVar[tuple[Task, ...]] = (Task.REGRESSION,)
 
     def __init__(self, *, reduction: Reduction = "mean") -> None:
         super().__init__(reduction=reduction)
@@ -177,7 +178,7 @@ class L2Loss(Loss):
     """
 
     name: ClassVar[str] = "l2"
-    tasks: ClassVar[tuple[str, ...]] = ("regression", "binary")
+    tasks: ClassVar[tuple[Task, ...]] = (Task.REGRESSION, Task.BINARY)
     binary_target_encoding: ClassVar[str] = "plus_minus_one"
 
     def __init__(self, *, reduction: Reduction = "mean") -> None:
@@ -211,7 +212,7 @@ class HuberLoss(Loss):
     """
 
     name: ClassVar[str] = "huber"
-    tasks: ClassVar[tuple[str, ...]] = ("regression",)
+    tasks: ClassVar[tuple[Task, ...]] = (Task.REGRESSION,)
 
     def __init__(self, *, delta: float = 1.0, reduction: Reduction = "mean") -> None:
         super().__init__(reduction=reduction)

@@ -24,11 +24,11 @@ Unlike pytorch-metric-learning's ``LpDistance``, no distance here normalises the
 
 from __future__ import annotations
 
-import difflib
-
 import torch
 import torch.nn.functional as F
 from torch import Tensor
+
+from lossforge.contract import did_you_mean
 
 #: The distance names every metric loss and miner accepts.
 DISTANCES = ("euclidean", "squared_euclidean", "cosine")
@@ -50,8 +50,7 @@ def check_distance(distance: str, owner: str = "distance") -> str:
     """  # noqa: E501
     if distance in DISTANCES:
         return distance
-    close = difflib.get_close_matches(str(distance), DISTANCES, n=1, cutoff=0.5)
-    hint = f" Did you mean {close[0]!r}?" if close else ""
+    hint = did_you_mean(str(distance), DISTANCES, n=1)
     raise ValueError(f"{owner}: unknown `distance` {distance!r}.{hint} Available distances: {', '.join(DISTANCES)}")
 
 

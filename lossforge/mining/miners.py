@@ -30,67 +30,21 @@ import torch
 from torch import Tensor, nn
 
 from lossforge.mining.distances import check_distance, pairwise_distance
+from lossforge.mining.tuples import (
+    EXPECTED_INPUTS,
+    all_pair_indices,
+    all_triplet_indices,
+    describe_bad_inputs,
+    empty_tuple,
+    label_masks,
+    padded_positive_distances,
+)
 
 PAIR_DEFAULT_DISTANCE, PAIR_DEFAULT_MARGIN = "euclidean", 1.0
 TRIPLET_DEFAULT_DISTANCE, TRIPLET_DEFAULT_MARGIN = "squared_euclidean", 0.2
 
 #: What a metric loss or miner expects, for error messages.
-EXPECTED_INPUTS = "embeddings (N, D) of a floating dtype and integer labels (N,)"
-
-# Row chunks keep the (rows, N) temporaries of semi-hard mining near this many elements.
 _CHUNK_ELEMENTS = 1 << 22
-
-
-def describe_bad_inputs(embeddings: Tensor, labels: Tensor) -> str | None:
-    """``None`` if ``embeddings`` is (N, D) floating and ``labels`` (N,) integer; else what was given.
-
-    >>> describe_bad_inputs(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long)) is None
-    True
-    >>> describe_bad_inputs(torch.zeros(4), torch.zeros(4, dtype=torch.long))
-    'embeddings (4,) torch.float32 and labels (4,) torch.int64'
-    """
-    is_integer = not (labels.is_floating_point() or labels.is_complex())
-    if (
-        embeddings.dim() == 2
-        and embeddings.is_floating_point()
-        and labels.dim() == 1
-        and is_integer
-        and labels.shape[0] == embeddings.shape[0]
-    ):
-        return None
-    return f"embeddings {_shape(embeddings)} {embeddings.dtype} and labels {_shape(labels)} {labels.dtype}"
-
-
-def _shape(tensor: Tensor) -> str:
-    return "(" + ", ".join(str(d) for d in tensor.shape) + ("," if tensor.dim() == 1 else "") + ")"
-
-
-def label_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Boolean (N, N) masks of the positive pairs (same label, ``i != j``) and negative pairs.
-
-    >>> positive, negative = label_masks(torch.tensor([0, 0, 1]))
-    >>> positive
-    tensor([[False,  True, False],
-            [ True, False, False],
-            [False, False, False]])
-    >>> negative.sum().item()
-    4
-    """
-    same = labels[:, None] == labels[None, :]  # (N, N)
-    positive = same.clone()
-    positive.fill_diagonal_(False)
-    return positive, ~same
-
-
-def all_pair_indices(labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Every positive pair and every negative pair of the batch, as ``(a1, p, a2, n)``.
-
-    Example:
-        >>> all_pair_indices(torch.tensor([0, 0, 1]))
-        (tensor([0, 1]), tensor([1, 0]), tensor([0, 1, 2, 2]), tensor([2, 2, 0, 1]))
-    """
-    positive, negative = label_masks(labels)
-    return (*torch.nonzero(positive, as_tuple=True), *torch.nonzero(negative, as_tuple=True))
 
 
 def hard_pair_indices(distances: Tensor, labels: Tensor, margin: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
@@ -121,103 +75,15 @@ def hard_pair_indices(distances: Tensor, labels: Tensor, margin: float) -> tuple
         (tensor([0]), tensor([1]), tensor([0]), tensor([2]))
     """
     if labels.numel() == 0:  # reductions over an empty dim fail
-        return _empty(4, labels.device)  # type: ignore[return-value]
+        return empty_tuple(4, labels.device)  # type: ignore[return-value]
     positive, negative = label_masks(labels)
     farthest_positive = distances.masked_fill(~positive, -torch.inf).amax(dim=1, keepdim=True)  # (N, 1)
     closest_negative = distances.masked_fill(~negative, torch.inf).amin(dim=1, keepdim=True)  # (N, 1)
     hard_positive = positive & (distances > closest_negative)  # (N, N)
     hard_negative = negative & ((distances < farthest_positive) | (distances < margin))  # (N, N)
-    return (*torch.nonzero(hard_positive, as_tuple=True), *torch.nonzero(hard_negative, as_tuple=True))
-
-
-def all_triplet_indices(labels: Tensor, max_triplets: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """Every valid triplet ``(a, p, n)``, or a uniform random sample of ``max_triplets`` of them.
-
-    A triplet is valid when ``label[a] == label[p]``, ``a != p`` and ``label[n] != label[a]``. The
-    triplets are numbered 0 … T−1 in (a, p, n) order without being built: positive pair ``k`` of anchor
-    ``a`` owns a block of ``#negatives(a)`` consecutive numbers. Sampling draws distinct numbers (a random
-    permutation when T ≤ 4·max_triplets, else repeated draws with replacement until enough distinct ones,
-    then a uniform subset) and decodes only those, so memory is O(N² + max_triplets), never O(T).
-    The sample uses torch's global generator (``torch.manual_seed`` makes it repeatable).
-
-    Args:
-        labels: class labels.
-        max_triplets: keep at most this many triplets (uniformly sampled without replacement);
-            ``None`` keeps all of them (O(T) memory, T up to N³).
-
-    Shape:
-        - labels: :math:`(N,)`
-        - Output: three :math:`(T,)` int64 tensors ``(a, p, n)``, sorted
-
-    Example:
-        >>> all_triplet_indices(torch.tensor([0, 0, 1]))
-        (tensor([0, 1]), tensor([1, 0]), tensor([2, 2]))
-    """
-    positive, negative = label_masks(labels)
-    pair_anchor, pair_positive = torch.nonzero(positive, as_tuple=True)  # (K,), sorted by anchor
-    negatives_of = torch.nonzero(negative, as_tuple=True)[1]  # all anchors' negatives, row by row
-    negative_count = negative.sum(dim=1)  # (N,)
-    negative_start = torch.cumsum(negative_count, dim=0) - negative_count  # (N,) offsets into negatives_of
-    per_pair = negative_count[pair_anchor]  # (K,) triplets owned by each positive pair
-    block_end = torch.cumsum(per_pair, dim=0)  # (K,)
-    total = int(block_end[-1]) if block_end.numel() else 0
-    if max_triplets is None or total <= max_triplets:
-        numbers = torch.arange(total, device=labels.device)
-    else:
-        numbers = _sample_distinct(total, max_triplets, labels.device)
-    pair = torch.searchsorted(block_end, numbers, right=True)  # (T,) which positive pair owns each number
-    offset = numbers - (block_end[pair] - per_pair[pair])  # (T,) which of that anchor's negatives
-    anchor = pair_anchor[pair]
-    return anchor, pair_positive[pair], negatives_of[negative_start[anchor] + offset]
-
-
-def _empty(count: int, device: torch.device) -> tuple[Tensor, ...]:
-    return tuple(torch.empty(0, dtype=torch.long, device=device) for _ in range(count))
-
-
-def _sample_distinct(total: int, count: int, device: torch.device) -> Tensor:
-    """``count`` distinct integers drawn uniformly from ``range(total)``, sorted, in O(count) memory."""
-    if total <= 4 * count:
-        return torch.randperm(total, device=device)[:count].sort().values
-    drawn = torch.empty(0, dtype=torch.long, device=device)
-    while drawn.numel() < count:  # with total > 4·count, each round keeps most of its draws
-        more = torch.randint(total, (count - drawn.numel() + count // 8 + 1,), device=device)
-        drawn = torch.unique(torch.cat([drawn, more]))
-    # The set of distinct values drawn is symmetric in all numbers, so a uniform subset of it is uniform.
-    return drawn[torch.randperm(drawn.numel(), device=device)[:count]].sort().values
-
-
-def padded_positive_distances(distances: Tensor, positive: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Each row's positive-pair distances packed to the left of a (C, P) matrix, padded with ``inf``.
-
-    Searching only the positive pairs (P = the largest class, minus one) instead of all N entries of a
-    row makes ``searchsorted`` over a batch of C classes about C times cheaper.
-
-    Args:
-        distances: rows of a distance matrix.
-        positive: the matching rows of the positive-pair mask.
-
-    Shape:
-        - distances, positive: :math:`(C, N)`
-        - Output: ``anchor``, ``positive_index``, ``slot`` — :math:`(K,)` for the K positive pairs in
-          row-major order, with ``padded[anchor, slot] == distances[anchor, positive_index]`` — and
-          ``padded`` :math:`(C, \\max(P, 1))`
-
-    Example:
-        >>> distances = torch.tensor([[0.0, 2.0, 1.0], [2.0, 0.0, 3.0]])
-        >>> positive = torch.tensor([[False, True, True], [True, False, False]])
-        >>> padded_positive_distances(distances, positive)
-        (tensor([0, 0, 1]), tensor([1, 2, 0]), tensor([0, 1, 0]), tensor([[2., 1.],
-                [2., inf]]))
-    """
-    anchor, positive_index = torch.nonzero(positive, as_tuple=True)  # (K,), row-major
-    counts = positive.sum(dim=1)  # (C,)
-    row_start = torch.cumsum(counts, dim=0) - counts  # (C,)
-    slot = torch.arange(anchor.numel(), device=anchor.device) - row_start[anchor]  # (K,)
-    width = max(int(counts.max()) if counts.numel() else 0, 1)
-    padded = distances.new_full((distances.shape[0], width), torch.inf)  # (C, P)
-    padded[anchor, slot] = distances[anchor, positive_index]
-    return anchor, positive_index, slot, padded
+    anchors, positives = torch.nonzero(hard_positive, as_tuple=True)
+    negative_anchors, negatives = torch.nonzero(hard_negative, as_tuple=True)
+    return anchors, positives, negative_anchors, negatives
 
 
 def batch_hard_triplet_indices(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
@@ -246,7 +112,7 @@ def batch_hard_triplet_indices(distances: Tensor, labels: Tensor) -> tuple[Tenso
         (tensor([0, 1, 2]), tensor([2, 2, 0]), tensor([3, 3, 3]))
     """
     if labels.numel() == 0:
-        return _empty(3, labels.device)  # type: ignore[return-value]
+        return empty_tuple(3, labels.device)  # type: ignore[return-value]
     positive, negative = label_masks(labels)
     farthest_positive = distances.masked_fill(~positive, -torch.inf).max(dim=1).indices  # (N,)
     closest_negative = distances.masked_fill(~negative, torch.inf).min(dim=1).indices  # (N,)
@@ -307,7 +173,7 @@ def semihard_triplet_indices(distances: Tensor, labels: Tensor, margin: float) -
         negative_index = order[anchor, first_clamped[semihard]]
         found.append((anchor + start, positive_index, negative_index))
     if not found:
-        return _empty(3, labels.device)  # type: ignore[return-value]
+        return empty_tuple(3, labels.device)  # type: ignore[return-value]
     return tuple(torch.cat(parts) for parts in zip(*found, strict=True))  # type: ignore[return-value]
 
 
@@ -321,6 +187,8 @@ class _Miner(nn.Module):
     tuple_kind: ClassVar[str] = "pair"
     default_distance: ClassVar[str] = PAIR_DEFAULT_DISTANCE
     default_margin: ClassVar[float] = PAIR_DEFAULT_MARGIN
+    margin: float | None = None  # None: the loss's margin, else ``default_margin``
+    distance: str | None = None  # None: the loss's distance, else ``default_distance``
 
     def _check_options(self, margin: float | None, distance: str | None) -> None:
         if margin is not None and not margin >= 0:
@@ -334,12 +202,10 @@ class _Miner(nn.Module):
             raise ValueError(f"{self.name}: expected {EXPECTED_INPUTS}, got {got}")
 
     def _distances(self, embeddings: Tensor) -> Tensor:
-        distance = getattr(self, "distance", None) or self.default_distance
-        return pairwise_distance(embeddings.detach(), distance=distance)  # (N, N)
+        return pairwise_distance(embeddings.detach(), distance=self.distance or self.default_distance)  # (N, N)
 
     def _margin(self) -> float:
-        margin = getattr(self, "margin", None)
-        return self.default_margin if margin is None else margin
+        return self.default_margin if self.margin is None else self.margin
 
 
 class AllPairsMiner(_Miner):

@@ -15,11 +15,13 @@ Ctrl-C and SIGTERM additionally save ``interrupted.ckpt`` at the moment they arr
 from __future__ import annotations
 
 import json
+import random
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
 import lightning as L
+import torch
 from omegaconf import DictConfig, OmegaConf
 
 RUN_RECORD = "lossforge_run.json"
@@ -95,3 +97,24 @@ def last_logged_epoch(client: Any, run_id: str, key: str = "train/loss") -> int:
     """The last epoch a (resumed) run already logged, or -1."""
     history = client.get_metric_history(run_id, key)
     return max((metric.step for metric in history), default=-1)
+
+
+class RandomStateInCheckpoints(L.Callback):
+    """Keep torch's and Python's random state in every checkpoint and restore it on resume, so a resumed
+    run draws the same random numbers (shuffling, sampling miners, dropout) as an uninterrupted one."""
+
+    KEY = "lossforge_rng"
+
+    def on_save_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        checkpoint[self.KEY] = {"torch": torch.get_rng_state(), "python": random.getstate()}
+
+    def on_load_checkpoint(self, trainer: L.Trainer, pl_module: L.LightningModule, checkpoint: dict[str, Any]) -> None:
+        state = checkpoint.get(self.KEY)
+        if state is not None:
+            torch.set_rng_state(state["torch"])
+            random.setstate(_as_tuples(state["python"]))
+
+
+def _as_tuples(value: Any) -> Any:
+    """``random.setstate`` wants the nested tuples that a checkpoint round trip may turn into lists."""
+    return tuple(_as_tuples(item) for item in value) if isinstance(value, list | tuple) else value

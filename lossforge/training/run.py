@@ -1,8 +1,8 @@
-"""``train(cfg)``: build everything in a fixed order, fit, test, record, return the test metrics.
+"""``train(cfg)``: build, fit, test, record — one experiment, returning its metrics.
 
-Order (one log line each): seed → data → loss (+ task check) → miner → model → MLflow run → trainer →
-fit → test → summary. Data flows one way: the config names components, the registries build them, the
-task trains them, tracking records the result. Nothing is built from a module path in the config.
+Order (one log line each): resume? → data → loss (+ task check) → miner → model (``training.build``) →
+MLflow run → trainer → fit → test → artifacts → summary. Data flows one way: the config names components,
+the registries build them, the LightningModule trains them, tracking records the result.
 """
 
 from __future__ import annotations
@@ -13,199 +13,42 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import lightning as L
-import torch
 from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
 import lossforge
 from lossforge import distributed
-from lossforge.data import DataSplits, build_dataset
 from lossforge.data.loaders import make_loader
-from lossforge.models import build_model, count_parameters
 from lossforge.registry import LOSSES, MINERS
+from lossforge.tasks import spec_for
 from lossforge.tracking import (
     RunHandle,
+    SweepJob,
     check_reachable,
     dashboard_command,
     default_artifact_location,
     mlflow_run,
-    params_for_mlflow,
     redact_uri,
     resolve_tracking_uri,
     run_context_tags,
 )
-from lossforge.training.module import LossTask, OptimizerConfig
-from lossforge.training.resume import SaveOnInterrupt, last_logged_epoch, resolve_resume, write_run_record
+from lossforge.tracking.artifacts import log_config, log_figures, log_hydra_record, metric_history
+from lossforge.tracking.callback import EpochMetricsToMlflow
+from lossforge.training.build import Built, build
+from lossforge.training.guards import FiniteLossGuard
+from lossforge.training.resume import (
+    RandomStateInCheckpoints,
+    SaveOnInterrupt,
+    last_logged_epoch,
+    resolve_resume,
+    write_run_record,
+)
 
 log = logging.getLogger("lossforge")
-
-
-class EpochMetricsToMlflow(L.Callback):
-    """Log every epoch's train/val metrics to MLflow with the epoch as the step.
-
-    It lives here, not in ``lossforge.tracking``, so that importing the tracking helpers (``lossforge
-    compare``, the sweep callback in the launcher process) does not import Lightning (~3 s).
-    """
-
-    def __init__(self, run: RunHandle, *, logged_through_epoch: int = -1) -> None:
-        self.run = run
-        self.logged_through_epoch = logged_through_epoch  # a resumed run does not log an epoch twice
-        #: ``{metric: [(epoch, value), …]}`` — what was logged, for the curves plot.
-        self.history: dict[str, list[tuple[int, float]]] = {}
-
-    def on_fit_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.is_global_zero:  # where the run trains: timings of runs only compare on the same device
-            self.run.set_tags({"lossforge.device": describe_device(trainer)})
-
-    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        # Lightning runs validation before this hook, so train/* and val/* of the epoch are both here.
-        metrics = {
-            key: float(value)
-            for key, value in trainer.callback_metrics.items()
-            if key.startswith(("train/", "val/")) and value.numel() == 1
-        }
-        if metrics and trainer.is_global_zero and trainer.current_epoch > self.logged_through_epoch:
-            self.run.log_metrics(metrics, step=trainer.current_epoch)
-            for key, value in metrics.items():
-                self.history.setdefault(key, []).append((trainer.current_epoch, value))
-
-
-def describe_device(trainer: L.Trainer) -> str:
-    """Where ``trainer`` trains: ``cuda: NVIDIA H100 80GB HBM3 (1 process)``, ``cpu: 2 threads (2 processes)``."""
-    device = trainer.strategy.root_device
-    what = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
-    processes = trainer.world_size
-    return f"{device.type}: {what} ({processes} process{'es' if processes > 1 else ''})"
-
-
-#: Class-labelled datasets can also train an embedding with a metric loss.
-_METRIC_CAPABLE = ("multiclass", "binary")
-
-
-class ConfigError(ValueError):
-    """A configuration that cannot work (a loss that does not serve the dataset's task, …)."""
-
-
-def training_task(loss_name: str, loss_tasks: tuple[str, ...], dataset: str, dataset_task: str) -> str:
-    """The task a loss trains on a dataset: the dataset's own task, or ``"metric"`` for a metric loss on
-    class labels. Anything else fails before training, naming both and the losses that would fit.
-    """
-    if dataset_task in loss_tasks:
-        return dataset_task
-    if "metric" in loss_tasks and dataset_task in _METRIC_CAPABLE:
-        return "metric"
-    fitting = [name for name in LOSSES.names() if _serves(name, dataset_task)]
-    raise ConfigError(
-        f"Loss {loss_name!r} serves {', '.join(loss_tasks)}, but dataset {dataset!r} is a {dataset_task} "
-        f"task. Losses that fit {dataset!r}: {', '.join(fitting) or 'none'}."
-    )
-
-
-def _serves(loss_name: str, dataset_task: str) -> bool:
-    try:
-        tasks = LOSSES.load(loss_name).tasks
-    except Exception:  # a broken plugin is reported by `lossforge list`, not here
-        return False
-    return dataset_task in tasks or ("metric" in tasks and dataset_task in _METRIC_CAPABLE)
-
-
-def _params(node: DictConfig | None) -> dict[str, Any]:
-    params = OmegaConf.to_container(node, resolve=True) if node is not None else {}
-    assert isinstance(params, dict)
-    params.pop("name", None)
-    return params
-
-
-@dataclass
-class Built:
-    """Everything ``train`` builds before fitting (also what tests inspect)."""
-
-    data: DataSplits
-    task: str
-    module: LossTask
-
-
-def build(cfg: DictConfig) -> Built:
-    """Build data, loss, miner, model and the LightningModule from ``cfg`` — no training, no tracking."""
-    L.seed_everything(cfg.seed, workers=True, verbose=False)
-    data = build_dataset(cfg.dataset.name, seed=cfg.seed, **_params(cfg.dataset))
-    log.info(
-        "data     %s: %s task, %d/%d/%d train/val/test samples, %d features",
-        data.name,
-        data.task,
-        len(data.train.targets),
-        len(data.val.targets),
-        len(data.test.targets),
-        data.input_dim,
-    )
-
-    loss_name = cfg.loss.name
-    loss = LOSSES.build(loss_name, **_params(cfg.loss))
-    task = training_task(loss_name, tuple(loss.tasks), data.name, data.task)
-    if task in ("multiclass", "binary"):
-        unseen = sorted(set(data.test.targets.unique().tolist()) - set(data.train.targets.unique().tolist()))
-        if unseen:
-            raise ConfigError(
-                f"Dataset {data.name!r} tests on classes never seen in training ({unseen}): a {task} classifier "
-                f"cannot predict them. Evaluate on unseen classes with a metric loss (retrieval), e.g. "
-                f"loss=triplet miner=semihard_triplets, or drop held_out_classes."
-            )
-    if hasattr(loss, "prepare"):  # e.g. class weights computed from the training labels
-        loss.prepare(targets=data.train.targets, num_classes=data.num_outputs)
-    log.info("loss     %r on the %s task", loss, task)
-
-    miner = None
-    if cfg.get("miner") is not None:
-        if task != "metric":
-            raise ConfigError(
-                f"Miner {cfg.miner.name!r} mines pairs/triplets for metric losses, but loss {loss_name!r} "
-                f"is a {task} loss. Drop the miner (miner=null) or pick a metric loss: "
-                f"{', '.join(n for n in LOSSES.names() if _serves_metric(n)) or 'none'}."
-            )
-        miner_params = _params(cfg.miner)
-        for shared in ("margin", "distance"):  # a loss and its miner share one margin unless told otherwise
-            if miner_params.get(shared, "absent") is None and hasattr(loss, shared):
-                miner_params[shared] = getattr(loss, shared)
-        miner = MINERS.build(cfg.miner.name, **miner_params)
-        wanted = getattr(loss, "tuple_kind", None)
-        if wanted is not None and wanted != miner.tuple_kind:
-            raise ConfigError(
-                f"Loss {loss_name!r} takes {wanted}s but miner {cfg.miner.name!r} mines {miner.tuple_kind}s. "
-                f"Miners that mine {wanted}s: "
-                f"{', '.join(n for n in MINERS.names() if MINERS.load(n).tuple_kind == wanted)}."
-            )
-        log.info("miner    %r", miner)
-
-    model = build_model(
-        cfg.model.name,
-        input_dim=data.input_dim,
-        output_dim=data.num_outputs,
-        embedding=task == "metric",
-        **_params(cfg.model),
-    )
-    log.info("model    %s with %s parameters", cfg.model.name, f"{count_parameters(model):,}")
-
-    module = LossTask(
-        model=model,
-        loss=loss,
-        miner=miner,
-        task=task,
-        num_outputs=data.num_outputs,
-        class_names=data.class_names,
-        optimizer=OptimizerConfig(**_params(cfg.optimizer)),
-    )
-    return Built(data=data, task=task, module=module)
-
-
-def _serves_metric(loss_name: str) -> bool:
-    try:
-        return "metric" in LOSSES.load(loss_name).tasks
-    except Exception:
-        return False
 
 
 def provenance_tags(cfg: DictConfig, task: str) -> dict[str, str]:
@@ -225,7 +68,13 @@ def provenance_tags(cfg: DictConfig, task: str) -> dict[str, str]:
     return tags
 
 
-def train(cfg: DictConfig, *, base_dir: Path | None = None, output_dir: Path | None = None) -> dict[str, float]:
+def train(
+    cfg: DictConfig,
+    *,
+    base_dir: Path | None = None,
+    output_dir: Path | None = None,
+    sweep_job: SweepJob | None = None,
+) -> dict[str, float]:
     """Run one experiment; return its test metrics and the last epoch's validation metrics.
 
     Args:
@@ -235,6 +84,8 @@ def train(cfg: DictConfig, *, base_dir: Path | None = None, output_dir: Path | N
             the command was started from.
         output_dir: this run's own directory (Hydra's); holds checkpoints, and its ``.hydra/`` folder is
             logged as an artifact. Defaults to ``<base_dir>/outputs/runs/untracked``.
+        sweep_job: this run's place in a Hydra multirun (``lossforge.tracking.sweep_job``): the run becomes
+            a child of the sweep's parent MLflow run. ``None`` outside a sweep.
 
     With several processes (``trainer=ddp``, ``trainer=ddp_cpu``; see ``lossforge.distributed``) this
     process is rank 0 and starts the others, or — started by SLURM or torchrun — is one of them; only
@@ -257,17 +108,21 @@ def train(cfg: DictConfig, *, base_dir: Path | None = None, output_dir: Path | N
     checkpoint = resume.checkpoint if resume else None
     if not processes.is_main:  # DDP: a rank that SLURM or torchrun started trains, and records nothing
         return fit_and_test(cfg, built, loaders, output_dir, processes, checkpoint=checkpoint).metrics
-    context = run_context_tags()
+    job_num = sweep_job.job_num if sweep_job is not None else None
     with mlflow_run(
         tracking_uri=tracking_uri,
         experiment=cfg.logger.experiment,
-        run_name=cfg.get("run_name") or default_run_name(cfg, context.get("hydra.job_num")),
-        tags={**provenance_tags(cfg, built.task), **context, "lossforge.output_dir": str(output_dir)},
+        run_name=cfg.get("run_name") or default_run_name(cfg, job_num),
+        tags={
+            **provenance_tags(cfg, built.task),
+            **run_context_tags(sweep_job),
+            "lossforge.output_dir": str(output_dir),
+        },
         artifact_location=default_artifact_location(cfg.logger.get("artifact_location"), tracking_uri, base_dir),
         resume_run_id=resume.run_id if resume else None,
     ) as run:
         if resume is None:
-            _log_config(run, cfg)
+            log_config(run, cfg)
             write_run_record(output_dir, run_id=run.run_id, tracking_uri=tracking_uri, config=cfg)
         log.info("mlflow   run %s in %s", run.run_id, redact_uri(tracking_uri))
 
@@ -296,8 +151,7 @@ def train(cfg: DictConfig, *, base_dir: Path | None = None, output_dir: Path | N
 
 def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
     """``cfg.trainer`` as ``lightning.Trainer`` keyword arguments."""
-    arguments = OmegaConf.to_container(cfg.trainer, resolve=True)
-    assert isinstance(arguments, dict)
+    arguments = cast(dict[str, Any], OmegaConf.to_container(cfg.trainer, resolve=True))
     # DDP: lossforge shards the training data itself (distributed.GlobalBatchShard) and every process
     # evaluates the whole val/test split, so Lightning must not insert its DistributedSampler.
     arguments["use_distributed_sampler"] = False
@@ -359,6 +213,12 @@ def fit_and_test(
         default_root_dir=output_dir,
         callbacks=[
             *callbacks,
+            FiniteLossGuard(
+                loss_name=built.module.traits.name,
+                learning_rate=built.module.optimizer_config.lr,
+                accelerator_window=int(cfg.trainer.get("log_every_n_steps") or 50),
+            ),
+            RandomStateInCheckpoints(),
             checkpoints,
             SaveOnInterrupt(output_dir / "checkpoints"),
             stop_together,
@@ -403,18 +263,7 @@ def train_replica(
     fit_and_test(cfg, built, loaders, Path(output_dir), processes, checkpoint=checkpoint, ready=ready)
 
 
-def _log_config(run: RunHandle, cfg: DictConfig) -> None:
-    """The flattened resolved config as params (secrets scrubbed), and the config itself as YAML."""
-    config = OmegaConf.to_container(cfg, resolve=True)
-    assert isinstance(config, dict)
-    params, too_long = params_for_mlflow(config)
-    run.log_params(params)
-    if too_long:
-        run.set_tags({"lossforge.long_params": ",".join(too_long)})
-    run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
-
-
-def default_run_name(cfg: DictConfig, job_num: str | None = None) -> str:
+def default_run_name(cfg: DictConfig, job_num: int | None = None) -> str:
     """``<loss>-<dataset>`` (plus ``-<job number>`` in a sweep): readable in the dashboard's run list."""
     name = f"{cfg.loss.name}-{cfg.dataset.name}"
     if cfg.get("miner") is not None:
@@ -423,44 +272,18 @@ def default_run_name(cfg: DictConfig, job_num: str | None = None) -> str:
 
 
 def log_run_artifacts(run: RunHandle, built: Built, output_dir: Path) -> None:
-    """Plots for the task, the loss/metric curves, and Hydra's record of the run (``.hydra/``)."""
-    import matplotlib.pyplot as plt
-
+    """The task's plots of the test predictions, the loss/metric curves, and Hydra's record of the run."""
     from lossforge.evaluation import plots
 
-    module, data = built.module, built.data
-    history = {
-        key: [(metric.step, metric.value) for metric in run.client.get_metric_history(run.run_id, key)]
-        for key in run.client.get_run(run.run_id).data.metrics
-        if key.startswith(("train/", "val/")) and key.count("/") == 1
-    }
     figures = {}
+    history = metric_history(run)
     if history:
         figures["curves.png"] = plots.curves_figure(history)
-    outputs, targets = module.test_predictions, module.test_targets
+    outputs, targets = built.module.test_predictions, built.module.test_targets
     if outputs is not None and targets is not None:
-        if built.task == "multiclass":
-            probabilities = outputs.softmax(dim=-1)
-            confidence, predicted = probabilities.max(dim=-1)
-            figures["confusion_matrix.png"] = plots.confusion_matrix_figure(predicted, targets, data.class_names)
-            figures["reliability.png"] = plots.reliability_figure(confidence, predicted == targets)
-        elif built.task == "binary":
-            probability = outputs.sigmoid()
-            predicted = (outputs > 0).long()
-            confidence = torch.where(predicted == 1, probability, 1 - probability)
-            figures["confusion_matrix.png"] = plots.confusion_matrix_figure(predicted, targets, data.class_names)
-            figures["reliability.png"] = plots.reliability_figure(confidence, predicted == targets)
-        elif built.task == "regression":
-            figures["predicted_vs_true.png"] = plots.scatter_figure(outputs, targets)
-        elif built.task == "metric":
-            figures["embeddings.png"] = plots.embedding_figure(outputs, targets, data.class_names)
-    for name, figure in figures.items():
-        run.client.log_figure(run.run_id, figure, f"plots/{name}")
-        plt.close(figure)
-    hydra_record = output_dir / ".hydra"
-    if hydra_record.is_dir():  # as text, through the secret scrubber
-        for file in sorted(hydra_record.glob("*.yaml")):
-            run.log_text(file.read_text(), f"hydra/{file.name}")
+        figures.update(spec_for(built.task).figures(outputs, targets, built.data.class_names))
+    log_figures(run, figures)
+    log_hydra_record(run, output_dir)
 
 
 def _print_summary(metrics: dict[str, float], run_id: str, tracking_uri: str) -> None:

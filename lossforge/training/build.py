@@ -1,0 +1,138 @@
+"""Config → objects: data, loss, miner, model and the LightningModule, in a fixed order, one log line each.
+
+Nothing is built from a module path in the config: components are named by registry name, and every
+check that a combination can work (the loss serves the dataset's task, the miner mines what the loss
+takes, a classifier is not tested on classes it never saw) runs here, before any training.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from typing import Any
+
+import lightning as L
+from omegaconf import DictConfig, OmegaConf
+
+from lossforge import list_losses, list_miners
+from lossforge.contract import Task, loss_traits, miner_traits, prepare_loss, trainable_tasks, training_task
+from lossforge.data import DataSplits, build_dataset
+from lossforge.models import build_model, count_parameters, model_for_task
+from lossforge.registry import LOSSES, MINERS
+from lossforge.tasks import spec_for
+from lossforge.training.module import LossTask
+from lossforge.training.optim import OptimizerConfig
+
+log = logging.getLogger("lossforge")
+
+
+class ConfigError(ValueError):
+    """A configuration that cannot work (a loss that does not serve the dataset's task, …)."""
+
+
+@dataclass
+class Built:
+    """Everything ``train`` builds before fitting (also what tests inspect)."""
+
+    data: DataSplits
+    task: Task
+    module: LossTask
+
+
+def params(node: DictConfig | None) -> dict[str, Any]:
+    """A component's config node as keyword arguments (its ``name`` left out)."""
+    values = OmegaConf.to_container(node, resolve=True) if node is not None else {}
+    assert isinstance(values, dict)
+    values.pop("name", None)
+    return values  # type: ignore[return-value]
+
+
+def build(cfg: DictConfig) -> Built:
+    """Build data, loss, miner, model and the LightningModule from ``cfg`` — no training, no tracking."""
+    L.seed_everything(cfg.seed, workers=True, verbose=False)
+    data = build_dataset(cfg.dataset.name, seed=cfg.seed, **params(cfg.dataset))
+    log.info(
+        "data     %s: %s task, %d/%d/%d train/val/test samples, %d features",
+        data.name,
+        data.task,
+        len(data.train.targets),
+        len(data.val.targets),
+        len(data.test.targets),
+        data.input_dim,
+    )
+
+    loss_name = cfg.loss.name
+    loss = LOSSES.build(loss_name, **params(cfg.loss))
+    traits = loss_traits(loss)
+    task = training_task(traits.tasks, data.task)
+    if task is None:
+        raise ConfigError(
+            f"Loss {loss_name!r} serves {', '.join(traits.tasks)}, but dataset {data.name!r} is a {data.task} "
+            f"task. Losses that fit {data.name!r}: {', '.join(losses_that_fit(data.task)) or 'none'}."
+        )
+    spec = spec_for(task)
+    if spec.class_labels:
+        unseen = sorted(set(data.test.targets.unique().tolist()) - set(data.train.targets.unique().tolist()))
+        if unseen:
+            raise ConfigError(
+                f"Dataset {data.name!r} tests on classes never seen in training ({unseen}): a {task} classifier "
+                f"cannot predict them. Evaluate on unseen classes with a metric loss (retrieval), e.g. "
+                f"loss=triplet miner=semihard_triplets, or drop held_out_classes."
+            )
+    prepare_loss(loss, targets=data.train.targets, num_classes=data.num_outputs)  # e.g. class weights
+    log.info("loss     %r on the %s task", loss, task)
+
+    if cfg.get("miner") is not None and not spec.embedding:
+        raise ConfigError(
+            f"Miner {cfg.miner.name!r} mines pairs/triplets for metric losses, but loss {loss_name!r} "
+            f"is a {task} loss. Drop the miner (miner=null) or pick a metric loss: "
+            f"{', '.join(list_losses(task=Task.METRIC)) or 'none'}."
+        )
+    miner = build_miner(cfg, loss) if cfg.get("miner") is not None else None
+
+    model_name = model_for_task(cfg.model.name, embedding=spec.embedding)
+    model = build_model(model_name, input_dim=data.input_dim, output_dim=data.num_outputs, **params(cfg.model))
+    if model_name != cfg.model.name:  # explicit and logged: the config's classifier gets an embedding head
+        log.info(
+            "model    %s → %s: the %s loss trains an embedding (choose model=%s to set embedding_dim, normalize)",
+            cfg.model.name,
+            model_name,
+            loss_name,
+            model_name,
+        )
+    log.info("model    %s with %s parameters", model_name, f"{count_parameters(model):,}")
+
+    module = LossTask(
+        model=model,
+        loss=loss,
+        miner=miner,
+        task=task,
+        num_outputs=data.num_outputs,
+        class_names=data.class_names,
+        optimizer=OptimizerConfig(**params(cfg.optimizer)),
+    )
+    return Built(data=data, task=task, module=module)
+
+
+def losses_that_fit(dataset_task: str) -> list[str]:
+    """Every registered loss that can train on a dataset of ``dataset_task`` (for error messages)."""
+    return sorted({name for task in trainable_tasks(dataset_task) for name in list_losses(task=task)})
+
+
+def build_miner(cfg: DictConfig, loss: Any) -> Any:
+    """The configured miner; a ``margin`` or ``distance`` left ``None`` is the loss's, so a loss and its
+    miner share one unless told otherwise. Fails if the miner mines other tuples than the loss takes."""
+    miner_params = params(cfg.miner)
+    traits = loss_traits(loss)
+    for shared, value in (("margin", traits.margin), ("distance", traits.distance)):
+        if shared in miner_params and miner_params[shared] is None and value is not None:
+            miner_params[shared] = value
+    miner = MINERS.build(cfg.miner.name, **miner_params)
+    wanted, mined = traits.tuple_kind, miner_traits(miner).tuple_kind
+    if wanted is not None and wanted != mined:
+        raise ConfigError(
+            f"Loss {cfg.loss.name!r} takes {wanted}s but miner {cfg.miner.name!r} mines {mined}s. "
+            f"Miners that mine {wanted}s: {', '.join(list_miners(tuple_kind=wanted))}."
+        )
+    log.info("miner    %r", miner)
+    return miner
