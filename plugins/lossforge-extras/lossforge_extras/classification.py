@@ -20,8 +20,9 @@ from lossforge_extras._common import InputError, check_at_least, check_reduction
 # -- input validation ------------------------------------------------------------------------------
 
 
-def _check_multiclass(loss_name: str, logits: Tensor, target: Tensor) -> Tensor:
-    """Floating logits ``(N, C)``, integer class indices ``(N,)`` in range; return the indices as int64."""
+def _check_multiclass(loss_name: str, logits: Tensor, target: Tensor, *, scan: bool = True) -> Tensor:
+    """Floating logits ``(N, C)``, integer class indices ``(N,)`` in range; return the indices as int64.
+    ``scan=False`` skips the range scan of the values (lossforge validated its data up front)."""
     if not logits.is_floating_point() or logits.dim() != 2 or target.dim() != 1 or target.shape[0] != logits.shape[0]:
         raise InputError(
             f"{loss_name}: expected floating logits (N, C) and class indices (N,), got "
@@ -30,7 +31,7 @@ def _check_multiclass(loss_name: str, logits: Tensor, target: Tensor) -> Tensor:
     if target.is_floating_point() or target.is_complex() or target.dtype == torch.bool:
         raise InputError(f"{loss_name}: expected class indices of an integer dtype, got {target.dtype}")
     num_classes = logits.shape[1]
-    if target.numel() and (int(target.min()) < 0 or int(target.max()) >= num_classes):
+    if scan and target.numel() and (int(target.min()) < 0 or int(target.max()) >= num_classes):
         raise InputError(
             f"{loss_name}: expected class indices in [0, {num_classes - 1}], "
             f"got range [{int(target.min())}, {int(target.max())}]"
@@ -38,14 +39,17 @@ def _check_multiclass(loss_name: str, logits: Tensor, target: Tensor) -> Tensor:
     return target.long()
 
 
-def _check_labels(loss_name: str, scores: Tensor, target: Tensor) -> Tensor:
-    """Floating scores ``(N,)`` or ``(N, K)``, {0, 1} labels of the same shape; return them in the scores' dtype."""
+def _check_labels(loss_name: str, scores: Tensor, target: Tensor, *, scan: bool = True) -> Tensor:
+    """Floating scores ``(N,)`` or ``(N, K)``, {0, 1} labels of the same shape; return them in the scores' dtype.
+    ``scan=False`` skips the scan of the label values."""
     if not scores.is_floating_point() or scores.dim() not in (1, 2) or scores.shape != target.shape:
         raise InputError(
             f"{loss_name}: expected floating scores (N,) or (N, K) and labels of the same shape, got "
             f"{shape(scores)} {scores.dtype} and {shape(target)} {target.dtype}"
         )
-    if target.is_complex() or not ((target == 0) | (target == 1)).all():
+    if target.is_complex():
+        raise InputError(f"{loss_name}: expected real-valued labels, got {target.dtype}")
+    if scan and not ((target == 0) | (target == 1)).all():
         found = torch.unique(target.detach())[:6].tolist()
         raise InputError(f"{loss_name}: expected labels in {{0, 1}}, got values {found}")
     return target.to(scores.dtype)
@@ -54,7 +58,9 @@ def _check_labels(loss_name: str, scores: Tensor, target: Tensor) -> Tensor:
 # -- Poly-1 cross-entropy --------------------------------------------------------------------------
 
 
-def poly1_cross_entropy(logits: Tensor, target: Tensor, *, epsilon: float = 1.0, reduction: str = "mean") -> Tensor:
+def poly1_cross_entropy(
+    logits: Tensor, target: Tensor, *, epsilon: float = 1.0, reduction: str = "mean", check_values: bool = True
+) -> Tensor:
     r"""Poly-1 cross-entropy (Leng et al., "PolyLoss", ICLR 2022): cross-entropy plus a linear term in
     :math:`1 - p_t`.
 
@@ -71,6 +77,7 @@ def poly1_cross_entropy(logits: Tensor, target: Tensor, *, epsilon: float = 1.0,
         target: class indices :math:`y`, ``(N,)``.
         epsilon: :math:`\varepsilon \ge -1`.
         reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample values ``(N,)``.
+        check_values: scan the class indices' range (``False`` for data validated up front).
 
     Example:
         >>> round(poly1_cross_entropy(torch.zeros(1, 2), torch.tensor([0]), epsilon=1.0).item(), 4)  # log 2 + 1/2
@@ -78,7 +85,7 @@ def poly1_cross_entropy(logits: Tensor, target: Tensor, *, epsilon: float = 1.0,
     """
     epsilon = check_at_least("poly1_cross_entropy", "epsilon", epsilon, -1.0)
     check_reduction("poly1_cross_entropy", reduction)
-    target = _check_multiclass("poly1_cross_entropy", logits, target)
+    target = _check_multiclass("poly1_cross_entropy", logits, target, scan=check_values)
     log_pt = logits.log_softmax(dim=1).gather(1, target[:, None]).squeeze(1)  # (N,)
     return reduce(-log_pt + epsilon * (1 - log_pt.exp()), reduction)
 
@@ -109,9 +116,12 @@ class Poly1CrossEntropyLoss(nn.Module):
         super().__init__()
         self.epsilon = check_at_least("poly1_cross_entropy", "epsilon", epsilon, -1.0)
         self.reduction = check_reduction("poly1_cross_entropy", reduction)
+        self.scan_targets = True  # lossforge sets it False when it trains on data it validated up front
 
     def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
-        return poly1_cross_entropy(prediction, target, epsilon=self.epsilon, reduction=self.reduction)
+        return poly1_cross_entropy(
+            prediction, target, epsilon=self.epsilon, reduction=self.reduction, check_values=self.scan_targets
+        )
 
     def extra_repr(self) -> str:
         return f"epsilon={self.epsilon}, reduction={self.reduction!r}"
@@ -128,6 +138,7 @@ def asymmetric_loss(
     gamma_negative: float = 4.0,
     clip: float = 0.05,
     reduction: str = "mean",
+    check_values: bool = True,
 ) -> Tensor:
     r"""Asymmetric loss (Ridnik et al., "Asymmetric Loss For Multi-Label Classification", ICCV 2021),
     summed over labels per sample.
@@ -150,6 +161,7 @@ def asymmetric_loss(
         gamma_negative: :math:`\gamma_- \ge 0`.
         clip: the probability margin :math:`m \in [0, 1)`.
         reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample sums ``(N,)``.
+        check_values: scan the label values (``False`` for data validated up front).
 
     Example:
         >>> scores, labels = torch.zeros(1, 2), torch.tensor([[1.0, 0.0]])
@@ -162,7 +174,7 @@ def asymmetric_loss(
     gamma_negative = check_at_least("asymmetric", "gamma_negative", gamma_negative, 0.0)
     clip = _check_clip(clip)
     check_reduction("asymmetric", reduction)
-    target = _check_labels("asymmetric", scores, target)
+    target = _check_labels("asymmetric", scores, target, scan=check_values)
     # Positives: (1 - p)^γ+ log p, with (1 - p)^γ+ = exp(γ+ log σ(-s)): finite even where σ(-s) underflows.
     positive = (gamma_positive * F.logsigmoid(-scores)).exp() * F.logsigmoid(scores)
     if clip == 0:
@@ -225,6 +237,7 @@ class AsymmetricLoss(nn.Module):
         self.gamma_negative = check_at_least("asymmetric", "gamma_negative", gamma_negative, 0.0)
         self.clip = _check_clip(clip)
         self.reduction = check_reduction("asymmetric", reduction)
+        self.scan_targets = True  # lossforge sets it False when it trains on data it validated up front
 
     def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
         return asymmetric_loss(
@@ -234,6 +247,7 @@ class AsymmetricLoss(nn.Module):
             gamma_negative=self.gamma_negative,
             clip=self.clip,
             reduction=self.reduction,
+            check_values=self.scan_targets,
         )
 
     def extra_repr(self) -> str:

@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import pytest
-from lossforge.testing import check_loss, check_miner, loss_names, miner_names
+from lossforge.testing import Check, check_loss, check_miner, loss_names, miner_names, parametrize_checks
 
 DISTRIBUTION = "lossforge-extras"
 
@@ -15,14 +15,9 @@ def test_every_component_is_registered() -> None:
     assert miner_names(distribution=DISTRIBUTION) == ["multi_similarity"]
 
 
-@pytest.mark.parametrize("name", loss_names(distribution=DISTRIBUTION))
-def test_loss_contract(name: str) -> None:
-    check_loss(name)
-
-
-@pytest.mark.parametrize("name", miner_names(distribution=DISTRIBUTION))
-def test_miner_contract(name: str) -> None:
-    check_miner(name)
+@parametrize_checks(distribution=DISTRIBUTION)
+def test_contract(check: Check) -> None:  # one test id per component and promise
+    check()
 
 
 @pytest.mark.parametrize(
