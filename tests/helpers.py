@@ -1,37 +1,94 @@
-"""What several test files share: the real command in a subprocess, the default MLflow store, a real server.
+"""What several test files share: which components are lossforge's own, composed configs, fake plugin
+distributions, the real command in a subprocess, the default MLflow store, a real server.
 
 A plain module (not ``conftest.py``, which is not meant to be imported): ``tests/conftest.py`` puts ``tests/`` on
-``sys.path``, so test files ``from helpers import …``.
+``sys.path``, so test files ``from helpers import …`` — also at import time, as ``pytest.mark.parametrize``
+arguments need. Fixtures live in ``conftest.py``.
 """
 
 from __future__ import annotations
 
+import inspect
 import os
 import signal
 import subprocess
 import sys
+import textwrap
 import time
 import urllib.request
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
 
 import pytest
+import torch
+from hydra import compose, initialize_config_module
+from hydra.core.global_hydra import GlobalHydra
+from omegaconf import DictConfig
+from torch import nn
 
-from lossforge.distributed import free_port
+from lossforge.distributed import LAUNCH_VARIABLES, free_port
+from lossforge.hydra_options import register_components
 from lossforge.tracking import DEFAULT_STORE
 
-#: Variables a child lossforge process must not inherit from the developer's shell: a tracking URI would
-#: send test runs to a real server; plugin switches, tracebacks and thread counts change what is tested.
+#: Variables neither a test (the ``clean_environment`` fixture) nor a child lossforge process may take from the
+#: developer's shell: a tracking URI would send test runs to a real server; plugin switches, tracebacks and
+#: thread counts change what is tested.
 LEAKY_VARIABLES = (
     "MLFLOW_TRACKING_URI",
     "LOSSFORGE_DISABLE_PLUGINS",
     "LOSSFORGE_BLOCK_PLUGINS",
     "LOSSFORGE_TRACEBACK",
     "OMP_NUM_THREADS",
+    *LAUNCH_VARIABLES,  # a shell inside a SLURM allocation or torchrun would make every run look launched
+    "SLURM_NTASKS",
+    "SLURM_PROCID",
+    "SLURM_JOB_NAME",
+    "TORCHELASTIC_RUN_ID",
 )
 HEALTH_TIMEOUT_S = 90.0  # an MLflow server answers in about 5 s on an idle machine; generous for a loaded CI runner
+#: The smallest real run: one epoch of a tiny MLP, for tests about what a run records rather than what it learns.
+QUICK_RUN = ("trainer.max_epochs=1", "model.hidden=[8]", "trainer.enable_progress_bar=false")
+
+
+# -- lossforge's own components ----------------------------------------------------------------------------
+EXTRAS = "lossforge-extras"  # the example plugin this repository ships (plugins/lossforge-extras)
+#: Whose components lossforge's suite tests: lossforge's own and its example plugin's. Any other installed
+#: plugin belongs to its author, who tests it with ``lossforge.testing``; a contract it breaks, or a name it
+#: adds to a listing, must not fail lossforge's suite.
+OWN_DISTRIBUTIONS = ("lossforge", EXTRAS)
+try:
+    EXTRAS_VERSION: str | None = metadata.version(EXTRAS)
+except metadata.PackageNotFoundError:
+    EXTRAS_VERSION = None
+needs_extras = pytest.mark.skipif(
+    EXTRAS_VERSION is None, reason="the example plugin is not installed: `pip install -e plugins/lossforge-extras`"
+)
+
+
+def own_loss_names(pattern: str = "*") -> list[str]:
+    """The registered losses matching ``pattern`` that one of ``OWN_DISTRIBUTIONS`` provides, sorted."""
+    from lossforge.testing import loss_names  # here, so the subprocess helpers do not load the contract kit
+
+    return sorted(name for owner in OWN_DISTRIBUTIONS for name in loss_names(pattern, distribution=owner))
+
+
+def own_miner_names(pattern: str = "*") -> list[str]:
+    """The registered miners matching ``pattern`` that one of ``OWN_DISTRIBUTIONS`` provides, sorted."""
+    from lossforge.testing import miner_names
+
+    return sorted(name for owner in OWN_DISTRIBUTIONS for name in miner_names(pattern, distribution=owner))
+
+
+def compose_config(*overrides: str) -> DictConfig:
+    """lossforge's config with ``overrides``, composed in-process as ``python -m lossforge`` composes it: every
+    registered loss and miner is a typed option, and plugins' config folders are on the search path."""
+    register_components(with_parameters=True)
+    GlobalHydra.instance().clear()
+    with initialize_config_module("lossforge.conf", version_base="1.3"):
+        return compose("config", overrides=list(overrides))
 
 
 def child_env(extra: Mapping[str, str] | None = None) -> dict[str, str]:
@@ -77,6 +134,80 @@ def tuple_sets(tuples: Sequence[object]) -> list[set[tuple[int, ...]]]:
     positive and the negative set — to compare miners' output regardless of order."""
     groups = [tuples[:2], tuples[2:]] if len(tuples) == 4 else [tuples]
     return [set(zip(*(index.tolist() for index in group), strict=True)) for group in groups]
+
+
+# -- fake plugin distributions -----------------------------------------------------------------------------
+class Site:
+    """A folder on ``sys.path`` into which tests 'install' distributions by writing their files.
+
+    Each fake plugin is a real distribution: a package and a ``<name>-<version>.dist-info`` folder (METADATA,
+    entry_points.txt), which ``importlib.metadata`` finds exactly as it finds a pip-installed one. The
+    ``site`` fixture (``conftest.py``) gives a test one, on ``sys.path`` for the test's duration.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.packages: list[str] = []
+
+    def install(
+        self,
+        distribution: str,
+        *,
+        package: str,
+        files: dict[str, str],
+        entry_points: dict[str, dict[str, str]],
+        version: str = "0.1.0",
+    ) -> None:
+        """Write ``package`` (``files`` relative to it, e.g. ``{"__init__.py": "..."}``) and its metadata."""
+        for relative, text in {"__init__.py": "", **files}.items():
+            path = self.root / package / relative
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(textwrap.dedent(text))
+        dist_info = self.root / f"{distribution.replace('-', '_')}-{version}.dist-info"
+        dist_info.mkdir()
+        (dist_info / "METADATA").write_text(f"Metadata-Version: 2.1\nName: {distribution}\nVersion: {version}\n")
+        (dist_info / "entry_points.txt").write_text(
+            "".join(
+                f"[{group}]\n" + "".join(f"{name} = {value}\n" for name, value in entries.items())
+                for group, entries in entry_points.items()
+            )
+        )
+        self.packages.append(package)
+
+
+class ScaledL1(nn.Module):
+    """A working third-party loss, as a plugin would write it (no lossforge import)."""
+
+    tasks = ("regression",)
+
+    def __init__(self, *, scale: float = 1.0, reduction: str = "mean") -> None:
+        super().__init__()
+        self.scale, self.reduction = scale, reduction
+
+    def forward(self, prediction: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+        return self.scale * (prediction - target).abs().mean()
+
+
+#: The module a fake plugin ships :class:`ScaledL1` in.
+GOOD_LOSS = f"import torch\nfrom torch import nn\n\n\n{inspect.getsource(ScaledL1)}"
+
+
+def refresh_registries() -> None:
+    """Make the loss and miner registries re-read the entry points (after an install or a switch changed)."""
+    from lossforge.registry import LOSSES, MINERS
+
+    LOSSES.refresh()
+    MINERS.refresh()
+
+
+def install_good(site: Site, distribution: str = "lf-test-good", package: str = "lf_test_good") -> None:
+    """A plugin providing one working loss, ``scaled_l1``."""
+    site.install(
+        distribution,
+        package=package,
+        files={"losses.py": GOOD_LOSS},
+        entry_points={"lossforge.losses": {"scaled_l1": f"{package}.losses:ScaledL1"}},
+    )
 
 
 # -- a real MLflow server on 127.0.0.1 ---------------------------------------------------------------------

@@ -12,14 +12,17 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import default_store_runs, run_lossforge, tuple_sets
+from helpers import default_store_runs, own_loss_names, own_miner_names, run_lossforge, tuple_sets
 
 from lossforge import build_loss, build_miner
 from lossforge.registry import LOSSES
-from lossforge.testing import loss_names, make_inputs, miner_names
+from lossforge.testing import make_inputs
 
 DEVICE = torch.device(os.environ.get("LOSSFORGE_TEST_DEVICE", "cuda"))
-pytestmark = pytest.mark.skipif(DEVICE.type == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA GPU")
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.skipif(DEVICE.type == "cuda" and not torch.cuda.is_available(), reason="needs a CUDA GPU"),
+]
 
 
 @pytest.fixture(autouse=True)
@@ -47,7 +50,7 @@ def _forward_backward(name: str, reduction: str, device: torch.device, dtype: to
 
 
 @pytest.mark.parametrize("reduction", ["mean", "none"])
-@pytest.mark.parametrize("name", loss_names())
+@pytest.mark.parametrize("name", own_loss_names())
 def test_every_loss_on_cuda_matches_the_cpu(name: str, reduction: str) -> None:
     cpu_value, cpu_grad = _forward_backward(name, reduction, torch.device("cpu"), torch.float64)
     value, grad = _forward_backward(name, reduction, DEVICE, torch.float64)
@@ -58,7 +61,7 @@ def test_every_loss_on_cuda_matches_the_cpu(name: str, reduction: str) -> None:
     torch.testing.assert_close(grad32, cpu_grad, rtol=1e-3, atol=1e-5)
 
 
-@pytest.mark.parametrize("name", miner_names())
+@pytest.mark.parametrize("name", own_miner_names())
 def test_every_miner_on_cuda_mines_the_cpus_tuples(name: str) -> None:
     embeddings, labels = make_inputs("metric", batch=64, num_classes=6, dim=8, dtype=torch.float64, seed=2)
     embeddings = torch.nn.functional.normalize(embeddings.detach(), dim=1)
@@ -92,7 +95,6 @@ def _run(cwd: Path, *overrides: str) -> subprocess.CompletedProcess[str]:
     ],
     ids=["default", "weighted_ce_imbalanced", "triplet_semihard", "bce_multilabel", "ddp_nccl"],
 )
-@pytest.mark.slow
 def test_real_runs_train_on_the_gpu(tmp_path: Path, overrides: tuple[str, ...], metric: str, at_least: float) -> None:
     result = _run(tmp_path, *overrides)
     assert result.returncode == 0, result.stderr[-3000:]

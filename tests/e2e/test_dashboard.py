@@ -19,6 +19,12 @@ CHROMIUM = shutil.which("chromium")
 RUN_NAMES = ("dashboard-focal-gamma2", "dashboard-cross-entropy")
 ATTEMPTS = 3  # a render that lost the race against a busy server is retried, never waited on unboundedly
 
+pytestmark = [
+    pytest.mark.slow,
+    pytest.mark.usefixtures("default_store"),
+    pytest.mark.skipif(CHROMIUM is None, reason="no `chromium` on PATH (Debian: apt-get install chromium)"),
+]
+
 
 def render(url: str, directory: Path) -> tuple[str, Path, str]:
     """The DOM of ``url`` once the page's scripts and requests settle, a screenshot of it, chromium's stderr."""
@@ -49,10 +55,7 @@ def visible_text(dom: str) -> str:
     return re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", without_code)).strip()
 
 
-@pytest.mark.slow
-@pytest.mark.skipif(CHROMIUM is None, reason="no `chromium` on PATH (Debian: apt-get install chromium)")
-def test_mlflow_ui_shows_the_runs_by_name(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    monkeypatch.delenv("MLFLOW_TRACKING_URI", raising=False)
+def test_mlflow_ui_shows_the_runs_by_name(tmp_path: Path) -> None:
     store = resolve_tracking_uri(None, base_dir=tmp_path)  # the default store: <tmp>/outputs/mlflow.db
     run_ids: dict[str, str] = {}
     for name in RUN_NAMES:

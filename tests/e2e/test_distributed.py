@@ -1,5 +1,6 @@
-"""DDP with real processes: each process's share of the data, the loss over the global batch (mined tuples and
-gradients equal to one process's), one MLflow run, sweeps, and submitit's local executor.
+"""DDP with real processes: starting them, the loss over the global batch (mined tuples and gradients equal to
+one process's), one MLflow run, sweeps, submitit's local executor, and SIGTERM. The shares of the data and the
+process planning are unit tests (``tests/unit/test_sharding.py``, ``tests/unit/test_launch.py``).
 
 Tolerance for "DDP equals one process with the global batch": relative 1e-4, absolute 1e-6. Both compute the
 same sums in a different order — DDP sums each process's partial gradient and all-reduces them, one process sums
@@ -23,139 +24,27 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import child_env, default_store_runs, run_lossforge, sweep_runs, tuple_sets
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
+from helpers import (
+    child_env,
+    compose_config,
+    default_store_runs,
+    own_miner_names,
+    run_lossforge,
+    sweep_runs,
+    tuple_sets,
+)
 from mlflow import MlflowClient
 
 from lossforge import distributed
-from lossforge.data.loaders import EpochShuffle
-from lossforge.distributed import GlobalBatchShard, Processes, plan_processes
-from lossforge.hydra_options import register_components
+from lossforge.distributed import Processes
 from lossforge.registry import LOSSES, MINERS
+from lossforge.tracking import SWEEP_RECORD
 from lossforge.training.run import train
+
+pytestmark = pytest.mark.slow
 
 TINY = ["model.hidden=[16]", "trainer.enable_progress_bar=false"]
 RELATIVE, ABSOLUTE = 1e-4, 1e-6
-
-
-def compose_config(*overrides: str, hydra: bool = False):
-    register_components(with_parameters=True)
-    GlobalHydra.instance().clear()
-    with initialize_config_module("lossforge.conf", version_base="1.3"):
-        return compose("config", overrides=list(overrides), return_hydra_config=hydra)
-
-
-# -- each process's share of the training data ---------------------------------------------------------
-
-
-@pytest.mark.parametrize("size", [1257, 64, 65, 129, 10, 3])
-@pytest.mark.parametrize(("batch_size", "world_size"), [(32, 2), (4, 3), (1, 2), (5, 4)])
-def test_shares_are_disjoint_and_each_step_is_the_single_process_batch(
-    size: int, batch_size: int, world_size: int
-) -> None:
-    order = list(EpochShuffle(size, seed=3))
-    global_batch = batch_size * world_size
-    single = [set(order[start : start + global_batch]) for start in range(0, size, global_batch)]
-    if single and len(single[-1]) < world_size:  # too small to give every process a sample: dropped
-        single = single[:-1]
-    shares = []
-    for rank in range(world_size):
-        sampler = GlobalBatchShard(
-            EpochShuffle(size, seed=3), batch_size=batch_size, rank=rank, num_replicas=world_size
-        )
-        indices = list(sampler)
-        assert len(indices) == len(sampler)
-        shares.append([indices[start : start + batch_size] for start in range(0, len(indices), batch_size)])
-    assert all(len(steps) == len(single) for steps in shares)  # same number of steps: nobody waits forever
-    for step, batch in enumerate(single):
-        parts = [set(steps[step]) for steps in shares]
-        assert set().union(*parts) == batch and sum(map(len, parts)) == len(batch)  # disjoint, complete
-        assert max(map(len, parts)) - min(map(len, parts)) <= 1
-
-
-def test_every_epoch_is_reshuffled_and_an_epoch_replays_exactly() -> None:
-    sampler = GlobalBatchShard(EpochShuffle(100, seed=0), batch_size=8, rank=1, num_replicas=2)
-    first = list(sampler)
-    sampler.set_epoch(1)  # what Lightning calls on the loader's sampler before every epoch
-    second = list(sampler)
-    assert first != second and sorted(first) != sorted(second)  # a new order and a new share
-    sampler.set_epoch(0)
-    assert list(sampler) == first  # a resumed run sees the same orders
-
-
-def test_shard_loader_keeps_batching_and_collation() -> None:
-    from lossforge.data import build_dataset
-    from lossforge.data.loaders import make_loader
-
-    data = build_dataset("digits", seed=0)
-    loader = make_loader(data.train, batch_size=32, shuffle=True, seed=0)
-    shards = [distributed.shard_loader(loader, rank=r, num_replicas=2) for r in (0, 1)]
-    features, targets = next(iter(shards[1]))
-    assert features.shape == (32, 64) and targets.shape == (32,)
-    assert [len(shard) for shard in shards] == [20, 20]  # 1257 samples: 19 steps of 64, then 41 = 21 + 20
-
-
-# -- how many processes, and which one is this ----------------------------------------------------------
-
-
-@pytest.fixture
-def clean_launch_environment(monkeypatch: pytest.MonkeyPatch) -> pytest.MonkeyPatch:
-    for name in (
-        *distributed.LAUNCH_VARIABLES,
-        "SLURM_NTASKS",
-        "SLURM_PROCID",
-        "SLURM_JOB_NAME",
-        "TORCHELASTIC_RUN_ID",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    return monkeypatch
-
-
-def test_the_trainer_configs_plan_their_processes(clean_launch_environment: pytest.MonkeyPatch) -> None:
-    assert plan_processes(compose_config("trainer=cpu").trainer) == Processes()
-    ddp_cpu = compose_config("trainer=ddp_cpu").trainer
-    assert ddp_cpu.strategy == "ddp" and ddp_cpu.accelerator == "cpu"
-    assert plan_processes(ddp_cpu) == Processes(rank=0, world_size=2, per_node=2, start_here=True)
-    assert compose_config("trainer=ddp").trainer.accelerator == "gpu"
-
-
-def test_processes_started_by_slurm_or_torchrun_take_their_rank_from_there(
-    clean_launch_environment: pytest.MonkeyPatch,
-) -> None:
-    monkeypatch = clean_launch_environment
-    trainer = {"accelerator": "gpu", "devices": 4, "num_nodes": 2, "strategy": "ddp"}
-    monkeypatch.setenv("SLURM_NTASKS", "8")
-    monkeypatch.setenv("SLURM_JOB_NAME", "lossforge")
-    monkeypatch.setenv("SLURM_PROCID", "5")
-    assert plan_processes(trainer) == Processes(rank=5, world_size=8, per_node=4, start_here=False)
-    monkeypatch.setenv("RANK", "3")  # torchrun's variable wins
-    assert plan_processes(trainer).rank == 3
-
-
-def test_configurations_that_cannot_run_fail_before_training(clean_launch_environment: pytest.MonkeyPatch) -> None:
-    with pytest.raises(distributed.DistributedConfigError, match="not supported"):
-        plan_processes({"accelerator": "cpu", "devices": 2, "strategy": "ddp_spawn"})
-    with pytest.raises(distributed.DistributedConfigError, match="SLURM"):
-        plan_processes({"accelerator": "cpu", "devices": 2, "num_nodes": 2, "strategy": "ddp"})
-    with pytest.raises(distributed.DistributedConfigError, match="Lightning made it rank 1 of 2"):
-        distributed.check_agrees(Processes(rank=0, world_size=2, per_node=2), global_rank=1, world_size=2)
-
-
-def test_the_slurm_launcher_asks_for_one_task_per_device_on_every_node() -> None:
-    pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
-    from hydra.utils import instantiate
-
-    cfg = compose_config(
-        "hydra/launcher=submitit_slurm_ddp", "trainer=ddp", "trainer.devices=4", "trainer.num_nodes=2", hydra=True
-    )
-    launcher = instantiate(cfg.hydra.launcher)
-    assert type(launcher).__name__ == "SlurmLauncher"
-    assert (launcher.params["nodes"], launcher.params["tasks_per_node"], launcher.params["gpus_per_node"]) == (2, 4, 4)
-    local = instantiate(
-        compose_config("hydra/launcher=submitit_local_ddp", "trainer=ddp_cpu", hydra=True).hydra.launcher
-    )
-    assert type(local).__name__ == "LocalLauncher" and local.params["tasks_per_node"] == 1
 
 
 # -- starting the other processes -----------------------------------------------------------------------
@@ -170,9 +59,7 @@ def _die_while_starting(rank: int, ready, out: str) -> None:
     raise RuntimeError("rank 1 breaks before training")
 
 
-def test_a_one_process_ddp_run_leaves_nothing_behind_for_the_next_job(
-    clean_launch_environment: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_a_one_process_ddp_run_leaves_nothing_behind_for_the_next_job(tmp_path: Path) -> None:
     # Lightning sets LOCAL_RANK etc. and opens a one-process group here; left behind, the next job of a
     # sweep (say trainer.devices=2) would look launched from outside and join that stale group.
     train(compose_config(*TINY, "trainer.max_epochs=1", "trainer=ddp_cpu", "trainer.devices=1"), base_dir=tmp_path)
@@ -180,10 +67,7 @@ def test_a_one_process_ddp_run_leaves_nothing_behind_for_the_next_job(
     assert not torch.distributed.is_initialized()
 
 
-@pytest.mark.slow
-def test_start_processes_places_the_others_and_restores_this_process(
-    clean_launch_environment: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_start_processes_places_the_others_and_restores_this_process(tmp_path: Path) -> None:
     processes = Processes(rank=0, world_size=3, per_node=3, start_here=True)
     threads = torch.get_num_threads()
     with distributed.start_processes(processes, _report_place, (str(tmp_path),)):
@@ -193,10 +77,7 @@ def test_start_processes_places_the_others_and_restores_this_process(
     assert torch.get_num_threads() == threads
 
 
-@pytest.mark.slow
-def test_a_process_that_dies_while_starting_is_named_instead_of_awaited(
-    clean_launch_environment: pytest.MonkeyPatch, tmp_path: Path
-) -> None:
+def test_a_process_that_dies_while_starting_is_named_instead_of_awaited(tmp_path: Path) -> None:
     processes = Processes(rank=0, world_size=2, per_node=2, start_here=True)
     with pytest.raises(distributed.WorkerFailedError, match=r"process rank 1 failed .* before training started"):
         with distributed.start_processes(processes, _die_while_starting, (str(tmp_path),)):
@@ -236,7 +117,7 @@ def _mine_and_backpropagate(rank: int, port: int, out: str) -> None:
         sample_ids = torch.arange(len(labels))
         model = torch.nn.parallel.DistributedDataParallel(_model())
         results = {}
-        for name in MINERS.names():
+        for name in own_miner_names():  # not a third-party plugin's: not ours to test
             miner = MINERS.build(name)
             model.zero_grad()
             local = model(features[rank::WORLD_SIZE])  # (32, 6)
@@ -263,7 +144,6 @@ def _mine_and_backpropagate(rank: int, port: int, out: str) -> None:
         torch.distributed.destroy_process_group()
 
 
-@pytest.mark.slow
 def test_two_processes_mine_the_global_batch_and_get_the_single_process_gradient(tmp_path: Path) -> None:
     context = torch.multiprocessing.start_processes(
         _mine_and_backpropagate,
@@ -281,7 +161,7 @@ def test_two_processes_mine_the_global_batch_and_get_the_single_process_gradient
     ranks = [torch.load(tmp_path / f"rank{rank}.pt", weights_only=False) for rank in range(WORLD_SIZE)]
 
     features, labels = _example_batch()
-    for name in MINERS.names():
+    for name in own_miner_names():
         model, miner = _model(), MINERS.build(name)
         embeddings = model(features)  # (64, 6), sample i in row i
         embeddings.retain_grad()
@@ -317,7 +197,6 @@ SETUPS = {
 }
 
 
-@pytest.mark.slow
 @pytest.mark.parametrize("setup", list(SETUPS))
 def test_ddp_cpu_gives_the_metrics_of_one_process_with_the_global_batch_and_one_run(setup: str, tmp_path: Path) -> None:
     overrides = [*TINY, "trainer.max_epochs=2", "optimizer=sgd", *SETUPS[setup]]  # sgd: lr 0.1, momentum 0.9
@@ -342,7 +221,6 @@ def test_ddp_cpu_gives_the_metrics_of_one_process_with_the_global_batch_and_one_
         assert got[key] == pytest.approx(values, rel=RELATIVE, abs=ABSOLUTE), key
 
 
-@pytest.mark.slow
 def test_a_ddp_sweep_is_one_job_per_point_under_one_parent_run(tmp_path: Path) -> None:
     result = run_lossforge(
         tmp_path, "-m", "loss=cross_entropy,focal", "trainer=ddp_cpu", "trainer.max_epochs=1", *TINY, timeout=300
@@ -354,11 +232,10 @@ def test_a_ddp_sweep_is_one_job_per_point_under_one_parent_run(tmp_path: Path) -
     assert {c.info.status for c in children} == {"FINISHED"}
     assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["mlartifacts", "mlflow.db", "multirun"]
     (sweep_dir,) = (tmp_path / "outputs" / "multirun").glob("*/*")
-    assert sorted(p.name for p in sweep_dir.iterdir()) == ["0", "1", "multirun.yaml"]
+    assert sorted(p.name for p in sweep_dir.iterdir()) == sorted(["0", "1", "multirun.yaml", SWEEP_RECORD])
     assert sorted(c.data.tags["lossforge.output_dir"] for c in children) == [str(sweep_dir / n) for n in "01"]
 
 
-@pytest.mark.slow
 def test_a_ddp_sweep_through_submitits_local_executor(tmp_path: Path) -> None:
     pytest.importorskip("hydra_plugins.hydra_submitit_launcher")
     result = run_lossforge(
@@ -381,7 +258,6 @@ def test_a_ddp_sweep_through_submitits_local_executor(tmp_path: Path) -> None:
     assert all(Path(c.data.tags["lossforge.output_dir"]).parent == sweep_dir for c in children)
 
 
-@pytest.mark.slow
 def test_sigterm_to_rank_0_stops_every_process_together_and_marks_the_run_killed(tmp_path: Path) -> None:
     overrides = ["trainer=ddp_cpu", "trainer.max_epochs=200", "model.hidden=[64]", "trainer.enable_progress_bar=false"]
     process = subprocess.Popen(

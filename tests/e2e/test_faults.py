@@ -11,16 +11,15 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import child_env, default_store_runs, run_lossforge
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
+from helpers import QUICK_RUN, child_env, compose_config, default_store_runs, run_lossforge
 from omegaconf import OmegaConf
 from torch import nn
 
-from lossforge.hydra_options import register_components
 from lossforge.registry import LOSSES
-from lossforge.training.module import LossTask, NonFiniteLossError
+from lossforge.training.guards import FiniteLossGuard, NonFiniteLossError
 from lossforge.training.run import train
+
+pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("default_store")]
 
 
 class GoesWrongAfter(nn.Module):
@@ -51,10 +50,7 @@ def registered() -> Iterator[None]:
 
 
 def config(*overrides: str):
-    register_components(with_parameters=True)
-    GlobalHydra.instance().clear()
-    with initialize_config_module("lossforge.conf", version_base="1.3"):
-        cfg = compose("config", overrides=["model.hidden=[16]", "trainer.enable_progress_bar=false", *overrides])
+    cfg = compose_config("model.hidden=[16]", "trainer.enable_progress_bar=false", *overrides)
     OmegaConf.set_struct(cfg, False)
     return cfg
 
@@ -70,7 +66,7 @@ def test_non_finite_loss_stops_names_the_step_marks_failed_and_keeps_the_last_ch
 ) -> None:
     # On a GPU the losses are read back every `log_every_n_steps` steps, not every step: the error still
     # names the first bad step, and training stops before a checkpoint of NaN weights can be written.
-    monkeypatch.setattr(LossTask, "_check_window", lambda self, loss: window)
+    monkeypatch.setattr(FiniteLossGuard, "window", lambda self, loss: window)
     cfg = config("trainer.max_epochs=5")
     cfg.loss = {"name": "goes_wrong_after", "steps": 30}  # digits: 20 steps an epoch → NaN in epoch 1
     with pytest.raises(NonFiniteLossError, match=r"goes_wrong_after loss became nan at epoch 1, step 30"):
@@ -119,7 +115,6 @@ def wait_for_checkpoint(cwd: Path, process: subprocess.Popen[str], timeout: floa
 SLOW_ENOUGH = ["trainer.max_epochs=6", "model.hidden=[256,256]"]
 
 
-@pytest.mark.slow
 def test_kill_9_then_resume_continues_the_same_run_and_ends_like_an_uninterrupted_one(tmp_path: Path) -> None:
     reference_dir, killed_dir = tmp_path / "reference", tmp_path / "killed"
     reference_dir.mkdir(), killed_dir.mkdir()
@@ -145,7 +140,6 @@ def test_kill_9_then_resume_continues_the_same_run_and_ends_like_an_uninterrupte
         assert run.data.metrics[key] == pytest.approx(uninterrupted.data.metrics[key], abs=1e-6), key
 
 
-@pytest.mark.slow
 def test_sigterm_marks_the_run_killed_and_saves_a_checkpoint(tmp_path: Path) -> None:
     process = start(tmp_path, *SLOW_ENOUGH)
     run_dir = wait_for_checkpoint(tmp_path, process)
@@ -157,14 +151,11 @@ def test_sigterm_marks_the_run_killed_and_saves_a_checkpoint(tmp_path: Path) -> 
     assert (run_dir / "checkpoints" / "interrupted.ckpt").is_file()
 
 
-@pytest.mark.slow
 def test_secrets_in_the_environment_never_reach_mlflow(tmp_path: Path) -> None:
     secret = "fake-secret-4b1d9e"
     result = run_lossforge(
         tmp_path,
-        "trainer.max_epochs=1",
-        "model.hidden=[8]",
-        "trainer.enable_progress_bar=false",
+        *QUICK_RUN,
         "+note=${oc.env:MLFLOW_TRACKING_PASSWORD}",
         env={"MLFLOW_TRACKING_PASSWORD": secret, "MY_SERVICE_TOKEN": "another-secret-77"},
     )

@@ -2,15 +2,17 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import zipfile
 from pathlib import Path
 
 import pytest
+from helpers import QUICK_RUN, child_env
 
 ROOT = Path(__file__).resolve().parents[2]
+
+pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
@@ -35,7 +37,6 @@ def test_the_wheel_ships_every_config_and_the_search_path_plugin(wheel: Path) ->
     assert not any(name.startswith("tests/") for name in names)
 
 
-@pytest.mark.slow
 def test_a_run_from_the_installed_wheel_elsewhere(wheel: Path, tmp_path: Path) -> None:
     site = tmp_path / "site"
     subprocess.run(
@@ -44,8 +45,7 @@ def test_a_run_from_the_installed_wheel_elsewhere(wheel: Path, tmp_path: Path) -
         capture_output=True,
         timeout=300,
     )
-    env = {**os.environ, "PYTHONPATH": str(site)}  # ahead of the editable checkout on sys.path
-    env.pop("MLFLOW_TRACKING_URI", None)
+    env = child_env({"PYTHONPATH": str(site)})  # ahead of the editable checkout on sys.path
     where = subprocess.run(
         [sys.executable, "-c", "import lossforge; print(lossforge.__file__)"],
         cwd=tmp_path,
@@ -60,9 +60,7 @@ def test_a_run_from_the_installed_wheel_elsewhere(wheel: Path, tmp_path: Path) -
             sys.executable,
             "-m",
             "lossforge",
-            "trainer.max_epochs=1",
-            "model.hidden=[8]",
-            "trainer.enable_progress_bar=false",
+            *QUICK_RUN,
         ],
         cwd=tmp_path,
         env=env,

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 import yaml
 from helpers import default_store_runs, run_lossforge, run_python, sweep_runs
+
+from lossforge.tracking import SWEEP_RECORD
 
 TINY = ["trainer.max_epochs=1", "model.hidden=[16]", "trainer.enable_progress_bar=false"]
 
@@ -20,6 +23,8 @@ def test_a_two_job_sweep_lands_under_one_parent_and_compare_reads_it(tmp_path: P
     assert sorted(c.data.params["loss.name"] for c in children) == ["huber", "l1"]
     assert {c.info.status for c in children} == {"FINISHED"}
     assert sorted(c.data.tags["hydra.job_num"] for c in children) == ["0", "1"]
+    (record,) = (tmp_path / "outputs" / "multirun").glob(f"*/*/{SWEEP_RECORD}")  # how the jobs found the parent
+    assert json.loads(record.read_text())["parent_run_id"] == parent.info.run_id
 
     compare = run_python(
         tmp_path,

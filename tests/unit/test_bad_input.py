@@ -2,8 +2,8 @@
 
 The table below is the contract: each row is an input and a fragment its message must contain. Config
 rows go through the real path (override check → Hydra composition → ``train``); data and loss rows call
-the validators and losses the pipeline calls. A few rows also run the real command in a subprocess to
-check the exit status and that no traceback wall is printed.
+the validators and losses the pipeline calls. ``tests/e2e/test_bad_input_runs.py`` runs a few rows through the
+real command in a subprocess, to check the exit status and that no traceback wall is printed.
 """
 
 from __future__ import annotations
@@ -13,16 +13,13 @@ from pathlib import Path
 
 import pytest
 import torch
-from helpers import run_lossforge
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
+from helpers import compose_config
 from hydra.errors import ConfigCompositionException
 from mlflow import MlflowClient
 
 from lossforge import build_loss
 from lossforge.cli import check_overrides
 from lossforge.data.base import validate_features, validate_targets
-from lossforge.hydra_options import register_components
 from lossforge.training.run import train
 
 
@@ -33,11 +30,7 @@ def run_overrides(*overrides: str) -> Callable[[Path], None]:
         problem = check_overrides(list(overrides))
         if problem:
             raise ValueError(problem)
-        register_components(with_parameters=True)
-        GlobalHydra.instance().clear()
-        with initialize_config_module("lossforge.conf", version_base="1.3"):
-            cfg = compose("config", overrides=[*overrides, "trainer.max_epochs=1", "model.hidden=[8]"])
-        train(cfg, base_dir=tmp_path)
+        train(compose_config(*overrides, "trainer.max_epochs=1", "model.hidden=[8]"), base_dir=tmp_path)
 
     return attempt
 
@@ -125,39 +118,19 @@ TABLE: list[tuple[str, Callable[[Path], None], str]] = [
 
 @pytest.mark.parametrize(("case", "attempt", "fragment"), TABLE, ids=[row[0] for row in TABLE])
 def test_bad_input_gets_a_clear_message_and_leaves_no_running_run(
-    case: str, attempt: Callable[[Path], None], fragment: str, tmp_path: Path
+    case: str, attempt: Callable[[Path], None], fragment: str, tmp_path: Path, default_store: str
 ) -> None:
     with pytest.raises((ValueError, LookupError, TypeError, ConnectionError, ConfigCompositionException)) as error:
         attempt(tmp_path)
     message = str(error.value)
     assert fragment in message, f"{case}: {message}"
     assert len(message) < 1200, f"{case}: a message should be a paragraph, got {len(message)} characters"
-    store = tmp_path / "outputs" / "mlflow.db"
-    if store.exists():
-        client = MlflowClient(f"sqlite:///{store}")
-        experiments = [experiment.experiment_id for experiment in client.search_experiments()]
-        assert all(run.info.status != "RUNNING" for run in client.search_runs(experiments))
+    client = MlflowClient(default_store)
+    experiments = [experiment.experiment_id for experiment in client.search_experiments()]
+    assert all(run.info.status != "RUNNING" for run in client.search_runs(experiments))
 
 
 def test_corrupt_mnist_names_the_file(tmp_path: Path) -> None:
     write_corrupt_mnist(tmp_path / "mnist")
     with pytest.raises(ValueError, match="train-images-idx3-ubyte"):
         run_overrides("dataset=mnist", f"dataset.root={tmp_path / 'mnist'}")(tmp_path)
-
-
-@pytest.mark.slow
-@pytest.mark.parametrize(
-    ("overrides", "status", "fragment"),
-    [
-        (["loss=focall"], 2, "Did you mean 'focal'"),
-        (["loss=focal", "dataset=regression_outliers"], 1, "Losses that fit"),
-        (["logger.tracking_uri=http://127.0.0.1:9"], 1, "did not answer"),
-    ],
-)
-def test_the_command_exits_non_zero_with_one_paragraph(
-    tmp_path: Path, overrides: list[str], status: int, fragment: str
-) -> None:
-    result = run_lossforge(tmp_path, *overrides)
-    assert result.returncode == status
-    assert fragment in result.stderr and "Traceback" not in result.stderr
-    assert "lossforge: error:" in result.stderr

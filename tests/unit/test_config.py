@@ -5,12 +5,10 @@ from __future__ import annotations
 from importlib import resources
 
 import pytest
-from hydra import compose, initialize_config_module
-from hydra.core.global_hydra import GlobalHydra
+from helpers import compose_config, own_loss_names, own_miner_names
 from hydra.errors import ConfigCompositionException
 
 import lossforge
-from lossforge.hydra_options import register_components
 
 
 def yaml_options(group: str) -> list[str]:
@@ -18,15 +16,8 @@ def yaml_options(group: str) -> list[str]:
     return sorted(p.name.removesuffix(".yaml") for p in folder.iterdir() if p.name.endswith(".yaml"))
 
 
-def compose_with(*overrides: str):
-    register_components(with_parameters=True)
-    GlobalHydra.instance().clear()
-    with initialize_config_module("lossforge.conf", version_base="1.3"):
-        return compose("config", overrides=list(overrides))
-
-
 def test_default_config() -> None:
-    cfg = compose_with()
+    cfg = compose_config()
     assert cfg.model.name == "mlp" and list(cfg.model.hidden) == [512, 512] and cfg.model.activation == "tanh"
     assert cfg.dataset.name == "digits" and cfg.loss.name == "cross_entropy" and cfg.miner is None
     assert cfg.trainer.accelerator == "auto"
@@ -38,36 +29,36 @@ GROUP_OPTIONS = (
         for group in ("model", "dataset", "optimizer", "trainer", "logger", "experiment")
         for option in yaml_options(group)
     ]
-    + [("loss", name) for name in lossforge.list_losses()]
-    + [("miner", name) for name in lossforge.list_miners()]
+    + [("loss", name) for name in own_loss_names()]
+    + [("miner", name) for name in own_miner_names()]
 )
 
 
 @pytest.mark.parametrize(("group", "option"), GROUP_OPTIONS)
 def test_every_option_of_every_group_composes(group: str, option: str) -> None:
     prefix = "+" if group == "metric_setup" else ""  # not in the primary defaults list: appended
-    cfg = compose_with(f"{prefix}{group}={option}")
+    cfg = compose_config(f"{prefix}{group}={option}")
     if group in ("model", "dataset", "loss", "miner", "optimizer"):
         assert cfg[group].name == option
 
 
 def test_registry_parameters_are_overrides_with_types() -> None:
-    cfg = compose_with("loss=focal", "loss.gamma=0.5")
+    cfg = compose_config("loss=focal", "loss.gamma=0.5")
     assert cfg.loss.gamma == 0.5
     with pytest.raises(ConfigCompositionException):
-        compose_with("loss=focal", "loss.gamma=abc")
+        compose_config("loss=focal", "loss.gamma=abc")
     with pytest.raises(ConfigCompositionException):
-        compose_with("loss=focal", "loss.gamme=1")
+        compose_config("loss=focal", "loss.gamme=1")
 
 
 @pytest.mark.parametrize("option", yaml_options("metric_setup"))
 def test_metric_setups_pair_a_loss_with_a_miner_of_its_tuple_kind(option: str) -> None:
-    cfg = compose_with(f"+metric_setup={option}")
+    cfg = compose_config(f"+metric_setup={option}")
     loss = lossforge.registry.LOSSES.load(cfg.loss.name)
     if cfg.miner is not None:
         assert lossforge.registry.MINERS.load(cfg.miner.name).tuple_kind == loss.tuple_kind
 
 
 def test_miner_margin_defaults_to_the_loss_margin() -> None:
-    cfg = compose_with("loss=triplet", "miner=semihard_triplets")
+    cfg = compose_config("loss=triplet", "miner=semihard_triplets")
     assert cfg.miner.name == "semihard_triplets" and cfg.miner.margin is None  # filled from the loss

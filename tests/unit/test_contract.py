@@ -1,4 +1,5 @@
-"""Every registered loss and miner — built-in or plugin — against the common contract, and the kit itself."""
+"""Every loss and miner lossforge ships — its own and the example plugin's — against the common contract,
+one test id per component and check; and the kit itself, on components that break one promise each."""
 
 from __future__ import annotations
 
@@ -8,19 +9,40 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from lossforge.losses.base import TASKS, Loss, input_error, shape
+from lossforge.contract import TASKS, Task
+from lossforge.losses.base import Loss, input_error, shape
 from lossforge.losses.regression import HuberLoss
-from lossforge.testing import check_loss, check_miner, loss_names, make_inputs, miner_names
+from lossforge.testing import (
+    LOSS_CHECKS,
+    MINER_CHECKS,
+    Check,
+    check_loss,
+    check_miner,
+    component_checks,
+    loss_checks,
+    loss_names,
+    make_inputs,
+    parametrize_checks,
+)
+
+#: The components lossforge's suite checks: its own and the plugin it ships, never whatever else is installed.
+SHIPPED = [
+    check for distribution in ("lossforge", "lossforge-extras") for check in component_checks(distribution=distribution)
+]
 
 
-@pytest.mark.parametrize("name", loss_names())
-def test_loss_contract(name: str) -> None:
-    check_loss(name)
+@parametrize_checks(SHIPPED)
+def test_contract(check: Check) -> None:
+    check()
 
 
-@pytest.mark.parametrize("name", miner_names())
-def test_miner_contract(name: str) -> None:
-    check_miner(name)
+def test_every_shipped_component_gets_every_check() -> None:
+    components = {check.component for check in SHIPPED}
+    assert {"focal", "triplet", "semihard_triplets"} <= components
+    focal = [check.name for check in SHIPPED if check.component == "focal"]
+    assert focal == [check.__name__ for check in LOSS_CHECKS]
+    semihard = [check.name for check in SHIPPED if check.component == "semihard_triplets"]
+    assert semihard == [check.__name__ for check in MINER_CHECKS]
 
 
 @pytest.mark.parametrize(
@@ -59,17 +81,17 @@ def test_names_filter_by_package() -> None:
 
 @pytest.mark.parametrize("task", TASKS)
 @pytest.mark.parametrize("dtype", [torch.float32, torch.float64])
-def test_make_inputs(task: str, dtype: torch.dtype) -> None:
+def test_make_inputs(task: Task, dtype: torch.dtype) -> None:
     prediction, target = make_inputs(task, batch=8, num_classes=3, dim=5, dtype=dtype)
     assert prediction.dtype == dtype and prediction.requires_grad and not target.requires_grad
     assert prediction.shape[0] == target.shape[0] == 8
-    if task == "regression":
+    if task == Task.REGRESSION:
         assert prediction.shape == target.shape == (8, 5)
-    elif task == "binary":
+    elif task == Task.BINARY:
         assert prediction.shape == (8,) and set(target.tolist()) == {0.0, 1.0}
-    elif task == "multiclass":
+    elif task == Task.MULTICLASS:
         assert prediction.shape == (8, 3) and target.dtype == torch.int64 and set(target.tolist()) == {0, 1, 2}
-    elif task == "multilabel":
+    elif task == Task.MULTILABEL:
         assert prediction.shape == target.shape == (8, 3) and set(target.unique().tolist()) <= {0.0, 1.0}
     else:
         counts = target.bincount()
@@ -78,12 +100,12 @@ def test_make_inputs(task: str, dtype: torch.dtype) -> None:
 
 
 def test_make_inputs_is_deterministic_and_validates() -> None:
-    first, second = make_inputs("multiclass", seed=3), make_inputs("multiclass", seed=3)
+    first, second = make_inputs(Task.MULTICLASS, seed=3), make_inputs(Task.MULTICLASS, seed=3)
     assert torch.equal(first[0], second[0]) and torch.equal(first[1], second[1])
     with pytest.raises(ValueError, match="expected `task` in"):
         make_inputs("ranking")
     with pytest.raises(ValueError, match="metric inputs need batch >= 4"):
-        make_inputs("metric", batch=3)
+        make_inputs(Task.METRIC, batch=3)
 
 
 # -- the kit catches broken losses -----------------------------------------------------------------
@@ -93,7 +115,7 @@ class ToyL1(Loss):
     """A correct minimal loss; the subclasses below each break one rule."""
 
     name: ClassVar[str] = "toy_l1"
-    tasks: ClassVar[tuple[str, ...]] = ("regression",)
+    tasks: ClassVar[tuple[Task, ...]] = (Task.REGRESSION,)
 
     def __init__(self, *, reduction: str = "mean") -> None:
         super().__init__(reduction=reduction)
@@ -150,7 +172,7 @@ class NoAnnotation(ToyL1):
 
 
 class NoTasks(ToyL1):
-    tasks: ClassVar[tuple[str, ...]] = ()
+    tasks: ClassVar[tuple[Task, ...]] = ()
 
 
 class WeightedWithWrongMean(ToyL1):
@@ -178,7 +200,7 @@ def test_the_toy_loss_passes() -> None:
         (PositionalParameter, "'scale' must be keyword-only"),
         (NoDefault, "'scale' needs a default"),
         (NoAnnotation, "'scale' needs a type annotation"),
-        (NoTasks, "`tasks` must be a non-empty tuple"),
+        (NoTasks, "must declare a class attribute `tasks`, a non-empty tuple"),
         (WeightedWithWrongMean, "changed when the batch was repeated"),
     ],
 )
@@ -256,3 +278,66 @@ def test_the_loop_miner_passes() -> None:
 def test_the_kit_catches_miners(broken: type, message: str) -> None:
     with pytest.raises(AssertionError, match=message):
         check_miner(broken)
+
+
+# -- one named check per promise, and `lossforge check` -----------------------------------------------
+
+
+def _broken_checks(checks: list[Check]) -> list[str]:
+    broken = []
+    for check in checks:
+        try:
+            check()
+        except AssertionError:
+            broken.append(check.name)
+    return broken
+
+
+@pytest.mark.parametrize(
+    ("broken", "check"),
+    [
+        (MeanIsSum, "check_reductions"),
+        (AcceptsAnyTarget, "check_bad_targets"),
+        (Detached, "check_outputs"),
+        (NoDefault, "check_constructor"),
+    ],
+)
+def test_each_broken_promise_fails_its_own_named_check(broken: type, check: str) -> None:
+    assert check in _broken_checks(loss_checks(broken, dtypes=(torch.float64,)))
+    assert _broken_checks(loss_checks(ToyL1, dtypes=(torch.float64,))) == []
+
+
+class IgnoresMinedTuples(Loss):
+    """A metric loss whose forward takes no ``indices_tuple``: lossforge's training path would fail on it."""
+
+    name: ClassVar[str] = "no_tuples"
+    tasks: ClassVar[tuple[Task, ...]] = (Task.METRIC,)
+
+    def __init__(self, *, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
+
+    def forward(self, embeddings: Tensor, labels: Tensor) -> Tensor:
+        values = torch.cdist(embeddings, embeddings)[labels[:, None] == labels[None, :]]
+        return {"none": values, "sum": values.sum(), "mean": values.mean() if values.numel() else values.sum()}[
+            self.reduction
+        ] * 0
+
+
+def test_the_training_path_is_checked_too() -> None:
+    assert "check_trains" in _broken_checks(loss_checks(IgnoresMinedTuples, dtypes=(torch.float64,)))
+
+
+def test_lossforge_check_gives_a_verdict_per_component(capsys: pytest.CaptureFixture[str]) -> None:
+    from lossforge.cli import check_components
+    from lossforge.registry import LOSSES
+
+    assert check_components(["lossforge-extras"]) == 0
+    assert "5 of 5 components meet the contract" in capsys.readouterr().out
+    LOSSES.register("mean_is_sum", MeanIsSum, distribution="lossforge-test-broken")
+    try:
+        assert check_components(["lossforge-test-broken"]) == 1
+    finally:
+        LOSSES.refresh()
+    out = capsys.readouterr().out
+    assert "FAIL  loss  mean_is_sum" in out and "check_reductions: " in out
+    assert "0 of 1 components meet the contract" in out

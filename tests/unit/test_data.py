@@ -13,9 +13,9 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
+from lossforge.contract import DATASET_TASKS
 from lossforge.data import (
     DATASETS,
-    TASKS,
     DataSplits,
     Split,
     build_dataset,
@@ -144,7 +144,7 @@ def test_every_dataset_has_a_matching_config(name: str) -> None:
 def test_every_dataset_honours_the_contract(name: str, tmp_path: Path) -> None:
     params = params_for(name, tmp_path)
     data = build_dataset(name, seed=0, **params)
-    assert data.name == name and data.task in TASKS
+    assert data.name == name and data.task in DATASET_TASKS
     validate_data_splits(data)
     for split in data.splits().values():
         assert split.features.dtype == torch.float32 and split.features.shape[1] == data.input_dim
@@ -529,11 +529,24 @@ def test_validate_targets_per_task(targets: torch.Tensor, task: str, num_outputs
         validate_targets(targets, task=task, num_outputs=num_outputs)
 
 
-def test_valid_targets_pass() -> None:
-    validate_targets(torch.tensor([0, 1]), task="binary", num_outputs=1)
-    validate_targets(torch.tensor([[0.0, 1.0]]), task="multilabel", num_outputs=2)
-    validate_targets(torch.zeros(3, 2), task="regression", num_outputs=2)
-    validate_targets(torch.zeros(3, 1), task="regression", num_outputs=1)
+@pytest.mark.parametrize(
+    ("targets", "task", "num_outputs"),
+    [
+        (torch.tensor([0, 1, 1]), "binary", 1),
+        (torch.tensor([2, 0, 1]), "multiclass", 3),  # the largest index, num_outputs - 1, is in range
+        (torch.tensor([[0.0, 1.0], [1.0, 1.0], [0.0, 0.0]]), "multilabel", 2),
+        (torch.tensor([-1.5, 0.0, 2e6]), "regression", 1),  # any finite value
+        (torch.zeros(3, 1), "regression", 1),
+        (torch.zeros(3, 2), "regression", 2),
+    ],
+)
+def test_valid_targets_pass(targets: torch.Tensor, task: str, num_outputs: int) -> None:
+    original = targets.clone()
+    assert validate_targets(targets, task=task, num_outputs=num_outputs) is None
+    assert torch.equal(targets, original)  # validating reads, never converts
+    split = Split(torch.zeros(len(targets), 3), targets)
+    data = make_data(task=task, train=split, val=split, test=split, num_outputs=num_outputs, class_names=())
+    assert data.task == task and data.train.targets is targets  # a dataset of them builds and keeps them as given
 
 
 @pytest.mark.parametrize(

@@ -11,7 +11,8 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from lossforge import build_loss
-from lossforge.losses.base import LossInputError, scan_target_values, validated_targets
+from lossforge.contract import loss_traits
+from lossforge.losses.base import LossInputError
 from lossforge.losses.classification import (
     BCELoss,
     CrossEntropyLoss,
@@ -29,6 +30,7 @@ from lossforge.losses.classification import (
     multiclass_hinge_loss,
     weighted_cross_entropy,
 )
+from lossforge.testing import make_inputs
 
 REDUCTIONS = ("mean", "sum", "none")
 F64 = torch.float64
@@ -533,16 +535,25 @@ def test_pure_functions_validate_too() -> None:
         focal_loss(logits, targets, reduction="avg")
 
 
-# -- validated_targets(): value scans skipped for data validated up front ----------------------------------
+# -- check_values=False: value scans skipped for data validated up front ----------------------------------
 VALUE_ERRORS = {
-    "bce labels outside {0, 1}": (lambda: bce_loss(torch.zeros(2, 3), torch.full((2, 3), 0.5)), "labels in {0, 1}"),
-    "hinge labels outside ±1": (lambda: hinge_loss(torch.zeros(3), torch.tensor([2.0, 1.0, -1.0])), "labels"),
-    "class index out of range": (lambda: cross_entropy(torch.zeros(2, 3), torch.tensor([0, 3])), "class indices"),
+    "bce labels outside {0, 1}": (
+        lambda **k: bce_loss(torch.zeros(2, 3), torch.full((2, 3), 0.5), **k),
+        "labels in {0, 1}",
+    ),
+    "hinge labels outside ±1": (lambda **k: hinge_loss(torch.zeros(3), torch.tensor([2.0, 1.0, -1.0]), **k), "labels"),
+    "class index out of range": (
+        lambda **k: cross_entropy(torch.zeros(2, 3), torch.tensor([0, 3]), **k),
+        "class indices",
+    ),
     "probability rows not summing to 1": (
-        lambda: cross_entropy(torch.zeros(2, 3), torch.full((2, 3), 0.5)),
+        lambda **k: cross_entropy(torch.zeros(2, 3), torch.full((2, 3), 0.5), **k),
         "probability rows",
     ),
-    "focal index out of range": (lambda: focal_loss(torch.zeros(2, 3), torch.tensor([-1, 0])), "class indices"),
+    "focal index out of range": (
+        lambda **k: focal_loss(torch.zeros(2, 3), torch.tensor([-1, 0]), **k),
+        "class indices",
+    ),
 }
 
 
@@ -551,28 +562,41 @@ def test_target_values_are_scanned_unless_validated_up_front(case) -> None:
     call, message = case
     with pytest.raises(LossInputError, match=re.escape(message)):
         call()
-    with validated_targets():  # the caller vouches for the values: no scan, no host sync
-        try:
-            call()  # wrong values now give a meaningless loss, or torch's own error (an index out of range)
-        except LossInputError as error:
-            pytest.fail(f"scanned target values inside validated_targets(): {error}")
-        except (IndexError, RuntimeError):
-            pass
-    assert scan_target_values()
+    try:  # the caller vouches for the values: no scan, no host sync
+        call(check_values=False)  # wrong values now give a meaningless loss, or torch's own error
+    except LossInputError as error:
+        pytest.fail(f"scanned target values with check_values=False: {error}")
+    except (IndexError, RuntimeError):
+        pass
 
 
-def test_validated_targets_keeps_shape_and_dtype_checks_and_values() -> None:
+def test_skipping_value_scans_keeps_shape_and_dtype_checks_and_values() -> None:
     logits, labels = torch.randn(4, 3, dtype=F64), torch.randint(0, 2, (4, 3)).double()
-    expected = bce_loss(logits, labels)
-    with validated_targets():
-        assert torch.equal(bce_loss(logits, labels), expected)
-        with pytest.raises(LossInputError, match=re.escape("(4, 3) and (4,)")):
-            bce_loss(logits, labels[:, 0])
-        with pytest.raises(LossInputError, match="integer dtype"):
-            cross_entropy(logits, labels[:, 0])
+    assert torch.equal(bce_loss(logits, labels, check_values=False), bce_loss(logits, labels))
+    with pytest.raises(LossInputError, match=re.escape("(4, 3) and (4,)")):
+        bce_loss(logits, labels[:, 0], check_values=False)
+    with pytest.raises(LossInputError, match="integer dtype"):
+        cross_entropy(logits, labels[:, 0], check_values=False)
 
 
-def test_validated_targets_is_restored_after_an_error() -> None:
-    with pytest.raises(LossInputError), validated_targets():
-        bce_loss(torch.zeros(2), torch.zeros(3))
-    assert scan_target_values()
+@pytest.mark.parametrize(
+    "name", ["hinge", "multiclass_hinge", "cross_entropy", "weighted_cross_entropy", "focal", "bce"]
+)
+def test_modules_pass_scan_targets_to_their_function(name: str) -> None:
+    loss = build_loss(name)
+    assert loss.scan_targets is True  # on its own, a loss checks its targets
+    tasks = loss_traits(loss).tasks
+    prediction, target = make_inputs(tasks[0], dtype=F64)
+    if name == "weighted_cross_entropy":
+        loss.prepare(targets=target, num_classes=prediction.shape[1])
+    bad = target.clone()
+    bad[0] = 7  # outside every encoding and class range
+    with pytest.raises(LossInputError):
+        loss(prediction, bad)
+    loss.scan_targets = False
+    try:
+        loss(prediction, bad)
+    except LossInputError as error:
+        pytest.fail(f"{name} scanned its targets with scan_targets=False: {error}")
+    except (IndexError, RuntimeError):
+        pass

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import partial
 
 import pytest
 import torch
@@ -28,16 +29,60 @@ def _pair(*shape: int) -> tuple[torch.Tensor, torch.Tensor]:
     return prediction, target
 
 
+def _reduced_our_way(elementwise: torch.Tensor, reduction: str) -> torch.Tensor:
+    """torch's elementwise losses ``(N,)`` or ``(N, D)`` reduced as lossforge reduces: summed over ``D`` per sample."""
+    per_sample = elementwise.sum(dim=1) if elementwise.dim() == 2 else elementwise  # (N,)
+    return {"none": per_sample, "sum": per_sample.sum(), "mean": per_sample.mean()}[reduction]
+
+
 @pytest.mark.parametrize("name", sorted(REFERENCES))
 @pytest.mark.parametrize("shape", [(7,), (7, 3)])
 @pytest.mark.parametrize("reduction", REDUCTIONS)
 def test_matches_torch(name: str, shape: tuple[int, ...], reduction: str) -> None:
     prediction, target = _pair(*shape)
-    elementwise = REFERENCES[name]()(prediction, target)
-    per_sample = elementwise.sum(dim=1) if elementwise.dim() == 2 else elementwise  # summed over D
-    expected = {"none": per_sample, "sum": per_sample.sum(), "mean": per_sample.mean()}[reduction]
+    expected = _reduced_our_way(REFERENCES[name]()(prediction, target), reduction)
     actual = build_loss(name, reduction=reduction)(prediction, target)
     torch.testing.assert_close(actual, expected)
+
+
+DELTAS = [0.1, 0.5, 2.0, 5.0]
+
+
+def _huber_pair(delta: float, *shape: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """A prediction and a target whose residuals run evenly from -3δ to 3δ: both regimes at any δ, and no
+    residual at the kink |r| = δ, where finite differences would straddle the two pieces."""
+    prediction, _ = _pair(*shape)
+    residuals = delta * torch.linspace(-3, 3, prediction.numel(), dtype=torch.float64).reshape(shape)
+    return prediction, prediction + residuals
+
+
+@pytest.mark.parametrize("delta", DELTAS)
+@pytest.mark.parametrize("shape", [(9,), (9, 3)])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_huber_matches_torch_at_every_delta_with_its_gradients(
+    delta: float, shape: tuple[int, ...], reduction: str
+) -> None:
+    prediction, target = _huber_pair(delta, *shape)
+    reference_input = prediction.clone().requires_grad_(True)
+    elementwise = nn.functional.huber_loss(reference_input, target, delta=delta, reduction="none")
+    expected = _reduced_our_way(elementwise, reduction)
+    # Unequal weights on the "none" values, so a gradient routed to the wrong sample shows.
+    weights = torch.linspace(0.5, 1.5, expected.numel(), dtype=torch.float64).reshape(expected.shape)
+    (expected_gradient,) = torch.autograd.grad(expected, reference_input, weights)
+    for loss in (partial(huber_loss, delta=delta, reduction=reduction), HuberLoss(delta=delta, reduction=reduction)):
+        leaf = prediction.clone().requires_grad_(True)
+        actual = loss(leaf, target)
+        torch.testing.assert_close(actual, expected)
+        (gradient,) = torch.autograd.grad(actual, leaf, weights)
+        torch.testing.assert_close(gradient, expected_gradient)
+
+
+@pytest.mark.parametrize("delta", DELTAS)
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_huber_gradcheck_at_every_delta(delta: float, reduction: str) -> None:
+    prediction, target = _huber_pair(delta, 6, 2)
+    prediction.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda p: huber_loss(p, target, delta=delta, reduction=reduction), (prediction,))
 
 
 def test_mean_is_torch_mean_times_outputs() -> None:

@@ -13,11 +13,11 @@ from lossforge.mining.miners import (
     HardPairsMiner,
     HardTripletsMiner,
     SemiHardTripletsMiner,
-    all_triplet_indices,
     batch_hard_triplet_indices,
     hard_pair_indices,
     semihard_triplet_indices,
 )
+from lossforge.mining.tuples import all_triplet_indices
 
 Pairs = tuple[list[tuple[int, int]], list[tuple[int, int]]]
 

@@ -9,11 +9,12 @@ import pytest
 import torch
 
 from lossforge import build_loss, build_miner
+from lossforge.contract import Task
 from lossforge.data.base import Split
 from lossforge.data.loaders import make_loader
-from lossforge.losses.base import LossInputError, scan_target_values
+from lossforge.losses.base import LossInputError
 from lossforge.losses.classification import cross_entropy
-from lossforge.models import build_model
+from lossforge.models import build_model, model_for_task
 from lossforge.training.module import LossTask
 
 
@@ -43,11 +44,11 @@ def weighted_mean(values: list[float], weights: list[int]) -> float:
     return sum(v * w for v, w in zip(values, weights, strict=True)) / sum(weights)
 
 
-def fit(task: str, loss: str, *, miner: str | None = None, **trainer_options: Any) -> tuple:
+def fit(task: Task, loss: str, *, miner: str | None = None, **trainer_options: Any) -> tuple:
     torch.manual_seed(0)
     features = torch.randn(SAMPLES, 6)
     targets = torch.arange(SAMPLES) % 4
-    model = build_model("mlp", input_dim=6, output_dim=4, hidden=[8], embedding=task == "metric")
+    model = build_model(model_for_task("mlp", embedding=task == Task.METRIC), input_dim=6, output_dim=4, hidden=[8])
     module = LossTask(
         model=model,
         loss=build_loss(loss),
@@ -80,7 +81,7 @@ def fit(task: str, loss: str, *, miner: str | None = None, **trainer_options: An
     ids=["whole_epoch", "limit_train_batches", "max_steps"],
 )
 def test_train_loss_is_the_sample_weighted_mean_of_the_epochs_steps(trainer_options: dict, steps: int) -> None:
-    trainer, recorder = fit("multiclass", "cross_entropy", **trainer_options)
+    trainer, recorder = fit(Task.MULTICLASS, "cross_entropy", **trainer_options)
     assert len(recorder.losses) == steps
     expected = weighted_mean(recorder.losses, recorder.sizes)
     assert float(trainer.callback_metrics["train/loss"]) == pytest.approx(expected, rel=1e-6)
@@ -89,14 +90,14 @@ def test_train_loss_is_the_sample_weighted_mean_of_the_epochs_steps(trainer_opti
 
 
 def test_every_epoch_logs_its_own_mean() -> None:
-    trainer, recorder = fit("multiclass", "cross_entropy", max_epochs=2)
+    trainer, recorder = fit(Task.MULTICLASS, "cross_entropy", max_epochs=2)
     last_epoch = slice(STEPS, 2 * STEPS)
     expected = weighted_mean(recorder.losses[last_epoch], recorder.sizes[last_epoch])
     assert float(trainer.callback_metrics["train/loss"]) == pytest.approx(expected, rel=1e-6)
 
 
 def test_metric_losses_log_mined_tuples_and_active_fraction_per_epoch() -> None:
-    trainer, recorder = fit("metric", "triplet", miner="semihard_triplets")
+    trainer, recorder = fit(Task.METRIC, "triplet", miner="semihard_triplets")
     metrics = trainer.callback_metrics
     assert float(metrics["train/loss"]) == pytest.approx(weighted_mean(recorder.losses, recorder.sizes), rel=1e-6)
     assert float(metrics["train/tuples"]) == pytest.approx(weighted_mean(recorder.tuples, recorder.sizes), rel=1e-6)
@@ -106,29 +107,32 @@ def test_metric_losses_log_mined_tuples_and_active_fraction_per_epoch() -> None:
 
 
 class ScanSpy(torch.nn.Module):
-    """Cross-entropy that records whether it was asked to scan its targets' values."""
+    """Cross-entropy that records whether it was told to scan its targets' values."""
+
+    tasks = (Task.MULTICLASS,)
 
     def __init__(self) -> None:
         super().__init__()
+        self.scan_targets = True
         self.scanned: list[bool] = []
 
     def forward(self, logits: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        self.scanned.append(scan_target_values())
-        return cross_entropy(logits, target)
+        self.scanned.append(self.scan_targets)
+        return cross_entropy(logits, target, check_values=self.scan_targets)
 
 
 @pytest.mark.parametrize("scan_targets", [False, True])
 def test_loss_calls_trust_validated_data_unless_asked_to_scan(scan_targets: bool) -> None:
     spy = ScanSpy()
     module = LossTask(
-        model=torch.nn.Linear(6, 4), loss=spy, task="multiclass", num_outputs=4, scan_targets=scan_targets
+        model=torch.nn.Linear(6, 4), loss=spy, task=Task.MULTICLASS, num_outputs=4, scan_targets=scan_targets
     )
-    module._step((torch.randn(8, 6), torch.arange(8) % 4), "val")
+    module.loss_value(module(torch.randn(8, 6)), torch.arange(8) % 4)
     assert spy.scanned == [scan_targets]
-    bad_batch = (torch.randn(2, 6), torch.tensor([0, 4]))  # class 4 of 4
+    features, bad_targets = torch.randn(2, 6), torch.tensor([0, 4])  # class 4 of 4
     if scan_targets:
         with pytest.raises(LossInputError, match=r"class indices in \[0, 3\]"):
-            module._step(bad_batch, "val")
+            module.loss_value(module(features), bad_targets)
     else:  # not scanned: torch's own error, not lossforge's
         with pytest.raises(IndexError, match="out of bounds"):
-            module._step(bad_batch, "val")
+            module.loss_value(module(features), bad_targets)

@@ -1,11 +1,12 @@
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 
 import pytest
 from mlflow import MlflowClient
 
-from lossforge.tracking import mlflow_run, params_for_mlflow, resolve_tracking_uri
+from lossforge.tracking import SweepJob, mlflow_run, params_for_mlflow, resolve_tracking_uri, run_context_tags
 
 
 def test_tracking_uri_precedence(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -48,3 +49,21 @@ def test_runs_always_end_with_a_status(tmp_path: Path, raised: BaseException | N
     assert stored.data.tags["loss"] == "l1"
     if status == "FAILED":
         assert stored.data.tags["lossforge.error"] == "RuntimeError: boom"
+
+
+def test_a_run_outside_a_sweep_is_tagged_with_its_commit_only() -> None:
+    tags = run_context_tags(None)
+    assert set(tags) <= {"lossforge.git_commit"}
+
+
+def test_a_sweep_job_tags_its_sweep_job_and_parent_run() -> None:
+    job = SweepJob(sweep_dir="outputs/multirun/x", job_num=3, overrides=("loss=l1", "seed=2"), parent_run_id="abc")
+    tags = run_context_tags(job)
+    tags.pop("lossforge.git_commit", None)
+    assert tags == {
+        "hydra.sweep_dir": "outputs/multirun/x",
+        "hydra.job_num": "3",
+        "hydra.overrides": "loss=l1 seed=2",
+        "mlflow.parentRunId": "abc",
+    }
+    assert "mlflow.parentRunId" not in run_context_tags(dataclasses.replace(job, parent_run_id=None))
