@@ -1,6 +1,7 @@
-"""``python -m lossforge [overrides]``: the Hydra app (see ``lossforge.cli``)."""
+"""``python -m lossforge [overrides]``: the Hydra app, and the subcommands (``list``, ``check``, ``compare``,
+``benchmark``) as the ``lossforge`` script has them (see ``lossforge.cli``)."""
 
-from lossforge.cli import run_app
+from lossforge.cli import main
 
 if __name__ == "__main__":
-    run_app()
+    main()

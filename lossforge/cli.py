@@ -146,7 +146,7 @@ def list_components(arguments: list[str] | None = None) -> int:
     import argparse
 
     from lossforge import list_losses
-    from lossforge.contract import TASKS, loss_traits, miner_traits
+    from lossforge.contract import TASKS, describe_search_space, loss_traits, miner_traits
     from lossforge.registry import LOSSES, MINERS
 
     parser = argparse.ArgumentParser(prog="lossforge list", description="List the registered losses and miners.")
@@ -178,6 +178,7 @@ def list_components(arguments: list[str] | None = None) -> int:
             print(f"  {name:<24} {served:<22} {info.provider}")
             if parameters:
                 print("      " + ", ".join(f"{p.name}={p.default!r}" for p in parameters.values()))
+            print(f"      tune: {describe_search_space(component)}")
         for name, providers in registry.conflicts().items():
             print(f"  {name!r} is registered by several packages: {', '.join(providers)}")
         print()
@@ -236,7 +237,7 @@ def _failure(check: Callable[[], None]) -> str | None:
 
 
 def main() -> None:
-    """Console script entry: ``lossforge list`` or the Hydra app."""
+    """Console script entry: a subcommand (``list``, ``check``, ``compare``) or the Hydra app."""
     arguments = sys.argv[1:]
     if arguments[:1] == ["list"]:
         sys.exit(list_components(arguments[1:]))

@@ -34,12 +34,17 @@ Loss checks (:data:`LOSS_CHECKS`), for every task the loss declares and every dt
   unique gives a finite loss, 0 for ``tuple_kind = "triplet"``;
 * ``check_trains`` — called the way lossforge trains (``prepare`` hook, target encoding, told its targets
   were validated), one optimizer step moves a model's parameters and the value is the one of a loss that
-  scans its targets; a loss that counts tuples reports ``0 <= active <= tuples``.
+  scans its targets; a loss that counts tuples reports ``0 <= active <= tuples``;
+* ``check_search_space`` — the declared ``search_space`` is valid (read by
+  :func:`lossforge.contract.search_space`), every default lies inside its prior (a ``None`` default is
+  allowed), and values drawn from it — each bound, the midpoint, every choice, one parameter at a time,
+  then all at their low and all at their high ends — build a loss with finite outputs and gradients.
 
 Miner checks (:data:`MINER_CHECKS`): ``check_declarations``, ``check_constructor``, ``check_tuples``
 (int64 1-D index tensors, not requiring grad, in range; positives share the anchor's label at another
-index, negatives do not), ``check_unique_labels`` (no positive pair, still valid tuples) and
-``check_feeds_a_loss`` (a lossforge loss of its tuple kind trains on its tuples).
+index, negatives do not), ``check_unique_labels`` (no positive pair, still valid tuples),
+``check_feeds_a_loss`` (a lossforge loss of its tuple kind trains on its tuples) and
+``check_search_space`` (as for losses; values drawn from the space build a miner with valid tuples).
 """
 
 from __future__ import annotations
@@ -56,11 +61,13 @@ from lossforge import build_loss, build_miner, list_losses, list_miners, loss_in
 from lossforge.contract import (
     TASKS,
     ContractError,
+    Prior,
     Task,
     loss_traits,
     miner_traits,
     normalize_distribution,
     prepare_loss,
+    search_space,
     set_scan_targets,
     tuple_counts,
 )
@@ -166,7 +173,7 @@ class _Loss:
 
     cls: type
     label: str
-    build: Callable[[str], Any]  # reduction -> a loss
+    build: Callable[..., Any]  # (reduction, **overrides) -> a loss
     tasks: tuple[Task, ...]
     dtypes: tuple[torch.dtype, ...]
 
@@ -175,7 +182,7 @@ class _Loss:
 class _Miner:
     cls: type
     label: str
-    build: Callable[[], Any]  # -> a miner
+    build: Callable[..., Any]  # (**overrides) -> a miner
 
 
 def loss_checks(
@@ -197,10 +204,11 @@ def loss_checks(
     cls, label = _resolve(loss, LOSSES, "loss")
     options = dict(params or {})
 
-    def build(reduction: str) -> nn.Module:
+    def build(reduction: str, **overrides: Any) -> nn.Module:
+        settings = {**options, **overrides}  # a value drawn from the search space replaces a given one
         if isinstance(loss, str):
-            return build_loss(loss, reduction=reduction, **options)
-        return cls(reduction=reduction, **options)
+            return build_loss(loss, reduction=reduction, **settings)
+        return cls(reduction=reduction, **settings)
 
     try:
         declared = loss_traits(cls).tasks
@@ -217,8 +225,9 @@ def miner_checks(miner: str | type[nn.Module], *, params: Mapping[str, Any] | No
     cls, label = _resolve(miner, MINERS, "miner")
     options = dict(params or {})
 
-    def build() -> nn.Module:
-        return build_miner(miner, **options) if isinstance(miner, str) else cls(**options)
+    def build(**overrides: Any) -> nn.Module:
+        settings = {**options, **overrides}
+        return build_miner(miner, **settings) if isinstance(miner, str) else cls(**settings)
 
     subject = _Miner(cls, label, build)
     return [Check(_short(miner), check.__name__, _bind(check, subject)) for check in MINER_CHECKS]
@@ -407,6 +416,31 @@ def check_trains(subject: _Loss) -> None:
             _expect(0 <= active <= tuples, f"{where}: last_num_active {active} not in [0, last_num_tuples {tuples}]")
 
 
+def check_search_space(subject: _Loss | _Miner) -> None:
+    """The declared ``search_space`` is valid, holds every default (a ``None`` default, "inherit" or "off",
+    is allowed), and what a tuner may draw from it builds a component that keeps its core promises: finite
+    outputs and gradients (a loss) or valid tuples (a miner)."""
+    try:
+        space = search_space(subject.cls)
+    except ContractError as error:
+        raise AssertionError(f"{subject.label}: {error.rule}") from None
+    for parameter in inspect.signature(subject.cls).parameters.values():
+        prior = space.get(parameter.name)
+        if prior is None or parameter.default is None or parameter.default is parameter.empty:
+            continue  # a missing default is check_constructor's to report
+        _expect(
+            prior.contains(parameter.default),
+            f"{subject.label}: the default {parameter.name}={parameter.default!r} lies outside its prior "
+            f"{prior}; widen the prior or change the default, so that tuning can find it",
+        )
+    for values in _draws(space):
+        drawn = ", ".join(f"{name}={value!r}" for name, value in values.items())
+        if isinstance(subject, _Loss):
+            _check_drawn_loss(subject, values, f"drawn from its search space: {drawn}")
+        else:
+            _check_drawn_miner(subject, values, f"drawn from its search space: {drawn}")
+
+
 #: Every loss check, in the order they run.
 LOSS_CHECKS = (
     check_declarations,
@@ -416,6 +450,7 @@ LOSS_CHECKS = (
     check_bad_targets,
     check_degenerate_batches,
     check_trains,
+    check_search_space,
 )
 
 
@@ -456,7 +491,14 @@ def check_feeds_a_loss(subject: _Miner) -> None:
 
 
 #: Every miner check, in the order they run.
-MINER_CHECKS = (check_declarations, check_constructor, check_tuples, check_unique_labels, check_feeds_a_loss)
+MINER_CHECKS = (
+    check_declarations,
+    check_constructor,
+    check_tuples,
+    check_unique_labels,
+    check_feeds_a_loss,
+    check_search_space,
+)
 
 
 def _check_tuples(tuples: Any, labels: Tensor, tuple_kind: str, where: str) -> None:
@@ -545,11 +587,45 @@ def _num_classes(task: Task, prediction: Tensor, target: Tensor) -> int:
     return 1 if prediction.dim() == 1 else int(prediction.shape[-1])
 
 
-def _built(subject: _Loss, reduction: str, prediction: Tensor, target: Tensor, task: Task) -> nn.Module:
-    """The loss with ``reduction``, prepared the way the training pipeline prepares it."""
-    loss = subject.build(reduction)
+def _built(
+    subject: _Loss, reduction: str, prediction: Tensor, target: Tensor, task: Task, **overrides: Any
+) -> nn.Module:
+    """The loss with ``reduction`` (and ``overrides`` of its parameters), prepared the way the training
+    pipeline prepares it."""
+    loss = subject.build(reduction, **overrides)
     prepare_loss(loss, targets=target, num_classes=_num_classes(task, prediction, target))
     return loss
+
+
+def _draws(space: Mapping[str, Prior]) -> list[dict[str, Any]]:
+    """Deterministic draws from a search space: each probe of each parameter (the others at their
+    defaults), then, where parameters can interact, all at their lowest probes and all at their highest."""
+    draws = [{name: value} for name, prior in space.items() for value in prior.probes()]
+    if len(space) > 1:
+        draws.append({name: prior.probes()[0] for name, prior in space.items()})
+        draws.append({name: prior.probes()[-1] for name, prior in space.items()})
+    return draws
+
+
+def _check_drawn_loss(subject: _Loss, values: Mapping[str, Any], drawn: str) -> None:
+    for task, dtype, where in _cases(subject):
+        prediction, target = _inputs(subject, task, dtype)
+        try:
+            loss = _built(subject, "mean", prediction, target, task, **values)
+        except Exception as error:
+            raise AssertionError(f"{where} {drawn}: building it raised {type(error).__name__}: {error}") from error
+        _run(loss, prediction, target, f"{where} {drawn}", ())
+
+
+def _check_drawn_miner(subject: _Miner, values: Mapping[str, Any], drawn: str) -> None:
+    try:
+        miner = subject.build(**values)
+    except Exception as error:
+        raise AssertionError(f"{subject.label} {drawn}: building it raised {type(error).__name__}: {error}") from error
+    kind = miner_traits(miner).tuple_kind
+    for dtype in (torch.float32, torch.float64):
+        embeddings, labels = make_inputs(Task.METRIC, dtype=dtype)
+        _check_tuples(miner(embeddings, labels), labels, kind, f"{subject.label} [{kind}, dtype={dtype}] {drawn}")
 
 
 def _value(loss: nn.Module, prediction: Tensor, target: Tensor) -> Tensor:

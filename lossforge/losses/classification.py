@@ -20,7 +20,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lossforge.contract import Task
+from lossforge.contract import Categorical, FloatRange, Prior, Task
 from lossforge.losses.base import (
     Loss,
     Reduction,
@@ -600,6 +600,8 @@ class HingeLoss(Loss):
 
     name: ClassVar[str] = "hinge"
     tasks: ClassVar[tuple[Task, ...]] = (Task.BINARY,)
+    # The margin sets the scores' scale against weight decay, so its order of magnitude is what matters.
+    search_space: ClassVar[dict[str, Prior]] = {"margin": FloatRange(0.1, 10.0, log=True)}
 
     def __init__(self, *, margin: float = 1.0, reduction: Reduction = "mean") -> None:
         super().__init__(reduction=reduction)
@@ -637,6 +639,8 @@ class MulticlassHingeLoss(Loss):
 
     name: ClassVar[str] = "multiclass_hinge"
     tasks: ClassVar[tuple[Task, ...]] = (Task.MULTICLASS,)
+    # As for `hinge`: the margin sets the logits' scale against weight decay; log-uniform around 1.
+    search_space: ClassVar[dict[str, Prior]] = {"margin": FloatRange(0.1, 10.0, log=True)}
 
     def __init__(self, *, margin: float = 1.0, reduction: Reduction = "mean") -> None:
         super().__init__(reduction=reduction)
@@ -676,6 +680,8 @@ class CrossEntropyLoss(Loss):
 
     name: ClassVar[str] = "cross_entropy"
     tasks: ClassVar[tuple[Task, ...]] = (Task.MULTICLASS,)
+    # 0.1 is the usual choice (Szegedy et al. 2016); [0, 0.3] brackets it and includes plain cross-entropy.
+    search_space: ClassVar[dict[str, Prior]] = {"label_smoothing": FloatRange(0.0, 0.3)}
 
     def __init__(self, *, label_smoothing: float = 0.0, reduction: Reduction = "mean") -> None:
         super().__init__(reduction=reduction)
@@ -733,6 +739,12 @@ class WeightedCrossEntropyLoss(Loss):
     tasks: ClassVar[tuple[Task, ...]] = (Task.MULTICLASS,)
     #: "mean" is Σ w_i ℓ_i / Σ w_i, not the mean of the "none" values (read by lossforge.testing).
     mean_is_weighted: ClassVar[bool] = True
+    # Either scheme; beta over Cui et al. (2019)'s grid, whose values differ by their 1 - beta's magnitude
+    # (ignored by inverse_frequency). A list of weights is per data set, so it is no prior.
+    search_space: ClassVar[dict[str, Prior]] = {
+        "weights": Categorical(WEIGHT_SCHEMES),
+        "beta": Categorical((0.9, 0.99, 0.999, 0.9999)),
+    }
     class_weights: Tensor | None
 
     def __init__(
@@ -836,6 +848,9 @@ class FocalLoss(Loss):
 
     name: ClassVar[str] = "focal"
     tasks: ClassVar[tuple[Task, ...]] = (Task.BINARY, Task.MULTICLASS)
+    # gamma over Lin et al. (2017)'s range, 0 (cross-entropy) to 5. alpha is not tuned: a float alpha
+    # refuses multiclass input and a per-class list depends on the data set, so no one prior serves both.
+    search_space: ClassVar[dict[str, Prior]] = {"gamma": FloatRange(0.0, 5.0)}
     alpha: Tensor | None
 
     def __init__(
@@ -886,6 +901,9 @@ class BCELoss(Loss):
 
     name: ClassVar[str] = "bce"
     tasks: ClassVar[tuple[Task, ...]] = (Task.BINARY, Task.MULTILABEL)
+    # One weight for every label's positives, a decade either side of the default None (= 1), so bce gets
+    # the class-balance knob the focal and asymmetric losses have.
+    search_space: ClassVar[dict[str, Prior]] = {"pos_weight": FloatRange(0.1, 10.0, log=True)}
     pos_weight: Tensor | None
 
     def __init__(self, *, pos_weight: float | list[float] | None = None, reduction: Reduction = "mean") -> None:

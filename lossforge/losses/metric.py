@@ -29,7 +29,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor
 
-from lossforge.contract import Task
+from lossforge.contract import FloatRange, Prior, Task
 from lossforge.losses.base import Loss, LossInputError, check_reduction, input_error
 from lossforge.mining.distances import check_distance, indexed_distances, pairwise_distance
 from lossforge.mining.tuples import (
@@ -377,6 +377,9 @@ class ContrastiveLoss(_MetricLoss):
 
     name = "contrastive"
     tuple_kind = "pair"
+    # A decade either side of Hadsell et al.'s 1 (the embeddings are not normalised, so they set the scale).
+    # `distance` is not tuned: it changes the margin's units and how retrieval is evaluated.
+    search_space: ClassVar[dict[str, Prior]] = {"margin": FloatRange(0.1, 10.0, log=True)}
 
     def __init__(self, *, margin: float = 1.0, distance: str = "euclidean", reduction: str = "mean") -> None:
         super().__init__(margin=margin, distance=distance, reduction=reduction)
@@ -409,6 +412,8 @@ class TripletLoss(_MetricLoss):
 
     name = "triplet"
     tuple_kind = "triplet"
+    # A decade either side of FaceNet's 0.2 on squared distances; `distance` is not tuned (see contrastive).
+    search_space: ClassVar[dict[str, Prior]] = {"margin": FloatRange(0.02, 2.0, log=True)}
 
     def __init__(self, *, margin: float = 0.2, distance: str = "squared_euclidean", reduction: str = "mean") -> None:
         super().__init__(margin=margin, distance=distance, reduction=reduction)

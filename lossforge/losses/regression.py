@@ -14,7 +14,7 @@ from typing import ClassVar
 from torch import Tensor
 from torch.nn import functional as F
 
-from lossforge.contract import Task
+from lossforge.contract import FloatRange, Prior, Task
 from lossforge.losses.base import Loss, Reduction, as_float, check_reduction, input_error, shape
 
 
@@ -213,6 +213,9 @@ class HuberLoss(Loss):
 
     name: ClassVar[str] = "huber"
     tasks: ClassVar[tuple[Task, ...]] = (Task.REGRESSION,)
+    # delta is a residual in units of the standardised targets: from nearly L1 (0.05) to L2 on all but the
+    # far tails (10); what matters is its order of magnitude, hence log-uniform.
+    search_space: ClassVar[dict[str, Prior]] = {"delta": FloatRange(0.05, 10.0, log=True)}
 
     def __init__(self, *, delta: float = 1.0, reduction: Reduction = "mean") -> None:
         super().__init__(reduction=reduction)

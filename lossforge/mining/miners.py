@@ -29,6 +29,7 @@ from typing import ClassVar
 import torch
 from torch import Tensor, nn
 
+from lossforge.contract import Categorical, Prior
 from lossforge.mining.distances import check_distance, pairwise_distance
 from lossforge.mining.tuples import (
     EXPECTED_INPUTS,
@@ -248,6 +249,8 @@ class HardPairsMiner(_Miner):
 
     name = "hard_pairs"
     tuple_kind = "pair"
+    # None keeps the loss's (tuned) margin; the others free the miner's, around contrastive's 1.
+    search_space: ClassVar[dict[str, Prior]] = {"margin": Categorical((None, 0.25, 0.5, 1.0, 2.0))}
 
     def __init__(self, *, margin: float | None = None, distance: str | None = None) -> None:
         super().__init__()
@@ -285,6 +288,8 @@ class AllTripletsMiner(_Miner):
     tuple_kind = "triplet"
     default_distance = TRIPLET_DEFAULT_DISTANCE
     default_margin = TRIPLET_DEFAULT_MARGIN
+    # max_triplets is a memory cap, not a hyper-parameter: nothing to tune.
+    search_space: ClassVar[dict[str, Prior]] = {}
 
     def __init__(self, *, max_triplets: int = 100_000) -> None:
         super().__init__()
@@ -324,6 +329,8 @@ class HardTripletsMiner(_Miner):
     tuple_kind = "triplet"
     default_distance = TRIPLET_DEFAULT_DISTANCE
     default_margin = TRIPLET_DEFAULT_MARGIN
+    # Only `distance`, which is the loss's choice (it sets the margin's units and the evaluation): nothing.
+    search_space: ClassVar[dict[str, Prior]] = {}
 
     def __init__(self, *, distance: str | None = None) -> None:
         super().__init__()
@@ -361,6 +368,8 @@ class SemiHardTripletsMiner(_Miner):
     tuple_kind = "triplet"
     default_distance = TRIPLET_DEFAULT_DISTANCE
     default_margin = TRIPLET_DEFAULT_MARGIN
+    # None keeps the loss's (tuned) margin; the others free the band's width, around triplet's 0.2.
+    search_space: ClassVar[dict[str, Prior]] = {"margin": Categorical((None, 0.05, 0.1, 0.2, 0.5, 1.0))}
 
     def __init__(self, *, margin: float | None = None, distance: str | None = None) -> None:
         super().__init__()

@@ -111,6 +111,9 @@ class Poly1CrossEntropyLoss(nn.Module):
     """
 
     tasks: ClassVar[tuple[str, ...]] = ("multiclass",)
+    # What lossforge's benchmark may tune, as plain data: from -1 (the lowest the loss allows) to 5, around
+    # the paper's Poly-1 default of 1 (2 on ImageNet, the `poly1_imagenet` preset); 0 is cross-entropy.
+    search_space: ClassVar[dict[str, dict[str, float]]] = {"epsilon": {"low": -1.0, "high": 5.0}}
 
     def __init__(self, *, epsilon: float = 1.0, reduction: str = "mean") -> None:
         super().__init__()
@@ -223,6 +226,12 @@ class AsymmetricLoss(nn.Module):
     """
 
     tasks: ClassVar[tuple[str, ...]] = ("multilabel", "binary")
+    # Around the paper's recommended gamma+ = 0, gamma- = 4, clip = 0.05; both exponents from 0 (BCE) up.
+    search_space: ClassVar[dict[str, dict[str, float]]] = {
+        "gamma_positive": {"low": 0.0, "high": 2.0},
+        "gamma_negative": {"low": 0.0, "high": 6.0},
+        "clip": {"low": 0.0, "high": 0.2},
+    }
 
     def __init__(
         self,

@@ -110,6 +110,13 @@ class MultiSimilarityLoss(nn.Module):
     tasks: ClassVar[tuple[str, ...]] = ("metric",)
     tuple_kind: ClassVar[str] = "pair"
     distance: ClassVar[str] = "cosine"
+    # alpha and beta are inverse temperatures: log-uniform, a decade either side of the defaults; base is a
+    # cosine-similarity threshold, kept non-negative (below 0 nearly every negative pair counts).
+    search_space: ClassVar[dict[str, dict[str, float | bool]]] = {
+        "alpha": {"low": 0.2, "high": 20.0, "log": True},
+        "beta": {"low": 5.0, "high": 500.0, "log": True},
+        "base": {"low": 0.0, "high": 1.0},
+    }
 
     def __init__(self, *, alpha: float = 2.0, beta: float = 50.0, base: float = 0.5, reduction: str = "mean") -> None:
         super().__init__()
@@ -204,6 +211,10 @@ class InfoNCELoss(nn.Module):
     tasks: ClassVar[tuple[str, ...]] = ("metric",)
     tuple_kind: ClassVar[str] = "pair"
     distance: ClassVar[str] = "cosine"
+    # The temperature divides the logits, so log-uniform; [0.01, 1] spans MoCo's 0.07 and SimCLR's 0.1-0.5.
+    search_space: ClassVar[dict[str, dict[str, float | bool]]] = {
+        "temperature": {"low": 0.01, "high": 1.0, "log": True}
+    }
 
     def __init__(self, *, temperature: float = 0.07, reduction: str = "mean") -> None:
         super().__init__()

@@ -75,6 +75,8 @@ class MultiSimilarityMiner(nn.Module):
     """
 
     tuple_kind: ClassVar[str] = "pair"
+    # A margin on cosine similarities: from 0 to 0.5, around the paper's 0.1 (larger keeps most pairs).
+    search_space: ClassVar[dict[str, dict[str, float]]] = {"epsilon": {"low": 0.0, "high": 0.5}}
 
     def __init__(self, *, epsilon: float = 0.1) -> None:
         super().__init__()
