@@ -37,7 +37,7 @@ def test_a_two_job_sweep_lands_under_one_parent_and_compare_reads_it(tmp_path: P
     assert (tmp_path / "cmp.png").stat().st_size > 0
     client, _ = default_store_runs(tmp_path)
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}
-    assert logged == {"comparison/plot.png", "comparison/table.md", "comparison/table.csv"}
+    assert logged == {"comparison/plot.png", "comparison/table.md", "comparison/table.csv", "comparison/table.json"}
 
 
 @pytest.mark.slow
