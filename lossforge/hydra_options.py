@@ -67,6 +67,19 @@ def component_node(registry: Registry, name: str, *, with_parameters: bool) -> A
     return {"name": name}
 
 
+def compose(overrides: list[str] | tuple[str, ...] = ()) -> Any:
+    """lossforge's config with ``overrides``, composed in-process as ``python -m lossforge`` composes it:
+    every registered loss and miner is a typed option, and plugins' config folders are on the search path."""
+    from hydra import compose as hydra_compose
+    from hydra import initialize_config_module
+    from hydra.core.global_hydra import GlobalHydra
+
+    register_components(with_parameters=True)
+    GlobalHydra.instance().clear()
+    with initialize_config_module("lossforge.conf", version_base="1.3"):
+        return hydra_compose("config", overrides=list(overrides))
+
+
 def register_components(*, with_parameters: bool = True) -> None:
     """Put a node for every registered loss and miner into Hydra's ConfigStore (``loss``, ``miner``)."""
     store = ConfigStore.instance()

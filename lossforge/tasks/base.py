@@ -31,6 +31,9 @@ class TaskSpec:
 
     Attributes:
         task: the task this spec describes.
+        selection_metric, higher_is_better: what hyper-parameters are tuned on (``val/<metric>``): a
+            metric every loss of the task is judged by alike — never the training loss, which differs
+            between losses.
         class_labels: targets are one class index per sample (a metric loss can embed them, splits are
             stratified by class, a test class never seen in training cannot be predicted).
         stratified: splits keep each class's share (class-labelled and multilabel data).
@@ -40,6 +43,9 @@ class TaskSpec:
     """
 
     task: ClassVar[Task]
+    #: The validation metric a tuning protocol selects hyper-parameters on, and whether higher is better.
+    selection_metric: ClassVar[str] = "f1_macro"
+    higher_is_better: ClassVar[bool] = True
     class_labels: ClassVar[bool] = False
     stratified: ClassVar[bool] = False
     embedding: ClassVar[bool] = False

@@ -21,6 +21,7 @@ class MetricSpec(TaskSpec):
     ``"cosine"``. Not a dataset task: a metric loss trains on a class-labelled dataset."""
 
     task = Task.METRIC
+    selection_metric = "map_at_r"  # rank-aware, as "A Metric Learning Reality Check" recommends
     embedding = True
 
     def evaluate_embeddings(self, embeddings: Tensor, labels: Tensor, *, cosine: bool) -> dict[str, float]:

@@ -24,6 +24,7 @@ class MulticlassSpec(TaskSpec):
     """
 
     task = Task.MULTICLASS
+    selection_metric = "f1_macro"  # every class counts alike: accuracy hides minority classes
     class_labels = True
     stratified = True
 

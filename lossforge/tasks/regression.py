@@ -24,6 +24,8 @@ class RegressionSpec(TaskSpec):
     """
 
     task = Task.REGRESSION
+    selection_metric = "mae"  # robust to the outliers the regression claims are about
+    higher_is_better = False
 
     def read_outputs(self, outputs: Tensor, num_outputs: int) -> Tensor:
         return outputs.squeeze(-1) if num_outputs == 1 else outputs  # (N,) or (N, D)

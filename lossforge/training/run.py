@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -74,6 +74,8 @@ def train(
     base_dir: Path | None = None,
     output_dir: Path | None = None,
     sweep_job: SweepJob | None = None,
+    tags: Mapping[str, str] | None = None,
+    summary: bool = True,
 ) -> dict[str, float]:
     """Run one experiment; return its test metrics and the last epoch's validation metrics.
 
@@ -86,6 +88,8 @@ def train(
             logged as an artifact. Defaults to ``<base_dir>/outputs/runs/untracked``.
         sweep_job: this run's place in a Hydra multirun (``lossforge.tracking.sweep_job``): the run becomes
             a child of the sweep's parent MLflow run. ``None`` outside a sweep.
+        tags: more MLflow tags for the run (the comparison protocol marks its runs with them).
+        summary: print the test metrics, the run id and the dashboard command at the end.
 
     With several processes (``trainer=ddp``, ``trainer=ddp_cpu``; see ``lossforge.distributed``) this
     process is rank 0 and starts the others, or — started by SLURM or torchrun — is one of them; only
@@ -117,6 +121,7 @@ def train(
             **provenance_tags(cfg, built.task),
             **run_context_tags(sweep_job),
             "lossforge.output_dir": str(output_dir),
+            **(tags or {}),
         },
         artifact_location=default_artifact_location(cfg.logger.get("artifact_location"), tracking_uri, base_dir),
         resume_run_id=resume.run_id if resume else None,
@@ -145,7 +150,8 @@ def train(
         log_run_artifacts(run, built, output_dir)
         if cfg.logger.get("log_checkpoint", True) and fitted.best_checkpoint:
             run.log_artifact(Path(fitted.best_checkpoint), "checkpoints")
-    _print_summary(fitted.test_metrics, run.run_id, tracking_uri)
+    if summary:
+        _print_summary(fitted.test_metrics, run.run_id, tracking_uri)
     return fitted.metrics
 
 
@@ -240,6 +246,32 @@ def fit_and_test(
     if stop_together.received:  # DDP: a SIGTERM during the test pass ends the run now
         raise SIGTERMException
     return Fitted(trainer, final_val, test_metrics, checkpoints.best_model_path)
+
+
+def fit_for_validation(cfg: DictConfig, *, callbacks: list[L.Callback] | tuple[()] = ()) -> dict[str, float]:
+    """Train on the training split and return the last epoch's validation metrics — no test pass, no
+    MLflow run, no checkpoint, one process: a tuning trial, which must never see the test split.
+
+    ``callbacks`` see every epoch's validation metrics (e.g. a pruner that stops a poor trial early).
+    """
+    built = build(cfg)
+    loaders = make_loaders(cfg, built, distributed.Processes())  # one process
+    arguments = {**trainer_arguments(cfg), "devices": 1, "num_nodes": 1, "strategy": "auto"}
+    arguments.update(enable_checkpointing=False, enable_progress_bar=False, enable_model_summary=False)
+    trainer = L.Trainer(
+        **arguments,
+        logger=False,
+        callbacks=[
+            *callbacks,
+            FiniteLossGuard(
+                loss_name=built.module.traits.name,
+                learning_rate=built.module.optimizer_config.lr,
+                accelerator_window=int(cfg.trainer.get("log_every_n_steps") or 50),
+            ),
+        ],
+    )
+    trainer.fit(built.module, loaders["train"], loaders["val"])
+    return {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
 
 
 def train_replica(
