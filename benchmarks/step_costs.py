@@ -9,7 +9,7 @@ The training path is ``training.py``'s ``lossforge`` variant (same data, model, 
 callbacks). What is switched:
 
 * ``scans``: the loss scanning its targets' values every batch (``LossTask(scan_targets=True)``) vs
-  trusting the data validated once (the default, ``validated_targets()``);
+  trusting the data validated once (the default: the loss's ``scan_targets`` is set ``False``);
 * ``loss``: lossforge's ``cross_entropy`` (input checks included) vs ``F.cross_entropy``;
 * ``callbacks``: the MLflow, checkpoint and interrupt callbacks present vs removed for the step;
 * ``deterministic``: ``torch.use_deterministic_algorithms`` on vs off (``conf/trainer/default.yaml``
@@ -57,7 +57,7 @@ def switched_epoch(switch: str, data: dict[str, Any], batch_size: int, store: Pa
             on = batch_index // 2 % 2 == 0
             modes.append(on)
             if switch == "scans":
-                module.scan_targets = on
+                module.loss.scan_targets = on
             elif switch == "loss":
                 module.loss = ours if on else plain
             elif switch == "deterministic":

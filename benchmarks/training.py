@@ -14,8 +14,9 @@ variant) in this one process:
 * ``lossforge``: lossforge's training path, built the way ``lossforge.training.run.train`` builds it —
   ``LossTask`` with the registered ``cross_entropy`` loss, ``make_loader`` (batched ``__getitems__``),
   a ``Trainer`` with ``conf/trainer/default.yaml`` (progress bar off, ``max_epochs=1``), the
-  ``EpochMetricsToMlflow`` callback logging to a temporary SQLite MLflow store, ``ModelCheckpoint``
-  (best + last) and ``SaveOnInterrupt``; validation with its metrics (accuracy, F1, ECE, NLL).
+  ``EpochMetricsToMlflow`` callback logging to a temporary SQLite MLflow store, the NaN guard, the RNG
+  state for resume, ``ModelCheckpoint`` (best + last) and ``SaveOnInterrupt``; validation with its
+  metrics (accuracy, F1, ECE, NLL).
 * ``lossforge_per_sample``: the same with ``make_loader(per_sample=True)`` (``TensorDataset`` + default
   collation), to show what the batched loader saves.
 * ``lossforge_manual``: the same with manual optimization in the training step (a subclass here), the
@@ -214,18 +215,21 @@ def lossforge_epoch(
     import lightning as L
     from omegaconf import OmegaConf
 
+    from lossforge.contract import Task
     from lossforge.data.loaders import make_loader
     from lossforge.registry import LOSSES
     from lossforge.tracking import mlflow_run
-    from lossforge.training.module import LossTask, OptimizerConfig
-    from lossforge.training.resume import SaveOnInterrupt
-    from lossforge.training.run import EpochMetricsToMlflow
+    from lossforge.tracking.callback import EpochMetricsToMlflow
+    from lossforge.training.guards import FiniteLossGuard
+    from lossforge.training.module import LossTask
+    from lossforge.training.optim import OptimizerConfig
+    from lossforge.training.resume import RandomStateInCheckpoints, SaveOnInterrupt
 
     timings = Timings()
     module = (task_class or LossTask)(
         model=build_model(),
         loss=LOSSES.build("cross_entropy"),
-        task="multiclass",
+        task=Task.MULTICLASS,
         num_outputs=10,
         class_names=tuple(str(digit) for digit in range(10)),
         optimizer=OptimizerConfig(name="adam", lr=1e-3),
@@ -248,8 +252,10 @@ def lossforge_epoch(
     ) as run:
         synchronize(DEVICE)
         timings.start = time.perf_counter()
-        callbacks = [
+        callbacks = [  # what lossforge.training.run.fit_and_test puts on the trainer
             EpochMetricsToMlflow(run),
+            FiniteLossGuard(loss_name="cross_entropy", learning_rate=1e-3),
+            RandomStateInCheckpoints(),
             L.pytorch.callbacks.ModelCheckpoint(
                 dirpath=output_dir / "checkpoints",
                 filename="best",
