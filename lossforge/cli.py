@@ -262,6 +262,9 @@ def benchmark(arguments: list[str] | None = None) -> int:
     parser.add_argument("--name", help="the comparison's name; the same name resumes it (default: derived)")
     parser.add_argument("--no-pruner", action="store_true", help="run every trial to its last epoch")
     parser.add_argument("--seed", type=int, default=0, help="the tuning sampler's seed")
+    parser.add_argument(
+        "--class-folds", type=int, default=0, help="metric learning: tune with k folds over class partitions"
+    )
     options = parser.parse_args(arguments or [])
 
     import dataclasses
@@ -287,6 +290,7 @@ def benchmark(arguments: list[str] | None = None) -> int:
             name=options.name,
             pruner=not options.no_pruner,
             seed=options.seed,
+            class_folds=options.class_folds,
         )
         _quiet_lightning()
         logging.basicConfig(level=logging.WARNING, format="%(message)s")

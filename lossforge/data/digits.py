@@ -93,6 +93,7 @@ def digits(
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
     held_out_classes: Sequence[int] | None = None,
+    val_classes: Sequence[int] | None = None,
 ) -> DataSplits:
     """The 8×8 digits as a 10-class task, split 70/15/15 by default, stratified by digit.
 
@@ -102,11 +103,17 @@ def digits(
     triplet, ...) can be evaluated this way — through embeddings, e.g. recall@k — since a classifier cannot
     predict a class it never saw. Targets keep their digit values, so ``num_outputs`` stays 10.
 
+    With ``val_classes`` as well (e.g. ``[5, 6]``), validation is class-disjoint too: it holds every image
+    of those digits and training none — so hyper-parameters are chosen, like the test verdict, on classes
+    the embedding never saw ("A Metric Learning Reality Check" tunes this way, with k folds over class
+    partitions: ``lossforge benchmark --class-folds``).
+
     Args:
         seed: seeds the split.
         val_fraction: share of the images (of the seen digits, with ``held_out_classes``) for validation.
         test_fraction: share of the images for testing; unused with ``held_out_classes``.
         held_out_classes: digits that appear only in the test split; ``None`` keeps all digits everywhere.
+        val_classes: digits that appear only in the validation split (needs ``held_out_classes``).
 
     Example:
         >>> data = digits(seed=0)
@@ -115,23 +122,40 @@ def digits(
         >>> open_set = digits(seed=0, held_out_classes=[7, 8, 9])
         >>> sorted(set(open_set.test.targets.tolist())), len(open_set.test)
         ([7, 8, 9], 533)
+        >>> disjoint = digits(seed=0, held_out_classes=[7, 8, 9], val_classes=[5, 6])
+        >>> sorted(set(disjoint.train.targets.tolist())), sorted(set(disjoint.val.targets.tolist()))
+        ([0, 1, 2, 3, 4], [5, 6])
     """
     held_out = _digit_list(held_out_classes, "held_out_classes")
+    validation = _digit_list(val_classes, "val_classes")
+    if validation and not held_out:
+        raise ValueError("val_classes needs held_out_classes: a class-disjoint validation split is for open-set tests")
+    if set(validation) & set(held_out):
+        raise ValueError(
+            f"val_classes={list(validation)} and held_out_classes={list(held_out)} share "
+            f"{sorted(set(validation) & set(held_out))}: a digit can be held out for validation or for test, not both"
+        )
     if not held_out:
         train, val, test = _stratified(seed, val_fraction, test_fraction)
     else:
-        if len(held_out) > NUM_DIGITS - 2:
+        trained = NUM_DIGITS - len(held_out) - len(validation)
+        if trained < 2 or (validation and len(validation) < 2):
             raise ValueError(
-                f"held_out_classes={list(held_out)} leaves {NUM_DIGITS - len(held_out)} digit(s) to train "
-                "on; metric learning needs at least 2 seen classes to form negative pairs."
+                f"held_out_classes={list(held_out)} and val_classes={list(validation)} leave {trained} digit(s) to "
+                "train on; metric learning needs at least 2 classes in each split to form negative pairs."
             )
         check_fractions(val_fraction, test_fraction)
         features, labels = load_digit_images()
         unseen = torch.isin(labels, torch.tensor(held_out))
-        seen = Split(features[~unseen], labels[~unseen])
-        parts = partition_indices(seen.targets, {"val": val_fraction}, seed=seed)
-        train, val = seen.subset(parts["train"]), seen.subset(parts["val"])
         test = Split(features[unseen], labels[unseen])
+        if validation:
+            in_val = torch.isin(labels, torch.tensor(validation))
+            train = Split(features[~unseen & ~in_val], labels[~unseen & ~in_val])
+            val = Split(features[in_val], labels[in_val])
+        else:
+            seen = Split(features[~unseen], labels[~unseen])
+            parts = partition_indices(seen.targets, {"val": val_fraction}, seed=seed)
+            train, val = seen.subset(parts["train"]), seen.subset(parts["val"])
     train, val, test = standardize_features(train, val, test)
     return DataSplits("digits", Task.MULTICLASS, train, val, test, num_outputs=NUM_DIGITS, class_names=DIGIT_NAMES)
 

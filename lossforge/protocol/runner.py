@@ -21,6 +21,7 @@ import copy
 import csv
 import io
 import logging
+import math
 import re
 import time
 from collections.abc import Sequence
@@ -72,6 +73,9 @@ class Settings:
             ``None``: derived from the dataset, the entries and the budget.
         pruner: stop poor trials early (a median pruner on each epoch's validation score).
         seed: the tuning sampler's seed.
+        class_folds: metric learning: tune with k folds over class partitions of the training classes
+            (each fold's classes are a class-disjoint validation split; a trial scores their mean). 0 or 1:
+            one class-disjoint validation split.
     """
 
     overrides: tuple[str, ...] = ()
@@ -81,6 +85,7 @@ class Settings:
     name: str | None = None
     pruner: bool = True
     seed: int = 0
+    class_folds: int = 0
 
 
 @dataclass
@@ -125,6 +130,8 @@ def run_protocol(settings: Settings, *, base_dir: Path) -> Comparison:
         raise ValueError(f"No loss declares the {dataset.task} task of dataset {dataset.name!r}: nothing to compare.")
     task = _common_task(entries, dataset.task, dataset.name)
     spec = spec_for(task)
+    held_out, folds = _open_set(base, dataset.num_outputs, embedding=spec.embedding, class_folds=settings.class_folds)
+    base_overrides += held_out
     monitor, metric = f"val/{spec.selection_metric}", f"test/{spec.selection_metric}"
     labels = [entry.label for entry in entries]
     baseline = settings.baseline or ("cross_entropy" if "cross_entropy" in labels else labels[0])
@@ -174,6 +181,7 @@ def run_protocol(settings: Settings, *, base_dir: Path) -> Comparison:
                     monitor=monitor,
                     maximize=spec.higher_is_better,
                     base_dir=base_dir,
+                    class_folds=folds,
                 )
             )
         tables = _verdict(outcomes, metric=metric, baseline=baseline)
@@ -204,6 +212,37 @@ def _log_settings(
         "overrides": " ".join(settings.overrides),
     }
     client.log_batch(run_id, params=[Param(key, str(value)[:6000]) for key, value in values.items()])
+
+
+def _open_set(
+    base: DictConfig, num_classes: int, *, embedding: bool, class_folds: int
+) -> tuple[list[str], list[list[int]]]:
+    """Metric learning is judged on classes the embedding never saw, as "A Metric Learning Reality Check"
+    does: the overrides that hold the last 30 % of the classes out for test (unless the config already
+    holds some out), and the class folds for tuning — each a class-disjoint validation split of the
+    remaining classes (one fold of two classes by default, or ``class_folds`` partitions). The final seed
+    runs train on every remaining class."""
+    if not embedding:
+        if class_folds > 1:
+            raise ValueError("--class-folds is for metric learning (an embedding tested on unseen classes)")
+        return [], []
+    if "held_out_classes" not in base.dataset:
+        log.warning("split    dataset %r cannot hold classes out: the metric losses are tested on seen classes",
+                    base.dataset.name)  # fmt: skip
+        return [], []
+    held = list(base.dataset.held_out_classes or range(math.ceil(0.7 * num_classes), num_classes))
+    remaining = [label for label in range(num_classes) if label not in held]
+    if class_folds > 1:
+        if len(remaining) // class_folds < 2 or len(remaining) - math.ceil(len(remaining) / class_folds) < 2:
+            raise ValueError(
+                f"--class-folds {class_folds} needs 2 classes per fold and 2 left to train on; "
+                f"{len(remaining)} classes remain after holding out {held}"
+            )
+        folds = [remaining[fold::class_folds] for fold in range(class_folds)]
+    else:
+        folds = [remaining[-2:]]
+    log.info("split    test on unseen classes %s; tune on class-disjoint validation folds %s", held, folds)
+    return [f"dataset.held_out_classes={held}"], folds
 
 
 def _common_task(entries: Sequence[Entry], dataset_task: Task, dataset_name: str) -> Task:
@@ -241,6 +280,7 @@ def _run_entry(
     monitor: str,
     maximize: bool,
     base_dir: Path,
+    class_folds: Sequence[Sequence[int]] = (),
 ) -> Outcome:
     cfg = compose([*base_overrides, *entry.overrides()])
     study_run = _find_or_create(
@@ -261,6 +301,7 @@ def _run_entry(
         maximize=maximize,
         pruner=settings.pruner,
         seed=settings.seed,
+        class_folds=class_folds,
     )
     _log_trials(client, study_run, tuned, monitor=monitor)
     outcome = Outcome(entry, study_run, tuned)

@@ -16,7 +16,7 @@ import logging
 import math
 import sqlite3
 import warnings
-from collections.abc import Iterator
+from collections.abc import Iterator, Sequence
 from contextlib import closing, contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -164,6 +164,7 @@ def tune(
     maximize: bool,
     pruner: bool = True,
     seed: int = 0,
+    class_folds: Sequence[Sequence[int]] = (),
 ) -> Tuned:
     """Run (or resume) the study of one entry until it has ``budget.trials`` finished trials.
 
@@ -177,6 +178,9 @@ def tune(
         maximize: whether higher is better.
         pruner: stop poor trials early with a median pruner (off: every trial runs all its epochs).
         seed: the sampler's seed.
+        class_folds: metric learning, k-fold over class partitions: a trial trains once per fold, with that
+            fold's classes as its class-disjoint validation split (``dataset.val_classes``), and scores the
+            mean; the pruner watches the first fold. Empty: one training run on the configured split.
     """
     spaces = component_spaces(cfg)
     if not [key for key in spaces if key.startswith(("loss.", "miner."))]:
@@ -205,19 +209,26 @@ def tune(
             trial_cfg = copy.deepcopy(cfg)
             for key, prior in spaces.items():
                 OmegaConf.update(trial_cfg, key, suggest(trial, key, prior), merge=False)
-            try:
-                metrics = fit_for_validation(trial_cfg, callbacks=[PruneOnValidation(trial, monitor)])
-            except optuna.TrialPruned:
-                raise
-            except Exception as error:  # recorded, and the study goes on
-                trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:2000])
-                raise
-            value = metrics.get(monitor)
-            if value is None or not math.isfinite(value):
-                message = f"no finite {monitor} after training (got {value})"
-                trial.set_user_attr("error", message)
-                raise ValueError(message)
-            return value
+            scores = []
+            for fold, classes in enumerate(class_folds or [None]):
+                fold_cfg = copy.deepcopy(trial_cfg)
+                if classes is not None:
+                    OmegaConf.update(fold_cfg, "dataset.val_classes", list(classes), merge=False)
+                callbacks = [PruneOnValidation(trial, monitor)] if fold == 0 else []
+                try:
+                    metrics = fit_for_validation(fold_cfg, callbacks=callbacks)
+                except optuna.TrialPruned:
+                    raise
+                except Exception as error:  # recorded, and the study goes on
+                    trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:2000])
+                    raise
+                value = metrics.get(monitor)
+                if value is None or not math.isfinite(value):
+                    message = f"no finite {monitor} after training (got {value})"
+                    trial.set_user_attr("error", message)
+                    raise ValueError(message)
+                scores.append(value)
+            return sum(scores) / len(scores)
 
         keep = [lambda _, trial: store.save(study_name, trial)]
         study.optimize(objective, n_trials=remaining, catch=(Exception,), callbacks=keep)

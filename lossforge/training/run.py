@@ -10,7 +10,7 @@ from __future__ import annotations
 import dataclasses
 import logging
 import math
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -248,7 +248,7 @@ def fit_and_test(
     return Fitted(trainer, final_val, test_metrics, checkpoints.best_model_path)
 
 
-def fit_for_validation(cfg: DictConfig, *, callbacks: list[L.Callback] | tuple[()] = ()) -> dict[str, float]:
+def fit_for_validation(cfg: DictConfig, *, callbacks: Sequence[L.Callback] = ()) -> dict[str, float]:
     """Train on the training split and return the last epoch's validation metrics — no test pass, no
     MLflow run, no checkpoint, one process: a tuning trial, which must never see the test split.
 

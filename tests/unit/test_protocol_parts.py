@@ -91,3 +91,22 @@ def test_pruning_reports_each_epoch_and_stops_a_trial_behind_the_median() -> Non
     assert trial.storage.get_trial(trial._trial_id).intermediate_values == {}  # the sanity check is not an epoch
     with pytest.raises(optuna.TrialPruned, match=r"epoch 0: val/f1_macro = 0\.1000"):
         callback.on_validation_end(FakeTrainer({"val/f1_macro": 0.1}, epoch=0), None)  # type: ignore[arg-type]
+
+
+def test_metric_learning_is_tuned_and_tested_on_unseen_classes() -> None:
+    from helpers import compose_config
+
+    from lossforge.protocol.runner import _open_set
+
+    digits = compose_config("dataset=digits")
+    overrides, folds = _open_set(digits, 10, embedding=True, class_folds=0)
+    assert overrides == ["dataset.held_out_classes=[7, 8, 9]"] and folds == [[5, 6]]
+    overrides, folds = _open_set(digits, 10, embedding=True, class_folds=3)
+    assert folds == [[0, 3, 6], [1, 4], [2, 5]]  # a partition of the seven training classes
+    chosen = compose_config("dataset=digits", "dataset.held_out_classes=[0,1]")
+    assert _open_set(chosen, 10, embedding=True, class_folds=0) == (["dataset.held_out_classes=[0, 1]"], [[8, 9]])
+    assert _open_set(digits, 10, embedding=False, class_folds=0) == ([], [])  # classifiers: the usual split
+    with pytest.raises(ValueError, match="--class-folds is for metric learning"):
+        _open_set(digits, 10, embedding=False, class_folds=2)
+    with pytest.raises(ValueError, match="--class-folds 3 needs 2 classes per fold"):
+        _open_set(chosen, 4, embedding=True, class_folds=3)
