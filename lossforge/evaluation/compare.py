@@ -420,8 +420,21 @@ def overview_table(groups: Sequence[Group], params: Sequence[str], tables: Mappi
 
 
 def _shared(group: Group, param: str) -> str:
-    values = dict.fromkeys(run.params.get(param, "") for run in group.runs)
+    values = dict.fromkeys(_param(run.params.get(param, "")) for run in group.runs)
     return ",".join(values)
+
+
+def _param(value: str) -> str:
+    """A parameter as the table shows it: tuned floats to 4 significant digits, the rest as logged.
+
+    >>> _param("0.0022373901095679746"), _param("1e-05"), _param("64"), _param("euclidean")
+    ('0.002237', '1e-05', '64', 'euclidean')
+    """
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    return value if value.lstrip("-").isdigit() else f"{number:.4g}"
 
 
 def comparison_markdown(
@@ -623,8 +636,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         counted = f"{len(groups)} groups from {len(rows)} runs, mean over {args.mean_over}"
     else:
         counted = f"{len(rows)} runs"
+    kind = "Comparison" if protocol else "Sweep"
     if args.format == "table":
-        kind = "Comparison" if protocol else "Sweep"
         print(f"{kind} {parent.info.run_id} ({overrides}): {counted}\n")
         print(document)
     elif args.format == "markdown":
@@ -639,7 +652,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"Plot: {output}", file=say)
     if not args.no_log:
         _log_to_parent(client, parent.info.run_id, document, verdict_rows, tables, figure, counted, failed_groups)
-        print(f"Logged to the sweep's MLflow run {parent.info.run_id}: {', '.join(ARTIFACTS)}, group metrics", file=say)
+        logged = f"{', '.join(ARTIFACTS)}, group metrics"
+        print(f"Logged to the {kind.lower()}'s MLflow run {parent.info.run_id}: {logged}", file=say)
     return 0
 
 

@@ -30,6 +30,7 @@ class Store:
 
     def __init__(self, root: Path, migrated: Path) -> None:
         shutil.copyfile(migrated, root / "mlflow.db")
+        self.root = root
         self.uri = f"sqlite:///{root}/mlflow.db"
         self.client = MlflowClient(self.uri)
         self.experiment = self.client.create_experiment("lossforge", artifact_location=(root / "artifacts").as_uri())
@@ -58,7 +59,8 @@ class Store:
         return parent_id
 
     def compare(self, capsys: pytest.CaptureFixture[str], *args: str) -> str:
-        assert compare.main([*args, "--tracking-uri", self.uri]) == 0
+        plot = [] if "--output" in args else ["--output", str(self.root / "compare.png")]  # never the checkout's
+        assert compare.main([*args, "--tracking-uri", self.uri, *plot]) == 0
         return capsys.readouterr().out
 
 
@@ -139,7 +141,9 @@ def test_csv_and_markdown_formats_and_the_latest_sweep_by_default(
 ) -> None:
     older = store.sweep(classification_runs(seeds=1))
     latest = store.sweep(classification_runs())
-    csv_out = store.compare(capsys, "--mean-over", "seed", "--format", "csv", "--no-log", "--output", "x.png")
+    csv_out = store.compare(
+        capsys, "--mean-over", "seed", "--format", "csv", "--no-log", "--output", str(tmp_path / "x.png")
+    )
     header, *lines = csv_out.strip().splitlines()
     assert header.startswith("group,metric,direction,n,mean,std,ci_low,ci_high,") and "p_adjusted" in header
     assert len(lines) == 3 and lines[1].startswith(f"focal,test/accuracy,higher,{SEEDS},")  # the latest sweep
