@@ -1,13 +1,12 @@
 """What the benchmark scripts share: medians, a line describing the machine, and writing a table.
 
-Each script prints its table as markdown and writes it to ``benchmarks/results/<name>.csv`` and
-``<name>.md`` (the markdown with the exact command, the machine and the run's wall time above it).
+Each script prints its tables as markdown and writes them to ``benchmarks/results/<name>.md``, with the
+exact command, the machine and the run's wall time above them (benchmarks/README.md quotes these files).
 """
 
 from __future__ import annotations
 
 import argparse
-import csv
 import os
 import platform
 import statistics
@@ -131,18 +130,12 @@ def write_tables(
     out: Path,
     notes: Sequence[str] = (),
 ) -> None:
-    """Print ``tables`` (title, columns, rows) as markdown and write ``<out>/<name>.md`` and, one file per
-    table, ``<out>/<name>.csv`` (the first table) / ``<out>/<name>_<i>.csv`` (the others)."""
+    """Print ``tables`` (title, columns, rows) as markdown and write them to ``<out>/<name>.md``."""
     out.mkdir(parents=True, exist_ok=True)
     sections = []
-    for index, (title, columns, rows) in enumerate(tables):
+    for title, columns, rows in tables:
         table = markdown_table(columns, rows)
         sections.append(f"**{title}**\n\n{table}" if title else table)
-        csv_name = f"{name}.csv" if index == 0 else f"{name}_{index + 1}.csv"
-        with open(out / csv_name, "w", newline="") as handle:
-            writer = csv.writer(handle)
-            writer.writerow(columns)
-            writer.writerows(rows)
     header = [f"Command: `{command_line()}`  "] + [f"{note}  " for note in notes]
     text = "\n".join(header).rstrip() + "\n\n" + "\n\n".join(sections) + "\n"
     print(text)

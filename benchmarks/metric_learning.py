@@ -31,7 +31,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import csv
 import json
 import os
 import resource
@@ -254,10 +253,6 @@ def main(argv: list[str] | None = None) -> None:
     )
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)
-    with open(args.out / "metric_learning.csv", "w", newline="") as handle:
-        writer = csv.writer(handle)
-        writer.writerow(COLUMNS)
-        writer.writerows(rows)
     command = "python benchmarks/metric_learning.py " + " ".join(argv if argv is not None else sys.argv[1:])
     (args.out / "metric_learning.md").write_text(
         f"Command: `{command}`  \nTorch threads: 1; D = {args.dim}; repeats = {args.repeats} (median); "
