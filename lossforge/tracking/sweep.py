@@ -8,6 +8,8 @@ other machines (the sweep directory is on a shared filesystem) all read it the s
 from __future__ import annotations
 
 import atexit
+import contextlib
+import io
 import json
 import logging
 import os
@@ -128,3 +130,52 @@ class MlflowSweepCallback(Callback):
         self.client.set_tag(self.parent_run_id, "lossforge.children", str(len(children)))
         self.client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")
         atexit.unregister(self._end_if_abandoned)
+        print(self._comparison(config, children), end="", flush=True)
+        print(sweep_summary(self.parent_run_id, len(children), [child.info.run_name for child in failed]), flush=True)
+
+    def _comparison(self, config: DictConfig, children: list[Any]) -> str:
+        """``lossforge compare`` on the sweep (over seeds when its runs differ in seed): the table is printed
+        and each group's mean and CI logged on the parent, so the runs table shows who won. A sweep whose
+        runs cannot be compared (one run, no comparable metric) says why instead."""
+        from lossforge.evaluation import compare
+
+        assert self.client is not None and self.parent_run_id is not None
+        seeds = {child.data.params.get("seed") for child in children}
+        arguments = [self.parent_run_id, "--tracking-uri", self.client.tracking_uri]
+        arguments += [
+            "--experiment",
+            config.logger.experiment,
+            "--output",
+            str(Path(config.hydra.sweep.dir) / "compare.png"),
+        ]
+        if len(seeds) > 1 and len(seeds) < len(children):
+            arguments += ["--mean-over", "seed"]
+        try:
+            with contextlib.redirect_stdout(io.StringIO()) as printed, contextlib.redirect_stderr(io.StringIO()):
+                compare.main(arguments)
+        except (SystemExit, Exception) as error:  # the sweep itself succeeded: say why, do not fail it
+            return f"\n(no comparison: {error})\n"
+        return "\n" + printed.getvalue()
+
+
+def sweep_summary(parent_run_id: str, runs: int, failed: list[str]) -> str:
+    """What a sweep prints at its end: how many runs finished, which failed, and how to compare them.
+
+    >>> print(sweep_summary("abc", 3, ["focal-digits-2"]))
+    <BLANKLINE>
+    Sweep finished: 2 of 3 runs FINISHED; not finished: focal-digits-2
+    MLflow parent run: abc
+    Compare them:      lossforge compare abc --mean-over seed   (drop --mean-over when there is one seed)
+    """
+    status = f"{runs - len(failed)} of {runs} runs FINISHED" + (
+        f"; not finished: {', '.join(failed)}" if failed else ""
+    )
+    return "\n".join(
+        [
+            "",
+            f"Sweep finished: {status}",
+            f"MLflow parent run: {parent_run_id}",
+            f"Compare them:      lossforge compare {parent_run_id} --mean-over seed   "
+            "(drop --mean-over when there is one seed)",
+        ]
+    )
