@@ -559,6 +559,12 @@ def _parser() -> argparse.ArgumentParser:
         help="what to print: the tables with a header (default), the markdown document, or the rows as CSV/JSON",
     )
     parser.add_argument("--output", default="outputs/compare.png", help="where to write the PNG plot")
+    parser.add_argument(
+        "--across",
+        metavar="RUN_IDS",
+        help="comma-separated sweep/comparison runs, one per dataset: rank the losses on each and run a "
+        "Friedman test with the Nemenyi critical-difference diagram (needs --metrics with one metric)",
+    )
     parser.add_argument("--no-log", action="store_true", help="do not log tables, plot and metrics to the sweep's run")
     return parser
 
@@ -577,6 +583,8 @@ def _directions(args: argparse.Namespace) -> dict[str, Direction]:
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     directions = _directions(args)
+    if args.across:
+        return across_datasets(args, directions)
     machine = args.format in ("csv", "json")
     say: TextIO = sys.stderr if machine else sys.stdout  # keep stdout parseable for csv/json
 
@@ -681,3 +689,63 @@ def _log_to_parent(
     metrics = [Metric(key, value, now, 0) for key, value in group_metrics(tables).items()]
     for start in range(0, len(metrics), 1000):  # MLflow takes at most 1000 metrics per batch
         client.log_batch(run_id, metrics=metrics[start : start + 1000])
+
+
+def across_datasets(args: argparse.Namespace, directions: Mapping[str, Direction]) -> int:
+    """``lossforge compare --across RUN1,RUN2,… --metrics M``: each run (a sweep or a comparison on one
+    dataset) gives each loss its mean ``M`` over seeds; the losses all runs share are ranked per dataset and
+    compared by Friedman's test with the Nemenyi critical difference (Demšar 2006), drawn as a diagram."""
+    from mlflow import MlflowClient
+
+    from lossforge.evaluation.statistics import critical_difference_figure, friedman_nemenyi
+
+    metrics = [m for m in (args.metrics or "").split(",") if m]
+    if len(metrics) != 1:
+        raise SystemExit(
+            "lossforge compare --across: name the one metric to rank by with --metrics, e.g. test/f1_macro"
+        )
+    metric = metrics[0]
+    client = MlflowClient(resolve_tracking_uri(args.tracking_uri, base_dir=Path.cwd()))
+    scores: dict[str, dict[str, float]] = {}
+    for run_id in [run for run in args.across.split(",") if run]:
+        parent = client.get_run(run_id)
+        children = _children(client, parent.info.experiment_id, run_id)
+        if parent.data.tags.get(PROTOCOL_STAGE) == "comparison":
+            children = [
+                run for study in children for run in _children(client, parent.info.experiment_id, study.info.run_id)
+            ]
+        rows = [Row(c.info.run_name, c.info.status, dict(c.data.params), dict(c.data.metrics)) for c in children]
+        dataset = str(parent.data.tags.get("dataset") or next((row.params.get("dataset.name") for row in rows), run_id))
+        label = dataset if dataset not in {name for values in scores.values() for name in values} else run_id
+        for group in group_runs(rows, "seed"):
+            values = group.values(metric)
+            if values:
+                scores.setdefault(group.loss, {})[label] = sum(values.values()) / len(values)
+    datasets = {name for values in scores.values() for name in values}
+    shared = {loss: values for loss, values in scores.items() if set(values) == datasets}
+    left_out = sorted(set(scores) - set(shared))
+    try:
+        result = friedman_nemenyi(shared, metric=metric, direction=directions.get(metric))
+    except ValueError as error:
+        raise SystemExit(f"lossforge compare --across: {error}") from None
+    lines = [f"{len(shared)} losses on {result.n_datasets} datasets ({', '.join(sorted(datasets))}), by {metric}:", ""]
+    lines += [
+        _markdown(
+            ["loss", "average rank (1 = best)"], [[loss, f"{rank:.2f}"] for loss, rank in result.average_ranks.items()]
+        )
+    ]
+    lines += [
+        "",
+        f"Friedman: chi2 = {result.statistic:.3f}, p = {result.p_value:.3g}. Nemenyi critical difference at "
+        f"alpha = {result.alpha:g}: {result.critical_difference:.3f} (two losses whose average ranks differ by less "
+        "are not told apart).",
+    ]
+    if left_out:
+        lines.append(f"Left out (not run on every dataset): {', '.join(left_out)}.")
+    print("\n".join(lines))
+    figure = critical_difference_figure(result, title=f"{metric}: average rank over {result.n_datasets} datasets")
+    output = Path(args.output)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(output, dpi=120)
+    print(f"Critical-difference diagram: {output}")
+    return 0

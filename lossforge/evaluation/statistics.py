@@ -595,6 +595,11 @@ def friedman_nemenyi(
             "compare two methods with verdict_table on each dataset instead"
         )
     datasets = sorted(set().union(*(set(values) for values in scores.values())))
+    if len(datasets) < 2:
+        raise ValueError(
+            f"Expected at least 2 datasets for a Friedman test, got {len(datasets)}: it ranks methods across "
+            "datasets; on one dataset compare them with verdict_table"
+        )
     missing = [f"{method} on {dataset}" for method in methods for dataset in datasets if dataset not in scores[method]]
     if missing:
         raise ValueError(f"Every method needs a value on every dataset; missing: {', '.join(missing)}")

@@ -277,3 +277,41 @@ def test_a_failed_run_leaves_its_group_with_fewer_values_compared_unpaired(
     assert (rows["cross_entropy"]["n"], rows["focal"]["n"], rows["focal"]["paired"]) == (5, 4, False)
     table = store.compare(capsys, parent, "--mean-over", "seed", "--no-log")
     assert "| focal | MIXED | 5 |" in table and "unpaired (Welch)" in table
+
+
+def test_across_datasets_ranks_the_losses_and_draws_the_critical_difference(
+    store: Store, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    from lossforge.evaluation.statistics import friedman_nemenyi
+
+    sweeps, expected = [], {}
+    for index, dataset in enumerate(("digits_a", "digits_b", "digits_c", "digits_d")):
+        runs = classification_runs(seeds=2)
+        for run in runs:
+            run["params"] = {**run["params"], "dataset.name": dataset}  # type: ignore[dict-item]
+            run["metrics"] = {**run["metrics"], "test/accuracy": run["metrics"]["test/accuracy"] - 0.01 * index}  # type: ignore[index]
+        if index == 0:  # a loss run on one dataset only
+            only_here = {"loss.name": "only_here", "seed": "0", "dataset.name": dataset}
+            runs.append({"params": only_here, "metrics": {"test/accuracy": 1.0}})
+        sweeps.append(store.sweep(runs))
+        for run in runs:
+            params, metrics = run["params"], run["metrics"]
+            expected.setdefault(params["loss.name"], {}).setdefault(dataset, []).append(metrics["test/accuracy"])  # type: ignore[index]
+    out = store.compare(
+        capsys, "--across", ",".join(sweeps), "--metrics", "test/accuracy", "--output", str(tmp_path / "cd.png")
+    )
+    means = {
+        loss: {d: sum(v) / len(v) for d, v in values.items()}
+        for loss, values in expected.items()
+        if loss != "only_here"
+    }
+    result = friedman_nemenyi(means, metric="test/accuracy")
+    assert "3 losses on 4 datasets (digits_a, digits_b, digits_c, digits_d), by test/accuracy" in out
+    assert next(iter(result.average_ranks)) == "focal" and "| focal | 1.00 |" in out  # better on every dataset
+    assert f"p = {result.p_value:.3g}" in out and f"{result.critical_difference:.3f}" in out
+    assert "Left out (not run on every dataset): only_here." in out
+    assert (tmp_path / "cd.png").stat().st_size > 0
+    with pytest.raises(SystemExit, match="name the one metric to rank by"):
+        compare.main(["--across", sweeps[0], "--tracking-uri", store.uri])
+    with pytest.raises(SystemExit, match="at least 2 datasets"):
+        compare.main(["--across", sweeps[0], "--metrics", "test/accuracy", "--tracking-uri", store.uri])
