@@ -219,11 +219,7 @@ def fit_and_test(
         default_root_dir=output_dir,
         callbacks=[
             *callbacks,
-            FiniteLossGuard(
-                loss_name=built.module.traits.name,
-                learning_rate=built.module.optimizer_config.lr,
-                accelerator_window=int(cfg.trainer.get("log_every_n_steps") or 50),
-            ),
+            finite_loss_guard(cfg, built),
             RandomStateInCheckpoints(),
             checkpoints,
             SaveOnInterrupt(output_dir / "checkpoints"),
@@ -240,12 +236,26 @@ def fit_and_test(
         ckpt_path=checkpoint,
         weights_only=True,  # a checkpoint is data, never code: no arbitrary unpickling
     )
-    final_val = {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
+    final_val = validation_metrics(trainer)
     results = trainer.test(built.module, loaders["test"], verbose=False, weights_only=True)[0]
     test_metrics = {key: float(value) for key, value in results.items() if math.isfinite(float(value))}
     if stop_together.received:  # DDP: a SIGTERM during the test pass ends the run now
         raise SIGTERMException
     return Fitted(trainer, final_val, test_metrics, checkpoints.best_model_path)
+
+
+def finite_loss_guard(cfg: DictConfig, built: Built) -> FiniteLossGuard:
+    """The NaN/inf guard for ``built``'s loss; off the CPU it checks every ``log_every_n_steps`` steps."""
+    return FiniteLossGuard(
+        loss_name=built.module.traits.name,
+        learning_rate=built.module.optimizer_config.lr,
+        accelerator_window=int(cfg.trainer.get("log_every_n_steps") or 50),
+    )
+
+
+def validation_metrics(trainer: L.Trainer) -> dict[str, float]:
+    """The last validation epoch's metrics (``val/*``) as plain floats."""
+    return {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
 
 
 def fit_for_validation(cfg: DictConfig, *, callbacks: Sequence[L.Callback] = ()) -> dict[str, float]:
@@ -263,15 +273,11 @@ def fit_for_validation(cfg: DictConfig, *, callbacks: Sequence[L.Callback] = ())
         logger=False,
         callbacks=[
             *callbacks,
-            FiniteLossGuard(
-                loss_name=built.module.traits.name,
-                learning_rate=built.module.optimizer_config.lr,
-                accelerator_window=int(cfg.trainer.get("log_every_n_steps") or 50),
-            ),
+            finite_loss_guard(cfg, built),
         ],
     )
     trainer.fit(built.module, loaders["train"], loaders["val"])
-    return {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
+    return validation_metrics(trainer)
 
 
 def train_replica(
