@@ -7,6 +7,7 @@
 * ``lossforge check [DISTRIBUTION …]`` — the contract kit over installed plugins: a verdict per component.
 * ``lossforge compare`` — a sweep's runs read back from MLflow as a table and a plot (``--help``).
 * ``lossforge benchmark`` — the fair comparison protocol: equal tuning budget, K seeds, a verdict.
+* ``lossforge ui`` — the MLflow dashboard on the runs' store, on 127.0.0.1 and a free port.
 
 Heavy imports (torch, Lightning, MLflow) happen only once an experiment actually runs, so help and
 listing stay fast.
@@ -307,7 +308,8 @@ def benchmark(arguments: list[str] | None = None) -> int:
 
 
 def main() -> None:
-    """Console script entry: a subcommand (``list``, ``check``, ``compare``, ``benchmark``) or the Hydra app."""
+    """Console script entry: a subcommand (``list``, ``check``, ``compare``, ``benchmark``, ``ui``) or the Hydra
+    app."""
     arguments = sys.argv[1:]
     if arguments[:1] == ["list"]:
         sys.exit(list_components(arguments[1:]))
@@ -319,4 +321,8 @@ def main() -> None:
         sys.exit(compare(arguments[1:]))
     if arguments[:1] == ["benchmark"]:
         sys.exit(benchmark(arguments[1:]))
+    if arguments[:1] == ["ui"]:
+        from lossforge.tracking.ui import main as ui
+
+        sys.exit(ui(arguments[1:]))
     run_app()
