@@ -847,7 +847,7 @@ class FocalLoss(Loss):
     """
 
     name: ClassVar[str] = "focal"
-    tasks: ClassVar[tuple[Task, ...]] = (Task.BINARY, Task.MULTICLASS)
+    tasks: ClassVar[tuple[Task, ...]] = (Task.MULTICLASS, Task.BINARY)  # multiclass first: its figure is p_t
     # gamma over Lin et al. (2017)'s range, 0 (cross-entropy) to 5. alpha is not tuned: a float alpha
     # refuses multiclass input and a per-class list depends on the data set, so no one prior serves both.
     search_space: ClassVar[dict[str, Prior]] = {"gamma": FloatRange(0.0, 5.0)}

@@ -38,7 +38,7 @@ from lossforge.tracking import (
 )
 from lossforge.tracking.artifacts import log_config, log_figures, log_hydra_record, metric_history
 from lossforge.tracking.callback import EpochMetricsToMlflow
-from lossforge.training.build import Built, build
+from lossforge.training.build import Built, build, params
 from lossforge.training.guards import FiniteLossGuard
 from lossforge.training.resume import (
     RandomStateInCheckpoints,
@@ -112,11 +112,10 @@ def train(
     checkpoint = resume.checkpoint if resume else None
     if not processes.is_main:  # DDP: a rank that SLURM or torchrun started trains, and records nothing
         return fit_and_test(cfg, built, loaders, output_dir, processes, checkpoint=checkpoint).metrics
-    job_num = sweep_job.job_num if sweep_job is not None else None
     with mlflow_run(
         tracking_uri=tracking_uri,
         experiment=cfg.logger.experiment,
-        run_name=cfg.get("run_name") or default_run_name(cfg, job_num),
+        run_name=cfg.get("run_name") or default_run_name(cfg),
         tags={
             **provenance_tags(cfg, built.task),
             **run_context_tags(sweep_job),
@@ -147,7 +146,7 @@ def train(
                 run.log_artifact(last, "checkpoints")  # the last good state, next to the failure
             raise
         run.log_metrics(fitted.test_metrics, step=fitted.trainer.current_epoch)
-        log_run_artifacts(run, built, output_dir)
+        log_run_artifacts(run, built, output_dir, loss_parameters=params(cfg.loss))
         if cfg.logger.get("log_checkpoint", True) and fitted.best_checkpoint:
             run.log_artifact(Path(fitted.best_checkpoint), "checkpoints")
     if summary:
@@ -301,17 +300,28 @@ def train_replica(
     fit_and_test(cfg, built, loaders, Path(output_dir), processes, checkpoint=checkpoint, ready=ready)
 
 
-def default_run_name(cfg: DictConfig, job_num: int | None = None) -> str:
-    """``<loss>-<dataset>`` (plus ``-<job number>`` in a sweep): readable in the dashboard's run list."""
-    name = f"{cfg.loss.name}-{cfg.dataset.name}"
-    if cfg.get("miner") is not None:
-        name = f"{cfg.loss.name}+{cfg.miner.name}-{cfg.dataset.name}"
-    return f"{name}-{job_num}" if job_num is not None else name
+def default_run_name(cfg: DictConfig) -> str:
+    """``<loss>[+<miner>]-<dataset>-seed<seed>``: readable in the dashboard's run list, and runs that differ
+    only by seed tell themselves apart. A sweep's job number is not in the name: it is the run's tag.
+
+    >>> from omegaconf import OmegaConf
+    >>> default_run_name(OmegaConf.create({"loss": {"name": "focal"}, "dataset": {"name": "digits"}, "seed": 3}))
+    'focal-digits-seed3'
+    >>> cfg = {"loss": {"name": "triplet"}, "miner": {"name": "hard_triplets"}, "dataset": {"name": "digits"}}
+    >>> default_run_name(OmegaConf.create({**cfg, "seed": 0}))
+    'triplet+hard_triplets-digits-seed0'
+    """
+    components = cfg.loss.name if cfg.get("miner") is None else f"{cfg.loss.name}+{cfg.miner.name}"
+    return f"{components}-{cfg.dataset.name}-seed{cfg.seed}"
 
 
-def log_run_artifacts(run: RunHandle, built: Built, output_dir: Path) -> None:
-    """The task's plots of the test predictions, the loss/metric curves, and Hydra's record of the run."""
+def log_run_artifacts(
+    run: RunHandle, built: Built, output_dir: Path, *, loss_parameters: Mapping[str, Any] | None = None
+) -> None:
+    """The task's plots of the test predictions, the loss/metric curves, the trained loss against its task's
+    axis (``lossforge plot``'s figure, with ``loss_parameters`` in its legend), and Hydra's record of the run."""
     from lossforge.evaluation import plots
+    from lossforge.evaluation.loss_figures import trained_loss_figure
 
     figures = {}
     history = metric_history(run)
@@ -320,6 +330,7 @@ def log_run_artifacts(run: RunHandle, built: Built, output_dir: Path) -> None:
     outputs, targets = built.module.test_predictions, built.module.test_targets
     if outputs is not None and targets is not None:
         figures.update(spec_for(built.task).figures(outputs, targets, built.data.class_names))
+    figures["loss.png"] = trained_loss_figure(built.module.loss, built.task, parameters=loss_parameters)
     log_figures(run, figures)
     log_hydra_record(run, output_dir)
 

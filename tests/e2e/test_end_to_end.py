@@ -24,7 +24,7 @@ def test_the_default_run_learns_the_digits_and_logs_to_sqlite(tmp_path: Path) ->
     result = run_lossforge(tmp_path, "trainer.enable_progress_bar=false", "run_name=e2e")
     assert result.returncode == 0, result.stderr[-3000:]
     assert "test/accuracy" in result.stdout and "MLflow run:" in result.stdout
-    assert "mlflow ui --backend-store-uri sqlite:///" in result.stdout
+    assert "-m lossforge ui --tracking-uri sqlite:///" in result.stdout  # works without the venv activated
 
     client, (run,) = default_store_runs(tmp_path)
     assert run.info.status == "FINISHED" and run.info.run_name == "e2e"
@@ -44,7 +44,7 @@ def test_the_default_run_learns_the_digits_and_logs_to_sqlite(tmp_path: Path) ->
     artifacts = {a.path for a in client.list_artifacts(run.info.run_id)}
     assert {"config.yaml", "plots", "hydra", "checkpoints"} <= artifacts
     plots = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
-    assert plots == {"plots/confusion_matrix.png", "plots/reliability.png", "plots/curves.png"}
+    assert plots == {"plots/confusion_matrix.png", "plots/reliability.png", "plots/curves.png", "plots/loss.png"}
     assert "hydra/overrides.yaml" in {a.path for a in client.list_artifacts(run.info.run_id, "hydra")}
     assert "checkpoints/best.ckpt" in {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")}
 
@@ -71,4 +71,5 @@ def test_each_task_logs_its_plot(tmp_path: Path, overrides: list[str], plot: str
     train(cfg, base_dir=tmp_path)
     client, (run,) = default_store_runs(tmp_path)
     assert run.info.status == "FINISHED"
-    assert plot in {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    logged = {a.path for a in client.list_artifacts(run.info.run_id, "plots")}
+    assert plot in logged and "plots/loss.png" in logged  # the trained loss against its task's axis
