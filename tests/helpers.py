@@ -226,17 +226,23 @@ class MlflowServer:
 
 @contextmanager
 def serve_mlflow(args: Sequence[str], directory: Path) -> Iterator[MlflowServer]:
-    """Run ``mlflow <args> --port <free port>`` from ``directory`` until the block ends.
+    """Run ``mlflow <args> --port <free port>`` from ``directory`` until the block ends (``args`` must bind
+    ``--host 127.0.0.1``); see :func:`serve`."""
+    with serve([sys.executable, "-m", "mlflow", *args, "--workers", "1"], directory, name=args[0]) as server:
+        yield server
 
-    ``args`` must bind ``--host 127.0.0.1``. Yields once ``/health`` answers; fails with the server's log tail
-    if it exits or stays silent. Afterwards the server's whole process group is stopped.
-    """
+
+@contextmanager
+def serve(command: Sequence[str], directory: Path, *, name: str) -> Iterator[MlflowServer]:
+    """Run ``<command> --port <free port>`` (an MLflow server or ``lossforge ui``) from ``directory`` until
+    the block ends. Yields once ``/health`` answers; fails with the server's log tail if it exits or stays
+    silent. Afterwards the server's whole process group is stopped."""
     port = free_port()
-    server = MlflowServer(url=f"http://127.0.0.1:{port}", log=directory / f"mlflow-{args[0]}.log")
+    server = MlflowServer(url=f"http://127.0.0.1:{port}", log=directory / f"mlflow-{name}.log")
     # The GenAI job runner starts about seven huey worker processes; tracking needs none of them, and
     # without them the server is up in half the time on a two-core machine.
     env = child_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
-    command = [sys.executable, "-m", "mlflow", *args, "--port", str(port), "--workers", "1"]
+    command = [*command, "--port", str(port)]
     with server.log.open("w") as log_file:
         process = subprocess.Popen(
             command, cwd=directory, env=env, stdout=log_file, stderr=subprocess.STDOUT, start_new_session=True

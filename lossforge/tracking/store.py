@@ -4,9 +4,11 @@ from __future__ import annotations
 
 import os
 import shlex
+import sys
 from pathlib import Path
 
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 
 from lossforge.tracking.secrets import redact_uri
 
@@ -34,24 +36,43 @@ def default_artifact_location(configured: str | None, tracking_uri: str, base_di
 
 
 def dashboard_command(tracking_uri: str) -> str:
-    """The command that opens the MLflow dashboard on this store (bound to localhost)."""
+    """The command that opens the MLflow dashboard on this store: ``lossforge ui`` (127.0.0.1, a free port),
+    spelled with this Python so that it works from a shell whose venv is not activated; for a tracking
+    server, its URL.
+
+    >>> dashboard_command("http://mlflow.internal:5000")
+    'open http://mlflow.internal:5000'
+    """
     if tracking_uri.startswith(("http://", "https://")):
         return f"open {tracking_uri}"
-    return f"mlflow ui --backend-store-uri {shlex.quote(tracking_uri)} --host 127.0.0.1 --port 5000"
+    return f"{shlex.quote(sys.executable)} -m lossforge ui --tracking-uri {shlex.quote(tracking_uri)}"
+
+
+#: The experiment tag MLflow 3's UI reads to choose its view; without it the UI may open the GenAI view and file
+#: runs under "Evaluations". MLflow has no Python constant for it: the name and values are its UI's.
+EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+MODEL_TRAINING = "custom_model_development"
 
 
 def get_or_create_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
-    """The id of experiment ``name``, created if needed (tolerates a parallel job creating it first)."""
+    """The id of experiment ``name``, created if needed (tolerates a parallel job creating it first), marked as
+    a model-training experiment for the MLflow UI unless it already says what kind it is."""
     experiment = client.get_experiment_by_name(name)
-    if experiment is not None:
-        return experiment.experiment_id
-    try:
-        return client.create_experiment(name, artifact_location=artifact_location)
-    except Exception:
-        experiment = client.get_experiment_by_name(name)
-        if experiment is None:
-            raise
-        return experiment.experiment_id
+    if experiment is None:
+        try:
+            return client.create_experiment(
+                name, artifact_location=artifact_location, tags={EXPERIMENT_KIND_TAG: MODEL_TRAINING}
+            )
+        except Exception:
+            experiment = client.get_experiment_by_name(name)
+            if experiment is None:
+                raise
+    if EXPERIMENT_KIND_TAG not in experiment.tags:  # made by an older lossforge, or by someone else
+        try:
+            client.set_experiment_tag(experiment.experiment_id, EXPERIMENT_KIND_TAG, MODEL_TRAINING)
+        except MlflowException:  # a server that lets us log runs but not edit the experiment: only the view suffers
+            pass
+    return experiment.experiment_id
 
 
 class TrackingUnavailableError(ConnectionError):

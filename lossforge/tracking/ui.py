@@ -9,7 +9,7 @@ until Ctrl-C. For a tracking server (``http(s)://``) there is nothing to start: 
 from __future__ import annotations
 
 import argparse
-import shlex
+import os
 import subprocess
 import sys
 from pathlib import Path
@@ -18,16 +18,6 @@ from typing import Any
 from lossforge.tracking.store import resolve_tracking_uri
 
 HOST = "127.0.0.1"  # the dashboard is for this machine: MLflow accepts only local clients by default
-
-
-def command(tracking_uri: str | None = None) -> str:
-    """The command a person types to open the dashboard: absolute, so it works without the venv activated.
-
-    >>> command(tracking_uri="sqlite:////tmp/x/mlflow.db").endswith("-m lossforge ui --tracking-uri sqlite:////tmp/x/mlflow.db")
-    True
-    """
-    text = f"{shlex.quote(sys.executable)} -m lossforge ui"
-    return text + (f" --tracking-uri {shlex.quote(tracking_uri)}" if tracking_uri else "")
 
 
 def newest_page(client: Any, experiment_name: str) -> str:
@@ -80,8 +70,10 @@ def main(argv: list[str] | None = None) -> int:
 
         args.port = free_port(HOST)
     print(f"MLflow dashboard for {uri}: http://{HOST}:{args.port}/#{page}   (Ctrl-C stops it)", flush=True)
-    server = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", HOST]
+    server = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", HOST, "--workers", "1"]
+    # MLflow's GenAI job runner starts worker processes the dashboard of training runs never needs.
+    environment = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
     try:
-        return subprocess.call([*server, "--port", str(args.port)])
+        return subprocess.call([*server, "--port", str(args.port)], env=environment)
     except KeyboardInterrupt:
         return 0

@@ -49,6 +49,7 @@ def params(node: DictConfig | None) -> dict[str, Any]:
 
 def build(cfg: DictConfig) -> Built:
     """Build data, loss, miner, model and the LightningModule from ``cfg`` — no training, no tracking."""
+    check_trainer(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     data = build_dataset(cfg.dataset.name, seed=cfg.seed, **params(cfg.dataset))
     log.info(
@@ -112,6 +113,23 @@ def build(cfg: DictConfig) -> Built:
         optimizer=OptimizerConfig(**params(cfg.optimizer)),
     )
     return Built(data=data, task=task, module=module)
+
+
+def check_trainer(trainer: DictConfig) -> None:
+    """Refuse trainer settings that run without a word but measure nothing: ``max_epochs=0`` tests an untrained
+    model, and Lightning's ``-1`` trains until killed (a comparison needs runs that end).
+
+    >>> check_trainer(OmegaConf.create({"max_epochs": 0}))
+    Traceback (most recent call last):
+    ...
+    lossforge.training.build.ConfigError: trainer.max_epochs must be >= 1 (got 0): ...
+    """
+    max_epochs = trainer.get("max_epochs")
+    if max_epochs is not None and max_epochs < 1:
+        raise ConfigError(
+            f"trainer.max_epochs must be >= 1 (got {max_epochs}): a run of 0 epochs tests an untrained model; "
+            f"-1 (train forever) is not supported"
+        )
 
 
 def losses_that_fit(dataset_task: str) -> list[str]:

@@ -16,6 +16,8 @@ pytestmark = pytest.mark.slow
     [
         (["loss=focall"], 2, "Did you mean 'focal'"),
         (["loss=focal", "dataset=regression_outliers"], 1, "Losses that fit"),
+        (["loss=focal", "loss.gama=2"], 2, "Did you mean 'gamma'"),  # answered before Hydra's detour
+        (["trainer.max_epochs=0"], 1, "trainer.max_epochs must be >= 1"),
         (["logger.tracking_uri=http://127.0.0.1:9"], 1, "did not answer"),
     ],
 )

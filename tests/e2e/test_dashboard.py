@@ -8,10 +8,11 @@ import re
 import shlex
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
-from helpers import MlflowServer, serve_mlflow
+from helpers import MlflowServer, serve
 
 from lossforge.tracking import dashboard_command, default_artifact_location, mlflow_run, resolve_tracking_uri
 
@@ -70,11 +71,10 @@ def test_mlflow_ui_shows_the_runs_by_name(tmp_path: Path) -> None:
             run_ids[name] = run.run_id
     experiment_id = run.experiment_id
 
-    # Exactly the command lossforge prints, on a free port instead of 5000.
+    # Exactly the command lossforge prints after a run (`lossforge ui`, on 127.0.0.1), on a port we chose.
     printed = shlex.split(dashboard_command(store))
-    assert printed[:2] == ["mlflow", "ui"] and printed[printed.index("--host") + 1] == "127.0.0.1"
-    port_at = printed.index("--port")
-    with serve_mlflow(printed[1:port_at] + printed[port_at + 2 :], tmp_path) as server:
+    assert printed[0] == sys.executable and printed[1:4] == ["-m", "lossforge", "ui"]
+    with serve(printed, tmp_path, name="ui") as server:
         # `#/experiments/<id>` opens the experiment's overview; the runs table lives under `/runs`.
         page = f"{server.url}/#/experiments/{experiment_id}/runs"
         for _ in range(ATTEMPTS):

@@ -33,7 +33,7 @@ def test_a_two_job_sweep_lands_under_one_parent_and_compare_reads_it(tmp_path: P
         "sys.argv = ['lossforge', 'compare', '--output', 'cmp.png']; main()",
     )
     assert compare.returncode == 0, compare.stderr[-2000:]
-    assert "| l1-regression_outliers-0 | FINISHED |" in compare.stdout and "test/mae" in compare.stdout
+    assert "| l1-regression_outliers-seed0 | FINISHED |" in compare.stdout and "test/mae" in compare.stdout
     assert (tmp_path / "cmp.png").stat().st_size > 0
     client, _ = default_store_runs(tmp_path)
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}

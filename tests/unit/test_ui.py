@@ -7,7 +7,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
-from lossforge.tracking.ui import command, main, newest_page
+from lossforge.tracking.store import dashboard_command
+from lossforge.tracking.ui import main, newest_page
 
 
 def test_it_opens_the_newest_sweep_or_comparison(default_store: str) -> None:
@@ -30,4 +31,4 @@ def test_a_server_needs_no_ui_and_a_missing_store_is_named(
     monkeypatch.chdir(tmp_path)
     assert main([]) == 1
     assert f"no MLflow store at sqlite:///{tmp_path}/outputs/mlflow.db yet" in capsys.readouterr().err
-    assert "-m lossforge ui --tracking-uri sqlite:///" in command("sqlite:///x.db")
+    assert dashboard_command("sqlite:///x.db").endswith("-m lossforge ui --tracking-uri sqlite:///x.db")
