@@ -21,6 +21,7 @@ import signal
 import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import hydra
 from omegaconf import DictConfig
@@ -37,14 +38,23 @@ log = logging.getLogger("lossforge")
 
 @hydra.main(config_path="pkg://lossforge.conf", config_name="config", version_base="1.3")
 def _app(cfg: DictConfig) -> float | None:
+    _quiet_lightning()  # before Lightning is imported: its import-time lines are quiet too
     from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
 
     from lossforge.tracking import sweep_job
+    from lossforge.training.progress import quiet_sweep
     from lossforge.training.run import train
 
-    _quiet_lightning()
     hydra_config = HydraConfig.get()
     _share_cores(hydra_config.launcher.get("n_jobs"))
+    multirun = hydra_config.mode == RunMode.MULTIRUN
+    if quiet_sweep(
+        multirun=multirun,
+        several_jobs=multirun and _several_jobs(hydra_config),
+        verbose_on_command_line=any(_override_key(o) == "verbose" for o in hydra_config.overrides.task),
+    ):
+        cfg.verbose = False
     output_dir = Path(hydra_config.runtime.output_dir)
     base_dir = Path(hydra.utils.get_original_cwd())
     try:
@@ -65,18 +75,42 @@ def _app(cfg: DictConfig) -> float | None:
     return metrics.get(target) if target else None
 
 
+def _override_key(override: str) -> str:
+    """``verbose`` of ``verbose=true``, ``+verbose=true`` and ``~verbose``."""
+    return override.split("=", 1)[0].lstrip("+~")
+
+
+def _several_jobs(hydra_config: Any) -> bool:
+    """Whether this multirun job's sweep launches more than one job: a later job than the first, a sweeper
+    with parameters or trials of its own (an experiment's sweep, Optuna), or a sweep among the command's
+    overrides (read from Hydra's record of the multirun, ``multirun.yaml`` in the sweep directory)."""
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+    from omegaconf import OmegaConf
+
+    if int(hydra_config.job.num) > 0:
+        return True
+    sweeper = hydra_config.sweeper
+    if sweeper.get("params") or (sweeper.get("n_trials") or 0) > 1:
+        return True
+    record = Path(hydra_config.runtime.cwd) / str(hydra_config.sweep.dir) / "multirun.yaml"
+    if not record.is_file():
+        return False
+    command = list(OmegaConf.load(record).hydra.overrides.task)
+    return any(override.is_sweep_override() for override in OverridesParser.create().parse_overrides(command))
+
+
 def _quiet_lightning() -> None:
-    """Lightning logs through its own handler and Hydra's root handler (every line twice), and adds a
-    sales tip; keep one copy of what matters."""
+    """Keep Lightning's warnings and drop its info lines ("GPU available: …", "💡 Tip: …", "`Trainer.fit`
+    stopped: …"): lossforge logs what a run does, and ``training.progress`` shows the epochs. Lightning
+    logs through its own handler and Hydra's root handler (every line twice); keep one copy."""
     import warnings
 
-    lightning_log = logging.getLogger("lightning.pytorch")
-    lightning_log.propagate = False
-    lightning_log.addFilter(lambda record: "Tip:" not in record.getMessage())
-    for handler in lightning_log.handlers:
-        handler.addFilter(lambda record: "Tip:" not in record.getMessage())
+    for name in ("lightning.pytorch", "lightning.fabric"):  # fabric: DDP's "Initializing distributed"
+        lightning_log = logging.getLogger(name)
+        lightning_log.setLevel(logging.WARNING)
+        lightning_log.propagate = False
+    # torch deprecated ``LeafSpec()``, which Lightning's ``utilities/_pytree.py`` still calls each fit.
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    logging.getLogger("lightning.fabric").propagate = False  # as lightning.pytorch: DDP's "Initializing distributed"
 
 
 def _share_cores(parallel_jobs: int | None) -> None:
@@ -300,12 +334,35 @@ def run_app() -> None:
     """Register every loss/miner as a Hydra option, then hand the command line to Hydra."""
     from lossforge.hydra_options import register_components
 
+    if {"--help", "-h"}.intersection(sys.argv[1:]):
+        print(app_help(), end="")  # Hydra's own help composes every group (~1 s); --hydra-help still gives it
+        raise SystemExit(0)
     problem = check_overrides(sys.argv[1:])
     if problem:
         print(f"lossforge: error: {problem}", file=sys.stderr)
         raise SystemExit(2)
     register_components(with_parameters=not _HELP_FLAGS.intersection(sys.argv[1:]))
     _app()
+
+
+def app_help() -> str:
+    """``lossforge --help``: the commands, then every config group with its options (losses and miners by
+    registry name) — read from the config files and entry points, without composing anything."""
+    from importlib import resources
+
+    from omegaconf import OmegaConf
+
+    config = OmegaConf.load(str(resources.files("lossforge.conf") / "config.yaml"))
+    lines = [str(config.hydra.help.header).rstrip(), "", "== Config groups (group=option) =="]
+    for group in ("loss", "miner", *_YAML_GROUPS):
+        lines.append(f"  {group}: {', '.join(group_options(group))}")
+    lines += [
+        "",
+        "Parameters are overrides too: loss.<param>=… (lossforge list shows each loss's), trainer.max_epochs=5,",
+        "dataset.<param>=…; -m runs a sweep (loss=l1,l2 seed=0,1,2).",
+        "",
+    ]
+    return "\n".join(lines)
 
 
 def list_components(arguments: list[str] | None = None) -> int:
@@ -315,7 +372,7 @@ def list_components(arguments: list[str] | None = None) -> int:
     import argparse
 
     from lossforge import list_losses
-    from lossforge.contract import TASKS, describe_search_space, loss_traits, miner_traits
+    from lossforge.contract import TASKS
     from lossforge.registry import LOSSES, MINERS
 
     parser = argparse.ArgumentParser(prog="lossforge list", description="List the registered losses and miners.")
@@ -328,31 +385,24 @@ def list_components(arguments: list[str] | None = None) -> int:
         print(",".join(list_losses(task=options.task)))
         return 0
 
-    failed = 0
-    width = max((len(name) for registry in (LOSSES, MINERS) for name in registry.names()), default=0)
-    for title, registry in (("Losses", LOSSES), ("Miners", MINERS)):
+    from lossforge.catalog import all_summaries
+
+    described = all_summaries()  # cached: listing imports no component while none changed
+    width = max((len(entry.name) for entry in described), default=0)
+    for title, kind, registry in (("Losses", "loss", LOSSES), ("Miners", "miner", MINERS)):
         print(f"{title}:")
-        for name in registry.names():
-            info = registry.info(name)
-            try:
-                component = registry.load(name)
-                parameters = registry.parameters(name)
-            except Exception as error:
-                failed += 1
-                print(f"  {name:<{width}} FAILED  {info.provider}\n      {error}")
+        for entry in (entry for entry in described if entry.kind == kind):
+            if entry.error is not None:
+                print(f"  {entry.name:<{width}} FAILED  {entry.provider}\n      {entry.error}")
                 continue
-            if registry is LOSSES:
-                served = "/".join(loss_traits(component).tasks)
-            else:
-                served = f"{miner_traits(component).tuple_kind}s"
-            print(f"  {name:<{width}} {served:<22} {info.provider}")
-            if parameters:
-                print("      " + ", ".join(f"{p.name}={p.default!r}" for p in parameters.values()))
-            print(f"      tune: {describe_search_space(component)}")
+            print(f"  {entry.name:<{width}} {entry.served:<22} {entry.provider}")
+            if entry.parameters:
+                print("      " + ", ".join(entry.parameters))
+            print(f"      tune: {entry.tune}")
         for name, providers in registry.conflicts().items():
             print(f"  {name!r} is registered by several packages: {', '.join(providers)}")
         print()
-    return 1 if failed else 0
+    return 1 if any(entry.error is not None for entry in described) else 0
 
 
 def check_components(arguments: list[str] | None = None) -> int:

@@ -17,11 +17,13 @@ from lossforge.tracking import DEFAULT_STORE
 
 
 @pytest.fixture(autouse=True)
-def clean_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path_factory: pytest.TempPathFactory) -> None:
     """Every test runs without the developer's ``LEAKY_VARIABLES``: an in-process run must not log to the
-    server in ``MLFLOW_TRACKING_URI``, nor a plugin switch change which components are tested."""
+    server in ``MLFLOW_TRACKING_URI``, nor a plugin switch change which components are tested. Caches
+    (``lossforge list``'s catalog) go to a fresh folder, never the developer's home."""
     for variable in LEAKY_VARIABLES:
         monkeypatch.delenv(variable, raising=False)
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path_factory.mktemp("cache")))
 
 
 @pytest.fixture

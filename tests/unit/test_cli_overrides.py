@@ -107,7 +107,8 @@ def test_help_lists_the_subcommands_before_hydras_help(
     out = capsys.readouterr().out
     for command in ("lossforge list", "lossforge check", "lossforge compare", "lossforge benchmark"):
         assert command in out
-    assert out.index("lossforge benchmark") < out.index("== Configuration groups ==")
+    assert out.index("lossforge benchmark") < out.index("== Config groups (group=option) ==")
+    assert "  loss: " in out and "focal" in out and "  dataset: " in out  # every group, with its options
     assert "is powered by Hydra" not in out
 
 
