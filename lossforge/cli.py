@@ -335,7 +335,7 @@ def run_app() -> None:
     from lossforge.hydra_options import register_components
 
     if {"--help", "-h"}.intersection(sys.argv[1:]):
-        print(app_help(), end="")  # Hydra's own help composes every group (~1 s); --hydra-help still gives it
+        print(app_help(), end="")  # Hydra's own help composes every group to list it; --hydra-help gives it
         raise SystemExit(0)
     problem = check_overrides(sys.argv[1:])
     if problem:

@@ -7,7 +7,9 @@ the registries build them, the LightningModule trains them, tracking records the
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
+import importlib.util
 import logging
 import math
 from collections.abc import Callable, Mapping, Sequence
@@ -36,10 +38,19 @@ from lossforge.tracking import (
     resolve_tracking_uri,
     run_context_tags,
 )
-from lossforge.tracking.artifacts import log_config, log_figures, log_hydra_record, metric_history
+from lossforge.tracking.artifacts import (
+    log_config,
+    log_datasets,
+    log_figures,
+    log_hydra_record,
+    log_model,
+    metric_history,
+    system_metrics,
+)
 from lossforge.tracking.callback import EpochMetricsToMlflow
-from lossforge.training.build import Built, build, params
+from lossforge.training.build import Built, ConfigError, build, params
 from lossforge.training.guards import FiniteLossGuard
+from lossforge.training.progress import EpochLines, summary_line
 from lossforge.training.resume import (
     RandomStateInCheckpoints,
     SaveOnInterrupt,
@@ -98,6 +109,7 @@ def train(
     base_dir = (base_dir or Path.cwd()).resolve()
     tracking_uri = resolve_tracking_uri(cfg.logger.get("tracking_uri"), base_dir=base_dir)
     check_reachable(tracking_uri)  # fail in seconds, before any training time is spent
+    check_system_metrics(cfg)
     resume = (
         resolve_resume(str(cfg.resume), base_dir=base_dir, tracking_uri=tracking_uri) if cfg.get("resume") else None
     )
@@ -127,6 +139,7 @@ def train(
     ) as run:
         if resume is None:
             log_config(run, cfg)
+            log_datasets(run, built.data, source={"dataset": params(cfg.dataset), "seed": cfg.seed})
             write_run_record(output_dir, run_id=run.run_id, tracking_uri=tracking_uri, config=cfg)
         log.info("mlflow   run %s in %s", run.run_id, redact_uri(tracking_uri))
 
@@ -135,23 +148,39 @@ def train(
         )
         # DDP: ranks 1 … N-1 on this machine, when no launcher started them (a no-op otherwise).
         replica = (processes, OmegaConf.to_container(cfg, resolve=True), str(output_dir), checkpoint)
-        try:
-            with distributed.start_processes(processes, train_replica, replica):
-                fitted = fit_and_test(
-                    cfg, built, loaders, output_dir, processes, callbacks=[metrics_to_mlflow], checkpoint=checkpoint
-                )
-        except Exception:
-            last = output_dir / "checkpoints" / "last.ckpt"
-            if last.is_file() and cfg.logger.get("log_checkpoint", True):
-                run.log_artifact(last, "checkpoints")  # the last good state, next to the failure
-            raise
-        run.log_metrics(fitted.test_metrics, step=fitted.trainer.current_epoch)
-        log_run_artifacts(run, built, output_dir, loss_parameters=params(cfg.loss))
-        if cfg.logger.get("log_checkpoint", True) and fitted.best_checkpoint:
-            run.log_artifact(Path(fitted.best_checkpoint), "checkpoints")
+        monitor = system_metrics(run, resumed=resume is not None) if cfg.logger.get("system_metrics") else None
+        with monitor or contextlib.nullcontext():
+            try:
+                with distributed.start_processes(processes, train_replica, replica):
+                    fitted = fit_and_test(
+                        cfg, built, loaders, output_dir, processes, callbacks=[metrics_to_mlflow], checkpoint=checkpoint
+                    )
+            except Exception:
+                last = output_dir / "checkpoints" / "last.ckpt"
+                if last.is_file() and cfg.logger.get("log_checkpoint", True):
+                    run.log_artifact(last, "checkpoints")  # the last good state, next to the failure
+                raise
+            run.log_metrics(fitted.test_metrics, step=fitted.trainer.current_epoch)
+            log_run_artifacts(run, built, output_dir, loss_parameters=params(cfg.loss))
+            if cfg.logger.get("log_checkpoint", True) and fitted.best_checkpoint:
+                run.log_artifact(Path(fitted.best_checkpoint), "checkpoints")
+        if cfg.logger.get("log_model"):  # last: logging a model marks the run FINISHED
+            log_model(run, built.module.model, built.data.test.features[:8])
     if summary:
-        _print_summary(fitted.test_metrics, run.run_id, tracking_uri)
+        run_name = cfg.get("run_name") or default_run_name(cfg)
+        verbose = cfg.get("verbose", True)  # a config recorded before `verbose` existed: as before
+        _print_summary(fitted.test_metrics, run.run_id, tracking_uri, run_name=run_name, verbose=verbose)
     return fitted.metrics
+
+
+def check_system_metrics(cfg: DictConfig) -> None:
+    """``logger.system_metrics=true`` needs ``psutil``, which MLflow samples the machine with: say so before
+    any training time is spent."""
+    if cfg.logger.get("system_metrics") and importlib.util.find_spec("psutil") is None:
+        raise ConfigError(
+            "logger.system_metrics=true needs psutil, with which MLflow samples CPU and memory use: "
+            "`pip install psutil` (and `pip install nvidia-ml-py` for GPU use), or set logger.system_metrics=false."
+        )
 
 
 def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
@@ -218,6 +247,7 @@ def fit_and_test(
         default_root_dir=output_dir,
         callbacks=[
             *callbacks,
+            EpochLines(enabled=cfg.get("verbose", True)),
             finite_loss_guard(cfg, built),
             RandomStateInCheckpoints(),
             checkpoints,
@@ -330,12 +360,24 @@ def log_run_artifacts(
     outputs, targets = built.module.test_predictions, built.module.test_targets
     if outputs is not None and targets is not None:
         figures.update(spec_for(built.task).figures(outputs, targets, built.data.class_names))
-    figures["loss.png"] = trained_loss_figure(built.module.loss, built.task, parameters=loss_parameters)
+    try:  # a figure must never fail a run that trained
+        classes = max(2, built.data.num_outputs)
+        figures["loss.png"] = trained_loss_figure(
+            built.module.loss, built.task, parameters=loss_parameters, classes=classes
+        )
+    except Exception as error:
+        log.warning("plots    loss.png left out: %s", error)
     log_figures(run, figures)
     log_hydra_record(run, output_dir)
 
 
-def _print_summary(metrics: dict[str, float], run_id: str, tracking_uri: str) -> None:
+def _print_summary(
+    metrics: dict[str, float], run_id: str, tracking_uri: str, *, run_name: str, verbose: bool = True
+) -> None:
+    """The test metrics, the run id and the dashboard command; one line when ``verbose`` is off."""
+    if not verbose:
+        print(summary_line(run_name, metrics, run_id), flush=True)
+        return
     headline = [key for key in metrics if key.count("/") == 1]
     width = max((len(key) for key in headline), default=0)
     lines = ["", "Test metrics:"] + [f"  {key:<{width}}  {metrics[key]:.4f}" for key in sorted(headline)]
