@@ -157,7 +157,7 @@ def _per_sample(loss: Any) -> Any:
     return probe_loss
 
 
-def _supervised(task: Task) -> Callable[[Tensor, str, bool], tuple[Tensor, Tensor]]:
+def _supervised(task: Task, classes: int = 2) -> Callable[[Tensor, str, bool], tuple[Tensor, Tensor]]:
     def regression(x: Tensor, encoding: str, negative: bool) -> tuple[Tensor, Tensor]:
         return x, torch.zeros_like(x)  # prediction r, target 0
 
@@ -170,8 +170,11 @@ def _supervised(task: Task) -> Callable[[Tensor, str, bool], tuple[Tensor, Tenso
         return scores, target
 
     def true_class(x: Tensor, encoding: str, negative: bool) -> tuple[Tensor, Tensor]:
-        logits = torch.stack([torch.logit(x), torch.zeros_like(x)], dim=1)  # (N, 2): softmax(...)[0] = x
-        return logits, torch.zeros(x.shape[0], dtype=torch.long)
+        # Class 0 is true, the other classes' logits 0: softmax(...)[0] = x when its logit is
+        # log(x (C - 1) / (1 - x)) — for C = 2, logit(x).
+        true_logit = torch.logit(x) + math.log(classes - 1)
+        others = torch.zeros(x.shape[0], classes - 1, dtype=x.dtype)
+        return torch.cat([true_logit[:, None], others], dim=1), torch.zeros(x.shape[0], dtype=torch.long)  # (N, C)
 
     return {Task.REGRESSION: regression, Task.MULTICLASS: true_class}.get(task, margin)
 
@@ -208,6 +211,7 @@ def probe(
     points: int = 201,
     low: float | None = None,
     high: float | None = None,
+    classes: int = 2,
 ) -> tuple[Tensor, Tensor, Tensor]:
     """``(x, values, derivatives)`` of ``loss`` along its axis for ``task`` (:func:`axis_for`), float64.
 
@@ -222,6 +226,8 @@ def probe(
             :func:`has_negative`.
         points: how many points along the axis.
         low, high: the axis range; default: the axis's own.
+        classes: multiclass: how many classes the logits have (a loss prepared for C classes needs C);
+            the curve against p_t is the same for any C for a loss that treats wrong classes alike.
 
     Returns:
         ``x``, the loss at each point, and its derivative :math:`d\\ell/dx`, each ``(points,)``.
@@ -243,7 +249,7 @@ def probe(
         options = {"cosine": _cosine(loss), "triplet": _triplets(loss), "negative": negative}
         values = torch.stack([_metric_value(probe_loss, point, **options) for point in x])  # (N,)
     else:
-        prediction, target = _supervised(task)(x, loss_traits(loss).binary_target_encoding, negative)
+        prediction, target = _supervised(task, classes)(x, loss_traits(loss).binary_target_encoding, negative)
         values = probe_loss(prediction, target)
         if values.shape != x.shape:
             raise ValueError(
@@ -351,6 +357,7 @@ def loss_curves(
     points: int = 201,
     low: float | None = None,
     high: float | None = None,
+    classes: int = 2,
 ) -> list[Curve]:
     """Every line of ``loss`` for ``task`` (default: its first declared task): one, or two for a metric
     pair loss (positive and negative pair) and for a binary or multilabel loss whose negative example's
@@ -365,7 +372,7 @@ def loss_curves(
     axis, title = axis_for(loss, task), formula(loss)
 
     def along_axis(negative: bool) -> tuple[Tensor, Tensor, Tensor]:
-        return probe(loss, task, negative=negative, points=points, low=low, high=high)
+        return probe(loss, task, negative=negative, points=points, low=low, high=high, classes=classes)
 
     curves = [Curve(label, "", title, axis, *along_axis(False))]
     if has_negative(loss, task):
@@ -434,13 +441,16 @@ def loss_figure(curves: Sequence[Curve], *, title: str | None = None) -> Figure:
     return figure
 
 
-def trained_loss_figure(loss: Any, task: str, *, parameters: Mapping[str, Any] | None = None) -> Figure:
+def trained_loss_figure(
+    loss: Any, task: str, *, parameters: Mapping[str, Any] | None = None, classes: int = 2
+) -> Figure:
     """The figure of the loss a run trains, for the run's artifacts (``loss.png``).
 
     Args:
         loss: the run's loss module (left unchanged: the probe works on a CPU copy).
         task: the task it trains.
         parameters: its config (``params(cfg.loss)``); those that differ from the defaults join the legend.
+        classes: the dataset's classes (a loss prepared with per-class weights needs as many logits).
 
     Example:
         >>> from lossforge.losses.classification import FocalLoss
@@ -451,7 +461,7 @@ def trained_loss_figure(loss: Any, task: str, *, parameters: Mapping[str, Any] |
     name = loss_traits(loss).name
     defaults = {key: parameter.default for key, parameter in constructor_parameters(type(loss)).items()}
     label = describe(name, parameters or {}, defaults)
-    return loss_figure(loss_curves(loss, task, label=label))
+    return loss_figure(loss_curves(loss, task, label=label, classes=classes))
 
 
 # -- the command line: `lossforge plot` ---------------------------------------------------------------
