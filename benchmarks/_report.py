@@ -28,7 +28,7 @@ def add_common_arguments(parser: argparse.ArgumentParser, *, device: str | None 
         parser.add_argument("--threads", type=int, default=0, help="torch threads (0: torch's default)")
     if device:
         parser.add_argument("--device", default="cpu", help=device)
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the CSV and markdown")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the markdown tables")
     parser.add_argument("--max-wait", type=float, default=120, help="seconds to wait for other processes to calm")
 
 

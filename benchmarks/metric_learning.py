@@ -205,7 +205,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per configuration (median)")
     parser.add_argument("--memory-cap-gb", type=float, default=8.0, help="address space each child may add (0: no cap)")
     parser.add_argument("--timeout", type=float, default=300.0, help="seconds per configuration")
-    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the CSV and markdown")
+    parser.add_argument("--out", type=Path, default=RESULTS, help="folder for the markdown table")
     parser.add_argument("--child", help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.child:

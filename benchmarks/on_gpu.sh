@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # The GPU checks and GPU benchmarks in one go, for a machine with a CUDA GPU and lossforge installed:
 # tests/e2e/test_cuda.py (every loss and miner against the CPU, real runs on the GPU), then losses.py,
-# training.py and step_costs.py with --device cuda. Tables (markdown + CSV) and the log go to OUT_DIR.
+# training.py and step_costs.py with --device cuda. Tables (markdown) and the log go to OUT_DIR.
 #
 #   bash benchmarks/on_gpu.sh OUT_DIR
 set -uo pipefail

@@ -98,3 +98,46 @@ def failure_report(page: str, missing: list[str], dom: str, chromium_log: str, s
         f"Chromium stderr (tail):\n{chromium_errors[-1500:]}\n"
         f"Server log (tail):\n{server.log_tail()}"
     )
+
+
+def rendered_text(server: MlflowServer, page: str, tmp_path: Path, expected: tuple[str, ...]) -> str:
+    """The visible text of ``page`` once it shows every ``expected`` string (up to ATTEMPTS renders)."""
+    text = ""
+    for _ in range(ATTEMPTS):
+        dom, _, _ = render(f"{server.url}/{page}", tmp_path)
+        text = visible_text(dom)
+        if all(word in text for word in expected):
+            break
+    missing = [word for word in expected if word not in text]
+    assert not missing, f"{page} did not show {missing}. Page text: {text[:1500]!r}\nServer log:\n{server.log_tail()}"
+    return text
+
+
+def test_a_run_page_shows_its_dataset_and_plots_and_a_sweep_its_comparison(tmp_path: Path) -> None:
+    from helpers import QUICK_RUN, compose_config, default_store_runs
+
+    from lossforge.evaluation import compare
+    from lossforge.training.run import train
+
+    train(compose_config(*QUICK_RUN), base_dir=tmp_path)
+    client, (run,) = default_store_runs(tmp_path)
+    store = resolve_tracking_uri(None, base_dir=tmp_path)
+    experiment = run.info.experiment_id
+    parent = client.create_run(experiment, run_name="sweep", tags={"lossforge.sweep": "parent"}).info.run_id
+    for seed in range(2):
+        for loss, accuracy in (("cross_entropy", 0.9), ("focal", 0.95)):
+            child = client.create_run(experiment, run_name=f"{loss}-{seed}", tags={"mlflow.parentRunId": parent})
+            client.log_param(child.info.run_id, "loss.name", loss)
+            client.log_param(child.info.run_id, "seed", str(seed))
+            client.log_metric(child.info.run_id, "test/accuracy", accuracy + 0.001 * seed)
+            client.set_terminated(child.info.run_id)
+    assert (
+        compare.main([parent, "--tracking-uri", store, "--mean-over", "seed", "--output", str(tmp_path / "c.png")]) == 0
+    )
+
+    with serve(shlex.split(dashboard_command(store)), tmp_path, name="ui") as server:
+        run_page = f"#/experiments/{experiment}/runs/{run.info.run_id}"
+        rendered_text(server, run_page, tmp_path, ("digits",))  # the dataset inputs, by name
+        rendered_text(server, f"{run_page}/artifacts/plots/loss.png", tmp_path, ("loss.png", "curves.png"))
+        parent_page = f"#/experiments/{experiment}/runs/{parent}/artifacts/comparison/table.md"
+        rendered_text(server, parent_page, tmp_path, ("table.md", "plot.png", "focal"))

@@ -232,7 +232,10 @@ def test_a_ddp_sweep_is_one_job_per_point_under_one_parent_run(tmp_path: Path) -
     assert {c.info.status for c in children} == {"FINISHED"}
     assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["mlartifacts", "mlflow.db", "multirun"]
     (sweep_dir,) = (tmp_path / "outputs" / "multirun").glob("*/*")
-    assert sorted(p.name for p in sweep_dir.iterdir()) == sorted(["0", "1", "multirun.yaml", SWEEP_RECORD])
+    # the jobs, Hydra's record, the parent run's record, and the comparison the sweep ends with
+    assert sorted(p.name for p in sweep_dir.iterdir()) == sorted(
+        ["0", "1", "multirun.yaml", SWEEP_RECORD, "compare.png"]
+    )
     assert sorted(c.data.tags["lossforge.output_dir"] for c in children) == [str(sweep_dir / n) for n in "01"]
 
 
