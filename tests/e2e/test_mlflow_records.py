@@ -68,8 +68,13 @@ def test_system_metrics_leave_system_metrics_on_the_run(tmp_path: Path, monkeypa
     assert "system/system_memory_usage_megabytes" in metrics, sorted(metrics)
 
 
-@pytest.mark.skipif(HAS_PSUTIL, reason="psutil is installed")
-def test_system_metrics_without_psutil_fail_before_training_naming_the_fix(tmp_path: Path) -> None:
+def test_system_metrics_without_psutil_fail_before_training_naming_the_fix(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import importlib.util
+
+    find_spec = importlib.util.find_spec
+    monkeypatch.setattr(importlib.util, "find_spec", lambda name, *a: None if name == "psutil" else find_spec(name, *a))
     with pytest.raises(ConfigError, match="pip install psutil"):
         train(compose_config(*QUICK_RUN, "logger.system_metrics=true"), base_dir=tmp_path)
     client = MlflowClient(f"sqlite:///{tmp_path / DEFAULT_STORE}")
