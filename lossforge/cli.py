@@ -525,26 +525,24 @@ def benchmark(arguments: list[str] | None = None) -> int:
     return 1 if any(outcome.error for outcome in comparison.outcomes) else 0
 
 
+#: The subcommands: name → ``"module:function"``, called with the remaining arguments, returning the exit
+#: status. Imported only when used, so each command pays for its own imports alone.
+SUBCOMMANDS = {
+    "list": "lossforge.cli:list_components",
+    "check": "lossforge.cli:check_components",
+    "compare": "lossforge.evaluation.compare:main",
+    "benchmark": "lossforge.cli:benchmark",
+    "plot": "lossforge.evaluation.loss_figures:main",
+    "ui": "lossforge.tracking.ui:main",
+}
+
+
 def main() -> None:
-    """Console script entry: a subcommand (``list``, ``check``, ``compare``, ``benchmark``, ``ui``, ``plot``) or
-    the Hydra app."""
+    """Console script entry: a subcommand (:data:`SUBCOMMANDS`) or the Hydra app."""
+    import importlib
+
     arguments = sys.argv[1:]
-    if arguments[:1] == ["list"]:
-        sys.exit(list_components(arguments[1:]))
-    if arguments[:1] == ["check"]:
-        sys.exit(check_components(arguments[1:]))
-    if arguments[:1] == ["compare"]:
-        from lossforge.evaluation.compare import main as compare
-
-        sys.exit(compare(arguments[1:]))
-    if arguments[:1] == ["benchmark"]:
-        sys.exit(benchmark(arguments[1:]))
-    if arguments[:1] == ["plot"]:
-        from lossforge.evaluation.loss_figures import main as plot
-
-        sys.exit(plot(arguments[1:]))
-    if arguments[:1] == ["ui"]:
-        from lossforge.tracking.ui import main as ui
-
-        sys.exit(ui(arguments[1:]))
+    if arguments[:1] and arguments[0] in SUBCOMMANDS:
+        module, function = SUBCOMMANDS[arguments[0]].split(":")
+        sys.exit(getattr(importlib.import_module(module), function)(arguments[1:]))
     run_app()
