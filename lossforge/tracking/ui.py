@@ -18,14 +18,17 @@ from typing import Any
 from lossforge.tracking.store import resolve_tracking_uri
 
 HOST = "127.0.0.1"  # the dashboard is for this machine: MLflow accepts only local clients by default
+#: MLflow 3's UI picks its view (GenAI or model training) from this URL parameter; the experiment's
+#: ``mlflow.experimentKind`` tag decides only when one navigates from the experiments list.
+TRAINING_VIEW = "?workflowType=machine_learning"
 
 
 def newest_page(client: Any, experiment_name: str) -> str:
     """The dashboard's address (after ``#``) of the newest sweep or comparison run, else the newest run, else
-    the experiment's runs, else the experiments list."""
+    the experiment's runs, else the experiments list — in the model-training view."""
     experiment = client.get_experiment_by_name(experiment_name)
     if experiment is None:
-        return "/experiments"
+        return f"/experiments{TRAINING_VIEW}"
     parents = client.search_runs(
         [experiment.experiment_id],
         filter_string="tags.`lossforge.sweep` = 'parent'",
@@ -42,8 +45,8 @@ def newest_page(client: Any, experiment_name: str) -> str:
     if not runs:
         runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)
     if not runs:
-        return f"/experiments/{experiment.experiment_id}/runs"
-    return f"/experiments/{experiment.experiment_id}/runs/{runs[0].info.run_id}"
+        return f"/experiments/{experiment.experiment_id}/runs{TRAINING_VIEW}"
+    return f"/experiments/{experiment.experiment_id}/runs/{runs[0].info.run_id}{TRAINING_VIEW}"
 
 
 def main(argv: list[str] | None = None) -> int:

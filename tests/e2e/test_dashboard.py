@@ -15,6 +15,7 @@ import pytest
 from helpers import MlflowServer, serve
 
 from lossforge.tracking import dashboard_command, default_artifact_location, mlflow_run, resolve_tracking_uri
+from lossforge.tracking.ui import TRAINING_VIEW
 
 CHROMIUM = shutil.which("chromium")
 RUN_NAMES = ("dashboard-focal-gamma2", "dashboard-cross-entropy")
@@ -83,6 +84,9 @@ def test_mlflow_ui_shows_the_runs_by_name(tmp_path: Path) -> None:
                 break
         missing = [name for name in RUN_NAMES if name not in dom]
         assert not missing, failure_report(page, missing, dom, chromium_log, server)
+        # The experiment's own page in the view lossforge ui links to: MLflow 3's training-runs view (the runs
+        # by name); without the parameter MLflow 3.17 opens its GenAI overview, which lists no runs.
+        rendered_text(server, f"#/experiments/{experiment_id}{TRAINING_VIEW}", tmp_path, RUN_NAMES)
 
     for name, run_id in run_ids.items():  # each row links to its run's page
         assert f'href="#/experiments/{experiment_id}/runs/{run_id}"' in dom, f"no link to run {name} ({run_id})"

@@ -8,21 +8,21 @@ import pytest
 from mlflow import MlflowClient
 
 from lossforge.tracking.store import dashboard_command
-from lossforge.tracking.ui import main, newest_page
+from lossforge.tracking.ui import TRAINING_VIEW, main, newest_page
 
 
 def test_it_opens_the_newest_sweep_or_comparison(default_store: str) -> None:
     client = MlflowClient(default_store)
-    assert newest_page(client, "lossforge") == "/experiments"
+    assert newest_page(client, "lossforge") == f"/experiments{TRAINING_VIEW}"
     experiment = client.create_experiment("lossforge")
-    assert newest_page(client, "lossforge") == f"/experiments/{experiment}/runs"
+    assert newest_page(client, "lossforge") == f"/experiments/{experiment}/runs{TRAINING_VIEW}"
     plain = client.create_run(experiment).info.run_id
-    assert newest_page(client, "lossforge") == f"/experiments/{experiment}/runs/{plain}"
+    assert newest_page(client, "lossforge") == f"/experiments/{experiment}/runs/{plain}{TRAINING_VIEW}"
     sweep = client.create_run(experiment, tags={"lossforge.sweep": "parent"}).info.run_id
     client.create_run(experiment)  # a newer child: the sweep still wins
-    assert newest_page(client, "lossforge") == f"/experiments/{experiment}/runs/{sweep}"
+    assert newest_page(client, "lossforge") == f"/experiments/{experiment}/runs/{sweep}{TRAINING_VIEW}"
     comparison = client.create_run(experiment, tags={"lossforge.protocol.stage": "comparison"}).info.run_id
-    assert newest_page(client, "lossforge") == f"/experiments/{experiment}/runs/{comparison}"
+    assert newest_page(client, "lossforge") == f"/experiments/{experiment}/runs/{comparison}{TRAINING_VIEW}"
 
 
 def test_a_server_needs_no_ui_and_a_missing_store_is_named(
