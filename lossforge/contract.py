@@ -181,9 +181,6 @@ class LossTraits:
     tuple_kind: str | None = None
     distance: str | None = None
     margin: float | None = None
-    has_prepare: bool = False
-    counts_tuples: bool = False
-    scans_targets: bool = False  # declares `scan_targets`, so it can be told the data were validated
 
 
 @dataclass(frozen=True)
@@ -243,9 +240,6 @@ def loss_traits(loss: Any) -> LossTraits:
         tuple_kind=tuple_kind,
         distance=getattr(loss, "distance", None),
         margin=getattr(loss, "margin", None),
-        has_prepare=callable(getattr(loss, "prepare", None)),
-        counts_tuples=hasattr(loss, "last_num_tuples") and hasattr(loss, "last_num_active"),
-        scans_targets=hasattr(loss, "scan_targets"),
     )
 
 
@@ -627,11 +621,6 @@ def trainable_tasks(dataset_task: str) -> tuple[Task, ...]:
     """
     task = Task(dataset_task)
     return (task, Task.METRIC) if task in CLASS_LABEL_TASKS else (task,)
-
-
-def serves(loss: Any, dataset_task: str) -> bool:
-    """Whether a loss (class or instance) can train on a dataset of ``dataset_task``."""
-    return training_task(loss_traits(loss).tasks, dataset_task) is not None
 
 
 # -- shared vocabulary ------------------------------------------------------------------------------------
