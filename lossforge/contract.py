@@ -135,9 +135,23 @@ class LossPlugin(Protocol):
     #: default, "inherit" or "off", is allowed). Default ``{}``: the loss is tuned over the shared
     #: learning-rate (and weight-decay) range only, which every loss gets. Read by :func:`search_space`.
     search_space: ClassVar[Mapping[str, Any]]
+    #: Optional. A loss with parameters of its own (class proxies, a classifier's weight matrix) is trained
+    #: in a parameter group of its own at ``optimizer.lr * lr_multiplier`` (``optimizer.loss_lr_multiplier``
+    #: overrides it) and without weight decay. Default 1.0; proxy losses usually want far more (their
+    #: proxies start random and must move as fast as the embedding they anchor).
+    lr_multiplier: float
 
-    def prepare(self, *, targets: Tensor, num_classes: int) -> None:
-        """Optional: called once with the training targets before training (e.g. class weights)."""
+    def prepare(self, *, targets: Tensor, num_classes: int, embedding_dim: int | None = None) -> None:
+        """Optional: called once with the training targets before training (e.g. class weights).
+
+        ``embedding_dim`` — the width of the model's output the loss will see (metric tasks; ``None``
+        otherwise) — is passed only to a hook whose signature takes it, so older hooks keep working. A
+        learnable loss creates its parameters here, sized from the data (``(num_classes, embedding_dim)``
+        proxies), drawn from torch's global generator, which the run has seeded: every DDP process draws
+        the same values, and DDP keeps them equal because the loss is a submodule of the trained module.
+        A loss with parameters must also load a ``state_dict`` into an instance whose ``prepare`` saw
+        other sizes only with an error naming the loss and both sizes.
+        """
 
     def __call__(self, prediction: Tensor, target: Tensor, /, *args: Any) -> Tensor:
         """The loss value; see the class docstring for the call forms."""
@@ -181,6 +195,7 @@ class LossTraits:
     tuple_kind: str | None = None
     distance: str | None = None
     margin: float | None = None
+    lr_multiplier: float = 1.0
 
 
 @dataclass(frozen=True)
@@ -231,6 +246,9 @@ def loss_traits(loss: Any) -> LossTraits:
         raise ContractError(
             _label(loss), f"must set `tuple_kind` to 'pair', 'triplet' or leave it out, got {tuple_kind!r}"
         )
+    multiplier = getattr(loss, "lr_multiplier", 1.0)
+    if not (_is_number(multiplier) and math.isfinite(multiplier) and multiplier > 0):
+        raise ContractError(_label(loss), f"must set `lr_multiplier` to a finite number > 0, got {multiplier!r}")
     cls = loss if inspect.isclass(loss) else type(loss)
     return LossTraits(
         name=getattr(loss, "name", cls.__name__),
@@ -240,6 +258,7 @@ def loss_traits(loss: Any) -> LossTraits:
         tuple_kind=tuple_kind,
         distance=getattr(loss, "distance", None),
         margin=getattr(loss, "margin", None),
+        lr_multiplier=float(multiplier),
     )
 
 
@@ -278,11 +297,51 @@ def check_component_class(kind: str, obj: Any) -> None:
         miner_traits(obj)
 
 
-def prepare_loss(loss: Any, *, targets: Tensor, num_classes: int) -> None:
-    """Call the loss's optional ``prepare`` hook with the training targets."""
+def prepare_loss(loss: Any, *, targets: Tensor, num_classes: int, embedding_dim: int | None = None) -> None:
+    """Call the loss's optional ``prepare`` hook with the training targets, the number of classes and — if
+    the hook takes it (``embedding_dim`` or ``**kwargs`` in its signature) — the model's output width.
+
+    >>> class Old:  # a hook written before `embedding_dim` existed
+    ...     tasks = ("metric",)
+    ...     def prepare(self, *, targets, num_classes):
+    ...         self.seen = num_classes
+    >>> old = Old()
+    >>> prepare_loss(old, targets=None, num_classes=3, embedding_dim=8)
+    >>> old.seen
+    3
+    """
     prepare = getattr(loss, "prepare", None)
-    if callable(prepare):
+    if not callable(prepare):
+        return
+    if _accepts(prepare, "embedding_dim"):
+        prepare(targets=targets, num_classes=num_classes, embedding_dim=embedding_dim)
+    else:
         prepare(targets=targets, num_classes=num_classes)
+
+
+def _accepts(function: Any, keyword: str) -> bool:
+    try:
+        parameters = inspect.signature(function).parameters.values()
+    except (TypeError, ValueError):  # a builtin without a signature: assume the old form
+        return False
+    return any(
+        parameter.kind is parameter.VAR_KEYWORD
+        or (parameter.name == keyword and parameter.kind is not parameter.POSITIONAL_ONLY)
+        for parameter in parameters
+    )
+
+
+def loss_parameters(loss: Any) -> list[Any]:
+    """The trainable parameters a loss owns (``[]`` for most losses; proxies, a weight matrix, …).
+
+    >>> import torch
+    >>> loss_parameters(torch.nn.L1Loss()), [tuple(p.shape) for p in loss_parameters(torch.nn.Linear(2, 3))]
+    ([], [(3, 2), (3,)])
+    """
+    parameters = getattr(loss, "parameters", None)
+    if not callable(parameters):
+        return []
+    return [parameter for parameter in parameters() if parameter.requires_grad]
 
 
 def set_scan_targets(loss: Any, scan: bool) -> None:

@@ -396,7 +396,9 @@ def check_trains(subject: _Loss) -> None:
         torch.manual_seed(0)
         model = nn.Linear(5, num_outputs)
         loss = subject.build("mean")
-        prepare_loss(loss, targets=target, num_classes=_num_classes(task, prediction, target))
+        prepare_loss(
+            loss, targets=target, num_classes=_num_classes(task, prediction, target), **_width(task, prediction)
+        )
         module = LossTask(model=model, loss=loss, task=task, num_outputs=num_outputs)
         features = torch.randn(len(target), 5, generator=torch.Generator().manual_seed(1))
         value = module.loss_value(module(features), target)
@@ -593,8 +595,13 @@ def _built(
     """The loss with ``reduction`` (and ``overrides`` of its parameters), prepared the way the training
     pipeline prepares it."""
     loss = subject.build(reduction, **overrides)
-    prepare_loss(loss, targets=target, num_classes=_num_classes(task, prediction, target))
+    prepare_loss(loss, targets=target, num_classes=_num_classes(task, prediction, target), **_width(task, prediction))
     return loss
+
+
+def _width(task: Task, prediction: Tensor) -> dict[str, int]:
+    """``embedding_dim`` as the training pipeline passes it to ``prepare``: the embeddings' width (metric)."""
+    return {"embedding_dim": int(prediction.shape[-1])} if spec_for(task).embedding else {}
 
 
 def _draws(space: Mapping[str, Prior]) -> list[dict[str, Any]]:

@@ -12,7 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import lightning as L
+import torch
 from omegaconf import DictConfig, OmegaConf
+from torch import nn
 
 from lossforge import list_losses, list_miners
 from lossforge.contract import Task, loss_traits, miner_traits, prepare_loss, trainable_tasks, training_task
@@ -80,7 +82,6 @@ def build(cfg: DictConfig) -> Built:
                 f"cannot predict them. Evaluate on unseen classes with a metric loss (retrieval), e.g. "
                 f"loss=triplet miner=semihard_triplets, or drop held_out_classes."
             )
-    prepare_loss(loss, targets=data.train.targets, num_classes=data.num_outputs)  # e.g. class weights
     log.info("loss     %r on the %s task", loss, task)
 
     if cfg.get("miner") is not None and not spec.embedding:
@@ -102,6 +103,10 @@ def build(cfg: DictConfig) -> Built:
             model_name,
         )
     log.info("model    %s with %s parameters", model_name, f"{count_parameters(model):,}")
+    # After the model: class weights need the targets; a learnable loss sizes its parameters (proxies) by the
+    # classes and the width of the model's output, and draws them from the run's seeded generator.
+    embedding_dim = output_width(model, data.input_dim) if spec.embedding else None
+    prepare_loss(loss, targets=data.train.targets, num_classes=data.num_outputs, embedding_dim=embedding_dim)
 
     module = LossTask(
         model=model,
@@ -113,6 +118,21 @@ def build(cfg: DictConfig) -> Built:
         optimizer=OptimizerConfig(**params(cfg.optimizer)),
     )
     return Built(data=data, task=task, module=module)
+
+
+def output_width(model: nn.Module, input_dim: int) -> int:
+    """The width of ``model``'s output: one zero row through it in eval mode (no dropout, so no random draw).
+
+    >>> output_width(nn.Linear(5, 3), 5)
+    3
+    """
+    training = model.training
+    model.eval()
+    try:
+        with torch.no_grad():
+            return int(model(torch.zeros(1, input_dim)).shape[-1])
+    finally:
+        model.train(training)
 
 
 def check_trainer(trainer: DictConfig) -> None:

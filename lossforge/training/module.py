@@ -26,7 +26,7 @@ import torch
 import torchmetrics
 from torch import Tensor, nn
 
-from lossforge.contract import LossPlugin, MinerPlugin, loss_traits, set_scan_targets, tuple_counts
+from lossforge.contract import LossPlugin, MinerPlugin, loss_parameters, loss_traits, set_scan_targets, tuple_counts
 from lossforge.distributed import global_batch
 from lossforge.tasks import spec_for
 from lossforge.training.epoch_means import EpochMeans, epoch_ends
@@ -107,7 +107,19 @@ class LossTask(L.LightningModule):
             tuples, active = counts
             self.epoch_means.add("train/tuples", tuples.float(), size)
             self.epoch_means.add("train/active_fraction", active / tuples.float().clamp(min=1), size)
+        self._gradient_scale = scale
         return loss * scale if scale != 1 else loss
+
+    def on_after_backward(self) -> None:
+        # DDP: every process computes the loss of the whole global batch, so the gradient of the loss's own
+        # parameters (proxies) is already the full one on each process — unlike the model's, which only
+        # flows back through this process's part. DDP's average leaves it times ``scale``; undo that, so a
+        # learnable loss trains as in one process.
+        scale = getattr(self, "_gradient_scale", 1)
+        if scale != 1:
+            for parameter in loss_parameters(self.loss):
+                if parameter.grad is not None:
+                    parameter.grad.div_(scale)
 
     # -- training metrics: logged once per epoch -----------------------------------------------------
     def on_train_epoch_start(self) -> None:
@@ -203,4 +215,12 @@ class LossTask(L.LightningModule):
         self._end_of_evaluation("test")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
-        return build_optimizer(self.optimizer_config, self.parameters())
+        # A loss with parameters (proxies) gets its own group: lr × its multiplier, no weight decay (optim.py).
+        own = loss_parameters(self.loss)
+        owned = {id(parameter) for parameter in own}
+        return build_optimizer(
+            self.optimizer_config,
+            (parameter for parameter in self.parameters() if id(parameter) not in owned),
+            loss_parameters=own,
+            loss_lr_multiplier=self.traits.lr_multiplier,
+        )
