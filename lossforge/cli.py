@@ -32,7 +32,17 @@ _HELP_FLAGS = {"--help", "-h", "--hydra-help", "--info"}
 #: Errors that mean "the input is wrong", not "lossforge is broken": one paragraph, no traceback wall.
 _USER_ERRORS = (LookupError, ValueError, TypeError, ConnectionError, FloatingPointError)
 #: Config groups whose options a command line names; checked before Hydra so a typo gets a suggestion.
-_YAML_GROUPS = ("model", "dataset", "optimizer", "trainer", "logger", "experiment", "hparams_search")
+_YAML_GROUPS = (
+    "model",
+    "dataset",
+    "sampler",
+    "memory",
+    "optimizer",
+    "trainer",
+    "logger",
+    "experiment",
+    "hparams_search",
+)
 log = logging.getLogger("lossforge")
 
 

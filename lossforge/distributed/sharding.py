@@ -1,8 +1,13 @@
-"""Each process's share of the training data: its part of every global batch of the epoch's order."""
+"""Each process's share of the training data: its part of every global batch of the epoch's order.
+
+A sampler that plans whole batches itself (``MPerClassSampler``: each batch is m-per-class, which a
+strided cut would break) says so with a ``for_rank(rank=, num_replicas=)`` method; ``shard_loader`` then
+asks it for this process's copy instead of wrapping it in ``GlobalBatchShard``.
+"""
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sized
+from collections.abc import Callable, Iterable, Iterator, Sized
 
 from torch.utils.data import DataLoader, Sampler
 
@@ -61,9 +66,14 @@ class GlobalBatchShard(Sampler[int]):
 
 
 def shard_loader(loader: DataLoader, *, rank: int, num_replicas: int) -> DataLoader:
-    """``loader`` with its sampler replaced by this process's ``GlobalBatchShard`` of it."""
+    """``loader`` with its sampler replaced by this process's share of it: the sampler's own ``for_rank``
+    copy when it has one (it plans whole batches per process), else a ``GlobalBatchShard`` of it."""
     assert loader.batch_size is not None, "shard_loader needs a loader with a batch_size"
-    sampler = GlobalBatchShard(loader.sampler, batch_size=loader.batch_size, rank=rank, num_replicas=num_replicas)
+    for_rank: Callable[..., Sampler[int]] | None = getattr(loader.sampler, "for_rank", None)
+    if callable(for_rank):
+        sampler: Sampler[int] = for_rank(rank=rank, num_replicas=num_replicas)
+    else:
+        sampler = GlobalBatchShard(loader.sampler, batch_size=loader.batch_size, rank=rank, num_replicas=num_replicas)
     return DataLoader(
         loader.dataset,
         batch_size=loader.batch_size,

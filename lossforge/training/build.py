@@ -19,6 +19,7 @@ from torch import nn
 from lossforge import list_losses, list_miners
 from lossforge.contract import Task, loss_traits, miner_traits, prepare_loss, trainable_tasks, training_task
 from lossforge.data import DataSplits, build_dataset
+from lossforge.mining.memory import MEMORIES, CrossBatchMemory
 from lossforge.models import build_model, count_parameters, model_for_task
 from lossforge.registry import LOSSES, MINERS
 from lossforge.tasks import spec_for
@@ -107,11 +108,13 @@ def build(cfg: DictConfig) -> Built:
     # classes and the width of the model's output, and draws them from the run's seeded generator.
     embedding_dim = output_width(model, data.input_dim) if spec.embedding else None
     prepare_loss(loss, targets=data.train.targets, num_classes=data.num_outputs, embedding_dim=embedding_dim)
+    memory = build_memory(cfg, loss, embedding_dim) if cfg.get("memory") is not None else None
 
     module = LossTask(
         model=model,
         loss=loss,
         miner=miner,
+        memory=memory,
         task=task,
         num_outputs=data.num_outputs,
         class_names=data.class_names,
@@ -155,6 +158,26 @@ def check_trainer(trainer: DictConfig) -> None:
 def losses_that_fit(dataset_task: str) -> list[str]:
     """Every registered loss that can train on a dataset of ``dataset_task`` (for error messages)."""
     return sorted({name for task in trainable_tasks(dataset_task) for name in list_losses(task=task)})
+
+
+def build_memory(cfg: DictConfig, loss: Any, embedding_dim: int | None) -> CrossBatchMemory:
+    """The configured cross-batch memory (``memory=xbm``) for embeddings of ``embedding_dim`` (``None``: the
+    model is no embedding model). Fails unless the loss is a metric loss that takes pairs or triplets: the
+    memory reaches the loss only through index tuples."""
+    name = cfg.memory.get("name")
+    if name not in MEMORIES:
+        raise ConfigError(f"Unknown memory {name!r}; expected one of {', '.join(MEMORIES)} (or memory=null).")
+    if embedding_dim is None or loss_traits(loss).tuple_kind is None:
+        what = "is not a metric loss" if embedding_dim is None else "takes no pairs or triplets (tuple_kind=None)"
+        fitting = [n for n in list_losses(task=Task.METRIC) if loss_traits(LOSSES.load(n)).tuple_kind is not None]
+        raise ConfigError(
+            f"memory={name} mines each batch against the embeddings of recent batches and hands the loss pairs "
+            f"or triplets, but loss {cfg.loss.name!r} {what}. Drop the memory (memory=null) or pick a loss "
+            f"that takes pairs or triplets: {', '.join(fitting) or 'none'}."
+        )
+    memory = CrossBatchMemory(**params(cfg.memory), embedding_dim=embedding_dim)
+    log.info("memory   %r", memory)
+    return memory
 
 
 def build_miner(cfg: DictConfig, loss: Any) -> Any:

@@ -28,6 +28,7 @@ from torch import Tensor, nn
 
 from lossforge.contract import LossPlugin, MinerPlugin, loss_parameters, loss_traits, set_scan_targets, tuple_counts
 from lossforge.distributed import global_batch
+from lossforge.mining.memory import CrossBatchMemory
 from lossforge.tasks import spec_for
 from lossforge.training.epoch_means import EpochMeans, epoch_ends
 from lossforge.training.optim import OptimizerConfig, build_optimizer
@@ -43,6 +44,8 @@ class LossTask(L.LightningModule):
         num_outputs: classes / labels / targets of the dataset (for metrics).
         class_names: names for per-class metrics.
         miner: optional miner for metric losses.
+        memory: optional cross-batch memory (XBM, :mod:`lossforge.mining.memory`): training steps mine
+            against the embeddings of recent batches too. Its buffers are in the checkpoints.
         optimizer: optimizer settings (default: Adam, lr 1e-3).
         scan_targets: let the loss re-check target *values* (labels in {0, 1}, class indices in range) on
             every batch. Off by default: lossforge's data were validated once when the ``DataSplits`` was
@@ -59,11 +62,12 @@ class LossTask(L.LightningModule):
         num_outputs: int,
         class_names: tuple[str, ...] = (),
         miner: MinerPlugin | None = None,
+        memory: CrossBatchMemory | None = None,
         optimizer: OptimizerConfig | None = None,
         scan_targets: bool = False,
     ) -> None:
         super().__init__()
-        self.model, self.loss, self.miner = model, loss, miner
+        self.model, self.loss, self.miner, self.memory = model, loss, miner, memory
         self.spec = spec_for(task)
         self.traits = loss_traits(loss)
         set_scan_targets(loss, scan_targets)
@@ -86,6 +90,8 @@ class LossTask(L.LightningModule):
     def loss_value(self, outputs: Tensor, targets: Tensor, *, mine: bool = False) -> Tensor:
         """The loss of a batch's outputs: metric losses get the miner's tuples when ``mine``."""
         if self.spec.embedding:
+            if mine and self.memory is not None:  # XBM: this step's anchors against recent batches too
+                return self.memory.loss(self.loss, self.miner, outputs, targets)
             indices = self.miner(outputs, targets) if mine and self.miner is not None else None
             return self.loss(outputs, targets, indices)
         return self.loss(outputs, self.spec.loss_target(targets, encoding=self.traits.binary_target_encoding))

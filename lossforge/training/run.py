@@ -24,7 +24,7 @@ from torch.utils.data import DataLoader
 
 import lossforge
 from lossforge import distributed
-from lossforge.data.loaders import make_loader
+from lossforge.data.loaders import make_loader, train_sampler
 from lossforge.registry import LOSSES, MINERS
 from lossforge.tasks import spec_for
 from lossforge.tracking import (
@@ -194,7 +194,12 @@ def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
 
 def make_loaders(cfg: DictConfig, built: Built, processes: distributed.Processes) -> dict[str, DataLoader]:
     """Train, val and test loaders; under DDP the train loader yields this process's share of each step."""
-    train_loader = make_loader(built.data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed)
+    sampler = train_sampler(  # conf/sampler: random (default) or m_per_class
+        cfg.get("sampler"), built.data.train.targets, task=built.data.task, batch_size=cfg.batch_size, seed=cfg.seed
+    )
+    train_loader = make_loader(
+        built.data.train, batch_size=cfg.batch_size, shuffle=True, seed=cfg.seed, sampler=sampler
+    )
     if processes.world_size > 1:
         train_loader = distributed.shard_loader(train_loader, rank=processes.rank, num_replicas=processes.world_size)
     return {
