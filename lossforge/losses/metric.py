@@ -3,9 +3,13 @@
 Both are called ``loss(embeddings (N, D), labels (N,), indices_tuple=None)``. ``indices_tuple`` is a
 miner's output — pairs ``(a1, p, a2, n)`` or triplets ``(a, p, n)`` of int64 indices into the batch;
 ``None`` means every valid pair / triplet of the batch. Besides ``"mean"``, ``"sum"`` and ``"none"``,
-both accept ``reduction="mean_nonzero"``: the mean over the tuples whose loss is non-zero, which is what
-pytorch-metric-learning (PML) does by default (``AvgNonZeroReducer``). lossforge's ``"mean"`` is over
-*all* tuples considered, as in the lecture. A batch without a valid tuple gives a loss of 0 that is still
+both accept ``reduction="mean_nonzero"``: the mean over the tuples whose loss is non-zero. For triplets
+that is exactly pytorch-metric-learning's (PML) default (``AvgNonZeroReducer``). For pairs it is not: PML
+reduces the positive and the negative pairs *separately*, each by the mean over its non-zero terms, and
+adds the two means — the contrastive loss offers that as ``reduction="pos_neg_mean"``. (The two differ
+whenever the numbers of active positive and negative pairs differ: with 10 classes, ``"mean_nonzero"``
+weighs the ~9× more numerous negatives ~9× more.) lossforge's ``"mean"`` is over *all* tuples
+considered, as in the lecture. A batch without a valid tuple gives a loss of 0 that is still
 connected to the embeddings (it backpropagates zeros, never NaN).
 
 After each forward a loss module sets ``last_num_tuples`` and ``last_num_active`` (0-dim int64 tensors,
@@ -19,7 +23,9 @@ Differences from PML's defaults, on purpose (each is a constructor argument here
   squared Euclidean distance, as in the lecture and FaceNet.
 * PML's contrastive loss is the unsquared hinge :math:`[d - m_{pos}]_+ + [m_{neg} - d]_+`; lossforge's is
   :math:`y\\, d^2 + (1 - y) [m - d]_+^2` (Hadsell, Chopra & LeCun 2006).
-* PML reduces with the mean over non-zero terms; lossforge's default ``"mean"`` averages all tuples.
+* PML reduces with the mean over non-zero terms (pairs: of positives and of negatives separately, then
+  added); lossforge's default ``"mean"`` averages all tuples (``"mean_nonzero"`` / ``"pos_neg_mean"``
+  give PML's reductions).
 """
 
 from __future__ import annotations
@@ -43,6 +49,9 @@ from lossforge.mining.tuples import (
 
 #: The reductions the metric losses accept.
 METRIC_REDUCTIONS = ("mean", "sum", "none", "mean_nonzero")
+#: The contrastive loss's: also PML's pair convention, the mean over non-zero positive-pair terms plus the
+#: mean over non-zero negative-pair terms.
+CONTRASTIVE_REDUCTIONS = (*METRIC_REDUCTIONS, "pos_neg_mean")
 
 # (loss value, tuples considered, tuples with non-zero loss)
 _Result = tuple[Tensor, Tensor, Tensor]
@@ -117,10 +126,12 @@ def _contrastive(
         # All pairs straight from the (N, N) matrix: no index tensors at all.
         positive, negative = label_masks(labels)
         distances = pairwise_distance(embeddings, distance=distance)  # (N, N)
-        terms = torch.where(positive, distances.pow(2), 0.0) + torch.where(
-            negative, (margin - distances).clamp_min(0.0).pow(2), 0.0
-        )  # (N, N); zero outside the valid pairs
+        positive_terms = torch.where(positive, distances.pow(2), 0.0)  # (N, N); zero outside the pairs
+        negative_terms = torch.where(negative, (margin - distances).clamp_min(0.0).pow(2), 0.0)  # (N, N)
         num_tuples = positive.sum() + negative.sum()
+        if reduction == "pos_neg_mean":
+            return _pos_neg_mean(positive_terms, negative_terms, num_tuples)
+        terms = positive_terms + negative_terms
         num_active = (terms > 0).sum()
         return _finish(None, terms.sum(), num_tuples, num_active, reduction)
     if indices_tuple is None:
@@ -134,8 +145,19 @@ def _contrastive(
     positive_distances, negative_distances = indexed_distances(
         embeddings, (anchor1, positive_index), (anchor2, negative_index), distance=distance
     )
-    terms = torch.cat([positive_distances.pow(2), (margin - negative_distances).clamp_min(0.0).pow(2)])
-    return _reduce(terms, reduction)
+    positive_terms = positive_distances.pow(2)  # (P,)
+    negative_terms = (margin - negative_distances).clamp_min(0.0).pow(2)  # (Q,)
+    if reduction == "pos_neg_mean":
+        num_tuples = torch.tensor(positive_terms.numel() + negative_terms.numel(), device=embeddings.device)
+        return _pos_neg_mean(positive_terms, negative_terms, num_tuples)
+    return _reduce(torch.cat([positive_terms, negative_terms]), reduction)
+
+
+def _pos_neg_mean(positive_terms: Tensor, negative_terms: Tensor, num_tuples: Tensor) -> _Result:
+    """PML's pair reduction: the mean over non-zero positive terms plus the mean over non-zero negative ones."""
+    positive_active, negative_active = (positive_terms > 0).sum(), (negative_terms > 0).sum()
+    value = positive_terms.sum() / positive_active.clamp_min(1) + negative_terms.sum() / negative_active.clamp_min(1)
+    return value, num_tuples.detach().long(), (positive_active + negative_active).detach().long()
 
 
 def _distinct_pairs(first: Tensor, second: Tensor, num: int) -> tuple[Tensor, Tensor]:
@@ -169,8 +191,10 @@ def contrastive_loss(
         margin: :math:`m \\ge 0`.
         distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``.
         reduction: ``"mean"`` (over all pairs), ``"sum"``, ``"mean_nonzero"`` (over the pairs with non-zero
-            loss) or ``"none"``: the per-pair losses, positive pairs first, then negative pairs, each in the
-            order given (``None``: sorted by (i, j); from triplets: sorted distinct pairs).
+            loss), ``"pos_neg_mean"`` (PML's convention: the mean over the positive pairs with non-zero
+            loss plus the mean over the negative pairs with non-zero loss) or ``"none"``: the per-pair
+            losses, positive pairs first, then negative pairs, each in the order given (``None``: sorted
+            by (i, j); from triplets: sorted distinct pairs).
 
     Shape:
         - embeddings: :math:`(N, D)`, labels: :math:`(N,)`
@@ -180,9 +204,11 @@ def contrastive_loss(
         >>> embeddings = torch.tensor([[0.0], [0.5], [1.0]])
         >>> contrastive_loss(embeddings, torch.tensor([0, 0, 1]), reduction="none")
         tensor([0.2500, 0.2500, 0.0000, 0.2500, 0.0000, 0.2500])
+        >>> contrastive_loss(embeddings, torch.tensor([0, 0, 1]), reduction="pos_neg_mean")  # 0.25 + 0.25
+        tensor(0.5000)
     """
     _check_inputs("contrastive", embeddings, labels)
-    _check_options("contrastive", margin, distance, reduction)
+    _check_options("contrastive", margin, distance, reduction, CONTRASTIVE_REDUCTIONS)
     if indices_tuple is not None:
         _check_indices("contrastive", indices_tuple)
     return _contrastive(embeddings, labels, indices_tuple, margin, distance, reduction)[0]
@@ -316,11 +342,13 @@ def triplet_loss(
     return _triplet(embeddings, labels, indices_tuple, margin, distance, reduction)[0]
 
 
-def _check_options(loss_name: str, margin: float, distance: str, reduction: str) -> None:
+def _check_options(
+    loss_name: str, margin: float, distance: str, reduction: str, reductions: tuple[str, ...] = METRIC_REDUCTIONS
+) -> None:
     if not margin >= 0:
         raise ValueError(f"{loss_name}: expected `margin` >= 0, got {margin}")
     check_distance(distance, owner=loss_name)
-    check_reduction(loss_name, reduction, METRIC_REDUCTIONS)
+    check_reduction(loss_name, reduction, reductions)
 
 
 # -- modules ---------------------------------------------------------------------------------------
@@ -332,9 +360,11 @@ class _MetricLoss(Loss):
     tasks: ClassVar[tuple[Task, ...]] = (Task.METRIC,)
     tuple_kind: ClassVar[str] = "pair"
 
+    reductions: ClassVar[tuple[str, ...]] = METRIC_REDUCTIONS
+
     def __init__(self, *, margin: float, distance: str, reduction: str) -> None:
         super().__init__()
-        _check_options(self.name, margin, distance, reduction)
+        _check_options(self.name, margin, distance, reduction, self.reductions)
         self.margin, self.distance = float(margin), distance
         self.reduction = reduction  # type: ignore[assignment]  # metric losses also take "mean_nonzero"
         self.last_num_tuples = torch.zeros((), dtype=torch.long)
@@ -359,8 +389,8 @@ class ContrastiveLoss(_MetricLoss):
     Args:
         margin: negatives closer than this are pushed apart (:math:`m \\ge 0`).
         distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``.
-        reduction: ``"mean"``, ``"sum"``, ``"mean_nonzero"`` or ``"none"`` (per pair: positives, then
-            negatives).
+        reduction: ``"mean"``, ``"sum"``, ``"mean_nonzero"``, ``"pos_neg_mean"`` (PML's pair convention) or
+            ``"none"`` (per pair: positives, then negatives).
 
     Shape:
         - embeddings: :math:`(N, D)`, labels: :math:`(N,)`, ``indices_tuple``: pairs or triplets or None
@@ -377,6 +407,7 @@ class ContrastiveLoss(_MetricLoss):
 
     name = "contrastive"
     tuple_kind = "pair"
+    reductions = CONTRASTIVE_REDUCTIONS
     # A decade either side of Hadsell et al.'s 1 (the embeddings are not normalised, so they set the scale).
     # `distance` is not tuned: it changes the margin's units and how retrieval is evaluated.
     search_space: ClassVar[dict[str, Prior]] = {"margin": FloatRange(0.1, 10.0, log=True)}

@@ -152,6 +152,67 @@ def test_triplet_with_mined_triplets(miner_name: str, distance: str, reduction: 
     assert int(loss.last_num_tuples) == len(terms) and int(loss.last_num_active) == sum(t > 0 for t in terms)
 
 
+def pos_neg_mean_loop(positive_terms: list[float], negative_terms: list[float]) -> torch.Tensor:
+    """PML's pair reduction: the mean over non-zero positive terms plus the mean over non-zero negative ones."""
+    means = [sum(terms) / max(sum(term > 0 for term in terms), 1) for terms in (positive_terms, negative_terms)]
+    return torch.tensor(sum(means), dtype=torch.float64)
+
+
+@pytest.mark.parametrize("miner_name", [None, "hard_pairs", "all_triplets"])
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_contrastive_pos_neg_mean_against_loop(distance: str, miner_name: str | None) -> None:
+    embeddings, labels = batch(4)
+    margin = {"euclidean": 1.5, "squared_euclidean": 2.0, "cosine": 0.8}[distance]
+    mined = None if miner_name is None else build_miner(miner_name)(embeddings, labels)
+    if mined is None:
+        positives, negatives = all_pairs(labels.tolist())
+    elif len(mined) == 4:
+        positives, negatives = list(zip(*mined[:2], strict=True)), list(zip(*mined[2:], strict=True))
+    else:
+        positives, negatives = (
+            sorted({(a, p) for a, p, _ in to_list(mined)}),
+            sorted({(a, n) for a, _, n in to_list(mined)}),
+        )
+    positive_terms = contrastive_loop(embeddings, positives, [], margin, distance)
+    negative_terms = contrastive_loop(embeddings, [], negatives, margin, distance)
+    loss = ContrastiveLoss(margin=margin, distance=distance, reduction="pos_neg_mean")
+    torch.testing.assert_close(loss(embeddings, labels, mined), pos_neg_mean_loop(positive_terms, negative_terms))
+    assert int(loss.last_num_tuples) == len(positives) + len(negatives)
+    assert int(loss.last_num_active) == sum(t > 0 for t in positive_terms + negative_terms)
+    assert 0 < sum(t > 0 for t in negative_terms) < len(negatives)  # the hinge is exercised
+
+
+def test_contrastive_pos_neg_mean_matches_pml() -> None:
+    """PML's ContrastiveLoss reduces positive and negative pairs separately (AvgNonZeroReducer each) and adds
+    the two. Its per-pair terms are the unsquared hinges, so its `pos_calc`/`neg_calc` are given
+    lossforge's squared terms here: what is compared is the reduction."""
+    from pytorch_metric_learning import losses as pml_losses
+    from pytorch_metric_learning import miners as pml_miners
+    from pytorch_metric_learning.distances import LpDistance
+
+    class SquaredTermsContrastive(pml_losses.ContrastiveLoss):  # type: ignore[misc]
+        def pos_calc(self, distances: torch.Tensor, margin: float) -> torch.Tensor:
+            return distances.pow(2)
+
+        def neg_calc(self, distances: torch.Tensor, margin: float) -> torch.Tensor:
+            return torch.relu(margin - distances).pow(2)
+
+    distance = LpDistance(normalize_embeddings=False)
+    pml = SquaredTermsContrastive(pos_margin=0.0, neg_margin=2.0, distance=distance)
+    embeddings, labels = batch(5, num=24)
+    mined = pml_miners.PairMarginMiner(pos_margin=1.0, neg_margin=1.5, distance=distance)(embeddings, labels)
+    for indices in (None, mined):
+        ours = contrastive_loss(embeddings, labels, indices, margin=2.0, reduction="pos_neg_mean")
+        torch.testing.assert_close(ours, pml(embeddings, labels, indices), msg="PML's pair reduction differs")
+        mean_nonzero = contrastive_loss(embeddings, labels, indices, margin=2.0, reduction="mean_nonzero")
+        assert abs(mean_nonzero.item() - ours.item()) > 0.1  # the reduction the docstring used to call PML's
+
+
+def test_pos_neg_mean_is_only_for_pairs() -> None:
+    with pytest.raises(ValueError, match=r"^triplet: expected `reduction` in .*got 'pos_neg_mean'"):
+        TripletLoss(reduction="pos_neg_mean")
+
+
 def test_none_order_is_positive_pairs_then_negative_pairs() -> None:
     embeddings = torch.tensor([[0.0], [0.5], [1.0]])
     values = contrastive_loss(embeddings, torch.tensor([0, 0, 1]), reduction="none")
