@@ -233,15 +233,23 @@ def serve_mlflow(args: Sequence[str], directory: Path) -> Iterator[MlflowServer]
 
 
 @contextmanager
-def serve(command: Sequence[str], directory: Path, *, name: str) -> Iterator[MlflowServer]:
-    """Run ``<command> --port <free port>`` (an MLflow server or ``lossforge ui``) from ``directory`` until
-    the block ends. Yields once ``/health`` answers; fails with the server's log tail if it exits or stays
-    silent. Afterwards the server's whole process group is stopped."""
-    port = free_port()
+def serve(
+    command: Sequence[str],
+    directory: Path,
+    *,
+    name: str,
+    port: int | None = None,
+    env: Mapping[str, str] | None = None,
+) -> Iterator[MlflowServer]:
+    """Run ``<command> --port <port>`` (an MLflow server or ``lossforge ui``; a free port unless given) from
+    ``directory``, with ``env`` added to its environment, until the block ends. Yields once ``/health``
+    answers; fails with the server's log tail if it exits or stays silent. Afterwards the server's whole
+    process group is stopped."""
+    port = port or free_port()
     server = MlflowServer(url=f"http://127.0.0.1:{port}", log=directory / f"mlflow-{name}.log")
     # The GenAI job runner starts about seven huey worker processes; tracking needs none of them, and
     # without them the server is up in half the time on a two-core machine.
-    env = child_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false"})
+    env = child_env({"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **(env or {})})
     command = [*command, "--port", str(port)]
     with server.log.open("w") as log_file:
         process = subprocess.Popen(
