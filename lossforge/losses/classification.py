@@ -18,7 +18,7 @@ from typing import Any, ClassVar
 
 import torch
 import torch.nn.functional as F
-from torch import Tensor
+from torch import Tensor, nn
 
 from lossforge.contract import Categorical, FloatRange, Prior, Task
 from lossforge.losses.base import (
@@ -376,6 +376,59 @@ def effective_number_weights(counts: Tensor, beta: float = 0.999) -> Tensor:
     return weights * (counts.numel() / weights.sum())
 
 
+def _check_beta(loss_name: str, beta: float) -> float:
+    if not 0 <= beta < 1:  # also rejects NaN
+        raise ValueError(f"{loss_name}: expected `beta` in [0, 1), got {beta}")
+    return float(beta)
+
+
+def _check_scheme(loss_name: str, parameter: str, scheme: str, alternatives: str) -> str:
+    if scheme not in WEIGHT_SCHEMES:
+        raise ValueError(
+            f"{loss_name}: expected `{parameter}` to be {alternatives} or one of {list(WEIGHT_SCHEMES)}, got {scheme!r}"
+        )
+    return scheme
+
+
+def scheme_weights(loss_name: str, scheme: str, targets: Tensor, num_classes: int, *, beta: float) -> Tensor:
+    r"""Per-class weights by a named scheme from the training targets: the one computation every
+    class-weighted loss's ``prepare`` shares, ``(C,)`` in the default dtype on the targets' device.
+
+    ``num_classes = 1`` is the binary task (what the training pipeline passes there): the labels' two
+    classes, negatives first, weighted as two classes.
+
+    Args:
+        loss_name: named in errors.
+        scheme: ``"inverse_frequency"`` or ``"effective_number"``.
+        targets: class indices ``(N,)``, probability rows ``(N, C)``, or binary labels ``(N,)``.
+        num_classes: :math:`C`, or 1 for binary labels.
+        beta: :math:`\beta` of ``"effective_number"``.
+
+    Example:
+        >>> scheme_weights("focal", "inverse_frequency", torch.tensor([1, 1, 1, 0]), 1, beta=0.0)
+        tensor([2.0000, 0.6667])
+    """
+    if num_classes == 1:
+        targets, num_classes = (targets > 0).long(), 2
+    try:
+        counts = class_counts(targets, num_classes)
+        if scheme == "inverse_frequency":
+            weights = inverse_frequency_weights(counts)
+        else:
+            weights = effective_number_weights(counts, beta)
+    except ValueError as error:
+        raise ValueError(f"{loss_name}: {error}") from None
+    return weights.to(device=targets.device, dtype=torch.get_default_dtype())
+
+
+def _adopt_prepared(module: nn.Module, buffer: str, state_dict: dict, prefix: str) -> None:
+    """Before a checkpoint loads: give a still-``None`` buffer that ``prepare`` fills the checkpoint's shape,
+    so a fresh module adopts the weights of the run that saved it without seeing the training labels."""
+    key = prefix + buffer
+    if getattr(module, buffer) is None and key in state_dict:
+        setattr(module, buffer, torch.empty_like(state_dict[key]))
+
+
 # -- focal -----------------------------------------------------------------------------------------
 
 
@@ -715,6 +768,14 @@ class WeightedCrossEntropyLoss(Loss):
     ``"effective_number"`` (:math:`w_c \propto (1-\beta)/(1-\beta^{n_c})`, summing to :math:`C`). They
     are a buffer, so ``.to(device)`` moves them.
 
+    ``weights="effective_number"`` is Cui et al.'s (2019) class-balanced softmax cross-entropy: each
+    sample's term :math:`-w_{y_i} \log p_{i y_i}` (``"none"``, ``"sum"``) is their
+    :math:`\mathrm{CB}_{\text{softmax}}` exactly, with their normalisation :math:`\sum_c w_c = C`;
+    ``"mean"`` divides the sum by the batch's weight mass :math:`\sum_i w_{y_i}` (as torch does), which
+    rescales a batch's loss but not the relative weight of its samples. ``beta = 0`` is plain
+    cross-entropy; :math:`\beta \to 1` approaches inverse frequency. The class-balanced *focal* loss is
+    ``focal`` with ``alpha="effective_number"``.
+
     Args:
         weights: a list of ``C`` non-negative per-class weights, or ``"inverse_frequency"`` /
             ``"effective_number"``.
@@ -755,16 +816,9 @@ class WeightedCrossEntropyLoss(Loss):
         reduction: Reduction = "mean",
     ) -> None:
         super().__init__(reduction=reduction)
-        if not 0 <= beta < 1:
-            raise ValueError(f"{self.name}: expected `beta` in [0, 1), got {beta}")
-        self.beta = float(beta)
+        self.beta = _check_beta(self.name, beta)
         if isinstance(weights, str):
-            if weights not in WEIGHT_SCHEMES:
-                raise ValueError(
-                    f"{self.name}: expected `weights` to be a list of per-class weights or one of "
-                    f"{list(WEIGHT_SCHEMES)}, got {weights!r}"
-                )
-            self.scheme: str | None = weights
+            self.scheme: str | None = _check_scheme(self.name, "weights", weights, "a list of per-class weights")
             self.register_buffer("class_weights", None)
         else:
             self.scheme = None
@@ -784,22 +838,10 @@ class WeightedCrossEntropyLoss(Loss):
                     f"{self.name}: got {self.class_weights.numel()} `weights` but the data has {num_classes} classes"
                 )
             return
-        try:
-            counts = class_counts(targets, num_classes)
-            if self.scheme == "inverse_frequency":
-                weights = inverse_frequency_weights(counts)
-            else:
-                weights = effective_number_weights(counts, self.beta)
-        except ValueError as error:
-            raise ValueError(f"{self.name}: {error}") from None
-        self.class_weights = weights.to(device=targets.device, dtype=torch.get_default_dtype())
+        self.class_weights = scheme_weights(self.name, self.scheme, targets, num_classes, beta=self.beta)
 
     def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
-        # A checkpoint holds the weights prepare() computed in the run that saved it; adopt them, so a
-        # fresh module can load it without seeing the training labels again.
-        key = prefix + "class_weights"
-        if self.class_weights is None and key in state_dict:
-            self.class_weights = torch.empty_like(state_dict[key])
+        _adopt_prepared(self, "class_weights", state_dict, prefix)
         super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
@@ -829,10 +871,20 @@ class FocalLoss(Loss):
     the :math:`\alpha_t`-weighted mean, so :math:`\gamma = 0` with per-class ``alpha`` equals
     ``weighted_cross_entropy`` (see :func:`focal_loss`).
 
+    **Class-balanced focal loss** (Cui et al., 2019) is ``alpha="effective_number"``: :meth:`prepare`
+    (which the training pipeline calls once with the training labels) sets :math:`\alpha_c \propto
+    (1-\beta)/(1-\beta^{n_c})`, summing to :math:`C`, with the same computation as
+    ``weighted_cross_entropy`` (:func:`scheme_weights`); ``"inverse_frequency"`` works too. On binary
+    input the two classes are the negatives and the positives (the sigmoid variant), so the weights are
+    ``[α_negative, α_positive]``. From the command line:
+    ``python -m lossforge loss=focal loss.alpha=effective_number loss.beta=0.999``.
+
     Args:
         gamma: :math:`\gamma \ge 0`.
         alpha: ``None``; a float in [0, 1] (binary: :math:`\alpha` for positives, :math:`1 - \alpha`
-            for negatives); or a list of non-negative per-class weights.
+            for negatives); a list of non-negative per-class weights; or ``"effective_number"`` /
+            ``"inverse_frequency"``, computed from the training labels by :meth:`prepare`.
+        beta: :math:`\beta \in [0, 1)` for ``alpha="effective_number"`` (ignored otherwise).
         reduction: ``"mean"``, ``"sum"`` or ``"none"``.
 
     Shape:
@@ -844,25 +896,64 @@ class FocalLoss(Loss):
         >>> loss = FocalLoss(gamma=2.0, alpha=0.25)
         >>> round(loss(torch.tensor([4.0, -1.0]), torch.tensor([1, 1])).item(), 4)
         0.3509
+        >>> balanced = FocalLoss(alpha="effective_number", beta=0.5)
+        >>> balanced.prepare(targets=torch.tensor([0, 0, 0, 0, 0, 0, 1, 1]), num_classes=2)
+        >>> balanced.alpha
+        tensor([0.8649, 1.1351])
     """
 
     name: ClassVar[str] = "focal"
     tasks: ClassVar[tuple[Task, ...]] = (Task.MULTICLASS, Task.BINARY)  # multiclass first: its figure is p_t
     # gamma over Lin et al. (2017)'s range, 0 (cross-entropy) to 5. alpha is not tuned: a float alpha
-    # refuses multiclass input and a per-class list depends on the data set, so no one prior serves both.
+    # refuses multiclass input and a per-class list depends on the data set, so no one prior serves both
+    # (class-balanced focal, alpha="effective_number", is a configuration of its own to compare).
     search_space: ClassVar[dict[str, Prior]] = {"gamma": FloatRange(0.0, 5.0)}
     alpha: Tensor | None
 
     def __init__(
-        self, *, gamma: float = 2.0, alpha: float | list[float] | None = None, reduction: Reduction = "mean"
+        self,
+        *,
+        gamma: float = 2.0,
+        alpha: float | list[float] | str | None = None,
+        beta: float = 0.999,
+        reduction: Reduction = "mean",
     ) -> None:
         super().__init__(reduction=reduction)
         self.gamma = _check_gamma(gamma)
-        self.register_buffer("alpha", _check_alpha(alpha))
+        self.beta = _check_beta(self.name, beta)
+        if isinstance(alpha, str):
+            alternatives = "None, a float in [0, 1], a list of per-class weights"
+            self.scheme: str | None = _check_scheme(self.name, "alpha", alpha, alternatives)
+            self.register_buffer("alpha", None)
+        else:
+            self.scheme = None
+            self.register_buffer("alpha", _check_alpha(alpha))
         #: "mean" is the alpha-weighted mean once alpha is given (read by lossforge.testing).
         self.mean_is_weighted = alpha is not None
 
+    def prepare(self, *, targets: Tensor, num_classes: int) -> None:
+        """For ``alpha="effective_number"`` or ``"inverse_frequency"``: compute the per-class ``alpha``
+        from the training labels (nothing to do otherwise).
+
+        Args:
+            targets: the training set's class indices ``(N,)`` (or probability rows ``(N, C)``), or binary
+                labels ``(N,)`` in {0, 1}.
+            num_classes: :math:`C`, or 1 for binary labels (as the training pipeline passes it).
+        """
+        if self.scheme is not None:
+            self.alpha = scheme_weights(self.name, self.scheme, targets, num_classes, beta=self.beta)
+
+    def _load_from_state_dict(self, state_dict: dict, prefix: str, *args: object, **kwargs: object) -> None:
+        _adopt_prepared(self, "alpha", state_dict, prefix)
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
+
     def forward(self, prediction: Tensor, target: Tensor) -> Tensor:
+        if self.scheme is not None and self.alpha is None:
+            raise RuntimeError(
+                f"{self.name}: alpha={self.scheme!r} is computed from the training labels; call "
+                f"`loss.prepare(targets=train_targets, num_classes=C)` before the first forward (the "
+                f"training pipeline does), or give `alpha` as a list"
+            )
         return focal_loss(
             prediction,
             target,
@@ -873,8 +964,9 @@ class FocalLoss(Loss):
         )
 
     def extra_repr(self) -> str:
-        alpha = None if self.alpha is None else self.alpha.tolist()
-        return f"gamma={self.gamma}, alpha={alpha}, {super().extra_repr()}"
+        alpha = self.alpha.tolist() if self.alpha is not None else self.scheme
+        beta = f", beta={self.beta}" if self.scheme == "effective_number" else ""
+        return f"gamma={self.gamma}, alpha={alpha!r}{beta}, {super().extra_repr()}"
 
 
 class BCELoss(Loss):

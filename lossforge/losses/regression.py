@@ -165,7 +165,7 @@ def charbonnier_loss(
     r"""Charbonnier loss: a smooth L1, quadratic near zero, slope 1 in the tails.
 
     .. math::
-        \ell_i = \sum_d \Big(\sqrt{r_{id}^2 + \varepsilon^2} - \varepsilon\Big), \qquad r = y - \hat y
+        \ell_i = \sum_d \left(\sqrt{r_{id}^2 + \varepsilon^2} - \varepsilon\right), \qquad r = y - \hat y
 
     For :math:`|r| \ll \varepsilon` it is :math:`r^2 / (2\varepsilon)`, for :math:`|r| \gg \varepsilon`
     it is :math:`|r| - \varepsilon`, and :math:`\varepsilon \to 0` gives L1. Its influence
@@ -233,7 +233,7 @@ def cauchy_loss(prediction: Tensor, target: Tensor, *, c: float = 2.3849, reduct
     r"""Cauchy (Lorentzian) loss: :math:`r^2/2` near zero, growing only logarithmically in the tails.
 
     .. math::
-        \ell_i = \sum_d \tfrac{c^2}{2} \log\big(1 + (r_{id}/c)^2\big), \qquad r = y - \hat y
+        \ell_i = \sum_d \frac{c^2}{2} \log\left(1 + (r_{id}/c)^2\right), \qquad r = y - \hat y
 
     Its influence :math:`\psi(r) = r / (1 + (r/c)^2)` peaks at :math:`|r| = c` (value :math:`c/2`) and
     then *redescends* towards 0: far outliers pull less than near ones. Not convex for :math:`|r| > c`.
@@ -299,7 +299,7 @@ def quantile_loss(prediction: Tensor, target: Tensor, *, tau: float = 0.5, reduc
     r"""Quantile (pinball) loss: its minimiser is the :math:`\tau`-quantile of the target, not its centre.
 
     .. math::
-        \ell_i = \sum_d \max\big(\tau\, r_{id},\; (\tau - 1)\, r_{id}\big), \qquad r = y - \hat y
+        \ell_i = \sum_d \max\left(\tau\, r_{id},\; (\tau - 1)\, r_{id}\right), \qquad r = y - \hat y
 
     Predicting :math:`u` too low costs :math:`\tau u`, :math:`u` too high :math:`(1 - \tau) u`;
     :math:`\tau = 0.5` is half of L1 (the median). Its influence is bounded by :math:`\max(\tau, 1-\tau)`.
@@ -428,7 +428,7 @@ class CharbonnierLoss(Loss):
     r"""Charbonnier loss, registered as ``charbonnier``: a smooth L1; pseudo-Huber up to a scale.
 
     .. math::
-        \ell_i = \sum_d \Big(\sqrt{r_{id}^2 + \varepsilon^2} - \varepsilon\Big)
+        \ell_i = \sum_d \left(\sqrt{r_{id}^2 + \varepsilon^2} - \varepsilon\right)
 
     :math:`r^2/(2\varepsilon)` near zero, :math:`|r| - \varepsilon` in the tails, L1 as
     :math:`\varepsilon \to 0`. The pseudo-Huber loss with :math:`\delta` is this loss with
@@ -499,7 +499,7 @@ class CauchyLoss(Loss):
     r"""Cauchy (Lorentzian) loss, registered as ``cauchy``: redescending, so far outliers pull less.
 
     .. math::
-        \ell_i = \sum_d \tfrac{c^2}{2} \log\big(1 + (r_{id}/c)^2\big)
+        \ell_i = \sum_d \frac{c^2}{2} \log\left(1 + (r_{id}/c)^2\right)
 
     :math:`r^2/2` near zero; the influence :math:`r / (1 + (r/c)^2)` peaks at :math:`|r| = c` and falls
     back towards 0 (see :func:`cauchy_loss`).
@@ -581,7 +581,7 @@ class QuantileLoss(Loss):
     r"""Quantile (pinball) loss, registered as ``quantile``: fits the :math:`\tau`-quantile.
 
     .. math::
-        \ell_i = \sum_d \max\big(\tau\, r_{id},\; (\tau - 1)\, r_{id}\big), \qquad r = y - \hat y
+        \ell_i = \sum_d \max\left(\tau\, r_{id},\; (\tau - 1)\, r_{id}\right), \qquad r = y - \hat y
 
     Under-predicting costs :math:`\tau` per unit, over-predicting :math:`1 - \tau`; :math:`\tau = 0.5`
     is half of L1. Against one-sided outliers a :math:`\tau` below 0.5 leans away from them.

@@ -43,6 +43,38 @@ def test_l1_derivative_is_the_sign_and_l2_derivative_is_twice_the_residual() -> 
     torch.testing.assert_close(derivatives, 2 * r)
 
 
+def test_the_robust_losses_are_drawn_from_the_registry_with_their_influence_functions() -> None:
+    """The plot needs nothing of its own for them: the derivative panel is each loss's influence function
+    (against r = prediction - target, so the sign flips against ψ(target - prediction))."""
+    low, high = -12.0, 12.0
+    r, values, derivatives = probe(LOSSES.build("charbonnier", epsilon=0.5), "regression", low=low, high=high)
+    torch.testing.assert_close(values, torch.sqrt(r**2 + 0.25) - 0.5)
+    torch.testing.assert_close(derivatives, r / torch.sqrt(r**2 + 0.25))  # bounded by 1
+    r, values, derivatives = probe(LOSSES.build("log_cosh"), "regression", low=low, high=high)
+    torch.testing.assert_close(derivatives, torch.tanh(r))
+    r, values, derivatives = probe(LOSSES.build("cauchy", c=2.0), "regression", low=low, high=high)
+    torch.testing.assert_close(derivatives, r / (1 + (r / 2) ** 2))  # redescending: peaks at |r| = c
+    r, values, derivatives = probe(LOSSES.build("tukey", c=3.0), "regression", low=low, high=high)
+    beyond = r.abs() > 3.0
+    assert bool((derivatives[beyond] == 0).all()) and bool((values[beyond] == 1.5).all())  # flat at c²/6
+    r, values, derivatives = probe(LOSSES.build("quantile", tau=0.8), "regression", low=low, high=high)
+    kept = away_from(r, 0.0)
+    # prediction above the target (r > 0) is over-prediction: slope 1 - τ; below: -τ
+    torch.testing.assert_close(derivatives[kept], torch.where(r[kept] > 0, 0.2, -0.8).to(r.dtype))
+
+
+@pytest.mark.parametrize("name", ["charbonnier", "log_cosh", "cauchy", "quantile"])
+def test_the_robust_losses_titles_are_their_typeset_formulas(name: str) -> None:
+    (curve,) = loss_curves(LOSSES.build(name), points=5)
+    assert curve.formula.startswith("$\\ell_i = \\sum_d"), curve.formula
+
+
+def test_the_command_line_draws_the_robust_family(tmp_path) -> None:
+    out = tmp_path / "robust.png"
+    assert main(["loss=l1,charbonnier,cauchy,tukey", "--points", "21", "--range", "-8", "8", "--out", str(out)]) == 0
+    assert out.stat().st_size > 0
+
+
 def test_hinge_is_zero_beyond_the_margin_and_has_slope_minus_one_inside() -> None:
     margin, values, derivatives = probe(HingeLoss(margin=1.0), "binary")
     beyond, inside = margin > 1.0 + 1e-6, margin < 1.0 - 1e-6

@@ -8,6 +8,7 @@ import re
 import pytest
 import torch
 import torch.nn.functional as F
+from helpers import compose_config
 from torch import Tensor, nn
 
 from lossforge import build_loss
@@ -30,7 +31,8 @@ from lossforge.losses.classification import (
     multiclass_hinge_loss,
     weighted_cross_entropy,
 )
-from lossforge.testing import make_inputs
+from lossforge.testing import check_loss, make_inputs
+from lossforge.training.build import build
 
 REDUCTIONS = ("mean", "sum", "none")
 F64 = torch.float64
@@ -373,6 +375,126 @@ def test_focal_alpha_must_fit_the_input() -> None:
 def test_focal_invalid_params(params: dict, message: str) -> None:
     with pytest.raises(ValueError, match=message):
         FocalLoss(**params)
+
+
+# -- class-balanced losses (Cui et al., 2019) ------------------------------------------------------
+
+
+def _cui_weights(counts: list[int], beta: float) -> list[float]:
+    """Cui et al.'s class-balanced weights, from the paper: (1 - β) / (1 - β^n_c), normalised to sum to C."""
+    raw = [(1 - beta) / (1 - beta**n) for n in counts]
+    return [len(counts) * w / sum(raw) for w in raw]
+
+
+def _labels(counts: list[int]) -> Tensor:
+    return torch.cat([torch.full((n,), c) for c, n in enumerate(counts)])
+
+
+@pytest.mark.parametrize("beta", [0.0, 0.9, 0.999, 0.9999])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize("gamma", [0.0, 2.0])
+def test_class_balanced_focal_multiclass_is_cui_et_al(beta: float, reduction: str, gamma: float) -> None:
+    counts = [40, 12, 3, 1]
+    loss = FocalLoss(gamma=gamma, alpha="effective_number", beta=beta, reduction=reduction)
+    loss.prepare(targets=_labels(counts), num_classes=4)
+    expected_weights = _cui_weights(counts, beta)
+    torch.testing.assert_close(loss.alpha, torch.tensor(expected_weights))
+    logits, targets = _multiclass()
+    actual = loss.to(F64)(logits, targets)
+    torch.testing.assert_close(actual, _focal_loop(logits, targets, gamma, expected_weights, reduction))
+
+
+@pytest.mark.parametrize("beta", [0.9, 0.999])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_class_balanced_focal_binary_weights_negatives_and_positives(beta: float, reduction: str) -> None:
+    labels = torch.tensor([0] * 30 + [1] * 4)  # 30 negatives, 4 positives
+    loss = FocalLoss(alpha="effective_number", beta=beta, reduction=reduction)
+    loss.prepare(targets=labels, num_classes=1)  # what the pipeline passes for a binary task
+    expected_weights = _cui_weights([30, 4], beta)  # [negatives, positives]
+    torch.testing.assert_close(loss.alpha, torch.tensor(expected_weights))
+    loss.prepare(targets=labels.float(), num_classes=1)  # float {0, 1} labels count the same
+    torch.testing.assert_close(loss.alpha, torch.tensor(expected_weights))
+    scores, targets = _binary()
+    torch.testing.assert_close(
+        loss.to(F64)(scores, targets), _focal_loop(scores, targets, 2.0, expected_weights, reduction)
+    )
+
+
+@pytest.mark.parametrize("scheme", ["effective_number", "inverse_frequency"])
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+def test_balanced_classes_change_nothing(scheme: str, reduction: str) -> None:
+    logits, _ = _multiclass(8)
+    targets = torch.arange(8) % 4  # two of each class
+    focal = FocalLoss(alpha=scheme, beta=0.99, reduction=reduction)
+    focal.prepare(targets=targets, num_classes=4)
+    torch.testing.assert_close(focal.alpha, torch.ones(4))
+    torch.testing.assert_close(focal.to(F64)(logits, targets), focal_loss(logits, targets, reduction=reduction))
+    weighted = WeightedCrossEntropyLoss(weights=scheme, beta=0.99, reduction=reduction)
+    weighted.prepare(targets=targets, num_classes=4)
+    torch.testing.assert_close(weighted.to(F64)(logits, targets), cross_entropy(logits, targets, reduction=reduction))
+
+
+def test_class_balanced_focal_at_gamma_zero_is_class_balanced_cross_entropy() -> None:
+    counts = [25, 5, 2, 9]
+    focal = FocalLoss(gamma=0.0, alpha="effective_number", beta=0.99)
+    weighted = WeightedCrossEntropyLoss(weights="effective_number", beta=0.99)
+    for loss in (focal, weighted):
+        loss.prepare(targets=_labels(counts), num_classes=4)
+    torch.testing.assert_close(focal.alpha, weighted.class_weights, rtol=0, atol=0)  # one computation
+    logits, targets = _multiclass()
+    torch.testing.assert_close(focal.to(F64)(logits, targets), weighted.to(F64)(logits, targets))
+
+
+def test_class_balanced_focal_needs_prepare_and_every_class() -> None:
+    logits, targets = _multiclass()
+    with pytest.raises(RuntimeError, match=r"focal: alpha='effective_number' is computed .*call `loss.prepare"):
+        FocalLoss(alpha="effective_number")(logits, targets)
+    with pytest.raises(ValueError, match=r"focal: 'effective_number' class weights need every class.*\[2\]"):
+        FocalLoss(alpha="effective_number").prepare(targets=torch.tensor([0, 1, 3]), num_classes=4)
+    with pytest.raises(ValueError, match=r"focal: 'inverse_frequency' class weights need every class.*\[1\]"):
+        FocalLoss(alpha="inverse_frequency").prepare(targets=torch.zeros(5, dtype=torch.long), num_classes=1)
+
+
+def test_class_balanced_focal_survives_a_checkpoint() -> None:
+    trained = FocalLoss(alpha="effective_number", beta=0.9)
+    trained.prepare(targets=torch.tensor([0, 0, 0, 1, 2, 2]), num_classes=3)
+    fresh = FocalLoss(alpha="effective_number", beta=0.9)
+    fresh.load_state_dict(trained.state_dict())
+    torch.testing.assert_close(fresh.alpha, trained.alpha)
+    assert "alpha='effective_number', beta=0.9" in repr(FocalLoss(alpha="effective_number", beta=0.9))
+    assert FocalLoss(alpha="effective_number").mean_is_weighted and not FocalLoss().mean_is_weighted
+
+
+@pytest.mark.parametrize(
+    ("params", "message"),
+    [
+        (
+            {"alpha": "balanced"},
+            r"focal: expected `alpha` to be None, a float in \[0, 1\], a list of per-class "
+            r"weights or one of \['inverse_frequency', 'effective_number'\], got 'balanced'",
+        ),
+        ({"alpha": "effective_number", "beta": 1.0}, r"focal: expected `beta` in \[0, 1\), got 1.0"),
+        ({"beta": -0.1}, r"focal: expected `beta` in \[0, 1\)"),
+    ],
+)
+def test_class_balanced_focal_invalid_params(params: dict, message: str) -> None:
+    with pytest.raises(ValueError, match=message):
+        FocalLoss(**params)
+
+
+@pytest.mark.parametrize(("scheme", "task"), [("effective_number", "multiclass"), ("inverse_frequency", "binary")])
+def test_class_balanced_focal_meets_the_contract(scheme: str, task: str) -> None:
+    check_loss("focal", params={"alpha": scheme, "beta": 0.9, "gamma": 1.0}, tasks=(task,))
+
+
+def test_class_balanced_focal_from_the_command_line() -> None:
+    cfg = compose_config("loss=focal", "loss.alpha=effective_number", "loss.beta=0.99", "dataset=digits_imbalanced")
+    built = build(cfg)
+    loss = built.module.loss
+    assert isinstance(loss, FocalLoss) and loss.scheme == "effective_number" and loss.beta == 0.99
+    counts = torch.bincount(built.data.train.targets, minlength=10).tolist()
+    torch.testing.assert_close(loss.alpha, torch.tensor(_cui_weights(counts, 0.99)))
+    assert loss.alpha[9] > loss.alpha[0]  # the rarest digit weighs most
 
 
 # -- bce -------------------------------------------------------------------------------------------
