@@ -149,8 +149,8 @@ class LossPlugin(Protocol):
         learnable loss creates its parameters here, sized from the data (``(num_classes, embedding_dim)``
         proxies), drawn from torch's global generator, which the run has seeded: every DDP process draws
         the same values, and DDP keeps them equal because the loss is a submodule of the trained module.
-        A loss with parameters must also load a ``state_dict`` into an instance whose ``prepare`` saw
-        other sizes only with an error naming the loss and both sizes.
+        Its parameters are in the checkpoints; ``resume=`` prepares a new loss from the same data, then
+        loads them, and refuses a checkpoint whose sizes differ with an error naming the loss and both.
         """
 
     def __call__(self, prediction: Tensor, target: Tensor, /, *args: Any) -> Tensor:

@@ -35,6 +35,10 @@ Loss checks (:data:`LOSS_CHECKS`), for every task the loss declares and every dt
 * ``check_trains`` — called the way lossforge trains (``prepare`` hook, target encoding, told its targets
   were validated), one optimizer step moves a model's parameters and the value is the one of a loss that
   scans its targets; a loss that counts tuples reports ``0 <= active <= tuples``;
+* ``check_learnable`` — a loss with parameters of its own once prepared (class proxies): the same seed
+  makes the same parameters, each gets a finite non-zero gradient, a ``state_dict`` round trip into a
+  fresh instance restores them, and trained as lossforge trains them (their own optimizer group) the loss
+  falls on the toy problem and they move; nothing to check for a loss without parameters;
 * ``check_search_space`` — the declared ``search_space`` is valid (read by
   :func:`lossforge.contract.search_space`), every default lies inside its prior (a ``None`` default is
   allowed), and values drawn from it — each bound, the midpoint, every choice, one parameter at a time,
@@ -50,6 +54,7 @@ index, negatives do not), ``check_unique_labels`` (no positive pair, still valid
 from __future__ import annotations
 
 import inspect
+import math
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 from typing import Any, cast
@@ -63,6 +68,7 @@ from lossforge.contract import (
     ContractError,
     Prior,
     Task,
+    loss_parameters,
     loss_traits,
     miner_traits,
     normalize_distribution,
@@ -324,7 +330,10 @@ def check_reductions(subject: _Loss) -> None:
     """``"sum"`` is ``"none".sum()``; ``"mean"`` is ``"none".mean()`` or a true weighted mean."""
     for task, dtype, where in _cases(subject):
         prediction, target = _inputs(subject, task, dtype)
-        losses = {reduction: _built(subject, reduction, prediction, target, task) for reduction in REDUCTIONS}
+        losses = {}
+        for reduction in REDUCTIONS:
+            torch.manual_seed(0)  # a learnable loss draws its parameters in `prepare`: the same for each reduction
+            losses[reduction] = _built(subject, reduction, prediction, target, task)
         outputs = {reduction: _value(loss, prediction, target) for reduction, loss in losses.items()}
         none, total, mean = outputs["none"], outputs["sum"], outputs["mean"]
         _expect_close(total, none.sum(), dtype, f"{where}: 'sum' {total} != 'none'.sum() {none.sum()}")
@@ -373,14 +382,15 @@ def check_degenerate_batches(subject: _Loss) -> None:
         embeddings, labels = _inputs(subject, task, dtype)
         unique = torch.arange(embeddings.shape[0])
         for reduction in ("mean", "sum"):
-            loss = subject.build(reduction)
+            loss = _built(subject, reduction, embeddings, unique, task)  # a class per sample, prepared so
             context = f"{where} {reduction=}, every label unique"
             output = _run(loss, embeddings, unique, context, ())
             if loss_traits(loss).tuple_kind == "triplet":  # no positive, hence no triplet
                 _expect(output.item() == 0, f"{context}: expected 0 without any triplet, got {output}")
             context = f"{where} {reduction=}, a single sample"  # a last, short batch can look like this
             output = _run(loss, embeddings[:1], labels[:1], context, ())
-            _expect(output.item() == 0, f"{context}: expected 0 without any pair or triplet, got {output}")
+            if not loss_parameters(loss):  # a learnable loss compares a sample with its class proxies: finite
+                _expect(output.item() == 0, f"{context}: expected 0 without any pair or triplet, got {output}")
 
 
 def check_trains(subject: _Loss) -> None:
@@ -443,6 +453,90 @@ def check_search_space(subject: _Loss | _Miner) -> None:
             _check_drawn_miner(subject, values, f"drawn from its search space: {drawn}")
 
 
+def check_learnable(subject: _Loss) -> None:
+    """A loss with parameters of its own once prepared (class proxies, a weight matrix; nothing to check for
+    the others): the same seed makes the same parameters (so DDP processes start equal); each gets a finite,
+    non-zero gradient; a ``state_dict`` round trip into a fresh, differently seeded instance restores them
+    and the loss value; trained the way lossforge trains (its parameters in their own optimizer group),
+    the loss falls and its parameters move."""
+    learnable = set()
+    for task, dtype, where in _cases(subject):
+        prediction, target = _inputs(subject, task, dtype)
+        loss = _built(subject, "mean", prediction, target, task)
+        named = {name: parameter for name, parameter in loss.named_parameters() if parameter.requires_grad}
+        if not named:
+            continue
+        learnable.add(task)
+        again = dict(_built(subject, "mean", prediction, target, task).named_parameters())
+        for name, parameter in named.items():
+            _expect(
+                name in again and torch.equal(parameter, again[name]),
+                f"{where}: parameter {name!r} differs between two builds under the same seed: draw it from "
+                f"torch's global generator in `prepare`, so that every DDP process starts with the same one",
+            )
+        output = loss(prediction.detach(), target)
+        output.backward()
+        for name, parameter in named.items():
+            grad = parameter.grad
+            _expect(grad is not None, f"{where}: parameter {name!r} got no gradient: the loss does not use it")
+            _expect(
+                bool(torch.isfinite(cast(Tensor, grad)).all()), f"{where}: parameter {name!r}'s gradient is not finite"
+            )
+            _expect(bool(cast(Tensor, grad).abs().sum() > 0), f"{where}: parameter {name!r}'s gradient is all zero")
+        fresh = _built(subject, "mean", prediction, target, task, seed=1)
+        fresh.load_state_dict(loss.state_dict())
+        restored = dict(fresh.named_parameters())
+        for name, parameter in named.items():
+            _expect(
+                name in restored and torch.equal(parameter, restored[name]),
+                f"{where}: parameter {name!r} did not survive a state_dict round trip into a fresh instance",
+            )
+        _expect_close(
+            _value(fresh, prediction, target),
+            output.detach(),
+            dtype,
+            f"{where}: after a state_dict round trip the loss gives another value",
+        )
+    for task in sorted(learnable):
+        _check_learning(subject, task, f"{subject.label} [task={task}, as lossforge trains]")
+
+
+def _check_learning(subject: _Loss, task: Task, where: str) -> None:
+    """The kit's toy problem, trained as lossforge trains: Adam at its default learning rate, the loss's
+    parameters in their own group; 30 steps lower the loss and move the loss's parameters."""
+    from lossforge.training.module import LossTask  # imports Lightning: only the training checks need it
+    from lossforge.training.optim import OptimizerConfig
+
+    prediction, target = make_inputs(task, dtype=torch.float32)
+    num_outputs = prediction.shape[1]
+    torch.manual_seed(0)
+    model = nn.Linear(5, num_outputs)
+    loss = _built(subject, "mean", prediction, target, task)
+    module = LossTask(
+        model=model, loss=cast(Any, loss), task=task, num_outputs=num_outputs, optimizer=OptimizerConfig()
+    )
+    optimizer = module.configure_optimizers()
+    _expect(
+        len(optimizer.param_groups) == 2,
+        f"{where}: lossforge's optimizer did not give the loss's parameters a group of their own",
+    )
+    before = [parameter.detach().clone() for parameter in loss_parameters(loss)]
+    features = torch.randn(len(target), 5, generator=torch.Generator().manual_seed(1))
+    values = []
+    for _ in range(30):
+        optimizer.zero_grad()
+        value = module.loss_value(module(features), target)
+        value.backward()
+        optimizer.step()
+        values.append(value.item())
+    _expect(
+        all(math.isfinite(value) for value in values) and values[-1] < values[0],
+        f"{where}: 30 optimizer steps on the kit's toy problem did not lower the loss: {values[0]} -> {values[-1]}",
+    )
+    moved = any(not torch.equal(old, new) for old, new in zip(before, loss_parameters(loss), strict=True))
+    _expect(moved, f"{where}: 30 optimizer steps left the loss's own parameters unchanged")
+
+
 #: Every loss check, in the order they run.
 LOSS_CHECKS = (
     check_declarations,
@@ -452,6 +546,7 @@ LOSS_CHECKS = (
     check_bad_targets,
     check_degenerate_batches,
     check_trains,
+    check_learnable,
     check_search_space,
 )
 
@@ -590,10 +685,19 @@ def _num_classes(task: Task, prediction: Tensor, target: Tensor) -> int:
 
 
 def _built(
-    subject: _Loss, reduction: str, prediction: Tensor, target: Tensor, task: Task, **overrides: Any
+    subject: _Loss, reduction: str, prediction: Tensor, target: Tensor, task: Task, *, seed: int = 0, **overrides: Any
 ) -> nn.Module:
     """The loss with ``reduction`` (and ``overrides`` of its parameters), prepared the way the training
-    pipeline prepares it."""
+    pipeline prepares it, under torch seed ``seed`` (the global generator's state is kept): a loss whose
+    ``prepare`` draws parameters (proxies) draws the same ones for every reduction, as a seeded run does."""
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        return _prepared(subject, reduction, prediction, target, task, **overrides)
+
+
+def _prepared(
+    subject: _Loss, reduction: str, prediction: Tensor, target: Tensor, task: Task, **overrides: Any
+) -> nn.Module:
     loss = subject.build(reduction, **overrides)
     prepare_loss(loss, targets=target, num_classes=_num_classes(task, prediction, target), **_width(task, prediction))
     return loss

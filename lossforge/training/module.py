@@ -32,6 +32,7 @@ from lossforge.mining.memory import CrossBatchMemory
 from lossforge.tasks import spec_for
 from lossforge.training.epoch_means import EpochMeans, epoch_ends
 from lossforge.training.optim import OptimizerConfig, build_optimizer
+from lossforge.training.resume import check_loss_parameters
 
 
 class LossTask(L.LightningModule):
@@ -219,6 +220,11 @@ class LossTask(L.LightningModule):
 
     def on_test_epoch_end(self) -> None:
         self._end_of_evaluation("test")
+
+    def on_load_checkpoint(self, checkpoint: dict[str, Any]) -> None:
+        # Before the weights load: a learnable loss's parameters are sized by the data and model, so a
+        # resume with other ones gets an error naming the loss, not torch's size-mismatch text.
+        check_loss_parameters(checkpoint["state_dict"], self.loss, loss_name=self.traits.name, prefix="loss.")
 
     def configure_optimizers(self) -> torch.optim.Optimizer:
         # A loss with parameters (proxies) gets its own group: lr × its multiplier, no weight decay (optim.py).

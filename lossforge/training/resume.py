@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import random
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -113,6 +114,50 @@ class RandomStateInCheckpoints(L.Callback):
         if state is not None:
             torch.set_rng_state(state["torch"])
             random.setstate(_as_tuples(state["python"]))
+
+
+def check_loss_parameters(state_dict: Mapping[str, Any], loss: Any, *, loss_name: str, prefix: str) -> None:
+    """Before a checkpoint is loaded: the loss's own parameters (class proxies, …) in ``state_dict`` (under
+    ``prefix``) must have the sizes this run's loss was prepared with — sizes that come from the data (the
+    number of classes) and the model (the embedding size). A :class:`ResumeError` naming the loss and both
+    sizes otherwise, instead of torch's size-mismatch text; it holds for a plugin's loss as for lossforge's.
+
+    >>> loss = torch.nn.Linear(4, 3)  # stands for a loss with a (3, 4) parameter
+    >>> check_loss_parameters({"loss.weight": torch.zeros(5, 4)}, loss, loss_name="arcface", prefix="loss.")
+    Traceback (most recent call last):
+    ...
+    lossforge.training.resume.ResumeError: Loss 'arcface': the checkpoint's 'weight' is (5, 4), this run's is (3, 4) ...
+    """
+    if not isinstance(loss, torch.nn.Module):
+        return
+    own = dict(loss.named_parameters())
+    saved = {key[len(prefix) :]: value for key, value in state_dict.items() if key.startswith(prefix)}
+    hint = (
+        "(the number of classes comes from the dataset, the embedding size from the model): resume with the "
+        "dataset and model the checkpoint was trained with"
+    )
+    for key, parameter in own.items():
+        value = saved.get(key)
+        if value is None:
+            raise ResumeError(
+                f"Loss {loss_name!r}: the checkpoint has no {key!r} (this run's is {_size(parameter)}); it was "
+                f"trained with another loss or configuration {hint}"
+            )
+        if tuple(value.shape) != tuple(parameter.shape):
+            raise ResumeError(
+                f"Loss {loss_name!r}: the checkpoint's {key!r} is {_size(value)}, this run's is {_size(parameter)} "
+                f"{hint}"
+            )
+    extra = sorted(set(saved) - set(own) - {key for key, _ in loss.named_buffers()})
+    if extra:
+        raise ResumeError(
+            f"Loss {loss_name!r}: the checkpoint has parameters {extra} this run's loss does not; it was trained "
+            f"with another loss or configuration {hint}"
+        )
+
+
+def _size(tensor: torch.Tensor) -> str:
+    return "(" + ", ".join(str(size) for size in tensor.shape) + ")"
 
 
 def _as_tuples(value: Any) -> Any:
