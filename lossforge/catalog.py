@@ -3,10 +3,13 @@
 Describing a component (its served tasks, constructor parameters and search space) means importing it,
 and with it torch: seconds. The descriptions are kept in the user's cache directory
 (``$XDG_CACHE_HOME/lossforge``, else ``~/.cache/lossforge``) under a key made of every component's entry
-point, the distribution and version that provides it, the environment switches, and the newest
+point, the distribution and version that provides it, the versions of the distributions *it* requires (a
+provider generates its components from another library — pytorch-metric-learning for ``lossforge-pml`` —
+so upgrading that library changes what is described), the environment switches, and the newest
 modification time of the ``.py`` files of each providing package (so an edit to an editable install counts
 as a change). Any change to a plugin — installed, removed, upgraded, edited — changes the key; a missing,
-stale or unreadable cache is rebuilt without a word.
+stale or unreadable cache is rebuilt without a word. A provider whose names could not be learned
+(:meth:`lossforge.registry.Registry.provider_failures`) is listed as a failed entry, never cached.
 
 >>> summary = ComponentSummary("loss", "l1", "lossforge==0.1.0", "regression", ["reduction='mean'"], "nothing")
 >>> ComponentSummary(**summary.__dict__) == summary
@@ -19,13 +22,15 @@ import hashlib
 import importlib.util
 import json
 import os
+import re
 import sys
 from dataclasses import asdict, dataclass, field
+from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from lossforge.contract import Switches
-from lossforge.registry import LOSSES, MINERS, Registry
+from lossforge.registry import LOSSES, MINERS, ProviderFailure, Registry
 
 CACHE_VERSION = 1  # bump when ComponentSummary changes
 
@@ -83,6 +88,17 @@ def summaries(registry: Registry, *, cache_dir: Path | None = None) -> list[Comp
     return described
 
 
+def failed_provider(kind: str, failure: ProviderFailure) -> ComponentSummary:
+    """A provider whose names could not be learned, as a failed line of ``lossforge list``."""
+    return ComponentSummary(
+        kind,
+        f"<provider {failure.entry_point.split(' = ')[0]}>",
+        failure.provider,
+        "",
+        error=f"provider entry point '{failure.entry_point}' failed: {failure.error}",
+    )
+
+
 def default_cache_dir() -> Path:
     """``$XDG_CACHE_HOME/lossforge``, else ``~/.cache/lossforge``."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
@@ -93,13 +109,35 @@ def cache_key(registry: Registry) -> str:
     """A digest of everything a description depends on, computed without importing any component."""
     parts: list[Any] = [CACHE_VERSION, sys.version_info[:2], registry.kind, sorted(Switches.read().blocked_plugins)]
     parts.append(Switches.read().disable_plugins)
-    packages = set()
+    packages, distributions = set(), set()
     for name in registry.names():
         component = registry.info(name)
-        parts.append([name, component.target, component.distribution, component.version])
+        parts.append([name, component.target, component.distribution, component.version, component.via])
         packages.add(component.target.split(":")[0].split(".")[0])
+        distributions.add(component.distribution)
     parts += [[package, _newest_source(package)] for package in sorted(packages)]
+    parts += [[dist, _requirement_versions(dist)] for dist in sorted(d for d in distributions if d)]
     return hashlib.sha256(json.dumps(parts, default=str).encode()).hexdigest()
+
+
+def _requirement_versions(distribution: str) -> list[tuple[str, str | None]]:
+    """``(requirement, installed version)`` for each runtime requirement of ``distribution``, from metadata."""
+    try:
+        requirements = metadata.requires(distribution) or []
+    except metadata.PackageNotFoundError:
+        return []
+    versions: list[tuple[str, str | None]] = []
+    for requirement in requirements:
+        if ";" in requirement and "extra" in requirement.split(";", 1)[1]:
+            continue  # an optional extra (tests, docs) does not change what the components are
+        match = re.match(r"[A-Za-z0-9][A-Za-z0-9._-]*", requirement)
+        if match is None:
+            continue
+        try:
+            versions.append((match.group(0), metadata.version(match.group(0))))
+        except metadata.PackageNotFoundError:
+            versions.append((match.group(0), None))
+    return versions
 
 
 def _newest_source(package: str) -> float:
@@ -132,5 +170,6 @@ def _newest_source(package: str) -> float:
 
 
 def all_summaries(*, cache_dir: Path | None = None) -> list[ComponentSummary]:
-    """The losses, then the miners."""
-    return [*summaries(LOSSES, cache_dir=cache_dir), *summaries(MINERS, cache_dir=cache_dir)]
+    """The losses, then the miners; a provider that failed is listed once, among the losses."""
+    failed = [failed_provider("loss", failure) for failure in LOSSES.provider_failures()]
+    return [*summaries(LOSSES, cache_dir=cache_dir), *failed, *summaries(MINERS, cache_dir=cache_dir)]

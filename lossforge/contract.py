@@ -70,10 +70,13 @@ TARGET_ENCODINGS: tuple[str, ...] = ("zero_one", "plus_minus_one")
 
 LOSS_GROUP = "lossforge.losses"
 MINER_GROUP = "lossforge.miners"
+#: One entry point, many components: ``name = "module:function"``; the function returns
+#: ``{"lossforge.losses": {name: "module:attribute"}, "lossforge.miners": {...}}`` (see :mod:`lossforge.registry`).
+PROVIDER_GROUP = "lossforge.providers"
 PLUGIN_HELP = (
     "Losses and miners come from Python entry points in the groups 'lossforge.losses' and "
-    "'lossforge.miners': `pip install` a package that declares them (see plugins/README.md), "
-    "then `lossforge list` shows it."
+    "'lossforge.miners' (or from a provider in 'lossforge.providers', one entry point for many): "
+    "`pip install` a package that declares them (see plugins/README.md), then `lossforge list` shows it."
 )
 
 

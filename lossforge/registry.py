@@ -10,12 +10,39 @@ others. Two packages that register one name are reported, naming both: the bare 
 The environment switches ``LOSSFORGE_DISABLE_PLUGINS`` and ``LOSSFORGE_BLOCK_PLUGINS`` (see
 :class:`lossforge.contract.Switches`) are read each time the index is built. What a component must declare
 is :mod:`lossforge.contract`'s business; the registry only asks it.
+
+**Providers: one entry point, many components.** An adapter that exposes a whole library (every loss of
+pytorch-metric-learning, of kornia, of timm) cannot list one entry point per component: the components
+are generated from the library's classes. It declares one entry point in the group ``lossforge.providers``
+(:data:`lossforge.contract.PROVIDER_GROUP`) whose value is ``"module:function"``. The function takes no
+argument and returns plain data — what entry points would have declared::
+
+    {"lossforge.losses": {"pml_arcface_loss": "lossforge_pml.generated:pml_arcface_loss", ...},
+     "lossforge.miners": {...},
+     "unavailable": {"pml_smooth_ap_loss": "needs pytorch-metric-learning >= 2.9 (installed: 2.5.0)"}}
+
+Each ``"module:attribute"`` target is loaded exactly like an entry point's, on first use (a module-level
+``__getattr__``, PEP 562, can generate the class then). ``"unavailable"`` (optional) names components the
+provider knows but cannot offer here, with the reason; asking for one raises a :class:`RegistryError` that
+gives it. Learning the names means importing the provider's module and calling the function each time the
+index is built (once per process and kind), so **the provider's module must import nothing heavy** — no
+torch, not the adapted library: it declares its names from a static table or a data file in its package,
+and reads installed versions from package metadata (``importlib.metadata.version``). ``lossforge list
+--names`` then stays as cheap with a provider as without; the descriptions of the provided components are
+cached by :mod:`lossforge.catalog` like any other's, keyed on the provider's distribution and the versions
+of the distributions it requires. A provider's components carry its distribution as their provenance, obey
+the same conflict rules as entry points (a name two packages provide is refused, ``"<package>:<name>"``
+picks one), and the switches apply to the provider's distribution (a blocked provider is not even
+imported). A provider that fails — its import raises, the function raises or returns something else — is
+recorded with its package and error (:meth:`Registry.provider_failures`, shown by ``lossforge list``) and
+never breaks discovery of the others.
 """
 
 from __future__ import annotations
 
 import fnmatch
 import inspect
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from importlib import metadata
 from typing import Any
@@ -24,6 +51,7 @@ from lossforge.contract import (
     LOSS_GROUP,
     MINER_GROUP,
     PLUGIN_HELP,
+    PROVIDER_GROUP,
     ContractError,
     Switches,
     check_component_class,
@@ -55,11 +83,42 @@ class Component:
     version: str | None
     loaded: Any = None
     error: str | None = None  # why loading failed, once it did
+    via: str | None = None  # the provider entry point ("pml = lossforge_pml.provider:components"), if provided
 
     @property
     def provider(self) -> str:
         """``"package==version"``, for provenance tags and ``lossforge list``."""
         return f"{self.distribution or '?'}=={self.version or '?'}"
+
+    @property
+    def declaration(self) -> str:
+        """Where the name is declared, for error messages."""
+        if self.via is not None:
+            return f"provider entry point '{self.via}' in group '{PROVIDER_GROUP}', target {self.target}"
+        group = LOSS_GROUP if self.kind == "loss" else MINER_GROUP
+        return f"entry point '{self.name} = {self.target}' in group '{group}'"
+
+
+@dataclass(frozen=True)
+class ProviderFailure:
+    """A provider whose names could not be learned: which one, from which package, and why."""
+
+    entry_point: str  # "pml = lossforge_pml.provider:components"
+    distribution: str | None
+    version: str | None
+    error: str
+
+    @property
+    def provider(self) -> str:
+        return f"{self.distribution or '?'}=={self.version or '?'}"
+
+
+@dataclass(frozen=True)
+class ProviderAnswer:
+    """What one provider declared: ``{group: {name: target}}`` and the unavailable names with reasons."""
+
+    components: dict[str, dict[str, str]]
+    unavailable: dict[str, str]
 
 
 def discover(group: str) -> list[tuple[str, str, str | None, str | None]]:
@@ -75,6 +134,47 @@ def discover(group: str) -> list[tuple[str, str, str | None, str | None]]:
     return found
 
 
+#: Provider answers of this process, by ``(entry point value, distribution, version)``: each provider is
+#: called once however many registries (losses, miners) index it; :meth:`Registry.refresh` forgets them.
+_ANSWERS: dict[tuple[str, str | None, str | None], ProviderAnswer | str] = {}
+
+
+def ask_provider(value: str, distribution: str | None, version: str | None) -> ProviderAnswer:
+    """Call the provider ``"module:function"`` (once per process) and validate its answer; ``ValueError``
+    naming what is wrong, or whatever the provider raised."""
+    key = (value, distribution, version)
+    if key not in _ANSWERS:
+        try:
+            _ANSWERS[key] = _parse_answer(metadata.EntryPoint("provider", value, PROVIDER_GROUP).load()())
+        except Exception as error:  # a provider's failure must not break discovery of the others
+            _ANSWERS[key] = f"{type(error).__name__}: {error}"
+    answer = _ANSWERS[key]
+    if isinstance(answer, str):
+        raise ValueError(answer)
+    return answer
+
+
+def _parse_answer(answer: Any) -> ProviderAnswer:
+    expected = f"{{'{LOSS_GROUP}': {{name: 'module:attribute'}}, '{MINER_GROUP}': {{...}}, 'unavailable': {{...}}}}"
+    if not isinstance(answer, Mapping):
+        raise ValueError(f"a provider must return {expected}, got {type(answer).__name__}")
+    unknown = [key for key in answer if key not in (LOSS_GROUP, MINER_GROUP, "unavailable")]
+    if unknown:
+        raise ValueError(f"a provider returned unknown keys {unknown}; expected {expected}")
+    components: dict[str, dict[str, str]] = {}
+    for group in (LOSS_GROUP, MINER_GROUP):
+        declared = answer.get(group, {})
+        if not isinstance(declared, Mapping) or not all(
+            isinstance(name, str) and isinstance(target, str) and ":" in target for name, target in declared.items()
+        ):
+            raise ValueError(f"a provider's {group!r} must map names to 'module:attribute' strings, got {declared!r}")
+        components[group] = dict(declared)
+    unavailable = answer.get("unavailable", {})
+    if not isinstance(unavailable, Mapping) or not all(isinstance(v, str) for v in unavailable.values()):
+        raise ValueError(f"a provider's 'unavailable' must map names to reasons (strings), got {unavailable!r}")
+    return ProviderAnswer(components, {str(name): reason for name, reason in unavailable.items()})
+
+
 @dataclass
 class Registry:
     """The components of one kind (``"loss"`` or ``"miner"``), indexed from one entry-point group."""
@@ -83,6 +183,8 @@ class Registry:
     group: str
     _components: dict[str, Component] | None = None
     _conflicts: dict[str, list[Component]] = field(default_factory=dict)
+    _unavailable: dict[str, tuple[str, str]] = field(default_factory=dict)  # name -> (provider, reason)
+    _provider_failures: list[ProviderFailure] = field(default_factory=list)
 
     # -- discovery ---------------------------------------------------------------------------------
     def _index(self) -> dict[str, Component]:
@@ -94,6 +196,22 @@ class Registry:
             if not switches.admits(distribution):
                 continue
             by_name.setdefault(name, []).append(Component(name, self.kind, target, distribution, version))
+        self._unavailable, self._provider_failures = {}, []
+        for label, value, distribution, version in discover(PROVIDER_GROUP):
+            if not switches.admits(distribution):
+                continue  # a blocked provider is not even imported
+            via = f"{label} = {value}"
+            try:
+                answer = ask_provider(value, distribution, version)
+            except Exception as error:
+                self._provider_failures.append(ProviderFailure(via, distribution, version, str(error)))
+                continue
+            for name, target in answer.components[self.group].items():
+                component = Component(name, self.kind, target, distribution, version, via=via)
+                by_name.setdefault(name, []).append(component)
+            provided = f"{distribution or '?'}=={version or '?'}"
+            for name, reason in answer.unavailable.items():
+                self._unavailable[name] = (provided, reason)
         self._components, self._conflicts = {}, {}
         for name, candidates in by_name.items():
             if len(candidates) == 1:
@@ -107,6 +225,7 @@ class Registry:
     def refresh(self) -> None:
         """Forget the index (after installing a plugin in-process, or changing the environment switches)."""
         self._components, self._conflicts = None, {}
+        _ANSWERS.clear()
 
     def register(self, name: str, obj: Any, *, distribution: str = "__local__", version: str = "") -> None:
         """Register ``obj`` under ``name`` in this process only (tests, notebooks). Entry points are the
@@ -122,6 +241,11 @@ class Registry:
     def names(self, pattern: str = "*") -> list[str]:
         """Sorted names matching the fnmatch ``pattern``; an ambiguous name is listed qualified."""
         return sorted(name for name in self._index() if fnmatch.fnmatchcase(name, pattern))
+
+    def provider_failures(self) -> list[ProviderFailure]:
+        """The providers whose names could not be learned (their components are missing from the index)."""
+        self._index()
+        return list(self._provider_failures)
 
     def conflicts(self) -> dict[str, list[str]]:
         """Names registered by more than one package → those packages."""
@@ -141,6 +265,9 @@ class Registry:
                 f"{self.kind} {name!r} is registered by more than one package, and lossforge will not pick "
                 f"one by install order. Use a qualified name: {options}, or uninstall one of them."
             )
+        if name in self._unavailable:
+            provider, reason = self._unavailable[name]
+            raise RegistryError(f"{self.kind} {name!r} is declared by {provider} but is not available here: {reason}")
         available = self.names()
         hint = did_you_mean(name, available)
         plural = "losses" if self.kind == "loss" else f"{self.kind}s"
@@ -162,8 +289,8 @@ class Registry:
             except Exception as error:  # a plugin's failure must not break discovery of the others
                 component.error = f"{type(error).__name__}: {error}"
         raise RegistryError(
-            f"{self.kind} {name!r} from package {component.provider} (entry point "
-            f"'{name} = {component.target}' in group '{self.group}') failed to load: {component.error}"
+            f"{self.kind} {name!r} from package {component.provider} ({component.declaration}) failed to load: "
+            f"{component.error}"
         )
 
     def load_all(self) -> dict[str, str]:

@@ -7,7 +7,7 @@ import time
 from pathlib import Path
 
 import pytest
-from helpers import Site, install_good
+from helpers import GOOD_LOSS, Site, install_good
 
 from lossforge.catalog import all_summaries, cache_key, describe, summaries
 from lossforge.registry import LOSSES
@@ -65,3 +65,44 @@ def test_an_unwritable_cache_still_lists(tmp_path: Path, monkeypatch: pytest.Mon
     blocked = tmp_path / "file"
     blocked.write_text("a file where the cache folder would go")
     assert [entry.name for entry in summaries(LOSSES, cache_dir=blocked / "lossforge")] == LOSSES.names()
+
+
+def test_a_providers_components_are_cached_and_its_dependencies_versions_are_in_the_key(
+    site: Site, tmp_path: Path
+) -> None:
+    site.install("lf-test-dep", package="lf_test_dep", files={}, entry_points={}, version="1.0")
+    site.install(
+        "lf-test-provider",
+        package="lf_test_provider",
+        files={
+            "provider.py": "def provide():\n    return {'lossforge.losses': {'made_l1': 'lf_test_provider.made:"
+            "ScaledL1'}}",
+            "made.py": GOOD_LOSS,
+        },
+        entry_points={"lossforge.providers": {"made": "lf_test_provider.provider:provide"}},
+    )
+    metadata_file = site.root / "lf_test_provider-0.1.0.dist-info" / "METADATA"
+    metadata_file.write_text(
+        metadata_file.read_text() + "Requires-Dist: lf-test-dep>=1\nRequires-Dist: pytest; extra == 'test'\n"
+    )
+    LOSSES.refresh()
+    described = {entry.name: entry for entry in summaries(LOSSES, cache_dir=tmp_path)}
+    assert described["made_l1"].provider == "lf-test-provider==0.1.0" and "scale=1.0" in described["made_l1"].parameters
+    before = cache_key(LOSSES)
+    dependency = site.root / "lf_test_dep-1.0.dist-info" / "METADATA"
+    dependency.write_text(dependency.read_text().replace("Version: 1.0", "Version: 2.0"))  # the library upgraded
+    LOSSES.refresh()
+    assert cache_key(LOSSES) != before
+
+
+def test_a_failed_provider_is_listed_as_failed(site: Site, tmp_path: Path) -> None:
+    site.install(
+        "lf-test-provider",
+        package="lf_test_provider",
+        files={"provider.py": "raise ImportError('the adapted library is missing')"},
+        entry_points={"lossforge.providers": {"made": "lf_test_provider.provider:provide"}},
+    )
+    LOSSES.refresh()
+    (failed,) = [entry for entry in all_summaries(cache_dir=tmp_path) if entry.name == "<provider made>"]
+    assert failed.provider == "lf-test-provider==0.1.0" and failed.error is not None
+    assert "the adapted library is missing" in failed.error and "lf_test_provider.provider:provide" in failed.error

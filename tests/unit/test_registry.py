@@ -6,7 +6,7 @@ import fnmatch
 import sys
 
 import pytest
-from helpers import ScaledL1, own_loss_names, own_miner_names
+from helpers import GOOD_LOSS, ScaledL1, Site, install_good, own_loss_names, own_miner_names, refresh_registries
 from torch import nn
 
 import lossforge
@@ -130,3 +130,103 @@ def test_in_process_registration(fake_registry: Registry) -> None:
         fake_registry.register("good", ScaledL1)
     with pytest.raises(TypeError, match="tasks"):
         fake_registry.register("bad", NoTasks)
+
+
+# -- providers: one entry point, many components ------------------------------------------------------------
+PROVIDER = """
+def provide():
+    return {
+        "lossforge.losses": {
+            "made_l1": "lf_test_provider.made:ScaledL1",
+            "made_l1_too": "lf_test_provider.made:ScaledL1",
+        },
+        "lossforge.miners": {},
+        "unavailable": {"made_later": "needs some-library >= 9 (installed: 1.0)"},
+    }
+"""
+
+
+def install_provider(site: Site, *, provider: str = PROVIDER, distribution: str = "lf-test-provider") -> None:
+    site.install(
+        distribution,
+        package="lf_test_provider",
+        files={"provider.py": provider, "made.py": GOOD_LOSS},
+        entry_points={"lossforge.providers": {"made": "lf_test_provider.provider:provide"}},
+    )
+    refresh_registries()
+
+
+def test_a_provider_declares_many_components_loaded_on_first_use(site: Site) -> None:
+    install_provider(site)
+    assert {"made_l1", "made_l1_too"} <= set(lossforge.list_losses("made_*"))
+    assert "lf_test_provider.made" not in sys.modules  # names known, nothing of the components imported
+    info = lossforge.loss_info("made_l1")
+    assert (info.distribution, info.version, info.target) == (
+        "lf-test-provider",
+        "0.1.0",
+        "lf_test_provider.made:ScaledL1",
+    )
+    assert info.via == "made = lf_test_provider.provider:provide"
+    loss = lossforge.build_loss("made_l1", scale=2.0)
+    assert type(loss).__name__ == "ScaledL1" and loss.scale == 2.0
+
+
+def test_a_name_a_provider_cannot_offer_here_says_why(site: Site) -> None:
+    install_provider(site)
+    with pytest.raises(RegistryError, match=r"declared by lf-test-provider==0\.1\.0 .*needs some-library >= 9"):
+        lossforge.build_loss("made_later")
+    assert "made_later" not in lossforge.list_losses()
+
+
+@pytest.mark.parametrize(
+    ("provider", "expected"),
+    [
+        ("raise ImportError('a dependency is missing')", "ImportError: a dependency is missing"),
+        ("def provide():\n    return ['made_l1']", "a provider must return"),
+        ("def provide():\n    return {'lossforge.losses': {'x': 'no_colon'}}", "'module:attribute' strings"),
+        ("def provide():\n    return {'lossforge.lossez': {}}", "unknown keys ['lossforge.lossez']"),
+    ],
+)
+def test_a_broken_provider_is_recorded_and_the_rest_keep_working(site: Site, provider: str, expected: str) -> None:
+    install_provider(site, provider=provider)
+    (failure,) = [f for f in lossforge.registry.LOSSES.provider_failures() if f.distribution == "lf-test-provider"]
+    assert expected in failure.error and failure.entry_point == "made = lf_test_provider.provider:provide"
+    assert failure.provider == "lf-test-provider==0.1.0"
+    assert "l1" in lossforge.list_losses() and lossforge.build_loss("l1") is not None
+
+
+def test_a_failed_load_names_the_provider_entry_point(site: Site) -> None:
+    install_provider(site, provider=PROVIDER.replace("made:ScaledL1", "made:Missing"))
+    with pytest.raises(RegistryError) as error:
+        lossforge.build_loss("made_l1")
+    message = str(error.value)
+    assert (
+        "lf-test-provider==0.1.0" in message
+        and "provider entry point 'made = lf_test_provider.provider:provide'" in message
+    )
+    assert "Missing" in message
+
+
+def test_provided_names_obey_the_conflict_rules(site: Site) -> None:
+    install_provider(site)
+    install_good(site, distribution="lf-test-rival", package="lf_test_rival")  # an entry point `scaled_l1`
+    rival = PROVIDER.replace('"made_l1_too"', '"scaled_l1"')
+    (site.root / "lf_test_provider" / "provider.py").write_text(rival)
+    refresh_registries()
+    assert lossforge.registry.LOSSES.conflicts()["scaled_l1"] == ["lf-test-rival==0.1.0", "lf-test-provider==0.1.0"]
+    with pytest.raises(RegistryError, match="more than one package"):
+        lossforge.loss_info("scaled_l1")
+    assert lossforge.loss_info("lf-test-provider:scaled_l1").via is not None
+
+
+def test_switches_apply_to_providers_which_are_then_not_imported(site: Site, monkeypatch: pytest.MonkeyPatch) -> None:
+    install_provider(site)
+    monkeypatch.setenv("LOSSFORGE_BLOCK_PLUGINS", "LF_Test_Provider")
+    refresh_registries()
+    sys.modules.pop("lf_test_provider.provider", None)
+    assert not lossforge.list_losses("made_*")
+    assert "lf_test_provider.provider" not in sys.modules
+    monkeypatch.delenv("LOSSFORGE_BLOCK_PLUGINS")
+    monkeypatch.setenv("LOSSFORGE_DISABLE_PLUGINS", "1")
+    refresh_registries()
+    assert not lossforge.list_losses("made_*") and not lossforge.registry.LOSSES.provider_failures()
