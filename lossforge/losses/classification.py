@@ -964,9 +964,8 @@ class FocalLoss(Loss):
         )
 
     def extra_repr(self) -> str:
-        alpha = self.alpha.tolist() if self.alpha is not None else self.scheme
-        beta = f", beta={self.beta}" if self.scheme == "effective_number" else ""
-        return f"gamma={self.gamma}, alpha={alpha!r}{beta}, {super().extra_repr()}"
+        alpha = self.scheme if self.scheme is not None else None if self.alpha is None else self.alpha.tolist()
+        return f"gamma={self.gamma}, alpha={alpha!r}, beta={self.beta}, {super().extra_repr()}"
 
 
 class BCELoss(Loss):
