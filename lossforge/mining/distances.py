@@ -213,7 +213,11 @@ def indexed_distances(
 
     Gathering rows costs O(K·D) memory for K pairs, the distance matrix O(N²); a miner may return far
     more pairs than N²/D (semi-hard mining gives one triplet per positive pair), so the matrix is built
-    once and indexed when it is the smaller of the two, and rows are gathered otherwise.
+    once and indexed when it is the smaller of the two, and rows are gathered otherwise. Rows are also
+    gathered when there are at most two pairs per sample (K ≤ 2N, as batch-hard mining's (a, p) and
+    (a, n)): that holds no more than twice the embeddings themselves, and skips the matrix product and its
+    backward, which dominate a small batch's step. An index tensor passed in several pairs (the anchors of
+    triplets) is gathered once.
 
     Args:
         embeddings: the batch.
@@ -232,9 +236,14 @@ def indexed_distances(
     check_distance(distance)
     num_rows, dim = embeddings.shape
     num_pairs = sum(first.numel() for first, _ in index_pairs)
-    if num_pairs * dim <= num_rows * num_rows:
-        return tuple(
-            paired_distance(embeddings[first], embeddings[second], distance=distance) for first, second in index_pairs
-        )
+    if num_pairs * dim <= num_rows * num_rows or num_pairs <= 2 * num_rows:
+        gathered: dict[int, Tensor] = {}  # by id: the same index tensor (triplets' anchors) is gathered once
+
+        def rows(index: Tensor) -> Tensor:
+            if id(index) not in gathered:
+                gathered[id(index)] = embeddings[index]  # (K, D)
+            return gathered[id(index)]
+
+        return tuple(paired_distance(rows(first), rows(second), distance=distance) for first, second in index_pairs)
     matrix = pairwise_distance(embeddings, distance=distance)  # (N, N)
     return tuple(matrix[first, second] for first, second in index_pairs)

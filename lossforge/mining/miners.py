@@ -112,12 +112,17 @@ def batch_hard_triplet_indices(distances: Tensor, labels: Tensor) -> tuple[Tenso
         >>> batch_hard_triplet_indices(distances, torch.tensor([0, 0, 0, 1]))
         (tensor([0, 1, 2]), tensor([2, 2, 0]), tensor([3, 3, 3]))
     """
-    if labels.numel() == 0:
+    num = labels.numel()
+    if num == 0:
         return empty_tuple(3, labels.device)  # type: ignore[return-value]
-    positive, negative = label_masks(labels)
-    farthest_positive = distances.masked_fill(~positive, -torch.inf).max(dim=1).indices  # (N,)
-    closest_negative = distances.masked_fill(~negative, torch.inf).min(dim=1).indices  # (N,)
-    anchor = torch.nonzero(positive.any(dim=1) & negative.any(dim=1), as_tuple=True)[0]  # (A,)
+    # Few passes over (N, N): at small N each one is a fixed cost that a step pays (see benchmarks/README).
+    same = labels[:, None] == labels[None, :]  # (N, N), the diagonal included
+    positive_distances = distances.masked_fill(~same, -torch.inf)  # (N, N)
+    positive_distances.fill_diagonal_(-torch.inf)  # a != p
+    farthest_positive = positive_distances.argmax(dim=1)  # (N,)
+    closest_negative = distances.masked_fill(same, torch.inf).argmin(dim=1)  # (N,)
+    class_size = same.sum(dim=1)  # (N,): a positive if > 1, a negative if < N
+    anchor = torch.nonzero((class_size > 1) & (class_size < num), as_tuple=True)[0]  # (A,)
     return anchor, farthest_positive[anchor], closest_negative[anchor]
 
 
@@ -340,7 +345,13 @@ class HardTripletsMiner(_Miner):
     @torch.no_grad()
     def forward(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
         self._check_inputs(embeddings, labels)
-        return batch_hard_triplet_indices(self._distances(embeddings), labels)
+        distance = self.distance or self.default_distance
+        # The square root is monotone: the squared distances rank alike (up to distances below 1e-6, which
+        # the Euclidean distance clamps to one value), and skip two passes over (N, N).
+        distances = pairwise_distance(
+            embeddings.detach(), distance="squared_euclidean" if distance == "euclidean" else distance
+        )  # (N, N)
+        return batch_hard_triplet_indices(distances, labels)
 
     def extra_repr(self) -> str:
         return f"distance={self.distance!r}"

@@ -93,6 +93,27 @@ def test_indexed_matches_loop(points: torch.Tensor, distance: str, num_pairs: in
     torch.testing.assert_close(result, expected.double(), atol=1e-6, rtol=1e-9)
 
 
+def test_indexed_gathers_rows_for_at_most_two_pairs_per_sample(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Batch-hard triplets give 2N pairs: no (N, N) matrix, and anchors shared by both pairs gathered once."""
+    import lossforge.mining.distances as distances
+
+    embeddings = torch.randn(6, 32, dtype=torch.float64, requires_grad=True)  # 2N·D = 384 > N² = 36
+    anchor, positive, negative = torch.arange(6), torch.tensor([1, 0, 3, 2, 5, 4]), torch.tensor([2, 3, 0, 1, 0, 1])
+    matrix = pairwise_distance(embeddings, distance="euclidean")
+    expected = (matrix[anchor, positive], matrix[anchor, negative])
+
+    def no_matrix(*args: object, **kwargs: object) -> None:
+        raise AssertionError("built the distance matrix for 2N pairs")
+
+    monkeypatch.setattr(distances, "pairwise_distance", no_matrix)
+    gathered = indexed_distances(embeddings, (anchor, positive), (anchor, negative), distance="euclidean")
+    for ours, reference in zip(gathered, expected, strict=True):
+        torch.testing.assert_close(ours, reference)
+    assert torch.autograd.gradcheck(
+        lambda x: sum(d.sum() for d in indexed_distances(x, (anchor, positive), (anchor, negative))), embeddings
+    )
+
+
 @pytest.mark.parametrize("distance", DISTANCES)
 def test_identical_embeddings_have_finite_gradients(distance: str) -> None:
     x = torch.ones(4, 3, requires_grad=True)

@@ -176,6 +176,24 @@ def test_all_triplets_cap_on_a_large_batch() -> None:
     assert torch.all(labels[anchor] != labels[negative])
 
 
+def test_batch_hard_ties_and_identical_embeddings() -> None:
+    """All distances 0: the anchor is never its own positive, and the lowest index wins every tie."""
+    labels = torch.tensor([0, 1, 0, 1, 0, 2])
+    anchor, positive, negative = HardTripletsMiner()(torch.ones(6, 3), labels)
+    assert anchor.tolist() == [0, 1, 2, 3, 4]  # 5 is alone in its class
+    assert positive.tolist() == [2, 3, 0, 1, 0] and negative.tolist() == [1, 0, 1, 0, 1]
+
+
+@pytest.mark.parametrize("distance", DISTANCES)
+def test_hard_triplets_miner_matches_its_pure_function(distance: str) -> None:
+    """The miner ranks Euclidean distances by their squares (monotone): the same triplets."""
+    for seed in range(3):
+        embeddings, labels = batch(seed)
+        matrix = pairwise_distance(embeddings, distance=distance)
+        expected = as_triplets(batch_hard_triplet_indices(matrix, labels))
+        assert as_triplets(HardTripletsMiner(distance=distance)(embeddings, labels)) == expected
+
+
 def test_batch_hard_matches_pml() -> None:
     pml = pytest.importorskip("pytorch_metric_learning")
     from pytorch_metric_learning.distances import LpDistance
