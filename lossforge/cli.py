@@ -19,7 +19,7 @@ from __future__ import annotations
 import logging
 import signal
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -51,10 +51,11 @@ def _app(cfg: DictConfig) -> float | None:
     _quiet_lightning()  # before Lightning is imported: its import-time lines are quiet too
     from hydra.core.hydra_config import HydraConfig
     from hydra.types import RunMode
+    from omegaconf import open_dict
 
-    from lossforge.tracking import sweep_job
+    from lossforge.tracking import resolve_tracking_uri, sweep_job
+    from lossforge.tracking.sweep import SweepOptions, run_sweep_job
     from lossforge.training.progress import quiet_sweep
-    from lossforge.training.run import train
 
     hydra_config = HydraConfig.get()
     _share_cores(hydra_config.launcher.get("n_jobs"))
@@ -67,8 +68,28 @@ def _app(cfg: DictConfig) -> float | None:
         cfg.verbose = False
     output_dir = Path(hydra_config.runtime.output_dir)
     base_dir = Path(hydra.utils.get_original_cwd())
+    job = sweep_job(hydra_config)
+    sweep_options = SweepOptions.of(cfg)
+    with open_dict(cfg):  # how the sweep treats its jobs, not part of a run's config (nor its MLflow params)
+        cfg.pop("sweep", None)
+
+    def train_run(tags: Mapping[str, str] | None = None) -> dict[str, float]:
+        from lossforge.training.run import train  # Lightning: not imported for a job that resume skips
+
+        return train(cfg, base_dir=base_dir, output_dir=output_dir, sweep_job=job, tags=tags)
+
     try:
-        metrics = train(cfg, base_dir=base_dir, output_dir=output_dir, sweep_job=sweep_job(hydra_config))
+        if job is None:
+            metrics: dict[str, float] | None = train_run()
+        else:  # a failing job is recorded and the sweep goes on (lossforge.tracking.sweep)
+            metrics = run_sweep_job(
+                job,
+                cfg,
+                train_run,
+                options=sweep_options,
+                tracking_uri=resolve_tracking_uri(cfg.logger.get("tracking_uri"), base_dir=base_dir),
+                quiet_errors=() if Switches.read().traceback else _USER_ERRORS,
+            )
     except _USER_ERRORS as error:
         if Switches.read().traceback:
             raise
@@ -82,7 +103,9 @@ def _app(cfg: DictConfig) -> float | None:
             raise SystemExit(128 + signal.SIGTERM) from None
         raise
     target = cfg.get("optimized_metric")
-    return metrics.get(target) if target else None
+    if not target:
+        return None
+    return float("nan") if metrics is None else metrics.get(target)  # a failed job: a sweeper's failed trial
 
 
 def _override_key(override: str) -> str:

@@ -1,18 +1,38 @@
-"""Sweeps: one parent MLflow run per Hydra multirun, and each job's place in it (``SweepJob``).
+"""Sweeps: one parent MLflow run per Hydra multirun, each job's place in it (``SweepJob``), and how a sweep
+survives a failing job and resumes.
 
 The parent run's id reaches the jobs as a file in the sweep directory (``SWEEP_RECORD``), written before any
 job starts: the basic launcher's jobs in this process, joblib's worker processes and submitit/SLURM jobs on
 other machines (the sweep directory is on a shared filesystem) all read it the same way.
+
+Failures and resume live in the job (:func:`run_sweep_job`) and in the callback (:class:`MlflowSweepCallback`),
+never in a launcher, so the basic, joblib and submitit/SLURM launchers behave alike:
+
+* A job that raises is recorded as a FAILED child run with the error in ``lossforge.error`` — a run is
+  created for it if it failed before it had one (a plugin that does not load) — and the sweep goes on.
+  At the end the callback prints a table of the failed jobs and the command exits with status 1.
+  ``sweep.fail_fast=true`` stops the sweep at the first failure instead.
+* Every child run carries ``lossforge.config_hash`` (:mod:`lossforge.tracking.config_hash`). With
+  ``sweep.resume=true`` a job whose hash already has a FINISHED child under the parent is skipped without
+  training; a FAILED, KILLED or still-RUNNING (its process died) child with that hash is superseded — tagged
+  ``lossforge.superseded_by_resume`` and moved to MLflow's deleted runs (restorable) — and the job runs again.
+* The parent resumed is the one named in ``SWEEP_RECORD`` when the sweep directory is given again
+  (``hydra.sweep.dir=<the earlier one>``), else the most recent parent in the experiment whose
+  ``lossforge.sweep_hash`` (the sweep's command-line overrides, :func:`sweep_hash`) matches; with none, the
+  sweep starts a new parent. The parent ends FAILED while any child is not FINISHED, FINISHED once all are.
 """
 
 from __future__ import annotations
 
 import atexit
 import contextlib
+import hashlib
 import io
 import json
 import logging
 import os
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -20,17 +40,57 @@ from typing import Any
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from mlflow import MlflowClient
-from mlflow.entities import Param
+from mlflow.entities import Param, Run, RunTag
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
-from omegaconf import DictConfig
+from omegaconf import DictConfig, OmegaConf
 
-from lossforge.tracking.secrets import redact_uri
+from lossforge.tracking.config_hash import EXCLUDED, config_hash
+from lossforge.tracking.runs import params_for_mlflow, run_context_tags
+from lossforge.tracking.secrets import redact_uri, scrub_secrets
 from lossforge.tracking.store import default_artifact_location, get_or_create_experiment, resolve_tracking_uri
 
 log = logging.getLogger("lossforge")
 
 #: The file in the sweep directory that names the sweep's parent run: ``{"parent_run_id", "tracking_uri"}``.
 SWEEP_RECORD = "lossforge_sweep.json"
+#: Tags: a child's config hash, a parent's sweep hash, the error of a failed run, a superseded earlier attempt.
+CONFIG_HASH_TAG = "lossforge.config_hash"
+SWEEP_HASH_TAG = "lossforge.sweep_hash"
+ERROR_TAG = "lossforge.error"
+SUPERSEDED_TAG = "lossforge.superseded_by_resume"
+ERROR_LENGTH = 5000  # characters of an error kept in its tag
+
+
+@dataclass(frozen=True)
+class SweepOptions:
+    """``sweep.*`` in ``conf/config.yaml``: what a multirun does about failed and earlier jobs."""
+
+    resume: bool = False  # skip jobs with a FINISHED run of the same config under the same parent; rerun the rest
+    fail_fast: bool = False  # stop at the first failing job instead of recording it and going on
+
+    @classmethod
+    def of(cls, config: Any) -> SweepOptions:
+        """The options of a composed config (absent ones keep their defaults).
+
+        >>> from omegaconf import OmegaConf
+        >>> SweepOptions.of(OmegaConf.create({"sweep": {"resume": True}}))
+        SweepOptions(resume=True, fail_fast=False)
+        """
+        node = config.get("sweep") or {}
+        return cls(resume=bool(node.get("resume", False)), fail_fast=bool(node.get("fail_fast", False)))
+
+
+class SweepFailed(SystemExit):
+    """The sweep ends with status 1: a job failed (raised at the end of the multirun), or — with
+    ``sweep.fail_fast=true`` — stops the sweep now. A ``SystemExit``, because Hydra's ``run_job`` catches
+    every ``Exception`` of a job and its launchers then go on with the next job."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(1)
+        self.message = message
+
+    def __str__(self) -> str:
+        return self.message
 
 
 @dataclass(frozen=True)
@@ -95,24 +155,74 @@ class MlflowSweepCallback(Callback):
         self.client = MlflowClient(tracking_uri=tracking_uri)
         location = default_artifact_location(config.logger.get("artifact_location"), tracking_uri, Path.cwd())
         experiment_id = get_or_create_experiment(self.client, config.logger.experiment, location)
-        overrides = " ".join(config.hydra.overrides.task)
-        run = self.client.create_run(
-            experiment_id,
-            run_name=f"sweep {overrides}"[:250],
-            tags={"lossforge.sweep": "parent", "hydra.sweep_dir": str(config.hydra.sweep.dir)},
-        )
-        self.parent_run_id = run.info.run_id
-        self.client.log_batch(
-            self.parent_run_id,
-            params=[
-                Param("overrides", overrides[:MAX_PARAM_VAL_LENGTH]),
-                Param("sweep_dir", str(config.hydra.sweep.dir)),
-            ],
-        )
+        task_overrides = list(config.hydra.overrides.task)
+        overrides = " ".join(task_overrides)
+        digest = sweep_hash(task_overrides)
+        record_path = _record_path(config.hydra)
+        parent = None
+        if SweepOptions.of(config).resume:
+            parent = self._parent_to_resume(experiment_id, digest, record_path)
+        if parent is not None:
+            self.parent_run_id = parent.info.run_id
+            resumed = int(parent.data.tags.get("lossforge.resumed", "0")) + 1
+            self.client.update_run(self.parent_run_id, status="RUNNING")
+            self.client.log_batch(
+                self.parent_run_id,
+                tags=[
+                    RunTag("lossforge.resumed", str(resumed)),
+                    RunTag("lossforge.resumed_in", str(config.hydra.sweep.dir)),
+                ],
+            )
+        else:
+            run = self.client.create_run(
+                experiment_id,
+                run_name=f"sweep {overrides}"[:250],
+                tags={
+                    "lossforge.sweep": "parent",
+                    "hydra.sweep_dir": str(config.hydra.sweep.dir),
+                    SWEEP_HASH_TAG: digest,
+                },
+            )
+            self.parent_run_id = run.info.run_id
+            self.client.log_batch(
+                self.parent_run_id,
+                params=[
+                    Param("overrides", overrides[:MAX_PARAM_VAL_LENGTH]),
+                    Param("sweep_dir", str(config.hydra.sweep.dir)),
+                ],
+            )
         record = {"parent_run_id": self.parent_run_id, "tracking_uri": redact_uri(tracking_uri)}
-        _write_record(_record_path(config.hydra), record)
+        _write_record(record_path, record)
         atexit.register(self._end_if_abandoned)  # a job that exits the process must not leave it RUNNING
-        log.info("mlflow   sweep parent run %s", self.parent_run_id)
+        log.info("mlflow   sweep parent run %s%s", self.parent_run_id, " (resumed)" if parent is not None else "")
+
+    def _parent_to_resume(self, experiment_id: str, digest: str, record_path: Path) -> Run | None:
+        """The parent run ``sweep.resume`` continues: the one the sweep directory's record names (the
+        directory given again with ``hydra.sweep.dir=``), else the latest parent with the same sweep hash."""
+        assert self.client is not None
+        if record_path.is_file():
+            named = json.loads(record_path.read_text()).get("parent_run_id")
+            with contextlib.suppress(Exception):  # a record from another store: fall back to the hash
+                run = self.client.get_run(named)
+                if run.info.lifecycle_stage == "active" and run.info.experiment_id == experiment_id:
+                    log.info("resume   sweep parent run %s, named in %s", named, record_path)
+                    return run
+        candidates = self.client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.`lossforge.sweep` = 'parent' and tags.`{SWEEP_HASH_TAG}` = '{digest}'",
+            order_by=["attributes.start_time DESC"],
+        )
+        chosen, others = latest_parent(candidates)
+        if chosen is None:
+            log.info("resume   no earlier sweep with these overrides (sweep hash %s): a new sweep", digest[:12])
+        else:
+            log.info("resume   sweep parent run %s (sweep hash %s)", chosen.info.run_id, digest[:12])
+            if others:
+                log.info(
+                    "resume   older sweeps with the same overrides left alone: %s",
+                    ", ".join(run.info.run_id for run in others),
+                )
+        return chosen
 
     def _end_if_abandoned(self) -> None:
         if self.client is not None and self.parent_run_id is not None:
@@ -124,14 +234,18 @@ class MlflowSweepCallback(Callback):
             return
         parent = self.client.get_run(self.parent_run_id)
         children = self.client.search_runs(
-            [parent.info.experiment_id], filter_string=f"tags.mlflow.parentRunId = '{self.parent_run_id}'"
+            [parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{self.parent_run_id}'"
         )
         failed = [child for child in children if child.info.status != "FINISHED"]
         self.client.set_tag(self.parent_run_id, "lossforge.children", str(len(children)))
+        self.client.set_tag(self.parent_run_id, "lossforge.failed", str(len(failed)))
         self.client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")
         atexit.unregister(self._end_if_abandoned)
         print(self._comparison(config, children), end="", flush=True)
         print(sweep_summary(self.parent_run_id, len(children), [child.info.run_name for child in failed]), flush=True)
+        if failed:
+            print(failure_table(failed), flush=True)
+            raise SweepFailed(f"{len(failed)} of {len(children)} sweep jobs did not finish")
 
     def _comparison(self, config: DictConfig, children: list[Any]) -> str:
         """``lossforge compare`` on the sweep (over seeds when its runs differ in seed): the table is printed
@@ -179,3 +293,209 @@ def sweep_summary(parent_run_id: str, runs: int, failed: list[str]) -> str:
             "(drop --mean-over when there is one seed)",
         ]
     )
+
+
+def failure_table(failed: Sequence[Run]) -> str:
+    """The failed jobs of a sweep, one line each: job number, overrides, status and error (shortened), and
+    how to rerun only them."""
+    rows = [
+        (
+            child.data.tags.get("hydra.job_num", "?"),
+            child.data.tags.get("hydra.overrides", ""),
+            child.info.status,
+            " ".join(child.data.tags.get(ERROR_TAG, "(no error recorded: the process died)").split())[:160],
+        )
+        for child in sorted(failed, key=lambda child: int(child.data.tags.get("hydra.job_num", "0") or 0))
+    ]
+    return "\n".join(
+        [
+            "",
+            f"Failed jobs ({len(rows)}):",
+            *_columns([("job", "overrides", "status", "error"), *rows]),
+            "Rerun only these: the same command with sweep.resume=true (finished jobs are skipped).",
+        ]
+    )
+
+
+def _columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
+    """Rows as left-aligned columns, two spaces apart (the last column unpadded).
+
+    >>> _columns([("job", "error"), ("12", "ValueError: x")])
+    ['  job  error', '  12   ValueError: x']
+    """
+    widths = [max(len(row[index]) for row in rows) for index in range(len(rows[0]) - 1)]
+    padded = [[cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)] for row in rows]
+    return ["  " + "  ".join([*cells, row[-1]]) for cells, row in zip(padded, rows, strict=True)]
+
+
+def sweep_hash(task_overrides: Sequence[str]) -> str:
+    """What identifies a sweep command for ``sweep.resume``: the sha256 of its task overrides, sorted, without
+    those of keys the config hash leaves out (``sweep.resume`` itself, ``verbose``, …). Hydra's own overrides
+    (``hydra/launcher=parallel``, ``hydra.sweep.dir=…``) are not task overrides: a sweep may be resumed under
+    another launcher.
+
+    >>> same = sweep_hash(["seed=0", "loss=l1,l2", "sweep.resume=true", "verbose=true"])
+    >>> sweep_hash(["loss=l1,l2", "seed=0"]) == same
+    True
+    >>> sweep_hash(["loss=l1,l2"]) == sweep_hash(["loss=l1,huber"])
+    False
+    """
+    return hashlib.sha256(json.dumps(job_key(task_overrides), ensure_ascii=True).encode("ascii")).hexdigest()
+
+
+def _excluded(override: str) -> bool:
+    key = override.split("=", 1)[0].lstrip("+~")
+    return any(key == dotted or key.startswith(f"{dotted}.") for dotted in EXCLUDED)
+
+
+def latest_parent(candidates: Sequence[Run]) -> tuple[Run | None, list[Run]]:
+    """The parent run ``sweep.resume`` continues among ``candidates`` (parents with the same sweep hash):
+    the most recently started; and the others, left alone.
+    """
+    ordered = sorted(candidates, key=lambda run: run.info.start_time or 0, reverse=True)
+    return (ordered[0] if ordered else None), ordered[1:]
+
+
+def earlier_runs(client: MlflowClient, parent_run_id: str, digest: str, job: SweepJob) -> list[Run]:
+    """The live child runs of ``parent_run_id`` that are this job's earlier attempts: those with its config
+    hash ``digest``, and unfinished ones with its overrides — a job that failed before its plugin loaded was
+    composed without the plugin's parameter defaults, so its hash differs from the fixed job's."""
+    experiment_id = client.get_run(parent_run_id).info.experiment_id
+    children = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
+    own = job_key(job.overrides)
+    return [
+        child
+        for child in children
+        if child.data.tags.get(CONFIG_HASH_TAG) == digest
+        or (child.info.status != "FINISHED" and job_key(child.data.tags.get("hydra.overrides", "").split()) == own)
+    ]
+
+
+def job_key(overrides: Sequence[str]) -> tuple[str, ...]:
+    """A job's overrides, sorted, without those the config hash leaves out (``sweep.resume=true``, …).
+
+    >>> job_key(["seed=1", "loss=l1", "sweep.resume=true"])
+    ('loss=l1', 'seed=1')
+    """
+    return tuple(sorted(override for override in overrides if not _excluded(override)))
+
+
+def split_for_resume(runs: Sequence[Run], digest: str) -> tuple[Run | None, list[Run]]:
+    """Which earlier run holds a job — the oldest FINISHED one with its config hash ``digest`` — and which
+    attempts are unfinished (FAILED, KILLED, or RUNNING though no process runs them any more) and to be
+    superseded by a rerun. With a FINISHED run nothing is superseded: the job is skipped.
+    """
+    ordered = sorted(runs, key=lambda run: run.info.start_time or 0)
+    finished = [
+        run for run in ordered if run.info.status == "FINISHED" and run.data.tags.get(CONFIG_HASH_TAG) == digest
+    ]
+    if finished:
+        return finished[0], []
+    return None, [run for run in ordered if run.info.status != "FINISHED"]
+
+
+def supersede(client: MlflowClient, runs: Sequence[Run], job: SweepJob) -> None:
+    """Take earlier unfinished attempts of a job out of the sweep before it runs again: a RUNNING one (its
+    process died) is marked KILLED, each is tagged ``lossforge.superseded_by_resume`` and moved to MLflow's
+    deleted runs, from which ``MlflowClient().restore_run(run_id)`` brings it back."""
+    for run in runs:
+        if run.info.status == "RUNNING":
+            client.set_terminated(run.info.run_id, status="KILLED")
+        note = f"rerun by sweep.resume as job {job.job_num} of {job.sweep_dir}"
+        client.set_tag(run.info.run_id, SUPERSEDED_TAG, note)
+        client.delete_run(run.info.run_id)
+        log.info("resume   earlier %s run %s of this job superseded", run.info.status, run.info.run_id)
+
+
+def run_sweep_job(
+    job: SweepJob,
+    cfg: DictConfig,
+    train: Callable[[Mapping[str, str]], dict[str, float]],
+    *,
+    options: SweepOptions,
+    tracking_uri: str,
+    quiet_errors: tuple[type[BaseException], ...] = (),
+) -> dict[str, float] | None:
+    """Run one sweep job: ``train(tags)`` with the job's config hash among its tags — or not at all, when
+    ``options.resume`` (``sweep.resume=true``) finds a FINISHED run of the same config under the sweep's parent.
+
+    Returns the metrics of the run (or of the run that already holds the job), or ``None`` if it failed: the
+    failure is recorded as a FAILED child run (created here if ``train`` failed before it made one) and the
+    sweep goes on. With ``options.fail_fast`` it raises :class:`SweepFailed` instead, which ends the
+    sweep. Errors of ``quiet_errors`` (bad input) are logged as one line, others with their traceback.
+    Without a parent run (no ``MlflowSweepCallback``) an error propagates, as Hydra's own jobs do.
+    """
+    digest = config_hash(cfg)
+    tags = {CONFIG_HASH_TAG: digest}
+    if job.parent_run_id is None:
+        return train(tags)
+    client = MlflowClient(tracking_uri=tracking_uri)
+    if options.resume:
+        holder, unfinished = split_for_resume(earlier_runs(client, job.parent_run_id, digest, job), digest)
+        if holder is not None:
+            print(
+                f"job {job.job_num} skipped (sweep.resume): run {holder.info.run_id} ({holder.info.run_name}) "
+                f"already FINISHED with this config (hash {digest[:12]})",
+                flush=True,
+            )
+            return {key: float(value) for key, value in holder.data.metrics.items()}
+        supersede(client, unfinished, job)
+    started_ms = int(time.time() * 1000)
+    try:
+        return train(tags)
+    except Exception as error:
+        message = scrub_secrets(f"{type(error).__name__}: {error}")[:ERROR_LENGTH]
+        log.error("job %d failed: %s", job.job_num, message, exc_info=not isinstance(error, quiet_errors))
+        run_name = cfg.get("run_name") or _default_run_name(cfg)
+        run_id = _failed_run(client, job, cfg, digest, message, run_name=run_name, since_ms=started_ms)
+        print(f"{run_name}: FAILED  {' '.join(message.split())[:200]}  (run {run_id})", flush=True)
+        if options.fail_fast:
+            print(f"Sweep stopped at job {job.job_num} (sweep.fail_fast=true).", flush=True)
+            raise SweepFailed(f"job {job.job_num} failed and sweep.fail_fast=true: {message}") from error
+        return None
+
+
+def _failed_run(
+    client: MlflowClient, job: SweepJob, cfg: DictConfig, digest: str, message: str, *, run_name: str, since_ms: int
+) -> str | None:
+    """The FAILED child run of this attempt at ``job``: the one ``train`` made (it records its own error),
+    or — when it failed before making one — a new run with the job's config, tags and ``message``, so that
+    the failure shows in the sweep and ``sweep.resume`` finds it. ``None`` if the store cannot be reached."""
+    assert job.parent_run_id is not None
+    try:
+        experiment_id = client.get_run(job.parent_run_id).info.experiment_id
+        made = client.search_runs(
+            [experiment_id],
+            filter_string=(
+                f"tags.`mlflow.parentRunId` = '{job.parent_run_id}' and tags.`{CONFIG_HASH_TAG}` = '{digest}' "
+                f"and tags.`hydra.job_num` = '{job.job_num}' and attributes.start_time >= {since_ms}"
+            ),
+        )
+        if made:
+            return str(made[0].info.run_id)
+        tags = {
+            **run_context_tags(job),
+            CONFIG_HASH_TAG: digest,
+            ERROR_TAG: message,
+            "loss": str(cfg.loss.get("name")),
+            "dataset": str(cfg.dataset.get("name")),
+        }
+        run = client.create_run(
+            experiment_id, run_name=run_name, tags={key: scrub_secrets(str(value)) for key, value in tags.items()}
+        )
+        params, _ = params_for_mlflow(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
+        for start in range(0, len(params), 100):
+            client.log_batch(run.info.run_id, params=params[start : start + 100])
+        client.set_terminated(run.info.run_id, status="FAILED")
+        return str(run.info.run_id)
+    except Exception as error:  # the store itself may be what failed: the sweep still goes on
+        log.error("job %d: its failure could not be recorded in MLflow: %s", job.job_num, error)
+        return None
+
+
+def _default_run_name(cfg: DictConfig) -> str:
+    """The name ``train`` gives a run (``lossforge.training.run.default_run_name``), read lazily: the sweep
+    module runs in the launcher process, which does not import Lightning."""
+    from lossforge.training.run import default_run_name
+
+    return default_run_name(cfg)
