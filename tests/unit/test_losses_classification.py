@@ -19,6 +19,7 @@ from lossforge.losses.classification import (
     CrossEntropyLoss,
     FocalLoss,
     HingeLoss,
+    LDAMLoss,
     MulticlassHingeLoss,
     WeightedCrossEntropyLoss,
     bce_loss,
@@ -495,6 +496,69 @@ def test_class_balanced_focal_from_the_command_line() -> None:
     counts = torch.bincount(built.data.train.targets, minlength=10).tolist()
     torch.testing.assert_close(loss.alpha, torch.tensor(_cui_weights(counts, 0.99)))
     assert loss.alpha[9] > loss.alpha[0]  # the rarest digit weighs most
+
+
+# -- LDAM (Cao et al., 2019) ------------------------------------------------------------------------
+
+
+def _ldam_loop(logits: Tensor, targets: Tensor, counts: list[int], max_margin: float, scale: float) -> Tensor:
+    """The paper's formula per sample: margins C / n_j^(1/4) with the largest max_margin, subtracted from the
+    true class's logit, then a scaled softmax cross-entropy."""
+    raw = [n**-0.25 for n in counts]
+    margins = [max_margin * m / max(raw) for m in raw]
+    values = []
+    for row, label in zip(logits.tolist(), targets.tolist(), strict=True):
+        shifted = [scale * (z - (margins[j] if j == label else 0.0)) for j, z in enumerate(row)]
+        values.append(-(shifted[label] - math.log(sum(math.exp(z) for z in shifted))))
+    return torch.tensor(values, dtype=F64)
+
+
+@pytest.mark.parametrize("reduction", REDUCTIONS)
+@pytest.mark.parametrize(("max_margin", "scale"), [(0.5, 1.0), (1.5, 3.0)])
+def test_ldam_matches_the_paper_formula(reduction: str, max_margin: float, scale: float) -> None:
+    counts = [40, 12, 3, 1]
+    loss = build_loss("ldam", max_margin=max_margin, scale=scale, reduction=reduction)
+    loss.prepare(targets=_labels(counts), num_classes=4)
+    logits, targets = _multiclass()
+    expected = _ldam_loop(logits, targets, counts, max_margin, scale)
+    torch.testing.assert_close(loss.to(F64)(logits, targets), _reduce(expected, reduction))
+    assert loss.margins.argmax().item() == 3 and loss.margins.max().item() == pytest.approx(max_margin)
+
+
+def test_ldam_with_tiny_margins_is_cross_entropy_and_rare_classes_cost_more() -> None:
+    logits, targets = _multiclass()
+    counts = [40, 12, 3, 1]
+    tiny = LDAMLoss(max_margin=1e-9)
+    tiny.prepare(targets=_labels(counts), num_classes=4)
+    torch.testing.assert_close(tiny.to(F64)(logits, targets), cross_entropy(logits, targets))
+    loss = LDAMLoss().to(F64)
+    loss.prepare(targets=_labels(counts), num_classes=4)
+    even = torch.zeros(1, 4, dtype=F64)  # the same logits: the rarer the true class, the larger the loss
+    per_class = [loss(even, torch.tensor([c])).item() for c in range(4)]
+    assert per_class == sorted(per_class) and per_class[0] > math.log(4)
+
+
+def test_ldam_gradcheck_and_errors() -> None:
+    loss = LDAMLoss(max_margin=0.7, scale=2.0).to(F64)
+    logits, targets = _multiclass(6)
+    with pytest.raises(RuntimeError, match=r"ldam: the margins are computed from the training labels; call"):
+        loss(logits, targets)
+    loss.prepare(targets=_labels([5, 3, 2, 1]), num_classes=4)
+    logits.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x: loss(x, targets), (logits,))
+    with pytest.raises(
+        ValueError, match=r"ldam: LDAM margins \(n_c\^\(-1/4\)\) need every class.*\[1\] have no samples"
+    ):
+        LDAMLoss().prepare(targets=torch.tensor([0, 2, 2]), num_classes=3)
+    with pytest.raises(ValueError, match=r"ldam: expected `max_margin` > 0 \(the rarest class's margin\), got 0.0"):
+        LDAMLoss(max_margin=0.0)
+    with pytest.raises(ValueError, match=r"ldam: expected `scale` > 0"):
+        LDAMLoss(scale=float("nan"))
+    with pytest.raises(LossInputError, match=r"ldam: expected logits with one class per margin \(4\), got \(2, 3\)"):
+        loss(torch.zeros(2, 3, dtype=F64), torch.tensor([0, 1]))
+    fresh = LDAMLoss(max_margin=0.7, scale=2.0)
+    fresh.load_state_dict(loss.state_dict())  # the margins travel in a checkpoint
+    torch.testing.assert_close(fresh.margins, loss.margins.float())
 
 
 # -- bce -------------------------------------------------------------------------------------------
