@@ -80,20 +80,22 @@ class _Cycle:
     """
 
     def __init__(self, items: list[int], generator: torch.Generator) -> None:
-        self.items, self.generator, self.left = items, generator, list[int]()
+        self.items, self.generator = items, generator
+        self.round, self.next = list[int](), 0  # this round's order, and where the next draw starts
 
     def draw(self, count: int) -> list[int]:
         if count > len(self.items):  # only for a class with fewer than m samples: with replacement
             order = torch.randperm(len(self.items), generator=self.generator).tolist()
             extra = torch.randint(len(self.items), (count - len(self.items),), generator=self.generator).tolist()
             return [self.items[i] for i in order + extra]
-        if len(self.left) < count:
-            taken = set(self.left)
+        if len(self.round) - self.next < count:
+            left = self.round[self.next :]
+            taken = set(left)
             rest = [item for item in self.items if item not in taken]
             order = torch.randperm(len(rest), generator=self.generator).tolist()
-            self.left += [rest[i] for i in order]
-        drawn, self.left = self.left[:count], self.left[count:]
-        return drawn
+            self.round, self.next = left + [rest[i] for i in order], 0
+        self.next += count
+        return self.round[self.next - count : self.next]
 
 
 class MPerClassSampler(Sampler[int]):
