@@ -26,11 +26,16 @@ A third implementation, ``st``, runs for ``batch_hard`` only: sentence-transform
 formula (one (N, N) Euclidean matrix, masks, hardest positive by ``max`` of the masked matrix, hardest
 negative by ``min`` after adding the row maximum to the non-negatives, mean of the hinge), re-implemented
 here because sentence-transformers cannot be installed beside this torch (it pulls ``transformers``; the
-project pins torch). It is written from the published formula, on the same normalised embeddings and
-margin; its mean is over all anchors rather than the non-zero ones, one division's difference.
+project pins torch). It is written from the published formula in the library's order of operations
+(``distances[distances < 0] = 0``, ``loss[loss < 0] = 0``, float masks), on the same normalised
+embeddings and margin; its mean is over all anchors rather than the non-zero ones, one division's
+difference.
 
 ``--rounds R`` runs every configuration R times, alternating the implementations, and keeps each one's
 fastest median: on a shared machine a burst of someone else's work then hits one round, not the ratio.
+``--interleave`` instead times all implementations in one child, one step of each in turn, and reports
+the medians and the median of the pairwise ratios (lossforge's time / the other's): the robust way to
+compare small steps on a busy machine; it has no memory columns (one process holds all three).
 
 Usage::
 
@@ -129,18 +134,22 @@ def _build(method: str, implementation: str) -> Any:
 
 
 def _sentence_transformers_batch_hard(embeddings: Any, labels: Any, torch: Any) -> Any:
-    """sentence-transformers' batch-hard triplet loss, written from its formula (see the module docstring)."""
+    """sentence-transformers' batch-hard triplet loss, written from its formula and in its order of operations
+    (masked assignments included), so that its time is the peer's; see the module docstring."""
     dot = embeddings @ embeddings.T  # (N, N)
     squared_norms = torch.diagonal(dot)
-    distances = (squared_norms[None, :] - 2.0 * dot + squared_norms[:, None]).clamp_min(0.0)
-    zero = (distances == 0).float()  # sqrt's gradient at 0: shift those entries, then zero them
+    distances = squared_norms[None, :] - 2.0 * dot + squared_norms[:, None]
+    distances[distances < 0] = 0
+    zero = distances.eq(0).float()  # sqrt's gradient at 0: shift those entries, then zero them
     distances = torch.sqrt(distances + zero * 1e-16) * (1.0 - zero)
     same = labels[None, :] == labels[:, None]
     positive = (same & ~torch.eye(len(labels), dtype=torch.bool, device=labels.device)).float()
     hardest_positive = (positive * distances).max(dim=1, keepdim=True).values
     row_max = distances.max(dim=1, keepdim=True).values
-    hardest_negative = (distances + row_max * same.float()).min(dim=1, keepdim=True).values
-    return (hardest_positive - hardest_negative + MARGIN).clamp_min(0.0).mean()
+    hardest_negative = (distances + row_max * (1.0 - (~same).float())).min(dim=1, keepdim=True).values
+    losses = hardest_positive - hardest_negative + MARGIN
+    losses[losses < 0] = 0
+    return losses.mean()
 
 
 def _virtual_memory_bytes() -> int:
@@ -155,10 +164,42 @@ def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # Linux reports KiB
 
 
+def run_interleaved(config: dict[str, Any]) -> dict[str, Any]:
+    """Time several implementations in this process, one step of each in turn: load that comes and goes hits
+    them all alike, so the ratios hold even where the absolute times do not (a shared machine)."""
+    import torch
+
+    torch.set_num_threads(1)
+    torch.manual_seed(0)
+    num, classes = config["size"], config["classes"]
+    embeddings = torch.randn(num, config["dim"], requires_grad=True)
+    labels = torch.randperm(num) % classes
+    steps = {name: _build(config["method"], name) for name in config["implementations"]}
+    times: dict[str, list[float]] = {name: [] for name in steps}
+    for repeat in range(config["repeats"] + 1):  # the first round is a warm-up
+        for name, step in steps.items():
+            embeddings.grad = None
+            start = time.perf_counter()
+            step(embeddings, labels)[0].backward()
+            if repeat:
+                times[name].append(time.perf_counter() - start)
+    reference = times["lossforge"]
+    return {
+        "status": "ok",
+        "time_ms": {name: 1000 * statistics.median(values) for name, values in times.items()},
+        "ratio": {
+            name: statistics.median(ours / theirs for ours, theirs in zip(reference, values, strict=True))
+            for name, values in times.items()
+        },
+    }
+
+
 def run_child(config: dict[str, Any]) -> dict[str, Any]:
     """Measure one configuration in this (fresh) process."""
     import torch
 
+    if config["implementation"] == "interleaved":
+        return run_interleaved(config)
     torch.set_num_threads(1)
     torch.manual_seed(0)
     num, classes = config["size"], config["classes"]
@@ -248,6 +289,45 @@ COLUMNS = [
 ]
 
 
+INTERLEAVED_COLUMNS = [
+    "N",
+    "classes",
+    "method",
+    "lossforge ms",
+    "PML ms",
+    "ST ms",
+    "time (lf/PML)",
+    "time (lf/ST)",
+]
+
+
+def _interleaved_row(size: int, classes: int, method: str, args: argparse.Namespace) -> list[str]:
+    implementations = [name for name in IMPLEMENTATIONS if name in args.implementations and method in SUPPORTED[name]]
+    if "lossforge" not in implementations:
+        implementations.insert(0, "lossforge")
+    config = {
+        "size": size,
+        "classes": classes,
+        "method": method,
+        "implementation": "interleaved",
+        "implementations": implementations,
+        "dim": args.dim,
+        "repeats": args.repeats,
+    }
+    result = measure(config, args.timeout)
+    if result.get("status") != "ok":
+        return [str(size), str(classes), method, result.get("status", "?")] + ["–"] * 4
+    times, ratios = result["time_ms"], result["ratio"]
+
+    def cell(name: str) -> str:
+        return _cell({"status": "ok", "value": times[name]}, "value", digits=2) if name in times else "–"
+
+    def ratio(name: str) -> str:
+        return f"{ratios[name]:.2f}×" if name in ratios else "–"
+
+    return [str(size), str(classes), method, cell("lossforge"), cell("pml"), cell("st"), ratio("pml"), ratio("st")]
+
+
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--sizes", type=int, nargs="+", default=[256, 1024, 2048, 4096], help="batch sizes N")
@@ -257,6 +337,11 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dim", type=int, default=128, help="embedding dimension D")
     parser.add_argument("--repeats", type=int, default=5, help="timed steps per configuration (median)")
     parser.add_argument("--rounds", type=int, default=1, help="runs per configuration, alternating; the fastest")
+    parser.add_argument(
+        "--interleave",
+        action="store_true",
+        help="time the implementations in one process, a step of each in turn (ratios; no memory column)",
+    )
     parser.add_argument("--append", metavar="TITLE", help="append the table under this title instead of replacing")
     parser.add_argument("--max-wait", type=float, default=60, help="seconds to wait for other processes to calm")
     parser.add_argument("--memory-cap-gb", type=float, default=8.0, help="address space each child may add (0: no cap)")
@@ -270,9 +355,14 @@ def main(argv: list[str] | None = None) -> None:
 
     quiet = wait_for_quiet(args.max_wait)
     rows, started, load = [], time.perf_counter(), OtherLoad()
+    columns = INTERLEAVED_COLUMNS if args.interleave else COLUMNS
     for size in args.sizes:
         for classes in args.classes:
             for method in args.methods:
+                if args.interleave:
+                    rows.append(_interleaved_row(size, classes, method, args))
+                    print(" | ".join(rows[-1]), file=sys.stderr, flush=True)
+                    continue
                 runs: dict[str, list[dict[str, Any]]] = {name: [] for name in IMPLEMENTATIONS}
                 for _ in range(args.rounds):
                     for implementation in IMPLEMENTATIONS:
@@ -309,7 +399,7 @@ def main(argv: list[str] | None = None) -> None:
                 print(" | ".join(row), file=sys.stderr, flush=True)
 
     table = "\n".join(
-        ["| " + " | ".join(COLUMNS) + " |", "|" + "---|" * len(COLUMNS)] + ["| " + " | ".join(r) + " |" for r in rows]
+        ["| " + " | ".join(columns) + " |", "|" + "---|" * len(columns)] + ["| " + " | ".join(r) + " |" for r in rows]
     )
     print(table)
     args.out.mkdir(parents=True, exist_ok=True)

@@ -201,8 +201,8 @@ def paired_distance(x: Tensor, y: Tensor, *, distance: str = "euclidean") -> Ten
     """
     check_distance(distance)
     if distance == "cosine":
-        return (1.0 - (F.normalize(x, dim=1) * F.normalize(y, dim=1)).sum(dim=1)).clamp(0.0, 2.0)
-    squared = (x - y).pow(2).sum(dim=1)  # (K,)
+        return (1.0 - (F.normalize(x, dim=-1) * F.normalize(y, dim=-1)).sum(dim=-1)).clamp(0.0, 2.0)
+    squared = (x - y).pow(2).sum(dim=-1)  # (K,)
     return squared if distance == "squared_euclidean" else _safe_sqrt(squared)
 
 
@@ -237,13 +237,16 @@ def indexed_distances(
     num_rows, dim = embeddings.shape
     num_pairs = sum(first.numel() for first, _ in index_pairs)
     if num_pairs * dim <= num_rows * num_rows or num_pairs <= 2 * num_rows:
-        gathered: dict[int, Tensor] = {}  # by id: the same index tensor (triplets' anchors) is gathered once
-
-        def rows(index: Tensor) -> Tensor:
-            if id(index) not in gathered:
-                gathered[id(index)] = embeddings[index]  # (K, D)
-            return gathered[id(index)]
-
-        return tuple(paired_distance(rows(first), rows(second), distance=distance) for first, second in index_pairs)
+        first = index_pairs[0][0] if index_pairs else None
+        if len(index_pairs) > 1 and all(
+            other is first and second.shape == index_pairs[0][1].shape for other, second in index_pairs
+        ):
+            # Triplets' (a, p) and (a, n): the anchors gathered once, both sides in one broadcast pass.
+            seconds = torch.stack([second for _, second in index_pairs])  # (P, K)
+            together = paired_distance(embeddings[first], embeddings[seconds], distance=distance)  # (P, K)
+            return tuple(together.unbind(0))
+        return tuple(
+            paired_distance(embeddings[first], embeddings[second], distance=distance) for first, second in index_pairs
+        )
     matrix = pairwise_distance(embeddings, distance=distance)  # (N, N)
     return tuple(matrix[first, second] for first, second in index_pairs)
