@@ -264,7 +264,7 @@ class PMLLoss(nn.Module):
                 # too): restore them in the checkpoint's precision, not rounded through the fresh one's.
                 self.pml.to(dtype=value.dtype)
                 own = {f"{prefix}pml.{name}": tensor for name, tensor in self.pml.state_dict().items()}
-        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)  # type: ignore[arg-type]
+        super()._load_from_state_dict(state_dict, prefix, *args, **kwargs)
 
     def extra_repr(self) -> str:
         return f"reduction={self.reduction!r}, distance={self.pml_distance!r}, options={self.options}"
@@ -342,7 +342,8 @@ def _init(base: type, name: str, parameters: list[inspect.Parameter]) -> Any:
         if unknown:
             raise TypeError(f"{name}: unknown parameter(s) {unknown}; its parameters: {sorted(accepted)}")
         values = {parameter.name: parameter.default for parameter in parameters}
-        base.__init__(self, **{**values, **options})
+        initialize = vars(base)["__init__"]  # the base's own, not the generated one
+        initialize(self, **{**values, **options})
 
     self_parameter = inspect.Parameter("self", inspect.Parameter.POSITIONAL_OR_KEYWORD)
     __init__.__signature__ = inspect.Signature([self_parameter, *parameters], return_annotation=None)  # type: ignore[attr-defined]
@@ -392,7 +393,7 @@ def _pml_parameters(source: type, spec: Spec) -> list[inspect.Parameter]:
     for cls in source.__mro__:
         if "__init__" not in vars(cls) or cls.__module__.split(".")[0] != "pytorch_metric_learning":
             continue
-        signature = inspect.signature(cls.__init__)
+        signature = inspect.signature(vars(cls)["__init__"])
         own = list(signature.parameters.values())[1:]
         for parameter in own:
             if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD) or parameter.name in collected:
