@@ -24,18 +24,18 @@ argument and returns plain data — what entry points would have declared::
 Each ``"module:attribute"`` target is loaded exactly like an entry point's, on first use (a module-level
 ``__getattr__``, PEP 562, can generate the class then). ``"unavailable"`` (optional) names components the
 provider knows but cannot offer here, with the reason; asking for one raises a :class:`RegistryError` that
-gives it. Learning the names means importing the provider's module and calling the function each time the
-index is built (once per process and kind), so **the provider's module must import nothing heavy** — no
-torch, not the adapted library: it declares its names from a static table or a data file in its package,
-and reads installed versions from package metadata (``importlib.metadata.version``). ``lossforge list
---names`` then stays as cheap with a provider as without; the descriptions of the provided components are
-cached by :mod:`lossforge.catalog` like any other's, keyed on the provider's distribution and the versions
-of the distributions it requires. A provider's components carry its distribution as their provenance, obey
-the same conflict rules as entry points (a name two packages provide is refused, ``"<package>:<name>"``
-picks one), and the switches apply to the provider's distribution (a blocked provider is not even
-imported). A provider that fails — its import raises, the function raises or returns something else — is
-recorded with its package and error (:meth:`Registry.provider_failures`, shown by ``lossforge list``) and
-never breaks discovery of the others.
+gives it. Learning the names means importing the provider's module and calling the function when the index
+is built (once per process, again after :meth:`Registry.refresh`), so **the provider's module must import
+nothing heavy** — no torch, not the adapted library: it declares its names from a static table or a data
+file in its package, and reads installed versions from package metadata (``importlib.metadata.version``).
+``lossforge list --names`` then stays as cheap with a provider as without; the descriptions of the provided
+components are cached by :mod:`lossforge.catalog` like any other's, keyed on the provider's distribution and
+the versions of the distributions it requires. A provider's components carry its distribution as their
+provenance, obey the same conflict rules as entry points (a name two packages provide is refused,
+``"<package>:<name>"`` picks one), and the switches apply to the provider's distribution (a blocked provider
+is not even imported). A provider that fails — its import raises, the function raises or returns something
+else — is recorded with its package and error (:meth:`Registry.provider_failures`, shown by ``lossforge
+list``) and never breaks discovery of the others.
 """
 
 from __future__ import annotations
