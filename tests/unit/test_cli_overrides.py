@@ -17,7 +17,7 @@ from lossforge.cli import check_overrides, list_components, run_app
 @pytest.mark.parametrize("key", ["loss.gama", "+loss.gama"])
 def test_a_misspelt_parameter_is_answered_with_the_right_name(key: str) -> None:
     assert check_overrides(["loss=focal", f"{key}=2"]) == (
-        "loss 'focal' has no parameter 'gama'. Did you mean 'gamma'? Its parameters: gamma, alpha, reduction."
+        "loss 'focal' has no parameter 'gama'. Did you mean 'gamma'? Its parameters: gamma, alpha, beta, reduction."
     )
 
 
