@@ -3,7 +3,7 @@
 Both run ``python -m lossforge -m seed=0,…,7 trainer.max_epochs=E model.hidden=[H,H]`` (the default
 experiment: the lecture's MLP on the 8×8 digits), the parallel one with ``hydra/launcher=parallel``
 (joblib/loky, ``n_jobs`` = 2 worker processes, each job with ``cpu_count // n_jobs`` torch threads; see
-``lossforge.cli._share_cores``), the sequential one with Hydra's basic launcher (one process, all cores
+``lossforge.cli.share_cores``), the sequential one with Hydra's basic launcher (one process, all cores
 for each job). Every run gets a fresh temporary directory as its working directory, so each has its own
 MLflow store. Runs alternate (sequential, parallel, sequential, …); the table reports medians.
 

@@ -58,7 +58,7 @@ def _app(cfg: DictConfig) -> float | None:
     from lossforge.training.progress import quiet_sweep
 
     hydra_config = HydraConfig.get()
-    _share_cores(hydra_config.launcher.get("n_jobs"))
+    share_cores(hydra_config.launcher.get("n_jobs"))
     multirun = hydra_config.mode == RunMode.MULTIRUN
     if quiet_sweep(
         multirun=multirun,
@@ -146,14 +146,17 @@ def _quiet_lightning() -> None:
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
 
 
-def _share_cores(parallel_jobs: int | None) -> None:
-    """Under a parallel launcher each job gets its share of the cores: oversubscribed threads are slower."""
+def share_cores(parallel_jobs: int | None) -> None:
+    """Under a parallel launcher each job gets its share of the cores this process may run on (its CPU
+    affinity: a SLURM allocation or ``taskset`` gives fewer than the machine has): oversubscribed threads
+    are slower, and under load far slower — two torch threads per job spin-wait on each other."""
     if parallel_jobs and parallel_jobs > 1:
         import os
 
         import torch
 
-        torch.set_num_threads(max(1, (os.cpu_count() or 1) // parallel_jobs))
+        cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else (os.cpu_count() or 1)
+        torch.set_num_threads(max(1, cores // parallel_jobs))
 
 
 def group_options(group: str) -> list[str]:

@@ -31,11 +31,12 @@ import io
 import json
 import logging
 import os
+import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
@@ -151,6 +152,14 @@ class MlflowSweepCallback(Callback):
         self.parent_run_id: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        warming = threading.Thread(target=warm_workers, args=(config.hydra.launcher,), daemon=True)
+        warming.start()  # the joblib launcher's workers import what a job needs while the store is set up
+        try:
+            self._start_parent(config)
+        finally:
+            warming.join()
+
+    def _start_parent(self, config: DictConfig) -> None:
         tracking_uri = resolve_tracking_uri(config.logger.get("tracking_uri"), base_dir=Path.cwd())
         self.client = MlflowClient(tracking_uri=tracking_uri)
         location = default_artifact_location(config.logger.get("artifact_location"), tracking_uri, Path.cwd())
@@ -241,6 +250,7 @@ class MlflowSweepCallback(Callback):
         self.client.set_tag(self.parent_run_id, "lossforge.failed", str(len(failed)))
         self.client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")
         atexit.unregister(self._end_if_abandoned)
+        release_workers()  # they exit while the comparison is computed, not after it
         print(self._comparison(config, children), end="", flush=True)
         print(sweep_summary(self.parent_run_id, len(children), [child.info.run_name for child in failed]), flush=True)
         if failed:
@@ -499,3 +509,48 @@ def _default_run_name(cfg: DictConfig) -> str:
     from lossforge.training.run import default_run_name
 
     return default_run_name(cfg)
+
+
+def warm_workers(launcher_config: Any) -> None:
+    """Under the joblib launcher (``hydra/launcher=parallel``): start its worker processes now and import in
+    each what a job needs (torch, Lightning, MLflow, lossforge, matplotlib), so that the seconds this takes
+    overlap the launcher's own set-up (the MLflow store and the parent run) instead of delaying the first
+    jobs. The launcher's ``joblib.Parallel`` then reuses these workers: loky keeps one executor per process
+    and reuses it for the same arguments, which are built here exactly as the launcher builds them. Any
+    other launcher: nothing. A failure here only loses the head start."""
+    if not str(launcher_config.get("_target_", "")).endswith("JoblibLauncher"):
+        return
+    try:
+        from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
+        from joblib import Parallel, delayed, effective_n_jobs
+
+        arguments = cast(dict[str, Any], OmegaConf.to_container(launcher_config, resolve=True))
+        arguments.pop("_target_", None)
+        arguments["backend"] = "loky"  # as hydra_joblib_launcher._core.launch sets it
+        process_joblib_cfg(arguments)
+        workers = effective_n_jobs(arguments.get("n_jobs", -1))
+        pids = Parallel(**arguments)(delayed(_warm_worker)() for _ in range(workers))
+        log.debug("parallel workers %s warmed", sorted(set(pids)))
+    except Exception as error:
+        log.debug("parallel workers not warmed: %s", error)
+
+
+def _warm_worker() -> int:
+    """In a worker: import what a job imports (torch, Lightning, MLflow; matplotlib for the figures); its pid."""
+    import lossforge.evaluation.plots
+    import lossforge.training.run  # noqa: F401
+
+    return os.getpid()
+
+
+def release_workers() -> None:
+    """Let the joblib launcher's idle worker processes exit now, without waiting for them: otherwise this
+    process waits for each to tear down torch at its own exit. Reaches into loky's module-level executor,
+    which joblib offers no public handle to; a no-op under other launchers."""
+    try:
+        from joblib.externals.loky import reusable_executor
+    except ImportError:
+        return
+    executor = reusable_executor._executor
+    if executor is not None:
+        executor.shutdown(wait=False)
