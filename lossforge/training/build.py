@@ -118,7 +118,7 @@ def build(cfg: DictConfig) -> Built:
         task=task,
         num_outputs=data.num_outputs,
         class_names=data.class_names,
-        optimizer=OptimizerConfig(**params(cfg.optimizer)),
+        optimizer=OptimizerConfig(name=cfg.optimizer.name, **params(cfg.optimizer)),  # params() drops the name
     )
     return Built(data=data, task=task, module=module)
 

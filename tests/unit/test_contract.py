@@ -341,3 +341,60 @@ def test_lossforge_check_gives_a_verdict_per_component(capsys: pytest.CaptureFix
     out = capsys.readouterr().out
     assert "FAIL  loss  mean_is_sum" in out and "check_reductions: " in out
     assert "0 of 1 components meet the contract" in out
+
+
+# -- learnable losses: check_learnable ---------------------------------------------------------------
+
+
+class ToyProxies(Loss):
+    """A correct minimal learnable metric loss: cross-entropy over the cosines with one proxy per class."""
+
+    name: ClassVar[str] = "toy_proxies"
+    tasks: ClassVar[tuple[Task, ...]] = (Task.METRIC,)
+    lr_multiplier: ClassVar[float] = 10.0
+
+    def __init__(self, *, reduction: str = "mean") -> None:
+        super().__init__(reduction=reduction)
+        self.proxies = nn.Parameter(torch.empty(0, 0))
+
+    def prepare(self, *, targets: Tensor, num_classes: int, embedding_dim: int | None = None) -> None:
+        assert embedding_dim is not None
+        self.proxies = nn.Parameter(self.draw(num_classes, embedding_dim))
+
+    def draw(self, num_classes: int, embedding_dim: int) -> Tensor:
+        return torch.randn(num_classes, embedding_dim)
+
+    def forward(self, embeddings: Tensor, labels: Tensor, indices_tuple: object = None) -> Tensor:
+        proxies = nn.functional.normalize(self.proxies.to(embeddings.dtype), dim=1)
+        logits = nn.functional.normalize(embeddings, dim=1) @ proxies.T / 0.5
+        values = nn.functional.cross_entropy(logits, labels, reduction="none")
+        return {"none": values, "sum": values.sum(), "mean": values.mean()}[self.reduction]
+
+
+class UnusedParameter(ToyProxies):
+    def prepare(self, *, targets: Tensor, num_classes: int, embedding_dim: int | None = None) -> None:
+        super().prepare(targets=targets, num_classes=num_classes, embedding_dim=embedding_dim)
+        self.temperature = nn.Parameter(torch.ones(()))  # never used in forward
+
+
+class UnseededProxies(ToyProxies):
+    def draw(self, num_classes: int, embedding_dim: int) -> Tensor:  # its own generator: DDP ranks would differ
+        return torch.randn(num_classes, embedding_dim, generator=torch.Generator().manual_seed(id(self)))
+
+
+def test_a_learnable_loss_passes_and_gets_the_learnable_check() -> None:
+    assert _broken_checks(loss_checks(ToyProxies, dtypes=(torch.float64,))) == []
+
+
+@pytest.mark.parametrize(
+    ("broken", "message"),
+    [
+        (UnusedParameter, "parameter 'temperature' got no gradient"),
+        (UnseededProxies, "parameter 'proxies' differs between two builds under the same seed"),
+    ],
+)
+def test_check_learnable_catches(broken: type, message: str) -> None:
+    (check,) = [check for check in loss_checks(broken, dtypes=(torch.float64,)) if check.name == "check_learnable"]
+    with pytest.raises(AssertionError, match=message):
+        check()
+

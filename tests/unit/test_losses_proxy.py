@@ -325,3 +325,19 @@ def test_arcface_gradient_is_finite_when_an_embedding_equals_its_proxy() -> None
     loss(embeddings, torch.tensor([0, 1])).backward()
     assert embeddings.grad is not None and torch.isfinite(embeddings.grad).all()
     assert torch.isfinite(loss.proxies.grad).all()
+
+
+def test_a_miner_with_a_proxy_loss_fails_at_its_first_step_naming_the_loss() -> None:
+    from lossforge import build_miner
+    from lossforge.contract import Task
+    from lossforge.training.module import LossTask
+
+    loss = ProxyAnchorLoss(num_classes=3, embedding_dim=4)
+    module = LossTask(model=nn.Identity(), loss=loss, task=Task.METRIC, num_outputs=4, miner=build_miner("all_pairs"))
+    with pytest.raises(
+        LossInputError, match=r"proxy_anchor: expected indices_tuple=None.*Drop the miner \(miner=null\)"
+    ):
+        module.loss_value(torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2]), mine=True)
+    assert torch.isfinite(
+        module.loss_value(torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2]))
+    )  # evaluation: no miner

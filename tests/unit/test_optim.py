@@ -111,3 +111,16 @@ def test_build_optimizer_without_loss_parameters() -> None:
     model = nn.Linear(2, 2)
     optimizer = build_optimizer(OptimizerConfig(), model.parameters(), loss_parameters=[], loss_lr_multiplier=9.0)
     assert len(optimizer.param_groups) == 1
+
+
+@pytest.mark.parametrize(("name", "expected"), [("sgd", torch.optim.SGD), ("adamw", torch.optim.AdamW)])
+def test_the_configured_optimizer_is_the_one_built(name: str, expected: type) -> None:
+    # `params()` leaves a node's `name` out (components get it from the registry); the optimizer needs it.
+    from helpers import compose_config
+
+    from lossforge.training.build import build
+
+    module = build(compose_config("loss=proxy_anchor", f"optimizer={name}", "model.hidden=[8]")).module
+    optimizer = module.configure_optimizers()
+    assert type(optimizer) is expected
+    assert optimizer.param_groups[1]["lr"] == pytest.approx(module.optimizer_config.lr * 100.0)
