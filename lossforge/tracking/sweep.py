@@ -152,7 +152,7 @@ class MlflowSweepCallback(Callback):
         self.parent_run_id: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
-        warming = threading.Thread(target=warm_workers, args=(config.hydra.launcher,), daemon=True)
+        warming = threading.Thread(target=warm_workers, args=(config.hydra.get("launcher") or {},), daemon=True)
         warming.start()  # the joblib launcher's workers import what a job needs while the store is set up
         try:
             self._start_parent(config)
