@@ -7,7 +7,8 @@ reports the difference. Children run under ``RLIMIT_AS`` (address space after se
 so an O(N³) blow-up is reported as "OOM" instead of taking the machine down.
 
 What is compared (both sides use Euclidean distance on L2-normalised embeddings, margin 0.2 for
-triplets, and the mean over non-zero terms, PML's default reducer):
+triplets, and the mean over non-zero terms: PML's default reducer for triplets; for pairs PML averages
+positives and negatives separately and adds the means, lossforge's ``pos_neg_mean``, the same work):
 
 ============  =========================================  ================================================
 method        lossforge                                  PML
