@@ -89,7 +89,8 @@ def _supcon(
     embeddings: Tensor, labels: Tensor, indices_tuple: tuple[Tensor, ...] | None, temperature: float, reduction: str
 ) -> _Result:
     positive, negative = pair_masks(labels, indices_tuple)
-    logits = _cosine_similarity(embeddings) / temperature  # (N, N)
+    unit = F.normalize(embeddings, dim=1)  # (N, D)
+    logits = (unit / temperature) @ unit.T  # (N, N); dividing (N, D), not (N, N), by the temperature
     positive_count = positive.sum(dim=1)  # (N,)
     has_term = positive_count > 0
     log_denominator = _masked_logsumexp(logits, positive | negative, has_term)  # (N,)
