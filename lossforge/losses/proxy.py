@@ -477,7 +477,7 @@ class _ProxyLoss(Loss):
 
     def _shape_repr(self) -> str:
         if self.proxies is None:
-            return "proxies=unprepared"
+            return "num_classes=None, embedding_dim=None"  # sized by `prepare`
         return f"num_classes={self.proxies.shape[0]}, embedding_dim={self.proxies.shape[1]}"
 
 
