@@ -420,7 +420,11 @@ class _ProxyLoss(Loss):
 
     def prepare(self, *, targets: Tensor, num_classes: int, embedding_dim: int | None = None) -> None:
         """Make the proxies ``(num_classes, embedding_dim)``; keep existing ones of that shape (a second call,
-        or sizes given to the constructor); an error naming both shapes if they differ."""
+        or sizes given to the constructor); an error naming both shapes if they differ. A binary dataset
+        says ``num_classes=1`` (one output); its labels 0 and 1 get a proxy each, as do any labels
+        ``targets`` holds beyond ``num_classes``."""
+        if isinstance(targets, Tensor) and targets.numel() and not targets.is_floating_point():
+            num_classes = max(num_classes, int(targets.max()) + 1)
         if embedding_dim is None:
             raise ValueError(
                 f"{self.name}: `prepare` needs `embedding_dim`, the width of the model's embeddings, to size "

@@ -341,3 +341,9 @@ def test_a_miner_with_a_proxy_loss_fails_at_its_first_step_naming_the_loss() -> 
     assert torch.isfinite(
         module.loss_value(torch.randn(6, 4), torch.tensor([0, 1, 2, 0, 1, 2]))
     )  # evaluation: no miner
+
+
+def test_a_binary_dataset_gets_a_proxy_per_label() -> None:
+    loss = build_loss("arcface")  # a binary dataset declares one output, its labels are 0 and 1
+    prepare_loss(loss, targets=torch.tensor([0, 1, 1, 0]), num_classes=1, embedding_dim=3)
+    assert loss.proxies.shape == (2, 3)
