@@ -27,6 +27,7 @@ from __future__ import annotations
 import argparse
 import math
 import os
+import re
 import subprocess
 import sys
 import tempfile
@@ -36,6 +37,7 @@ from dataclasses import dataclass
 from _report import OtherLoad, add_common_arguments, machine, median, wait_for_quiet, write_tables
 
 WORKERS = 2  # conf/hydra/launcher/parallel.yaml: n_jobs
+RUN_SUMMARY = re.compile(r"\(run [0-9a-f]{32}\)$")  # "<run name>: test/accuracy 0.970 …  (run <id>)"
 PROBE = """
 import time
 import torch
@@ -85,7 +87,7 @@ def sweep(parallel: bool, hidden: int, epochs: int, jobs: int) -> Run:
             output.append(line)
             if "[lossforge][INFO] - data " in line and math.isnan(first_job):
                 first_job = time.perf_counter() - start
-            elif line.startswith("Test metrics:"):
+            elif RUN_SUMMARY.search(line):  # a quiet sweep's one line per run (training.progress.summary_line)
                 last_job_end = time.perf_counter() - start
         child.wait()
         total = time.perf_counter() - start
