@@ -23,9 +23,12 @@ The proxy losses get ``prepare(targets=..., num_classes=C, embedding_dim=D)`` fi
 the gradients of the embeddings and of their own proxies / weights (reset before every call).
 
 Time: both sides are called alternately (lossforge, PML, lossforge, …) ``--repeats`` times after a
-warm-up (fewer, at least 3, where that would take over ``--max-seconds``: PML's lifted structure takes
-seconds a call), on a fresh leaf tensor each call; the table gives the medians and the median of the
-pairwise ratios. Memory: the peak of torch's CPU allocator during one forward + backward, read from the profiler's
+two-call warm-up (fewer, at least 3, where a row would take over ``--max-seconds``: PML's lifted
+structure takes seconds a call), on a fresh leaf tensor each call, in ``--rounds`` passes over all the
+cases (a stretch of someone else's load then hits a share of every case, not one case whole); the table
+gives the medians and the median of the pairwise ratios, over all rounds' calls.
+
+Memory: the peak of torch's CPU allocator during one forward + backward, read from the profiler's
 allocation events (``profile_memory=True``: every tensor allocation and free of c10's CPU allocator, with
 the running total it reports), counted from the call's start — the bytes the step itself needs beyond its
 inputs. ``tracemalloc`` would be dishonest here: it sees Python's allocator, not torch's.
@@ -33,7 +36,7 @@ inputs. ``tracemalloc`` would be dishonest here: it sees Python's allocator, not
 Usage::
 
     python benchmarks/zoo_speed.py --threads 1                      # N = 256 and 1024, D = 128, C = 100
-    python benchmarks/zoo_speed.py --threads 1 --sizes 256 --losses supcon circle --repeats 101
+    python benchmarks/zoo_speed.py --threads 1 --sizes 256 --losses supcon circle --repeats 51 --rounds 3
 """
 
 from __future__ import annotations
@@ -136,7 +139,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--dim", type=int, default=128, help="embedding dimension D")
     parser.add_argument("--classes", type=int, default=100, help="classes C (labels balanced, shuffled)")
     parser.add_argument("--losses", nargs="+", help="lossforge names (default: every one PML also has)")
-    parser.add_argument("--repeats", type=int, default=41, help="timed calls of each side (medians)")
+    parser.add_argument("--repeats", type=int, default=21, help="timed calls of each side per round (medians)")
+    parser.add_argument("--rounds", type=int, default=2, help="passes over all cases; their calls are pooled")
     parser.add_argument(
         "--max-seconds", type=float, default=60, help="fewer repeats (at least 3) where a row would take longer"
     )
@@ -160,6 +164,7 @@ def main(argv: list[str] | None = None) -> None:
             skipped.append(f"`{name}`: not registered in lossforge (yet); `lossforge list` shows what is")
     for line in skipped:
         print("skipped:", line, flush=True)
+    cases: list[dict[str, Any]] = []
     for size in args.sizes:
         generator = torch.Generator().manual_seed(size)
         embeddings = torch.randn(size, args.dim, generator=generator)
@@ -180,37 +185,47 @@ def main(argv: list[str] | None = None) -> None:
                 return loss(x, labels)
 
             pml_runs = name != "lifted_structure" or _pml_lifted_bytes(labels) < args.pml_memory_cap_gb * 2**30
-            warm_up = forward_backward(our_step, ours, embeddings)
-            our_times, their_times, ratios = [], [], []
-            if pml_runs:
-                warm_up += forward_backward(their_step, theirs, embeddings)
-            repeats = min(args.repeats, max(3, int(args.max_seconds / warm_up)))
+            sides = [(our_step, ours), (their_step, theirs)] if pml_runs else [(our_step, ours)]
+            cases.append(
+                {"size": size, "name": name, "pml": pml_name, "labels": labels, "data": embeddings, "sides": sides}
+                | {"times": [[] for _ in sides], "ratios": [], "repeats": 0}
+            )
+    # Every case once per round, so a stretch of someone else's load hits one round's share of each.
+    for _ in range(args.rounds):
+        for case in cases:
+            warm_up = sum(forward_backward(step, module, case["data"]) for step, module in case["sides"])
+            for step, module in case["sides"]:
+                forward_backward(step, module, case["data"])
+            repeats = min(args.repeats, max(3, int(args.max_seconds / args.rounds / warm_up)))
+            case["repeats"] += repeats
             for _ in range(repeats):
-                our_times.append(forward_backward(our_step, ours, embeddings))
-                if pml_runs:
-                    their_times.append(forward_backward(their_step, theirs, embeddings))
-                    ratios.append(our_times[-1] / their_times[-1])
-            our_peak = peak_bytes(our_step, ours, embeddings) / 2**20
-            their_peak = peak_bytes(their_step, theirs, embeddings) / 2**20 if pml_runs else float("nan")
-            time_ratio = median(ratios)
-            memory_ratio = our_peak / their_peak if pml_runs and their_peak > 0 else float("nan")
-            met = "yes" if time_ratio <= 1.0 and memory_ratio <= 1.0 else "no" if pml_runs else "–"
-            needed = f"skipped: needs ~{_pml_lifted_bytes(labels) / 2**30:.0f} GiB" if not pml_runs else ""
-            row = [
-                f"{size:,}",
-                name,
-                pml_name,
-                f"{1000 * median(our_times):.2f}",
-                f"{1000 * median(their_times):.2f}" if pml_runs else needed,
-                _ratio(time_ratio) if pml_runs else "–",
-                f"{our_peak:.1f}",
-                f"{their_peak:.1f}" if pml_runs else "–",
-                _ratio(memory_ratio) if pml_runs else "–",
-                met,
-                str(repeats),
-            ]
-            rows.append(row)
-            print(" | ".join(row), flush=True)
+                for times, (step, module) in zip(case["times"], case["sides"], strict=True):
+                    times.append(forward_backward(step, module, case["data"]))
+                if len(case["sides"]) == 2:
+                    case["ratios"].append(case["times"][0][-1] / case["times"][1][-1])
+    for case in cases:
+        pml_runs = len(case["sides"]) == 2
+        peaks = [peak_bytes(step, module, case["data"]) / 2**20 for step, module in case["sides"]]
+        our_peak, their_peak = peaks[0], peaks[1] if pml_runs else float("nan")
+        time_ratio = median(case["ratios"])
+        memory_ratio = our_peak / their_peak if pml_runs and their_peak > 0 else float("nan")
+        met = "yes" if time_ratio <= 1.0 and memory_ratio <= 1.0 else "no" if pml_runs else "–"
+        needed = "" if pml_runs else f"skipped: needs ~{_pml_lifted_bytes(case['labels']) / 2**30:.0f} GiB"
+        row = [
+            f"{case['size']:,}",
+            case["name"],
+            case["pml"],
+            f"{1000 * median(case['times'][0]):.2f}",
+            f"{1000 * median(case['times'][1]):.2f}" if pml_runs else needed,
+            _ratio(time_ratio) if pml_runs else "–",
+            f"{our_peak:.1f}",
+            f"{their_peak:.1f}" if pml_runs else "–",
+            _ratio(memory_ratio) if pml_runs else "–",
+            met,
+            str(case["repeats"]),
+        ]
+        rows.append(row)
+        print(" | ".join(row), flush=True)
     write_tables(
         "zoo_speed",
         [
@@ -235,9 +250,9 @@ def main(argv: list[str] | None = None) -> None:
         out=args.out,
         notes=[
             f"Machine: {machine_before} ({quiet}); {load.note()}",
-            f"D = {args.dim}, C = {args.classes}; {args.repeats} alternating calls per side after a warm-up "
-            f"(medians; time ratio = median of pairwise ratios); peak memory: torch's CPU allocator, from the "
-            f"profiler's allocation events; wall time {time.perf_counter() - started:.0f} s",
+            f"D = {args.dim}, C = {args.classes}; {args.rounds} round(s) of {args.repeats} alternating calls per "
+            f"side after a warm-up (medians; time ratio = median of pairwise ratios); peak memory: torch's CPU "
+            f"allocator, from the profiler's allocation events; wall time {time.perf_counter() - started:.0f} s",
             *[f"Skipped {line}" for line in skipped],
         ],
     )
