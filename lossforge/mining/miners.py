@@ -39,6 +39,7 @@ from lossforge.mining.tuples import (
     empty_tuple,
     label_masks,
     padded_positive_distances,
+    pairs_from_triplets,
 )
 
 PAIR_DEFAULT_DISTANCE, PAIR_DEFAULT_MARGIN = "euclidean", 1.0
@@ -394,3 +395,30 @@ class SemiHardTripletsMiner(_Miner):
 
     def extra_repr(self) -> str:
         return f"margin={self.margin}, distance={self.distance!r}"
+
+
+class PairsFromTriplets(nn.Module):
+    """A triplet miner feeding a pair loss: the distinct pairs of its triplets (``pairs_from_triplets``).
+
+    Built by the training pipeline when a pair loss is given a triplet miner, so that
+    ``loss=contrastive miner=semihard_triplets`` trains the contrastive loss on the positive and negative
+    pairs of the semi-hard triplets (pytorch-metric-learning's convention for a pair loss and a triplet
+    miner). The miner keeps its own margin: a triplet margin (a difference of distances) is not a
+    contrastive margin (a distance).
+
+    Example:
+        >>> miner = PairsFromTriplets(AllTripletsMiner())
+        >>> miner(torch.randn(3, 2), torch.tensor([0, 0, 1]))
+        (tensor([0, 1]), tensor([1, 0]), tensor([0, 1]), tensor([2, 2]))
+    """
+
+    tuple_kind: ClassVar[str] = "pair"
+
+    def __init__(self, triplet_miner: nn.Module) -> None:
+        super().__init__()
+        self.triplet_miner = triplet_miner
+
+    @torch.no_grad()
+    def forward(self, embeddings: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+        triplets = self.triplet_miner(embeddings, labels)
+        return pairs_from_triplets(triplets, embeddings.shape[0])

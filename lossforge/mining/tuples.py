@@ -108,6 +108,23 @@ def all_triplet_indices(labels: Tensor, max_triplets: int | None = None) -> tupl
     return anchor, pair_positive[pair], negatives_of[negative_start[anchor] + offset]
 
 
+def pairs_from_triplets(triplets: tuple[Tensor, Tensor, Tensor], num: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The distinct pairs in ``(a, p, n)`` triplets over a batch of ``num``: positives ``(a, p)`` and
+    negatives ``(a, n)``, as ``(a1, p, a2, n)``, each pair once, sorted.
+
+    How a pair loss trains on a triplet miner's choice (``loss=contrastive miner=semihard_triplets``).
+    pytorch-metric-learning converts the same way but keeps a pair once per triplet that holds it; here a pair
+    loss scores each chosen pair once, whichever number of triplets chose it.
+
+    >>> pairs_from_triplets((torch.tensor([0, 0, 1]), torch.tensor([1, 1, 0]), torch.tensor([2, 3, 2])), 4)
+    (tensor([0, 1]), tensor([1, 0]), tensor([0, 0, 1]), tensor([2, 3, 2]))
+    """
+    anchor, positive, negative = triplets
+    positive_codes = torch.unique(anchor * num + positive)  # sorted, each pair once
+    negative_codes = torch.unique(anchor * num + negative)
+    return positive_codes // num, positive_codes % num, negative_codes // num, negative_codes % num
+
+
 def empty_tuple(count: int, device: torch.device) -> tuple[Tensor, ...]:
     """``count`` empty int64 index tensors: the tuple of a batch that has no pair or triplet."""
     return tuple(torch.empty(0, dtype=torch.long, device=device) for _ in range(count))

@@ -20,6 +20,7 @@ from lossforge import list_losses, list_miners
 from lossforge.contract import Task, loss_traits, miner_traits, prepare_loss, trainable_tasks, training_task
 from lossforge.data import DataSplits, build_dataset
 from lossforge.mining.memory import MEMORIES, CrossBatchMemory
+from lossforge.mining.miners import PairsFromTriplets
 from lossforge.models import build_model, count_parameters, model_for_task
 from lossforge.registry import LOSSES, MINERS
 from lossforge.tasks import spec_for
@@ -182,15 +183,24 @@ def build_memory(cfg: DictConfig, loss: Any, embedding_dim: int | None) -> Cross
 
 def build_miner(cfg: DictConfig, loss: Any) -> Any:
     """The configured miner; a ``margin`` or ``distance`` left ``None`` is the loss's, so a loss and its
-    miner share one unless told otherwise. Fails if the miner mines other tuples than the loss takes."""
+    miner share one unless told otherwise. A triplet miner for a pair loss gives the pairs of its triplets
+    (``PairsFromTriplets``; it keeps its own margin, a triplet margin being no contrastive margin). Fails if
+    the loss takes triplets and the miner mines pairs."""
     miner_params = params(cfg.miner)
     traits = loss_traits(loss)
-    for shared, value in (("margin", traits.margin), ("distance", traits.distance)):
+    mined = miner_traits(MINERS.load(cfg.miner.name)).tuple_kind
+    wanted = traits.tuple_kind
+    converts = wanted == "pair" and mined == "triplet"
+    shared_values = (
+        (("distance", traits.distance),) if converts else (("margin", traits.margin), ("distance", traits.distance))
+    )
+    for shared, value in shared_values:
         if shared in miner_params and miner_params[shared] is None and value is not None:
             miner_params[shared] = value
     miner = MINERS.build(cfg.miner.name, **miner_params)
-    wanted, mined = traits.tuple_kind, miner_traits(miner).tuple_kind
-    if wanted is not None and wanted != mined:
+    if converts:
+        miner = PairsFromTriplets(miner)
+    elif wanted is not None and wanted != mined:  # a triplet loss cannot be made from pairs
         raise ConfigError(
             f"Loss {cfg.loss.name!r} takes {wanted}s but miner {cfg.miner.name!r} mines {mined}s. "
             f"Miners that mine {wanted}s: {', '.join(list_miners(tuple_kind=wanted))}."

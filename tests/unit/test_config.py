@@ -55,10 +55,25 @@ def test_registry_parameters_are_overrides_with_types() -> None:
 def test_metric_setups_pair_a_loss_with_a_miner_of_its_tuple_kind(option: str) -> None:
     cfg = compose_config(f"+metric_setup={option}")
     loss = lossforge.registry.LOSSES.load(cfg.loss.name)
-    if cfg.miner is not None:
-        assert lossforge.registry.MINERS.load(cfg.miner.name).tuple_kind == loss.tuple_kind
+    if cfg.miner is not None:  # the same kind, or triplets whose pairs a pair loss scores
+        mined = lossforge.registry.MINERS.load(cfg.miner.name).tuple_kind
+        assert mined == loss.tuple_kind or (mined, loss.tuple_kind) == ("triplet", "pair")
 
 
 def test_miner_margin_defaults_to_the_loss_margin() -> None:
     cfg = compose_config("loss=triplet", "miner=semihard_triplets")
     assert cfg.miner.name == "semihard_triplets" and cfg.miner.margin is None  # filled from the loss
+
+
+def test_a_triplet_miner_feeds_a_pair_loss_its_pairs_and_keeps_its_own_margin() -> None:
+    from lossforge.mining.miners import PairsFromTriplets
+    from lossforge.training.build import ConfigError, build_miner
+
+    cfg = compose_config("loss=contrastive", "loss.margin=2.0", "miner=semihard_triplets")
+    loss = lossforge.registry.LOSSES.build("contrastive", margin=2.0)
+    miner = build_miner(cfg, loss)
+    assert isinstance(miner, PairsFromTriplets)
+    assert miner.triplet_miner.margin is None  # the triplet miner's own default, not the contrastive margin
+    assert miner.triplet_miner.distance == loss.distance  # the distance is shared
+    with pytest.raises(ConfigError, match="takes triplets but miner 'hard_pairs' mines pairs"):
+        build_miner(compose_config("loss=triplet", "miner=hard_pairs"), lossforge.registry.LOSSES.build("triplet"))

@@ -267,3 +267,34 @@ def test_registry_builds_every_miner() -> None:
         ("semihard_triplets", "triplet"),
     ]:
         assert build_miner(name).tuple_kind == kind
+
+
+def test_pairs_from_triplets_are_the_distinct_pairs_of_the_triplets() -> None:
+    from lossforge.mining.tuples import pairs_from_triplets
+
+    labels = torch.tensor([0, 0, 1, 1, 2, 0])
+    triplets = all_triplet_indices(labels)
+    a1, p, a2, n = pairs_from_triplets(triplets, len(labels))
+    expected_positive = sorted({(int(a), int(q)) for a, q, _ in zip(*triplets, strict=True)})
+    expected_negative = sorted({(int(a), int(m)) for a, _, m in zip(*triplets, strict=True)})
+    assert list(zip(a1.tolist(), p.tolist(), strict=True)) == expected_positive
+    assert list(zip(a2.tolist(), n.tolist(), strict=True)) == expected_negative
+    assert all(labels[a] == labels[q] for a, q in expected_positive)
+    assert all(labels[a] != labels[m] for a, m in expected_negative)
+    empty = pairs_from_triplets(tuple(torch.empty(0, dtype=torch.long) for _ in range(3)), 4)  # type: ignore[arg-type]
+    assert [t.numel() for t in empty] == [0, 0, 0, 0]
+
+
+def test_a_pair_loss_trains_on_the_pairs_of_semihard_triplets() -> None:
+    from lossforge.losses.metric import contrastive_loss
+    from lossforge.mining.miners import PairsFromTriplets, SemiHardTripletsMiner
+    from lossforge.mining.tuples import pairs_from_triplets
+
+    torch.manual_seed(0)
+    embeddings, labels = torch.randn(24, 4), torch.randint(0, 4, (24,))
+    inner = SemiHardTripletsMiner(margin=0.5)
+    pairs = PairsFromTriplets(inner)(embeddings, labels)
+    expected = pairs_from_triplets(inner(embeddings, labels), 24)
+    assert all(torch.equal(got, want) for got, want in zip(pairs, expected, strict=True))
+    assert PairsFromTriplets.tuple_kind == "pair"
+    assert torch.isfinite(contrastive_loss(embeddings, labels, pairs, margin=1.0))
