@@ -5,10 +5,13 @@ read back from the MLflow store."""
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
+import time
 from pathlib import Path
 
 import pytest
-from helpers import QUICK_RUN, run_lossforge, sweep_runs
+from helpers import QUICK_RUN, child_env, default_store_runs, run_lossforge, sweep_runs
 from servers import SlurmCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
@@ -81,3 +84,67 @@ def test_a_ddp_job_over_two_slurm_tasks_records_one_run(
     ]
     assert f"mlflow   run {child.info.run_id}" in rank_logs[0]
     assert "mlflow   run" not in rank_logs[1], "rank 1 recorded nothing"
+
+
+def _running_run(cwd: Path) -> str | None:
+    """The id of a sweep child in the default store under ``cwd`` that is RUNNING and has logged an epoch."""
+    try:
+        _, runs = default_store_runs(cwd)
+    except Exception:  # the store or the experiment does not exist yet
+        return None
+    for run in runs:
+        if run.info.status == "RUNNING" and "mlflow.parentRunId" in run.data.tags and run.data.metrics:
+            return str(run.info.run_id)
+    return None
+
+
+def test_scancel_ends_the_run_killed_or_failed_and_resume_finishes_it(
+    tmp_path: Path, slurm: SlurmCluster, default_store: str
+) -> None:
+    """``scancel`` of a running job: SLURM sends SIGTERM, the run ends KILLED (or FAILED), never RUNNING; the
+    same sweep again with ``sweep.resume=true`` trains that job anew and finishes the sweep.
+
+    What this cluster cannot show: the submitting command noticing the cancelled job by itself. submitit
+    learns that a job ended without a result only from ``sacct``, and this test cluster has no accounting
+    database (``sacct`` answers "Slurm accounting storage is disabled"), so the submitter would wait on; the
+    test stops it once the run is recorded as ended.
+    """
+    sweep = (
+        "-m",
+        "hydra/launcher=submitit_slurm",
+        "seed=0",
+        *QUICK_RUN,
+        "model.hidden=[512,512]",
+        "trainer.max_epochs=40",
+    )
+    command = [sys.executable, "-m", "lossforge", *sweep, "hydra.sweep.dir=sweep"]
+    env = child_env(slurm.env)
+    log = (tmp_path / "sweep.log").open("w")
+    with subprocess.Popen(command, cwd=tmp_path, env=env, stdout=log, stderr=subprocess.STDOUT, text=True) as process:
+        try:
+            deadline = time.monotonic() + 180
+            while (run_id := _running_run(tmp_path)) is None:
+                assert process.poll() is None, (tmp_path / "sweep.log").read_text()[-3000:]
+                assert time.monotonic() < deadline, "the job did not start training within 180 s"
+                time.sleep(0.5)
+            (job_id,) = slurm.jobs()
+            cancelled = slurm.command("scancel", job_id)
+            assert cancelled.returncode == 0, cancelled.stderr
+            client, _ = default_store_runs(tmp_path)
+            deadline = time.monotonic() + 60  # SIGTERM now, SIGKILL after KillWait (10 s)
+            while (status := client.get_run(run_id).info.status) == "RUNNING" and time.monotonic() < deadline:
+                time.sleep(0.5)
+        finally:
+            process.terminate()
+            process.wait(timeout=60)
+            log.close()
+    job_log = next((tmp_path / "sweep" / ".submitit").glob(f"{job_id}*/*_0_log.err")).read_text()
+    assert status in ("KILLED", "FAILED"), job_log[-3000:]
+    assert "SIGTERM" in job_log, job_log[-3000:]
+
+    resumed = run_lossforge(tmp_path, *sweep, "hydra.sweep.dir=sweep", "sweep.resume=true", env=slurm.env, timeout=300)
+    assert resumed.returncode == 0, f"{resumed.stdout[-3000:]}\n{resumed.stderr[-3000:]}\n{slurm.log_tails()}"
+    parent, children = sweep_runs(tmp_path)
+    live = [child for child in children if child.info.lifecycle_stage == "active"]
+    assert [child.info.status for child in live] == ["FINISHED"] and live[0].info.run_id != run_id
+    assert parent.info.status == "FINISHED"
