@@ -15,6 +15,7 @@ import torch
 from helpers import default_store_runs, own_loss_names, own_miner_names, run_lossforge, tuple_sets
 
 from lossforge import build_loss, build_miner
+from lossforge.contract import prepare_loss
 from lossforge.registry import LOSSES
 from lossforge.testing import make_inputs
 
@@ -39,8 +40,10 @@ def _forward_backward(name: str, reduction: str, device: torch.device, dtype: to
     task = loss_class.tasks[0]
     prediction, target = make_inputs(task, batch=32, num_classes=5, dim=6, dtype=torch.float64, seed=1)
     loss = build_loss(name, reduction=reduction)
-    if hasattr(loss, "prepare"):  # class weights from the labels, as training computes them
-        loss.prepare(targets=target, num_classes={"binary": 2, "regression": 6}.get(task, 5))
+    torch.manual_seed(0)  # a learnable loss's parameters are drawn alike for both devices
+    num_classes = {"binary": 2, "regression": 6}.get(task, 5)
+    embedding_dim = prediction.shape[1] if task == "metric" else None
+    prepare_loss(loss, targets=target, num_classes=num_classes, embedding_dim=embedding_dim)  # as training does
     loss = loss.to(device)
     leaf = prediction.detach().to(device=device, dtype=dtype).requires_grad_(True)
     target = target.to(device=device, dtype=dtype if target.is_floating_point() else target.dtype)
