@@ -544,13 +544,14 @@ def _warm_worker() -> int:
 
 
 def release_workers() -> None:
-    """Let the joblib launcher's idle worker processes exit now, without waiting for them: otherwise this
-    process waits for each to tear down torch at its own exit. Reaches into loky's module-level executor,
-    which joblib offers no public handle to; a no-op under other launchers."""
+    """End the joblib launcher's worker processes now that every job has returned (they are idle): otherwise
+    this process waits at its exit for each to tear down torch, Lightning and MLflow (benchmarks/README.md,
+    section 6). Reaches into loky's module-level executor, which joblib offers no public handle to; a no-op
+    under other launchers."""
     try:
         from joblib.externals.loky import reusable_executor
     except ImportError:
         return
     executor = reusable_executor._executor
     if executor is not None:
-        executor.shutdown(wait=False)
+        executor.shutdown(wait=False, kill_workers=True)  # idle: nothing of a job is lost
