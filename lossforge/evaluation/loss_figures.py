@@ -12,7 +12,10 @@ The axis follows from the task the loss is plotted for:
   :math:`d`, once with the same label (positive pair) and once with different labels (negative pair); a
   triplet loss on a 3-point batch, against :math:`\\|a - n\\|` with :math:`\\|a - p\\| = 1` fixed. The
   embeddings are 1-D points, or 2-D unit vectors at an angle for a loss whose ``distance`` is
-  ``"cosine"`` (1-D points have no angle between them).
+  ``"cosine"`` (1-D points have no angle between them). A proxy loss (one whose learnable parameters are
+  class ``proxies`` ``(C, D)``: ``arcface``, ``proxy_anchor``, …) is drawn against the angle between one
+  unit embedding and its own class's proxy, with two classes whose proxies point opposite ways — the loss's
+  shape (margin, scale), whatever proxies a run has learnt.
 
 The values come from the loss module itself with ``reduction="none"`` on a batch of points along the axis,
 and the derivatives from ``torch.autograd.grad`` with respect to the axis variable, so a plugin loss is
@@ -69,6 +72,9 @@ PAIR_DISTANCE = Axis("distance d between the pair's 1-D embeddings", "d", 0.01, 
 PAIR_ANGLE = Axis("angle θ between the pair's unit embeddings (rad)", r"\theta", 0.0, math.pi)
 NEGATIVE_DISTANCE = Axis("distance d(a, n) to the negative, d(a, p) = 1 (1-D embeddings)", "d_{an}", 0.0, 3.0)
 NEGATIVE_ANGLE = Axis("angle θ(a, n) to the negative, θ(a, p) = 1 rad (unit embeddings)", r"\theta_{an}", 0.0, math.pi)
+PROXY_ANGLE = Axis("angle θ between the unit embedding and its class's proxy (rad)", r"\theta_y", 0.0, math.pi)
+#: The probe's proxies for a proxy loss: class 0 at angle 0, class 1 opposite it (2-D unit vectors).
+PROBE_PROXIES = ((1.0, 0.0), (-1.0, 0.0))
 #: The fixed distance (or angle) between a triplet's anchor and positive.
 ANCHOR_TO_POSITIVE = 1.0
 
@@ -112,6 +118,11 @@ def _cosine(loss: Any) -> bool:
     return loss_traits(loss).distance == "cosine"
 
 
+def _proxies(loss: Any) -> bool:
+    """Whether ``loss`` keeps class proxies as ``proxies`` (lossforge's proxy losses; ``None`` until prepared)."""
+    return isinstance(loss, torch.nn.Module) and hasattr(loss, "proxies")
+
+
 def _triplets(loss: Any) -> bool:
     return loss_traits(loss).tuple_kind == "triplet"
 
@@ -125,6 +136,8 @@ def axis_for(loss: Any, task: str) -> Axis:
     """
     if Task(task) is not Task.METRIC:
         return _FIXED_AXES[Task(task)]
+    if _proxies(loss):
+        return PROXY_ANGLE
     if _triplets(loss):
         return NEGATIVE_ANGLE if _cosine(loss) else NEGATIVE_DISTANCE
     return PAIR_ANGLE if _cosine(loss) else PAIR_DISTANCE
@@ -140,7 +153,7 @@ def has_negative(loss: Any, task: str) -> bool:
     """
     task = Task(task)
     if task is Task.METRIC:
-        return not _triplets(loss)
+        return not (_triplets(loss) or _proxies(loss))
     return task in (Task.BINARY, Task.MULTILABEL)
 
 
@@ -184,6 +197,11 @@ def _embedding(offset: Tensor, cosine: bool) -> Tensor:
     if cosine:
         return torch.stack([torch.cos(offset), torch.sin(offset)])  # (2,)
     return offset[None]  # (1,)
+
+
+def _proxy_value(loss: Any, x: Tensor) -> Tensor:
+    """The loss of one unit embedding of class 0 at angle ``x`` (0-d) from its proxy (``PROBE_PROXIES``)."""
+    return loss(_embedding(x, cosine=True)[None], torch.tensor([0]), None).sum()  # (1, 2)
 
 
 def _metric_value(loss: Any, x: Tensor, *, cosine: bool, triplet: bool, negative: bool) -> Tensor:
@@ -245,7 +263,10 @@ def probe(
     low, high = axis.low if low is None else low, axis.high if high is None else high
     x = torch.linspace(low, high, points, dtype=torch.float64, requires_grad=True)  # (N,)
     probe_loss = _per_sample(loss)
-    if task is Task.METRIC:
+    if task is Task.METRIC and _proxies(loss):
+        probe_loss.proxies = torch.nn.Parameter(torch.tensor(PROBE_PROXIES, dtype=torch.float64))  # (2, 2)
+        values = torch.stack([_proxy_value(probe_loss, point) for point in x])  # (N,)
+    elif task is Task.METRIC:
         options = {"cosine": _cosine(loss), "triplet": _triplets(loss), "negative": negative}
         values = torch.stack([_metric_value(probe_loss, point, **options) for point in x])  # (N,)
     else:
@@ -511,7 +532,8 @@ def build_for_plot(
     _, targets = spec_for(chosen).example_inputs(
         batch=4, num_classes=classes, dim=1, dtype=torch.float32, generator=torch.Generator().manual_seed(0)
     )
-    prepare_loss(loss, targets=targets, num_classes=classes)
+    embedding_dim = len(PROBE_PROXIES[0]) if chosen is Task.METRIC else None  # a proxy loss sizes its proxies
+    prepare_loss(loss, targets=targets, num_classes=classes, embedding_dim=embedding_dim)
     defaults = {key: parameter.default for key, parameter in LOSSES.parameters(name).items()}
     return loss, chosen, describe(name, parameters, defaults, always=always)
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterator
 from typing import ClassVar
 
@@ -195,3 +196,27 @@ def test_a_misspelt_loss_name_exits_non_zero_with_a_suggestion(capsys: pytest.Ca
 def test_a_task_the_loss_does_not_declare_is_refused(capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["loss=hinge", "--task", "multiclass", "--out", "unused.png"]) == 1
     assert "declares the tasks binary" in capsys.readouterr().err
+
+
+PROXY_LOSSES = ("arcface", "cosface", "normalized_softmax", "proxy_nca", "proxy_anchor")
+
+
+@pytest.mark.parametrize("name", PROXY_LOSSES)
+def test_a_proxy_loss_grows_as_the_embedding_turns_away_from_its_proxy(name: str, tmp_path) -> None:
+    loss = LOSSES.build(name)
+    loss.prepare(targets=torch.tensor([0, 1]), num_classes=10, embedding_dim=64)  # a run's proxies: any size
+    theta, values, derivatives = probe(loss, "metric", points=41)
+    assert theta[0] == 0 and torch.isclose(theta[-1], torch.tensor(torch.pi, dtype=torch.float64))
+    assert torch.isfinite(values).all() and torch.isfinite(derivatives).all()
+    assert (values.diff() >= -1e-9).all() and values[-1] > values[0] + 1.0
+    assert tuple(loss.proxies.shape) == (10, 64)  # the probe worked on a copy
+    assert main([f"loss={name}", "--points", "11", "--out", str(tmp_path / "p.png")]) == 0
+
+
+def test_arcface_against_its_formula_at_one_angle() -> None:
+    """θ = 2 from its own proxy, π − 2 from the other's (the probe's proxies are opposite):
+    ℓ = −log softmax(s·cos(θ + m), s·cos(π − θ))₀ with m = 0.5, s = 64."""
+    _, values, _ = probe(LOSSES.build("arcface", margin=0.5, scale=64.0), "metric", low=2.0, high=2.0, points=1)
+    own, other = 64 * math.cos(2.0 + 0.5), 64 * math.cos(math.pi - 2.0)
+    expected = other - own + math.log1p(math.exp(own - other))  # log(e^own + e^other) − own, stably
+    assert values.item() == pytest.approx(expected, rel=1e-9)
