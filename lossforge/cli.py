@@ -144,6 +144,10 @@ def _quiet_lightning() -> None:
         lightning_log.propagate = False
     # torch deprecated ``LeafSpec()``, which Lightning's ``utilities/_pytree.py`` still calls each fit.
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")
+    # Lightning warns at every Trainer that `srun` is installed but did not start the process: on a SLURM
+    # login node (or any machine with slurm-wlm) each local run and benchmark trial would print it. lossforge
+    # submits SLURM jobs itself (hydra/launcher=submitit_slurm), where the job's variables are set.
+    warnings.filterwarnings("ignore", message="The `srun` command is available")
 
 
 def share_cores(parallel_jobs: int | None) -> None:

@@ -327,6 +327,7 @@ def train_replica(
     import warnings
 
     warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # as quiet as rank 0 (lossforge.cli)
+    warnings.filterwarnings("ignore", message="The `srun` command is available")
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     cfg = OmegaConf.create(config)
     processes = dataclasses.replace(processes, rank=rank)
