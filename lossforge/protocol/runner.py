@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import copy
 import csv
+import hashlib
 import io
 import logging
 import math
@@ -325,6 +326,24 @@ def _run_entry(
     return outcome
 
 
+def directory_name(name: str, limit: int = 120) -> str:
+    """The comparison's directory: ``name`` with path-unsafe characters replaced; a name longer than
+    ``limit`` (a comparison of many losses) is cut and ends with a hash of the whole, so it stays unique
+    and within a file system's 255-byte name limit.
+
+    >>> directory_name("digits:l1,l2:20x10")
+    'digits_l1_l2_20x10'
+    >>> name = directory_name("digits:" + ",".join(f"loss_{i}" for i in range(60)))
+    >>> len(name), name[:20]
+    (120, 'digits_loss_0_loss_1')
+    """
+    safe = re.sub(r"[^A-Za-z0-9_.+-]+", "_", name)
+    if len(safe) <= limit:
+        return safe
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    return f"{safe[: limit - len(digest) - 1]}-{digest}"
+
+
 def _train_seed(
     cfg: DictConfig, entry: Entry, seed: int, *, name: str, study_run: str, base_dir: Path
 ) -> dict[str, float]:
@@ -333,8 +352,7 @@ def _train_seed(
     run_cfg.seed = seed
     run_cfg.run_name = f"{entry.label} seed {seed}"
     run_cfg.trainer.enable_progress_bar = False
-    safe = re.sub(r"[^A-Za-z0-9_.+-]+", "_", name)
-    output_dir = base_dir / "outputs" / "benchmark" / safe / entry.label / f"seed-{seed}"
+    output_dir = base_dir / "outputs" / "benchmark" / directory_name(name) / entry.label / f"seed-{seed}"
     job = SweepJob(sweep_dir=str(output_dir.parent), job_num=seed, overrides=(), parent_run_id=study_run)
     tags = {COMPARISON: name, STAGE: "final", "entry": entry.label, "lossforge.protocol.seed": str(seed)}
     log.info("final    %s seed %d", entry.label, seed)
