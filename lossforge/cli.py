@@ -385,6 +385,24 @@ def run_app() -> None:
     _app()
 
 
+def _quiet_hydra_schema_matching() -> None:
+    """Drop Hydra's "'hydra/launcher/submitit_slurm' is validated against ConfigStore schema with the same
+    name … deprecated" warning. lossforge's ``conf/hydra/launcher/submitit_*.yaml`` take the place of the
+    submitit plugin's entries of the same name on purpose (see the comment in ``submitit_slurm.yaml``), so
+    every ``hydra/launcher=submitit_slurm`` sweep printed it, and its user can do nothing about it. Only
+    that message, and only for launcher configs, is filtered."""
+    import warnings
+
+    warnings.filterwarnings(
+        "ignore", message=r"\s*'hydra/launcher/[^']*' is validated against ConfigStore schema with the same name"
+    )
+
+
+# At import, not in ``run_app``: a submitit job process composes the config again (and would print the warning
+# into each job's log) after importing this module to unpickle ``_app``, without running ``run_app``.
+_quiet_hydra_schema_matching()
+
+
 def app_help() -> str:
     """``lossforge --help``: the commands, then every config group with its options (losses and miners by
     registry name) — read from the config files and entry points, without composing anything."""
