@@ -16,6 +16,15 @@ never in a launcher, so the basic, joblib and submitit/SLURM launchers behave al
   ``sweep.resume=true`` a job whose hash already has a FINISHED child under the parent is skipped without
   training; a FAILED, KILLED or still-RUNNING (its process died) child with that hash is superseded — tagged
   ``lossforge.superseded_by_resume`` and moved to MLflow's deleted runs (restorable) — and the job runs again.
+* A job cancelled by SIGTERM (``scancel`` of its SLURM job; SLURM sends SIGKILL ``KillWait`` seconds
+  later) ends its child run KILLED with ``lossforge.error`` "cancelled (SIGTERM)" and, when it runs in a
+  process of its own (a SLURM or joblib job), *returns* a failure result instead of exiting: submitit then
+  writes the job's result file and the submitting command collects it — without that file submitit could
+  only learn of the cancellation from ``sacct``, which a cluster without accounting does not answer, and
+  would wait forever. The sweep's end then lists the job and exits with status 1. A job that runs in the
+  sweep's own process (the basic launcher) lets the SIGTERM end the whole sweep, as before.
+* A tracking server that does not answer at the sweep's end (or when an abandoned parent is closed at
+  exit) gets one line saying to resume the sweep once it is back, and the command exits with status 1.
 * The parent resumed is the one named in ``SWEEP_RECORD`` when the sweep directory is given again
   (``hydra.sweep.dir=<the earlier one>``), else the most recent parent in the experiment whose
   ``lossforge.sweep_hash`` (the sweep's command-line overrides, :func:`sweep_hash`) matches; with none, the
@@ -31,17 +40,21 @@ import io
 import json
 import logging
 import os
+import signal
+import sys
 import threading
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from types import FrameType
 from typing import Any, cast
 
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from mlflow import MlflowClient
 from mlflow.entities import Param, Run, RunTag
+from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 from omegaconf import DictConfig, OmegaConf
 
@@ -60,6 +73,13 @@ SWEEP_HASH_TAG = "lossforge.sweep_hash"
 ERROR_TAG = "lossforge.error"
 SUPERSEDED_TAG = "lossforge.superseded_by_resume"
 ERROR_LENGTH = 5000  # characters of an error kept in its tag
+CANCELLED = "cancelled (SIGTERM)"  # the error of a job stopped by SIGTERM (scancel)
+#: Errors of a tracking server that does not answer: MLflow's (an HTTP store wraps requests' errors in them)
+#: and the connection errors themselves (``requests``' derive from ``OSError``).
+UNREACHABLE = (MlflowException, OSError)
+#: The id of the process that launched the sweep (``on_multirun_start`` ran in it); a job in another process
+#: (SLURM, joblib) returns when cancelled, one in this process lets the SIGTERM end the sweep.
+_launcher_pid: int | None = None
 
 
 @dataclass(frozen=True)
@@ -92,6 +112,15 @@ class SweepFailed(SystemExit):
 
     def __str__(self) -> str:
         return self.message
+
+
+class JobCancelled(SystemExit):
+    """A SIGTERM arrived while a sweep job ran outside Lightning's ``fit`` (which stops at its next step by
+    itself): raised by the job's signal handler, like ``KeyboardInterrupt`` for Ctrl-C. A ``SystemExit``,
+    so the run ends KILLED (``lossforge.tracking.runs.mlflow_run``) and Hydra's ``run_job`` lets it pass."""
+
+    def __init__(self) -> None:
+        super().__init__(128 + signal.SIGTERM)
 
 
 @dataclass(frozen=True)
@@ -152,6 +181,8 @@ class MlflowSweepCallback(Callback):
         self.parent_run_id: str | None = None
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        global _launcher_pid
+        _launcher_pid = os.getpid()
         warming = threading.Thread(target=warm_workers, args=(config.hydra.get("launcher") or {},), daemon=True)
         warming.start()  # the joblib launcher's workers import what a job needs while the store is set up
         try:
@@ -234,22 +265,41 @@ class MlflowSweepCallback(Callback):
         return chosen
 
     def _end_if_abandoned(self) -> None:
+        """At exit, a parent still RUNNING (a job ended the process) is marked FAILED; a server that does not
+        answer then gets one line, not a traceback."""
         if self.client is not None and self.parent_run_id is not None:
-            if self.client.get_run(self.parent_run_id).info.status == "RUNNING":
-                self.client.set_terminated(self.parent_run_id, status="FAILED")
+            try:
+                if self.client.get_run(self.parent_run_id).info.status == "RUNNING":
+                    self.client.set_terminated(self.parent_run_id, status="FAILED")
+            except UNREACHABLE:
+                print(f"lossforge: error: {self._unreachable()}", file=sys.stderr, flush=True)
+
+    def _unreachable(self) -> str:
+        assert self.client is not None
+        return (
+            f"tracking server {redact_uri(self.client.tracking_uri)} did not answer at the sweep's end; "
+            "rerun the same command with sweep.resume=true once it is back"
+        )
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
         if self.client is None or self.parent_run_id is None:
             return
-        parent = self.client.get_run(self.parent_run_id)
-        children = self.client.search_runs(
-            [parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{self.parent_run_id}'"
-        )
-        failed = [child for child in children if child.info.status != "FINISHED"]
-        self.client.set_tag(self.parent_run_id, "lossforge.children", str(len(children)))
-        self.client.set_tag(self.parent_run_id, "lossforge.failed", str(len(failed)))
-        self.client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")
-        atexit.unregister(self._end_if_abandoned)
+        atexit.unregister(self._end_if_abandoned)  # reported here instead, once
+        try:
+            parent = self.client.get_run(self.parent_run_id)
+            children = self.client.search_runs(
+                [parent.info.experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{self.parent_run_id}'"
+            )
+            failed = [child for child in children if child.info.status != "FINISHED"]
+            self.client.set_tag(self.parent_run_id, "lossforge.children", str(len(children)))
+            self.client.set_tag(self.parent_run_id, "lossforge.failed", str(len(failed)))
+            self.client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")
+        except UNREACHABLE as error:  # Hydra would turn an exception here into a warning, and exit 0
+            release_workers()
+            message = self._unreachable()
+            log.debug("tracking server error at the sweep's end: %s", scrub_secrets(str(error)))
+            print(f"lossforge: error: {message}", file=sys.stderr, flush=True)
+            raise SweepFailed(message) from None
         release_workers()  # they exit while the comparison is computed, not after it
         print(self._comparison(config, children), end="", flush=True)
         print(sweep_summary(self.parent_run_id, len(children), [child.info.run_name for child in failed]), flush=True)
@@ -452,7 +502,20 @@ def run_sweep_job(
         supersede(client, unfinished, job)
     started_ms = int(time.time() * 1000)
     try:
-        return train(tags)
+        with _cancellable(job):
+            return train(tags)
+    except SystemExit as stop:
+        if not _by_sigterm(stop) or _launcher_pid == os.getpid():
+            raise  # not a cancellation, or the sweep's own process: the SIGTERM ends the sweep
+        run_name = cfg.get("run_name") or _default_run_name(cfg)
+        run_id = _failed_run(
+            client, job, cfg, digest, CANCELLED, run_name=run_name, since_ms=started_ms, status="KILLED"
+        )
+        print(f"{run_name}: KILLED  {CANCELLED}  (run {run_id})", flush=True)
+        if options.fail_fast:
+            print(f"Sweep stopped at job {job.job_num} (sweep.fail_fast=true).", flush=True)
+            raise SweepFailed(f"job {job.job_num} was {CANCELLED} and sweep.fail_fast=true") from None
+        return None  # a result: submitit writes its result file, and the sweep's end reports the job
     except Exception as error:
         message = scrub_secrets(f"{type(error).__name__}: {error}")[:ERROR_LENGTH]
         log.error("job %d failed: %s", job.job_num, message, exc_info=not isinstance(error, quiet_errors))
@@ -465,12 +528,55 @@ def run_sweep_job(
         return None
 
 
+def _cancellable(job: SweepJob) -> contextlib.AbstractContextManager[None]:
+    """While a job trains: a SIGTERM is logged and, unless Lightning's ``fit`` handles it (it wraps this
+    handler and stops at its next step with ``SIGTERMException``), raises :class:`JobCancelled`. This
+    replaces submitit's own SIGTERM handler, which only logs "Bypassing signal SIGTERM" and lets the job
+    run on until SLURM's SIGKILL; submitit's SIGUSR2 handler (checkpoint and requeue before a time limit)
+    is left alone. Outside the main thread (where no handler can be set): nothing."""
+    if threading.current_thread() is not threading.main_thread():
+        return contextlib.nullcontext()
+    return _sigterm_handler(job)
+
+
+@contextlib.contextmanager
+def _sigterm_handler(job: SweepJob) -> Iterator[None]:
+    def cancel(signum: int, frame: FrameType | None) -> None:
+        log.warning("job %d: SIGTERM (scancel?): its run ends KILLED", job.job_num)
+        if signal.getsignal(signal.SIGTERM) is cancel:  # not inside Lightning's fit, which stops by itself
+            raise JobCancelled
+
+    previous = signal.signal(signal.SIGTERM, cancel)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _by_sigterm(stop: SystemExit) -> bool:
+    """Whether ``stop`` ended a job because of a SIGTERM: :class:`JobCancelled`, or Lightning's
+    ``SIGTERMException`` (looked up only if Lightning is imported: this module runs without it). Any other
+    ``SystemExit`` is not: submitit's SIGUSR2 handler (a job near its time limit, or preempted) requeues the
+    job and exits with one, and the requeued job must run again, not be reported as cancelled."""
+    lightning = sys.modules.get("lightning.pytorch.utilities.exceptions")
+    return isinstance(stop, JobCancelled) or (lightning is not None and isinstance(stop, lightning.SIGTERMException))
+
+
 def _failed_run(
-    client: MlflowClient, job: SweepJob, cfg: DictConfig, digest: str, message: str, *, run_name: str, since_ms: int
+    client: MlflowClient,
+    job: SweepJob,
+    cfg: DictConfig,
+    digest: str,
+    message: str,
+    *,
+    run_name: str,
+    since_ms: int,
+    status: str = "FAILED",
 ) -> str | None:
-    """The FAILED child run of this attempt at ``job``: the one ``train`` made (it records its own error),
-    or — when it failed before making one — a new run with the job's config, tags and ``message``, so that
-    the failure shows in the sweep and ``sweep.resume`` finds it. ``None`` if the store cannot be reached."""
+    """The FAILED (or ``status``) child run of this attempt at ``job``: the one ``train`` made (it records
+    its own error; a KILLED one gets ``message`` as its error instead), or — when it failed before making
+    one — a new run with the job's config, tags and ``message``, so that the failure shows in the sweep and
+    ``sweep.resume`` finds it. ``None`` if the store cannot be reached."""
     assert job.parent_run_id is not None
     try:
         experiment_id = client.get_run(job.parent_run_id).info.experiment_id
@@ -482,6 +588,8 @@ def _failed_run(
             ),
         )
         if made:
+            if status != "FAILED":
+                client.set_tag(made[0].info.run_id, ERROR_TAG, message)
             return str(made[0].info.run_id)
         tags = {
             **run_context_tags(job),
@@ -496,7 +604,7 @@ def _failed_run(
         params, _ = params_for_mlflow(OmegaConf.to_container(cfg, resolve=True))  # type: ignore[arg-type]
         for start in range(0, len(params), 100):
             client.log_batch(run.info.run_id, params=params[start : start + 100])
-        client.set_terminated(run.info.run_id, status="FAILED")
+        client.set_terminated(run.info.run_id, status=status)
         return str(run.info.run_id)
     except Exception as error:  # the store itself may be what failed: the sweep still goes on
         log.error("job %d: its failure could not be recorded in MLflow: %s", job.job_num, error)

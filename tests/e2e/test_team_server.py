@@ -165,6 +165,14 @@ def test_a_server_stopped_mid_sweep_fails_the_jobs_clearly_and_resume_completes_
     output = stdout + stderr
     (tmp_path / "outage.log").write_text(output)
     assert failed_after_s < SERVER_GONE_BOUND_S
+    # The sweep's end cannot reach the server either: one line saying how to go on, and a failing status.
+    assert process.returncode == 1, output[-4000:]
+    gone = (
+        f"lossforge: error: tracking server {team_server.url} did not answer at the sweep's end; "
+        "rerun the same command with sweep.resume=true once it is back"
+    )
+    assert stderr.count(gone) == 1, stderr[-4000:]
+    assert "Error in atexit" not in stderr, stderr[-4000:]
     # Each job fails with one line naming the server: job 0 mid-training (its next request), job 1 before
     # training (check_reachable).
     for seed in (0, 1):

@@ -5,11 +5,15 @@ Hydra config built by hand: no Hydra run, no subprocess."""
 from __future__ import annotations
 
 import atexit
+import contextlib
 import dataclasses
 import hashlib
 import json
+import os
 import re
 import shutil
+import signal
+import socket
 import time
 from collections.abc import Mapping
 from pathlib import Path
@@ -21,11 +25,14 @@ from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
 from lossforge.tracking import SWEEP_RECORD, MlflowSweepCallback, SweepJob, mlflow_run, run_context_tags, sweep_job
+from lossforge.tracking import sweep as sweep_module
 from lossforge.tracking.config_hash import EXCLUDED, canonical_json, config_hash
 from lossforge.tracking.sweep import (
+    CANCELLED,
     CONFIG_HASH_TAG,
     ERROR_TAG,
     SUPERSEDED_TAG,
+    JobCancelled,
     SweepFailed,
     SweepOptions,
     earlier_runs,
@@ -324,6 +331,53 @@ def test_resume_skips_a_finished_job_without_training_and_reruns_a_failed_one(
     assert "rerun by sweep.resume as job 0" in superseded.data.tags[SUPERSEDED_TAG]
 
 
+# -- a job cancelled by SIGTERM (scancel) ---------------------------------------------------------------------
+def sigterm_while_training(store: str, job: SweepJob, tags: Mapping[str, str], *, in_a_run: bool) -> dict[str, float]:
+    """A ``train`` that receives SIGTERM (as ``scancel`` sends it) before Lightning's fit handles signals:
+    inside its MLflow run, or before it made one."""
+    with contextlib.ExitStack() as stack:
+        if in_a_run:
+            context = {**run_context_tags(job), **tags}
+            stack.enter_context(mlflow_run(tracking_uri=store, experiment="sweeps", run_name="x", tags=context))
+        os.kill(os.getpid(), signal.SIGTERM)
+        time.sleep(30)  # the handler interrupts this
+    raise AssertionError("the SIGTERM did not stop the job")
+
+
+@pytest.mark.parametrize("in_a_run", [True, False], ids=["in-its-run", "before-its-run"])
+def test_a_job_cancelled_by_sigterm_ends_killed_and_returns_so_its_launcher_collects_it(
+    store: str, in_a_run: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(sweep_module, "_launcher_pid", os.getpid() + 1)  # the job runs apart from the sweep
+    client = MlflowClient(store)
+    parent = make_parent(client)
+    job = dataclasses.replace(JOB, parent_run_id=parent, overrides=("loss=l1",))
+    handler = signal.getsignal(signal.SIGTERM)
+
+    def train(tags: Mapping[str, str]) -> dict[str, float]:
+        return sigterm_while_training(store, job, tags, in_a_run=in_a_run)
+
+    assert run_sweep_job(job, job_config(store), train, options=SweepOptions(), tracking_uri=store) is None
+    assert signal.getsignal(signal.SIGTERM) is handler, "the job's SIGTERM handler is removed after it"
+    (run,) = client.search_runs([client.get_run(parent).info.experiment_id], "tags.`mlflow.parentRunId` != ''")
+    assert run.info.status == "KILLED" and run.data.tags[ERROR_TAG] == CANCELLED == "cancelled (SIGTERM)"
+    assert f"l1-job: KILLED  cancelled (SIGTERM)  (run {run.info.run_id})" in capsys.readouterr().out
+
+
+def test_a_sigterm_in_the_sweeps_own_process_ends_the_sweep(store: str, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The basic launcher runs the jobs in the sweep's process: a SIGTERM there is for the whole sweep."""
+    monkeypatch.setattr(sweep_module, "_launcher_pid", os.getpid())
+    client = MlflowClient(store)
+    job = dataclasses.replace(JOB, parent_run_id=make_parent(client), overrides=("loss=l1",))
+
+    def train(tags: Mapping[str, str]) -> dict[str, float]:
+        return sigterm_while_training(store, job, tags, in_a_run=True)
+
+    with pytest.raises(JobCancelled) as stop:
+        run_sweep_job(job, job_config(store), train, options=SweepOptions(), tracking_uri=store)
+    assert stop.value.code == 128 + signal.SIGTERM
+
+
 # -- the end of a sweep, and resuming its parent -------------------------------------------------------------
 def test_a_sweep_with_a_failed_job_prints_the_failures_and_exits_non_zero(
     tmp_path: Path, capsys: pytest.CaptureFixture[str]
@@ -351,6 +405,41 @@ def test_a_sweep_with_a_failed_job_prints_the_failures_and_exits_non_zero(
     assert re.search(r"^  1    loss=l2    FAILED  RegistryError: no such plugin$", printed, re.MULTILINE), printed
     parent = client.get_run(callback.parent_run_id)
     assert parent.info.status == "FAILED" and parent.data.tags["lossforge.failed"] == "1"
+
+
+def closed_port() -> int:
+    """A local port nothing listens on (bound, then released)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+def test_a_tracking_server_gone_at_the_sweeps_end_fails_the_sweep_with_one_line(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """The server stopped answering before the sweep ended: exit status 1 and how to go on, not a warning from
+    Hydra and a traceback at exit."""
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "5")
+    config = multirun_config(tmp_path)
+    callback = MlflowSweepCallback()
+    callback.on_multirun_start(config)
+    callback.client = MlflowClient(f"http://alice:s3cret@127.0.0.1:{closed_port()}")  # the server is gone
+    capsys.readouterr()  # what setting up the store printed
+
+    with pytest.raises(SweepFailed) as stop:
+        callback.on_multirun_end(config)
+    assert stop.value.code == 1
+    expected = (
+        f"tracking server http://***@127.0.0.1:{callback.client.tracking_uri.rsplit(':', 1)[1]} did not answer "
+        "at the sweep's end; rerun the same command with sweep.resume=true once it is back"
+    )
+    assert str(stop.value) == expected
+    printed = capsys.readouterr()
+    assert printed.err == f"lossforge: error: {expected}\n" and "s3cret" not in printed.out + printed.err
+
+    callback._end_if_abandoned()  # at exit (unregistered by on_multirun_end): one line, no traceback
+    assert capsys.readouterr().err == f"lossforge: error: {expected}\n"
 
 
 def test_resume_reopens_the_latest_parent_of_the_same_sweep_else_starts_a_new_one(tmp_path: Path) -> None:
