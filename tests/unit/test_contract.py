@@ -397,4 +397,3 @@ def test_check_learnable_catches(broken: type, message: str) -> None:
     (check,) = [check for check in loss_checks(broken, dtypes=(torch.float64,)) if check.name == "check_learnable"]
     with pytest.raises(AssertionError, match=message):
         check()
-
