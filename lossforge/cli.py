@@ -136,18 +136,13 @@ def _quiet_lightning() -> None:
     """Keep Lightning's warnings and drop its info lines ("GPU available: …", "💡 Tip: …", "`Trainer.fit`
     stopped: …"): lossforge logs what a run does, and ``training.progress`` shows the epochs. Lightning
     logs through its own handler and Hydra's root handler (every line twice); keep one copy."""
-    import warnings
+    from lossforge.training import ignore_known_warnings
 
     for name in ("lightning.pytorch", "lightning.fabric"):  # fabric: DDP's "Initializing distributed"
         lightning_log = logging.getLogger(name)
         lightning_log.setLevel(logging.WARNING)
         lightning_log.propagate = False
-    # torch deprecated ``LeafSpec()``, which Lightning's ``utilities/_pytree.py`` still calls each fit.
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")
-    # Lightning warns at every Trainer that `srun` is installed but did not start the process: on a SLURM
-    # login node (or any machine with slurm-wlm) each local run and benchmark trial would print it. lossforge
-    # submits SLURM jobs itself (hydra/launcher=submitit_slurm), where the job's variables are set.
-    warnings.filterwarnings("ignore", message="The `srun` command is available")
+    ignore_known_warnings()  # LeafSpec, "srun is available": see lossforge.training.KNOWN_WARNINGS
 
 
 def share_cores(parallel_jobs: int | None) -> None:

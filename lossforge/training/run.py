@@ -324,10 +324,9 @@ def train_replica(
 ) -> None:
     """DDP rank ``rank`` ≥ 1 started by ``distributed.start_processes``: rank 0's resolved config, built
     and trained the same way, recording nothing."""
-    import warnings
+    from lossforge.training import ignore_known_warnings
 
-    warnings.filterwarnings("ignore", message=".*LeafSpec.*")  # as quiet as rank 0 (lossforge.cli)
-    warnings.filterwarnings("ignore", message="The `srun` command is available")
+    ignore_known_warnings()  # as quiet as rank 0 (lossforge.cli)
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     cfg = OmegaConf.create(config)
     processes = dataclasses.replace(processes, rank=rank)
