@@ -355,22 +355,19 @@ def _check_options(
 
 
 class _MetricLoss(Loss):
-    """Shared plumbing of the two metric losses: options, input checks and the tuple counters."""
+    """Shared plumbing of the metric losses that score tuples (here and in ``losses/pairwise.py``): the
+    metric task, pair tuples by default, input checks and the tuple counters."""
 
     tasks: ClassVar[tuple[Task, ...]] = (Task.METRIC,)
     tuple_kind: ClassVar[str] = "pair"
 
-    reductions: ClassVar[tuple[str, ...]] = METRIC_REDUCTIONS
-
-    def __init__(self, *, margin: float, distance: str, reduction: str) -> None:
+    def __init__(self, *, reduction: str) -> None:
         super().__init__()
-        _check_options(self.name, margin, distance, reduction, self.reductions)
-        self.margin, self.distance = float(margin), distance
         self.reduction = reduction  # type: ignore[assignment]  # metric losses also take "mean_nonzero"
         self.last_num_tuples = torch.zeros((), dtype=torch.long)
         self.last_num_active = torch.zeros((), dtype=torch.long)
 
-    def _prepare(self, embeddings: Tensor, labels: Tensor, indices_tuple: tuple[Tensor, ...] | None) -> None:
+    def _check(self, embeddings: Tensor, labels: Tensor, indices_tuple: tuple[Tensor, ...] | None) -> None:
         _check_inputs(self.name, embeddings, labels)
         if indices_tuple is not None:
             _check_indices(self.name, indices_tuple)
@@ -378,9 +375,6 @@ class _MetricLoss(Loss):
     def _record(self, result: _Result) -> Tensor:
         value, self.last_num_tuples, self.last_num_active = result
         return value
-
-    def extra_repr(self) -> str:
-        return f"margin={self.margin}, distance={self.distance!r}, reduction={self.reduction!r}"
 
 
 class ContrastiveLoss(_MetricLoss):
@@ -407,17 +401,21 @@ class ContrastiveLoss(_MetricLoss):
 
     name = "contrastive"
     tuple_kind = "pair"
-    reductions = CONTRASTIVE_REDUCTIONS
     # A decade either side of Hadsell et al.'s 1 (the embeddings are not normalised, so they set the scale).
     # `distance` is not tuned: it changes the margin's units and how retrieval is evaluated.
     search_space: ClassVar[dict[str, Prior]] = {"margin": FloatRange(0.1, 10.0, log=True)}
 
     def __init__(self, *, margin: float = 1.0, distance: str = "euclidean", reduction: str = "mean") -> None:
-        super().__init__(margin=margin, distance=distance, reduction=reduction)
+        _check_options(self.name, margin, distance, reduction, CONTRASTIVE_REDUCTIONS)
+        super().__init__(reduction=reduction)
+        self.margin, self.distance = float(margin), distance
 
     def forward(self, embeddings: Tensor, labels: Tensor, indices_tuple: tuple[Tensor, ...] | None = None) -> Tensor:
-        self._prepare(embeddings, labels, indices_tuple)
+        self._check(embeddings, labels, indices_tuple)
         return self._record(_contrastive(embeddings, labels, indices_tuple, self.margin, self.distance, self.reduction))
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}, distance={self.distance!r}, reduction={self.reduction!r}"
 
 
 class TripletLoss(_MetricLoss):
@@ -447,8 +445,13 @@ class TripletLoss(_MetricLoss):
     search_space: ClassVar[dict[str, Prior]] = {"margin": FloatRange(0.02, 2.0, log=True)}
 
     def __init__(self, *, margin: float = 0.2, distance: str = "squared_euclidean", reduction: str = "mean") -> None:
-        super().__init__(margin=margin, distance=distance, reduction=reduction)
+        _check_options(self.name, margin, distance, reduction, METRIC_REDUCTIONS)
+        super().__init__(reduction=reduction)
+        self.margin, self.distance = float(margin), distance
 
     def forward(self, embeddings: Tensor, labels: Tensor, indices_tuple: tuple[Tensor, ...] | None = None) -> Tensor:
-        self._prepare(embeddings, labels, indices_tuple)
+        self._check(embeddings, labels, indices_tuple)
         return self._record(_triplet(embeddings, labels, indices_tuple, self.margin, self.distance, self.reduction))
+
+    def extra_repr(self) -> str:
+        return f"margin={self.margin}, distance={self.distance!r}, reduction={self.reduction!r}"

@@ -37,9 +37,16 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from lossforge.contract import FloatRange, Prior, Task
-from lossforge.losses.base import Loss, check_reduction
-from lossforge.losses.metric import METRIC_REDUCTIONS, _check_indices, _check_inputs, _reduce, _Result
+from lossforge.contract import FloatRange, Prior
+from lossforge.losses.base import check_reduction
+from lossforge.losses.metric import (
+    METRIC_REDUCTIONS,
+    _check_indices,
+    _check_inputs,
+    _MetricLoss,
+    _reduce,
+    _Result,
+)
 from lossforge.mining.distances import check_distance, pairwise_distance
 from lossforge.mining.tuples import label_masks
 
@@ -302,29 +309,7 @@ def _check_lifted_options(loss_name: str, margin: float, distance: str, reductio
 # -- modules ---------------------------------------------------------------------------------------
 
 
-class _PairwiseLoss(Loss):
-    """Shared plumbing: the metric task, pair tuples, input checks and the term counters."""
-
-    tasks: ClassVar[tuple[Task, ...]] = (Task.METRIC,)
-    tuple_kind: ClassVar[str] = "pair"
-
-    def __init__(self, *, reduction: str) -> None:
-        super().__init__()
-        self.reduction = reduction  # type: ignore[assignment]  # metric losses also take "mean_nonzero"
-        self.last_num_tuples = torch.zeros((), dtype=torch.long)
-        self.last_num_active = torch.zeros((), dtype=torch.long)
-
-    def _check(self, embeddings: Tensor, labels: Tensor, indices_tuple: tuple[Tensor, ...] | None) -> None:
-        _check_inputs(self.name, embeddings, labels)
-        if indices_tuple is not None:
-            _check_indices(self.name, indices_tuple)
-
-    def _record(self, result: _Result) -> Tensor:
-        value, self.last_num_tuples, self.last_num_active = result
-        return value
-
-
-class SupConLoss(_PairwiseLoss):
+class SupConLoss(_MetricLoss):
     """Supervised contrastive loss on cosine similarities; the math is ``supcon_loss``.
 
     Args:
@@ -363,7 +348,7 @@ class SupConLoss(_PairwiseLoss):
         return f"temperature={self.temperature}, reduction={self.reduction!r}"
 
 
-class CircleLoss(_PairwiseLoss):
+class CircleLoss(_MetricLoss):
     """Circle loss on cosine similarities, per anchor; the math is ``circle_loss``.
 
     Args:
@@ -403,7 +388,7 @@ class CircleLoss(_PairwiseLoss):
         return f"relaxation={self.relaxation}, scale={self.scale}, reduction={self.reduction!r}"
 
 
-class LiftedStructureLoss(_PairwiseLoss):
+class LiftedStructureLoss(_MetricLoss):
     """Lifted structured loss, per ordered positive pair; the math is ``lifted_structure_loss``.
 
     Args:
