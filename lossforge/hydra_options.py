@@ -86,15 +86,18 @@ def register_components(*, with_parameters: bool = True) -> None:
     for group, registry in (("loss", LOSSES), ("miner", MINERS)):
         for name in registry.names():
             store.store(group=group, name=name, node=component_node(registry, name, with_parameters=with_parameters))
-    _register_search_path_plugin()
+    _register_hydra_plugins()
 
 
-def _register_search_path_plugin() -> None:
+def _register_hydra_plugins() -> None:
     # Hydra finds plugins by scanning the `hydra_plugins` namespace, which setuptools' editable installs
     # hide (Hydra issue 2359); registering ours by hand works in every install mode and is a no-op where
-    # the scan found it. The plugin adds each `lossforge.configs` entry point's folder to the search path.
+    # the scan found them. The search path plugin adds each `lossforge.configs` entry point's folder to the
+    # search path; the launcher is `hydra/launcher=parallel` (lossforge.parallel).
     from hydra.core.plugins import Plugins
 
+    from hydra_plugins.lossforge_parallel.parallel_launcher import ParallelLauncher
     from hydra_plugins.lossforge_searchpath.lossforge_searchpath import LossforgeSearchPathPlugin
 
     Plugins.instance().register(LossforgeSearchPathPlugin)
+    Plugins.instance().register(ParallelLauncher)

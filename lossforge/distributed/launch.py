@@ -236,7 +236,7 @@ def _others_started(
 
 @contextmanager
 def _standard_start_method() -> Iterator[None]:
-    """A child inherits the parent's default start method; in a joblib/loky worker (hydra/launcher=parallel)
+    """A child inherits the parent's default start method; in a joblib/loky worker (hydra/launcher=joblib)
     that is ``"loky"``, which a fresh interpreter cannot set up — so start the children under ``"spawn"``."""
     import multiprocessing
 

@@ -2,11 +2,11 @@
 survives a failing job and resumes.
 
 The parent run's id reaches the jobs as a file in the sweep directory (``SWEEP_RECORD``), written before any
-job starts: the basic launcher's jobs in this process, joblib's worker processes and submitit/SLURM jobs on
+job starts: the basic launcher's jobs in this process, the parallel launcher's workers and submitit/SLURM jobs on
 other machines (the sweep directory is on a shared filesystem) all read it the same way.
 
 Failures and resume live in the job (:func:`run_sweep_job`) and in the callback (:class:`MlflowSweepCallback`),
-never in a launcher, so the basic, joblib and submitit/SLURM launchers behave alike:
+never in a launcher, so the basic, parallel and submitit/SLURM launchers behave alike:
 
 * A job that raises is recorded as a FAILED child run with the error in ``lossforge.error`` — a run is
   created for it if it failed before it had one (a plugin that does not load) — and the sweep goes on.
@@ -18,7 +18,7 @@ never in a launcher, so the basic, joblib and submitit/SLURM launchers behave al
   ``lossforge.superseded_by_resume`` and moved to MLflow's deleted runs (restorable) — and the job runs again.
 * A job cancelled by SIGTERM (``scancel`` of its SLURM job; SLURM sends SIGKILL ``KillWait`` seconds
   later) ends its child run KILLED with ``lossforge.error`` "cancelled (SIGTERM)" and, when it runs in a
-  process of its own (a SLURM or joblib job), *returns* a failure result instead of exiting: submitit then
+  process of its own (a SLURM or parallel-launcher job), *returns* a failure result instead of exiting: submitit then
   writes the job's result file and the submitting command collects it — without that file submitit could
   only learn of the cancellation from ``sacct``, which a cluster without accounting does not answer, and
   would wait forever. The sweep's end then lists the job and exits with status 1. A job that runs in the
@@ -48,7 +48,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any, cast
+from typing import Any
 
 from hydra.experimental.callback import Callback
 from hydra.types import RunMode
@@ -78,7 +78,7 @@ CANCELLED = "cancelled (SIGTERM)"  # the error of a job stopped by SIGTERM (scan
 #: and the connection errors themselves (``requests``' derive from ``OSError``).
 UNREACHABLE = (MlflowException, OSError)
 #: The id of the process that launched the sweep (``on_multirun_start`` ran in it); a job in another process
-#: (SLURM, joblib) returns when cancelled, one in this process lets the SIGTERM end the sweep.
+#: (SLURM, the parallel launcher) returns when cancelled, one in this process lets the SIGTERM end the sweep.
 _launcher_pid: int | None = None
 
 
@@ -183,12 +183,11 @@ class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _launcher_pid
         _launcher_pid = os.getpid()
-        warming = threading.Thread(target=warm_workers, args=(config.hydra.get("launcher") or {},), daemon=True)
-        warming.start()  # the joblib launcher's workers import what a job needs while the store is set up
-        try:
-            self._start_parent(config)
-        finally:
-            warming.join()
+        if str((config.hydra.get("launcher") or {}).get("_target_", "")).endswith(".ParallelLauncher"):
+            from lossforge.parallel import start_fork_server
+
+            start_fork_server()  # its imports for the jobs overlap the store and parent run set up here
+        self._start_parent(config)
 
     def _start_parent(self, config: DictConfig) -> None:
         tracking_uri = resolve_tracking_uri(config.logger.get("tracking_uri"), base_dir=Path.cwd())
@@ -295,12 +294,10 @@ class MlflowSweepCallback(Callback):
             self.client.set_tag(self.parent_run_id, "lossforge.failed", str(len(failed)))
             self.client.set_terminated(self.parent_run_id, status="FAILED" if failed else "FINISHED")
         except UNREACHABLE as error:  # Hydra would turn an exception here into a warning, and exit 0
-            release_workers()
             message = self._unreachable()
             log.debug("tracking server error at the sweep's end: %s", scrub_secrets(str(error)))
             print(f"lossforge: error: {message}", file=sys.stderr, flush=True)
             raise SweepFailed(message) from None
-        release_workers()  # they exit while the comparison is computed, not after it
         print(self._comparison(config, children), end="", flush=True)
         print(sweep_summary(self.parent_run_id, len(children), [child.info.run_name for child in failed]), flush=True)
         if failed:
@@ -617,49 +614,3 @@ def _default_run_name(cfg: DictConfig) -> str:
     from lossforge.training.run import default_run_name
 
     return default_run_name(cfg)
-
-
-def warm_workers(launcher_config: Any) -> None:
-    """Under the joblib launcher (``hydra/launcher=parallel``): start its worker processes now and import in
-    each what a job needs (torch, Lightning, MLflow, lossforge, matplotlib), so that the seconds this takes
-    overlap the launcher's own set-up (the MLflow store and the parent run) instead of delaying the first
-    jobs. The launcher's ``joblib.Parallel`` then reuses these workers: loky keeps one executor per process
-    and reuses it for the same arguments, which are built here exactly as the launcher builds them. Any
-    other launcher: nothing. A failure here only loses the head start."""
-    if not str(launcher_config.get("_target_", "")).endswith("JoblibLauncher"):
-        return
-    try:
-        from hydra_plugins.hydra_joblib_launcher._core import process_joblib_cfg
-        from joblib import Parallel, delayed, effective_n_jobs
-
-        arguments = cast(dict[str, Any], OmegaConf.to_container(launcher_config, resolve=True))
-        arguments.pop("_target_", None)
-        arguments["backend"] = "loky"  # as hydra_joblib_launcher._core.launch sets it
-        process_joblib_cfg(arguments)
-        workers = effective_n_jobs(arguments.get("n_jobs", -1))
-        pids = Parallel(**arguments)(delayed(_warm_worker)() for _ in range(workers))
-        log.debug("parallel workers %s warmed", sorted(set(pids)))
-    except Exception as error:
-        log.debug("parallel workers not warmed: %s", error)
-
-
-def _warm_worker() -> int:
-    """In a worker: import what a job imports (torch, Lightning, MLflow; matplotlib for the figures); its pid."""
-    import lossforge.evaluation.plots
-    import lossforge.training.run  # noqa: F401
-
-    return os.getpid()
-
-
-def release_workers() -> None:
-    """End the joblib launcher's worker processes now that every job has returned (they are idle): otherwise
-    this process waits at its exit for each to tear down torch, Lightning and MLflow (benchmarks/README.md,
-    section 6). Reaches into loky's module-level executor, which joblib offers no public handle to; a no-op
-    under other launchers."""
-    try:
-        from joblib.externals.loky import reusable_executor
-    except ImportError:
-        return
-    executor = reusable_executor._executor
-    if executor is not None:
-        executor.shutdown(wait=False, kill_workers=True)  # idle: nothing of a job is lost

@@ -1,5 +1,5 @@
 """Sweeps that survive a failing job and resume, end to end: the real command in a subprocess, a plugin that
-fails to load (installed on ``PYTHONPATH``) and is then fixed, with the basic and the joblib launcher."""
+fails to load (installed on ``PYTHONPATH``) and is then fixed, with the basic and the parallel launcher."""
 
 from __future__ import annotations
 
@@ -56,6 +56,35 @@ def test_a_failing_job_is_recorded_the_sweep_goes_on_and_resume_reruns_only_it(
     assert parent_again.info.run_id == parent.info.run_id and parent_again.info.status == "FINISHED"
     assert {child.info.status for child in children} == {"FINISHED"} and len(children) == 3
     assert finished_ids < {child.info.run_id for child in children}  # the finished runs were kept, not redone
+
+
+def test_a_worker_that_dies_ends_the_parallel_sweep_clearly_and_resume_completes_it(tmp_path: Path) -> None:
+    # A job whose process is killed (the OOM killer, kill -9) cannot record anything: the launcher says what
+    # happened and how to go on, the parent run is not left RUNNING, and resume reruns what did not finish.
+    marker = tmp_path / "kill-the-worker"
+    marker.touch()
+    killer = GOOD_LOSS.replace("import torch\n", "import os\nimport signal\n\nimport torch\n", 1).replace(
+        "        return self.scale",
+        f"        if os.path.exists({str(marker)!r}):\n            os.kill(os.getpid(), signal.SIGKILL)\n"
+        "        return self.scale",
+    )
+    env = install_flaky_plugin(tmp_path, killer)
+    sweep = ("-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", *SWEEP)
+    result = run_lossforge(tmp_path, *sweep, env=env)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "a worker process of the parallel launcher died" in result.stderr
+    assert "sweep.resume=true" in result.stderr
+    parent, children = sweep_runs(tmp_path)
+    assert parent.info.status == "FAILED"  # not RUNNING
+    assert "FINISHED" not in {child.data.tags["loss"]: child.info.status for child in children}.get("flaky_l1", "")
+
+    marker.unlink()  # whatever killed it is gone
+    resumed = run_lossforge(tmp_path, *sweep, "sweep.resume=true", env=env)
+    assert resumed.returncode == 0, resumed.stdout[-3000:] + resumed.stderr[-3000:]
+    parent_again, children = sweep_runs(tmp_path)
+    assert parent_again.info.run_id == parent.info.run_id and parent_again.info.status == "FINISHED"
+    assert sorted(child.data.tags["loss"] for child in children) == ["flaky_l1", "l1", "l2"]
+    assert {child.info.status for child in children} == {"FINISHED"}
 
 
 def test_fail_fast_stops_at_the_first_failing_job(tmp_path: Path) -> None:

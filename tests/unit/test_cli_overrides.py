@@ -68,7 +68,7 @@ def test_a_config_that_chooses_the_loss_is_left_to_hydra(chooser: str) -> None:
 # -- Hydra plugins the README uses -------------------------------------------------------------------------
 
 PLUGINS = [
-    ("hydra/launcher=parallel", "hydra_joblib_launcher", "joblib launcher", "hydra-joblib-launcher"),
+    ("hydra/launcher=joblib", "hydra_joblib_launcher", "joblib launcher", "hydra-joblib-launcher"),
     ("hparams_search=focal_optuna", "hydra_optuna_sweeper", "Optuna sweeper", "hydra-optuna-sweeper"),
     ("hydra/launcher=submitit_slurm_ddp", "hydra_submitit_launcher", "submitit launcher", "hydra-submitit-launcher"),
     ("hydra/launcher=submitit_local_ddp", "hydra_submitit_launcher", "submitit launcher", "hydra-submitit-launcher"),
