@@ -2,24 +2,28 @@
 
 Both run ``python -m lossforge -m seed=0,…,7 trainer.max_epochs=E model.hidden=[H,H]`` (the default
 experiment: the lecture's MLP on the 8×8 digits), the parallel one with ``hydra/launcher=parallel``
-(joblib/loky, ``n_jobs`` = 2 worker processes, each job with ``cpu_count // n_jobs`` torch threads; see
-``lossforge.cli.share_cores``), the sequential one with Hydra's basic launcher (one process, all cores
-for each job). Every run gets a fresh temporary directory as its working directory, so each has its own
-MLflow store. Runs alternate (sequential, parallel, sequential, …); the table reports medians.
+(``lossforge.parallel``: one worker per usable core, forked from a server that imported what a job needs
+while the sweep set up; each job with ``cores // workers`` torch threads), the sequential one with Hydra's
+basic launcher (one process, all cores for each job). Every run gets a fresh temporary directory as its
+working directory, so each has its own MLflow store. Runs alternate (sequential, parallel, sequential, …);
+the table reports medians.
 
 Each configuration ``H:E`` is one pair of rows. Besides the total, each run is split by the moments its
-output arrives: *before the first job* (imports, the MLflow store and the sweep's parent run, and for
-the parallel launcher its worker processes importing everything again), *jobs* (first job's start to
-last job's end), and *after the last job* (closing the sweep, shutting down, exiting).
+output arrives: *before the first job* (imports, the MLflow store and the sweep's parent run; for the
+parallel launcher, whichever ends later of that and its fork server's imports), *jobs* (first job's start
+to last job's end), and *after the last job* (the comparison printed at the end, exiting).
 
-Two more rows say what the machine allows, measured in the same run: a CPU-bound probe (a pure Python
-loop plus single-threaded ``torch.matmul``) in one process alone, and in two processes at once. Their
-ratio is the most that running two jobs at once can gain here.
+More rows say what the machine allows, measured in the same run: a CPU-bound probe (a pure Python loop plus
+single-threaded ``torch.matmul``) in one process alone and in two processes at once — their ratio is the
+most that running two jobs at once can gain here — and the fork server's imports alone
+(``import lossforge.parallel_preload`` in a fresh interpreter), before which no parallel job can start.
+From these, each configuration gets the most any launcher of this design can reach here: the sequential
+total over (those imports + the sequential job phase ÷ the probe's gain + the parallel run's *after*).
 
 Usage::
 
     python benchmarks/sweeps.py                              # 512:20 and 64:150, 2 repeats
-    python benchmarks/sweeps.py --configs 64:400 --repeats 3
+    python benchmarks/sweeps.py --configs 512:5 512:20 --repeats 3
 """
 
 from __future__ import annotations
@@ -36,7 +40,7 @@ from dataclasses import dataclass
 
 from _report import OtherLoad, add_common_arguments, machine, median, wait_for_quiet, write_tables
 
-WORKERS = 2  # conf/hydra/launcher/parallel.yaml: n_jobs
+WORKERS = 2  # hydra.launcher.n_jobs given to the parallel sweep, and processes of the probe
 RUN_SUMMARY = re.compile(r"\(run [0-9a-f]{32}\)$")  # "<run name>: test/accuracy 0.970 …  (run <id>)"
 PROBE = """
 import time
@@ -69,7 +73,7 @@ def sweep(parallel: bool, hidden: int, epochs: int, jobs: int) -> Run:
     command = [sys.executable, "-m", "lossforge", "-m", f"seed={seeds}", f"trainer.max_epochs={epochs}"]
     command += [f"model.hidden=[{hidden},{hidden}]", "trainer.enable_progress_bar=false"]
     if parallel:
-        command.insert(4, "hydra/launcher=parallel")
+        command[4:4] = ["hydra/launcher=parallel", f"hydra.launcher.n_jobs={WORKERS}"]
     first_job = last_job_end = float("nan")
     with tempfile.TemporaryDirectory(prefix="lossforge-sweep-") as directory:
         start = time.perf_counter()
@@ -96,6 +100,24 @@ def sweep(parallel: bool, hidden: int, epochs: int, jobs: int) -> Run:
     return Run(total, first_job, last_job_end)
 
 
+def preload() -> float:
+    """Seconds from starting a fresh interpreter to its having imported what the parallel launcher's fork
+    server imports (its exit, which the fork server never goes through, not counted)."""
+    start = time.perf_counter()
+    child = subprocess.Popen(
+        [sys.executable, "-c", "import lossforge.parallel_preload; print('imported', flush=True)"],
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    assert child.stdout is not None
+    if child.stdout.readline().strip() != "imported":
+        raise RuntimeError("import lossforge.parallel_preload failed")
+    seconds = time.perf_counter() - start
+    child.kill()
+    child.wait()
+    return seconds
+
+
 def probe(processes: int) -> float:
     """Median seconds of the probe when ``processes`` copies run at once."""
     children = [
@@ -118,7 +140,7 @@ def main(argv: list[str] | None = None) -> None:
     quiet = wait_for_quiet(args.max_wait)
     machine_before, started, load = machine(), time.perf_counter(), OtherLoad()
     runs: dict[tuple[int, int, bool], list[Run]] = {(h, e, p): [] for h, e in configs for p in (False, True)}
-    alone, together = [], []
+    alone, together, imports = [], [], []
     for repeat in range(args.repeats):
         for hidden, epochs in configs:
             for parallel in (False, True):
@@ -130,9 +152,11 @@ def main(argv: list[str] | None = None) -> None:
                 )
         alone.append(probe(1))
         together.append(probe(WORKERS))
+        imports.append(preload())
 
     threads = max(1, (os.cpu_count() or 1) // WORKERS)
-    rows = []
+    capacity = WORKERS * median(alone) / median(together)
+    rows, bounds = [], []
     for hidden, epochs in configs:
         sequential = median([run.total for run in runs[hidden, epochs, False]])
         for parallel in (False, True):
@@ -153,7 +177,11 @@ def main(argv: list[str] | None = None) -> None:
                     f"{sequential / total:.2f}×",
                 ]
             )
-    capacity = WORKERS * median(alone) / median(together)
+        jobs = median([run.phases[1] for run in runs[hidden, epochs, False]])
+        after = median([run.phases[2] for run in runs[hidden, epochs, True]])
+        best = median(imports) + jobs / capacity + after
+        name = f"[{hidden},{hidden}], {epochs} epochs"
+        bounds.append(f"{name}: {sequential / best:.2f}× ({sequential:.1f} s / {best:.1f} s)")
     rows.append(["CPU probe", "1 process", f"{median(alone):.2f}", f"{min(alone):.2f}", "–", "–"])
     rows.append(
         [
@@ -164,6 +192,9 @@ def main(argv: list[str] | None = None) -> None:
             "–",
             f"{capacity:.2f}× (the most {WORKERS} processes gain)",
         ]
+    )
+    rows.append(
+        ["fork server's imports", "1 process", f"{median(imports):.2f}", f"{min(imports):.2f}", "–", "before any job"]
     )
     write_tables(
         "sweeps",
@@ -179,6 +210,8 @@ def main(argv: list[str] | None = None) -> None:
             f"Machine: {machine_before} ({quiet}); {load.note()}",
             f"{args.repeats} alternating runs of each sweep; target: parallel ≥ 1.6× sequential; "
             f"wall time {time.perf_counter() - started:.0f} s",
+            "The most a parallel launcher can reach here (sequential total / (fork server's imports + "
+            "sequential job phase ÷ probe gain + parallel *after*)): " + "; ".join(bounds),
         ],
     )
 
