@@ -40,6 +40,10 @@ from typing import Any
 
 log = logging.getLogger(__name__)
 
+INTERRUPTED = (
+    "interrupted (Ctrl-C): the running jobs were stopped and their runs marked KILLED, no other job started; "
+    "rerun the same command with sweep.resume=true to finish the sweep"
+)
 WORKER_DIED = (
     "a worker process of the parallel launcher died (killed by a signal: kill -9, the out-of-memory killer) "
     "and the others were stopped; jobs that finished are recorded in MLflow — rerun the same command with "
@@ -138,8 +142,9 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     # Pickled once for all jobs (cloudpickle: Hydra's task function is not importable by name)
     shared = cloudpickle.dumps((launcher.hydra_context, config, launcher.task_function, Singleton.get_state()))
     context = multiprocessing.get_context("forkserver")
+    stop = context.Event()  # set on Ctrl-C: a worker then starts no further job
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=(dict(os.environ), threads)
+        workers, mp_context=context, initializer=_start_worker, initargs=(dict(os.environ), threads, stop)
     ) as pool:
         futures = [
             pool.submit(_run_job, initial_job_idx + idx, list(overrides), shared)
@@ -150,17 +155,27 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         except BrokenProcessPool:  # one worker died; the pool has stopped the others
             print(f"lossforge: error: {WORKER_DIED}", file=sys.stderr, flush=True)
             raise SystemExit(1) from None  # at exit the sweep's parent run is marked FAILED
+        except KeyboardInterrupt:
+            stop.set()
+            pool.shutdown(wait=True, cancel_futures=True)  # the running jobs end (Ctrl-C reached them too)
+            print(f"lossforge: {INTERRUPTED}", file=sys.stderr, flush=True)
+            raise SystemExit(128 + signal.SIGINT) from None
     assert all(isinstance(returned, JobReturn) for returned in returns)
     return returns
 
 
-def _start_worker(environment: dict[str, str], threads: int) -> None:
-    """In a new worker: the launcher's environment of now, and its share of the cores."""
+def _start_worker(environment: dict[str, str], threads: int, stop: Any) -> None:
+    """In a new worker: the launcher's environment of now, its share of the cores, the launcher's stop flag."""
+    global _stop
     import torch
 
     os.environ.clear()
     os.environ.update(environment)
     torch.set_num_threads(threads)
+    _stop = stop
+
+
+_stop: Any = None  # in a worker: the launcher's stop flag (a multiprocessing Event)
 
 
 def _run_job(idx: int, overrides: list[str], shared: bytes) -> bytes:
@@ -172,6 +187,8 @@ def _run_job(idx: int, overrides: list[str], shared: bytes) -> bytes:
     from hydra.core.utils import run_job, setup_globals
     from omegaconf import open_dict
 
+    if _stop is not None and _stop.is_set():
+        return bytes(cloudpickle.dumps(None))  # the sweep was interrupted: this job does not start
     hydra_context, config, task_function, singleton_state = cloudpickle.loads(shared)
     setup_globals()
     Singleton.set_state(singleton_state)

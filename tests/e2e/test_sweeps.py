@@ -3,11 +3,15 @@
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
 import yaml
-from helpers import default_store_runs, run_lossforge, run_python, sweep_runs
+from helpers import child_env, default_store_runs, run_lossforge, run_python, sweep_runs
 
 from lossforge.tracking import SWEEP_RECORD
 
@@ -48,6 +52,42 @@ def test_an_eight_job_parallel_sweep_lands_eight_finished_children(tmp_path: Pat
     assert parent.info.status == "FINISHED"
     assert sorted(c.data.params["seed"] for c in children) == [str(seed) for seed in range(8)]
     assert [c.info.status for c in children] == ["FINISHED"] * 8
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_parallel_sweep_its_running_runs_killed_no_other_job_started(tmp_path: Path) -> None:
+    # Ctrl-C in a terminal reaches the whole process group: the launcher and the workers' running jobs.
+    command = [sys.executable, "-m", "lossforge", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2"]
+    command += ["seed=0,1,2,3", "trainer.max_epochs=500", "model.hidden=[64]", "trainer.enable_progress_bar=false"]
+    child = subprocess.Popen(
+        command,
+        cwd=tmp_path,
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        start_new_session=True,
+    )
+    assert child.stdout is not None
+    output, started = [], 0
+    try:
+        for line in child.stdout:  # both workers' first jobs have their MLflow runs: interrupt
+            output.append(line)
+            started += "[lossforge][INFO] - mlflow   run " in line
+            if started == 2:
+                os.killpg(child.pid, signal.SIGINT)
+                break
+        output.append(child.stdout.read())
+        assert child.wait(timeout=120) == 128 + signal.SIGINT, "".join(output)[-3000:]
+    finally:
+        if child.poll() is None:
+            os.killpg(child.pid, signal.SIGKILL)
+    printed = "".join(output)
+    assert "lossforge: interrupted (Ctrl-C)" in printed and "sweep.resume=true" in printed
+    parent, children = sweep_runs(tmp_path)
+    assert parent.info.status == "FAILED"
+    assert sorted(child.info.status for child in children) == ["KILLED", "KILLED"]  # jobs 2 and 3 never started
+    assert sorted(child.data.params["seed"] for child in children) == ["0", "1"]
 
 
 @pytest.mark.slow
