@@ -479,7 +479,8 @@ def run_sweep_job(
     Returns the metrics of the run (or of the run that already holds the job), or ``None`` if it failed: the
     failure is recorded as a FAILED child run (created here if ``train`` failed before it made one) and the
     sweep goes on. With ``options.fail_fast`` it raises :class:`SweepFailed` instead, which ends the
-    sweep. Errors of ``quiet_errors`` (bad input) are logged as one line, others with their traceback.
+    sweep. Errors of ``quiet_errors`` (bad input) and of a tracking server that does not answer
+    (``UNREACHABLE``, unless ``quiet_errors`` is empty) are logged as one line, others with their traceback.
     Without a parent run (no ``MlflowSweepCallback``) an error propagates, as Hydra's own jobs do.
     """
     digest = config_hash(cfg)
@@ -515,7 +516,10 @@ def run_sweep_job(
         return None  # a result: submitit writes its result file, and the sweep's end reports the job
     except Exception as error:
         message = scrub_secrets(f"{type(error).__name__}: {error}")[:ERROR_LENGTH]
-        log.error("job %d failed: %s", job.job_num, message, exc_info=not isinstance(error, quiet_errors))
+        # A tracking server that stopped answering is the environment, not a bug: one line, as for bad input
+        # (unless LOSSFORGE_TRACEBACK=1, which empties quiet_errors).
+        quiet = (*quiet_errors, *UNREACHABLE) if quiet_errors else ()
+        log.error("job %d failed: %s", job.job_num, message, exc_info=not isinstance(error, quiet))
         run_name = cfg.get("run_name") or _default_run_name(cfg)
         run_id = _failed_run(client, job, cfg, digest, message, run_name=run_name, since_ms=started_ms)
         print(f"{run_name}: FAILED  {' '.join(message.split())[:200]}  (run {run_id})", flush=True)

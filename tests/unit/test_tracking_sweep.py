@@ -9,6 +9,7 @@ import contextlib
 import dataclasses
 import hashlib
 import json
+import logging
 import os
 import re
 import shutil
@@ -22,6 +23,7 @@ import pytest
 from helpers import compose_config
 from hydra.types import RunMode
 from mlflow import MlflowClient
+from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from lossforge.tracking import SWEEP_RECORD, MlflowSweepCallback, SweepJob, mlflow_run, run_context_tags, sweep_job
@@ -264,6 +266,34 @@ def test_a_job_failing_before_its_run_exists_gets_a_failed_run_and_the_sweep_goe
     assert run.data.tags[CONFIG_HASH_TAG] == config_hash(cfg) and run.data.tags["hydra.job_num"] == "0"
     assert run.data.params["loss.name"] == "l1"
     assert "l1-job: FAILED  LookupError" in capsys.readouterr().out
+
+
+@pytest.mark.parametrize(
+    ("error", "quiet_errors", "traceback"),
+    [
+        (ConnectionError("tracking server http://127.0.0.1:1 refused the connection"), (LookupError,), False),
+        (MlflowException("API request to http://127.0.0.1:1 failed"), (LookupError,), False),
+        (MlflowException("API request to http://127.0.0.1:1 failed"), (), True),  # LOSSFORGE_TRACEBACK=1
+        (RuntimeError("a bug"), (LookupError,), True),
+        (LookupError("bad input"), (LookupError,), False),
+    ],
+    ids=["refused", "mlflow-outage", "outage-with-traceback-switch", "bug", "bad-input"],
+)
+def test_an_outage_is_logged_as_one_line_a_bug_with_its_traceback(
+    store: str, caplog: pytest.LogCaptureFixture, error: Exception, quiet_errors: tuple, traceback: bool
+) -> None:
+    client = MlflowClient(store)
+    job = dataclasses.replace(JOB, parent_run_id=make_parent(client), overrides=("loss=l1",))
+
+    def fails(tags: Mapping[str, str]) -> dict[str, float]:
+        raise error
+
+    with caplog.at_level(logging.ERROR, logger="lossforge"):
+        run_sweep_job(
+            job, job_config(store), fails, options=SweepOptions(), tracking_uri=store, quiet_errors=quiet_errors
+        )
+    (record,) = [record for record in caplog.records if record.getMessage().startswith("job 0 failed")]
+    assert bool(record.exc_info) is traceback
 
 
 def test_a_job_whose_run_recorded_its_own_failure_gets_no_second_run(store: str) -> None:
