@@ -5,13 +5,16 @@ again (about 5 s on a 2-core machine), only once the launcher has set up, and te
 exit; for a sweep of short jobs those fixed seconds ate the whole gain of running two jobs at once
 (``benchmarks/README.md``, section 6). Here:
 
-1. When Hydra sets the launcher up, one *fork server* starts and imports what a job needs (``PRELOAD``),
-   on its own core, while this process creates the MLflow store and the sweep's parent run.
+1. One *fork server* starts on the command's first line when it asks for a parallel sweep
+   (``lossforge.cli``; when a config file chooses this launcher, as the sweep starts) and imports what a
+   job needs (``PRELOAD``) on its own core, while this process composes the config and creates the MLflow
+   store and the sweep's parent run.
 2. Each worker is a fork of that server (``multiprocessing``'s ``forkserver`` start method): it starts with
    everything imported, and ends with ``os._exit`` — no interpreter teardown.
 3. Each job runs as under Hydra's other launchers: the sweep config for its overrides, its ``hydra.job``
    id and number, ``run_job``. A job's failure is its own (``lossforge.tracking.sweep`` records it);
-   a worker that *dies* (killed, out of memory) ends the sweep with an error that says so.
+   a worker that *dies* (killed, out of memory) ends the sweep with an error that says so, and Ctrl-C
+   ends the running jobs (their runs KILLED) and starts no queued one.
 
 Threads: the workers are ``n_jobs`` (≤ 0 counts back from the cores this process may use, as joblib's
 ``-1`` = all of them), never more than the jobs, and each job gets ``cores // workers`` torch threads —
