@@ -13,8 +13,8 @@ exit; for a sweep of short jobs those fixed seconds ate the whole gain of runnin
    everything imported, and ends with ``os._exit`` — no interpreter teardown.
 3. Each job runs as under Hydra's other launchers: the sweep config for its overrides, its ``hydra.job``
    id and number, ``run_job``. A job's failure is its own (``lossforge.tracking.sweep`` records it);
-   a worker that *dies* (killed, out of memory) ends the sweep with an error that says so, and Ctrl-C
-   ends the running jobs (their runs KILLED) and starts no queued one.
+   a worker that *dies* (killed, out of memory) ends the sweep with an error that says so; Ctrl-C ends
+   the running jobs (their runs KILLED), and it and ``sweep.fail_fast=true`` start no queued job.
 
 Threads: the workers are ``n_jobs`` (≤ 0 counts back from the cores this process may use, as joblib's
 ``-1`` = all of them), never more than the jobs, and each job gets ``cores // workers`` torch threads —
@@ -145,7 +145,7 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     # Pickled once for all jobs (cloudpickle: Hydra's task function is not importable by name)
     shared = cloudpickle.dumps((launcher.hydra_context, config, launcher.task_function, Singleton.get_state()))
     context = multiprocessing.get_context("forkserver")
-    stop = context.Event()  # set on Ctrl-C: a worker then starts no further job
+    stop = context.Event()  # set when the sweep stops early: a worker then starts no further job
     with ProcessPoolExecutor(
         workers, mp_context=context, initializer=_start_worker, initargs=(dict(os.environ), threads, stop)
     ) as pool:
@@ -158,11 +158,13 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
         except BrokenProcessPool:  # one worker died; the pool has stopped the others
             print(f"lossforge: error: {WORKER_DIED}", file=sys.stderr, flush=True)
             raise SystemExit(1) from None  # at exit the sweep's parent run is marked FAILED
-        except KeyboardInterrupt:
+        except BaseException as stopping:  # Ctrl-C here, or a job that ends the sweep (sweep.fail_fast=true)
             stop.set()
-            pool.shutdown(wait=True, cancel_futures=True)  # the running jobs end (Ctrl-C reached them too)
-            print(f"lossforge: {INTERRUPTED}", file=sys.stderr, flush=True)
-            raise SystemExit(128 + signal.SIGINT) from None
+            pool.shutdown(wait=True, cancel_futures=True)  # the running jobs end; no queued job starts
+            if isinstance(stopping, KeyboardInterrupt):  # Ctrl-C reached the running jobs too
+                print(f"lossforge: {INTERRUPTED}", file=sys.stderr, flush=True)
+                raise SystemExit(128 + signal.SIGINT) from None
+            raise
     assert all(isinstance(returned, JobReturn) for returned in returns)
     return returns
 
@@ -200,13 +202,18 @@ def _run_job(idx: int, overrides: list[str], shared: bytes) -> bytes:
         sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
         sweep_config.hydra.job.num = idx
     HydraConfig.instance().set_config(sweep_config)
-    returned = run_job(
-        hydra_context=hydra_context,
-        config=sweep_config,
-        task_function=task_function,
-        job_dir_key="hydra.sweep.dir",
-        job_subdir_key="hydra.sweep.subdir",
-    )
+    try:
+        returned = run_job(
+            hydra_context=hydra_context,
+            config=sweep_config,
+            task_function=task_function,
+            job_dir_key="hydra.sweep.dir",
+            job_subdir_key="hydra.sweep.subdir",
+        )
+    except BaseException:  # not a job's failure (run_job keeps those): it ends the sweep (fail_fast, Ctrl-C)
+        if _stop is not None:
+            _stop.set()  # now, before this worker takes its next job; the launcher learns it a moment later
+        raise
     try:
         return bytes(cloudpickle.dumps(returned))
     except Exception as error:  # e.g. an exception holding a lock: keep its text, not the object

@@ -96,6 +96,21 @@ def test_fail_fast_stops_at_the_first_failing_job(tmp_path: Path) -> None:
     assert parent.info.status == "FAILED" and [child.info.status for child in children] == ["FAILED"]
 
 
+def test_fail_fast_under_the_parallel_launcher_lets_the_running_job_finish_and_starts_no_other(
+    tmp_path: Path,
+) -> None:
+    env = install_flaky_plugin(tmp_path, BROKEN)
+    losses = "loss=flaky_l1,l1,l2,huber,l1,l2"  # job 0 fails; job 1 may be running beside it
+    sweep = ("-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2", losses, "seed=0", *SWEEP[1:])
+    result = run_lossforge(tmp_path, *sweep, "sweep.fail_fast=true", env=env)
+    assert result.returncode == 1, result.stdout[-3000:] + result.stderr[-3000:]
+    assert "Sweep stopped at job 0 (sweep.fail_fast=true)." in result.stdout
+    parent, children = sweep_runs(tmp_path)
+    status = sorted((child.data.tags["hydra.job_num"], child.info.status) for child in children)
+    assert parent.info.status == "FAILED"
+    assert status in ([("0", "FAILED")], [("0", "FAILED"), ("1", "FINISHED")]), status  # jobs 2–5 never started
+
+
 def test_the_config_hash_is_the_same_in_another_process() -> None:
     code = (
         "from helpers import compose_config; from lossforge.tracking.config_hash import config_hash; "
