@@ -34,6 +34,8 @@ import multiprocessing
 import os
 import signal
 import sys
+import threading
+import time
 from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -147,7 +149,10 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     context = multiprocessing.get_context("forkserver")
     stop = context.Event()  # set when the sweep stops early: a worker then starts no further job
     with ProcessPoolExecutor(
-        workers, mp_context=context, initializer=_start_worker, initargs=(dict(os.environ), threads, stop)
+        workers,
+        mp_context=context,
+        initializer=_start_worker,
+        initargs=(dict(os.environ), threads, stop, os.getpid()),
     ) as pool:
         futures = [
             pool.submit(_run_job, initial_job_idx + idx, list(overrides), shared)
@@ -169,8 +174,9 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     return returns
 
 
-def _start_worker(environment: dict[str, str], threads: int, stop: Any) -> None:
-    """In a new worker: the launcher's environment of now, its share of the cores, the launcher's stop flag."""
+def _start_worker(environment: dict[str, str], threads: int, stop: Any, launcher_pid: int) -> None:
+    """In a new worker: the launcher's environment of now, its share of the cores, the launcher's stop flag,
+    and a watchdog that ends the worker with the launcher."""
     global _stop
     import torch
 
@@ -178,14 +184,48 @@ def _start_worker(environment: dict[str, str], threads: int, stop: Any) -> None:
     os.environ.update(environment)
     torch.set_num_threads(threads)
     _stop = stop
+    threading.Thread(target=_end_with_the_launcher, args=(launcher_pid,), daemon=True).start()
 
 
 _stop: Any = None  # in a worker: the launcher's stop flag (a multiprocessing Event)
+_running = False  # in a worker: whether a job is running
+
+
+def _end_with_the_launcher(launcher_pid: int, poll_s: float = 0.5, grace_s: float = 60.0) -> None:
+    """In a worker: once the launcher is gone — killed or terminated, without the chance to shut its pool
+    down — end this worker too, instead of leaving it waiting forever for a next job with torch and Lightning
+    in memory (the fork server cannot tell: each worker holds its "alive" pipe open). A running job is first
+    sent SIGTERM, so that its run ends KILLED as when SLURM cancels it (``lossforge.tracking.sweep``), and
+    given ``grace_s`` to record that."""
+    while _alive(launcher_pid):
+        time.sleep(poll_s)
+    if _running:
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + grace_s
+        while _running and time.monotonic() < deadline:
+            time.sleep(0.1)
+    os._exit(1)
+
+
+def _alive(pid: int) -> bool:
+    """Whether process ``pid`` runs: it exists and is not a zombie (dead, not yet reaped by its parent)."""
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): existing is all we can tell
 
 
 def _run_job(idx: int, overrides: list[str], shared: bytes) -> bytes:
     """In a worker: one job, as Hydra's launchers run it (``hydra_joblib_launcher._core.execute_job`` does the
     same); its ``JobReturn``, pickled. A return value that cannot be pickled travels as its ``repr``."""
+    global _running
     import cloudpickle
     from hydra.core.hydra_config import HydraConfig
     from hydra.core.singleton import Singleton
@@ -202,6 +242,7 @@ def _run_job(idx: int, overrides: list[str], shared: bytes) -> bytes:
         sweep_config.hydra.job.id = f"{sweep_config.hydra.job.name}_{idx}"
         sweep_config.hydra.job.num = idx
     HydraConfig.instance().set_config(sweep_config)
+    _running = True
     try:
         returned = run_job(
             hydra_context=hydra_context,
@@ -214,6 +255,8 @@ def _run_job(idx: int, overrides: list[str], shared: bytes) -> bytes:
         if _stop is not None:
             _stop.set()  # now, before this worker takes its next job; the launcher learns it a moment later
         raise
+    finally:
+        _running = False
     try:
         return bytes(cloudpickle.dumps(returned))
     except Exception as error:  # e.g. an exception holding a lock: keep its text, not the object

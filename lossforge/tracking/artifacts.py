@@ -104,7 +104,25 @@ def log_datasets(run: RunHandle, data: DataSplits, *, source: Mapping[str, Any])
         )
         tag = InputTag(MLFLOW_DATASET_CONTEXT, SPLIT_CONTEXTS[split_name])
         inputs.append(DatasetInput(Dataset(**dataset.to_dict()), tags=[tag]))
-    run.client.log_inputs(run.run_id, datasets=inputs)
+    log_inputs_once_more_on_a_race(run, inputs)
+
+
+def log_inputs_once_more_on_a_race(run: RunHandle, inputs: list[Any]) -> None:
+    """``log_inputs``, tried again once when another run inserted the same dataset at the same moment.
+
+    MLflow's SQL store looks a dataset up by (experiment, name, digest) and inserts it when missing; two jobs
+    of a parallel sweep that start together both miss it, and the second insert fails on the table's unique
+    constraint ("UNIQUE constraint failed" from SQLite, "duplicate key value violates unique constraint"
+    from PostgreSQL behind a server). The second attempt finds the first one's row and links to it.
+    """
+    from mlflow.exceptions import MlflowException
+
+    try:
+        run.client.log_inputs(run.run_id, datasets=inputs)
+    except MlflowException as error:
+        if "unique constraint" not in str(error).lower():
+            raise
+        run.client.log_inputs(run.run_id, datasets=inputs)
 
 
 @contextmanager

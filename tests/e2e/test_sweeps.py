@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import subprocess
 import sys
+import time
 from pathlib import Path
 
 import pytest
@@ -54,14 +56,15 @@ def test_an_eight_job_parallel_sweep_lands_eight_finished_children(tmp_path: Pat
     assert [c.info.status for c in children] == ["FINISHED"] * 8
 
 
-@pytest.mark.slow
-def test_ctrl_c_stops_a_parallel_sweep_its_running_runs_killed_no_other_job_started(tmp_path: Path) -> None:
-    # Ctrl-C in a terminal reaches the whole process group: the launcher and the workers' running jobs.
+def start_long_parallel_sweep(cwd: Path) -> tuple[subprocess.Popen[str], list[str]]:
+    """A 4-job parallel sweep (2 workers, long jobs) in a session of its own, returned once both workers'
+    first runs are training (a signal before that, while a run is being set up, can leave it RUNNING — which
+    ``sweep.resume=true`` reruns — in any launcher); its output so far."""
     command = [sys.executable, "-m", "lossforge", "-m", "hydra/launcher=parallel", "hydra.launcher.n_jobs=2"]
     command += ["seed=0,1,2,3", "trainer.max_epochs=500", "model.hidden=[64]", "trainer.enable_progress_bar=false"]
     child = subprocess.Popen(
         command,
-        cwd=tmp_path,
+        cwd=cwd,
         env=child_env(),
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
@@ -70,13 +73,36 @@ def test_ctrl_c_stops_a_parallel_sweep_its_running_runs_killed_no_other_job_star
     )
     assert child.stdout is not None
     output, started = [], 0
+    for line in child.stdout:
+        output.append(line)
+        started += "[lossforge][INFO] - mlflow   run " in line
+        if started == 2:
+            break
+    else:
+        raise AssertionError(f"the sweep ended before both workers started a run:\n{''.join(output)[-3000:]}")
+    deadline = time.monotonic() + 120
+    while not _both_training(cwd):  # inside Lightning's fit, where a signal ends a run KILLED
+        assert child.poll() is None and time.monotonic() < deadline, "".join(output)[-3000:]
+        time.sleep(0.2)
+    return child, output
+
+
+def _both_training(cwd: Path) -> bool:
+    """Whether two child runs of the sweep have logged a metric (their first epoch)."""
     try:
-        for line in child.stdout:  # both workers' first jobs have their MLflow runs: interrupt
-            output.append(line)
-            started += "[lossforge][INFO] - mlflow   run " in line
-            if started == 2:
-                os.killpg(child.pid, signal.SIGINT)
-                break
+        _, runs = default_store_runs(cwd)
+    except Exception:  # the store is busy being written: ask again
+        return False
+    children = [run for run in runs if "mlflow.parentRunId" in run.data.tags]
+    return len(children) == 2 and all(run.data.metrics for run in children)
+
+
+@pytest.mark.slow
+def test_ctrl_c_stops_a_parallel_sweep_its_running_runs_killed_no_other_job_started(tmp_path: Path) -> None:
+    child, output = start_long_parallel_sweep(tmp_path)
+    try:
+        os.killpg(child.pid, signal.SIGINT)  # Ctrl-C in a terminal reaches the whole process group
+        assert child.stdout is not None
         output.append(child.stdout.read())
         assert child.wait(timeout=120) == 128 + signal.SIGINT, "".join(output)[-3000:]
     finally:
@@ -88,6 +114,31 @@ def test_ctrl_c_stops_a_parallel_sweep_its_running_runs_killed_no_other_job_star
     assert parent.info.status == "FAILED"
     assert sorted(child.info.status for child in children) == ["KILLED", "KILLED"]  # jobs 2 and 3 never started
     assert sorted(child.data.params["seed"] for child in children) == ["0", "1"]
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("stop", [signal.SIGTERM, signal.SIGKILL], ids=["terminated", "killed"])
+def test_workers_do_not_outlive_a_launcher_that_is_killed(tmp_path: Path, stop: signal.Signals) -> None:
+    # Only the launcher gets the signal (``kill <pid>``): its workers notice, end their runs KILLED and exit
+    # instead of waiting forever for a next job.
+    child, _ = start_long_parallel_sweep(tmp_path)
+    child.send_signal(stop)
+    child.wait(timeout=60)
+    deadline = time.monotonic() + 90
+    try:
+        while time.monotonic() < deadline:
+            try:
+                os.killpg(child.pid, 0)
+            except ProcessLookupError:
+                break  # the fork server and both workers are gone
+            time.sleep(0.2)
+        else:
+            raise AssertionError("the parallel launcher's workers outlived it by 90 s")
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(child.pid, signal.SIGKILL)
+    _, children = sweep_runs(tmp_path)
+    assert sorted(child.info.status for child in children) == ["KILLED", "KILLED"]
 
 
 @pytest.mark.slow

@@ -87,3 +87,19 @@ def test_the_fork_server_is_stopped_at_once_and_can_start_again() -> None:
     start_fork_server()
     assert server._forkserver_pid not in (None, pid)
     stop_fork_server()
+
+
+def test_a_launcher_that_died_is_not_alive_even_before_it_is_reaped() -> None:
+    import subprocess
+    import sys
+
+    from lossforge.parallel import _alive
+
+    assert _alive(os.getpid())
+    child = subprocess.Popen([sys.executable, "-c", "pass"])
+    deadline = time.monotonic() + 30
+    while _alive(child.pid) and time.monotonic() < deadline:  # exited, not yet reaped: a zombie
+        time.sleep(0.05)
+    assert not _alive(child.pid)
+    child.wait()
+    assert not _alive(child.pid)  # reaped: gone

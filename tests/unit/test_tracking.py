@@ -67,3 +67,37 @@ def test_a_sweep_job_tags_its_sweep_job_and_parent_run() -> None:
         "mlflow.parentRunId": "abc",
     }
     assert "mlflow.parentRunId" not in run_context_tags(dataclasses.replace(job, parent_run_id=None))
+
+
+@pytest.mark.parametrize(
+    "race",
+    [
+        "(sqlite3.IntegrityError) UNIQUE constraint failed: datasets.experiment_id, datasets.name, datasets.digest",
+        'duplicate key value violates unique constraint "dataset_pk"',  # PostgreSQL behind a server
+    ],
+)
+def test_a_dataset_inserted_by_a_parallel_job_at_the_same_moment_is_logged_on_the_second_try(race: str) -> None:
+    from mlflow.exceptions import MlflowException
+
+    from lossforge.tracking.artifacts import log_inputs_once_more_on_a_race
+    from lossforge.tracking.runs import RunHandle
+
+    class RacingClient:
+        def __init__(self, first_error: str) -> None:
+            self.calls: list[str] = []
+            self.first_error = first_error
+
+        def log_inputs(self, run_id: str, datasets: list[object]) -> None:
+            self.calls.append(run_id)
+            if len(self.calls) == 1:
+                raise MlflowException(self.first_error)
+
+    client = RacingClient(race)
+    run = RunHandle(client=client, run_id="r1", experiment_id="1", tracking_uri="sqlite://")  # type: ignore[arg-type]
+    log_inputs_once_more_on_a_race(run, [])
+    assert client.calls == ["r1", "r1"]
+
+    other = RacingClient("RESOURCE_DOES_NOT_EXIST: run r1 not found")  # not a race: not hidden
+    with pytest.raises(MlflowException, match="not found"):
+        log_inputs_once_more_on_a_race(RunHandle(other, "r1", "1", "sqlite://"), [])  # type: ignore[arg-type]
+    assert other.calls == ["r1"]
