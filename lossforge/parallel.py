@@ -143,7 +143,6 @@ def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_id
     for idx, overrides in enumerate(job_overrides):
         log.info("\t#%d : %s", initial_job_idx + idx, " ".join(filter_overrides(overrides)))
 
-    start_fork_server()  # a no-op when setup() started it
     # Pickled once for all jobs (cloudpickle: Hydra's task function is not importable by name)
     shared = cloudpickle.dumps((launcher.hydra_context, config, launcher.task_function, Singleton.get_state()))
     context = multiprocessing.get_context("forkserver")

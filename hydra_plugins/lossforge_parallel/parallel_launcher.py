@@ -25,7 +25,7 @@ class ParallelLauncher(Launcher):
         from lossforge.parallel import start_fork_server
 
         self.config, self.task_function, self.hydra_context = config, task_function, hydra_context
-        start_fork_server()  # its imports overlap the sweep's set-up (the MLflow store, the parent run)
+        start_fork_server()  # usually started earlier, by the command line or the sweep callback: a no-op then
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
         from lossforge.parallel import launch

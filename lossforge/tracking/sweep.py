@@ -510,9 +510,7 @@ def run_sweep_job(
             client, job, cfg, digest, CANCELLED, run_name=run_name, since_ms=started_ms, status="KILLED"
         )
         print(f"{run_name}: KILLED  {CANCELLED}  (run {run_id})", flush=True)
-        if options.fail_fast:
-            print(f"Sweep stopped at job {job.job_num} (sweep.fail_fast=true).", flush=True)
-            raise SweepFailed(f"job {job.job_num} was {CANCELLED} and sweep.fail_fast=true") from None
+        _stop_if_fail_fast(options, job, f"was {CANCELLED}")
         return None  # a result: submitit writes its result file, and the sweep's end reports the job
     except Exception as error:
         message = scrub_secrets(f"{type(error).__name__}: {error}")[:ERROR_LENGTH]
@@ -523,10 +521,15 @@ def run_sweep_job(
         run_name = cfg.get("run_name") or _default_run_name(cfg)
         run_id = _failed_run(client, job, cfg, digest, message, run_name=run_name, since_ms=started_ms)
         print(f"{run_name}: FAILED  {' '.join(message.split())[:200]}  (run {run_id})", flush=True)
-        if options.fail_fast:
-            print(f"Sweep stopped at job {job.job_num} (sweep.fail_fast=true).", flush=True)
-            raise SweepFailed(f"job {job.job_num} failed and sweep.fail_fast=true: {message}") from error
+        _stop_if_fail_fast(options, job, "failed", f": {message}")
         return None
+
+
+def _stop_if_fail_fast(options: SweepOptions, job: SweepJob, what: str, detail: str = "") -> None:
+    """With ``sweep.fail_fast=true``, end the sweep at this job (:class:`SweepFailed`); else nothing."""
+    if options.fail_fast:
+        print(f"Sweep stopped at job {job.job_num} (sweep.fail_fast=true).", flush=True)
+        raise SweepFailed(f"job {job.job_num} {what} and sweep.fail_fast=true{detail}")
 
 
 def _cancellable(job: SweepJob) -> contextlib.AbstractContextManager[None]:
