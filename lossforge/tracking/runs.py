@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import enum
 import subprocess
 import time
 from collections.abc import Iterator, Mapping
@@ -19,6 +20,38 @@ from lossforge.tracking.store import get_or_create_experiment
 
 if TYPE_CHECKING:
     from lossforge.tracking.sweep import SweepJob
+
+#: How a run ended, one machine-readable word (``docs/decisions.md`` §2), read by ``compare``, the protocol's
+#: verdict and resume. The free-text reason stays in ``ERROR_TAG``.
+OUTCOME_TAG = "lossforge.outcome"
+ERROR_TAG = "lossforge.error"
+
+
+class Outcome(enum.StrEnum):
+    """How a run ended; each member *is* its tag value (``Outcome.KILLED == "killed"``).
+
+    >>> [outcome.value for outcome in Outcome]
+    ['finished', 'diverged', 'failed', 'killed', 'superseded']
+    >>> Outcome.DIVERGED.mlflow_status
+    'FAILED'
+    """
+
+    FINISHED = "finished"  #: trained and tested to the end
+    DIVERGED = "diverged"  #: the NaN / explosion guard stopped it: an outcome of the loss
+    FAILED = "failed"  #: an error (bad input, a plugin's exception, a full disk, a lost server)
+    KILLED = "killed"  #: a signal (Ctrl-C, SIGTERM, scancel) or a process found dead later
+    SUPERSEDED = "superseded"  #: replaced by a resumed run of the same configuration
+
+    @property
+    def mlflow_status(self) -> str | None:
+        """The MLflow run status that goes with it (None: a superseded run keeps the status it had)."""
+        return {
+            "finished": "FINISHED",
+            "diverged": "FAILED",
+            "failed": "FAILED",
+            "killed": "KILLED",
+            "superseded": None,
+        }[self.value]
 
 
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
