@@ -27,6 +27,7 @@ import hydra
 from omegaconf import DictConfig
 
 from lossforge.contract import Switches, did_you_mean
+from lossforge.run_dirs import register_launch_id
 
 _HELP_FLAGS = {"--help", "-h", "--hydra-help", "--info"}
 #: Hydra flags that print something and exit without running a job.
@@ -417,6 +418,7 @@ def _quiet_hydra_schema_matching() -> None:
 # At import, not in ``run_app``: a submitit job process composes the config again (and would print the warning
 # into each job's log) after importing this module to unpickle ``_app``, without running ``run_app``.
 _quiet_hydra_schema_matching()
+register_launch_id()  # ${lossforge.launch_id:} in hydra.run.dir / hydra.sweep.dir (lossforge.run_dirs)
 
 
 def app_help() -> str:
@@ -626,5 +628,10 @@ def main() -> None:
     arguments = sys.argv[1:]
     if arguments[:1] and arguments[0] in SUBCOMMANDS:
         module, function = SUBCOMMANDS[arguments[0]].split(":")
-        sys.exit(getattr(importlib.import_module(module), function)(arguments[1:]))
+        try:
+            sys.exit(getattr(importlib.import_module(module), function)(arguments[1:]))
+        except ConnectionError as error:  # a store that cannot be used (lossforge.tracking.store): one paragraph
+            if Switches.read().traceback:
+                raise
+            sys.exit(f"lossforge {arguments[0]}: error: {error}\n(LOSSFORGE_TRACEBACK=1 shows the traceback)")
     run_app()

@@ -41,7 +41,7 @@ from lossforge.evaluation.statistics import (
     metric_direction,
     verdict_table,
 )
-from lossforge.tracking import resolve_tracking_uri
+from lossforge.tracking import check_reachable, resolve_tracking_uri
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -591,6 +591,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     from mlflow import MlflowClient
 
     client = MlflowClient(resolve_tracking_uri(args.tracking_uri, base_dir=Path.cwd()))
+    check_reachable(client.tracking_uri)  # a damaged store: one paragraph naming it (lossforge.tracking.store)
     experiment = client.get_experiment_by_name(args.experiment)
     if experiment is None:
         raise SystemExit(f"lossforge compare: no MLflow experiment named {args.experiment!r} in {client.tracking_uri}")
@@ -706,6 +707,7 @@ def across_datasets(args: argparse.Namespace, directions: Mapping[str, Direction
         )
     metric = metrics[0]
     client = MlflowClient(resolve_tracking_uri(args.tracking_uri, base_dir=Path.cwd()))
+    check_reachable(client.tracking_uri)  # a damaged store: one paragraph naming it (lossforge.tracking.store)
     scores: dict[str, dict[str, float]] = {}
     for run_id in [run for run in args.across.split(",") if run]:
         parent = client.get_run(run_id)

@@ -58,10 +58,17 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 from omegaconf import DictConfig, OmegaConf
 
+from lossforge.preflight import sweep_refusal
+from lossforge.run_dirs import register_launch_id
 from lossforge.tracking.config_hash import EXCLUDED, config_hash
 from lossforge.tracking.runs import params_for_mlflow, run_context_tags
 from lossforge.tracking.secrets import redact_uri, scrub_secrets
-from lossforge.tracking.store import default_artifact_location, get_or_create_experiment, resolve_tracking_uri
+from lossforge.tracking.store import (
+    TrackingUnavailableError,
+    default_artifact_location,
+    get_or_create_experiment,
+    resolve_tracking_uri,
+)
 
 log = logging.getLogger("lossforge")
 
@@ -80,6 +87,7 @@ UNREACHABLE = (MlflowException, OSError)
 #: The id of the process that launched the sweep (``on_multirun_start`` ran in it); a job in another process
 #: (SLURM, the parallel launcher) returns when cancelled, one in this process lets the SIGTERM end the sweep.
 _launcher_pid: int | None = None
+register_launch_id()  # a job process unpickles this module's callback before it resolves hydra.sweep.dir
 
 
 @dataclass(frozen=True)
@@ -183,11 +191,19 @@ class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _launcher_pid
         _launcher_pid = os.getpid()
+        refused = sweep_refusal(config)  # every job checked before the first trains (lossforge.preflight)
+        if refused:
+            print(f"lossforge: error: {refused}", file=sys.stderr, flush=True)
+            raise SystemExit(2)
         if str((config.hydra.get("launcher") or {}).get("_target_", "")).endswith(".ParallelLauncher"):
             from lossforge.parallel import start_fork_server
 
             start_fork_server()  # its imports for the jobs overlap the store and parent run set up here
-        self._start_parent(config)
+        try:
+            self._start_parent(config)
+        except TrackingUnavailableError as error:  # a store that cannot be used: its paragraph, no traceback
+            print(f"lossforge: error: {error}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
 
     def _start_parent(self, config: DictConfig) -> None:
         tracking_uri = resolve_tracking_uri(config.logger.get("tracking_uri"), base_dir=Path.cwd())
