@@ -590,8 +590,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     from mlflow import MlflowClient
 
-    client = MlflowClient(resolve_tracking_uri(args.tracking_uri, base_dir=Path.cwd()))
-    check_reachable(client.tracking_uri)  # a damaged store: one paragraph naming it (lossforge.tracking.store)
+    tracking_uri = resolve_tracking_uri(args.tracking_uri, base_dir=Path.cwd())
+    check_reachable(tracking_uri)  # a damaged store: one paragraph naming it (lossforge.tracking.store)
+    client = MlflowClient(tracking_uri)
     experiment = client.get_experiment_by_name(args.experiment)
     if experiment is None:
         raise SystemExit(f"lossforge compare: no MLflow experiment named {args.experiment!r} in {client.tracking_uri}")
@@ -706,8 +707,9 @@ def across_datasets(args: argparse.Namespace, directions: Mapping[str, Direction
             "lossforge compare --across: name the one metric to rank by with --metrics, e.g. test/f1_macro"
         )
     metric = metrics[0]
-    client = MlflowClient(resolve_tracking_uri(args.tracking_uri, base_dir=Path.cwd()))
-    check_reachable(client.tracking_uri)  # a damaged store: one paragraph naming it (lossforge.tracking.store)
+    tracking_uri = resolve_tracking_uri(args.tracking_uri, base_dir=Path.cwd())
+    check_reachable(tracking_uri)  # a damaged store: one paragraph naming it (lossforge.tracking.store)
+    client = MlflowClient(tracking_uri)
     scores: dict[str, dict[str, float]] = {}
     for run_id in [run for run in args.across.split(",") if run]:
         parent = client.get_run(run_id)

@@ -68,7 +68,6 @@ def get_or_create_experiment(client: MlflowClient, name: str, artifact_location:
     """
     if _is_http(client.tracking_uri):
         limit_http_retries()
-    open_sqlite_store(client.tracking_uri)  # created under a lock; a damaged file named, not a traceback
     try:
         experiment = client.get_experiment_by_name(name)
     except MlflowException as error:

@@ -67,6 +67,7 @@ from lossforge.tracking.store import (
     TrackingUnavailableError,
     default_artifact_location,
     get_or_create_experiment,
+    open_sqlite_store,
     resolve_tracking_uri,
 )
 
@@ -207,6 +208,7 @@ class MlflowSweepCallback(Callback):
 
     def _start_parent(self, config: DictConfig) -> None:
         tracking_uri = resolve_tracking_uri(config.logger.get("tracking_uri"), base_dir=Path.cwd())
+        open_sqlite_store(tracking_uri)  # before the first client, which creates a new store without a lock
         self.client = MlflowClient(tracking_uri=tracking_uri)
         location = default_artifact_location(config.logger.get("artifact_location"), tracking_uri, Path.cwd())
         experiment_id = get_or_create_experiment(self.client, config.logger.experiment, location)
