@@ -6,7 +6,8 @@ command line's sweeps and an experiment's ``hydra.sweeper.params``) exactly as i
 each job's configuration, and runs the checks that need no data and no training:
 
 * the configuration composes (an unknown parameter of a typed option, a value of the wrong type);
-* the loss and the miner build with their parameters (an unknown parameter, a value they refuse);
+* the loss and the miner build with their parameters (an unknown parameter, a value they refuse) — a plugin
+  that does not even import is left to its job, which records the failure and can be resumed once it is fixed;
 * the loss serves the dataset's task (its ``tasks`` against the dataset's ``task``);
 * a miner goes with a metric loss only; ``trainer.max_epochs`` is at least 1.
 
@@ -118,6 +119,9 @@ def config_problem(cfg: DictConfig) -> str | None:
     if max_epochs is not None and max_epochs < 1:
         return f"trainer.max_epochs must be >= 1 (got {max_epochs})"
     loss_name = str(cfg.loss.name)
+    miner_name = str(cfg.miner.name) if cfg.get("miner") is not None else None
+    if not _loads(LOSSES, loss_name) or (miner_name is not None and not _loads(MINERS, miner_name)):
+        return None  # a plugin that does not import fails its own job, recorded, and resumable once it is fixed
     loss = LOSSES.build(loss_name, **_params(cfg.loss))
     traits = loss_traits(loss)
     dataset_name = str(cfg.dataset.name)
@@ -129,12 +133,23 @@ def config_problem(cfg: DictConfig) -> str | None:
             f"Loss {loss_name!r} serves {', '.join(traits.tasks)}, but dataset {dataset_name!r} is a "
             f"{dataset_task} task. Losses that fit {dataset_name!r}: {', '.join(fitting) or 'none'}."
         )
-    if cfg.get("miner") is not None:
+    if miner_name is not None:
         if task != Task.METRIC:
-            miner = cfg.miner.name
-            return f"Miner {miner!r} mines pairs/triplets for metric losses, but loss {loss_name!r} is a {task} loss."
-        MINERS.build(str(cfg.miner.name), **{k: v for k, v in _params(cfg.miner).items() if v is not None})
+            return (
+                f"Miner {miner_name!r} mines pairs/triplets for metric losses, but loss {loss_name!r} is a {task} loss."
+            )
+        MINERS.build(miner_name, **{key: value for key, value in _params(cfg.miner).items() if value is not None})
     return None
+
+
+def _loads(registry: Any, name: str) -> bool:
+    """Whether component ``name`` imports. One that does not is no configuration error: its job fails and is
+    recorded, and ``sweep.resume=true`` reruns it once its package is fixed (``lossforge.tracking.sweep``)."""
+    try:
+        registry.load(name)
+    except Exception:
+        return False
+    return True
 
 
 @functools.cache

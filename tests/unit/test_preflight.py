@@ -6,7 +6,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 import pytest
-from helpers import compose_config
+from helpers import Site, compose_config, refresh_registries
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from omegaconf import DictConfig, open_dict, read_write
@@ -113,3 +113,17 @@ def test_refusal_lists_the_jobs_and_what_to_do() -> None:
         "  job 4 (loss=l1 seed=2): why",
         "Drop these combinations (sweep them separately) or fix their settings; nothing was trained or recorded.",
     ]
+
+
+def test_a_plugin_that_does_not_import_is_left_to_its_job_which_records_it_and_resumes(site: Site) -> None:
+    # Not a configuration error: the sweep runs, records that job FAILED, and sweep.resume=true reruns it once the
+    # package is fixed (tests/e2e/test_sweep_resume.py).
+    site.install(
+        "lf-flaky",
+        package="lf_flaky",
+        files={"losses.py": 'raise RuntimeError("its data server is down")\n'},
+        entry_points={"lossforge.losses": {"flaky_l1": "lf_flaky.losses:ScaledL1"}},
+    )
+    refresh_registries()
+    jobs = [[f"loss={loss}", "dataset=regression_outliers"] for loss in ("l1", "flaky_l1", "cross_entropy")]
+    assert [job.job_num for job in bad_jobs(jobs, compose_job)] == [2]
