@@ -111,7 +111,6 @@ def job_problem(overrides: Sequence[str], compose: Callable[[list[str]], DictCon
 def config_problem(cfg: DictConfig) -> str | None:
     """Why the composed task configuration ``cfg`` cannot run (the checks of a single run that need no data and
     no training), or ``None``."""
-    from lossforge import list_losses
     from lossforge.contract import Task, loss_traits, trainable_tasks, training_task
     from lossforge.registry import LOSSES, MINERS
 
@@ -128,7 +127,12 @@ def config_problem(cfg: DictConfig) -> str | None:
     dataset_task = _dataset_task(dataset_name, OmegaConf.to_yaml(cfg.dataset), int(cfg.seed))
     task = training_task(traits.tasks, dataset_task)
     if task is None:
-        fitting = sorted({name for each in trainable_tasks(dataset_task) for name in list_losses(task=each)})
+        tasks = set(trainable_tasks(dataset_task))
+        fitting = [
+            name
+            for name in LOSSES.names()
+            if _loads(LOSSES, name) and tasks & set(loss_traits(LOSSES.load(name)).tasks)
+        ]
         return (
             f"Loss {loss_name!r} serves {', '.join(traits.tasks)}, but dataset {dataset_name!r} is a "
             f"{dataset_task} task. Losses that fit {dataset_name!r}: {', '.join(fitting) or 'none'}."
