@@ -124,7 +124,9 @@ def config_problem(cfg: DictConfig) -> str | None:
     loss = LOSSES.build(loss_name, **_params(cfg.loss))
     traits = loss_traits(loss)
     dataset_name = str(cfg.dataset.name)
-    dataset_task = _dataset_task(dataset_name, OmegaConf.to_yaml(cfg.dataset), int(cfg.seed))
+    dataset_task = _dataset_task(OmegaConf.to_yaml(cfg.dataset), int(cfg.seed))
+    if dataset_task is None:
+        return None  # the dataset does not load or build here: its job says why, as a single run would
     task = training_task(traits.tasks, dataset_task)
     if task is None:
         tasks = set(trainable_tasks(dataset_task))
@@ -157,24 +159,33 @@ def _loads(registry: Any, name: str) -> bool:
 
 
 @functools.cache
-def _dataset_task(name: str, dataset_yaml: str, seed: int) -> str:
-    """The task of dataset ``name``: the ``task`` its function declares (the dataset contract), else — a
-    dataset that declares none — the task of the data it builds (once per dataset configuration)."""
+def _dataset_task(dataset_yaml: str, run_seed: int) -> str | None:
+    """The task of the dataset a config node (as YAML) describes: the ``task`` its function declares (the dataset
+    contract), else the task of the data it builds (once per dataset configuration; a dataset that declares its
+    task is never built here). ``None`` when it cannot be told here (the dataset fails to load or build): the
+    job that uses it reports that itself."""
     from lossforge import data
 
-    function = data.DATASETS.get(name)
-    declared = getattr(function, "task", None)
-    if declared is not None:
-        return str(declared)
     node = OmegaConf.create(dataset_yaml)
-    return str(data.build_dataset(name, seed=seed, **_params(node)).task)
+    name = str(node.name)
+    try:
+        registry: Any = data.DATASETS
+        function = registry.load(name) if hasattr(registry, "load") else registry[name]  # a registry, or a dict
+        declared = getattr(function, "task", None)
+        if declared is not None:
+            return str(declared)
+        if hasattr(data, "load_dataset"):  # the node as a run builds it: its split seed, its reserved keys
+            return str(data.load_dataset(_params(node, keep_name=True)).task)
+        return str(data.build_dataset(name, seed=run_seed, **_params(node)).task)
+    except Exception:
+        return None
 
 
-def _params(node: Any) -> dict[str, Any]:
-    """A component's config node as keyword arguments (its ``name`` left out)."""
+def _params(node: Any, *, keep_name: bool = False) -> dict[str, Any]:
+    """A component's config node as keyword arguments (its ``name`` left out unless ``keep_name``)."""
     values = OmegaConf.to_container(node, resolve=True) if node is not None else {}
     assert isinstance(values, dict)
-    return {str(key): value for key, value in values.items() if key != "name"}
+    return {str(key): value for key, value in values.items() if keep_name or key != "name"}
 
 
 def _one_line(error: BaseException) -> str:
