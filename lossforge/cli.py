@@ -56,7 +56,7 @@ def _app(cfg: DictConfig) -> float | None:
     from omegaconf import open_dict
 
     from lossforge.tracking import resolve_tracking_uri, sweep_job
-    from lossforge.tracking.sweep import SweepOptions, run_sweep_job
+    from lossforge.sweeps.multirun import SweepOptions, run_sweep_job
     from lossforge.training.progress import quiet_sweep
 
     hydra_config = HydraConfig.get()
@@ -83,7 +83,7 @@ def _app(cfg: DictConfig) -> float | None:
     try:
         if job is None:
             metrics: dict[str, float] | None = train_run()
-        else:  # a failing job is recorded and the sweep goes on (lossforge.tracking.sweep)
+        else:  # a failing job is recorded and the sweep goes on (lossforge.sweeps.multirun)
             metrics = run_sweep_job(
                 job,
                 cfg,
@@ -152,12 +152,12 @@ def share_cores(launcher: Any) -> None:
     process may run on (its CPU affinity: a SLURM allocation or ``taskset`` gives fewer than the machine
     has): oversubscribed threads are slower, and under load far slower — two torch threads per job
     spin-wait on each other. lossforge's own ``hydra/launcher=parallel`` sets its workers' share itself
-    (``lossforge.parallel``)."""
+    (``lossforge.sweeps.parallel``)."""
     parallel_jobs = launcher.get("n_jobs")
     if str(launcher.get("_target_", "")).endswith("JoblibLauncher") and parallel_jobs and parallel_jobs > 1:
         import torch
 
-        from lossforge.parallel import threads_per_job, usable_cores
+        from lossforge.sweeps.parallel import threads_per_job, usable_cores
 
         torch.set_num_threads(threads_per_job(parallel_jobs, usable_cores()))
 
@@ -381,16 +381,16 @@ def run_app() -> None:
         print(f"lossforge: error: {problem}", file=sys.stderr)
         raise SystemExit(2)
     if _parallel_sweep(sys.argv[1:]):
-        from lossforge.parallel import start_fork_server
+        from lossforge.sweeps.parallel import start_fork_server
 
-        start_fork_server()  # the jobs' imports start now, beside the config and MLflow set-up (lossforge.parallel)
+        start_fork_server()  # the jobs' imports start now, beside the config and MLflow set-up (lossforge.sweeps.parallel)
     register_components(with_parameters=not _HELP_FLAGS.intersection(sys.argv[1:]))
     _app()
 
 
 def _parallel_sweep(arguments: list[str]) -> bool:
     """Whether the command line is a sweep under ``hydra/launcher=parallel``. A sweep that chooses that
-    launcher in a config file is recognised later, when the sweep starts (``lossforge.tracking.sweep``).
+    launcher in a config file is recognised later, when the sweep starts (``lossforge.sweeps.multirun``).
 
     Example:
         >>> _parallel_sweep(["-m", "hydra/launcher=parallel", "seed=0,1"]), _parallel_sweep(["hydra/launcher=parallel"])
