@@ -55,8 +55,8 @@ def _app(cfg: DictConfig) -> float | None:
     from hydra.types import RunMode
     from omegaconf import open_dict
 
-    from lossforge.tracking import resolve_tracking_uri, sweep_job
     from lossforge.sweeps.multirun import SweepOptions, run_sweep_job
+    from lossforge.tracking import resolve_tracking_uri, sweep_job
     from lossforge.training.progress import quiet_sweep
 
     hydra_config = HydraConfig.get()
@@ -383,7 +383,7 @@ def run_app() -> None:
     if _parallel_sweep(sys.argv[1:]):
         from lossforge.sweeps.parallel import start_fork_server
 
-        start_fork_server()  # the jobs' imports start now, beside the config and MLflow set-up (lossforge.sweeps.parallel)
+        start_fork_server()  # the jobs' imports start now, beside the config and MLflow set-up (sweeps.parallel)
     register_components(with_parameters=not _HELP_FLAGS.intersection(sys.argv[1:]))
     _app()
 

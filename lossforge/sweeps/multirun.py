@@ -61,7 +61,7 @@ from lossforge.tracking.config_hash import EXCLUDED, config_hash
 from lossforge.tracking.runs import params_for_mlflow, run_context_tags
 from lossforge.tracking.secrets import redact_uri, scrub_secrets
 from lossforge.tracking.store import default_artifact_location, get_or_create_experiment, resolve_tracking_uri
-from lossforge.tracking.sweep_record import SWEEP_RECORD, SweepJob, sweep_job
+from lossforge.tracking.sweep_record import SweepJob
 from lossforge.tracking.sweep_record import record_path as _record_path
 from lossforge.tracking.sweep_record import write_record as _write_record
 

@@ -17,8 +17,8 @@ parent run with each job as its child.
 - ``callback``: the Lightning callback that logs every epoch's metrics.
 
 Importing this package does not import Lightning or torch (seconds of start-up): ``lossforge compare`` and
-the sweep callback (``lossforge.sweeps``) in the launcher process need neither. So ``callback``, which imports Lightning, is
-imported by its own name and not re-exported here.
+the sweep callback (``lossforge.sweeps``) in the launcher process need neither. So ``callback``, which
+imports Lightning, is imported by its own name and not re-exported here.
 """
 
 from lossforge.tracking.runs import (

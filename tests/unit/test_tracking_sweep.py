@@ -28,8 +28,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from lossforge.sweeps import MlflowSweepCallback
 from lossforge.sweeps import multirun as sweep_module
-from lossforge.tracking import SWEEP_RECORD, SweepJob, mlflow_run, run_context_tags, sweep_job
-from lossforge.tracking.config_hash import EXCLUDED, canonical_json, config_hash
 from lossforge.sweeps.multirun import (
     CANCELLED,
     CONFIG_HASH_TAG,
@@ -45,6 +43,8 @@ from lossforge.sweeps.multirun import (
     split_for_resume,
     sweep_hash,
 )
+from lossforge.tracking import SWEEP_RECORD, SweepJob, mlflow_run, run_context_tags, sweep_job
+from lossforge.tracking.config_hash import EXCLUDED, canonical_json, config_hash
 
 SWEEP_DIR = "outputs/multirun/2025-01-01/12-00-00"  # relative, as conf/config.yaml sets it
 
