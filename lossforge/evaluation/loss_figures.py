@@ -573,7 +573,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     """
     from hydra.errors import HydraException
 
-    from lossforge.cli import check_overrides  # the training command line's own teaching errors
+    from lossforge.overrides import check_overrides  # the training command line's own teaching errors
 
     options = _parser().parse_args(list(argv) if argv is not None else None)
     if options.out.suffix.lower() not in FORMATS:

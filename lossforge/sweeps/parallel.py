@@ -6,7 +6,7 @@ exit; for a sweep of short jobs those fixed seconds ate the whole gain of runnin
 (``benchmarks/README.md``, section 6). Here:
 
 1. One *fork server* starts on the command's first line when it asks for a parallel sweep
-   (``lossforge.cli``; when a config file chooses this launcher, as the sweep starts) and imports what a
+   (``lossforge.commands.app``; when a config file chooses this launcher, as the sweep starts) and imports what a
    job needs (``PRELOAD``) on its own core, while this process composes the config and creates the MLflow
    store and the sweep's parent run.
 2. Each worker is a fork of that server (``multiprocessing``'s ``forkserver`` start method): it starts with

@@ -16,7 +16,7 @@ import importlib
 _MODULES = (
     "lossforge.training.run",  # torch, Lightning, MLflow, lossforge's training code
     "lossforge.evaluation.plots",  # matplotlib, for a run's figures
-    "lossforge.cli",  # the module of Hydra's task function
+    "lossforge.commands.app",  # the module of Hydra's task function
     "mlflow.store.tracking.sqlalchemy_store",  # the SQLite/PostgreSQL store: SQLAlchemy, Alembic
     "sklearn.datasets",  # the default data set (the digits)
 )

@@ -326,7 +326,7 @@ def train_replica(
     and trained the same way, recording nothing."""
     from lossforge.training import ignore_known_warnings
 
-    ignore_known_warnings()  # as quiet as rank 0 (lossforge.cli)
+    ignore_known_warnings()  # as quiet as rank 0 (lossforge.commands.app)
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     cfg = OmegaConf.create(config)
     processes = dataclasses.replace(processes, rank=rank)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from helpers import MlflowServer, serve
 
+from lossforge.commands.ui import TRAINING_VIEW
 from lossforge.tracking import dashboard_command, default_artifact_location, mlflow_run, resolve_tracking_uri
-from lossforge.tracking.ui import TRAINING_VIEW
 
 CHROMIUM = shutil.which("chromium")
 RUN_NAMES = ("dashboard-focal-gamma2", "dashboard-cross-entropy")

@@ -11,7 +11,7 @@ from multiprocessing import forkserver
 
 import pytest
 
-from lossforge.cli import _parallel_sweep
+from lossforge.commands.app import _parallel_sweep
 from lossforge.sweeps.parallel import PRELOAD, start_fork_server, stop_fork_server, threads_per_job, worker_count
 from lossforge.sweeps.parallel_preload import _MODULES
 
