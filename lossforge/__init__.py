@@ -9,12 +9,13 @@ True
 
 from __future__ import annotations
 
+from lossforge._version import __version__
 from lossforge.components import build_loss, build_miner, list_losses, list_miners, loss_info, miner_info
 from lossforge.registry import RegistryError
 
-__version__ = "0.1.0"
 __all__ = [
     "RegistryError",
+    "__version__",
     "build_loss",
     "build_miner",
     "list_losses",

@@ -9,7 +9,7 @@ def main(arguments: list[str] | None = None) -> int:
     failed to load."""
     import argparse
 
-    from lossforge import list_losses
+    from lossforge.components import list_losses
     from lossforge.contract import TASKS
     from lossforge.registry import LOSSES, MINERS
 

@@ -33,7 +33,7 @@ from typing import Any
 from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from lossforge import list_losses
+from lossforge.components import list_losses
 from lossforge.contract import Task, loss_traits, training_task
 from lossforge.data import build_dataset
 from lossforge.evaluation import compare

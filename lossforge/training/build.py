@@ -16,7 +16,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from lossforge import list_losses, list_miners
+from lossforge.components import list_losses, list_miners
 from lossforge.contract import Task, loss_traits, miner_traits, prepare_loss, trainable_tasks, training_task
 from lossforge.data import DataSplits, build_dataset
 from lossforge.mining.memory import MEMORIES, CrossBatchMemory
