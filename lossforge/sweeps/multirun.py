@@ -36,7 +36,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
-import io
 import json
 import logging
 import os
@@ -263,25 +262,23 @@ class MlflowSweepCallback(Callback):
         """``lossforge compare`` on the sweep (over seeds when its runs differ in seed): the table is printed
         and each group's mean and CI logged on the parent, so the runs table shows who won. A sweep whose
         runs cannot be compared (one run, no comparable metric) says why instead."""
-        from lossforge.evaluation import compare
+        from lossforge.evaluation.compare import ComparisonError, compare
 
         assert self.client is not None and self.parent_run_id is not None
         seeds = {child.data.params.get("seed") for child in children}
-        arguments = [self.parent_run_id, "--tracking-uri", self.client.tracking_uri]
-        arguments += [
-            "--experiment",
-            config.logger.experiment,
-            "--output",
-            str(Path(config.hydra.sweep.dir) / "compare.png"),
-        ]
-        if len(seeds) > 1 and len(seeds) < len(children):
-            arguments += ["--mean-over", "seed"]
         try:
-            with contextlib.redirect_stdout(io.StringIO()) as printed, contextlib.redirect_stderr(io.StringIO()):
-                compare.main(arguments)
-        except (SystemExit, Exception) as error:  # the sweep itself succeeded: say why, do not fail it
+            report = compare(
+                self.parent_run_id,
+                tracking_uri=self.client.tracking_uri,
+                experiment=config.logger.experiment,
+                mean_over="seed" if 1 < len(seeds) < len(children) else None,
+            )
+            plot = report.save_figure(Path(config.hydra.sweep.dir) / "compare.png")
+        except ComparisonError as error:  # the sweep itself succeeded: say why, do not fail it
+            return f"\n(no comparison: lossforge compare: {error})\n"
+        except Exception as error:
             return f"\n(no comparison: {error})\n"
-        return "\n" + printed.getvalue()
+        return "\n" + report.to_text() + "\n" + "".join(f"{line}\n" for line in report.footer(plot))
 
 
 def sweep_summary(parent_run_id: str, runs: int, failed: list[str]) -> str:

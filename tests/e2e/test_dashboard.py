@@ -120,7 +120,7 @@ def rendered_text(server: MlflowServer, page: str, tmp_path: Path, expected: tup
 def test_a_run_page_shows_its_dataset_and_plots_and_a_sweep_its_comparison(tmp_path: Path) -> None:
     from helpers import QUICK_RUN, compose_config, default_store_runs
 
-    from lossforge.evaluation import compare
+    from lossforge.commands import compare
     from lossforge.training.run import train
 
     train(compose_config(*QUICK_RUN), base_dir=tmp_path)
