@@ -1,4 +1,5 @@
-"""``lossforge benchmark``: the fair comparison protocol from the command line."""
+"""``lossforge benchmark``: the fair comparison protocol from the command line — the arguments parsed here, the
+comparison run by :func:`lossforge.api.benchmark`, its result printed by :mod:`lossforge.protocol.report`."""
 
 from __future__ import annotations
 
@@ -39,36 +40,33 @@ def main(arguments: list[str] | None = None) -> int:
     )
     options = parser.parse_args(arguments or [])
 
-    import dataclasses
-
-    from lossforge.protocol.plan import BUDGETS, Entry
+    from lossforge.api import benchmark
+    from lossforge.protocol.plan import BUDGETS
     from lossforge.protocol.report import print_comparison
-    from lossforge.protocol.runner import Settings, run_protocol
 
     if options.budget not in BUDGETS:
         parser.error(
             f"unknown budget {options.budget!r}.{did_you_mean(options.budget, BUDGETS)} Available: {', '.join(BUDGETS)}"
         )
-    budget = BUDGETS[options.budget]
-    changes = {"trials": options.trials, "seeds": options.seeds, "max_epochs": options.epochs}
     try:
-        budget = dataclasses.replace(budget, **{key: value for key, value in changes.items() if value is not None})
-        entries = tuple(Entry.parse(text) for text in options.losses.split(",")) if options.losses else ()
-        settings = Settings(
-            overrides=tuple(options.overrides),
-            entries=entries,
-            budget=budget,
+        quiet_lightning()
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        logging.getLogger("lossforge.protocol").setLevel(logging.INFO)  # its progress, not every run's build log
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+        comparison = benchmark(
+            [text for text in options.losses.split(",")] if options.losses else (),
+            options.overrides,
+            budget=options.budget,
+            trials=options.trials,
+            seeds=options.seeds,
+            epochs=options.epochs,
             baseline=options.baseline,
             name=options.name,
             pruner=not options.no_pruner,
             seed=options.seed,
             class_folds=options.class_folds,
+            base_dir=Path.cwd(),
         )
-        quiet_lightning()
-        logging.basicConfig(level=logging.WARNING, format="%(message)s")
-        logging.getLogger("lossforge.protocol").setLevel(logging.INFO)  # its progress, not every run's build log
-        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
-        comparison = run_protocol(settings, base_dir=Path.cwd())
     except USER_ERRORS as error:
         return user_error(error)
     print_comparison(comparison)

@@ -1,5 +1,5 @@
 """``lossforge compare [RUN_ID]``: a sweep's runs read back from MLflow, with a verdict on every difference —
-the arguments parsed here, the comparison made by :func:`lossforge.evaluation.compare.compare` and rendered
+the arguments parsed here, the comparison made by :func:`lossforge.api.compare` and rendered
 in the format asked for."""
 
 from __future__ import annotations
@@ -10,7 +10,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import TextIO
 
-from lossforge.evaluation.compare import DEFAULT_BASELINE, ComparisonError, compare, compare_across
+from lossforge.api import compare
+from lossforge.evaluation.compare import DEFAULT_BASELINE, ComparisonError, compare_across
 from lossforge.evaluation.statistics import Direction
 
 
