@@ -19,13 +19,14 @@ The package is built in layers, each importing only from those below it (``docs/
    ``protocol/`` (``lossforge benchmark``), ``testing/`` (the contract kit);
 4. ``training/`` (one run: build, fit, test, record) and ``evaluation.compare`` (the report of many runs);
 5. ``tracking/`` (MLflow I/O only) and ``evaluation.loss_figures``;
-6. the configuration: ``hydra_options``, ``overrides`` (checks of a command line), ``config_checks``;
+6. the configuration: ``hydra_options``, ``overrides`` (checks of a command line), ``catalog``,
+   ``config_checks``;
    under it Hydra's search-path plugin (``hydra_plugins.lossforge_searchpath``);
 7. the components: ``data/``, ``models/``, ``losses/``, ``distributed/``; then ``mining/`` below the losses;
 8. ``tasks/`` (one ``TaskSpec`` per task);
 9. evaluation's pure parts: ``evaluation.statistics``, ``evaluation.retrieval``, ``evaluation.plots``;
-10. ``catalog`` and ``components`` (what is registered), ``registry`` (entry points), ``contract`` (the
-    Protocols every plugin meets) at the bottom.
+10. ``components`` (what is registered, by name), ``registry`` (entry points), ``contract`` (the Protocols
+    every plugin meets) at the bottom.
 """
 
 from __future__ import annotations
