@@ -150,7 +150,7 @@ def config_problem(cfg: DictConfig) -> str | None:
 
 def _loads(registry: Any, name: str) -> bool:
     """Whether component ``name`` imports. One that does not is no configuration error: its job fails and is
-    recorded, and ``sweep.resume=true`` reruns it once its package is fixed (``lossforge.tracking.sweep``)."""
+    recorded, and ``sweep.resume=true`` reruns it once its package is fixed (``lossforge.sweeps.multirun``)."""
     try:
         registry.load(name)
     except Exception:
