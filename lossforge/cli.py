@@ -200,10 +200,30 @@ def check_overrides(arguments: list[str]) -> str | None:
         for option in value.split(","):
             if option in ("null", "") or option in options:
                 continue
+            conflict = _registry_conflict(group, option)
+            if conflict:
+                return conflict
             hint = did_you_mean(option, options)
             where = " `lossforge list` shows them, with their packages." if group in ("loss", "miner") else ""
             return f"unknown {group} {option!r}.{hint} Available: {', '.join(options)}.{where}"
     return _missing_hydra_plugin(arguments) or _unknown_parameter(arguments)
+
+
+def _registry_conflict(group: str, option: str) -> str | None:
+    """The registry's own message for a loss or miner name that several packages register (it names them
+    and their qualified names), rather than "unknown … did you mean" about a name that does exist."""
+    if group not in ("loss", "miner"):
+        return None
+    from lossforge.registry import LOSSES, MINERS, RegistryError
+
+    registry = LOSSES if group == "loss" else MINERS
+    if option not in registry.conflicts():
+        return None
+    try:
+        registry.info(option)
+    except RegistryError as error:
+        return str(error)
+    return None
 
 
 #: Hydra's plugin options → the module that provides each, its pip package, and what it is.

@@ -1,4 +1,6 @@
-"""Stop a run whose training loss becomes NaN or infinite, naming the loss, epoch and step."""
+"""Guards on what a loss returns: one number per batch (:func:`check_reduced_loss`), finite
+(:class:`FiniteLossGuard`), and not exploding (:class:`ExplodingLossGuard`) — each stops the run with a
+message that names the loss."""
 
 from __future__ import annotations
 
@@ -9,6 +11,46 @@ import torch
 from torch import Tensor
 
 from lossforge.training.epoch_means import epoch_ends
+
+
+class LossShapeError(ValueError):
+    """A loss returned something other than one number for the batch; the message names the loss and its package."""
+
+
+def check_reduced_loss(value: object, *, loss_name: str) -> None:
+    """Raise :class:`LossShapeError` unless ``value`` — what the loss returned for a batch, reduced — is a 0-d
+    tensor. Reads only the shape, never the value: no host-device sync on a GPU.
+
+    Autograd's own message for a per-sample loss ("grad can be implicitly created only for scalar outputs")
+    names neither the loss nor who wrote it; this one names both.
+
+    >>> import torch
+    >>> check_reduced_loss(torch.tensor(1.0), loss_name="l1")
+    >>> check_reduced_loss(torch.ones(4), loss_name="l1")
+    Traceback (most recent call last):
+    ...
+    lossforge.training.guards.LossShapeError: loss 'l1' (package lossforge==...) returned a tensor of shape (4,) ...
+    """
+    shape = getattr(value, "shape", None)
+    if shape is not None and len(shape) == 0:
+        return
+    got = f"a tensor of shape {tuple(shape)}" if shape is not None else f"a {type(value).__name__}"
+    raise LossShapeError(
+        f"loss {loss_name!r} (package {_provider(loss_name)}) returned {got} for a batch; lossforge expects one "
+        f"number (a 0-d tensor). Its reduction ('mean' or 'sum') must reduce over the batch — reduction='none' "
+        f"is for per-sample values, never for training. Report it to the loss's authors; `lossforge check` runs "
+        f"the contract kit on it."
+    )
+
+
+def _provider(loss_name: str) -> str:
+    """``package==version`` of a registered loss, or ``?`` for one built outside the registry."""
+    from lossforge.registry import LOSSES, RegistryError
+
+    try:
+        return LOSSES.info(loss_name).provider
+    except RegistryError:
+        return "?"
 
 
 class NonFiniteLossError(FloatingPointError):

@@ -37,6 +37,7 @@ from lossforge.tracking import (
     redact_uri,
     resolve_tracking_uri,
     run_context_tags,
+    run_name_for,
 )
 from lossforge.tracking.artifacts import (
     log_config,
@@ -127,7 +128,7 @@ def train(
     with mlflow_run(
         tracking_uri=tracking_uri,
         experiment=cfg.logger.experiment,
-        run_name=cfg.get("run_name") or default_run_name(cfg),
+        run_name=run_name_for(cfg, default_run_name(cfg)),
         tags={
             **provenance_tags(cfg, built.task),
             **run_context_tags(sweep_job),
@@ -167,7 +168,7 @@ def train(
         if cfg.logger.get("log_model"):  # last: logging a model marks the run FINISHED
             log_model(run, built.module.model, built.data.test.features[:8])
     if summary:
-        run_name = cfg.get("run_name") or default_run_name(cfg)
+        run_name = run_name_for(cfg, default_run_name(cfg))
         verbose = cfg.get("verbose", True)  # a config recorded before `verbose` existed: as before
         _print_summary(fitted.test_metrics, run.run_id, tracking_uri, run_name=run_name, verbose=verbose)
     return fitted.metrics
