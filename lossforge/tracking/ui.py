@@ -20,6 +20,7 @@ from pathlib import Path
 from types import FrameType
 from typing import Any
 
+from lossforge.tracking.secrets import credentials_in_uri, redact_uri
 from lossforge.tracking.store import resolve_tracking_uri
 
 HOST = "127.0.0.1"  # the dashboard is for this machine: MLflow accepts only local clients by default
@@ -64,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     from mlflow import MlflowClient
 
     uri = resolve_tracking_uri(args.tracking_uri, base_dir=Path.cwd())
+    if credentials_in_uri(uri):
+        print(
+            f"lossforge ui: error: the tracking URI {redact_uri(uri)} carries credentials; lossforge will not use "
+            f"(nor print) it. Put them in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or "
+            f"MLFLOW_TRACKING_TOKEN) and give the URI without them.",
+            file=sys.stderr,
+        )
+        return 2
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         print(
             f"lossforge ui: no MLflow store at {uri} yet; train something first (python -m lossforge)", file=sys.stderr

@@ -50,7 +50,7 @@ from lossforge.tracking.artifacts import (
 )
 from lossforge.tracking.callback import EpochMetricsToMlflow
 from lossforge.training.build import Built, ConfigError, build, params
-from lossforge.training.guards import FiniteLossGuard
+from lossforge.training.guards import ExplodingLossGuard, FiniteLossGuard
 from lossforge.training.progress import EpochLines, summary_line
 from lossforge.training.resume import (
     RandomStateInCheckpoints,
@@ -255,6 +255,7 @@ def fit_and_test(
             *callbacks,
             EpochLines(enabled=cfg.get("verbose", True)),
             finite_loss_guard(cfg, built),
+            exploding_loss_guard(built),
             RandomStateInCheckpoints(),
             checkpoints,
             SaveOnInterrupt(output_dir / "checkpoints"),
@@ -288,6 +289,12 @@ def finite_loss_guard(cfg: DictConfig, built: Built) -> FiniteLossGuard:
     )
 
 
+def exploding_loss_guard(built: Built) -> ExplodingLossGuard:
+    """The explosion guard for ``built``'s loss (``training.guards``): a finite loss that grows far beyond its
+    first step's stops the run as diverged."""
+    return ExplodingLossGuard(loss_name=built.module.traits.name, learning_rate=built.module.optimizer_config.lr)
+
+
 def validation_metrics(trainer: L.Trainer) -> dict[str, float]:
     """The last validation epoch's metrics (``val/*``) as plain floats."""
     return {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
@@ -309,6 +316,7 @@ def fit_for_validation(cfg: DictConfig, *, callbacks: Sequence[L.Callback] = ())
         callbacks=[
             *callbacks,
             finite_loss_guard(cfg, built),
+            exploding_loss_guard(built),
         ],
     )
     trainer.fit(built.module, loaders["train"], loaders["val"])
