@@ -183,19 +183,11 @@ def group_options(group: str) -> list[str]:
 
 def check_overrides(arguments: list[str]) -> str | None:
     """A teaching error for the first override that cannot work, before Hydra sees it: one naming an unknown
-    option, one that smuggles in a ``_target_`` (configs build registered components only, unless
-    ``LOSSFORGE_ALLOW_TARGETS=1``), one that needs a Hydra plugin that is not installed, or a
+    option, one that needs a Hydra plugin that is not installed, or a
     ``loss.<param>`` / ``miner.<param>`` the chosen component does not have (Hydra's answer to that would be
     "append it with +", a detour)."""
-    allow_targets = Switches.read().allow_targets
-    for argument in arguments:
+    for argument in arguments:  # a `_target_` is checked on the composed config (lossforge.config_checks)
         key, equals, value = argument.partition("=")
-        if "_target_" in key and not allow_targets:
-            return (
-                f"refusing override {argument!r}: lossforge builds only registered components and will not import "
-                f"an arbitrary `_target_` from the command line. Register a plugin instead, or set "
-                f"LOSSFORGE_ALLOW_TARGETS=1 if you trust this target."
-            )
         group = key.lstrip("+~")
         if not equals or group not in ("loss", "miner", *_YAML_GROUPS) or "(" in value:
             continue

@@ -18,7 +18,7 @@ class LossShapeError(ValueError):
     """A loss returned something other than one number for the batch; the message names the loss and its package."""
 
 
-def check_reduced_loss(value: object, *, loss_name: str) -> None:
+def check_reduced_loss(value: object, *, loss: object) -> None:
     """Raise :class:`LossShapeError` unless ``value`` — what the loss returned for a batch, reduced — is a 0-d
     tensor. Reads only the shape, never the value: no host-device sync on a GPU.
 
@@ -26,8 +26,10 @@ def check_reduced_loss(value: object, *, loss_name: str) -> None:
     names neither the loss nor who wrote it; this one names both.
 
     >>> import torch
-    >>> check_reduced_loss(torch.tensor(1.0), loss_name="l1")
-    >>> check_reduced_loss(torch.ones(4), loss_name="l1")
+    >>> from lossforge.registry import LOSSES
+    >>> l1 = LOSSES.build("l1")
+    >>> check_reduced_loss(torch.tensor(1.0), loss=l1)
+    >>> check_reduced_loss(torch.ones(4), loss=l1)
     Traceback (most recent call last):
     ...
     lossforge.training.guards.LossShapeError: loss 'l1' (package lossforge==...) returned a tensor of shape (4,) ...
@@ -36,22 +38,25 @@ def check_reduced_loss(value: object, *, loss_name: str) -> None:
     if shape is not None and len(shape) == 0:
         return
     got = f"a tensor of shape {tuple(shape)}" if shape is not None else f"a {type(value).__name__}"
+    name, provider = registered_as(loss)
     raise LossShapeError(
-        f"loss {loss_name!r} (package {_provider(loss_name)}) returned {got} for a batch; lossforge expects one "
+        f"loss {name!r} (package {provider}) returned {got} for a batch; lossforge expects one "
         f"number (a 0-d tensor). Its reduction ('mean' or 'sum') must reduce over the batch — reduction='none' "
         f"is for per-sample values, never for training. Report it to the loss's authors; `lossforge check` runs "
         f"the contract kit on it."
     )
 
 
-def _provider(loss_name: str) -> str:
-    """``package==version`` of a registered loss, or ``?`` for one built outside the registry."""
-    from lossforge.registry import LOSSES, RegistryError
+def registered_as(loss: object) -> tuple[str, str]:
+    """The registry name and ``package==version`` of a loss object — looked up by its class, only when a message
+    needs them — or its class name and ``?`` for a loss built outside the registry."""
+    from lossforge.registry import LOSSES
 
-    try:
-        return LOSSES.info(loss_name).provider
-    except RegistryError:
-        return "?"
+    for name in LOSSES.names():
+        component = LOSSES.info(name)
+        if component.loaded is not None and component.loaded is type(loss):
+            return name, component.provider
+    return type(loss).__name__, "?"
 
 
 class NonFiniteLossError(FloatingPointError):

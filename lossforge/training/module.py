@@ -93,7 +93,7 @@ class LossTask(L.LightningModule):
         """The loss of a batch's outputs — one number, checked (``guards.check_reduced_loss``): metric losses
         get the miner's tuples when ``mine``."""
         value = self._loss_value(outputs, targets, mine=mine)
-        check_reduced_loss(value, loss_name=self.traits.name)
+        check_reduced_loss(value, loss=self.loss)
         return value
 
     def _loss_value(self, outputs: Tensor, targets: Tensor, *, mine: bool) -> Tensor:
