@@ -48,7 +48,7 @@ def test_secrets_reach_neither_the_store_nor_the_outputs_nor_the_terminal(tmp_pa
         *QUICK_RUN,
         "+extra=${oc.env:AWS_SECRET_ACCESS_KEY}",
         "+short=${oc.env:DB_PASS}",
-        "+key=prefix-${oc.env:DEPLOY_PRIVATE_KEY}",
+        "+endpoint=prefix-${oc.env:DEPLOY_PRIVATE_KEY}",
         "run_name=${oc.env:DB_PWD}",
         "+db_password=literal-password-9c",  # a secret-looking key typed literally
         f"+note={environment['MY_SERVICE_TOKEN']}",
@@ -60,7 +60,7 @@ def test_secrets_reach_neither_the_store_nor_the_outputs_nor_the_terminal(tmp_pa
     assert "+extra=***" in parent.data.params["overrides"], parent.data.params["overrides"]
     assert "+db_password=***" in parent.info.run_name
     assert child.info.run_name == "cross_entropy-digits-seed0"  # never named after the environment
-    assert child.data.params["short"] == "***" and child.data.params["key"] == "prefix-***"
+    assert child.data.params["short"] == "***" and child.data.params["endpoint"] == "prefix-***"
     assert child.data.params["db_password"] == "***"
     store = [tmp_path / "outputs" / "mlflow.db", tmp_path / "outputs" / "mlartifacts"]
     for value in (*environment.values(), "literal-password-9c"):
