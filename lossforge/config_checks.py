@@ -357,9 +357,10 @@ def unknown_key_problem(message: str, hydra: Any, config_name: str, overrides: l
         )
     except Exception:
         return None
-    config = OmegaConf.to_container(config, resolve=False)
-    config.pop("hydra", None)
-    settings = list(flatten(config))
+    plain = OmegaConf.to_container(config, resolve=False)
+    assert isinstance(plain, dict)
+    plain.pop("hydra", None)
+    settings = list(flatten({str(name): value for name, value in plain.items()}))
     parent, _, leaf = key.rpartition(".")
     beside = [setting.rpartition(".")[2] for setting in settings if setting.rpartition(".")[0] == parent]
     close = difflib.get_close_matches(leaf, beside, n=1, cutoff=0.5)
