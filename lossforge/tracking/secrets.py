@@ -98,7 +98,7 @@ def scrub_secrets(text: str, environment: Mapping[str, str] | None = None) -> st
     >>> scrub_secrets("batch 64 of 640", {"DB_PASS": "64"})  # too short to replace as a substring
     'batch 64 of 640'
     """
-    environment = os.environ if environment is None else environment
+    environment = environment_snapshot() if environment is None else environment
     for name, value in environment.items():
         if len(value) >= MIN_SCRUBBED_LENGTH and is_secret_name(name) and value in text:
             text = text.replace(value, REDACTED)
@@ -142,6 +142,17 @@ def install_log_scrubber() -> None:
 
     scrubbing_factory.scrubs_secrets = True  # type: ignore[attr-defined]
     logging.setLogRecordFactory(scrubbing_factory)
+
+
+def environment_snapshot() -> dict[str, str]:
+    """A copy of this process's environment. Iterating ``os.environ`` itself raises ``KeyError`` when another
+    thread (MLflow's telemetry) removes a variable meanwhile, so the copy is retried."""
+    for _ in range(10):
+        try:
+            return dict(os.environ)
+        except (KeyError, RuntimeError):
+            continue
+    return {}
 
 
 # -- at the node -------------------------------------------------------------------------------------------
