@@ -147,12 +147,12 @@ def install_log_scrubber() -> None:
 def environment_snapshot() -> dict[str, str]:
     """A copy of this process's environment. Iterating ``os.environ`` itself raises ``KeyError`` when another
     thread (MLflow's telemetry) removes a variable meanwhile, so the copy is retried."""
-    for _ in range(10):
+    for _ in range(9):
         try:
             return dict(os.environ)
         except (KeyError, RuntimeError):
             continue
-    return {}
+    return dict(os.environ)  # never an empty snapshot: that would scrub nothing
 
 
 # -- at the node -------------------------------------------------------------------------------------------
