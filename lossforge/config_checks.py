@@ -13,8 +13,12 @@ an override, ``+hydra.callbacks.<name>={…}``, a ``hydra.searchpath`` entry wit
 1. a ``_target_`` written in lossforge's own config package (``lossforge.conf``: its launchers, the Optuna
    sampler, the sweep callback);
 2. one written in an installed lossforge plugin's config package (entry-point group ``lossforge.configs``);
-3. one that an installed Hydra plugin registers in Hydra's ConfigStore (the basic, joblib and submitit
-   launchers, the Optuna sweeper and its samplers).
+3. one that Hydra's own config package (its logging configs) uses, or an installed Hydra plugin registers in
+   Hydra's ConfigStore (the basic, joblib and submitit launchers, the Optuna sweeper and its samplers).
+
+"Names it would call" are ``_target_`` values and, in the logging configurations Hydra hands to
+``logging.config.dictConfig`` (``hydra.hydra_logging``, ``hydra.job_logging``), each ``()`` factory and handler
+or formatter ``class``.
 
 It must be a plain string equal to one of these (not an interpolation). Anything else is refused with the way
 to do it properly: a component is a registered plugin (named by ``loss=``, ``miner=``, …), and a config
@@ -45,22 +49,27 @@ class ConfigCheckError(ValueError):
 
 
 # -- _target_ ------------------------------------------------------------------------------------------------
-def find_targets(node: Any, path: str = "") -> Iterator[tuple[str, Any]]:
-    """``(dotted path, value)`` of every ``_target_`` in a plain container, at any depth (lists included).
+def find_targets(node: Any, path: str = "", *, classes: bool = False) -> Iterator[tuple[str, Any]]:
+    """``(dotted path, value)`` of every name a configuration makes Python import and call, at any depth (lists
+    included): each ``_target_`` (Hydra's ``instantiate``), each ``()`` (a factory of ``logging.config.dictConfig``,
+    which Hydra applies to ``hydra.hydra_logging`` / ``hydra.job_logging``), and each ``class`` of a logging
+    configuration (a handler's or formatter's class) — or anywhere, with ``classes``.
 
     >>> list(find_targets({"hydra": {"callbacks": {"x": {"_target_": "shutil.copyfile"}}}, "l": [{"_target_": 1}]}))
     [('hydra.callbacks.x._target_', 'shutil.copyfile'), ('l.0._target_', 1)]
+    >>> list(find_targets({"hydra": {"job_logging": {"handlers": {"h": {"class": "x.Y", "()": "os.system"}}}}}))
+    [('hydra.job_logging.handlers.h.class', 'x.Y'), ('hydra.job_logging.handlers.h.()', 'os.system')]
     """
     if isinstance(node, Mapping):
         for key, value in node.items():
             where = f"{path}.{key}" if path else str(key)
-            if key == "_target_":
+            if key in ("_target_", "()") or (key == "class" and (classes or "_logging." in f"{path}.")):
                 yield where, value
             else:
-                yield from find_targets(value, where)
+                yield from find_targets(value, where, classes=classes)
     elif isinstance(node, list | tuple):
         for index, value in enumerate(node):
-            yield from find_targets(value, f"{path}.{index}" if path else str(index))
+            yield from find_targets(value, f"{path}.{index}" if path else str(index), classes=classes)
 
 
 def _yaml_targets(package: str) -> set[str]:
@@ -81,7 +90,7 @@ def _yaml_targets(package: str) -> set[str]:
                     node = yaml.safe_load(entry.read_text())
                 except (yaml.YAMLError, UnicodeDecodeError):
                     continue  # Hydra reports a broken file when it composes it
-                found.update(str(value) for _, value in find_targets(node) if isinstance(value, str))
+                found.update(str(value) for _, value in find_targets(node, classes=True) if isinstance(value, str))
     return found
 
 
@@ -102,7 +111,7 @@ def _config_store_targets() -> set[str]:
                 node = OmegaConf.to_container(entry.node, resolve=False)
             except Exception:  # a schema that cannot be read as a container holds no target we could allow
                 continue
-            found.update(str(value) for _, value in find_targets(node) if isinstance(value, str))
+            found.update(str(value) for _, value in find_targets(node, classes=True) if isinstance(value, str))
     return found
 
 
@@ -110,7 +119,7 @@ def _config_store_targets() -> set[str]:
 def _package_targets() -> frozenset[str]:
     from hydra_plugins.lossforge_searchpath.lossforge_searchpath import plugin_config_packages
 
-    found = _yaml_targets("lossforge.conf")
+    found = _yaml_targets("lossforge.conf") | _yaml_targets("hydra.conf")  # Hydra's own: its logging handlers
     for _, package in plugin_config_packages():
         try:
             found |= _yaml_targets(package)
@@ -141,8 +150,8 @@ def check_targets(config: Any, *, allowed: frozenset[str] | None = None, where: 
             continue
         raise ConfigCheckError(
             f"refusing to run: the configuration sets {path}={value!r}, and lossforge instantiates only the "
-            f"`_target_`s of its own and installed plugins' config packages (it would import and call this one, "
-            f"before any run starts). To add a loss, miner, dataset or model, install a plugin that registers it "
+            f"`_target_`s (and logging classes) of its own and installed plugins' config packages (it would import "
+            f"and call this one, before any run starts). To add a loss, miner, dataset or model, install a plugin that registers it "
             f"and name it (loss=<name>, see `lossforge list`); to reuse configs, write a config file whose "
             f"`defaults:` list extends lossforge's (docs/security.md). If you trust this target, "
             f"LOSSFORGE_ALLOW_TARGETS=1 allows it for one command."
@@ -193,13 +202,13 @@ NUMBERS = (
     ("dataset.split_seed", 0, MAX_SEED, True, "the split seed seeds numpy, which takes 0 … 2**32 - 1"),
     ("batch_size", 1, None, True, "the training batch size (per process)"),
     ("eval_batch_size", 1, None, True, "the validation/test batch size"),
-    ("trainer.max_epochs", 1, None, True, "a run of 0 epochs tests an untrained model"),
 )
 
 
 def check_numbers(config: Any) -> None:
-    """Raise :class:`ConfigCheckError` naming the first out-of-range number (seeds, batch sizes, epochs, the
-    learning rate) — before numpy's or Lightning's own message, which names no setting.
+    """Raise :class:`ConfigCheckError` naming the first out-of-range number (seeds, batch sizes, the learning
+    rate; ``trainer.max_epochs`` is ``training.build.check_trainer``'s) — before numpy's or Lightning's own
+    message, which names no setting.
 
     >>> from omegaconf import OmegaConf
     >>> check_numbers(OmegaConf.create({"seed": -1}))

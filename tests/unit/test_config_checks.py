@@ -38,6 +38,9 @@ def _payload_folder(root: Path) -> Path:
         "      _args_: [/nonexistent/a, /nonexistent/b]\n"
     )
     (folder / "model_target.yaml").write_text("_target_: os.system\n_args_: [true]\n")
+    logging = root / "configs" / "hydra" / "job_logging"
+    logging.mkdir(parents=True)
+    (logging / "pwn.yaml").write_text("version: 1\nformatters:\n  x:\n    (): os.getcwd\nroot:\n  level: INFO\n")
     return root / "configs"
 
 
@@ -51,6 +54,7 @@ def test_every_route_to_a_foreign_target_is_refused(tmp_path: Path, multirun: bo
         "search path + group option": [f"hydra.searchpath=[file://{configs}]", "+extra=pwn"],
         "--config-dir file": ["--config-dir", str(configs), "+extra=pwn"],
         "a group option anywhere": ["--config-dir", str(configs), "+extra=model_target"],
+        "a logging factory": ["--config-dir", str(configs), "hydra/job_logging=pwn"],
     }
     for route, arguments in routes.items():
         problem = check_command_line([*mode, *arguments])
