@@ -151,9 +151,9 @@ def check_targets(config: Any, *, allowed: frozenset[str] | None = None, where: 
         raise ConfigCheckError(
             f"refusing to run: the configuration sets {path}={value!r}, and lossforge instantiates only the "
             f"`_target_`s (and logging classes) of its own and installed plugins' config packages (it would import "
-            f"and call this one, before any run starts). To add a loss, miner, dataset or model, install a plugin that registers it "
-            f"and name it (loss=<name>, see `lossforge list`); to reuse configs, write a config file whose "
-            f"`defaults:` list extends lossforge's (docs/security.md). If you trust this target, "
+            f"and call this one, before any run starts). To add a loss, miner, dataset or model, install a plugin "
+            f"that registers it and name it (loss=<name>, see `lossforge list`); to reuse configs, write a config "
+            f"file whose `defaults:` list extends lossforge's (docs/security.md). If you trust this target, "
             f"LOSSFORGE_ALLOW_TARGETS=1 allows it for one command."
         )
 
