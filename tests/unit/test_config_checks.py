@@ -69,6 +69,9 @@ def test_every_route_to_a_foreign_target_is_refused(tmp_path: Path, multirun: bo
         ["-m", "seed=0,1"],
         ["-m", "hydra/launcher=parallel", "seed=0,1"],
         ["hydra/launcher=submitit_slurm"],
+        ["-m", "hparams_search=focal_optuna"],  # the Optuna sweeper and its sampler
+        ["-m", "hydra/launcher=joblib", "seed=0,1"],
+        ["experiment=metric"],
         ["--cfg", "job", "+x={_target_:os.system}"],  # prints only: nothing is instantiated
     ],
 )
