@@ -10,7 +10,6 @@ import pytest
 from helpers import GOOD_LOSS, Site, refresh_registries
 from omegaconf import OmegaConf
 
-from lossforge.cli import check_overrides
 from lossforge.config_checks import (
     ConfigCheckError,
     check_command_line,
@@ -20,6 +19,7 @@ from lossforge.config_checks import (
     check_trainer_arguments,
 )
 from lossforge.hydra_options import register_components
+from lossforge.overrides import check_overrides
 from lossforge.registry import LOSSES, RegistryError
 
 CALLBACK = "{_target_:shutil.copyfile,_args_:[/nonexistent/a,/nonexistent/b]}"
