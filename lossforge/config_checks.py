@@ -336,11 +336,42 @@ def check_command_line(arguments: Sequence[str], *, config_path: str = "pkg://lo
             return None
         try:
             check_job(config, None)
+            if run_mode == RunMode.MULTIRUN:
+                for job in swept_group_options(hydra, config, overrides):
+                    check_targets(
+                        hydra.compose_config(
+                            config_name=config_name, overrides=job, run_mode=RunMode.RUN, with_log_configuration=False
+                        )
+                    )
         except ConfigCheckError as error:
             return str(error)
+        except Exception:  # a job that does not compose fails in Hydra's launcher before it runs anything
+            return None
         return None
     finally:
         GlobalHydra.instance().clear()
+
+
+def swept_group_options(hydra: Any, config: Any, overrides: Sequence[str]) -> list[list[str]]:
+    """The overrides of each distinct job configuration a sweep's config group options compose
+    (``-m +extra=a,b`` — an option file may set ``hydra.job_logging``, which Hydra applies in each job before
+    the job's own check runs). Sweeps over values are left out: a value cannot add a key under ``hydra``. Both
+    the command line's sweeps and ``hydra.sweeper.params`` count, as for Hydra's basic sweeper."""
+    import itertools
+
+    from hydra.core.override_parser.overrides_parser import OverridesParser
+
+    params = config.hydra.get("sweeper", {}).get("params") or {}
+    arguments = [*overrides, *(f"{key}={value}" for key, value in params.items())]
+    repository = hydra.config_loader.repository
+    fixed, swept = [], []
+    for override in OverridesParser.create().parse_overrides(arguments):
+        if not override.is_sweep_override():
+            fixed.append(override.input_line)
+        elif override.is_discrete_sweep() and repository.group_exists(override.key_or_group):
+            key = override.get_key_element()
+            swept.append([f"{key}={value}" for value in override.sweep_string_iterator()])
+    return [[*fixed, *choice] for choice in itertools.product(*swept)] if swept else []
 
 
 _MISSING_KEY = re.compile(r"Could not override '([^']+)'")

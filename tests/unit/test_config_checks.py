@@ -56,6 +56,8 @@ def test_every_route_to_a_foreign_target_is_refused(tmp_path: Path, multirun: bo
         "a group option anywhere": ["--config-dir", str(configs), "+extra=model_target"],
         "a logging factory": ["--config-dir", str(configs), "hydra/job_logging=pwn"],
     }
+    if multirun:  # an option a sweep chooses, composed only in the job (Hydra applies its logging there)
+        routes["a swept group option"] = ["--config-dir", str(configs), "+extra=model_target,pwn"]
     for route, arguments in routes.items():
         problem = check_command_line([*mode, *arguments])
         assert problem is not None and "refusing to run" in problem, route
