@@ -364,10 +364,11 @@ def swept_group_options(hydra: Any, config: Any, overrides: Sequence[str]) -> li
     params = config.hydra.get("sweeper", {}).get("params") or {}
     arguments = [*overrides, *(f"{key}={value}" for key, value in params.items())]
     repository = hydra.config_loader.repository
-    fixed, swept = [], []
+    fixed: list[str] = []
+    swept: list[list[str]] = []
     for override in OverridesParser.create().parse_overrides(arguments):
         if not override.is_sweep_override():
-            fixed.append(override.input_line)
+            fixed.append(str(override.input_line))
         elif override.is_discrete_sweep() and repository.group_exists(override.key_or_group):
             key = override.get_key_element()
             swept.append([f"{key}={value}" for value in override.sweep_string_iterator()])
