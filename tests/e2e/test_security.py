@@ -221,7 +221,10 @@ def _processes_mentioning(text: str) -> list[int]:
 
 
 def _port_is_free(port: int) -> bool:
+    """Whether a new server could listen on ``port``: no process listens there. SO_REUSEADDR, as servers set it,
+    so that the probe's own /health connections, left in TIME_WAIT, do not count."""
     with socket.socket() as probe:
+        probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
         try:
             probe.bind(("127.0.0.1", port))
         except OSError:
