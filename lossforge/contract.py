@@ -729,7 +729,7 @@ class Switches:
     * ``LOSSFORGE_DISABLE_PLUGINS=1`` — only lossforge's own components are discovered;
     * ``LOSSFORGE_BLOCK_PLUGINS=pkg_a,pkg_b`` — components from these distributions are ignored;
     * ``LOSSFORGE_TRACEBACK=1`` — errors show their traceback instead of one paragraph;
-    * ``LOSSFORGE_ALLOW_TARGETS=1`` — a ``_target_`` override on the command line is allowed.
+    * ``LOSSFORGE_ALLOW_TARGETS=1`` — any ``_target_`` in the composed config is allowed (``config_checks``).
 
     >>> switches = Switches.read({"LOSSFORGE_BLOCK_PLUGINS": "Foo_Bar, baz", "LOSSFORGE_TRACEBACK": "1"})
     >>> sorted(switches.blocked_plugins), switches.traceback, switches.disable_plugins  # a set's order varies

@@ -8,7 +8,7 @@ files, never a run. Nothing here imports torch unless a component must be loaded
 
 from __future__ import annotations
 
-from lossforge.contract import Switches, did_you_mean
+from lossforge.contract import did_you_mean
 
 #: Config groups whose options a command line names; checked before Hydra so a typo gets a suggestion.
 YAML_GROUPS = (
@@ -42,19 +42,11 @@ def group_options(group: str) -> list[str]:
 
 def check_overrides(arguments: list[str]) -> str | None:
     """A teaching error for the first override that cannot work, before Hydra sees it: one naming an unknown
-    option, one that smuggles in a ``_target_`` (configs build registered components only, unless
-    ``LOSSFORGE_ALLOW_TARGETS=1``), one that needs a Hydra plugin that is not installed, or a
-    ``loss.<param>`` / ``miner.<param>`` the chosen component does not have (Hydra's answer to that would be
-    "append it with +", a detour)."""
-    allow_targets = Switches.read().allow_targets
+    option, one that needs a Hydra plugin that is not installed, or a ``loss.<param>`` / ``miner.<param>`` the
+    chosen component does not have (Hydra's answer to that would be "append it with +", a detour). A
+    ``_target_`` is checked on the composed config instead (:mod:`lossforge.config_checks`)."""
     for argument in arguments:
         key, equals, value = argument.partition("=")
-        if "_target_" in key and not allow_targets:
-            return (
-                f"refusing override {argument!r}: lossforge builds only registered components and will not import "
-                f"an arbitrary `_target_` from the command line. Register a plugin instead, or set "
-                f"LOSSFORGE_ALLOW_TARGETS=1 if you trust this target."
-            )
         group = key.lstrip("+~")
         if not equals or group not in ("loss", "miner", *YAML_GROUPS) or "(" in value:
             continue
@@ -62,10 +54,30 @@ def check_overrides(arguments: list[str]) -> str | None:
         for option in value.split(","):
             if option in ("null", "") or option in options:
                 continue
+            conflict = _registry_conflict(group, option)
+            if conflict:
+                return conflict
             hint = did_you_mean(option, options)
             where = " `lossforge list` shows them, with their packages." if group in ("loss", "miner") else ""
             return f"unknown {group} {option!r}.{hint} Available: {', '.join(options)}.{where}"
     return _missing_hydra_plugin(arguments) or _unknown_parameter(arguments)
+
+
+def _registry_conflict(group: str, option: str) -> str | None:
+    """The registry's own message for a loss or miner name that several packages register (it names them
+    and their qualified names), rather than "unknown … did you mean" about a name that does exist."""
+    if group not in ("loss", "miner"):
+        return None
+    from lossforge.registry import LOSSES, MINERS, RegistryError
+
+    registry = LOSSES if group == "loss" else MINERS
+    if option not in registry.conflicts():
+        return None
+    try:
+        registry.info(option)
+    except RegistryError as error:
+        return str(error)
+    return None
 
 
 #: Hydra's plugin options → the module that provides each, its pip package, and what it is.

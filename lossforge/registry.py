@@ -50,12 +50,14 @@ from typing import Any
 from lossforge.contract import (
     LOSS_GROUP,
     MINER_GROUP,
+    OWN_DISTRIBUTION,
     PLUGIN_HELP,
     PROVIDER_GROUP,
     ContractError,
     Switches,
     check_component_class,
     did_you_mean,
+    normalize_distribution,
 )
 
 
@@ -146,12 +148,38 @@ def ask_provider(value: str, distribution: str | None, version: str | None) -> P
     if key not in _ANSWERS:
         try:
             _ANSWERS[key] = _parse_answer(metadata.EntryPoint("provider", value, PROVIDER_GROUP).load()())
-        except Exception as error:  # a provider's failure must not break discovery of the others
-            _ANSWERS[key] = f"{type(error).__name__}: {error}"
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # a provider's failure (even sys.exit) must not break discovery of the others
+            _ANSWERS[key] = describe_failure(error, distribution)
     answer = _ANSWERS[key]
     if isinstance(answer, str):
         raise ValueError(answer)
     return answer
+
+
+def describe_failure(error: BaseException, distribution: str | None) -> str:
+    """What went wrong when a plugin was imported or asked, and how to run without it.
+
+    ``sys.exit()`` and other ``BaseException`` subclasses are isolated like ``Exception`` (pip isolates a broken
+    package the same way): one plugin must not take down ``lossforge list`` or a run that never uses it.
+    Only ``KeyboardInterrupt`` passes — the user asked to stop.
+
+    >>> print(describe_failure(SystemExit(3), "evil-plugin"))  # doctest: +NORMALIZE_WHITESPACE
+    SystemExit: the plugin called sys.exit(3) while lossforge loaded it.
+    To run without it: LOSSFORGE_BLOCK_PLUGINS=evil-plugin
+    >>> describe_failure(ImportError("no module named x"), "lossforge")
+    'ImportError: no module named x'
+    """
+    if isinstance(error, SystemExit):
+        what = f"SystemExit: the plugin called sys.exit({error.code!r}) while lossforge loaded it"
+    elif not isinstance(error, Exception):
+        what = f"{type(error).__name__} (a BaseException) raised while lossforge loaded the plugin: {error}"
+    else:
+        what = f"{type(error).__name__}: {error}"
+    if distribution is None or normalize_distribution(distribution) == OWN_DISTRIBUTION:
+        return what
+    return f"{what}. To run without it: LOSSFORGE_BLOCK_PLUGINS={distribution}"
 
 
 def _parse_answer(answer: Any) -> ProviderAnswer:
@@ -286,8 +314,10 @@ class Registry:
                 self._check(name, obj, component.distribution)
                 component.loaded = obj
                 return obj
-            except Exception as error:  # a plugin's failure must not break discovery of the others
-                component.error = f"{type(error).__name__}: {error}"
+            except KeyboardInterrupt:  # the user's Ctrl-C stops the command, whatever was being imported
+                raise
+            except BaseException as error:  # a plugin's failure (even sys.exit) must not break the others
+                component.error = describe_failure(error, component.distribution)
         raise RegistryError(
             f"{self.kind} {name!r} from package {component.provider} ({component.declaration}) failed to load: "
             f"{component.error}"

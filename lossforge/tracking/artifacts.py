@@ -17,16 +17,18 @@ from torch import Tensor, nn
 
 from lossforge.data.base import DataSplits, Split
 from lossforge.tracking.runs import RunHandle, params_for_mlflow
+from lossforge.tracking.secrets import redact_config, redact_yaml_text
 
 
 def log_config(run: RunHandle, cfg: DictConfig) -> None:
-    """The flattened resolved config as params (secrets scrubbed), and the config itself as YAML."""
-    config = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
+    """The flattened resolved config as params, and the config itself as YAML — secrets redacted at the node
+    that produced them (:func:`lossforge.tracking.secrets.redact_config`), then scrubbed."""
+    config = cast(dict[str, Any], redact_config(cfg))
     params, too_long = params_for_mlflow(config)
     run.log_params(params)
     if too_long:
         run.set_tags({"lossforge.long_params": ",".join(too_long)})
-    run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    run.log_text(OmegaConf.to_yaml(config), "config.yaml")
 
 
 def log_figures(run: RunHandle, figures: dict[str, Any]) -> None:
@@ -53,7 +55,7 @@ def log_hydra_record(run: RunHandle, output_dir: Path) -> None:
     hydra_record = output_dir / ".hydra"
     if hydra_record.is_dir():
         for file in sorted(hydra_record.glob("*.yaml")):
-            run.log_text(file.read_text(), f"hydra/{file.name}")
+            run.log_text(redact_yaml_text(file.read_text()), f"hydra/{file.name}")
 
 
 # -- what a reviewer checks first: the data, the machine, the model ------------------------------------------
