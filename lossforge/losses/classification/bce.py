@@ -8,6 +8,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import ClassVar
 
+import torch  # noqa: F401  (the docstring examples run with this module's names)
 import torch.nn.functional as F
 from torch import Tensor
 

@@ -73,6 +73,7 @@ def focal_loss(
         check_values: scan the target values (labels in range); ``False`` for data validated up front.
 
     Example:
+        >>> from lossforge.losses.classification import cross_entropy
         >>> logits = torch.tensor([[3.0, 0.0], [0.0, 0.5]])
         >>> labels = torch.tensor([0, 1])
         >>> torch.allclose(focal_loss(logits, labels, gamma=0.0), cross_entropy(logits, labels))

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from typing import ClassVar
 
+import torch  # noqa: F401  (the docstring examples run with this module's names)
 from torch import Tensor
 
 from lossforge.contract import FloatRange, Prior, Task
