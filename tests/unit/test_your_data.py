@@ -45,7 +45,8 @@ from torch import nn
 class Tiny(nn.Module):
     def __init__(self, *, input_shape, output_dim, width: int = 8):
         super().__init__()
-        self.net = nn.Sequential(nn.Flatten(), nn.Linear(math.prod(input_shape), width), nn.ReLU(), nn.Linear(width, output_dim))
+        flat = math.prod(input_shape)
+        self.net = nn.Sequential(nn.Flatten(), nn.Linear(flat, width), nn.ReLU(), nn.Linear(width, output_dim))
 
     def forward(self, features):
         return self.net(features)
