@@ -79,8 +79,8 @@ def to_data_splits(result: Any, *, name: str, declared: Any = None) -> DataSplit
     raw, class_names = _encode_text_labels(raw, class_names, task, name)
     splits = {split: Split(features, _targets(targets, task)) for split, (features, targets) in raw.items()}
     num_outputs = _num_outputs(splits, task, declared, class_names)
-    if task == Task.BINARY and not class_names:
-        class_names = ()
+    if not class_names and task != Task.REGRESSION:  # figures and reports name every class
+        class_names = ("0", "1") if task == Task.BINARY else tuple(str(index) for index in range(num_outputs))
     return DataSplits(
         name,
         task,

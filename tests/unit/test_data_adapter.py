@@ -34,6 +34,7 @@ def test_a_mapping_of_arrays_of_any_sample_shape_becomes_float32_splits() -> Non
     data = to_data_splits(arrays((2, 3, 4), [0, 1, 2, 1]), name="toy", declared=declared("multiclass"))
     assert data.input_shape == (2, 3, 4) and data.train.features.dtype == torch.float32
     assert data.train.targets.dtype == torch.int64 and data.num_outputs == 3
+    assert data.class_names == ("0", "1", "2")  # every class named: figures and reports list them
 
 
 def test_uint8_images_stay_uint8_with_their_mean_and_std() -> None:
