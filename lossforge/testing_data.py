@@ -44,7 +44,7 @@ from lossforge.contract import (
     check_dataset_callable,
     normalize_distribution,
 )
-from lossforge.data import DataSplits, to_data_splits, validate_data_splits
+from lossforge.data import DataSplits, Split, to_data_splits, validate_data_splits
 from lossforge.registry import DATASETS, MODELS
 from lossforge.testing import Check
 
@@ -137,7 +137,10 @@ def check_dataset_reproducible(subject: _Dataset) -> None:
     again = subject.build(0)
     for name, split in subject.data.splits().items():
         other = again.splits()[name]
-        if not (torch.equal(split.features, other.features) and torch.equal(split.targets, other.targets)):
+        # a streamed split is compared on its targets and first samples (decoding it whole could take hours)
+        count = len(split) if isinstance(split, Split) else min(len(split), 16)
+        same_targets = split.targets.shape == other.targets.shape and torch.equal(split.targets, other.targets)
+        if not (same_targets and torch.equal(split.head(count), other.head(count))):
             raise AssertionError(f"{subject.label}: split seed 0 gave a different {name} split the second time")
 
 

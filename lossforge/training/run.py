@@ -166,7 +166,7 @@ def train(
             if cfg.logger.get("log_checkpoint", True) and fitted.best_checkpoint:
                 run.log_artifact(Path(fitted.best_checkpoint), "checkpoints")
         if cfg.logger.get("log_model"):  # last: logging a model marks the run FINISHED
-            log_model(run, built.module.model, built.data.test.features[:8])
+            log_model(run, built.module.model, built.data.test.head(8))
     if summary:
         run_name = cfg.get("run_name") or default_run_name(cfg)
         verbose = cfg.get("verbose", True)  # a config recorded before `verbose` existed: as before
