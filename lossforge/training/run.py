@@ -140,7 +140,7 @@ def train(
     ) as run:
         if resume is None:
             log_config(run, cfg)
-            log_datasets(run, built.data, source={"dataset": params(cfg.dataset), "seed": cfg.seed})
+            log_datasets(run, built.data, source={"dataset": params(cfg.dataset)})  # split_seed among them
             write_run_record(output_dir, run_id=run.run_id, tracking_uri=tracking_uri, config=cfg)
         log.info("mlflow   run %s in %s", run.run_id, redact_uri(tracking_uri))
 
