@@ -20,8 +20,8 @@ def splits(labels: dict[str, list[int]]) -> dict[str, Any]:
 
 
 def test_lossforge_models_and_datasets_pass() -> None:
-    for name in ("mlp", "cnn", "resnet"):
-        check_model(name, params={"width": 4} if name == "resnet" else {"channels": [4]} if name == "cnn" else {})
+    for name, params in (("mlp", {"hidden": [16]}), ("cnn", {"channels": [4]}), ("resnet", {"width": 2})):
+        check_model(name, params=params)
     check_dataset("digits_binary")
     assert [check.name for check in dataset_checks("digits")] == [
         "check_dataset_declaration",
