@@ -138,7 +138,9 @@ def test_every_unreadable_file_is_named_in_one_error(tmp_path: Path, budget_mb: 
     (root / "cat" / "broken.png").write_bytes(b"<html>404 not found</html>")
     (root / "dog" / "empty.jpg").write_bytes(b"")
     with pytest.raises(ValueError, match="2 of 14 image files cannot be read") as caught:
-        image_folder(seed=0, root=str(root), image_size=4, memory_budget_mb=budget_mb, val_fraction=0.3, test_fraction=0.3)
+        image_folder(
+            seed=0, root=str(root), image_size=4, memory_budget_mb=budget_mb, val_fraction=0.3, test_fraction=0.3
+        )
     message = str(caught.value)
     assert "broken.png" in message and "empty.jpg" in message
 
