@@ -10,10 +10,11 @@ dataset that decodes one file per ``__getitem__`` in DataLoader workers and hold
 ``mean`` / ``std`` per channel, on the ``[0, 1]`` scale (``uint8 / 255``), tell lossforge how to normalise
 them on the training device.
 
-Besides the splits, the returned mapping carries ``class_names``, ``mean``, ``std``, ``num_workers``
-(the DataLoader workers for streamed splits) and ``provenance`` — ``{"file_list_sha256": ...}``, the
-SHA-256 of the sorted relative paths and sizes of every file read (:func:`file_list_sha256`), cheap to
-compute and to log to MLflow in place of the decoded tensors.
+Besides the splits, the returned mapping carries ``class_names``, ``mean``, ``std`` (what the folder
+holds, so not known before it is read) and ``provenance`` — ``{"file_list_sha256": ...}``, the SHA-256 of
+the sorted relative paths and sizes of every file read (:func:`file_list_sha256`), cheap to compute and to
+log to MLflow in place of the decoded tensors. A streamed split carries its DataLoader worker count as
+``ImageFiles.num_workers``.
 
 >>> image_bytes(1000, channels=3, image_size=(32, 32))
 3072000
@@ -271,7 +272,7 @@ def load_splits(
     """Split name → ``(paths, targets)`` into the contract's splits: decoded arrays when all of them fit in
     ``memory_budget_mb``, otherwise :class:`ImageFiles` streamed by ``num_workers`` DataLoader workers.
 
-    Returns the splits plus ``num_workers`` and ``streamed`` (whether the splits stream from disk).
+    Returns the three splits: all ``(images, targets)`` arrays, or all :class:`ImageFiles`.
     """
     if isinstance(memory_budget_mb, bool) or not isinstance(memory_budget_mb, int | float) or memory_budget_mb < 0:
         raise ValueError(
@@ -298,8 +299,6 @@ def load_splits(
         for name, (paths, targets) in files.items():
             result[name] = (decoded[start : start + len(paths)], targets)
             start += len(paths)
-    result["num_workers"] = workers if streamed else 0
-    result["streamed"] = streamed
     return result
 
 
@@ -395,7 +394,7 @@ def image_folder(
 
     Returns:
         ``{"train", "val", "test"}`` splits, ``class_names``, ``mean`` / ``std`` (per channel of the
-        training split, [0, 1] scale), ``num_workers``, ``streamed`` and ``provenance``
+        training split, [0, 1] scale) and ``provenance``
         (``file_list_sha256``, ``root``, ``num_files``).
     """
     from lossforge.data.base import check_fraction, partition_indices  # deferred: base imports the task specs

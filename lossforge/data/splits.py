@@ -137,7 +137,8 @@ def class_disjoint_split(
         order: ``"first"`` (test on the last classes by sorted id) or ``"seeded"`` (a random choice).
 
     Returns:
-        The same mapping with new splits, ``classes_disjoint: True`` and ``test_classes``.
+        The same mapping with new splits, ``classes_disjoint: True`` and the test classes recorded as
+        ``provenance["test_classes"]`` (comma-separated class indices).
 
     Example:
         >>> images = np.arange(40).reshape(20, 1, 2, 1).astype(np.uint8)
@@ -169,7 +170,7 @@ def class_disjoint_split(
     result["val"] = _take(pool, trained[parts["val"].numpy()], targets, splits[1])
     result["test"] = _take(pool, test_indices, targets, splits[2])
     result["classes_disjoint"] = True
-    result["test_classes"] = held_out
+    result["provenance"] = {**dict(data.get("provenance") or {}), "test_classes": ",".join(map(str, held_out))}
     return result
 
 

@@ -424,7 +424,7 @@ def test_sop_uses_its_own_split_files_and_streams_above_the_budget(tmp_path: Pat
     data = benchmarks.stanford_online_products(
         seed=0, root=str(tmp_path), image_size=8, val_fraction=0.25, memory_budget_mb=0, num_workers=1
     )
-    assert isinstance(data["train"], ImageFiles) and data["streamed"] is True
+    assert isinstance(data["train"], ImageFiles) and data["train"].num_workers == 1
     check_class_disjoint(data, {0, 1, 2}, {3, 4})
     image, target = data["test"][0]
     assert image.shape == (3, 8, 8) and int(target) == 3
