@@ -178,3 +178,25 @@ def is_class_disjoint(dataset: Any, data: Mapping[str, Any] | None = None) -> bo
     """Whether a dataset splits test classes from training classes already: the function's
     ``class_disjoint`` attribute, or a ``"classes_disjoint": True`` marker in what it returned."""
     return bool(getattr(dataset, "class_disjoint", False) or (data is not None and data.get("classes_disjoint")))
+
+
+def class_disjoint_data_splits(
+    data: Any, *, seed: int, test_class_share: float = 0.5, val_fraction: float = 0.15, order: str = "first"
+) -> Any:
+    """:func:`class_disjoint_split` for lossforge's ``DataSplits``: the same dataset with its three splits
+    re-partitioned by class, marked ``class_disjoint`` and the test classes added to its ``provenance``
+    (where this version of ``DataSplits`` has those fields)."""
+    result = class_disjoint_split(
+        {**data.splits(), "provenance": dict(getattr(data, "provenance", {}) or {})},
+        seed=seed,
+        test_class_share=test_class_share,
+        val_fraction=val_fraction,
+        order=order,
+    )
+    fields = {field.name for field in dataclasses.fields(data)}
+    changes: dict[str, Any] = {name: result[name] for name in SPLIT_NAMES}
+    if "class_disjoint" in fields:
+        changes["class_disjoint"] = True
+    if "provenance" in fields:
+        changes["provenance"] = {key: str(value) for key, value in result["provenance"].items()}
+    return dataclasses.replace(data, **changes)

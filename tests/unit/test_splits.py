@@ -127,3 +127,15 @@ def test_is_class_disjoint_reads_the_attribute_or_the_marker() -> None:
     marked.class_disjoint = True  # type: ignore[attr-defined]
     assert not is_class_disjoint(plain) and is_class_disjoint(marked)
     assert is_class_disjoint(plain, {"classes_disjoint": True})
+
+
+def test_lossforge_data_splits_are_re_split_into_a_valid_data_splits() -> None:
+    from lossforge.data import build_dataset
+    from lossforge.data.splits import class_disjoint_data_splits
+
+    digits = build_dataset("digits", seed=0)
+    split = class_disjoint_data_splits(digits, seed=0)
+    assert type(split) is type(digits) and split.num_outputs == 10  # validated again when rebuilt
+    assert set(split.test.targets.tolist()) == {5, 6, 7, 8, 9}
+    assert set(split.train.targets.tolist()) == set(split.val.targets.tolist()) == {0, 1, 2, 3, 4}
+    assert len(split.train) + len(split.val) + len(split.test) == 1797
