@@ -35,7 +35,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from lossforge import list_losses
 from lossforge.contract import Task, loss_traits, training_task
-from lossforge.data import build_dataset
 from lossforge.evaluation import compare
 from lossforge.evaluation.statistics import VerdictRow, is_comparable, verdict_table
 from lossforge.hydra_options import compose
@@ -51,7 +50,7 @@ from lossforge.tracking import (
     redact_uri,
     resolve_tracking_uri,
 )
-from lossforge.training.build import params
+from lossforge.training.build import build_data
 from lossforge.training.run import train
 
 log = logging.getLogger("lossforge.protocol")
@@ -125,7 +124,7 @@ def run_protocol(settings: Settings, *, base_dir: Path) -> Comparison:
     if budget.max_epochs is not None:
         base_overrides.append(f"trainer.max_epochs={budget.max_epochs}")
     base = compose(base_overrides)
-    dataset = build_dataset(base.dataset.name, seed=base.seed, **params(base.dataset))
+    dataset = build_data(base.dataset)  # the split seed, fixed for every trial and seed run (decisions.md §1)
     entries = list(settings.entries) or [Entry(name) for name in list_losses(task=dataset.task)]
     if not entries:
         raise ValueError(f"No loss declares the {dataset.task} task of dataset {dataset.name!r}: nothing to compare.")

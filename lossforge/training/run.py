@@ -130,6 +130,7 @@ def train(
         run_name=cfg.get("run_name") or default_run_name(cfg),
         tags={
             **provenance_tags(cfg, built.task),
+            **built.provenance,
             **run_context_tags(sweep_job),
             "lossforge.output_dir": str(output_dir),
             **(tags or {}),
