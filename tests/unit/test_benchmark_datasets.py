@@ -1,5 +1,5 @@
-"""The standard benchmarks on miniature copies of their official on-disk layouts, built here; downloads
-only from a local HTTP server on 127.0.0.1 that these tests start."""
+"""The standard benchmarks on miniature copies of their official on-disk layouts (``tests/image_layouts.py``);
+downloads only from a local HTTP server on 127.0.0.1 that these tests start."""
 
 from __future__ import annotations
 
@@ -11,7 +11,6 @@ import inspect
 import io
 import os
 import pickle
-import struct
 import tarfile
 import threading
 import zipfile
@@ -21,158 +20,20 @@ from typing import Any, ClassVar
 
 import numpy as np
 import pytest
-import torch
-from PIL import Image
+from image_layouts import (
+    write_cars_devkit,
+    write_cars_original,
+    write_cifar10,
+    write_cifar100,
+    write_cub,
+    write_fashion,
+    write_sop,
+)
 
 from lossforge.data import benchmarks
 from lossforge.data.benchmarks import cifar, fashion, metric
 from lossforge.data.benchmarks.downloads import Archive, extract_archive, fetch_archive
 from lossforge.data.images import ImageFiles
-from lossforge.data.mnist import write_idx
-
-
-# -- writing the official formats ------------------------------------------------------------------------
-class Python2Pickler(pickle._Pickler):  # the pure-Python pickler: its dispatch table can be extended
-    """Writes byte strings as Python 2's ``str`` (``BINSTRING``), as the official CIFAR batches were written."""
-
-    def save_bytes(self, obj: bytes) -> None:
-        size = len(obj)
-        self.write(  # type: ignore[attr-defined]
-            pickle.SHORT_BINSTRING + bytes([size]) + obj
-            if size < 256
-            else pickle.BINSTRING + struct.pack("<i", size) + obj
-        )
-        self.memoize(obj)  # type: ignore[attr-defined]
-
-    dispatch: ClassVar[dict[type, Any]] = {**pickle._Pickler.dispatch, bytes: save_bytes}
-
-
-def python2_pickle(content: Any) -> bytes:
-    stream = io.BytesIO()
-    Python2Pickler(stream, protocol=2).dump(content)
-    # numpy 1 (which wrote the official files) named the module numpy.core.multiarray
-    return stream.getvalue().replace(b"numpy._core.multiarray\n", b"numpy.core.multiarray\n")
-
-
-def cifar_images(count: int, labels: list[int]) -> np.ndarray:
-    """``(count, 3072)`` uint8 rows whose red plane is the label × 20 (so a reshaping bug shows)."""
-    rows = np.zeros((count, 3, 32, 32), dtype=np.uint8)
-    rows[:, 0] = np.asarray(labels, dtype=np.uint8)[:, None, None] * 20
-    rows[:, 2, 31, 31] = 255  # the last blue pixel
-    return rows.reshape(count, 3072)
-
-
-def write_cifar10(root: Path, per_batch: int = 10) -> Path:
-    folder = root / "cifar-10-batches-py"
-    folder.mkdir(parents=True)
-    for index in range(1, 6):
-        labels = [(i + index) % 10 for i in range(per_batch)]
-        batch = {b"batch_label": b"training batch", b"labels": labels, b"data": cifar_images(per_batch, labels),
-                 b"filenames": [b"f.png"] * per_batch}  # fmt: skip
-        (folder / f"data_batch_{index}").write_bytes(python2_pickle(batch))
-    labels = list(range(10))
-    (folder / "test_batch").write_bytes(python2_pickle({b"labels": labels, b"data": cifar_images(10, labels)}))
-    names = [name.encode() for name in cifar.CIFAR10_CLASSES]
-    (folder / "batches.meta").write_bytes(python2_pickle({b"label_names": names, b"num_vis": 3072}))
-    return folder
-
-
-def write_cifar100(root: Path) -> Path:
-    folder = root / "cifar-100-python"
-    folder.mkdir(parents=True)
-    for name, count in (("train", 200), ("test", 100)):
-        fine = [i % 100 for i in range(count)]
-        content = {
-            b"fine_labels": fine,
-            b"coarse_labels": [f // 5 for f in fine],
-            b"data": cifar_images(count, [0] * count),
-        }
-        (folder / name).write_bytes(python2_pickle(content))
-    meta = {b"fine_label_names": [f"fine{i}".encode() for i in range(100)],
-            b"coarse_label_names": [f"coarse{i}".encode() for i in range(20)]}  # fmt: skip
-    (folder / "meta").write_bytes(python2_pickle(meta))
-    return folder
-
-
-def photo(path: Path, shade: int) -> None:
-    path.parent.mkdir(parents=True, exist_ok=True)
-    Image.new("RGB", (9, 7), (shade, 255 - shade, 60)).save(path)
-
-
-def write_cub(root: Path, classes: int = 4, per_class: int = 5) -> Path:
-    folder = root / "CUB_200_2011"
-    images: list[str] = []
-    labels: list[str] = []
-    split: list[str] = []
-    for class_id in range(1, classes + 1):
-        for index in range(per_class):
-            image_id = len(images) + 1
-            relative = f"{class_id:03d}.Bird_{class_id}/Bird_{class_id}_{index:04d}.jpg"
-            photo(folder / "images" / relative, class_id * 40)
-            images.append(f"{image_id} {relative}")
-            labels.append(f"{image_id} {class_id}")
-            split.append(f"{image_id} {index % 2}")
-    (folder / "images.txt").write_text("\n".join(images) + "\n")
-    (folder / "image_class_labels.txt").write_text("\n".join(labels) + "\n")
-    (folder / "train_test_split.txt").write_text("\n".join(split) + "\n")
-    (folder / "classes.txt").write_text("".join(f"{c} {c:03d}.Bird_{c}\n" for c in range(1, classes + 1)))
-    return folder
-
-
-def mat_annotations(rows: list[tuple[Any, ...]], names: list[str]) -> np.ndarray:
-    fields = [(name, "O") for name in names]
-    return np.array(rows, dtype=fields)
-
-
-def write_cars_original(root: Path, classes: int = 4, per_class: int = 4) -> Path:
-    from scipy.io import savemat
-
-    rows: list[tuple[Any, ...]] = []
-    for class_id in range(1, classes + 1):
-        for index in range(per_class):
-            relative = f"car_ims/{len(rows) + 1:06d}.jpg"
-            photo(root / relative, class_id * 50)
-            rows.append((relative, 1, 2, 8, 6, class_id, index % 2))
-    annotations = mat_annotations(
-        rows, ["relative_im_path", "bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "class", "test"]
-    )
-    names = np.array([f"Car {c}" for c in range(1, classes + 1)], dtype=object)
-    savemat(root / "cars_annos.mat", {"annotations": annotations, "class_names": names})
-    return root
-
-
-def write_cars_devkit(root: Path, classes: int = 4) -> Path:
-    from scipy.io import savemat
-
-    (root / "devkit").mkdir(parents=True)
-    for split, annotation_file in (
-        ("cars_train", "devkit/cars_train_annos.mat"),
-        ("cars_test", "cars_test_annos_withlabels.mat"),
-    ):
-        rows: list[tuple[Any, ...]] = []
-        for class_id in range(1, classes + 1):
-            for index in range(2):
-                name = f"{class_id:02d}{index}.jpg"
-                photo(root / split / name, class_id * 50)
-                rows.append((1, 2, 8, 6, class_id, name))
-        annotations = mat_annotations(rows, ["bbox_x1", "bbox_y1", "bbox_x2", "bbox_y2", "class", "fname"])
-        savemat(root / annotation_file, {"annotations": annotations})
-    names = np.array([f"Car {c}" for c in range(1, classes + 1)], dtype=object)
-    savemat(root / "devkit" / "cars_meta.mat", {"class_names": names})
-    return root
-
-
-def write_sop(root: Path) -> Path:
-    folder = root / "Stanford_Online_Products"
-    for file_name, class_ids in (("Ebay_train.txt", [1, 2, 3]), ("Ebay_test.txt", [4, 5])):
-        lines = ["image_id class_id super_class_id path"]
-        for class_id in class_ids:
-            for index in range(4):
-                relative = f"bicycle_final/{class_id}_{index}.JPG"
-                photo(folder / relative, class_id * 40)
-                lines.append(f"{len(lines)} {class_id} 1 {relative}")
-        (folder / file_name).write_text("\n".join(lines) + "\n")
-    return folder
 
 
 def every_class(data: dict[str, Any], split: str) -> set[int]:
@@ -234,20 +95,6 @@ def test_a_missing_benchmark_says_where_it_looked_and_how_to_fetch_it(tmp_path: 
 
 
 # -- Fashion-MNIST ---------------------------------------------------------------------------------------
-def write_fashion(folder: Path) -> dict[str, bytes]:
-    folder.mkdir(parents=True, exist_ok=True)
-    generator = torch.Generator().manual_seed(0)
-    contents = {}
-    for prefix, count in (("train", 40), ("t10k", 20)):
-        labels = (torch.arange(count) % 10).to(torch.uint8)
-        images = torch.randint(0, 256, (count, 28, 28), generator=generator, dtype=torch.uint8)
-        images[:, 0, 0] = labels
-        for stem, values in ((f"{prefix}-images-idx3-ubyte", images), (f"{prefix}-labels-idx1-ubyte", labels)):
-            write_idx(folder / f"{stem}.gz", values)
-            contents[stem] = (folder / f"{stem}.gz").read_bytes()
-    return contents
-
-
 def test_fashion_mnist_reads_idx_files_into_one_channel_images(tmp_path: Path) -> None:
     write_fashion(tmp_path / "fashion")
     data = benchmarks.fashion_mnist(seed=0, root=str(tmp_path / "fashion"), val_fraction=0.25)

@@ -8,6 +8,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from image_layouts import COLOURS, class_folder, write_image
 from PIL import Image
 from torch.utils.data import DataLoader
 
@@ -18,25 +19,6 @@ from lossforge.data.images import (
     file_list_sha256,
     image_folder,
 )
-
-COLOURS = {"cat": (200, 30, 30), "dog": (30, 200, 30), "owl": (30, 30, 200)}
-
-
-def write_image(path: Path, colour: tuple[int, int, int], size: tuple[int, int] = (12, 10)) -> Path:
-    """A solid-colour image with one marked pixel (so images of a class differ), saved by its suffix."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    image = Image.new("RGB", size, colour)
-    image.putpixel((0, 0), (len(path.stem) * 7 % 256, 0, 0))
-    image.save(path)
-    return path
-
-
-def class_folder(root: Path, per_class: int = 10, classes: dict[str, tuple[int, int, int]] = COLOURS) -> Path:
-    for name, colour in classes.items():
-        for index in range(per_class):
-            suffix = ".jpg" if index % 5 == 4 else ".png"
-            write_image(root / name / f"{name}_{index:03d}{suffix}", colour)
-    return root
 
 
 def test_class_folders_decode_to_uint8_nchw_splits_that_partition_every_file(tmp_path: Path) -> None:
