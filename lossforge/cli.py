@@ -162,20 +162,44 @@ def share_cores(launcher: Any) -> None:
         torch.set_num_threads(threads_per_job(parallel_jobs, usable_cores()))
 
 
-def group_options(group: str) -> list[str]:
-    """The options of a config group: registry names for ``loss``/``miner``, YAML files for the rest, and
-    the YAML files plugins ship for it (their ``lossforge.configs`` folders)."""
+def group_options(group: str, config_dir: str | None = None) -> list[str]:
+    """The options of a config group: registry names for ``loss``/``miner``/``dataset``/``model``, YAML files
+    for the rest, the YAML files plugins ship for it (their ``lossforge.configs`` folders), and those of the
+    user's ``--config-dir``."""
+    from pathlib import Path
+
     from hydra_plugins.lossforge_searchpath.lossforge_searchpath import plugin_config_options
 
-    if group in ("loss", "miner"):
-        from lossforge.registry import LOSSES, MINERS
+    users = set()
+    if config_dir and (Path(config_dir).expanduser() / group).is_dir():
+        users = {path.stem for path in (Path(config_dir).expanduser() / group).glob("*.yaml")}
+    if group in ("loss", "miner", "dataset", "model"):
+        from lossforge.registry import REGISTRIES
 
-        return sorted({*(LOSSES if group == "loss" else MINERS).names(), *plugin_config_options(group)})
+        names = set(REGISTRIES[group].names())
+        if group in ("loss", "miner"):
+            return sorted({*names, *plugin_config_options(group), *users})
+    else:
+        names = set()
     from importlib import resources
 
     folder = resources.files("lossforge.conf") / group
     own = {entry.name.removesuffix(".yaml") for entry in folder.iterdir() if entry.name.endswith(".yaml")}
-    return sorted(own | set(plugin_config_options(group)))
+    return sorted(own | names | users | set(plugin_config_options(group)))
+
+
+def _config_dir(arguments: list[str]) -> str | None:
+    """The folder a ``--config-dir DIR`` / ``--config-dir=DIR`` / ``-cd DIR`` argument names, if any.
+
+    >>> _config_dir(["-cd", "mine", "dataset=x"]), _config_dir(["--config-dir=mine"]), _config_dir([])
+    ('mine', 'mine', None)
+    """
+    for index, argument in enumerate(arguments):
+        if argument.startswith("--config-dir="):
+            return argument.partition("=")[2]
+        if argument in ("--config-dir", "-cd") and index + 1 < len(arguments):
+            return arguments[index + 1]
+    return None
 
 
 def check_overrides(arguments: list[str]) -> str | None:
@@ -185,6 +209,7 @@ def check_overrides(arguments: list[str]) -> str | None:
     ``loss.<param>`` / ``miner.<param>`` the chosen component does not have (Hydra's answer to that would be
     "append it with +", a detour)."""
     allow_targets = Switches.read().allow_targets
+    config_dir = _config_dir(arguments)
     for argument in arguments:
         key, equals, value = argument.partition("=")
         if "_target_" in key and not allow_targets:
@@ -196,12 +221,16 @@ def check_overrides(arguments: list[str]) -> str | None:
         group = key.lstrip("+~")
         if not equals or group not in ("loss", "miner", *_YAML_GROUPS) or "(" in value:
             continue
-        options = group_options(group)
+        options = group_options(group, config_dir)
         for option in value.split(","):
             if option in ("null", "") or option in options:
                 continue
             hint = did_you_mean(option, options)
-            where = " `lossforge list` shows them, with their packages." if group in ("loss", "miner") else ""
+            where = (
+                f" `lossforge list --kind {group}` shows them, with their packages."
+                if group in ("loss", "miner", "dataset", "model")
+                else ""
+            )
             return f"unknown {group} {option!r}.{hint} Available: {', '.join(options)}.{where}"
     return _missing_hydra_plugin(arguments) or _unknown_parameter(arguments)
 
@@ -454,7 +483,14 @@ def list_components(arguments: list[str] | None = None) -> int:
         "--task", choices=[str(task) for task in TASKS], help="only the losses that can train this task"
     )
     parser.add_argument("--names", action="store_true", help="print just the names, comma-separated")
+    parser.add_argument(
+        "--kind", choices=["loss", "miner", "dataset", "model"], help="only this kind of component (datasets, models)"
+    )
     options = parser.parse_args(arguments or [])
+    if options.kind in ("dataset", "model"):
+        from lossforge.catalog import list_data_components
+
+        return list_data_components(options.kind, names_only=options.names)
     if options.task or options.names:
         print(",".join(list_losses(task=options.task)))
         return 0
@@ -485,26 +521,36 @@ def check_components(arguments: list[str] | None = None) -> int:
     every broken promise. Exit status 1 if any component fails."""
     import argparse
 
-    from lossforge.registry import LOSSES, MINERS, RegistryError
+    from lossforge.registry import DATASETS, LOSSES, MINERS, MODELS, RegistryError
     from lossforge.testing import loss_checks, loss_names, miner_checks, miner_names
+    from lossforge.testing_data import dataset_checks, dataset_names, model_checks, model_names
 
     parser = argparse.ArgumentParser(
-        prog="lossforge check", description="Check installed losses and miners against lossforge's plugin contract."
+        prog="lossforge check",
+        description="Check installed losses, miners, datasets and models against lossforge's plugin contract.",
     )
     parser.add_argument("distributions", nargs="*", metavar="DISTRIBUTION", help="packages to check (default: all)")
     options = parser.parse_args(arguments or [])
     wanted = options.distributions or [None]
+
+    def plugin_dataset_names(distribution: str | None = None) -> list[str]:
+        # lossforge's own datasets read files a checkout may lack (mnist, csv); its test suite checks them
+        names = dataset_names(distribution=distribution)
+        return names if distribution else [name for name in names if DATASETS.info(name).distribution != "lossforge"]
+
     components = [
         (kind, name, registry, checks)
         for kind, registry, names, checks in (
             ("loss", LOSSES, loss_names, loss_checks),
             ("miner", MINERS, miner_names, miner_checks),
+            ("dataset", DATASETS, plugin_dataset_names, dataset_checks),
+            ("model", MODELS, model_names, model_checks),
         )
         for distribution in wanted
         for name in names(distribution=distribution)
     ]
     if not components:
-        print(f"lossforge check: no loss or miner is registered by {', '.join(options.distributions)}.")
+        print(f"lossforge check: no loss, miner, dataset or model is registered by {', '.join(options.distributions)}.")
         return 1
     failed = 0
     for kind, name, registry, checks in components:
@@ -514,7 +560,7 @@ def check_components(arguments: list[str] | None = None) -> int:
             broken = [("load", str(error))]
         broken = [(check, message) for check, message in broken if message is not None]
         failed += bool(broken)
-        print(f"{'FAIL' if broken else 'ok  '}  {kind:<5} {name:<28} {registry.info(name).provider}")
+        print(f"{'FAIL' if broken else 'ok  '}  {kind:<7} {name:<28} {registry.info(name).provider}")
         for check, message in broken:
             print(f"        {check}: {message}")
     print(f"\n{len(components) - failed} of {len(components)} components meet the contract.")

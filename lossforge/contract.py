@@ -392,7 +392,7 @@ def check_dataset_callable(obj: Any) -> None:
     if task is not None and task not in DATASET_TASKS:
         raise ContractError(
             f"dataset {name}",
-            f"declares task {task!r}.{did_you_mean(str(task), DATASET_TASKS, n=1)} Expected one of "
+            f"declares task {task!r}.{did_you_mean(str(task), [str(t) for t in DATASET_TASKS], n=1)} Expected one of "
             f"{', '.join(DATASET_TASKS)}.",
         )
 

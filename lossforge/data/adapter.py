@@ -113,7 +113,8 @@ def _declared_task(declared: Any, name: str) -> Task:
         )
     if task not in DATASET_TASKS:
         raise DatasetContractError(
-            f"dataset {name!r} declares task {task!r}.{did_you_mean(str(task), DATASET_TASKS, n=1)} Expected one "
+            f"dataset {name!r} declares task {task!r}.{did_you_mean(str(task), [str(t) for t in DATASET_TASKS], n=1)} "
+            "Expected one "
             f"of {', '.join(DATASET_TASKS)}."
         )
     return Task(task)

@@ -166,7 +166,7 @@ def csv(
         log.info("data     csv: task %s inferred from the %s (set dataset.task to choose)", chosen, reason)
     elif task not in DATASET_TASKS:
         raise ValueError(
-            f"dataset.task={task!r}.{did_you_mean(task, DATASET_TASKS, n=1)} "
+            f"dataset.task={task!r}.{did_you_mean(task, [str(t) for t in DATASET_TASKS], n=1)} "
             f"Expected one of {', '.join(DATASET_TASKS)}."
         )
     else:

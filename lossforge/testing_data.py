@@ -1,0 +1,273 @@
+"""The contract kit for datasets and models: every promise of :class:`lossforge.contract.DatasetPlugin` and
+:class:`lossforge.contract.ModelPlugin`, as named checks (the same :class:`lossforge.testing.Check` values as
+for losses and miners, one pytest id per check).
+
+Dataset checks (:data:`DATASET_CHECKS`), on what the dataset returns for split seed 0:
+
+* ``check_dataset_declaration`` — a callable taking the keyword ``seed``, declaring a valid ``task`` (unless it
+  returns lossforge's ``DataSplits``);
+* ``check_dataset_splits`` — lossforge's adapter reads it: three non-empty splits, one per-sample shape,
+  features finite float32 (or ``uint8`` images), targets valid for the task (:func:`validate_data_splits`);
+* ``check_dataset_classes`` — class tasks: every label of every split is below ``num_outputs`` (a class absent
+  from train still counts), ``class_names`` match; a ``class_disjoint`` dataset's test classes are not in train;
+* ``check_dataset_reproducible`` — the same split seed gives the same splits.
+
+Model checks (:data:`MODEL_CHECKS`):
+
+* ``check_model_constructor`` — an ``nn.Module`` class taking keyword-only ``input_shape`` and ``output_dim``,
+  every other parameter with a default, none of them a reserved key (``weights``, ``embedding_dim``, …);
+* ``check_model_shapes`` — maps ``(N, *input_shape)`` to ``(N, output_dim)`` for images ``(3, 16, 16)`` or flat
+  samples ``(8,)`` (whichever it accepts) and two output widths;
+* ``check_model_trains`` — a few optimizer steps on a fixed batch lower a cross-entropy loss, with finite
+  gradients reaching every trainable parameter.
+
+>>> [check.name for check in model_checks("mlp")]
+['check_model_constructor', 'check_model_shapes', 'check_model_trains']
+"""
+
+from __future__ import annotations
+
+import inspect
+from collections.abc import Callable, Mapping
+from typing import Any
+
+import torch
+from torch import nn
+
+from lossforge.contract import (
+    CLASS_LABEL_TASKS,
+    MODEL_INPUTS,
+    RESERVED_DATASET_KEYS,
+    RESERVED_MODEL_KEYS,
+    ContractError,
+    check_component_class,
+    check_dataset_callable,
+    normalize_distribution,
+)
+from lossforge.data import DataSplits, to_data_splits, validate_data_splits
+from lossforge.registry import DATASETS, MODELS
+from lossforge.testing import Check
+
+#: Sample shapes a model is tried on, in order: images, then flat features.
+MODEL_INPUT_SHAPES: tuple[tuple[int, ...], ...] = ((3, 16, 16), (8,))
+
+
+def _provided_by(actual: str | None, wanted: str | None) -> bool:
+    return wanted is None or normalize_distribution(actual or "") == normalize_distribution(wanted)
+
+
+def dataset_names(pattern: str = "*", *, distribution: str | None = None) -> list[str]:
+    """Registered dataset names matching ``pattern``, optionally only those a given package provides.
+
+    >>> dataset_names("digits_b*", distribution="lossforge")
+    ['digits_binary']
+    """
+    return [name for name in DATASETS.names(pattern) if _provided_by(DATASETS.info(name).distribution, distribution)]
+
+
+def model_names(pattern: str = "*", *, distribution: str | None = None) -> list[str]:
+    """Registered model names matching ``pattern``, optionally only those a given package provides."""
+    return [name for name in MODELS.names(pattern) if _provided_by(MODELS.info(name).distribution, distribution)]
+
+
+# -- datasets ----------------------------------------------------------------------------------------------
+
+
+class _Dataset:
+    """A dataset under check: the callable, its label and the parameters to call it with."""
+
+    def __init__(self, dataset: str | Callable[..., Any], params: Mapping[str, Any] | None) -> None:
+        if isinstance(dataset, str):
+            self.function, self.label = DATASETS.load(dataset), f"dataset {dataset!r}"
+        else:
+            self.function, self.label = dataset, f"dataset {getattr(dataset, '__name__', dataset)!r}"
+        self.params = {key: value for key, value in dict(params or {}).items() if key not in RESERVED_DATASET_KEYS}
+        self._built: DataSplits | None = None
+
+    def build(self, seed: int = 0) -> DataSplits:
+        result = self.function(seed=seed, **self.params)
+        name = self.label.removeprefix("dataset ").strip("'")
+        return to_data_splits(result, name=name, declared=self.function)
+
+    @property
+    def data(self) -> DataSplits:
+        if self._built is None:
+            self._built = self.build(0)
+        return self._built
+
+
+def check_dataset_declaration(subject: _Dataset) -> None:
+    """A callable with the keyword ``seed`` and a valid ``task`` declaration."""
+    try:
+        check_dataset_callable(subject.function)
+    except ContractError as error:
+        raise AssertionError(f"{subject.label}: {error}") from None
+
+
+def check_dataset_splits(subject: _Dataset) -> None:
+    """lossforge reads what it returns: three valid, non-empty splits."""
+    try:
+        validate_data_splits(subject.data)
+    except ValueError as error:
+        raise AssertionError(f"{subject.label}: {error}") from None
+
+
+def check_dataset_classes(subject: _Dataset) -> None:
+    """Class labels fit ``num_outputs`` in every split; a class-disjoint dataset's test classes are new."""
+    data = subject.data
+    if data.task not in CLASS_LABEL_TASKS:
+        return
+    for name, split in data.splits().items():
+        largest = int(split.targets.max())
+        if data.task == "multiclass" and largest >= data.num_outputs:
+            raise AssertionError(
+                f"{subject.label}: the {name} split has label {largest} but num_outputs is {data.num_outputs}; "
+                "declare `num_classes` (a class absent from train still counts)"
+            )
+    if data.class_disjoint:
+        shared = set(data.train.targets.tolist()) & set(data.test.targets.tolist())
+        if shared:
+            raise AssertionError(
+                f"{subject.label}: declares class-disjoint splits, but train and test share {sorted(shared)[:5]}"
+            )
+
+
+def check_dataset_reproducible(subject: _Dataset) -> None:
+    """The same split seed gives the same splits (docs/decisions.md §1)."""
+    again = subject.build(0)
+    for name, split in subject.data.splits().items():
+        other = again.splits()[name]
+        if not (torch.equal(split.features, other.features) and torch.equal(split.targets, other.targets)):
+            raise AssertionError(f"{subject.label}: split seed 0 gave a different {name} split the second time")
+
+
+DATASET_CHECKS: tuple[Callable[[_Dataset], None], ...] = (
+    check_dataset_declaration,
+    check_dataset_splits,
+    check_dataset_classes,
+    check_dataset_reproducible,
+)
+
+
+def dataset_checks(dataset: str | Callable[..., Any], *, params: Mapping[str, Any] | None = None) -> list[Check]:
+    """The checks of one dataset (a registry name or the callable), called with ``params``."""
+    subject = _Dataset(dataset, params)
+    component = dataset if isinstance(dataset, str) else getattr(dataset, "__name__", "dataset")
+    return [Check(component, check.__name__, _bind(check, subject)) for check in DATASET_CHECKS]
+
+
+def check_dataset(dataset: str | Callable[..., Any], *, params: Mapping[str, Any] | None = None) -> None:
+    """Run every dataset check; the first broken promise raises ``AssertionError``."""
+    for check in dataset_checks(dataset, params=params):
+        check()
+
+
+# -- models ------------------------------------------------------------------------------------------------
+
+
+class _Model:
+    def __init__(self, model: str | type[nn.Module], params: Mapping[str, Any] | None) -> None:
+        if isinstance(model, str):
+            self.cls, self.label = MODELS.load(model), f"model {model!r}"
+        else:
+            self.cls, self.label = model, f"model {getattr(model, '__qualname__', model)!r}"
+        self.params = {key: value for key, value in dict(params or {}).items() if key not in RESERVED_MODEL_KEYS}
+
+    def build(self, input_shape: tuple[int, ...], output_dim: int) -> nn.Module:
+        return self.cls(input_shape=input_shape, output_dim=output_dim, **self.params)
+
+    def input_shape(self) -> tuple[int, ...]:
+        """The first of :data:`MODEL_INPUT_SHAPES` the model builds for and runs on."""
+        problems = []
+        for shape in MODEL_INPUT_SHAPES:
+            try:
+                self.build(shape, 3).eval()(torch.zeros(2, *shape))
+                return shape
+            except Exception as error:
+                problems.append(f"{shape}: {type(error).__name__}: {error}")
+        raise AssertionError(
+            f"{self.label}: builds and runs on none of the sample shapes tried — {'; '.join(problems)}"
+        )
+
+
+def check_model_constructor(subject: _Model) -> None:
+    """Keyword-only ``input_shape`` / ``output_dim``; the rest with defaults; no reserved key among them."""
+    try:
+        check_component_class("model", subject.cls)
+    except ContractError as error:
+        raise AssertionError(f"{subject.label}: {error}") from None
+    parameters = list(inspect.signature(subject.cls.__init__).parameters.values())[1:]
+    for parameter in parameters:
+        if parameter.name in MODEL_INPUTS and parameter.kind is not parameter.KEYWORD_ONLY:
+            raise AssertionError(f"{subject.label}: `{parameter.name}` must be keyword-only (put it after `*`)")
+        if parameter.name in RESERVED_MODEL_KEYS:
+            raise AssertionError(
+                f"{subject.label}: the parameter `{parameter.name}` is a key lossforge reserves for itself "
+                f"({', '.join(RESERVED_MODEL_KEYS)}) and never passes to a model; rename it"
+            )
+        if (
+            parameter.name not in MODEL_INPUTS
+            and parameter.kind not in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD)
+            and parameter.default is parameter.empty
+            and parameter.name not in subject.params
+        ):
+            raise AssertionError(f"{subject.label}: parameter `{parameter.name}` needs a default (configs may omit it)")
+
+
+def check_model_shapes(subject: _Model) -> None:
+    """``(N, *input_shape) → (N, output_dim)`` for two output widths."""
+    shape = subject.input_shape()
+    for output_dim in (1, 5):
+        model = subject.build(shape, output_dim).eval()
+        with torch.no_grad():
+            out = model(torch.randn(4, *shape))
+        if tuple(out.shape) != (4, output_dim):
+            raise AssertionError(
+                f"{subject.label}: input (4, *{shape}) with output_dim={output_dim} gave {tuple(out.shape)}, "
+                f"expected (4, {output_dim})"
+            )
+
+
+def check_model_trains(subject: _Model) -> None:
+    """A few Adam steps on one fixed batch lower a cross-entropy loss; every trainable parameter gets a finite
+    gradient."""
+    shape = subject.input_shape()
+    torch.manual_seed(0)
+    model = subject.build(shape, 3).train()
+    features, targets = torch.randn(12, *shape), torch.arange(12) % 3
+    optimizer = torch.optim.Adam(model.parameters(), lr=1e-2)
+    losses = []
+    for step in range(8):
+        optimizer.zero_grad()
+        loss = nn.functional.cross_entropy(model(features), targets)
+        loss.backward()
+        if step == 0:
+            for name, parameter in model.named_parameters():
+                if parameter.requires_grad and (parameter.grad is None or not torch.isfinite(parameter.grad).all()):
+                    raise AssertionError(f"{subject.label}: parameter {name} got no finite gradient")
+        optimizer.step()
+        losses.append(float(loss.detach()))
+    if not losses[-1] < losses[0]:
+        raise AssertionError(
+            f"{subject.label}: 8 steps on one batch did not lower the loss ({losses[0]:.4f} → {losses[-1]:.4f})"
+        )
+
+
+MODEL_CHECKS: tuple[Callable[[_Model], None], ...] = (check_model_constructor, check_model_shapes, check_model_trains)
+
+
+def model_checks(model: str | type[nn.Module], *, params: Mapping[str, Any] | None = None) -> list[Check]:
+    """The checks of one model (a registry name or the class), built with ``params``."""
+    subject = _Model(model, params)
+    component = model if isinstance(model, str) else model.__qualname__
+    return [Check(component, check.__name__, _bind(check, subject)) for check in MODEL_CHECKS]
+
+
+def check_model(model: str | type[nn.Module], *, params: Mapping[str, Any] | None = None) -> None:
+    """Run every model check; the first broken promise raises ``AssertionError``."""
+    for check in model_checks(model, params=params):
+        check()
+
+
+def _bind(check: Callable[[Any], None], subject: Any) -> Callable[[], None]:
+    return lambda: check(subject)
