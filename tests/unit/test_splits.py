@@ -139,3 +139,42 @@ def test_lossforge_data_splits_are_re_split_into_a_valid_data_splits() -> None:
     assert set(split.test.targets.tolist()) == {5, 6, 7, 8, 9}
     assert set(split.train.targets.tolist()) == set(split.val.targets.tolist()) == {0, 1, 2, 3, 4}
     assert len(split.train) + len(split.val) + len(split.test) == 1797
+
+
+def test_dataset_class_disjoint_true_re_splits_when_loaded_and_is_cached_apart() -> None:
+    from lossforge.data import clear_cache, load_dataset
+
+    clear_cache()
+    plain = load_dataset({"name": "digits", "split_seed": 0})
+    by_class = load_dataset({"name": "digits", "split_seed": 0, "class_disjoint": True})
+    assert not plain.class_disjoint and set(plain.test.targets.tolist()) == set(range(10))
+    assert by_class.class_disjoint and set(by_class.test.targets.tolist()) == {5, 6, 7, 8, 9}
+    assert by_class.provenance["test_classes"] == "5,6,7,8,9"
+    assert load_dataset({"name": "digits", "split_seed": 0}) is plain  # the cache keeps them apart
+    clear_cache()
+
+
+def test_a_dataset_that_is_class_disjoint_already_is_not_re_split(tmp_path: Path) -> None:
+    from image_layouts import write_cub
+
+    from lossforge.data import clear_cache, load_dataset
+
+    write_cub(tmp_path)
+    clear_cache()
+    config = {"name": "cub200", "root": str(tmp_path), "image_size": 4, "class_disjoint": True}
+    data = load_dataset(config)
+    assert set(data.test.targets.tolist()) == {2, 3} and "test_classes" not in data.provenance  # its own split
+    clear_cache()
+
+
+def test_the_protocol_re_splits_a_dataset_that_cannot_hold_classes_out() -> None:
+    from lossforge.hydra_options import compose
+    from lossforge.protocol.runner import _open_set
+
+    base = compose(["dataset=image_folder", "loss=triplet"])
+    assert _open_set(base, 5, embedding=True, class_folds=0) == (["++dataset.class_disjoint=true"], [])
+    assert _open_set(base, 5, embedding=True, class_folds=0, disjoint=True) == ([], [])  # CUB, Cars196, SOP
+    assert compose(["dataset=image_folder", "++dataset.class_disjoint=true"]).dataset.class_disjoint is True
+    from lossforge.cli import check_overrides
+
+    assert check_overrides(["dataset=image_folder", "++dataset.class_disjoint=true"]) is None  # pre-flight passes it
