@@ -21,6 +21,7 @@ from typing import Any, ClassVar
 import numpy as np
 import pytest
 from image_layouts import (
+    IMAGE_LAYOUTS,
     write_cars_devkit,
     write_cars_original,
     write_cifar10,
@@ -296,3 +297,10 @@ def test_gzip_is_recognised_by_content_for_fashion_mnist(tmp_path: Path) -> None
         (tmp_path / "fm" / f"{stem}.gz").unlink()
         (tmp_path / "fm" / stem).write_bytes(gzip.decompress(content))
     assert len(benchmarks.fashion_mnist(seed=0, root=str(tmp_path / "fm"))["test"][1]) == 20
+
+
+@pytest.mark.parametrize("name", sorted(IMAGE_LAYOUTS))
+def test_every_image_dataset_passes_the_plugin_contract_kit(name: str, tmp_path: Path) -> None:
+    from lossforge.testing_data import check_dataset
+
+    check_dataset(name, params=IMAGE_LAYOUTS[name](tmp_path))  # what `lossforge check` holds a plugin's dataset to
