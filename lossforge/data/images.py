@@ -220,6 +220,18 @@ class ImageFiles(Dataset):
     def __len__(self) -> int:
         return len(self.paths)
 
+    @property
+    def fingerprint(self) -> str:
+        """SHA-256 of what this split decodes to, without decoding it: the decoding settings and, in sample
+        order, each file's path (relative to the files' common folder) and size — what lossforge hashes
+        into ``data.test_digest`` for a streamed split."""
+        digest = hashlib.sha256(f"{self.channels};{self.image_size};".encode())
+        base = Path(os.path.commonpath(self.paths)) if self.paths else Path()
+        for path in self.paths:
+            relative = path.relative_to(base).as_posix() if path != base else path.name
+            digest.update(f"{relative}\t{path.stat().st_size}\n".encode())
+        return digest.hexdigest()
+
     def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
         path = self.paths[index]
         try:

@@ -199,3 +199,18 @@ def test_decode_image_converts_palette_and_alpha_images(tmp_path: Path) -> None:
     Image.new("P", (5, 5), 3).save(tmp_path / "palette.gif")
     assert decode_image(tmp_path / "alpha.png", channels=3, image_size=5).shape == (3, 5, 5)
     assert decode_image(tmp_path / "palette.gif", channels=1, image_size=2).shape == (1, 2, 2)
+
+
+def test_a_streamed_split_has_a_fingerprint_of_its_files_in_order_without_decoding(tmp_path: Path) -> None:
+    root = class_folder(tmp_path / "pets", per_class=2)
+    paths = sorted(root.rglob("*.png"))
+    targets = torch.zeros(len(paths), dtype=torch.int64)
+    split = ImageFiles(paths, targets, channels=3, image_size=4)
+    assert split.fingerprint == ImageFiles(paths, targets, channels=3, image_size=4).fingerprint
+    assert split.fingerprint != ImageFiles(paths[::-1], targets, channels=3, image_size=4).fingerprint  # order
+    assert split.fingerprint != ImageFiles(paths, targets, channels=1, image_size=4).fingerprint  # decoding
+    before = split.fingerprint
+    moved = tmp_path / "moved"
+    root.rename(moved)  # the same files in another folder: the same fingerprint
+    elsewhere = ImageFiles([moved / path.relative_to(root) for path in paths], targets, channels=3, image_size=4)
+    assert elsewhere.fingerprint == before
