@@ -9,11 +9,13 @@ A dataset (see :class:`lossforge.contract.DatasetPlugin`) may return
 * per split a ``torch.utils.data.Dataset`` with a ``targets`` attribute holding all of that split's targets;
 * a ``LightningDataModule``: its ``train/val/test_dataloader().dataset`` are read as above.
 
-**What a Dataset or DataModule gives up:** lossforge reads each of its samples once, here, and holds the
-split in memory as tensors, so lossforge's own loaders, DDP sharding, samplers (``sampler=m_per_class``),
-class weights and class-disjoint re-splitting all work — but a DataModule's own loaders, transforms applied
-in its collate function, and its samplers are not used, and data that does not fit in memory does not fit
-here either (datasets meant to stream from disk declare it with lossforge's image-folder dataset).
+**A Dataset per split is streamed:** it becomes a :class:`~lossforge.data.base.StreamedSplit`, read batch by
+batch by lossforge's loaders in ``dataset.num_workers`` DataLoader worker processes (its ``num_workers``
+attribute; 0: in the training process), never held in memory; its ``targets`` serve samplers, class weights
+and class-disjoint re-splitting without decoding a sample, and DDP shards it like any split. Its ``fingerprint``
+attribute, if any, enters ``data.test_digest`` (a streamed test split is not decoded to hash it). **What a
+DataModule gives up:** its datasets are streamed that way, but its own loaders, transforms applied in its
+collate function, and its samplers are not used (lossforge's sampler and DDP sharding are).
 
 Conversions, one rule each: float features become float32; ``uint8`` features with a per-sample shape of
 two or more dimensions stay ``uint8`` (images, normalised on the device with the dataset's ``mean``/``std``);
@@ -43,7 +45,7 @@ import torch
 from torch import Tensor
 
 from lossforge.contract import DATASET_TASKS, Task, did_you_mean
-from lossforge.data.base import DataSplits, Split
+from lossforge.data.base import DataSplits, Split, StreamedSplit
 
 SPLITS = ("train", "val", "test")
 #: What a dataset may also return in its mapping when it knows it only once it has read its files (an image
@@ -85,10 +87,10 @@ def to_data_splits(result: Any, *, name: str, declared: Any = None) -> DataSplit
     raw = {split: _read_split(result[split], name, split) for split in SPLITS}
     class_names = tuple(str(label) for label in getattr(declared, "class_names", ()) or ())
     raw, class_names = _encode_text_labels(raw, class_names, task, name)
-    splits = {split: Split(features, _targets(targets, task)) for split, (features, targets) in raw.items()}
+    splits = {split: _split(features, _targets(targets, task)) for split, (features, targets) in raw.items()}
     num_outputs = _num_outputs(splits, task, declared, class_names)
-    if task == Task.BINARY and not class_names:
-        class_names = ()
+    if not class_names and task != Task.REGRESSION:  # figures and reports name every class
+        class_names = ("0", "1") if task == Task.BINARY else tuple(str(index) for index in range(num_outputs))
     return DataSplits(
         name,
         task,
@@ -134,7 +136,7 @@ def _from_datamodule(module: Any, name: str) -> dict[str, Any]:
     return splits
 
 
-def _read_split(value: Any, name: str, split: str) -> tuple[Tensor, Any]:
+def _read_split(value: Any, name: str, split: str) -> tuple[Any, Any]:
     """``(features, targets)`` of one split, features as a tensor; targets as given (text labels kept)."""
     where = f"dataset {name!r}, {split} split"
     if isinstance(value, torch.utils.data.Dataset):
@@ -148,7 +150,13 @@ def _read_split(value: Any, name: str, split: str) -> tuple[Tensor, Any]:
     return _features(features, where), targets
 
 
-def _read_torch_dataset(dataset: Any, where: str) -> tuple[Tensor, Any]:
+def _split(features: Any, targets: Tensor) -> Split | StreamedSplit:
+    if isinstance(features, Tensor):
+        return Split(features, targets)
+    return StreamedSplit.of(features, targets, num_workers=int(getattr(features, "num_workers", 0) or 0))
+
+
+def _read_torch_dataset(dataset: Any, where: str) -> tuple[Any, Any]:
     targets = getattr(dataset, "targets", None)
     if targets is None:
         raise DatasetContractError(
@@ -158,8 +166,9 @@ def _read_torch_dataset(dataset: Any, where: str) -> tuple[Tensor, Any]:
     size = len(dataset)
     if len(targets) != size:
         raise DatasetContractError(f"{where}: the Dataset has {size} samples but {len(targets)} targets")
-    features = torch.stack([torch.as_tensor(np.asarray(dataset[index][0])) for index in range(size)])
-    return _features(features, where), targets
+    if size == 0:
+        raise DatasetContractError(f"{where}: the split is empty (0 samples); every split needs at least one sample.")
+    return dataset, targets  # streamed: never read whole
 
 
 def _features(values: Any, where: str) -> Tensor:
@@ -215,7 +224,9 @@ def _targets(values: Any, task: Task) -> Tensor:
     return tensor.contiguous()
 
 
-def _num_outputs(splits: dict[str, Split], task: Task, declared: Any, class_names: tuple[str, ...]) -> int:
+def _num_outputs(
+    splits: dict[str, Split | StreamedSplit], task: Task, declared: Any, class_names: tuple[str, ...]
+) -> int:
     targets = splits["train"].targets
     if task == Task.BINARY:
         return 1

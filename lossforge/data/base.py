@@ -19,7 +19,9 @@ from __future__ import annotations
 import hashlib
 import math
 from dataclasses import dataclass, field
+from typing import Any
 
+import numpy
 import torch
 from torch import Tensor
 
@@ -57,6 +59,81 @@ class Split:
         """The samples at ``indices`` (an int64 index tensor), as a new ``Split``."""
         return Split(self.features[indices], self.targets[indices])
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """One sample's shape."""
+        return tuple(int(size) for size in self.features.shape[1:])
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The features' dtype (float32, or uint8 images)."""
+        return self.features.dtype
+
+    def head(self, count: int) -> Tensor:
+        """The first ``count`` samples' features, ``(count, *sample_shape)``."""
+        return self.features[:count]
+
+
+class _Samples(torch.utils.data.Dataset):
+    """A streamed split's dataset as lossforge's loaders read it: ``(features tensor, target)`` per index,
+    the target taken from the split's ``targets`` (so its dtype is the task's, whatever the dataset returns)."""
+
+    def __init__(self, dataset: Any, targets: Tensor) -> None:
+        self.dataset, self.targets = dataset, targets
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return torch.as_tensor(numpy.asarray(self.dataset[index][0])), self.targets[index]
+
+
+@dataclass(frozen=True, eq=False)
+class StreamedSplit:
+    """A split whose samples stay where the dataset keeps them (files on disk): a ``torch.utils.data.Dataset``
+    read by DataLoader workers batch by batch, with all of its targets held in memory (samplers, class weights
+    and class-disjoint splits read them without decoding a sample).
+
+    Shape:
+        - each sample: ``sample_shape`` of ``dtype`` (float32, or uint8 images).
+        - targets: as :class:`Split`'s.
+
+    Example:
+        >>> samples = [(torch.full((1, 2, 2), i, dtype=torch.uint8), i % 2) for i in range(4)]
+        >>> split = StreamedSplit.of(samples, torch.tensor([0, 1, 0, 1]))
+        >>> len(split), split.sample_shape, split.dtype, tuple(split.head(3).shape)
+        (4, (1, 2, 2), torch.uint8, (3, 1, 2, 2))
+    """
+
+    dataset: Any  # a map-style Dataset: dataset[i] -> (sample, target)
+    targets: Tensor
+    sample_shape: tuple[int, ...]
+    dtype: torch.dtype
+    num_workers: int = 0  # DataLoader worker processes that decode it
+
+    @classmethod
+    def of(cls, dataset: Any, targets: Tensor, *, num_workers: int = 0) -> StreamedSplit:
+        """A streamed split of ``dataset``; its first sample gives the shape and dtype."""
+        first = torch.as_tensor(numpy.asarray(dataset[0][0])) if len(targets) else torch.zeros(0)
+        return cls(dataset, targets, tuple(int(size) for size in first.shape), first.dtype, num_workers)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def subset(self, indices: Tensor) -> StreamedSplit:
+        """The samples at ``indices``, still streamed."""
+        chosen = torch.utils.data.Subset(self.dataset, indices.tolist())
+        return StreamedSplit(chosen, self.targets[indices], self.sample_shape, self.dtype, self.num_workers)
+
+    def head(self, count: int) -> Tensor:
+        """The first ``count`` samples, decoded and stacked, ``(count, *sample_shape)``."""
+        samples = _Samples(self.dataset, self.targets)
+        return torch.stack([samples[index][0] for index in range(min(count, len(self)))])
+
+    def samples(self) -> torch.utils.data.Dataset:
+        """The dataset as lossforge's loaders read it: ``(features, target)`` tensors per index."""
+        return _Samples(self.dataset, self.targets)
+
 
 @dataclass(frozen=True, eq=False)
 class DataSplits:
@@ -75,9 +152,9 @@ class DataSplits:
 
     name: str
     task: Task  # one of lossforge.contract.DATASET_TASKS
-    train: Split
-    val: Split
-    test: Split
+    train: Split | StreamedSplit
+    val: Split | StreamedSplit
+    test: Split | StreamedSplit
     num_outputs: int  # classes (multiclass), 1 (binary), K labels (multilabel), target dim (regression)
     class_names: tuple[str, ...] = ()  # classes (binary: negative, positive) or labels; () for regression
     mean: tuple[float, ...] = ()  # images: per-channel mean, applied on the device after uint8 / 255; () none
@@ -92,14 +169,14 @@ class DataSplits:
     @property
     def input_shape(self) -> tuple[int, ...]:
         """One sample's shape: ``(F,)`` for a table, ``(C, H, W)`` for images."""
-        return tuple(int(size) for size in self.train.features.shape[1:])
+        return self.train.sample_shape
 
     @property
     def input_dim(self) -> int:
         """Number of values per sample (the product of :attr:`input_shape`)."""
         return math.prod(self.input_shape)
 
-    def splits(self) -> dict[str, Split]:
+    def splits(self) -> dict[str, Split | StreamedSplit]:
         """``{"train": ..., "val": ..., "test": ...}``, for loops over the three splits."""
         return {"train": self.train, "val": self.val, "test": self.test}
 
@@ -417,13 +494,22 @@ def validate_data_splits(data: DataSplits) -> None:
             f"(or none), got {len(data.class_names)}: {list(data.class_names)}"
         )
     for split_name, split in data.splits().items():
+        if isinstance(split, StreamedSplit):  # its samples are checked as they are decoded, not all up front
+            validate_targets(
+                split.targets, task=data.task, num_outputs=data.num_outputs, dataset=data.name, split=split_name
+            )
+            if split.dtype not in (torch.float32, torch.uint8):
+                raise ValueError(
+                    f"{_where(data.name, split_name)}: streamed samples must be float32 or uint8, got {split.dtype}"
+                )
+            continue
         if not isinstance(split, Split):
             raise ValueError(f"{label}: `{split_name}` must be a Split, got {type(split).__name__}")
         validate_split(split, task=data.task, num_outputs=data.num_outputs, dataset=data.name, split_name=split_name)
-    shapes = {split_name: tuple(split.features.shape[1:]) for split_name, split in data.splits().items()}
+    shapes = {split_name: split.sample_shape for split_name, split in data.splits().items()}
     if len(set(shapes.values())) != 1:
         raise ValueError(f"{label}: every split needs the same per-sample shape (features), got {shapes}")
-    dtypes = {split_name: str(split.features.dtype) for split_name, split in data.splits().items()}
+    dtypes = {split_name: str(split.dtype) for split_name, split in data.splits().items()}
     if len(set(dtypes.values())) != 1:
         raise ValueError(f"{label}: every split needs the same feature dtype, got {dtypes}")
     if len(data.mean) != len(data.std):
@@ -438,10 +524,11 @@ def validate_data_splits(data: DataSplits) -> None:
 
 
 # -- provenance ------------------------------------------------------------------------------------------
-def split_fingerprint(split: Split) -> str:
+def split_fingerprint(split: Split | StreamedSplit) -> str:
     """SHA-256 (hex) over a split's targets and a content hash of its features — dtypes, shapes and bytes —
     so two runs that tested on the same examples log the same value (``data.test_digest``, docs/decisions.md
-    §1), whatever their run seed.
+    §1), whatever their run seed. A streamed split is not decoded: its targets, sample shape and dtype are
+    hashed with its dataset's ``fingerprint`` attribute when it has one (an image folder's file-list digest).
 
     >>> a = Split(torch.zeros(3, 2), torch.tensor([0, 1, 0]))
     >>> split_fingerprint(a) == split_fingerprint(Split(torch.zeros(3, 2), torch.tensor([0, 1, 0])))
@@ -450,7 +537,13 @@ def split_fingerprint(split: Split) -> str:
     False
     """
     features = hashlib.sha256()
-    array = split.features.detach().cpu().contiguous()
+    if isinstance(split, StreamedSplit):
+        inner = split.dataset.dataset if isinstance(split.dataset, torch.utils.data.Subset) else split.dataset
+        indices = getattr(split.dataset, "indices", None)
+        features.update(f"{split.dtype}{split.sample_shape};{getattr(inner, 'fingerprint', '')};{indices}".encode())
+        array = torch.zeros(0)
+    else:
+        array = split.features.detach().cpu().contiguous()
     features.update(f"{array.dtype}{tuple(array.shape)};".encode())
     features.update(array.flatten().view(torch.uint8).numpy().tobytes())
     digest = hashlib.sha256()

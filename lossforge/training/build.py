@@ -19,7 +19,7 @@ from torch import nn
 from lossforge import list_losses, list_miners
 from lossforge.contract import Task, loss_traits, miner_traits, prepare_loss, trainable_tasks, training_task
 from lossforge.data import DataSplits, load_dataset
-from lossforge.data.base import split_fingerprint
+from lossforge.data.base import StreamedSplit, split_fingerprint
 from lossforge.data.device import input_pipeline
 from lossforge.mining.memory import MEMORIES, CrossBatchMemory
 from lossforge.mining.miners import PairsFromTriplets
@@ -77,7 +77,7 @@ def build(cfg: DictConfig) -> Built:
         len(data.val.targets),
         len(data.test.targets),
         data.input_shape,
-        str(data.train.features.dtype).removeprefix("torch."),
+        str(data.train.dtype).removeprefix("torch.") + (", streamed" if isinstance(data.train, StreamedSplit) else ""),
         cfg.dataset.get("split_seed") or 0,
     )
 
@@ -111,7 +111,7 @@ def build(cfg: DictConfig) -> Built:
 
     model_name = cfg.model.name
     inputs = input_pipeline(
-        dtype=data.train.features.dtype,
+        dtype=data.train.dtype,
         input_shape=data.input_shape,
         mean=data.mean,
         std=data.std,
@@ -136,7 +136,7 @@ def build(cfg: DictConfig) -> Built:
     log.info("model    %s with %s parameters", model_name, f"{parameters:,}")
     # After the model: class weights need the targets; a learnable loss sizes its parameters (proxies) by the
     # classes and the width of the model's output, and draws them from the run's seeded generator.
-    embedding_dim = output_width(model, data.train.features[:1]) if spec.embedding else None
+    embedding_dim = output_width(model, data.train.head(1)) if spec.embedding else None
     prepare_loss(loss, targets=data.train.targets, num_classes=data.num_outputs, embedding_dim=embedding_dim)
     memory = build_memory(cfg, loss, embedding_dim) if cfg.get("memory") is not None else None
 

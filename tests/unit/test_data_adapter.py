@@ -11,6 +11,8 @@ import torch
 from torch.utils.data import DataLoader, Dataset
 
 from lossforge.data import DatasetContractError, to_data_splits
+from lossforge.data.base import StreamedSplit, split_fingerprint
+from lossforge.data.loaders import make_loader
 
 
 def declared(task: str, **attributes: Any) -> Any:
@@ -34,6 +36,7 @@ def test_a_mapping_of_arrays_of_any_sample_shape_becomes_float32_splits() -> Non
     data = to_data_splits(arrays((2, 3, 4), [0, 1, 2, 1]), name="toy", declared=declared("multiclass"))
     assert data.input_shape == (2, 3, 4) and data.train.features.dtype == torch.float32
     assert data.train.targets.dtype == torch.int64 and data.num_outputs == 3
+    assert data.class_names == ("0", "1", "2")  # every class named: figures and reports list them
 
 
 def test_uint8_images_stay_uint8_with_their_mean_and_std() -> None:
@@ -76,11 +79,26 @@ class Squares(Dataset):
         return torch.full((1, 2, 2), float(index)), index % 2
 
 
-def test_a_torch_dataset_per_split_is_read_once_with_its_targets() -> None:
+def test_a_torch_dataset_per_split_is_streamed_never_read_whole() -> None:
+    reads: list[int] = []
+
+    class Counted(Squares):
+        def __getitem__(self, index: int) -> tuple[torch.Tensor, int]:
+            reads.append(index)
+            return super().__getitem__(index)
+
     data = to_data_splits(
-        {name: Squares(6) for name in ("train", "val", "test")}, name="sq", declared=declared("binary")
+        {name: Counted(6) for name in ("train", "val", "test")}, name="sq", declared=declared("binary")
     )
-    assert data.input_shape == (1, 2, 2) and data.train.features[5].unique().tolist() == [5.0]
+    assert isinstance(data.train, StreamedSplit) and data.input_shape == (1, 2, 2) and data.train.dtype == torch.float32
+    assert len(reads) <= 3  # one sample per split, for its shape and dtype
+    loader = make_loader(data.train, batch_size=4, shuffle=False, seed=0)
+    features, targets = next(iter(loader))
+    assert features.shape == (4, 1, 2, 2) and targets.dtype == torch.int64 and targets.tolist() == [0, 1, 0, 1]
+    assert features[3].unique().tolist() == [3.0]
+    before = len(reads)
+    assert split_fingerprint(data.test) == split_fingerprint(data.test)
+    assert len(reads) == before  # the digest decodes no sample
     with pytest.raises(
         DatasetContractError, match=r"train split: a torch.utils.data.Dataset needs a `targets` attribute"
     ):

@@ -190,3 +190,54 @@ def test_bf16_mixed_trains_the_image_path_on_cpu_with_a_float32_loss(image_datas
     assert len(losses) == 3 and all(loss.dtype == torch.float32 and torch.isfinite(loss) for loss in losses)
     with torch.autocast("cpu", dtype=torch.bfloat16):
         assert built.module.model(features[:2]).dtype == torch.float32  # the loss sees float32 outputs
+
+
+class OnDisk(torch.utils.data.Dataset):
+    """Images decoded from .npy files one sample at a time, as a dataset too large for memory would be."""
+
+    def __init__(self, root: Path, labels: np.ndarray) -> None:
+        self.root, self.targets, self.fingerprint = root, labels, f"{root.name}:{len(labels)}"
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[np.ndarray, int]:
+        return np.load(self.root / f"{index}.npy"), int(self.targets[index])
+
+
+def test_a_streamed_dataset_trains_and_is_logged_without_being_held_in_memory(
+    tmp_path: Path, default_store: str
+) -> None:
+    from mlflow import MlflowClient
+
+    from lossforge.data.base import StreamedSplit
+    from lossforge.training.run import train
+
+    def on_disk(*, seed: int) -> dict:
+        rng = np.random.default_rng(seed)
+        splits = {}
+        for name, size in (("train", 24), ("val", 9), ("test", 9)):
+            root = tmp_path / name
+            root.mkdir(exist_ok=True)
+            labels = np.arange(size) % 3
+            for index, label in enumerate(labels):
+                np.save(root / f"{index}.npy", (rng.random((3, 8, 8)) * 80 + label * 80).astype(np.uint8))
+            splits[name] = OnDisk(root, labels)
+        return splits
+
+    on_disk.task, on_disk.mean, on_disk.std = "multiclass", (0.5,) * 3, (0.25,) * 3  # type: ignore[attr-defined]
+    DATASETS.register("on_disk_test", on_disk)
+    try:
+        cfg = compose(
+            ["dataset=on_disk_test", "model=cnn", "model.channels=[4]", "trainer.max_epochs=1", "batch_size=8"]
+        )
+        built = build(cfg)
+        assert isinstance(built.data.train, StreamedSplit) and built.data.train.dtype == torch.uint8
+        metrics = train(cfg, base_dir=tmp_path, summary=False)
+    finally:
+        DATASETS.refresh()
+        clear_cache()
+    assert "test/accuracy" in metrics
+    client = MlflowClient(default_store)
+    (run,) = client.search_runs([experiment.experiment_id for experiment in client.search_experiments()])
+    assert run.data.tags["data.test_digest"] == built.provenance["data.test_digest"]
