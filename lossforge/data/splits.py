@@ -91,9 +91,16 @@ def _targets_of(split: Any) -> np.ndarray:
     return np.asarray(split[1].cpu() if isinstance(split[1], Tensor) else split[1])
 
 
+def _is_streamed(split: Any) -> bool:
+    """lossforge's ``StreamedSplit``: a ``dataset`` read by DataLoader workers, with all its ``targets``."""
+    return hasattr(split, "dataset") and hasattr(split, "targets") and hasattr(split, "sample_shape")
+
+
 def _pool(splits: list[Any]) -> tuple[Any, np.ndarray]:
     """Every split's samples as one pool (arrays concatenated, or a ConcatDataset) and all its targets."""
     targets = np.concatenate([_targets_of(split) for split in splits])
+    if all(_is_streamed(split) for split in splits):
+        return ConcatDataset([split.dataset for split in splits]), targets
     if any(isinstance(split, Dataset) for split in splits):
         if not all(isinstance(split, Dataset) for split in splits):
             raise ValueError("A dataset must give all splits as arrays or all as Datasets to be re-split by class.")
@@ -108,6 +115,10 @@ def _pool(splits: list[Any]) -> tuple[Any, np.ndarray]:
 
 
 def _take(pool: Any, indices: np.ndarray, targets: np.ndarray, like: Any) -> Any:
+    if _is_streamed(like):  # lossforge's StreamedSplit: still streamed, the same type back
+        chosen = torch.from_numpy(targets[indices])
+        subset = TargetedSubset(pool, indices.tolist(), chosen, num_workers=like.num_workers)
+        return dataclasses.replace(like, dataset=subset, targets=chosen)
     if isinstance(pool, Dataset):
         workers = getattr(like, "num_workers", 0)
         return TargetedSubset(pool, indices.tolist(), torch.from_numpy(targets[indices]), num_workers=workers)

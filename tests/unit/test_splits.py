@@ -178,3 +178,20 @@ def test_the_protocol_re_splits_a_dataset_that_cannot_hold_classes_out() -> None
     from lossforge.cli import check_overrides
 
     assert check_overrides(["dataset=image_folder", "++dataset.class_disjoint=true"]) is None  # pre-flight passes it
+
+
+def test_a_streamed_dataset_is_re_split_by_class_and_stays_streamed(tmp_path: Path) -> None:
+    from image_layouts import class_folder
+
+    from lossforge.data import clear_cache, load_dataset
+
+    colours = {f"class{index}": (index * 40, 90, 255 - index * 40) for index in range(4)}
+    root = class_folder(tmp_path / "four", per_class=5, classes=colours)
+    clear_cache()
+    config = {"name": "image_folder", "root": str(root), "image_size": 4, "memory_budget_mb": 0, "num_workers": 0}
+    data = load_dataset({**config, "class_disjoint": True})
+    assert not isinstance(data.test, Split) and len(data.test) == 10  # streamed, every image of classes 2 and 3
+    assert set(data.test.targets.tolist()) == {2, 3} and set(data.train.targets.tolist()) == {0, 1}
+    image, target = data.test.dataset[0]
+    assert tuple(image.shape) == (3, 4, 4) and int(target) in (2, 3)
+    clear_cache()
