@@ -74,7 +74,7 @@ def no_network(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(mnist_module.urllib.request, "urlopen", refuse)
 
 
-#: lossforge's own datasets (a plugin's are checked by the contract kit, lossforge.testing_data).
+#: lossforge's own datasets (a plugin's are checked by the contract kit, lossforge.testing).
 OWN_DATASETS = [name for name in list_datasets() if DATASETS.info(name).distribution == "lossforge"]
 
 

@@ -1,4 +1,4 @@
-"""Tests for the dataset and model contract kit (lossforge.testing_data): each check passes lossforge's own
+"""Tests for the dataset and model contract kit (lossforge.testing): each check passes lossforge's own
 components and catches the broken promise it names."""
 
 from __future__ import annotations
@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from torch import Tensor, nn
 
-from lossforge.testing_data import check_dataset, check_model, dataset_checks, model_checks
+from lossforge.testing import check_dataset, check_model, dataset_checks, model_checks
 
 
 def splits(labels: dict[str, list[int]]) -> dict[str, Any]:

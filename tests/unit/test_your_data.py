@@ -14,10 +14,10 @@ import torch
 from helpers import Site
 
 import lossforge.data as data_module
-from lossforge.cli import check_overrides
 from lossforge.data import clear_cache, load_dataset
 from lossforge.data.device import InputPipeline
 from lossforge.hydra_options import compose
+from lossforge.overrides import check_overrides
 from lossforge.registry import DATASETS, MODELS, RegistryError
 from lossforge.training.build import build
 

@@ -5,8 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
-from lossforge.testing import Check
-from lossforge.testing_data import dataset_checks, dataset_names, model_checks, model_names
+from lossforge.testing import Check, dataset_checks, dataset_names, model_checks, model_names
 
 from lossforge_extras.datasets import spirals
 from lossforge_extras.models import ResidualMLP
