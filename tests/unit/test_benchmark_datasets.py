@@ -301,6 +301,6 @@ def test_gzip_is_recognised_by_content_for_fashion_mnist(tmp_path: Path) -> None
 
 @pytest.mark.parametrize("name", sorted(IMAGE_LAYOUTS))
 def test_every_image_dataset_passes_the_plugin_contract_kit(name: str, tmp_path: Path) -> None:
-    from lossforge.testing_data import check_dataset
+    from lossforge.testing import check_dataset
 
     check_dataset(name, params=IMAGE_LAYOUTS[name](tmp_path))  # what `lossforge check` holds a plugin's dataset to

@@ -175,7 +175,7 @@ def test_the_protocol_re_splits_a_dataset_that_cannot_hold_classes_out() -> None
     assert _open_set(base, 5, embedding=True, class_folds=0) == (["++dataset.class_disjoint=true"], [])
     assert _open_set(base, 5, embedding=True, class_folds=0, disjoint=True) == ([], [])  # CUB, Cars196, SOP
     assert compose(["dataset=image_folder", "++dataset.class_disjoint=true"]).dataset.class_disjoint is True
-    from lossforge.cli import check_overrides
+    from lossforge.overrides import check_overrides
 
     assert check_overrides(["dataset=image_folder", "++dataset.class_disjoint=true"]) is None  # pre-flight passes it
 
