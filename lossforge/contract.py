@@ -84,7 +84,7 @@ PLUGIN_HELP = (
     "plugins/README.md), then `lossforge list` shows it."
 )
 #: Dataset settings lossforge reads itself; never passed to the dataset function.
-RESERVED_DATASET_KEYS: tuple[str, ...] = ("split_seed", "augment")
+RESERVED_DATASET_KEYS: tuple[str, ...] = ("split_seed", "augment", "class_disjoint")
 #: Model settings lossforge applies itself; never passed to the model's constructor (docs/your-data.md).
 RESERVED_MODEL_KEYS: tuple[str, ...] = ("weights", "freeze_batchnorm", "embedding_dim", "normalize")
 #: Constructor keywords lossforge fills in from the data and the task; not config parameters.

@@ -28,7 +28,7 @@ _PRIMITIVES = (int, float, bool, str)
 #: The reserved keys every generated dataset / model node has beside the component's own parameters:
 #: ``(name, type, default)``.
 RESERVED_FIELDS: dict[str, tuple[tuple[str, Any, Any], ...]] = {
-    "dataset": (("split_seed", int, 0), ("augment", Any, None)),
+    "dataset": (("split_seed", int, 0), ("augment", Any, None), ("class_disjoint", bool, False)),
     "model": (
         ("weights", typing.Optional[str], None),  # noqa: UP045 - OmegaConf needs Optional
         ("freeze_batchnorm", bool, False),

@@ -34,6 +34,7 @@ from lossforge.data.base import (
     validate_targets,
 )
 from lossforge.data.mnist import read_idx
+from lossforge.data.splits import class_disjoint_data_splits
 from lossforge.registry import DATASETS, RegistryError
 
 __all__ = [
@@ -114,8 +115,9 @@ def build_dataset(name: str, **params: Any) -> DataSplits:
     return to_data_splits(function(**params), name=name, declared=function)
 
 
-#: Datasets built in this process, newest last: ``(name, split seed, parameters as JSON)`` → ``DataSplits``.
-_BUILT: OrderedDict[tuple[str, int, str], DataSplits] = OrderedDict()
+#: Datasets built in this process, newest last: ``(name, split seed, parameters as JSON, re-split by class)``
+#: → ``DataSplits``.
+_BUILT: OrderedDict[tuple[str, int, str, bool], DataSplits] = OrderedDict()
 #: How many built datasets the process keeps (a comparison uses one; images can be large).
 CACHE_SIZE = 2
 
@@ -123,17 +125,22 @@ CACHE_SIZE = 2
 def load_dataset(config: dict[str, Any]) -> DataSplits:
     """The dataset a config node describes (``{"name": ..., "split_seed": ..., <params>}``), built once per
     process: the trials and seed runs of one comparison share it (the run seed is not part of the key — it
-    never changes the data). The reserved keys (``split_seed``, ``augment``) are not passed to the dataset."""
+    never changes the data). The reserved keys (``split_seed``, ``augment``, ``class_disjoint``) are not passed to
+    the dataset; ``class_disjoint: true`` re-splits a dataset that is not class-disjoint already by class
+    (:func:`lossforge.data.splits.class_disjoint_data_splits`: test on the last half of the classes)."""
     values = dict(config)
     name = values.pop("name")
     split_seed = values.get("split_seed")
     split_seed = 0 if split_seed is None else int(split_seed)
     own = {key: value for key, value in values.items() if key not in RESERVED_DATASET_KEYS}
-    key = (name, split_seed, json.dumps(own, sort_keys=True, default=str))
+    by_class = bool(values.get("class_disjoint"))
+    key = (name, split_seed, json.dumps(own, sort_keys=True, default=str), by_class)
     if key in _BUILT:
         _BUILT.move_to_end(key)
         return _BUILT[key]
     data = build_dataset(name, seed=split_seed, **own)
+    if by_class and not data.class_disjoint:
+        data = class_disjoint_data_splits(data, seed=split_seed)
     _BUILT[key] = data
     while len(_BUILT) > CACHE_SIZE:
         _BUILT.popitem(last=False)

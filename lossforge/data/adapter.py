@@ -37,6 +37,7 @@ targets float32, ``(N, 1)`` read as ``(N,)``.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from types import SimpleNamespace
 from typing import Any
 
 import numpy as np
@@ -47,6 +48,9 @@ from lossforge.contract import DATASET_TASKS, Task, did_you_mean
 from lossforge.data.base import DataSplits, Split, StreamedSplit
 
 SPLITS = ("train", "val", "test")
+#: What a dataset may also return in its mapping when it knows it only once it has read its files (an image
+#: folder's class names, its training split's mean/std); a returned value wins over the declared attribute.
+DESCRIBED_KEYS = ("class_names", "num_classes", "mean", "std")
 
 
 class DatasetContractError(ValueError):
@@ -68,13 +72,17 @@ def to_data_splits(result: Any, *, name: str, declared: Any = None) -> DataSplit
             "or lossforge.data.DataSplits (docs/your-data.md)."
         )
     missing = [split for split in SPLITS if split not in result]
-    unknown = [key for key in result if key not in (*SPLITS, "classes_disjoint", "provenance")]
+    unknown = [key for key in result if key not in (*SPLITS, "classes_disjoint", "provenance", *DESCRIBED_KEYS)]
     if missing or unknown:
         hint = did_you_mean(str(unknown[0]), SPLITS, n=1) if unknown else ""
         raise DatasetContractError(
             f"dataset {name!r} returned the keys {sorted(map(str, result))}; expected 'train', 'val' and 'test' "
-            f"(and optionally 'classes_disjoint', 'provenance').{hint}"
+            f"(and optionally 'classes_disjoint', 'provenance', {', '.join(map(repr, DESCRIBED_KEYS))}).{hint}"
         )
+    if any(key in result for key in DESCRIBED_KEYS):
+        attributes = ("task", "class_disjoint", *DESCRIBED_KEYS)
+        known = {key: getattr(declared, key) for key in attributes if getattr(declared, key, None) is not None}
+        declared = SimpleNamespace(**{**known, **{key: result[key] for key in DESCRIBED_KEYS if key in result}})
     task = _declared_task(declared, name)
     raw = {split: _read_split(result[split], name, split) for split in SPLITS}
     class_names = tuple(str(label) for label in getattr(declared, "class_names", ()) or ())
