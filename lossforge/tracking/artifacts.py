@@ -15,7 +15,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from lossforge.data.base import DataSplits, Split
+from lossforge.data.base import DataSplits, Split, split_fingerprint
 from lossforge.tracking.runs import RunHandle, params_for_mlflow
 from lossforge.tracking.secrets import redact_config, redact_yaml_text
 
@@ -97,12 +97,14 @@ def log_datasets(run: RunHandle, data: DataSplits, *, source: Mapping[str, Any])
     dataset_source = CodeDatasetSource(tags={key: json.dumps(value) for key, value in source.items()})
     inputs = []
     for split_name, split in data.splits().items():
+        # a streamed split (samples on disk) is described by its targets, never decoded to be logged
+        features = split.features if isinstance(split, Split) else split.targets[:, None]  # (N, …)
         dataset = from_numpy(
-            split.features.detach().cpu().numpy(),  # (N, D)
+            features.detach().cpu().numpy(),
             targets=split.targets.detach().cpu().numpy(),
             name=data.name,
             source=dataset_source,
-            digest=split_digest(split),
+            digest=split_digest(split) if isinstance(split, Split) else split_fingerprint(split)[:10],
         )
         tag = InputTag(MLFLOW_DATASET_CONTEXT, SPLIT_CONTEXTS[split_name])
         inputs.append(DatasetInput(Dataset(**dataset.to_dict()), tags=[tag]))

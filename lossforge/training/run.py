@@ -131,6 +131,7 @@ def train(
         run_name=run_name_for(cfg, default_run_name(cfg)),
         tags={
             **provenance_tags(cfg, built.task),
+            **built.provenance,
             **run_context_tags(sweep_job),
             "lossforge.output_dir": str(output_dir),
             **(tags or {}),
@@ -140,7 +141,7 @@ def train(
     ) as run:
         if resume is None:
             log_config(run, cfg)
-            log_datasets(run, built.data, source={"dataset": params(cfg.dataset), "seed": cfg.seed})
+            log_datasets(run, built.data, source={"dataset": params(cfg.dataset)})  # split_seed among them
             write_run_record(output_dir, run_id=run.run_id, tracking_uri=tracking_uri, config=cfg)
         log.info("mlflow   run %s in %s", run.run_id, redact_uri(tracking_uri))
 
@@ -166,7 +167,7 @@ def train(
             if cfg.logger.get("log_checkpoint", True) and fitted.best_checkpoint:
                 run.log_artifact(Path(fitted.best_checkpoint), "checkpoints")
         if cfg.logger.get("log_model"):  # last: logging a model marks the run FINISHED
-            log_model(run, built.module.model, built.data.test.features[:8])
+            log_model(run, built.module.model, built.data.test.head(8))
     if summary:
         run_name = run_name_for(cfg, default_run_name(cfg))
         verbose = cfg.get("verbose", True)  # a config recorded before `verbose` existed: as before
