@@ -74,11 +74,15 @@ def _app(cfg: DictConfig) -> float | None:
     sweep_options = SweepOptions.of(cfg)
     with open_dict(cfg):  # how the sweep treats its jobs, not part of a run's config (nor its MLflow params)
         cfg.pop("sweep", None)
+        tuning_trial = cfg.pop("tuning_trial", None)  # an Optuna sweep's trial (hydra_plugins.lossforge_optuna)
 
     def train_run(tags: Mapping[str, str] | None = None) -> dict[str, float]:
+        from lossforge.training.pruning import trial_of_job
         from lossforge.training.run import train  # Lightning: not imported for a job that resume skips
 
-        return train(cfg, base_dir=base_dir, output_dir=output_dir, sweep_job=job, tags=tags)
+        reporter = trial_of_job(tuning_trial)
+        callbacks = [reporter] if reporter is not None else []
+        return train(cfg, base_dir=base_dir, output_dir=output_dir, sweep_job=job, tags=tags, callbacks=callbacks)
 
     try:
         if job is None:
@@ -211,7 +215,6 @@ _HYDRA_PLUGINS = {
     "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "joblib launcher"),
     "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "submitit launcher"),
     "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "submitit launcher"),
-    "optuna": ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper", "Optuna sweeper"),
 }
 #: Groups whose options are, or whose YAML files pull in, one of ``_HYDRA_PLUGINS``.
 _PLUGIN_GROUPS = ("hydra/launcher", "hydra/sweeper", "hparams_search", "experiment")
@@ -558,6 +561,11 @@ def benchmark(arguments: list[str] | None = None) -> int:
     parser.add_argument(
         "--class-folds", type=int, default=0, help="metric learning: tune with k folds over class partitions"
     )
+    parser.add_argument(
+        "--storage",
+        help="the studies' Optuna storage: a path (.db: SQLite; .log or journal:PATH: Optuna's journal file), "
+        "or a database URL such as postgresql://… (default: outputs/tuning.db)",
+    )
     options = parser.parse_args(arguments or [])
 
     import dataclasses
@@ -584,6 +592,7 @@ def benchmark(arguments: list[str] | None = None) -> int:
             pruner=not options.no_pruner,
             seed=options.seed,
             class_folds=options.class_folds,
+            storage=options.storage,
         )
         _quiet_lightning()
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
