@@ -207,7 +207,7 @@ class OptunaSweeper(Sweeper):
             batch = []
             for trial in trials:
                 where = {"storage": quoted(storage), "study": quoted(study_name), "trial_id": trial._trial_id,
-                         "monitor": quoted(monitor), **(pruner or {})}  # fmt: skip
+                         "monitor": quoted(monitor), "prune": pruner is not None, **(pruner or {})}  # fmt: skip
                 batch.append(
                     [
                         *fixed,

@@ -115,6 +115,7 @@ class JobTrial:
     monitor: str
     n_startup_trials: int = 2
     n_warmup_steps: int = 1
+    prune: bool = True  # False: every epoch is reported, no trial is stopped (hydra.sweeper.pruner=null)
 
     @classmethod
     def of(cls, values: Mapping[str, Any]) -> JobTrial:
@@ -125,6 +126,7 @@ class JobTrial:
             monitor=str(values["monitor"]),
             n_startup_trials=int(values.get("n_startup_trials", 2)),
             n_warmup_steps=int(values.get("n_warmup_steps", 1)),
+            prune=bool(values.get("prune", True)),
         )
 
 
@@ -143,6 +145,8 @@ def trial_of_job(values: Mapping[str, Any] | None) -> ReportToTrial | None:
     study = optuna.load_study(
         study_name=where.study,
         storage=open_storage(where.storage),
-        pruner=median_pruner(where.n_startup_trials, where.n_warmup_steps),
+        pruner=median_pruner(where.n_startup_trials, where.n_warmup_steps)
+        if where.prune
+        else optuna.pruners.NopPruner(),
     )
     return ReportToTrial(optuna.trial.Trial(study, where.trial_id), where.monitor, stop=True)

@@ -67,3 +67,18 @@ def test_a_sweep_job_finds_its_trial_in_the_storage_marks_it_pruned_and_stops(tm
     later = FakeTrainer({"val/f1_macro": 0.125}, epoch=2)
     callback.on_validation_end(later, None)  # type: ignore[arg-type]  # (min_epochs): nothing more reported
     assert study.trials[-1].intermediate_values == {0: 0.5, 1: 0.125}
+
+
+def test_a_sweep_without_pruner_reports_every_epoch_and_stops_no_job(tmp_path: Path) -> None:
+    url = prepare_storage(storage_url(str(tmp_path / "tuning.db")))
+    from lossforge.training.pruning import open_storage
+
+    study = _study_with_two_good_trials(open_storage(url))
+    asked = study.ask()
+    callback = trial_of_job({"storage": url, "study": "s", "trial_id": asked._trial_id, "monitor": "val/f1_macro",
+                             "n_startup_trials": 1, "n_warmup_steps": 0, "prune": False})  # fmt: skip
+    assert callback is not None
+    poor = FakeTrainer({"val/f1_macro": 0.125}, epoch=1)
+    callback.on_validation_end(poor, None)  # type: ignore[arg-type]
+    assert not poor.should_stop and study.trials[-1].state == optuna.trial.TrialState.RUNNING
+    assert study.trials[-1].intermediate_values == {1: 0.125}
