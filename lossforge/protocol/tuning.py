@@ -17,12 +17,15 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import functools
 import json
 import logging
 import math
 import shlex
 import sqlite3
-from collections.abc import Callable, Sequence
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -120,6 +123,7 @@ def open_study(
     search: dict[str, Any],
     sampler: Callable[[int], optuna.samplers.BaseSampler],
     pruner: optuna.pruners.BasePruner,
+    heartbeat: tuple[int, int] | None = None,
 ) -> optuna.Study:
     """The study ``study_name`` in ``storage``, created if new; a study that searched something else
     (``search``: its space and direction, as JSON-able values) is refused, naming how to start afresh.
@@ -131,7 +135,7 @@ def open_study(
     from lossforge.training.pruning import open_storage
 
     study = optuna.create_study(
-        storage=open_storage(storage),
+        storage=open_storage(storage, heartbeat=heartbeat),
         study_name=study_name,
         direction="maximize" if maximize else "minimize",
         pruner=pruner,
@@ -174,18 +178,46 @@ def spent_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 def close_interrupted(study: optuna.Study) -> int:
     """Mark the trials left ``RUNNING`` by a process that was killed as failed and interrupted (not counted,
-    run again); return how many. Called by the one process that runs the study, before it runs trials."""
-    interrupted = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-    for trial in interrupted:
-        study._storage.set_trial_user_attr(trial._trial_id, INTERRUPTED, True)
-        study._storage.set_trial_state_values(trial._trial_id, optuna.trial.TrialState.FAIL)
-    return len(interrupted)
+    run again); return how many. For a storage without heartbeats (a journal file, the sweeper's study),
+    called by the one process that runs the study, before it runs trials."""
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    return sum(_interrupt(study, trial._trial_id) for trial in running)
 
 
-def remaining_trials(study: optuna.Study, budget: int, *, label: str) -> int:
+def close_stale(study: optuna.Study) -> int:
+    """Mark the running trials whose heartbeat stopped (their worker died) as failed and interrupted; return
+    how many. Optuna's ``fail_stale_trials`` does the same but fails a trial before its callback runs, and a
+    finished trial takes no more attributes — so the mark is set here first, under the storage's lock."""
+    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+
+    storage = study._storage  # RDBStorage behind Optuna's cache: both heartbeat-capable
+    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
+        return 0
+    return sum(_interrupt(study, trial_id) for trial_id in storage._get_stale_trial_ids(study._study_id))
+
+
+def _interrupt(study: optuna.Study, trial_id: int) -> bool:
+    try:
+        study._storage.set_trial_user_attr(trial_id, INTERRUPTED, True)
+        study._storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:  # it finished meanwhile
+        return False
+    number = study._storage.get_trial_number_from_id(trial_id)
+    log.info("tune     %s: trial %d's process stopped before it did: not counted, run again", study.study_name, number)
+    return True
+
+
+def remaining_trials(study: optuna.Study, budget: int, *, label: str, shared: bool = False) -> int:
     """How many trials the study still needs for exactly ``budget``; a study that already has more (a re-run
-    with a smaller budget) is refused: its verdict would rest on a different budget than the one asked."""
-    interrupted = close_interrupted(study)
+    with a smaller budget) is refused: its verdict would rest on a different budget than the one asked.
+
+    ``shared``: other workers may be running trials of this study (a storage with heartbeats): only the
+    trials whose heartbeat stopped are interrupted; otherwise every trial left ``RUNNING`` is.
+    """
+    if shared:
+        close_stale(study)
+    else:
+        close_interrupted(study)
     spent = len(spent_trials(study))
     if spent > budget:
         raise ValueError(
@@ -193,13 +225,127 @@ def remaining_trials(study: optuna.Study, budget: int, *, label: str) -> int:
             f"budget of {spent} or more to keep its trials (--trials for a comparison, hydra.sweeper.n_trials "
             f"for a sweep), or start afresh under another name (--name, hydra.sweeper.study_name)."
         )
-    if interrupted:
-        log.info("tune     %s: %d interrupted trial(s) not counted; they run again", label, interrupted)
     if spent and spent < budget:
         log.info("tune     %s: continues its study, %d of %d trials done", label, spent, budget)
     elif spent == budget:
         log.info("tune     %s: reuses its study, %d of %d trials done", label, spent, budget)
     return budget - spent
+
+
+#: Heartbeats of a trial in a database storage (seconds): every HEARTBEAT a running trial says it is alive;
+#: one silent for GRACE is stale — its worker died — and is failed, marked interrupted and run again.
+HEARTBEAT, GRACE = 5, 20
+
+
+@contextlib.contextmanager
+def storage_lock(url: str) -> Iterator[None]:
+    """Hold the study storage's lock: a file lock beside an SQLite or journal file, a PostgreSQL advisory
+    lock on a database server; other databases have none (their budget may overshoot by a worker or two)."""
+    from filelock import FileLock
+
+    path = Path(url[len("journal:") :]) if url.startswith("journal:") else _sqlite_path(url)
+    if path is not None:
+        with FileLock(f"{path}.lock"):
+            yield
+    elif url.startswith("postgresql"):
+        from sqlalchemy import text
+
+        with _engine(url).connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _ADVISORY_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _ADVISORY_KEY})
+    else:
+        yield
+
+
+_ADVISORY_KEY = 0x10557F0E  # lossforge's tuning lock among a server's advisory locks
+
+
+@functools.cache
+def _engine(url: str) -> Any:
+    import sqlalchemy
+
+    return sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+
+
+def reserve_trial(study: optuna.Study, budget: int, *, storage: str, shared: bool) -> optuna.Trial | bool:
+    """A new trial of ``study`` if it has fewer than ``budget`` trials counted and running — checked and
+    created under the storage's lock, so workers sharing the study never overshoot; else whether another
+    worker still runs one (``True``: wait for it — its result, or its heartbeat stopping, decides; ``False``:
+    the study is done). Optuna's ``MaxTrialsCallback`` counts without creating, so N workers overshoot by
+    up to N − 1."""
+    with storage_lock(storage):
+        if shared:
+            close_stale(study)
+        running = [
+            trial
+            for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            if not trial.user_attrs.get(INTERRUPTED)
+        ]
+        if len(spent_trials(study)) + len(running) < budget:
+            return study.ask()
+        return bool(running)
+
+
+@contextlib.contextmanager
+def heartbeat(study: optuna.Study, trial: optuna.Trial, *, interval: int | None) -> Iterator[None]:
+    """Record the running ``trial``'s heartbeat every ``interval`` seconds in a thread (as
+    ``Study.optimize`` does for its own trials); ``None``: a storage without heartbeats."""
+    if interval is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def run_trials(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    budget: int,
+    *,
+    storage: str,
+    heartbeat_interval: int | None = HEARTBEAT,
+) -> None:
+    """Run trials of ``study`` until it has exactly ``budget``, alone or beside other workers: a pruned trial
+    is told pruned, one whose objective raised is told failed (its error recorded by the objective).
+
+    ``heartbeat_interval``: the storage's heartbeat (``open_study(heartbeat=…)``), ``None`` without one —
+    then this must be the only worker of the study."""
+    shared = heartbeat_interval is not None
+    while True:
+        trial = reserve_trial(study, budget, storage=storage, shared=shared)
+        if trial is True:  # the last trials run in other workers: wait for their results (or their death)
+            time.sleep(heartbeat_interval or 1)
+            continue
+        if trial is False:
+            return
+        assert isinstance(trial, optuna.Trial)
+        with heartbeat(study, trial, interval=heartbeat_interval):
+            try:
+                value = objective(trial)
+            except optuna.TrialPruned:
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+                continue
+            except Exception as error:  # recorded, and the study goes on
+                log.warning("tune     %s: trial %d failed: %s", study.study_name, trial.number, error)
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+                continue
+            study.tell(trial, value)
 
 
 @dataclass
@@ -267,6 +413,7 @@ def tune(
         log.warning("tune     %s declares no search space: tuned over the learning rate and weight decay only", label)
     epochs = int(cfg.trainer.max_epochs)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
+    shared = not storage.startswith("journal:")  # a database storage has heartbeats: workers may share it
     study = open_study(
         storage=storage,
         study_name=study_name,
@@ -278,8 +425,10 @@ def tune(
             if pruner
             else optuna.pruners.NopPruner()
         ),
+        heartbeat=(HEARTBEAT, GRACE) if shared else None,
     )
-    remaining = remaining_trials(study, budget.trials, label=label)
+    with storage_lock(storage):
+        remaining = remaining_trials(study, budget.trials, label=label, shared=shared)
     if remaining > 0:
         log.info("tune     %s: %d trial(s) to run", label, remaining)
 
@@ -308,7 +457,7 @@ def tune(
                 scores.append(value)
             return sum(scores) / len(scores)
 
-        study.optimize(objective, n_trials=remaining, catch=(Exception,))
+        run_trials(study, objective, budget.trials, storage=storage, heartbeat_interval=HEARTBEAT if shared else None)
     return _tuned(study, tuple(key for key in spaces))
 
 

@@ -59,15 +59,26 @@ def storage_url(text: str, *, base_dir: Path | None = None) -> str:
     return f"sqlite:///{path}"
 
 
-def open_storage(url: str) -> optuna.storages.BaseStorage:
+def open_storage(url: str, *, heartbeat: tuple[int, int] | None = None) -> optuna.storages.BaseStorage:
     """The Optuna storage behind a canonical ``url`` (:func:`storage_url`); its schema must exist already
-    (``lossforge.protocol.tuning.prepare_storage`` creates it once, before any worker starts)."""
+    (``lossforge.protocol.tuning.prepare_storage`` creates it once, before any worker starts).
+
+    ``heartbeat``: ``(interval, grace period)`` in seconds, for a database storage that several workers share:
+    a trial whose worker stopped beating for the grace period is stale (a journal file has no heartbeat:
+    ignored there).
+    """
     if url.startswith("journal:"):
         from optuna.storages.journal import JournalFileBackend, JournalStorage
 
         return JournalStorage(JournalFileBackend(url[len("journal:") :]))
-    # skip_compatibility_check: the schema was created or upgraded by prepare_storage.
-    return optuna.storages.RDBStorage(url, skip_compatibility_check=True)
+    interval, grace = heartbeat or (None, None)
+    return optuna.storages.RDBStorage(
+        url,
+        skip_compatibility_check=True,  # the schema was created or upgraded by prepare_storage,
+        skip_table_creation=True,  # once, under its lock: a worker that created tables here would race
+        heartbeat_interval=interval,
+        grace_period=grace,
+    )
 
 
 class ReportToTrial(L.Callback):

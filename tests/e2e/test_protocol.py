@@ -161,7 +161,7 @@ def test_a_killed_comparison_resumes_with_the_trials_it_had(tmp_path: Path, defa
     result = run_lossforge(tmp_path, "benchmark", *BASE, "trainer.max_epochs=60", "--losses", "huber", "--trials", "3",
                            "--seeds", "1", "--no-pruner", "--name", "killed")  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    assert "huber: 1 interrupted trial(s) not counted; they run again" in result.stderr
+    assert "killed/huber: trial 1's process stopped before it did: not counted, run again" in result.stderr
     assert "huber: continues its study, 1 of 3 trials done" in result.stderr
     trials = _trials(storage, "killed/huber", optuna.trial.TrialState.COMPLETE)
     assert len(trials) == 3 and trials[0] == first  # the finished trial was kept, not run again: exactly 3
