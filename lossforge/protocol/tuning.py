@@ -327,6 +327,7 @@ def run_trials(
     ``heartbeat_interval``: the storage's heartbeat (``open_study(heartbeat=…)``), ``None`` without one —
     then this must be the only worker of the study."""
     shared = heartbeat_interval is not None
+    started, ran = time.monotonic(), 0
     while True:
         trial = reserve_trial(study, budget, storage=storage, shared=shared)
         if trial is True:  # the last trials run in other workers: wait for their results (or their death)
@@ -340,12 +341,50 @@ def run_trials(
                 value = objective(trial)
             except optuna.TrialPruned:
                 study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-                continue
             except Exception as error:  # recorded, and the study goes on
                 log.warning("tune     %s: trial %d failed: %s", study.study_name, trial.number, error)
                 study.tell(trial, state=optuna.trial.TrialState.FAIL)
-                continue
-            study.tell(trial, value)
+            else:
+                study.tell(trial, value)
+        ran += 1
+        log.info("%s", progress_line(study, budget, trial.number, seconds_per_trial=(time.monotonic() - started) / ran))
+
+
+def progress_line(study: optuna.Study, budget: int, number: int, *, seconds_per_trial: float) -> str:
+    """One line per finished trial: trials done / budget, pruned and failed counts, the best validation
+    score so far, and the time left at this worker's pace (a log, a SLURM worker's output: no bar).
+
+    >>> study = optuna.create_study(direction="maximize")
+    >>> for value in (0.5, 0.75):
+    ...     study.add_trial(optuna.trial.create_trial(value=value))
+    >>> study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
+    >>> progress_line(study, 10, 2, seconds_per_trial=30.0)
+    'tune     no-name-…: trial 2 PRUNED; 3/10 trials (1 pruned, 0 failed), best 0.75; ~4 min left'
+    """
+    spent = spent_trials(study)
+    state = study.get_trials(deepcopy=False)[number].state.name
+    counts = {name: sum(trial.state.name == name for trial in spent) for name in ("PRUNED", "FAIL")}
+    complete = [trial.value for trial in spent if trial.state == optuna.trial.TrialState.COMPLETE]
+    best = (max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min)(complete) if complete else None
+    left = max(0, budget - len(spent)) * seconds_per_trial
+    name = study.study_name if not study.study_name.startswith("no-name-") else "no-name-…"
+    return (
+        f"tune     {name}: trial {number} {state}; {len(spent)}/{budget} trials ({counts['PRUNED']} pruned, "
+        f"{counts['FAIL']} failed), best {'-' if best is None else f'{best:.4g}'}; ~{_duration(left)} left"
+    )
+
+
+def _duration(seconds: float) -> str:
+    """``45 s``, ``4 min``, ``2.5 h``.
+
+    >>> _duration(45), _duration(240), _duration(9000)
+    ('45 s', '4 min', '2.5 h')
+    """
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @dataclass

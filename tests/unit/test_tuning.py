@@ -150,3 +150,28 @@ def test_a_changed_search_space_is_refused_naming_how_to_start_afresh(tmp_path: 
     assert "--name" in message and "hydra.sweeper.study_name" in message
     assert f"optuna delete-study --study-name digits:focal/focal --storage {url}" in message
     _study(url, name="digits:focal/focal-wider", space="interval(0, 10)")  # a new name starts afresh
+
+
+def test_each_finished_trial_prints_one_progress_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
+    from lossforge.protocol.tuning import run_trials
+
+    url = prepare_storage(storage_url(str(tmp_path / "tuning.db")))
+    study = _study(url)
+
+    def objective(trial: optuna.Trial) -> float:
+        gamma = trial.suggest_float("loss.gamma", 0.0, 5.0)
+        if trial.number == 1:
+            raise FloatingPointError("nan")
+        if trial.number == 2:
+            raise optuna.TrialPruned()
+        return {0: 0.5, 3: 0.75}[trial.number] + 0 * gamma
+
+    with caplog.at_level(logging.INFO, logger="lossforge.protocol"):
+        run_trials(study, objective, 4, storage=url, heartbeat_interval=None)
+    lines = [record.getMessage() for record in caplog.records if "trials (" in record.getMessage()]
+    assert [line.split(";")[0] for line in lines] == [
+        f"tune     digits:focal/focal: trial {number} {state}"
+        for number, state in enumerate(("COMPLETE", "FAIL", "PRUNED", "COMPLETE"))
+    ]
+    assert "; 4/4 trials (1 pruned, 1 failed), best 0.75; ~0 s left" in lines[-1]
+    assert "; 1/4 trials (0 pruned, 0 failed), best 0.5; " in lines[0]
