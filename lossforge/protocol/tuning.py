@@ -364,7 +364,11 @@ def progress_line(study: optuna.Study, budget: int, number: int, *, seconds_per_
     spent = spent_trials(study)
     state = study.get_trials(deepcopy=False)[number].state.name
     counts = {name: sum(trial.state.name == name for trial in spent) for name in ("PRUNED", "FAIL")}
-    complete = [trial.value for trial in spent if trial.state == optuna.trial.TrialState.COMPLETE]
+    complete = [
+        float(trial.value)
+        for trial in spent
+        if trial.state == optuna.trial.TrialState.COMPLETE and trial.value is not None
+    ]
     best = (max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min)(complete) if complete else None
     left = max(0, budget - len(spent)) * seconds_per_trial
     name = study.study_name if not study.study_name.startswith("no-name-") else "no-name-…"
