@@ -25,6 +25,7 @@ import shlex
 import sqlite3
 import threading
 import time
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -134,8 +135,11 @@ def open_study(
     """
     from lossforge.training.pruning import open_storage
 
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9: said once, here
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        opened = open_storage(storage, heartbeat=heartbeat)
     study = optuna.create_study(
-        storage=open_storage(storage, heartbeat=heartbeat),
+        storage=opened,
         study_name=study_name,
         direction="maximize" if maximize else "minimize",
         pruner=pruner,
@@ -285,7 +289,9 @@ def reserve_trial(study: optuna.Study, budget: int, *, storage: str, shared: boo
             if not trial.user_attrs.get(INTERRUPTED)
         ]
         if len(spent_trials(study)) + len(running) < budget:
-            return study.ask()
+            with warnings.catch_warnings():  # our own loop beats the heart (heartbeat()), as Study.optimize does
+                warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+                return study.ask()
         return bool(running)
 
 
