@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
-from lossforge.tracking.secrets import scrub_secrets
+from lossforge.tracking.secrets import recordable_overrides, scrub_secrets
 from lossforge.tracking.store import get_or_create_experiment
 
 if TYPE_CHECKING:
@@ -139,14 +139,29 @@ def mlflow_run(
     try:
         yield handle
     except (KeyboardInterrupt, SystemExit) as interruption:
-        handle.set_tags({"lossforge.error": f"interrupted ({type(interruption).__name__})"})
+        handle.set_tags({ERROR_TAG: f"interrupted ({type(interruption).__name__})", OUTCOME_TAG: Outcome.KILLED})
         client.set_terminated(handle.run_id, status="KILLED")
         raise
     except BaseException as error:
-        handle.set_tags({"lossforge.error": scrub_secrets(f"{type(error).__name__}: {error}")[:5000]})
-        client.set_terminated(handle.run_id, status="FAILED")
+        outcome = outcome_of(error)
+        handle.set_tags({ERROR_TAG: scrub_secrets(f"{type(error).__name__}: {error}")[:5000], OUTCOME_TAG: outcome})
+        client.set_terminated(handle.run_id, status=outcome.mlflow_status or "FAILED")
         raise
+    handle.set_tags({OUTCOME_TAG: Outcome.FINISHED})
     client.set_terminated(handle.run_id, status="FINISHED")
+
+
+def outcome_of(error: BaseException) -> Outcome:
+    """How a run that raised ``error`` ended: the error's own ``outcome`` (the NaN and explosion guards say
+    ``"diverged"``), ``killed`` for a signal, else ``failed``.
+
+    >>> outcome_of(ValueError("bad input")), outcome_of(KeyboardInterrupt())
+    (<Outcome.FAILED: 'failed'>, <Outcome.KILLED: 'killed'>)
+    """
+    if isinstance(error, KeyboardInterrupt | SystemExit):
+        return Outcome.KILLED
+    declared = getattr(error, "outcome", None)
+    return Outcome(declared) if declared in {outcome.value for outcome in Outcome} else Outcome.FAILED
 
 
 def git_commit(directory: Path) -> str | None:
@@ -178,7 +193,7 @@ def run_context_tags(job: SweepJob | None) -> dict[str, str]:
     if job is not None:
         tags["hydra.sweep_dir"] = job.sweep_dir
         tags["hydra.job_num"] = str(job.job_num)
-        tags["hydra.overrides"] = " ".join(job.overrides)
+        tags["hydra.overrides"] = " ".join(recordable_overrides(job.overrides))
         if job.parent_run_id is not None:
             tags["mlflow.parentRunId"] = job.parent_run_id
     return tags
