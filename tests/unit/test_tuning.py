@@ -4,7 +4,6 @@ the exact budget and a changed search space (lossforge.protocol.tuning)."""
 from __future__ import annotations
 
 import logging
-import multiprocessing
 import sqlite3
 from pathlib import Path
 
@@ -18,7 +17,7 @@ from lossforge.protocol.tuning import (
     remaining_trials,
     spent_trials,
 )
-from lossforge.training.pruning import open_storage, storage_url
+from lossforge.training.pruning import storage_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
 
@@ -71,25 +70,6 @@ def test_an_old_trial_table_is_moved_aside_with_one_line(tmp_path: Path, caplog:
     with caplog.at_level(logging.WARNING, logger="lossforge.protocol"):
         prepare_storage(url)  # an Optuna storage is left alone
     assert caplog.records == [] and not (tmp_path / "outputs" / "tuning.before-optuna-1.db").exists()
-
-
-def _prepare(url: str, start: multiprocessing.synchronize.Barrier) -> None:  # type: ignore[name-defined]
-    start.wait()
-    prepare_storage(url)
-    optuna.create_study(storage=open_storage(url), study_name="s", load_if_exists=True)
-
-
-def test_workers_that_prepare_one_new_storage_at_once_all_succeed(tmp_path: Path) -> None:
-    url = storage_url(str(tmp_path / "tuning.db"))
-    context = multiprocessing.get_context("spawn")
-    start = context.Barrier(3)
-    workers = [context.Process(target=_prepare, args=(url, start)) for _ in range(3)]
-    for worker in workers:
-        worker.start()
-    for worker in workers:
-        worker.join(timeout=300)  # each imports the training stack first: slow on a busy machine
-    assert [worker.exitcode for worker in workers] == [0, 0, 0]
-    assert [summary.study_name for summary in optuna.get_all_study_summaries(url)] == ["s"]
 
 
 def test_a_journal_file_is_a_storage_too(tmp_path: Path) -> None:

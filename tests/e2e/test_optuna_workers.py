@@ -1,6 +1,7 @@
-"""Several worker processes share one study (lossforge.protocol.tuning.run_trials): the budget stays exact
-however they interleave, a failed trial counts, and a trial whose worker died (no heartbeat) does not
-count and is run again. Real processes on a real SQLite storage; tiny trials."""
+"""Several worker processes share one study (lossforge.protocol.tuning): the storage is created once however
+many start at once, the budget stays exact however they interleave, a failed trial counts, and a trial whose
+worker died (no heartbeat) does not count and is run again. Real processes on a real SQLite storage; tiny
+trials (the time goes to each process importing the training stack)."""
 
 from __future__ import annotations
 
@@ -13,7 +14,9 @@ import optuna
 import pytest
 
 from lossforge.protocol.tuning import INTERRUPTED, open_study, prepare_storage, run_trials, spent_trials
-from lossforge.training.pruning import storage_url
+from lossforge.training.pruning import open_storage, storage_url
+
+pytestmark = pytest.mark.slow
 
 BUDGET = 7
 BEAT = (1, 3)  # heartbeat every second; silent for 3 s: the worker is dead
@@ -80,3 +83,22 @@ def test_a_dead_workers_trial_does_not_count_and_runs_again(tmp_path: Path) -> N
     assert interrupted.state == optuna.trial.TrialState.FAIL  # Optuna's record: failed, marked interrupted
     assert len(spent_trials(study)) == BUDGET and len(study.trials) == BUDGET + 1  # run again by the others
     assert not study.get_trials(states=(optuna.trial.TrialState.RUNNING,))
+
+
+def _prepare(url: str, start: multiprocessing.synchronize.Barrier) -> None:  # type: ignore[name-defined]
+    start.wait()
+    prepare_storage(url)
+    optuna.create_study(storage=open_storage(url), study_name="s", load_if_exists=True)
+
+
+def test_workers_that_prepare_one_new_storage_at_once_all_succeed(tmp_path: Path) -> None:
+    url = storage_url(str(tmp_path / "tuning.db"))
+    context = multiprocessing.get_context("spawn")
+    start = context.Barrier(3)
+    workers = [context.Process(target=_prepare, args=(url, start)) for _ in range(3)]
+    for worker in workers:
+        worker.start()
+    for worker in workers:
+        worker.join(timeout=300)  # each imports the training stack first: slow on a busy machine
+    assert [worker.exitcode for worker in workers] == [0, 0, 0]
+    assert [summary.study_name for summary in optuna.get_all_study_summaries(url)] == ["s"]
