@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from lossforge.commands._common import USER_ERRORS, quiet_lightning
 from lossforge.contract import Switches
 from lossforge.overrides import YAML_GROUPS, check_overrides, group_options
+from lossforge.run_dirs import register_launch_id
 
 _HELP_FLAGS = {"--help", "-h", "--hydra-help", "--info"}
 
@@ -204,6 +205,7 @@ def _quiet_hydra_schema_matching() -> None:
 # At import, not in ``run_app``: a submitit job process composes the config again (and would print the warning
 # into each job's log) after importing this module to unpickle ``_app``, without running ``run_app``.
 _quiet_hydra_schema_matching()
+register_launch_id()  # ${lossforge.launch_id:} in hydra.run.dir / hydra.sweep.dir (lossforge.run_dirs)
 
 
 def app_help() -> str:

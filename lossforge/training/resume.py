@@ -25,6 +25,8 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lossforge.run_dirs import check_directory_belongs
+
 RUN_RECORD = "lossforge_run.json"
 CONFIG_RECORD = "lossforge_config.yaml"
 
@@ -55,6 +57,7 @@ def resolve_resume(target: str, *, base_dir: Path, tracking_uri: str) -> Resume:
     directory = Path(target) if Path(target).is_absolute() else base_dir / target
     if not (directory / RUN_RECORD).is_file():
         directory = _directory_of_run(target, tracking_uri)
+        check_directory_belongs(directory, target)  # not a directory another command wrote over
     record = json.loads((directory / RUN_RECORD).read_text())
     checkpoint = directory / "checkpoints" / "last.ckpt"
     if not checkpoint.is_file():
