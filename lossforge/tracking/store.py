@@ -43,14 +43,18 @@ def default_artifact_location(configured: str | None, tracking_uri: str, base_di
 def dashboard_command(tracking_uri: str) -> str:
     """The command that opens the MLflow dashboard on this store: ``lossforge ui`` (127.0.0.1, a free port),
     spelled with this Python so that it works from a shell whose venv is not activated; for a tracking
-    server, its URL.
+    server, its URL. Credentials in the URI are never printed: they belong in the environment
+    (``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``).
 
     >>> dashboard_command("http://mlflow.internal:5000")
     'open http://mlflow.internal:5000'
+    >>> dashboard_command("https://alice:s3cret@mlflow.internal")
+    'open https://***@mlflow.internal'
     """
+    shown = redact_uri(tracking_uri)
     if tracking_uri.startswith(("http://", "https://")):
-        return f"open {tracking_uri}"
-    return f"{shlex.quote(sys.executable)} -m lossforge ui --tracking-uri {shlex.quote(tracking_uri)}"
+        return f"open {shown}"
+    return f"{shlex.quote(sys.executable)} -m lossforge ui --tracking-uri {shlex.quote(shown)}"
 
 
 #: The experiment tag MLflow 3's UI reads to choose its view; without it the UI may open the GenAI view and file
