@@ -27,12 +27,13 @@ import hydra
 from omegaconf import DictConfig
 
 from lossforge.contract import Switches, did_you_mean
+from lossforge.training import DiskFullError
 
 _HELP_FLAGS = {"--help", "-h", "--hydra-help", "--info"}
 #: Hydra flags that print something and exit without running a job.
 _RUNS_NOTHING = _HELP_FLAGS | {"--cfg", "-c", "--resolve", "--shell-completion", "-sc"}
 #: Errors that mean "the input is wrong", not "lossforge is broken": one paragraph, no traceback wall.
-_USER_ERRORS = (LookupError, ValueError, TypeError, ConnectionError, FloatingPointError)
+_USER_ERRORS = (LookupError, ValueError, TypeError, ConnectionError, FloatingPointError, DiskFullError)
 #: Config groups whose options a command line names; checked before Hydra so a typo gets a suggestion.
 _YAML_GROUPS = (
     "model",

@@ -139,14 +139,21 @@ def mlflow_run(
     try:
         yield handle
     except (KeyboardInterrupt, SystemExit) as interruption:
-        handle.set_tags({"lossforge.error": f"interrupted ({type(interruption).__name__})"})
-        client.set_terminated(handle.run_id, status="KILLED")
+        end_run(handle, Outcome.KILLED, f"interrupted ({type(interruption).__name__})")
         raise
     except BaseException as error:
-        handle.set_tags({"lossforge.error": scrub_secrets(f"{type(error).__name__}: {error}")[:5000]})
-        client.set_terminated(handle.run_id, status="FAILED")
+        # An error may say how it ends a run (the NaN guard's is ``diverged``); any other is ``failed``.
+        outcome = Outcome(getattr(error, "lossforge_outcome", Outcome.FAILED))
+        end_run(handle, outcome, scrub_secrets(f"{type(error).__name__}: {error}")[:5000])
         raise
-    client.set_terminated(handle.run_id, status="FINISHED")
+    end_run(handle, Outcome.FINISHED)
+
+
+def end_run(handle: RunHandle, outcome: Outcome, error: str | None = None) -> None:
+    """Record how the run ended: the ``lossforge.outcome`` tag (and ``lossforge.error``), then its MLflow status."""
+    tags = {OUTCOME_TAG: outcome.value, **({ERROR_TAG: error} if error is not None else {})}
+    handle.set_tags(tags)
+    handle.client.set_terminated(handle.run_id, status=outcome.mlflow_status or "FINISHED")
 
 
 def git_commit(directory: Path) -> str | None:

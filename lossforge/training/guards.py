@@ -14,6 +14,8 @@ from lossforge.training.epoch_means import epoch_ends
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the message names the loss, epoch and step."""
 
+    lossforge_outcome = "diverged"  # how the run ends (tracking.runs.Outcome), an outcome of the loss
+
 
 class FiniteLossGuard(L.Callback):
     """Check every training loss for NaN/inf before it is backpropagated or checkpointed.
