@@ -76,13 +76,13 @@ def _fsync(path: Path) -> None:
 
 def disk_full(path: Path, error: OSError) -> DiskFullError:
     """One paragraph for a full disk: which file, which disk (and its free space), what is kept, what to do."""
-    where = Path(error.filename) if error.filename else path
-    directory = where if where.is_dir() else where.parent
-    try:
-        usage = shutil.disk_usage(directory)
-        space = f" ({usage.free / 2**20:.1f} MiB free of {usage.total / 2**20:.1f} MiB)"
-    except OSError:
-        space = ""
+    # Lightning writes through a temporary file in the system's temporary folder and copies it here: the full
+    # disk is the one of these two with less space left (the error may name either file).
+    folders = [path.parent] + ([Path(error.filename).parent] if error.filename else [])
+    free = {folder: _free_space(folder) for folder in folders}
+    directory = min(folders, key=lambda folder: free[folder] or (0, 0))
+    usage = free[directory]
+    space = "" if usage is None else f" ({usage[0]:.1f} MiB free of {usage[1]:.1f} MiB)"
     kept = sorted(p.name for p in path.parent.glob("*.ckpt")) if path.parent.is_dir() else []
     run_dir = path.parent.parent
     message = (
@@ -92,7 +92,18 @@ def disk_full(path: Path, error: OSError) -> DiskFullError:
         + "). Free space there, or give the run's outputs another disk (hydra.run.dir=…), then continue it with "
         f"`python -m lossforge resume={run_dir}`."
     )
-    return DiskFullError(errno.ENOSPC, message)
+    full = DiskFullError(message)
+    full.errno = errno.ENOSPC
+    return full
+
+
+def _free_space(folder: Path) -> tuple[float, float] | None:
+    """Free and total MiB of the file system holding ``folder`` (None when it cannot be asked)."""
+    try:
+        usage = shutil.disk_usage(folder)
+    except OSError:
+        return None
+    return usage.free / 2**20, usage.total / 2**20
 
 
 class EpochCheckpoints(Checkpoint):
