@@ -138,15 +138,25 @@ def mlflow_run(
         handle = RunHandle(client, run.info.run_id, experiment_id, tracking_uri)
     try:
         yield handle
-    except (KeyboardInterrupt, SystemExit) as interruption:
-        end_run(handle, Outcome.KILLED, f"interrupted ({type(interruption).__name__})")
-        raise
     except BaseException as error:
-        # An error may say how it ends a run (the NaN guard's is ``diverged``); any other is ``failed``.
-        outcome = Outcome(getattr(error, "lossforge_outcome", Outcome.FAILED))
-        end_run(handle, outcome, scrub_secrets(f"{type(error).__name__}: {error}")[:5000])
+        end_run(handle, *outcome_of(error))
         raise
     end_run(handle, Outcome.FINISHED)
+
+
+def outcome_of(error: BaseException) -> tuple[Outcome, str]:
+    """How ``error`` ends a run, and the reason to record: a signal is ``killed``; an error may say how it ends
+    a run with a ``lossforge_outcome`` attribute (the NaN guard's is ``diverged``); any other is ``failed``.
+
+    >>> outcome_of(KeyboardInterrupt())
+    (<Outcome.KILLED: 'killed'>, 'interrupted (KeyboardInterrupt)')
+    >>> outcome_of(ValueError("bad"))
+    (<Outcome.FAILED: 'failed'>, 'ValueError: bad')
+    """
+    if isinstance(error, KeyboardInterrupt | SystemExit):
+        return Outcome.KILLED, f"interrupted ({type(error).__name__})"
+    outcome = Outcome(getattr(error, "lossforge_outcome", Outcome.FAILED))
+    return outcome, scrub_secrets(f"{type(error).__name__}: {error}")[:5000]
 
 
 def end_run(handle: RunHandle, outcome: Outcome, error: str | None = None) -> None:

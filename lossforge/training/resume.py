@@ -42,7 +42,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lossforge.tracking.runs import ERROR_TAG, OUTCOME_TAG, Outcome
+from lossforge.tracking.runs import ERROR_TAG, OUTCOME_TAG, Outcome, outcome_of
 from lossforge.training.checkpoints import BEST, EPOCH_END_KEY, INTERRUPTED, LAST, SaveOnInterrupt
 
 __all__ = ["SaveOnInterrupt"]  # its home is training.checkpoints; imported from here by older code
@@ -51,6 +51,9 @@ log = logging.getLogger("lossforge")
 
 RUN_RECORD = "lossforge_run.json"
 CONFIG_RECORD = "lossforge_config.yaml"
+#: How the run in this folder ended, written beside it when it ends badly: the record the next start uses when
+#: the store could not be written then (its disk was full, its server gone).
+OUTCOME_RECORD = "lossforge_outcome.json"
 
 
 class ResumeError(ValueError):
@@ -184,6 +187,15 @@ def newest_intact_checkpoint(folder: Path, *, target: str) -> tuple[Path, int, l
     return path, epoch, notes
 
 
+def write_outcome_record(output_dir: Path, error: BaseException) -> None:
+    """Note beside the run how it ended (``OUTCOME_RECORD``); never raises — its disk may be the full one."""
+    outcome, reason = outcome_of(error)
+    try:
+        (output_dir / OUTCOME_RECORD).write_text(json.dumps({"outcome": outcome.value, "error": reason}))
+    except OSError:
+        pass
+
+
 def process_tags() -> dict[str, str]:
     """Which process runs this run, for finding it dead later: ``lossforge.pid`` and ``lossforge.host``."""
     return {"lossforge.pid": str(os.getpid()), "lossforge.host": socket.gethostname()}
@@ -221,11 +233,19 @@ def mark_runs_of_dead_processes(tracking_uri: str, experiment: str) -> list[str]
         pid = run.data.tags.get("lossforge.pid", "")
         if not pid.isdigit() or process_alive(int(pid)):
             continue
-        client.set_tag(run.info.run_id, OUTCOME_TAG, Outcome.KILLED.value)
-        client.set_tag(run.info.run_id, ERROR_TAG, f"its process {pid} on {host} ended without a word (kill -9?)")
-        client.set_terminated(run.info.run_id, status=Outcome.KILLED.mlflow_status)
+        outcome, reason = _recorded_outcome(run.data.tags.get("lossforge.output_dir"))
+        if outcome is None:
+            outcome, reason = Outcome.KILLED, f"its process {pid} on {host} ended without a word (kill -9?)"
+        else:
+            reason = f"{reason} (recorded at the next start: the store could not be written when the run ended)"
+        client.set_tag(run.info.run_id, OUTCOME_TAG, outcome.value)
+        client.set_tag(run.info.run_id, ERROR_TAG, reason[:5000])
+        client.set_terminated(run.info.run_id, status=outcome.mlflow_status)
         log.warning(
-            "mlflow   run %s was left RUNNING by process %s, which is gone: marked KILLED", run.info.run_id, pid
+            "mlflow   run %s was left RUNNING by process %s, which is gone: marked %s",
+            run.info.run_id,
+            pid,
+            outcome.mlflow_status,
         )
         marked.append(run.info.run_id)
     return marked
@@ -245,6 +265,15 @@ def _directory_of_run(run_id: str, tracking_uri: str) -> Path:
     if not directory or not (Path(directory) / RUN_RECORD).is_file():
         raise ResumeError(f"resume={run_id}: the run's directory {directory!r} is gone; it cannot be resumed here")
     return Path(directory)
+
+
+def _recorded_outcome(output_dir: str | None) -> tuple[Outcome | None, str]:
+    """The outcome a run noted beside itself (``OUTCOME_RECORD``), or ``(None, "")``."""
+    try:
+        record = json.loads((Path(output_dir or "") / OUTCOME_RECORD).read_text())
+        return Outcome(record["outcome"]), str(record["error"])
+    except (OSError, ValueError, KeyError, TypeError):
+        return None, ""
 
 
 def last_logged_epoch(client: Any, run_id: str, key: str = "train/loss") -> int:

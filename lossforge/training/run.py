@@ -54,12 +54,14 @@ from lossforge.training.checkpoints import LAST, EpochCheckpoints, NoFiniteValid
 from lossforge.training.guards import FiniteLossGuard
 from lossforge.training.progress import EpochLines, summary_line
 from lossforge.training.resume import (
+    OUTCOME_RECORD,
     RandomStateInCheckpoints,
     command_line_overrides,
     last_logged_epoch,
     mark_runs_of_dead_processes,
     process_tags,
     resolve_resume,
+    write_outcome_record,
     write_run_record,
 )
 
@@ -161,6 +163,7 @@ def train(
                         **{f"lossforge.resumed_{k.split('.')[-1]}": v for k, v in resume.honoured.items()},
                     }
                 )
+            (output_dir / OUTCOME_RECORD).unlink(missing_ok=True)  # an earlier attempt's note is no longer true
             log.info("mlflow   run %s in %s", run.run_id, redact_uri(tracking_uri))
 
             metrics_to_mlflow = EpochMetricsToMlflow(
@@ -194,8 +197,9 @@ def train(
                     run.log_artifact(Path(fitted.best_checkpoint), "checkpoints")
             if cfg.logger.get("log_model"):  # last: logging a model marks the run FINISHED
                 log_model(run, built.module.model, built.data.test.features[:8])
-    except SystemExit:
-        if interrupt.received and sweep_job is None:
+    except BaseException as error:
+        write_outcome_record(output_dir, error)  # for the next start, should the store have missed it
+        if isinstance(error, SystemExit) and interrupt.received and sweep_job is None:
             print(interrupted_message(interrupt, output_dir), file=sys.stderr, flush=True)
         raise
     if summary:

@@ -125,7 +125,7 @@ def test_kill_9_then_resume_continues_the_same_run_and_ends_like_an_uninterrupte
     run_dir = wait_for_checkpoint(killed_dir, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert reference.wait(timeout=300) == 0
+    assert reference.wait(timeout=300) == 0, reference.communicate()[0][-3000:]
 
     client, run = only_run(killed_dir)
     assert run.info.status == "RUNNING"  # SIGKILL leaves no chance to say otherwise: resume will

@@ -6,7 +6,9 @@ In-process runs (``train``/``fit_and_test``) where a fault must happen at a know
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -18,6 +20,7 @@ from typing import Any
 import pytest
 import torch
 from helpers import QUICK_RUN, child_env, compose_config, default_store_runs, run_lossforge
+from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
@@ -275,3 +278,33 @@ def test_a_full_disk_fails_the_run_in_one_paragraph_and_keeps_what_was_recorded(
     kept = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)  # whole, not truncated
     assert kept["epoch"] in logged
     assert not list((run_dir / "checkpoints").glob(".*.partial"))
+
+
+def test_a_run_whose_store_disk_fills_is_marked_failed_at_the_next_start(
+    tmp_path: Path, small_disk: Path, migrated_store: Path
+) -> None:
+    store = small_disk / "mlflow.db"
+    shutil.copyfile(migrated_store, store)
+    store_option = f"logger.tracking_uri=sqlite:///{store}"
+    process = start(tmp_path, *SLOW_ENOUGH, store_option)
+    run_dir = wait_for(tmp_path, process, "*/*/checkpoints/last.ckpt").parent.parent
+    filler = small_disk / "filler"
+    with filler.open("wb") as fill, contextlib.suppress(OSError):  # until the store's disk is full
+        while True:
+            fill.write(b"\0" * 65536)
+            fill.flush()
+    output = process.communicate(timeout=180)[0]
+    assert process.returncode == 1, output[-3000:]
+    client = MlflowClient(f"sqlite:///{store}")
+    (run,) = client.search_runs([client.get_experiment_by_name("lossforge").experiment_id])
+    assert run.info.status == "RUNNING"  # it could not record its own end
+    assert (run_dir / "lossforge_outcome.json").is_file()  # but noted it beside itself
+
+    filler.unlink()
+    after = run_lossforge(tmp_path, *QUICK_RUN, store_option)
+    assert after.returncode == 0, after.stderr[-3000:]
+    run = client.get_run(run.info.run_id)
+    assert (run.info.status, run.data.tags["lossforge.outcome"]) == ("FAILED", "failed")
+    assert (
+        "full" in run.data.tags["lossforge.error"] and "recorded at the next start" in run.data.tags["lossforge.error"]
+    )
