@@ -138,32 +138,30 @@ def mlflow_run(
         handle = RunHandle(client, run.info.run_id, experiment_id, tracking_uri)
     try:
         yield handle
-    except BaseException as error:
-        end_run(handle, *outcome_of(error))
+    except (KeyboardInterrupt, SystemExit) as interruption:
+        handle.set_tags({ERROR_TAG: f"interrupted ({type(interruption).__name__})", OUTCOME_TAG: Outcome.KILLED})
+        client.set_terminated(handle.run_id, status="KILLED")
         raise
-    end_run(handle, Outcome.FINISHED)
+    except BaseException as error:
+        outcome = outcome_of(error)
+        handle.set_tags({ERROR_TAG: scrub_secrets(f"{type(error).__name__}: {error}")[:5000], OUTCOME_TAG: outcome})
+        client.set_terminated(handle.run_id, status=outcome.mlflow_status or "FAILED")
+        raise
+    handle.set_tags({OUTCOME_TAG: Outcome.FINISHED})
+    client.set_terminated(handle.run_id, status="FINISHED")
 
 
-def outcome_of(error: BaseException) -> tuple[Outcome, str]:
-    """How ``error`` ends a run, and the reason to record: a signal is ``killed``; an error may say how it ends
-    a run with a ``lossforge_outcome`` attribute (the NaN guard's is ``diverged``); any other is ``failed``.
+def outcome_of(error: BaseException) -> Outcome:
+    """How a run that raised ``error`` ended: the error's own ``outcome`` (the NaN and explosion guards say
+    ``"diverged"``), ``killed`` for a signal, else ``failed``.
 
-    >>> outcome_of(KeyboardInterrupt())
-    (<Outcome.KILLED: 'killed'>, 'interrupted (KeyboardInterrupt)')
-    >>> outcome_of(ValueError("bad"))
-    (<Outcome.FAILED: 'failed'>, 'ValueError: bad')
+    >>> outcome_of(ValueError("bad input")), outcome_of(KeyboardInterrupt())
+    (<Outcome.FAILED: 'failed'>, <Outcome.KILLED: 'killed'>)
     """
     if isinstance(error, KeyboardInterrupt | SystemExit):
-        return Outcome.KILLED, f"interrupted ({type(error).__name__})"
-    outcome = Outcome(getattr(error, "lossforge_outcome", Outcome.FAILED))
-    return outcome, scrub_secrets(f"{type(error).__name__}: {error}")[:5000]
-
-
-def end_run(handle: RunHandle, outcome: Outcome, error: str | None = None) -> None:
-    """Record how the run ended: the ``lossforge.outcome`` tag (and ``lossforge.error``), then its MLflow status."""
-    tags = {OUTCOME_TAG: outcome.value, **({ERROR_TAG: error} if error is not None else {})}
-    handle.set_tags(tags)
-    handle.client.set_terminated(handle.run_id, status=outcome.mlflow_status or "FINISHED")
+        return Outcome.KILLED
+    declared = getattr(error, "outcome", None)
+    return Outcome(declared) if declared in {outcome.value for outcome in Outcome} else Outcome.FAILED
 
 
 def git_commit(directory: Path) -> str | None:

@@ -40,7 +40,7 @@ EPOCH_END_KEY = "lossforge_epoch_end"
 class NoFiniteValidationError(FloatingPointError):
     """The selection metric was never finite on the validation split: there is no best epoch to test."""
 
-    lossforge_outcome = "diverged"  # read by tracking.runs.mlflow_run (docs/decisions.md §2–§3)
+    outcome = "diverged"  #: the run's ``lossforge.outcome`` (docs/decisions.md §2–§3), read by tracking.runs
 
 
 def save_atomically(trainer: L.Trainer, path: Path) -> None:

@@ -14,7 +14,7 @@ from lossforge.training.epoch_means import epoch_ends
 class NonFiniteLossError(FloatingPointError):
     """The training loss became NaN or infinite; the message names the loss, epoch and step."""
 
-    lossforge_outcome = "diverged"  # how the run ends (tracking.runs.Outcome), an outcome of the loss
+    outcome = "diverged"  #: the run's ``lossforge.outcome`` (docs/decisions.md §2): an outcome of the loss
 
 
 class FiniteLossGuard(L.Callback):

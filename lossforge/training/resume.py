@@ -43,6 +43,7 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 
 from lossforge.tracking.runs import ERROR_TAG, OUTCOME_TAG, Outcome, outcome_of
+from lossforge.tracking.secrets import scrub_secrets
 from lossforge.training.checkpoints import BEST, EPOCH_END_KEY, INTERRUPTED, LAST, SaveOnInterrupt
 
 __all__ = ["SaveOnInterrupt"]  # its home is training.checkpoints; imported from here by older code
@@ -189,9 +190,9 @@ def newest_intact_checkpoint(folder: Path, *, target: str) -> tuple[Path, int, l
 
 def write_outcome_record(output_dir: Path, error: BaseException) -> None:
     """Note beside the run how it ended (``OUTCOME_RECORD``); never raises — its disk may be the full one."""
-    outcome, reason = outcome_of(error)
+    reason = scrub_secrets(f"{type(error).__name__}: {error}")[:5000]
     try:
-        (output_dir / OUTCOME_RECORD).write_text(json.dumps({"outcome": outcome.value, "error": reason}))
+        (output_dir / OUTCOME_RECORD).write_text(json.dumps({"outcome": outcome_of(error).value, "error": reason}))
     except OSError:
         pass
 

@@ -143,7 +143,7 @@ def test_a_selection_metric_never_finite_is_diverged_and_untested(tmp_path: Path
     built.module.on_validation_epoch_end = log_nan  # type: ignore[method-assign]
     with pytest.raises(NoFiniteValidationError, match="val/never_finite was never finite"):
         fit_and_test(cfg, built, loaders, tmp_path, distributed.Processes())
-    assert NoFiniteValidationError.lossforge_outcome == "diverged"
+    assert NoFiniteValidationError.outcome == "diverged"
 
 
 def start(cwd: Path, *overrides: str) -> subprocess.Popen[str]:

@@ -24,7 +24,7 @@ def test_long_values_are_kept_in_the_config_and_noted() -> None:
 
 
 class Diverged(FloatingPointError):
-    lossforge_outcome = "diverged"  # as the NaN guard's error says how it ends a run
+    outcome = "diverged"  # as the NaN guard's error says how it ends a run
 
 
 @pytest.mark.parametrize(
