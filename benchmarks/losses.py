@@ -49,6 +49,7 @@ Case = tuple[Callable[[Tensor], Tensor], Callable[[Tensor], Tensor], Callable[[]
 def cases(size: int, classes: int, device: str = "cpu") -> dict[str, tuple[Tensor, Case]]:
     """name → (input, (lossforge loss of x, reference loss of x, the validation alone, reference name))."""
     from lossforge.losses import classification, regression
+    from lossforge.losses.classification import inputs
 
     generator = torch.Generator().manual_seed(0)
     logits = (torch.randn(size, classes, generator=generator) * 3).to(device)
@@ -58,10 +59,10 @@ def cases(size: int, classes: int, device: str = "cpu") -> dict[str, tuple[Tenso
     targets = (torch.randn(size, classes, generator=generator) * 2).to(device)
 
     def check_indices() -> object:
-        return classification._check_multiclass("cross_entropy", logits, indices, soft=True)
+        return inputs._check_multiclass("cross_entropy", logits, indices, soft=True)
 
     def check_labels() -> object:
-        return classification._check_labels("bce", logits, labels, dims=(1, 2))
+        return inputs._check_labels("bce", logits, labels, dims=(1, 2))
 
     return {
         "cross_entropy": (

@@ -2,7 +2,7 @@
 
 Both run ``python -m lossforge -m seed=0,…,7 trainer.max_epochs=E model.hidden=[H,H]`` (the default
 experiment: the lecture's MLP on the 8×8 digits), the parallel one with ``hydra/launcher=parallel``
-(``lossforge.parallel``: one worker per usable core, forked from a server that imported what a job needs
+(``lossforge.sweeps.parallel``: one worker per usable core, forked from a server that imported what a job needs
 while the sweep set up; each job with ``cores // workers`` torch threads), the sequential one with Hydra's
 basic launcher (one process, all cores for each job). Every run gets a fresh temporary directory as its
 working directory, so each has its own MLflow store. Runs alternate (sequential, parallel, sequential, …);
@@ -16,7 +16,7 @@ to last job's end), and *after the last job* (the comparison printed at the end,
 More rows say what the machine allows, measured in the same run: a CPU-bound probe (a pure Python loop plus
 single-threaded ``torch.matmul``) in one process alone and in two processes at once — their ratio is the
 most that running two jobs at once can gain here — and the fork server's imports alone
-(``import lossforge.parallel_preload`` in a fresh interpreter), before which no parallel job can start.
+(``import lossforge.sweeps.parallel_preload`` in a fresh interpreter), before which no parallel job can start.
 From these, each configuration gets the most a parallel launcher with no cost of its own could reach here:
 the sequential total over (those imports + the sequential job phase ÷ the probe's gain + the shorter of the
 two *after* phases), and the same with the parallel run's measured job phase instead.
@@ -111,13 +111,13 @@ def preload() -> float:
     server imports (its exit, which the fork server never goes through, not counted)."""
     start = time.perf_counter()
     child = subprocess.Popen(
-        [sys.executable, "-c", "import lossforge.parallel_preload; print('imported', flush=True)"],
+        [sys.executable, "-c", "import lossforge.sweeps.parallel_preload; print('imported', flush=True)"],
         stdout=subprocess.PIPE,
         text=True,
     )
     assert child.stdout is not None
     if child.stdout.readline().strip() != "imported":
-        raise RuntimeError("import lossforge.parallel_preload failed")
+        raise RuntimeError("import lossforge.sweeps.parallel_preload failed")
     seconds = time.perf_counter() - start
     child.kill()
     child.wait()

@@ -1,77 +1,67 @@
 """lossforge: compare loss functions honestly.
 
-The public API, importable without importing torch (names are listed from package metadata):
+The public API. Importing it imports neither torch nor Lightning (names are listed from package metadata):
+
+* :func:`train` one experiment, :func:`benchmark` losses fairly, :func:`compare` a sweep's runs — each
+  returns an object (:mod:`lossforge.api`; loaded when first used);
+* list, build and trace the registered losses and miners (:mod:`lossforge.components`).
 
 >>> from lossforge import list_losses
 >>> {"hinge", "multiclass_hinge"} <= set(list_losses("*hinge"))
 True
+
+The package is built in layers, each importing only from those below it (``docs/architecture.md``; checked by
+``lint-imports`` against the contracts in ``pyproject.toml``), top to bottom:
+
+1. the command line: ``cli`` (the dispatcher), ``commands/`` (one module per command), ``__main__``;
+2. this public API (``api``) and Hydra's launcher plugins (``hydra_plugins.lossforge_parallel``, …);
+3. orchestration: ``sweeps/`` (a multirun's parent run, failures, resume, the parallel launcher),
+   ``protocol/`` (``lossforge benchmark``), ``testing/`` (the contract kit);
+4. ``training/`` (one run: build, fit, test, record) and ``evaluation.compare`` (the report of many runs);
+5. ``tracking/`` (MLflow I/O only) and ``evaluation.loss_figures``;
+6. the configuration: ``hydra_options``, ``overrides`` (checks of a command line), ``catalog``,
+   ``config_checks``;
+   under it Hydra's search-path plugin (``hydra_plugins.lossforge_searchpath``);
+7. the components: ``data/``, ``models/``, ``losses/``, ``distributed/``; then ``mining/`` below the losses;
+8. ``tasks/`` (one ``TaskSpec`` per task);
+9. evaluation's pure parts: ``evaluation.statistics``, ``evaluation.retrieval``, ``evaluation.plots``;
+10. ``components`` (what is registered, by name), ``registry`` (entry points), ``contract`` (the Protocols
+    every plugin meets) at the bottom.
 """
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from lossforge.contract import loss_traits, miner_traits
-from lossforge.registry import LOSSES, MINERS, Component, Registry, RegistryError
+from lossforge._version import __version__
+from lossforge.components import build_loss, build_miner, list_losses, list_miners, loss_info, miner_info
+from lossforge.registry import RegistryError
 
-__version__ = "0.1.0"
+if TYPE_CHECKING:
+    from lossforge.api import TrainResult, benchmark, compare, train
+
 __all__ = [
     "RegistryError",
+    "TrainResult",
+    "__version__",
+    "benchmark",
     "build_loss",
     "build_miner",
+    "compare",
     "list_losses",
     "list_miners",
     "loss_info",
     "miner_info",
+    "train",
 ]
 
-
-def list_losses(pattern: str = "*", *, task: str | None = None) -> list[str]:
-    """Sorted names of the registered losses matching the fnmatch ``pattern``; with ``task``, only those
-    that declare it (this loads them; one that fails to load is left out — ``lossforge list`` reports it).
-
-    >>> from lossforge.contract import Task
-    >>> {"l1", "l2"} <= set(list_losses("l?", task=Task.REGRESSION))
-    True
-    """
-    names = LOSSES.names(pattern)
-    if task is None:
-        return names
-    return [name for name in names if _loads(LOSSES, name) and task in loss_traits(LOSSES.load(name)).tasks]
+_API = ("TrainResult", "benchmark", "compare", "train")
 
 
-def list_miners(pattern: str = "*", *, tuple_kind: str | None = None) -> list[str]:
-    """Sorted names of the registered miners matching ``pattern``; with ``tuple_kind`` (``"pair"`` or
-    ``"triplet"``), only those that mine it."""
-    names = MINERS.names(pattern)
-    if tuple_kind is None:
-        return names
-    return [name for name in names if _loads(MINERS, name) and miner_traits(MINERS.load(name)).tuple_kind == tuple_kind]
+def __getattr__(name: str) -> Any:
+    """``lossforge.train`` & co., imported on first use: ``import lossforge`` stays light."""
+    if name in _API:
+        from lossforge import api
 
-
-def _loads(registry: Registry, name: str) -> bool:
-    try:
-        registry.load(name)
-    except RegistryError:
-        return False
-    return True
-
-
-def build_loss(name: str, **params: Any) -> Any:
-    """Build the loss registered as ``name``: ``build_loss("focal", gamma=2.0)`` → an ``nn.Module``."""
-    return LOSSES.build(name, **params)
-
-
-def build_miner(name: str, **params: Any) -> Any:
-    """Build the miner registered as ``name``: ``build_miner("semihard_triplets", margin=0.2)``."""
-    return MINERS.build(name, **params)
-
-
-def loss_info(name: str) -> Component:
-    """Where the loss ``name`` comes from: ``.distribution``, ``.version``, ``.target`` (not loaded)."""
-    return LOSSES.info(name)
-
-
-def miner_info(name: str) -> Component:
-    """Where the miner ``name`` comes from: ``.distribution``, ``.version``, ``.target`` (not loaded)."""
-    return MINERS.info(name)
+        return getattr(api, name)
+    raise AttributeError(f"module 'lossforge' has no attribute {name!r}")

@@ -709,6 +709,16 @@ def did_you_mean(name: str, options: Iterable[str], *, n: int = 3) -> str:
     return f" Did you mean {' or '.join(repr(option) for option in close)}?" if close else ""
 
 
+def shape(tensor: Tensor) -> str:
+    """A tensor's shape the way error messages print it, ``(8, 5)`` — shared by losses and miners.
+
+    >>> import torch
+    >>> shape(torch.zeros(8, 5)), shape(torch.zeros(3))
+    ('(8, 5)', '(3,)')
+    """
+    return "(" + ", ".join(str(d) for d in tensor.shape) + ("," if tensor.dim() == 1 else "") + ")"
+
+
 _TRUE = {"1", "true", "yes", "on"}
 
 

@@ -93,11 +93,9 @@ def _register_hydra_plugins() -> None:
     # Hydra finds plugins by scanning the `hydra_plugins` namespace, which setuptools' editable installs
     # hide (Hydra issue 2359); registering ours by hand works in every install mode and is a no-op where
     # the scan found them. The search path plugin adds each `lossforge.configs` entry point's folder to the
-    # search path; the launcher is `hydra/launcher=parallel` (lossforge.parallel).
+    # search path. The launcher (`hydra/launcher=parallel`) sits above this layer: the Hydra app registers it.
     from hydra.core.plugins import Plugins
 
-    from hydra_plugins.lossforge_parallel.parallel_launcher import ParallelLauncher
     from hydra_plugins.lossforge_searchpath.lossforge_searchpath import LossforgeSearchPathPlugin
 
     Plugins.instance().register(LossforgeSearchPathPlugin)
-    Plugins.instance().register(ParallelLauncher)

@@ -1,5 +1,5 @@
 """Hydra's handle on lossforge's parallel launcher (``hydra/launcher=parallel``); the work is in
-``lossforge.parallel``. Hydra imports this module whenever it scans for plugins, so it imports nothing heavy."""
+``lossforge.sweeps.parallel``. Hydra imports this module whenever it scans for plugins, so it imports nothing heavy."""
 
 from __future__ import annotations
 
@@ -13,7 +13,7 @@ from omegaconf import DictConfig
 
 class ParallelLauncher(Launcher):
     """A sweep's jobs in ``n_jobs`` worker processes forked from a server that has imported the training
-    stack (``lossforge.parallel``); ``n_jobs`` ≤ 0 counts back from the usable cores (-1 = all)."""
+    stack (``lossforge.sweeps.parallel``); ``n_jobs`` ≤ 0 counts back from the usable cores (-1 = all)."""
 
     def __init__(self, n_jobs: int = -1) -> None:
         self.n_jobs = n_jobs
@@ -22,12 +22,12 @@ class ParallelLauncher(Launcher):
         self.hydra_context: HydraContext | None = None
 
     def setup(self, *, hydra_context: HydraContext, task_function: TaskFunction, config: DictConfig) -> None:
-        from lossforge.parallel import start_fork_server
+        from lossforge.sweeps.parallel import start_fork_server
 
         self.config, self.task_function, self.hydra_context = config, task_function, hydra_context
         start_fork_server()  # usually started earlier, by the command line or the sweep callback: a no-op then
 
     def launch(self, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> Sequence[JobReturn]:
-        from lossforge.parallel import launch
+        from lossforge.sweeps.parallel import launch
 
         return launch(self, job_overrides, initial_job_idx)

@@ -68,7 +68,7 @@ def plugin_config_packages() -> list[tuple[str, str]]:
 def plugin_config_options(group: str) -> list[str]:
     """The options plugins add to a config group: the names of the ``<group>/*.yaml`` files in their folders.
 
-    For checks that run before Hydra (``lossforge.cli.check_overrides``), which otherwise know only
+    For checks that run before Hydra (``lossforge.overrides.check_overrides``), which otherwise know only
     lossforge's own files and the registry's names.
     """
     options: set[str] = set()

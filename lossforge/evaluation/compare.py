@@ -1,32 +1,32 @@
-"""``lossforge compare``: a sweep's runs read back from MLflow, with a verdict on every difference.
+"""A sweep's runs read back from MLflow, with a verdict on every difference.
 
-A sweep is one parent MLflow run with a child run per job (see ``tracking.MlflowSweepCallback``). Runs that
-differ only in ``--mean-over`` (usually ``seed``) form a group; every other group is compared to a baseline
+A sweep is one parent MLflow run with a child run per job (see ``lossforge.sweeps.MlflowSweepCallback``).
+Runs that differ only in ``--mean-over`` (usually ``seed``) form a group; every other group is compared to a baseline
 group (``cross_entropy`` where the sweep has it) on every comparable test metric, with the statistics of
 :mod:`lossforge.evaluation.statistics`: mean, sample standard deviation, 95 % confidence intervals, a
 permutation test paired by seed, Holm's correction, and a verdict. The tables (markdown, CSV, JSON), a
 plot of every seed, and each group's mean and interval as metrics are logged to the parent run, so the
 dashboard's run list shows which loss won; ``lossforge compare RUN_ID`` rebuilds them from the store.
 
-Everything but :func:`main` and :func:`find_sweep` works on plain numbers — :func:`verdicts_to_markdown`,
-:func:`verdicts_to_csv`, :func:`verdicts_to_json` and :func:`verdict_figure` render the rows of
-:func:`lossforge.evaluation.statistics.verdict_table` wherever they come from.
+:func:`compare` reads a sweep back and returns a :class:`ComparisonReport` (``lossforge compare`` is the
+command over it, :mod:`lossforge.commands.compare`; a sweep's end and ``lossforge benchmark`` call it too).
+Everything but :func:`compare`, :func:`compare_across` and :func:`find_sweep` works on plain numbers —
+:func:`verdicts_to_markdown`, :func:`verdicts_to_csv`, :func:`verdicts_to_json` and :func:`verdict_figure`
+render the rows of :func:`lossforge.evaluation.statistics.verdict_table` wherever they come from.
 """
 
 from __future__ import annotations
 
-import argparse
 import csv
 import dataclasses
 import io
 import json
 import math
 import re
-import sys
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TextIO
+from typing import TYPE_CHECKING, Any
 
 from lossforge.contract import did_you_mean
 from lossforge.evaluation.statistics import (
@@ -180,7 +180,8 @@ def _unique(labels: Sequence[str]) -> list[str]:
 
 
 def resolve_baseline(groups: Sequence[Group], requested: str | None) -> tuple[str | None, str]:
-    """The label of the baseline group, and a note when there is none; an unknown name exits with a hint.
+    """The label of the baseline group, and a note when there is none; an unknown name raises
+    :class:`ComparisonError` with a hint.
 
     ``requested`` matches a group's label, else its loss (+ miner) name; ``None`` picks ``cross_entropy``
     where exactly one group trained it; ``"none"`` turns the comparison off.
@@ -201,14 +202,13 @@ def resolve_baseline(groups: Sequence[Group], requested: str | None) -> tuple[st
             )
         return None, "No baseline: no group trained cross_entropy; name one with --baseline <group> for verdicts."
     if matches:
-        raise SystemExit(
-            f"lossforge compare: --baseline {name} matches {len(matches)} groups: {', '.join(matches)}. "
+        raise ComparisonError(
+            f"--baseline {name} matches {len(matches)} groups: {', '.join(matches)}. "
             "Name one by its full label, or merge seeds with --mean-over seed."
         )
     names = sorted({group.label for group in groups} | {group.loss for group in groups})
-    raise SystemExit(
-        f"lossforge compare: no group is {name!r}; groups: {', '.join(g.label for g in groups)}."
-        f"{did_you_mean(name, names)}"
+    raise ComparisonError(
+        f"no group is {name!r}; groups: {', '.join(g.label for g in groups)}.{did_you_mean(name, names)}"
     )
 
 
@@ -217,7 +217,7 @@ def choose_metrics(
 ) -> tuple[list[str], list[str]]:
     """The metrics to compare, and a reason for each test metric left out of the default columns.
 
-    Asked-for metrics must exist and be comparable (else the command exits, saying why); by default every
+    Asked-for metrics must exist and be comparable (else :class:`ComparisonError` says why); by default every
     ``test/*`` metric all runs have whose direction is known — never ``test/loss``, a different function
     for every loss.
     """
@@ -225,14 +225,13 @@ def choose_metrics(
     if requested:
         for metric in requested:
             if metric not in available:
-                raise SystemExit(
-                    f"lossforge compare: no run has a metric {metric!r}.{did_you_mean(metric, available)} "
-                    f"Metrics: {', '.join(available)}"
+                raise ComparisonError(
+                    f"no run has a metric {metric!r}.{did_you_mean(metric, available)} Metrics: {', '.join(available)}"
                 )
             try:
                 metric_direction(metric, override=directions.get(metric))
             except ValueError as error:
-                raise SystemExit(f"lossforge compare: {error}") from None
+                raise ComparisonError(str(error)) from None
         return list(requested), []
     chosen, left_out = [], []
     for metric in headline_metrics(rows):
@@ -501,101 +500,119 @@ def mlflow_name(label: str) -> str:
     return re.sub(r"\s*[^\w.\- ]+\s*", "_", label).strip(" ._") or "group"
 
 
-# -- the command ---------------------------------------------------------------------------------------
+# -- the comparison, read back from MLflow ---------------------------------------------------------------
 
 
-def find_sweep(client: Any, experiment_id: str, sweep: str | None) -> Any:
-    """The parent run ``sweep`` (a run id), or the most recent sweep of the experiment."""
-    if sweep:
-        return client.get_run(sweep)
-    parents = client.search_runs(
-        [experiment_id],
-        filter_string="tags.`lossforge.sweep` = 'parent'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    if not parents:
-        raise SystemExit(
-            "lossforge compare: no sweep found in this experiment. Run one first, e.g. "
-            "`python -m lossforge -m loss=l1,l2,huber dataset=regression_outliers`."
-        )
-    return parents[0]
+class ComparisonError(ValueError):
+    """A comparison that cannot be made as asked — no such experiment, sweep, metric or baseline, or metrics
+    that cannot be compared; the message says what to do instead."""
 
 
-def _children(client: Any, experiment_id: str, run_id: str) -> list[Any]:
-    return list(
-        client.search_runs(
-            [experiment_id],
-            filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
-            order_by=["attributes.start_time ASC"],
-        )
-    )
+@dataclass(frozen=True)
+class ComparisonReport:
+    """A sweep's (or a ``lossforge benchmark`` comparison's) runs compared: the groups, a verdict table per
+    metric, the notes, and the figure; rendered by :meth:`to_text`, :meth:`to_markdown`, :meth:`to_csv` and
+    :meth:`to_json` (what ``lossforge compare --format`` prints)."""
+
+    run_id: str  # the parent run compared
+    kind: str  # "Sweep" or "Comparison" (lossforge benchmark's)
+    overrides: str  # the sweep's command-line overrides, as its parent run records them
+    summary: str  # "3 groups from 9 runs, mean over seed"
+    groups: tuple[Group, ...]
+    params: tuple[str, ...]  # the parameters that tell the groups apart
+    tables: dict[str, list[VerdictRow]]  # metric → its verdict table
+    notes: tuple[str, ...]
+    failed: tuple[dict[str, Any], ...] = ()  # a comparison's entries whose every tuning trial failed
+    figure: Figure | None = None  # each seed, each group's mean and CI (None without a table)
+    logged: bool = False  # whether the tables, the figure and the group metrics went onto the parent run
+
+    @property
+    def rows(self) -> list[VerdictRow]:
+        """Every verdict row, metric by metric."""
+        return [row for rows in self.tables.values() for row in rows]
+
+    def to_markdown(self) -> str:
+        """The whole comparison as markdown (:func:`comparison_markdown`)."""
+        return comparison_markdown(self.groups, self.params, self.tables, notes=self.notes)
+
+    def to_text(self) -> str:
+        """A line naming the sweep, then the markdown: what ``lossforge compare`` prints by default."""
+        return f"{self.kind} {self.run_id} ({self.overrides}): {self.summary}\n\n{self.to_markdown()}"
+
+    def to_csv(self) -> str:
+        """The verdict rows as CSV (:func:`verdicts_to_csv`)."""
+        return verdicts_to_csv(self.rows)
+
+    def to_json(self) -> str:
+        """The verdict rows and the failed entries as JSON (:func:`verdicts_to_json`)."""
+        return verdicts_to_json(self.rows, self.failed)
+
+    def render(self, format: str = "table") -> str:
+        """``"table"`` (:meth:`to_text`), ``"markdown"``, ``"csv"`` or ``"json"``."""
+        renderers = {"table": self.to_text, "markdown": self.to_markdown, "csv": self.to_csv, "json": self.to_json}
+        if format not in renderers:
+            raise ValueError(f"Expected `format` in {sorted(renderers)}, got {format!r}")
+        return renderers[format]()
+
+    def save_figure(self, path: str | Path) -> Path | None:
+        """Write the figure to ``path`` (its folder created); ``None`` when there is no figure."""
+        if self.figure is None:
+            return None
+        output = Path(path)
+        output.parent.mkdir(parents=True, exist_ok=True)
+        self.figure.savefig(output, dpi=120)
+        return output
+
+    def footer(self, plot: Path | None) -> list[str]:
+        """The lines ``lossforge compare`` prints after the tables: where the plot went, what was logged."""
+        lines = [f"Plot: {plot}"] if plot is not None else []
+        if self.logged:
+            logged = f"{', '.join(ARTIFACTS)}, group metrics"
+            lines.append(f"Logged to the {self.kind.lower()}'s MLflow run {self.run_id}: {logged}")
+        return lines
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="lossforge compare", description=__doc__.split("\n\n")[0])
-    parser.add_argument("run_id", nargs="?", metavar="RUN_ID", help="the sweep's parent run (default: the latest)")
-    parser.add_argument("--sweep", help=argparse.SUPPRESS)  # the flag RUN_ID replaced; still accepted
-    parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or outputs/mlflow.db)")
-    parser.add_argument("--experiment", default="lossforge", help="MLflow experiment name (default: lossforge)")
-    parser.add_argument("--metrics", help="comma-separated metrics (default: every comparable test/* metric)")
-    parser.add_argument("--mean-over", metavar="PARAM", help="group runs differing only in PARAM (e.g. seed)")
-    parser.add_argument(
-        "--baseline",
-        metavar="NAME",
-        help=f"the group the others are judged against: a loss name or a full group label; 'none' for no "
-        f"verdicts (default: {DEFAULT_BASELINE} where one group trained it)",
-    )
-    parser.add_argument(
-        "--higher-is-better", metavar="METRICS", default="", help="comma-separated metrics where higher is better"
-    )
-    parser.add_argument(
-        "--lower-is-better", metavar="METRICS", default="", help="comma-separated metrics where lower is better"
-    )
-    parser.add_argument(
-        "--format",
-        choices=("table", "markdown", "csv", "json"),
-        default="table",
-        help="what to print: the tables with a header (default), the markdown document, or the rows as CSV/JSON",
-    )
-    parser.add_argument("--output", default="outputs/compare.png", help="where to write the PNG plot")
-    parser.add_argument(
-        "--across",
-        metavar="RUN_IDS",
-        help="comma-separated sweep/comparison runs, one per dataset: rank the losses on each and run a "
-        "Friedman test with the Nemenyi critical-difference diagram (needs --metrics with one metric)",
-    )
-    parser.add_argument("--no-log", action="store_true", help="do not log tables, plot and metrics to the sweep's run")
-    return parser
+def compare(
+    run_id: str | None = None,
+    *,
+    tracking_uri: str | None = None,
+    experiment: str = "lossforge",
+    metrics: Sequence[str] | None = None,
+    mean_over: str | None = None,
+    baseline: str | None = None,
+    directions: Mapping[str, Direction] | None = None,
+    log: bool = True,
+    base_dir: Path | None = None,
+) -> ComparisonReport:
+    """Compare the runs of the sweep ``run_id`` (default: the experiment's latest) — or of a ``lossforge
+    benchmark`` comparison, whose seed runs are read through its studies — and, with ``log``, log the tables,
+    the figure and each group's mean and CI onto its parent run.
 
+    Args:
+        run_id: the sweep's (or comparison's) parent run; ``None``: the experiment's most recent sweep.
+        tracking_uri: the MLflow store (default: ``$MLFLOW_TRACKING_URI``, else ``outputs/mlflow.db`` under
+            ``base_dir``).
+        experiment: the MLflow experiment's name.
+        metrics: the metrics to compare (default: every comparable ``test/*`` metric all runs have).
+        mean_over: group runs that differ only in this parameter (``"seed"``); a comparison's default.
+        baseline: the group the others are judged against (a loss name or a full group label; ``"none"``
+            for no verdicts); default: ``cross_entropy`` where one group trained it.
+        directions: ``{"higher"|"lower"}`` per metric whose direction lossforge does not know.
+        log: log the result onto the parent run.
+        base_dir: where a relative store is (default: the current directory).
 
-def _directions(args: argparse.Namespace) -> dict[str, Direction]:
-    higher = [m for m in args.higher_is_better.split(",") if m]
-    lower = [m for m in args.lower_is_better.split(",") if m]
-    both = sorted(set(higher) & set(lower))
-    if both:
-        raise SystemExit(f"lossforge compare: {', '.join(both)} cannot be both higher- and lower-is-better")
-    directions: dict[str, Direction] = {metric: "higher" for metric in higher}
-    directions.update({metric: "lower" for metric in lower})
-    return directions
-
-
-def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
-    directions = _directions(args)
-    if args.across:
-        return across_datasets(args, directions)
-    machine = args.format in ("csv", "json")
-    say: TextIO = sys.stderr if machine else sys.stdout  # keep stdout parseable for csv/json
-
+    Raises:
+        ComparisonError: when the comparison cannot be made as asked; the message says why.
+    """
     from mlflow import MlflowClient
 
-    client = MlflowClient(resolve_tracking_uri(args.tracking_uri, base_dir=Path.cwd()))
-    experiment = client.get_experiment_by_name(args.experiment)
-    if experiment is None:
-        raise SystemExit(f"lossforge compare: no MLflow experiment named {args.experiment!r} in {client.tracking_uri}")
-    parent = find_sweep(client, experiment.experiment_id, args.run_id or args.sweep)
-    children = _children(client, experiment.experiment_id, parent.info.run_id)
+    directions = dict(directions or {})
+    client = MlflowClient(resolve_tracking_uri(tracking_uri, base_dir=base_dir or Path.cwd()))
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise ComparisonError(f"no MLflow experiment named {experiment!r} in {client.tracking_uri}")
+    parent = find_sweep(client, found.experiment_id, run_id)
+    children = _children(client, found.experiment_id, parent.info.run_id)
     protocol_notes: list[str] = []
     failed_groups: list[dict[str, Any]] = []  # a comparison's entries whose every tuning trial failed
     protocol = parent.data.tags.get(PROTOCOL_STAGE) == "comparison"
@@ -612,102 +629,152 @@ def main(argv: Sequence[str] | None = None) -> int:
             if study.info.status == "FAILED"
         ]
         protocol_notes = [f"Failed: {row['group']} — {row['error']}" for row in failed_groups]
-        children = [run for study in children for run in _children(client, experiment.experiment_id, study.info.run_id)]
-        args.mean_over = args.mean_over or "seed"
-        args.baseline = args.baseline or parent.data.params.get("baseline")
+        children = [run for study in children for run in _children(client, found.experiment_id, study.info.run_id)]
+        mean_over = mean_over or "seed"
+        baseline = baseline or parent.data.params.get("baseline")
     rows = [Row(c.info.run_name, c.info.status, dict(c.data.params), dict(c.data.metrics)) for c in children]
     if not rows:
-        raise SystemExit(f"lossforge compare: the run {parent.info.run_id} has no child runs; is it a sweep's parent?")
-    requested = [m for m in args.metrics.split(",") if m] if args.metrics else None
-    metrics, left_out = choose_metrics(rows, requested, directions)
-    if protocol and parent.data.tags.get("lossforge.protocol.metric") in metrics:
+        raise ComparisonError(f"the run {parent.info.run_id} has no child runs; is it a sweep's parent?")
+    chosen, left_out = choose_metrics(rows, list(metrics) if metrics else None, directions)
+    if protocol and parent.data.tags.get("lossforge.protocol.metric") in chosen:
         selection = parent.data.tags["lossforge.protocol.metric"]
-        metrics = [selection, *(metric for metric in metrics if metric != selection)]  # what decided, first
-    groups = group_runs(rows, args.mean_over)
-    baseline, baseline_note = resolve_baseline(groups, args.baseline)
-    if baseline:
-        groups = sorted(groups, key=lambda group: group.label != baseline)  # the baseline first, the rest in order
+        chosen = [selection, *(metric for metric in chosen if metric != selection)]  # what decided, first
+    groups = group_runs(rows, mean_over)
+    baseline_label, baseline_note = resolve_baseline(groups, baseline)
+    if baseline_label:
+        groups = sorted(groups, key=lambda group: group.label != baseline_label)  # the baseline first
     try:
-        tables = verdict_tables(groups, metrics, baseline=baseline, directions=directions)
+        tables = verdict_tables(groups, chosen, baseline=baseline_label, directions=directions)
     except (NotComparableError, ValueError) as error:
-        raise SystemExit(f"lossforge compare: {error}") from None
-    params = [key for key in varying_params(rows) if key != args.mean_over]
+        raise ComparisonError(str(error)) from None
+    params = [key for key in varying_params(rows) if key != mean_over]
     notes = [note for note in [baseline_note] if note] + protocol_notes
     if left_out:
         notes.append("Left out: " + "; ".join(left_out) + ".")
-    if not args.mean_over and "seed" in params and len(groups) > 1:
+    if not mean_over and "seed" in params and len(groups) > 1:
         notes.append("Runs differ in seed: `--mean-over seed` merges them into groups with intervals and verdicts.")
-    document = comparison_markdown(groups, params, tables, notes=notes)
-    verdict_rows = [row for rows_of_metric in tables.values() for row in rows_of_metric]
-    overrides = parent.data.params.get("overrides", "")
-    if args.mean_over:
-        counted = f"{len(groups)} groups from {len(rows)} runs, mean over {args.mean_over}"
+    if mean_over:
+        summary = f"{len(groups)} groups from {len(rows)} runs, mean over {mean_over}"
     else:
-        counted = f"{len(rows)} runs"
-    kind = "Comparison" if protocol else "Sweep"
-    if args.format == "table":
-        print(f"{kind} {parent.info.run_id} ({overrides}): {counted}\n")
-        print(document)
-    elif args.format == "markdown":
-        print(document)
-    else:
-        print(verdicts_to_csv(verdict_rows) if args.format == "csv" else verdicts_to_json(verdict_rows, failed_groups))
-    figure = verdict_figure(tables) if tables else None
-    if figure is not None:
-        output = Path(args.output)
-        output.parent.mkdir(parents=True, exist_ok=True)
-        figure.savefig(output, dpi=120)
-        print(f"Plot: {output}", file=say)
-    if not args.no_log:
-        _log_to_parent(client, parent.info.run_id, document, verdict_rows, tables, figure, counted, failed_groups)
-        logged = f"{', '.join(ARTIFACTS)}, group metrics"
-        print(f"Logged to the {kind.lower()}'s MLflow run {parent.info.run_id}: {logged}", file=say)
-    return 0
+        summary = f"{len(rows)} runs"
+    report = ComparisonReport(
+        run_id=parent.info.run_id,
+        kind="Comparison" if protocol else "Sweep",
+        overrides=parent.data.params.get("overrides", ""),
+        summary=summary,
+        groups=tuple(groups),
+        params=tuple(params),
+        tables=tables,
+        notes=tuple(notes),
+        failed=tuple(failed_groups),
+        figure=verdict_figure(tables) if tables else None,
+        logged=log,
+    )
+    if log:
+        _log_to_parent(client, report)
+    return report
 
 
-def _log_to_parent(
-    client: Any,
-    run_id: str,
-    document: str,
-    rows: Sequence[VerdictRow],
-    tables: Mapping[str, Sequence[VerdictRow]],
-    figure: Figure | None,
-    title: str,
-    failed: Sequence[Mapping[str, Any]] = (),
-) -> None:
+def find_sweep(client: Any, experiment_id: str, sweep: str | None) -> Any:
+    """The parent run ``sweep`` (a run id), or the most recent sweep of the experiment."""
+    if sweep:
+        return client.get_run(sweep)
+    parents = client.search_runs(
+        [experiment_id],
+        filter_string="tags.`lossforge.sweep` = 'parent'",
+        order_by=["attributes.start_time DESC"],
+        max_results=1,
+    )
+    if not parents:
+        raise ComparisonError(
+            "no sweep found in this experiment. Run one first, e.g. "
+            "`python -m lossforge -m loss=l1,l2,huber dataset=regression_outliers`."
+        )
+    return parents[0]
+
+
+def _children(client: Any, experiment_id: str, run_id: str) -> list[Any]:
+    return list(
+        client.search_runs(
+            [experiment_id],
+            filter_string=f"tags.mlflow.parentRunId = '{run_id}'",
+            order_by=["attributes.start_time ASC"],
+        )
+    )
+
+
+def _log_to_parent(client: Any, report: ComparisonReport) -> None:
     """Tables, plot and ``<group>/<metric>/mean|ci_low|ci_high`` metrics onto the sweep's parent run."""
     import time
 
     from mlflow.entities import Metric
 
-    client.log_text(run_id, f"# Comparison: {title}\n\n{document}", "comparison/table.md")
-    client.log_text(run_id, verdicts_to_csv(rows), "comparison/table.csv")
-    client.log_text(run_id, verdicts_to_json(rows, failed) + "\n", "comparison/table.json")
-    if figure is not None:
-        client.log_figure(run_id, figure, "comparison/plot.png")
+    run_id = report.run_id
+    client.log_text(run_id, f"# Comparison: {report.summary}\n\n{report.to_markdown()}", "comparison/table.md")
+    client.log_text(run_id, report.to_csv(), "comparison/table.csv")
+    client.log_text(run_id, report.to_json() + "\n", "comparison/table.json")
+    if report.figure is not None:
+        client.log_figure(run_id, report.figure, "comparison/plot.png")
     now = int(time.time() * 1000)
-    metrics = [Metric(key, value, now, 0) for key, value in group_metrics(tables).items()]
+    metrics = [Metric(key, value, now, 0) for key, value in group_metrics(report.tables).items()]
     for start in range(0, len(metrics), 1000):  # MLflow takes at most 1000 metrics per batch
         client.log_batch(run_id, metrics=metrics[start : start + 1000])
 
 
-def across_datasets(args: argparse.Namespace, directions: Mapping[str, Direction]) -> int:
-    """``lossforge compare --across RUN1,RUN2,… --metrics M``: each run (a sweep or a comparison on one
-    dataset) gives each loss its mean ``M`` over seeds; the losses all runs share are ranked per dataset and
-    compared by Friedman's test with the Nemenyi critical difference (Demšar 2006), drawn as a diagram."""
+@dataclass(frozen=True)
+class AcrossReport:
+    """Losses ranked on several datasets (:func:`compare_across`): Friedman's test, the Nemenyi critical
+    difference, and its diagram."""
+
+    metric: str
+    result: Any  # lossforge.evaluation.statistics.FriedmanResult
+    datasets: tuple[str, ...]
+    left_out: tuple[str, ...]  # losses not run on every dataset
+    figure: Figure
+
+    def to_text(self) -> str:
+        """The ranks as a markdown table, the test's statistic and the critical difference."""
+        result = self.result
+        lines = [
+            f"{len(result.average_ranks)} losses on {result.n_datasets} datasets ({', '.join(self.datasets)}), "
+            f"by {self.metric}:",
+            "",
+        ]
+        ranks = [[loss, f"{rank:.2f}"] for loss, rank in result.average_ranks.items()]
+        lines += [_markdown(["loss", "average rank (1 = best)"], ranks)]
+        lines += [
+            "",
+            f"Friedman: chi2 = {result.statistic:.3f}, p = {result.p_value:.3g}. Nemenyi critical difference at "
+            f"alpha = {result.alpha:g}: {result.critical_difference:.3f} (two losses whose average ranks differ by "
+            "less are not told apart).",
+        ]
+        if self.left_out:
+            lines.append(f"Left out (not run on every dataset): {', '.join(self.left_out)}.")
+        return "\n".join(lines)
+
+
+def compare_across(
+    run_ids: Sequence[str],
+    *,
+    metric: str,
+    tracking_uri: str | None = None,
+    directions: Mapping[str, Direction] | None = None,
+    base_dir: Path | None = None,
+) -> AcrossReport:
+    """Each run of ``run_ids`` (a sweep or a comparison on one dataset) gives each loss its mean ``metric``
+    over seeds; the losses all runs share are ranked per dataset and compared by Friedman's test with the
+    Nemenyi critical difference (Demšar 2006), drawn as a diagram.
+
+    Raises:
+        ComparisonError: fewer than 2 datasets, or too few losses in common; the message says which.
+    """
     from mlflow import MlflowClient
 
     from lossforge.evaluation.statistics import critical_difference_figure, friedman_nemenyi
 
-    metrics = [m for m in (args.metrics or "").split(",") if m]
-    if len(metrics) != 1:
-        raise SystemExit(
-            "lossforge compare --across: name the one metric to rank by with --metrics, e.g. test/f1_macro"
-        )
-    metric = metrics[0]
-    client = MlflowClient(resolve_tracking_uri(args.tracking_uri, base_dir=Path.cwd()))
+    client = MlflowClient(resolve_tracking_uri(tracking_uri, base_dir=base_dir or Path.cwd()))
     scores: dict[str, dict[str, float]] = {}
-    for run_id in [run for run in args.across.split(",") if run]:
+    for run_id in run_ids:
         parent = client.get_run(run_id)
         children = _children(client, parent.info.experiment_id, run_id)
         if parent.data.tags.get(PROTOCOL_STAGE) == "comparison":
@@ -723,29 +790,9 @@ def across_datasets(args: argparse.Namespace, directions: Mapping[str, Direction
                 scores.setdefault(group.loss, {})[label] = sum(values.values()) / len(values)
     datasets = {name for values in scores.values() for name in values}
     shared = {loss: values for loss, values in scores.items() if set(values) == datasets}
-    left_out = sorted(set(scores) - set(shared))
     try:
-        result = friedman_nemenyi(shared, metric=metric, direction=directions.get(metric))
+        result = friedman_nemenyi(shared, metric=metric, direction=(directions or {}).get(metric))
     except ValueError as error:
-        raise SystemExit(f"lossforge compare --across: {error}") from None
-    lines = [f"{len(shared)} losses on {result.n_datasets} datasets ({', '.join(sorted(datasets))}), by {metric}:", ""]
-    lines += [
-        _markdown(
-            ["loss", "average rank (1 = best)"], [[loss, f"{rank:.2f}"] for loss, rank in result.average_ranks.items()]
-        )
-    ]
-    lines += [
-        "",
-        f"Friedman: chi2 = {result.statistic:.3f}, p = {result.p_value:.3g}. Nemenyi critical difference at "
-        f"alpha = {result.alpha:g}: {result.critical_difference:.3f} (two losses whose average ranks differ by less "
-        "are not told apart).",
-    ]
-    if left_out:
-        lines.append(f"Left out (not run on every dataset): {', '.join(left_out)}.")
-    print("\n".join(lines))
+        raise ComparisonError(str(error)) from None
     figure = critical_difference_figure(result, title=f"{metric}: average rank over {result.n_datasets} datasets")
-    output = Path(args.output)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(output, dpi=120)
-    print(f"Critical-difference diagram: {output}")
-    return 0
+    return AcrossReport(metric, result, tuple(sorted(datasets)), tuple(sorted(set(scores) - set(shared))), figure)

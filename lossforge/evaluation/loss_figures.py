@@ -20,13 +20,12 @@ The axis follows from the task the loss is plotted for:
 The values come from the loss module itself with ``reduction="none"`` on a batch of points along the axis,
 and the derivatives from ``torch.autograd.grad`` with respect to the axis variable, so a plugin loss is
 plotted with no plotting code of its own. :func:`probe` and :func:`loss_curves` are plain numbers;
-:func:`loss_figure` draws them (matplotlib is imported only there, headless); :func:`main` is
-``lossforge plot``.
+:func:`loss_figure` draws them (matplotlib is imported only there, headless); :func:`plot_losses` does it
+all for a command line's overrides (``lossforge plot``, :mod:`lossforge.commands.plot`, is the command).
 """
 
 from __future__ import annotations
 
-import argparse
 import copy
 import dataclasses
 import inspect
@@ -42,7 +41,7 @@ import torch
 from torch import Tensor
 
 from lossforge.contract import Task, loss_traits, prepare_loss
-from lossforge.registry import LOSSES, RegistryError, constructor_parameters
+from lossforge.registry import LOSSES, constructor_parameters
 from lossforge.tasks import spec_for
 
 if TYPE_CHECKING:
@@ -538,71 +537,39 @@ def build_for_plot(
     return loss, chosen, describe(name, parameters, defaults, always=always)
 
 
-def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
-        prog="lossforge plot",
-        description=(
-            "Plot losses and their derivatives the way the lecture draws them: against the residual "
-            "(regression), the margin y·f (binary, multilabel), p_t (multiclass) or the distance (metric)."
-        ),
-        epilog=(
-            "Examples: lossforge plot loss=l1,l2,huber | lossforge plot loss=hinge,bce,focal | "
-            "lossforge plot loss=focal loss.gamma=0,0.5,1,2,5 --task multiclass --out focal.svg"
-        ),
-    )
-    parser.add_argument("overrides", nargs="*", help="Hydra overrides; comma-separated values overlay each one")
-    parser.add_argument("--task", choices=[str(task) for task in Task], help="default: each loss's first task")
-    parser.add_argument("--out", type=Path, default=DEFAULT_OUT, help="a .png, .svg or .pdf file (%(default)s)")
-    parser.add_argument("--points", type=int, default=201, help="points along the axis (%(default)s)")
-    parser.add_argument("--range", nargs=2, type=float, metavar=("LOW", "HIGH"), help="the x-axis range")
-    return parser
+def plot_losses(
+    overrides: Sequence[str],
+    *,
+    task: str | None = None,
+    points: int = 201,
+    low: float | None = None,
+    high: float | None = None,
+) -> Figure:
+    """Each loss the Hydra ``overrides`` name — comma-separated values overlay each combination
+    (``["loss=focal", "loss.gamma=0,2"]``) — and its derivative, against its task's axis (``task``: the first
+    task the losses share, else each loss's own), as one figure.
 
-
-def main(argv: Sequence[str] | None = None) -> int:
-    """``lossforge plot [OVERRIDE …] [--task TASK] [--out FILE] [--points N] [--range LOW HIGH]``.
-
-    Exit status 0 when the figure is written, 2 for a bad command line or config, 1 for a loss that
-    cannot be probed.
+    Raises:
+        RegistryError: an unknown loss, or a parameter it does not have (with "did you mean").
+        hydra.errors.HydraException: overrides Hydra cannot compose.
+        ValueError, TypeError: a loss that cannot be probed for ``task``.
 
     Example:
-        >>> import tempfile
-        >>> with tempfile.TemporaryDirectory() as folder:
-        ...     main(["loss=l1,huber", "--points", "11", "--out", f"{folder}/loss.svg"])  # doctest: +ELLIPSIS
-        wrote ...loss.svg
-        0
+        >>> plot_losses(["loss=l1,huber"], points=11).axes[0].get_xlabel()
+        'residual r = prediction − target'
     """
-    from hydra.errors import HydraException
-
-    from lossforge.cli import check_overrides  # the training command line's own teaching errors
-
-    options = _parser().parse_args(list(argv) if argv is not None else None)
-    if options.out.suffix.lower() not in FORMATS:
-        return _error(f"--out must end in {', '.join(FORMATS)}, got {str(options.out)!r}", 2)
-    problem = check_overrides(options.overrides)
-    if problem:
-        return _error(problem, 2)
-    low, high = options.range or (None, None)
-    swept = [key.lstrip("+~").removeprefix("loss.") for key, *_ in (o.split("=", 1) for o in options.overrides)]
+    swept = [key.lstrip("+~").removeprefix("loss.") for key, *_ in (o.split("=", 1) for o in overrides)]
     curves: list[Curve] = []
-    try:
-        combinations = expand(options.overrides)
-        task = options.task or common_task([_loss_name(combination) for combination in combinations])
-        for combination in combinations:
-            name = next((o.split("=", 1)[1] for o in combination if o.split("=", 1)[0] == "loss"), None)
-            if name is not None:
-                LOSSES.info(name)
-                _check_parameters(combination, name)
-            loss, loss_task, label = build_for_plot(combination, task, always=swept)
-            curves += loss_curves(loss, loss_task, label=label, points=options.points, low=low, high=high)
-    except (HydraException, RegistryError) as error:
-        return _error(str(error), 2)
-    except (ValueError, TypeError) as error:
-        return _error(str(error), 1)
-    figure = loss_figure(curves)
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    figure.savefig(options.out)
-    print(f"wrote {options.out}")
-    return 0
+    combinations = expand(overrides)
+    task = task or common_task([_loss_name(combination) for combination in combinations])
+    for combination in combinations:
+        name = next((o.split("=", 1)[1] for o in combination if o.split("=", 1)[0] == "loss"), None)
+        if name is not None:
+            LOSSES.info(name)
+            _check_parameters(combination, name)
+        loss, loss_task, label = build_for_plot(combination, task, always=swept)
+        curves += loss_curves(loss, loss_task, label=label, points=points, low=low, high=high)
+    return loss_figure(curves)
 
 
 def _loss_name(combination: Sequence[str]) -> str:
@@ -619,8 +586,3 @@ def common_task(names: Sequence[str]) -> str | None:
     """
     declared = [loss_traits(LOSSES.load(name)).tasks for name in dict.fromkeys(names)]
     return next((str(task) for task in declared[0] if all(task in tasks for tasks in declared)), None)
-
-
-def _error(message: str, status: int) -> int:
-    print(f"lossforge plot: error: {message}", file=sys.stderr)
-    return status

@@ -13,6 +13,7 @@ import torch
 from torch import Tensor, nn
 
 from lossforge.contract import Task
+from lossforge.contract import shape as shape  # re-exported: every loss module formats shapes from here
 
 Reduction = Literal["mean", "sum", "none"]
 REDUCTIONS = ("mean", "sum", "none")
@@ -67,11 +68,6 @@ def input_error(loss_name: str, expected: str, got: str) -> LossInputError:
     'l1: expected prediction and target of the same shape, got (4,) and (4, 2)'
     """
     return LossInputError(f"{loss_name}: expected {expected}, got {got}")
-
-
-def shape(tensor: Tensor) -> str:
-    """Format a tensor's shape the way error messages print it: ``(8, 5)``."""
-    return "(" + ", ".join(str(d) for d in tensor.shape) + ("," if tensor.dim() == 1 else "") + ")"
 
 
 class Loss(nn.Module):

@@ -159,8 +159,11 @@ def cross_batch_loss(
     memory_labels: Tensor,
     *,
     max_triplets: int | None = None,
+    tuple_kind: str | None = None,
 ) -> Tensor:
     """``loss`` of the batch's anchors mined against the batch and the (detached) memory; see the module.
+    ``tuple_kind``: the loss's (``"pair"`` or ``"triplet"``), as the run read it when it was built; read from
+    ``loss`` when not given.
 
     Args:
         loss: a pair or triplet loss (``tuple_kind`` set), called ``loss(embeddings, labels, indices)``.
@@ -184,7 +187,7 @@ def cross_batch_loss(
         >>> cross_batch_loss(ContrastiveLoss(margin=1.0), None, batch, labels, memory, memory_labels)
         tensor(0.0625)
     """
-    tuple_kind = loss_traits(loss).tuple_kind
+    tuple_kind = tuple_kind or loss_traits(loss).tuple_kind
     if tuple_kind is None:
         raise ValueError(
             f"cross-batch memory passes index tuples to the loss, but {type(loss).__name__} takes no pairs or "
@@ -212,6 +215,8 @@ class CrossBatchMemory(nn.Module):
         embedding_dim: the width :math:`D` of an embedding.
         start_after_steps: training steps that use the batch alone.
         max_triplets: without a miner, a triplet loss sees at most this many triplets per step.
+        tuple_kind: the loss's tuple kind, as the run read it when it built the loss (``None``: read from
+            the loss at each step).
 
     Example:
         >>> memory = CrossBatchMemory(size=3, embedding_dim=1)
@@ -227,7 +232,13 @@ class CrossBatchMemory(nn.Module):
     labels: Tensor
 
     def __init__(
-        self, *, size: int, embedding_dim: int, start_after_steps: int = 0, max_triplets: int | None = 100_000
+        self,
+        *,
+        size: int,
+        embedding_dim: int,
+        start_after_steps: int = 0,
+        max_triplets: int | None = 100_000,
+        tuple_kind: str | None = None,
     ) -> None:
         super().__init__()
         for name, value, least in (("size", size, 1), ("embedding_dim", embedding_dim, 1)):
@@ -238,6 +249,7 @@ class CrossBatchMemory(nn.Module):
         if max_triplets is not None and not (isinstance(max_triplets, int) and max_triplets >= 1):
             raise ValueError(f"memory=xbm: expected `max_triplets` >= 1 or null, got {max_triplets!r}")
         self.size, self.start_after_steps, self.max_triplets = size, start_after_steps, max_triplets
+        self.tuple_kind = tuple_kind  # the loss's, read once when the run was built (None: read at each step)
         self.register_buffer("embeddings", torch.zeros(size, embedding_dim))  # (size, D)
         self.register_buffer("labels", torch.zeros(size, dtype=torch.long))  # (size,)
         # Python ints, saved through get_extra_state: reading them never waits for the GPU.
@@ -273,7 +285,14 @@ class CrossBatchMemory(nn.Module):
         else:
             memory_embeddings, memory_labels = self.contents()
         value = cross_batch_loss(
-            loss, miner, embeddings, labels, memory_embeddings, memory_labels, max_triplets=self.max_triplets
+            loss,
+            miner,
+            embeddings,
+            labels,
+            memory_embeddings,
+            memory_labels,
+            max_triplets=self.max_triplets,
+            tuple_kind=self.tuple_kind,
         )
         self.enqueue(embeddings, labels)
         self.steps += 1

@@ -12,7 +12,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
-from lossforge.losses.base import shape
+from lossforge.contract import shape
 
 EXPECTED_INPUTS = "embeddings (N, D) of a floating dtype and integer labels (N,)"
 

@@ -16,7 +16,6 @@ reused, a study killed midway continues with the trials it had.
 
 from __future__ import annotations
 
-import contextlib
 import copy
 import csv
 import hashlib
@@ -33,10 +32,10 @@ from typing import Any
 from mlflow import MlflowClient
 from omegaconf import DictConfig, OmegaConf
 
-from lossforge import list_losses
+from lossforge.components import list_losses
 from lossforge.contract import Task, loss_traits, training_task
 from lossforge.data import build_dataset
-from lossforge.evaluation import compare
+from lossforge.evaluation.compare import compare
 from lossforge.evaluation.statistics import VerdictRow, is_comparable, verdict_table
 from lossforge.hydra_options import compose
 from lossforge.protocol.plan import BUDGETS, Budget, Entry
@@ -438,9 +437,8 @@ def failed_rows(outcomes: Sequence[Outcome], *, metric: str) -> list[dict[str, A
 
 def _log_verdict(run_id: str, tracking_uri: str, experiment: str, base_dir: Path) -> str:
     """Log the verdict tables, the plot and each entry's mean and CI on the comparison run — through
-    ``lossforge compare``, so that the command rebuilds exactly this from the store — and return its report."""
-    arguments = [run_id, "--tracking-uri", tracking_uri, "--experiment", experiment]
-    plot = base_dir / "outputs" / "benchmark" / f"{run_id}.png"
-    with contextlib.redirect_stdout(io.StringIO()) as printed:
-        compare.main([*arguments, "--output", str(plot)])
-    return printed.getvalue()
+    :func:`~lossforge.evaluation.compare.compare`, as ``lossforge compare`` does, so that the command
+    rebuilds exactly this from the store — and return the report as the command prints it."""
+    report = compare(run_id, tracking_uri=tracking_uri, experiment=experiment, base_dir=base_dir)
+    plot = report.save_figure(base_dir / "outputs" / "benchmark" / f"{run_id}.png")
+    return report.to_text() + "\n" + "".join(f"{line}\n" for line in report.footer(plot))

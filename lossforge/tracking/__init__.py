@@ -10,14 +10,15 @@ parent run with each job as its child.
 
 - ``store``: the tracking URI, artifact location, experiments, and failing fast when a server is down.
 - ``runs``: one run — params, metrics, tags, artifacts, and its final status.
-- ``sweep``: the parent run of a multirun, and each job's place in it (``SweepJob``).
+- ``sweep_record``: the file naming a multirun's parent run, and each job's place in it (``SweepJob``).
+  What a sweep *does* (its parent run's life, failures, resume) is ``lossforge.sweeps``.
 - ``secrets``: credentials kept out of everything recorded.
 - ``artifacts``: a finished run's config, plots and Hydra record.
 - ``callback``: the Lightning callback that logs every epoch's metrics.
 
 Importing this package does not import Lightning or torch (seconds of start-up): ``lossforge compare`` and
-the sweep callback in the launcher process need neither. So ``callback``, which imports Lightning, is
-imported by its own name and not re-exported here.
+the sweep callback (``lossforge.sweeps``) in the launcher process need neither. So ``callback``, which
+imports Lightning, is imported by its own name and not re-exported here.
 """
 
 from lossforge.tracking.runs import (
@@ -39,13 +40,12 @@ from lossforge.tracking.store import (
     get_or_create_experiment,
     resolve_tracking_uri,
 )
-from lossforge.tracking.sweep import SWEEP_RECORD, MlflowSweepCallback, SweepJob, sweep_job
+from lossforge.tracking.sweep_record import SWEEP_RECORD, SweepJob, sweep_job
 
 __all__ = [
     "DEFAULT_ARTIFACTS",
     "DEFAULT_STORE",
     "SWEEP_RECORD",
-    "MlflowSweepCallback",
     "RunHandle",
     "SweepJob",
     "TrackingUnavailableError",

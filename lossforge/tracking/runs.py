@@ -19,7 +19,7 @@ from lossforge.tracking.secrets import scrub_secrets
 from lossforge.tracking.store import get_or_create_experiment
 
 if TYPE_CHECKING:
-    from lossforge.tracking.sweep import SweepJob
+    from lossforge.tracking.sweep_record import SweepJob
 
 #: How a run ended, one machine-readable word (``docs/decisions.md`` §2), read by ``compare``, the protocol's
 #: verdict and resume. The free-text reason stays in ``ERROR_TAG``.

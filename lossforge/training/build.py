@@ -16,8 +16,16 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import nn
 
-from lossforge import list_losses, list_miners
-from lossforge.contract import Task, loss_traits, miner_traits, prepare_loss, trainable_tasks, training_task
+from lossforge.components import list_losses, list_miners
+from lossforge.contract import (
+    LossTraits,
+    Task,
+    loss_traits,
+    miner_traits,
+    prepare_loss,
+    trainable_tasks,
+    training_task,
+)
 from lossforge.data import DataSplits, build_dataset
 from lossforge.mining.memory import MEMORIES, CrossBatchMemory
 from lossforge.mining.miners import PairsFromTriplets
@@ -92,7 +100,7 @@ def build(cfg: DictConfig) -> Built:
             f"is a {task} loss. Drop the miner (miner=null) or pick a metric loss: "
             f"{', '.join(list_losses(task=Task.METRIC)) or 'none'}."
         )
-    miner = build_miner(cfg, loss) if cfg.get("miner") is not None else None
+    miner = build_miner(cfg, loss, traits=traits) if cfg.get("miner") is not None else None
 
     model_name = model_for_task(cfg.model.name, embedding=spec.embedding)
     model = build_model(model_name, input_dim=data.input_dim, output_dim=data.num_outputs, **params(cfg.model))
@@ -109,7 +117,7 @@ def build(cfg: DictConfig) -> Built:
     # classes and the width of the model's output, and draws them from the run's seeded generator.
     embedding_dim = output_width(model, data.input_dim) if spec.embedding else None
     prepare_loss(loss, targets=data.train.targets, num_classes=data.num_outputs, embedding_dim=embedding_dim)
-    memory = build_memory(cfg, loss, embedding_dim) if cfg.get("memory") is not None else None
+    memory = build_memory(cfg, loss, embedding_dim, traits=traits) if cfg.get("memory") is not None else None
 
     module = LossTask(
         model=model,
@@ -117,6 +125,7 @@ def build(cfg: DictConfig) -> Built:
         miner=miner,
         memory=memory,
         task=task,
+        traits=traits,  # read once, above: the module and the memory use these, never the loss again
         num_outputs=data.num_outputs,
         class_names=data.class_names,
         optimizer=OptimizerConfig(name=cfg.optimizer.name, **params(cfg.optimizer)),  # params() drops the name
@@ -161,14 +170,18 @@ def losses_that_fit(dataset_task: str) -> list[str]:
     return sorted({name for task in trainable_tasks(dataset_task) for name in list_losses(task=task)})
 
 
-def build_memory(cfg: DictConfig, loss: Any, embedding_dim: int | None) -> CrossBatchMemory:
+def build_memory(
+    cfg: DictConfig, loss: Any, embedding_dim: int | None, *, traits: LossTraits | None = None
+) -> CrossBatchMemory:
     """The configured cross-batch memory (``memory=xbm``) for embeddings of ``embedding_dim`` (``None``: the
     model is no embedding model). Fails unless the loss is a metric loss that takes pairs or triplets: the
-    memory reaches the loss only through index tuples."""
+    memory reaches the loss only through index tuples. ``traits``: the loss's, as :func:`build` read them
+    (read from the loss when not given)."""
+    traits = traits or loss_traits(loss)
     name = cfg.memory.get("name")
     if name not in MEMORIES:
         raise ConfigError(f"Unknown memory {name!r}; expected one of {', '.join(MEMORIES)} (or memory=null).")
-    if embedding_dim is None or loss_traits(loss).tuple_kind is None:
+    if embedding_dim is None or traits.tuple_kind is None:
         what = "is not a metric loss" if embedding_dim is None else "takes no pairs or triplets (tuple_kind=None)"
         fitting = [n for n in list_losses(task=Task.METRIC) if loss_traits(LOSSES.load(n)).tuple_kind is not None]
         raise ConfigError(
@@ -176,18 +189,18 @@ def build_memory(cfg: DictConfig, loss: Any, embedding_dim: int | None) -> Cross
             f"or triplets, but loss {cfg.loss.name!r} {what}. Drop the memory (memory=null) or pick a loss "
             f"that takes pairs or triplets: {', '.join(fitting) or 'none'}."
         )
-    memory = CrossBatchMemory(**params(cfg.memory), embedding_dim=embedding_dim)
+    memory = CrossBatchMemory(**params(cfg.memory), embedding_dim=embedding_dim, tuple_kind=traits.tuple_kind)
     log.info("memory   %r", memory)
     return memory
 
 
-def build_miner(cfg: DictConfig, loss: Any) -> Any:
+def build_miner(cfg: DictConfig, loss: Any, *, traits: LossTraits | None = None) -> Any:
     """The configured miner; a ``margin`` or ``distance`` left ``None`` is the loss's, so a loss and its
     miner share one unless told otherwise. A triplet miner for a pair loss gives the pairs of its triplets
     (``PairsFromTriplets``; it keeps its own margin, a triplet margin being no contrastive margin). Fails if
     the loss takes triplets and the miner mines pairs."""
     miner_params = params(cfg.miner)
-    traits = loss_traits(loss)
+    traits = traits or loss_traits(loss)
     mined = miner_traits(MINERS.load(cfg.miner.name)).tuple_kind
     wanted = traits.tuple_kind
     converts = wanted == "pair" and mined == "triplet"

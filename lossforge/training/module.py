@@ -26,7 +26,15 @@ import torch
 import torchmetrics
 from torch import Tensor, nn
 
-from lossforge.contract import LossPlugin, MinerPlugin, loss_parameters, loss_traits, set_scan_targets, tuple_counts
+from lossforge.contract import (
+    LossPlugin,
+    LossTraits,
+    MinerPlugin,
+    loss_parameters,
+    loss_traits,
+    set_scan_targets,
+    tuple_counts,
+)
 from lossforge.distributed import global_batch
 from lossforge.mining.memory import CrossBatchMemory
 from lossforge.tasks import spec_for
@@ -66,11 +74,12 @@ class LossTask(L.LightningModule):
         memory: CrossBatchMemory | None = None,
         optimizer: OptimizerConfig | None = None,
         scan_targets: bool = False,
+        traits: LossTraits | None = None,
     ) -> None:
         super().__init__()
         self.model, self.loss, self.miner, self.memory = model, loss, miner, memory
         self.spec = spec_for(task)
-        self.traits = loss_traits(loss)
+        self.traits = traits or loss_traits(loss)  # what the run read when it built the loss, or read here
         set_scan_targets(loss, scan_targets)
         self.num_outputs, self.class_names = num_outputs, class_names
         self.optimizer_config = optimizer or OptimizerConfig()

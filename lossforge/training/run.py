@@ -23,8 +23,8 @@ from lightning.pytorch.utilities.exceptions import SIGTERMException
 from omegaconf import DictConfig, OmegaConf
 from torch.utils.data import DataLoader
 
-import lossforge
 from lossforge import distributed
+from lossforge._version import __version__
 from lossforge.data.loaders import make_loader, train_sampler
 from lossforge.registry import LOSSES, MINERS
 from lossforge.tasks import spec_for
@@ -77,7 +77,7 @@ def provenance_tags(cfg: DictConfig, task: str) -> dict[str, str]:
         "dataset": cfg.dataset.name,
         "task": task,
         "model": cfg.model.name,
-        "lossforge.version": lossforge.__version__,
+        "lossforge.version": __version__,
     }
     if cfg.get("miner") is not None:
         miner = MINERS.info(cfg.miner.name)
@@ -400,7 +400,7 @@ def train_replica(
     and trained the same way, recording nothing."""
     from lossforge.training import ignore_known_warnings
 
-    ignore_known_warnings()  # as quiet as rank 0 (lossforge.cli)
+    ignore_known_warnings()  # as quiet as rank 0 (lossforge.commands.app)
     logging.getLogger("lightning.fabric").setLevel(logging.WARNING)
     cfg = OmegaConf.create(config)
     processes = dataclasses.replace(processes, rank=rank)

@@ -14,8 +14,8 @@ from pathlib import Path
 import pytest
 from helpers import MlflowServer, serve
 
+from lossforge.commands.ui import TRAINING_VIEW
 from lossforge.tracking import dashboard_command, default_artifact_location, mlflow_run, resolve_tracking_uri
-from lossforge.tracking.ui import TRAINING_VIEW
 
 CHROMIUM = shutil.which("chromium")
 RUN_NAMES = ("dashboard-focal-gamma2", "dashboard-cross-entropy")
@@ -120,7 +120,7 @@ def rendered_text(server: MlflowServer, page: str, tmp_path: Path, expected: tup
 def test_a_run_page_shows_its_dataset_and_plots_and_a_sweep_its_comparison(tmp_path: Path) -> None:
     from helpers import QUICK_RUN, compose_config, default_store_runs
 
-    from lossforge.evaluation import compare
+    from lossforge.commands import compare
     from lossforge.training.run import train
 
     train(compose_config(*QUICK_RUN), base_dir=tmp_path)

@@ -18,8 +18,8 @@ from hydra.errors import ConfigCompositionException
 from mlflow import MlflowClient
 
 from lossforge import build_loss
-from lossforge.cli import check_overrides
 from lossforge.data.base import validate_features, validate_targets
+from lossforge.overrides import check_overrides
 from lossforge.training.run import train
 
 

@@ -9,7 +9,9 @@ import pytest
 from helpers import GOOD_LOSS, Site, refresh_registries
 from hydra.core.global_hydra import GlobalHydra
 
-from lossforge.cli import check_overrides, list_components, run_app
+from lossforge.commands.app import run_app
+from lossforge.commands.list import main as list_components
+from lossforge.overrides import check_overrides
 
 # -- loss.<param> / miner.<param> ----------------------------------------------------------------------------
 

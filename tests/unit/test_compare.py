@@ -16,6 +16,7 @@ from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
+from lossforge.commands import compare as compare_command
 from lossforge.evaluation import compare
 from lossforge.evaluation.statistics import BETTER, NO_DIFFERENCE, too_few_runs, verdict_table
 
@@ -60,7 +61,7 @@ class Store:
 
     def compare(self, capsys: pytest.CaptureFixture[str], *args: str) -> str:
         plot = [] if "--output" in args else ["--output", str(self.root / "compare.png")]  # never the checkout's
-        assert compare.main([*args, "--tracking-uri", self.uri, *plot]) == 0
+        assert compare_command.main([*args, "--tracking-uri", self.uri, *plot]) == 0
         return capsys.readouterr().out
 
 
@@ -200,14 +201,16 @@ def test_a_baseline_by_loss_name_or_full_label_and_an_unknown_one(
     runs += [{"params": {**run["params"], "optimizer.lr": "0.01"}, "metrics": run["metrics"]} for run in runs[:2]]  # type: ignore[dict-item]
     parent = store.sweep(runs)
     with pytest.raises(SystemExit, match=r"--baseline cross_entropy matches 2 groups"):
-        compare.main([parent, "--tracking-uri", store.uri, "--mean-over", "seed", "--baseline", "cross_entropy"])
+        compare_command.main(
+            [parent, "--tracking-uri", store.uri, "--mean-over", "seed", "--baseline", "cross_entropy"]
+        )
     out = store.compare(
         capsys, parent, "--mean-over", "seed", "--baseline", "cross_entropy (optimizer.lr=0.01)", "--no-log"
     )
     assert "— against cross_entropy (optimizer.lr=0.01)" in out
     assert "against hinge" in store.compare(capsys, parent, "--mean-over", "seed", "--baseline", "hinge", "--no-log")
     with pytest.raises(SystemExit, match="Did you mean 'hinge'"):
-        compare.main([parent, "--tracking-uri", store.uri, "--mean-over", "seed", "--baseline", "hinje"])
+        compare_command.main([parent, "--tracking-uri", store.uri, "--mean-over", "seed", "--baseline", "hinje"])
     out = store.compare(capsys, parent, "--mean-over", "seed", "--baseline", "none", "--no-log")
     assert "against" not in out and "verdict" not in out
 
@@ -221,11 +224,11 @@ def test_the_loss_is_refused_and_an_unknown_metric_needs_a_direction(
     parent = store.sweep(runs)
     base = [parent, "--tracking-uri", store.uri, "--mean-over", "seed", "--no-log"]
     with pytest.raises(SystemExit, match="'test/loss' cannot be compared across rows"):
-        compare.main([*base, "--metrics", "test/loss"])
+        compare_command.main([*base, "--metrics", "test/loss"])
     with pytest.raises(SystemExit, match="--higher-is-better test/brier"):
-        compare.main([*base, "--metrics", "test/brier"])
+        compare_command.main([*base, "--metrics", "test/brier"])
     with pytest.raises(SystemExit, match="Did you mean 'test/accuracy'"):
-        compare.main([*base, "--metrics", "test/acuracy"])
+        compare_command.main([*base, "--metrics", "test/acuracy"])
     assert "test/brier (direction unknown" in store.compare(capsys, *base[:1], *base[3:])
     out = store.compare(capsys, *base[:1], *base[3:], "--lower-is-better", "test/brier")
     assert "test/brier ↓" in out
@@ -312,6 +315,31 @@ def test_across_datasets_ranks_the_losses_and_draws_the_critical_difference(
     assert "Left out (not run on every dataset): only_here." in out
     assert (tmp_path / "cd.png").stat().st_size > 0
     with pytest.raises(SystemExit, match="name the one metric to rank by"):
-        compare.main(["--across", sweeps[0], "--tracking-uri", store.uri])
+        compare_command.main(["--across", sweeps[0], "--tracking-uri", store.uri])
     with pytest.raises(SystemExit, match="at least 2 datasets"):
-        compare.main(["--across", sweeps[0], "--metrics", "test/accuracy", "--tracking-uri", store.uri])
+        compare_command.main(["--across", sweeps[0], "--metrics", "test/accuracy", "--tracking-uri", store.uri])
+
+
+def test_the_library_returns_a_report_whose_renderers_are_what_the_command_prints(
+    store: Store, capsys: pytest.CaptureFixture[str], tmp_path: Path
+) -> None:
+    """``compare(...)`` is what ``lossforge compare``, a sweep's end and ``lossforge benchmark`` call: it returns
+    the groups, a verdict table per metric and the figure, and raises ``ComparisonError`` (no exit) when it
+    cannot compare."""
+    parent = store.sweep(classification_runs())
+    report = compare.compare(parent, tracking_uri=store.uri, mean_over="seed", log=False)
+    assert isinstance(report, compare.ComparisonReport) and report.run_id == parent and not report.logged
+    assert [group.label for group in report.groups] == ["cross_entropy", "focal", "hinge"]
+    verdicts = {row.group: row.verdict for row in report.tables["test/accuracy"]}
+    assert verdicts["focal"] == BETTER and verdicts["hinge"] == NO_DIFFERENCE
+    assert isinstance(report.figure, Figure) and report.save_figure(tmp_path / "r.png") == tmp_path / "r.png"
+    assert report.footer(None) == []  # nothing logged, no plot written: nothing to say
+    printed = store.compare(capsys, parent, "--mean-over", "seed", "--no-log")
+    assert printed.startswith(report.to_text() + "\n")
+    assert json.loads(report.render("json")) == json.loads(report.to_json())
+    assert report.to_csv().splitlines()[0].startswith("group,metric,")
+    assert not store.client.list_artifacts(parent)  # log=False left the parent run alone
+    with pytest.raises(compare.ComparisonError, match="Did you mean 'hinge'"):
+        compare.compare(parent, tracking_uri=store.uri, mean_over="seed", baseline="hinje", log=False)
+    with pytest.raises(ValueError, match="Expected `format`"):
+        report.render("yaml")

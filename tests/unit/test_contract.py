@@ -328,7 +328,7 @@ def test_the_training_path_is_checked_too() -> None:
 
 
 def test_lossforge_check_gives_a_verdict_per_component(capsys: pytest.CaptureFixture[str]) -> None:
-    from lossforge.cli import check_components
+    from lossforge.commands.check import main as check_components
     from lossforge.registry import LOSSES
 
     assert check_components(["lossforge-extras"]) == 0

@@ -10,7 +10,8 @@ import pytest
 import torch
 from torch import Tensor, nn
 
-from lossforge.evaluation.loss_figures import loss_curves, loss_figure, main, probe, trained_loss_figure
+from lossforge.commands.plot import main
+from lossforge.evaluation.loss_figures import loss_curves, loss_figure, probe, trained_loss_figure
 from lossforge.losses.classification import CrossEntropyLoss, FocalLoss, HingeLoss
 from lossforge.losses.metric import ContrastiveLoss, TripletLoss
 from lossforge.losses.regression import HuberLoss, L1Loss, L2Loss

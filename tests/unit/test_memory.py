@@ -260,3 +260,28 @@ def test_a_run_with_xbm_and_m_per_class_trains_and_checkpoints_the_memory(tmp_pa
     resumed.load_state_dict(checkpoint["state_dict"])
     assert resumed.memory is not None and resumed.memory.steps == memory.steps
     assert torch.equal(resumed.memory.contents()[0], memory.contents()[0])
+
+
+def test_the_loss_traits_are_read_once_when_the_run_is_built_not_at_each_step(monkeypatch: pytest.MonkeyPatch) -> None:
+    """What the loss declares travels with the built objects (the module's ``traits``, the memory's
+    ``tuple_kind``): building reads it once, and training steps — with a cross-batch memory, which needs the
+    tuple kind at every step — never read it again."""
+    import lossforge.mining.memory as memory_module
+    import lossforge.training.build as build_module
+    import lossforge.training.module as module_module
+
+    reads: list[object] = []
+
+    def counting(loss: object) -> object:
+        reads.append(loss)
+        return loss_traits(loss)
+
+    for module in (build_module, module_module, memory_module):
+        monkeypatch.setattr(module, "loss_traits", counting)
+    cfg = compose_config("loss=triplet", "miner=all_triplets", "memory=xbm", "model=embedding_mlp", "model.hidden=[8]")
+    built = build(cfg)
+    assert len(reads) == 1 and built.module.traits.tuple_kind == "triplet" == built.module.memory.tuple_kind
+    features, labels = built.data.train.features[:16], built.data.train.targets[:16]
+    for step in range(3):
+        built.module.training_step((features, labels), step)
+    assert len(reads) == 1

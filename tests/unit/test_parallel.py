@@ -1,4 +1,4 @@
-"""The parallel launcher's parts (``lossforge.parallel``): how many workers and threads, the fork server's
+"""The parallel launcher's parts (``lossforge.sweeps.parallel``): how many workers and threads, the fork server's
 life, and what it preloads. Whole sweeps through it run in ``tests/e2e/test_sweeps.py`` and
 ``tests/e2e/test_sweep_resume.py``."""
 
@@ -11,9 +11,9 @@ from multiprocessing import forkserver
 
 import pytest
 
-from lossforge.cli import _parallel_sweep
-from lossforge.parallel import PRELOAD, start_fork_server, stop_fork_server, threads_per_job, worker_count
-from lossforge.parallel_preload import _MODULES
+from lossforge.commands.app import _parallel_sweep
+from lossforge.sweeps.parallel import PRELOAD, start_fork_server, stop_fork_server, threads_per_job, worker_count
+from lossforge.sweeps.parallel_preload import _MODULES
 
 
 @pytest.mark.parametrize(
@@ -62,9 +62,9 @@ def test_the_fork_server_starts_early_only_for_a_parallel_sweep(arguments: list[
 
 
 def test_what_the_fork_server_preloads_exists() -> None:
-    assert PRELOAD == ("lossforge.parallel_preload",)
+    assert PRELOAD == ("lossforge.sweeps.parallel_preload",)
     missing = [module for module in _MODULES if importlib.util.find_spec(module) is None]
-    assert not missing, f"lossforge.parallel_preload names modules that do not exist: {missing}"
+    assert not missing, f"lossforge.sweeps.parallel_preload names modules that do not exist: {missing}"
 
 
 def test_the_fork_server_is_stopped_at_once_and_can_start_again() -> None:
@@ -93,7 +93,7 @@ def test_a_launcher_that_died_is_not_alive_even_before_it_is_reaped() -> None:
     import subprocess
     import sys
 
-    from lossforge.parallel import _alive
+    from lossforge.sweeps.parallel import _alive
 
     assert _alive(os.getpid())
     child = subprocess.Popen([sys.executable, "-c", "pass"])

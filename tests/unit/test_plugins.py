@@ -28,7 +28,7 @@ from hydra.errors import ConfigCompositionException
 
 import lossforge
 from hydra_plugins.lossforge_searchpath.lossforge_searchpath import LossforgeSearchPathPlugin, plugin_config_options
-from lossforge.cli import list_components
+from lossforge.commands.list import main as list_components
 from lossforge.registry import LOSSES, MINERS, RegistryError
 
 BROKEN_COMPONENTS = """

@@ -12,7 +12,7 @@ import torch
 from helpers import EXTRAS, Site, needs_extras, own_loss_names, own_miner_names
 from torch import Tensor, nn
 
-from lossforge.cli import list_components
+from lossforge.commands.list import main as list_components
 from lossforge.contract import (
     Categorical,
     ContractError,

@@ -1,4 +1,4 @@
-"""A multirun's parent run, each job's place in it, failed jobs and resume (``lossforge.tracking.sweep``), and
+"""A multirun's parent run, each job's place in it, failed jobs and resume (``lossforge.sweeps.multirun``), and
 the config hash resume matches jobs by (``lossforge.tracking.config_hash``) — against a SQLite store and a
 Hydra config built by hand: no Hydra run, no subprocess."""
 
@@ -26,10 +26,9 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
-from lossforge.tracking import SWEEP_RECORD, MlflowSweepCallback, SweepJob, mlflow_run, run_context_tags, sweep_job
-from lossforge.tracking import sweep as sweep_module
-from lossforge.tracking.config_hash import EXCLUDED, canonical_json, config_hash
-from lossforge.tracking.sweep import (
+from lossforge.sweeps import MlflowSweepCallback
+from lossforge.sweeps import multirun as sweep_module
+from lossforge.sweeps.multirun import (
     CANCELLED,
     CONFIG_HASH_TAG,
     ERROR_TAG,
@@ -44,6 +43,8 @@ from lossforge.tracking.sweep import (
     split_for_resume,
     sweep_hash,
 )
+from lossforge.tracking import SWEEP_RECORD, SweepJob, mlflow_run, run_context_tags, sweep_job
+from lossforge.tracking.config_hash import EXCLUDED, canonical_json, config_hash
 
 SWEEP_DIR = "outputs/multirun/2025-01-01/12-00-00"  # relative, as conf/config.yaml sets it
 
@@ -359,6 +360,7 @@ def test_resume_skips_a_finished_job_without_training_and_reruns_a_failed_one(
     superseded = client.get_run(dead)
     assert superseded.info.status == "KILLED" and superseded.info.lifecycle_stage == "deleted"
     assert "rerun by sweep.resume as job 0" in superseded.data.tags[SUPERSEDED_TAG]
+    assert superseded.data.tags["lossforge.outcome"] == "superseded"  # docs/decisions.md §2
 
 
 # -- a job cancelled by SIGTERM (scancel) ---------------------------------------------------------------------

@@ -7,8 +7,8 @@ from pathlib import Path
 import pytest
 from mlflow import MlflowClient
 
+from lossforge.commands.ui import TRAINING_VIEW, main, newest_page
 from lossforge.tracking.store import dashboard_command
-from lossforge.tracking.ui import TRAINING_VIEW, main, newest_page
 
 
 def test_it_opens_the_newest_sweep_or_comparison(default_store: str) -> None:

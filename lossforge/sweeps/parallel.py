@@ -6,13 +6,13 @@ exit; for a sweep of short jobs those fixed seconds ate the whole gain of runnin
 (``benchmarks/README.md``, section 6). Here:
 
 1. One *fork server* starts on the command's first line when it asks for a parallel sweep
-   (``lossforge.cli``; when a config file chooses this launcher, as the sweep starts) and imports what a
+   (``lossforge.commands.app``; when a config file chooses this launcher, as the sweep starts) and imports what a
    job needs (``PRELOAD``) on its own core, while this process composes the config and creates the MLflow
    store and the sweep's parent run.
 2. Each worker is a fork of that server (``multiprocessing``'s ``forkserver`` start method): it starts with
    everything imported, and ends with ``os._exit`` — no interpreter teardown.
 3. Each job runs as under Hydra's other launchers: the sweep config for its overrides, its ``hydra.job``
-   id and number, ``run_job``. A job's failure is its own (``lossforge.tracking.sweep`` records it);
+   id and number, ``run_job``. A job's failure is its own (``lossforge.sweeps.multirun`` records it);
    a worker that *dies* (killed, out of memory) ends the sweep with an error that says so; Ctrl-C ends
    the running jobs (their runs KILLED), and it and ``sweep.fail_fast=true`` start no queued job.
 
@@ -57,7 +57,7 @@ WORKER_DIED = (
 
 #: What the fork server imports once, so that no worker has to: the training stack (torch, Lightning,
 #: MLflow, lossforge), matplotlib, and what a job would otherwise import or scan in its first run.
-PRELOAD = ("lossforge.parallel_preload",)
+PRELOAD = ("lossforge.sweeps.parallel_preload",)
 
 
 def usable_cores() -> int:
@@ -194,7 +194,7 @@ def _end_with_the_launcher(launcher_pid: int, poll_s: float = 0.5, grace_s: floa
     """In a worker: once the launcher is gone — killed or terminated, without the chance to shut its pool
     down — end this worker too, instead of leaving it waiting forever for a next job with torch and Lightning
     in memory (the fork server cannot tell: each worker holds its "alive" pipe open). A running job is first
-    sent SIGTERM, so that its run ends KILLED as when SLURM cancels it (``lossforge.tracking.sweep``), and
+    sent SIGTERM, so that its run ends KILLED as when SLURM cancels it (``lossforge.sweeps.multirun``), and
     given ``grace_s`` to record that."""
     while _alive(launcher_pid):
         time.sleep(poll_s)

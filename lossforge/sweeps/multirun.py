@@ -1,5 +1,5 @@
-"""Sweeps: one parent MLflow run per Hydra multirun, each job's place in it (``SweepJob``), and how a sweep
-survives a failing job and resumes.
+"""A Hydra multirun as one parent MLflow run with each job its child: the parent run's life, and how a sweep
+survives a failing job and resumes (each job's place in it, ``SweepJob``, is ``lossforge.tracking.sweep_record``).
 
 The parent run's id reaches the jobs as a file in the sweep directory (``SWEEP_RECORD``), written before any
 job starts: the basic launcher's jobs in this process, the parallel launcher's workers and submitit/SLURM jobs on
@@ -36,7 +36,6 @@ from __future__ import annotations
 import atexit
 import contextlib
 import hashlib
-import io
 import json
 import logging
 import os
@@ -51,7 +50,6 @@ from types import FrameType
 from typing import Any
 
 from hydra.experimental.callback import Callback
-from hydra.types import RunMode
 from mlflow import MlflowClient
 from mlflow.entities import Param, Run, RunTag
 from mlflow.exceptions import MlflowException
@@ -59,14 +57,15 @@ from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 from omegaconf import DictConfig, OmegaConf
 
 from lossforge.tracking.config_hash import EXCLUDED, config_hash
-from lossforge.tracking.runs import params_for_mlflow, run_context_tags
+from lossforge.tracking.runs import OUTCOME_TAG, Outcome, params_for_mlflow, run_context_tags
 from lossforge.tracking.secrets import redact_uri, scrub_secrets
 from lossforge.tracking.store import default_artifact_location, get_or_create_experiment, resolve_tracking_uri
+from lossforge.tracking.sweep_record import SweepJob
+from lossforge.tracking.sweep_record import record_path as _record_path
+from lossforge.tracking.sweep_record import write_record as _write_record
 
 log = logging.getLogger("lossforge")
 
-#: The file in the sweep directory that names the sweep's parent run: ``{"parent_run_id", "tracking_uri"}``.
-SWEEP_RECORD = "lossforge_sweep.json"
 #: Tags: a child's config hash, a parent's sweep hash, the error of a failed run, a superseded earlier attempt.
 CONFIG_HASH_TAG = "lossforge.config_hash"
 SWEEP_HASH_TAG = "lossforge.sweep_hash"
@@ -123,51 +122,6 @@ class JobCancelled(SystemExit):
         super().__init__(128 + signal.SIGTERM)
 
 
-@dataclass(frozen=True)
-class SweepJob:
-    """One job of a Hydra multirun: its sweep, its number, its overrides, and the sweep's parent MLflow run."""
-
-    sweep_dir: str  # hydra.sweep.dir as Hydra resolved it (relative to the directory the sweep started in)
-    job_num: int  # 0, 1, … in launch order
-    overrides: tuple[str, ...]  # this job's own overrides, e.g. ("loss=focal", "seed=1")
-    parent_run_id: str | None  # None when no MlflowSweepCallback ran (it was removed from the config)
-
-
-def sweep_job(hydra_config: Any) -> SweepJob | None:
-    """This job's place in its sweep, from ``hydra_config`` (``HydraConfig.get()`` inside a job); None
-    unless Hydra runs in MULTIRUN mode.
-
-    Example:
-        >>> from omegaconf import OmegaConf
-        >>> sweep_job(OmegaConf.create({"mode": RunMode.RUN})) is None
-        True
-    """
-    if hydra_config.mode != RunMode.MULTIRUN:
-        return None
-    record_path = _record_path(hydra_config)
-    record = json.loads(record_path.read_text()) if record_path.is_file() else {}
-    return SweepJob(
-        sweep_dir=str(hydra_config.sweep.dir),
-        job_num=int(hydra_config.job.num),
-        overrides=tuple(hydra_config.overrides.task),
-        parent_run_id=record.get("parent_run_id"),
-    )
-
-
-def _record_path(hydra_config: Any) -> Path:
-    """``SWEEP_RECORD`` in the sweep directory; a relative one is relative to where the sweep started
-    (``hydra.runtime.cwd``), wherever a job runs."""
-    return Path(hydra_config.runtime.cwd) / str(hydra_config.sweep.dir) / SWEEP_RECORD
-
-
-def _write_record(path: Path, record: dict[str, str]) -> None:
-    """Write ``record`` as JSON in one step: a job never reads half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)  # the launcher creates the sweep directory after us
-    partial = path.with_name(f".{path.name}.{os.getpid()}")
-    partial.write_text(json.dumps(record, indent=2) + "\n")
-    partial.replace(path)
-
-
 class MlflowSweepCallback(Callback):
     """Hydra callback: one parent MLflow run per multirun, every job a child of it.
 
@@ -184,7 +138,7 @@ class MlflowSweepCallback(Callback):
         global _launcher_pid
         _launcher_pid = os.getpid()
         if str((config.hydra.get("launcher") or {}).get("_target_", "")).endswith(".ParallelLauncher"):
-            from lossforge.parallel import start_fork_server
+            from lossforge.sweeps.parallel import start_fork_server
 
             start_fork_server()  # its imports for the jobs overlap the store and parent run set up here
         self._start_parent(config)
@@ -308,25 +262,23 @@ class MlflowSweepCallback(Callback):
         """``lossforge compare`` on the sweep (over seeds when its runs differ in seed): the table is printed
         and each group's mean and CI logged on the parent, so the runs table shows who won. A sweep whose
         runs cannot be compared (one run, no comparable metric) says why instead."""
-        from lossforge.evaluation import compare
+        from lossforge.evaluation.compare import ComparisonError, compare
 
         assert self.client is not None and self.parent_run_id is not None
         seeds = {child.data.params.get("seed") for child in children}
-        arguments = [self.parent_run_id, "--tracking-uri", self.client.tracking_uri]
-        arguments += [
-            "--experiment",
-            config.logger.experiment,
-            "--output",
-            str(Path(config.hydra.sweep.dir) / "compare.png"),
-        ]
-        if len(seeds) > 1 and len(seeds) < len(children):
-            arguments += ["--mean-over", "seed"]
         try:
-            with contextlib.redirect_stdout(io.StringIO()) as printed, contextlib.redirect_stderr(io.StringIO()):
-                compare.main(arguments)
-        except (SystemExit, Exception) as error:  # the sweep itself succeeded: say why, do not fail it
+            report = compare(
+                self.parent_run_id,
+                tracking_uri=self.client.tracking_uri,
+                experiment=config.logger.experiment,
+                mean_over="seed" if 1 < len(seeds) < len(children) else None,
+            )
+            plot = report.save_figure(Path(config.hydra.sweep.dir) / "compare.png")
+        except ComparisonError as error:  # the sweep itself succeeded: say why, do not fail it
+            return f"\n(no comparison: lossforge compare: {error})\n"
+        except Exception as error:
             return f"\n(no comparison: {error})\n"
-        return "\n" + printed.getvalue()
+        return "\n" + report.to_text() + "\n" + "".join(f"{line}\n" for line in report.footer(plot))
 
 
 def sweep_summary(parent_run_id: str, runs: int, failed: list[str]) -> str:
@@ -460,6 +412,7 @@ def supersede(client: MlflowClient, runs: Sequence[Run], job: SweepJob) -> None:
             client.set_terminated(run.info.run_id, status="KILLED")
         note = f"rerun by sweep.resume as job {job.job_num} of {job.sweep_dir}"
         client.set_tag(run.info.run_id, SUPERSEDED_TAG, note)
+        client.set_tag(run.info.run_id, OUTCOME_TAG, Outcome.SUPERSEDED.value)  # docs/decisions.md §2
         client.delete_run(run.info.run_id)
         log.info("resume   earlier %s run %s of this job superseded", run.info.status, run.info.run_id)
 

@@ -1,5 +1,5 @@
 """What the parallel launcher's fork server does once, so that no worker does it again in its first job
-(``lossforge.parallel.PRELOAD``; imported there only).
+(``lossforge.sweeps.parallel.PRELOAD``; imported there only).
 
 A job imports much of what it needs lazily — MLflow's SQL store (SQLAlchemy, Alembic), scikit-learn's data
 sets, the task function's module — and its first config composition scans Hydra's plugins and lossforge's
@@ -16,7 +16,7 @@ import importlib
 _MODULES = (
     "lossforge.training.run",  # torch, Lightning, MLflow, lossforge's training code
     "lossforge.evaluation.plots",  # matplotlib, for a run's figures
-    "lossforge.cli",  # the module of Hydra's task function
+    "lossforge.commands.app",  # the module of Hydra's task function
     "mlflow.store.tracking.sqlalchemy_store",  # the SQLite/PostgreSQL store: SQLAlchemy, Alembic
     "sklearn.datasets",  # the default data set (the digits)
 )

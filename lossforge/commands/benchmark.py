@@ -1,0 +1,73 @@
+"""``lossforge benchmark``: the fair comparison protocol from the command line — the arguments parsed here, the
+comparison run by :func:`lossforge.api.benchmark`, its result printed by :mod:`lossforge.protocol.report`."""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+from lossforge.commands._common import USER_ERRORS, quiet_lightning, user_error
+from lossforge.contract import did_you_mean
+
+
+def main(arguments: list[str] | None = None) -> int:
+    """``lossforge benchmark [OVERRIDE …] [options]``: the fair comparison protocol (:mod:`lossforge.protocol`)
+    — every loss tuned with the same budget on validation, its best configuration retrained with K seeds and
+    tested once, and a verdict per loss against a baseline. Exit status 1 if an entry failed."""
+    import argparse
+
+    parser = argparse.ArgumentParser(
+        prog="lossforge benchmark",
+        description=(
+            "Compare losses fairly: the same number of tuning trials for each (validation only), the best "
+            "configuration of each retrained with K seeds and tested once, and a statistical verdict against a "
+            "baseline. Re-running the same command resumes it."
+        ),
+        epilog="Example: lossforge benchmark dataset=digits_imbalanced --losses cross_entropy,focal --budget small",
+    )
+    parser.add_argument("overrides", nargs="*", help="Hydra overrides of the base experiment (dataset=…, model=…)")
+    parser.add_argument("--losses", help="comma-separated losses (or loss+miner); default: every loss of the task")
+    parser.add_argument("--budget", default="default", help="tiny | small | default (trials × seeds)")
+    parser.add_argument("--trials", type=int, help="tuning trials per loss (overrides the budget's)")
+    parser.add_argument("--seeds", type=int, help="final seeds per loss (overrides the budget's)")
+    parser.add_argument("--epochs", type=int, help="trainer.max_epochs for every run (overrides the budget's)")
+    parser.add_argument("--baseline", help="the loss every other is judged against (default: cross_entropy)")
+    parser.add_argument("--name", help="the comparison's name; the same name resumes it (default: derived)")
+    parser.add_argument("--no-pruner", action="store_true", help="run every trial to its last epoch")
+    parser.add_argument("--seed", type=int, default=0, help="the tuning sampler's seed")
+    parser.add_argument(
+        "--class-folds", type=int, default=0, help="metric learning: tune with k folds over class partitions"
+    )
+    options = parser.parse_args(arguments or [])
+
+    from lossforge.api import benchmark
+    from lossforge.protocol.plan import BUDGETS
+    from lossforge.protocol.report import print_comparison
+
+    if options.budget not in BUDGETS:
+        parser.error(
+            f"unknown budget {options.budget!r}.{did_you_mean(options.budget, BUDGETS)} Available: {', '.join(BUDGETS)}"
+        )
+    try:
+        quiet_lightning()
+        logging.basicConfig(level=logging.WARNING, format="%(message)s")
+        logging.getLogger("lossforge.protocol").setLevel(logging.INFO)  # its progress, not every run's build log
+        logging.getLogger("lightning.pytorch").setLevel(logging.WARNING)
+        comparison = benchmark(
+            [text for text in options.losses.split(",")] if options.losses else (),
+            options.overrides,
+            budget=options.budget,
+            trials=options.trials,
+            seeds=options.seeds,
+            epochs=options.epochs,
+            baseline=options.baseline,
+            name=options.name,
+            pruner=not options.no_pruner,
+            seed=options.seed,
+            class_folds=options.class_folds,
+            base_dir=Path.cwd(),
+        )
+    except USER_ERRORS as error:
+        return user_error(error)
+    print_comparison(comparison)
+    return 1 if any(outcome.error for outcome in comparison.outcomes) else 0

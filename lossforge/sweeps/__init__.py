@@ -1,0 +1,14 @@
+"""Orchestration of many runs: a Hydra multirun as one parent MLflow run (its life, failed jobs, resume,
+fail-fast, the end-of-sweep comparison) and lossforge's parallel launcher with its fork server.
+
+- ``multirun``: the sweep callback (:class:`MlflowSweepCallback`, named in ``conf/config.yaml``) and each
+  job's run under it (:func:`run_sweep_job`).
+- ``parallel``: ``hydra/launcher=parallel`` — the fork server and its workers; ``parallel_preload`` is what
+  the fork server imports once.
+
+Importing this package imports neither torch nor Lightning: the sweep callback runs in the launcher process.
+"""
+
+from lossforge.sweeps.multirun import MlflowSweepCallback, SweepFailed, SweepOptions, run_sweep_job
+
+__all__ = ["MlflowSweepCallback", "SweepFailed", "SweepOptions", "run_sweep_job"]
