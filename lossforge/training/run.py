@@ -13,7 +13,7 @@ import importlib.util
 import logging
 import math
 import sys
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -137,8 +137,9 @@ def train(
     except Exception as error:
         log.debug("mlflow   looking for runs of dead processes failed: %s", error)
     interrupt = SaveOnInterrupt(output_dir / "checkpoints")
-    try:
-        with mlflow_run(
+    with (
+        ending_noted(output_dir, interrupt, single_run=sweep_job is None),
+        mlflow_run(
             tracking_uri=tracking_uri,
             experiment=cfg.logger.experiment,
             run_name=cfg.get("run_name") or default_run_name(cfg),
@@ -151,62 +152,71 @@ def train(
             },
             artifact_location=default_artifact_location(cfg.logger.get("artifact_location"), tracking_uri, base_dir),
             resume_run_id=resume.run_id if resume else None,
-        ) as run:
-            if resume is None:
-                log_config(run, cfg)
-                log_datasets(run, built.data, source={"dataset": params(cfg.dataset), "seed": cfg.seed})
-                write_run_record(output_dir, run_id=run.run_id, tracking_uri=tracking_uri, config=cfg)
-            else:  # this process now runs it; an honoured override is a tag (logged params cannot change)
-                run.set_tags(
-                    {
-                        **process_tags(),
-                        **{f"lossforge.resumed_{k.split('.')[-1]}": v for k, v in resume.honoured.items()},
-                    }
-                )
-            (output_dir / OUTCOME_RECORD).unlink(missing_ok=True)  # an earlier attempt's note is no longer true
-            log.info("mlflow   run %s in %s", run.run_id, redact_uri(tracking_uri))
-
-            metrics_to_mlflow = EpochMetricsToMlflow(
-                run, logged_through_epoch=last_logged_epoch(run.client, run.run_id) if resume else -1
+        ) as run,
+    ):
+        if resume is None:
+            log_config(run, cfg)
+            log_datasets(run, built.data, source={"dataset": params(cfg.dataset), "seed": cfg.seed})
+            write_run_record(output_dir, run_id=run.run_id, tracking_uri=tracking_uri, config=cfg)
+        else:  # this process now runs it; an honoured override is a tag (logged params cannot change)
+            run.set_tags(
+                {
+                    **process_tags(),
+                    **{f"lossforge.resumed_{k.split('.')[-1]}": v for k, v in resume.honoured.items()},
+                }
             )
-            # DDP: ranks 1 … N-1 on this machine, when no launcher started them (a no-op otherwise).
-            replica = (processes, OmegaConf.to_container(cfg, resolve=True), str(output_dir), checkpoint)
-            monitor = system_metrics(run, resumed=resume is not None) if cfg.logger.get("system_metrics") else None
-            with monitor or contextlib.nullcontext():
-                try:
-                    with distributed.start_processes(processes, train_replica, replica):
-                        fitted = fit_and_test(
-                            cfg,
-                            built,
-                            loaders,
-                            output_dir,
-                            processes,
-                            callbacks=[metrics_to_mlflow],
-                            checkpoint=checkpoint,
-                            interrupt=interrupt,
-                        )
-                except Exception:
-                    last = output_dir / "checkpoints" / LAST
-                    if last.is_file() and cfg.logger.get("log_checkpoint", True):
-                        run.log_artifact(last, "checkpoints")  # the last good state, next to the failure
-                    raise
-                run.set_tags({"lossforge.tested_epoch": fitted.tested_epoch})
-                run.log_metrics(fitted.test_metrics, step=fitted.trainer.current_epoch)
-                log_run_artifacts(run, built, output_dir, loss_parameters=params(cfg.loss))
-                if cfg.logger.get("log_checkpoint", True) and fitted.best_checkpoint:
-                    run.log_artifact(Path(fitted.best_checkpoint), "checkpoints")
-            if cfg.logger.get("log_model"):  # last: logging a model marks the run FINISHED
-                log_model(run, built.module.model, built.data.test.features[:8])
-    except BaseException as error:
-        write_outcome_record(output_dir, error)  # for the next start, should the store have missed it
-        if isinstance(error, SystemExit) and interrupt.received and sweep_job is None:
-            print(interrupted_message(interrupt, output_dir), file=sys.stderr, flush=True)
-        raise
+        (output_dir / OUTCOME_RECORD).unlink(missing_ok=True)  # an earlier attempt's note is no longer true
+        log.info("mlflow   run %s in %s", run.run_id, redact_uri(tracking_uri))
+
+        metrics_to_mlflow = EpochMetricsToMlflow(
+            run, logged_through_epoch=last_logged_epoch(run.client, run.run_id) if resume else -1
+        )
+        # DDP: ranks 1 … N-1 on this machine, when no launcher started them (a no-op otherwise).
+        replica = (processes, OmegaConf.to_container(cfg, resolve=True), str(output_dir), checkpoint)
+        monitor = system_metrics(run, resumed=resume is not None) if cfg.logger.get("system_metrics") else None
+        with monitor or contextlib.nullcontext():
+            try:
+                with distributed.start_processes(processes, train_replica, replica):
+                    fitted = fit_and_test(
+                        cfg,
+                        built,
+                        loaders,
+                        output_dir,
+                        processes,
+                        callbacks=[metrics_to_mlflow],
+                        checkpoint=checkpoint,
+                        interrupt=interrupt,
+                    )
+            except Exception:
+                last = output_dir / "checkpoints" / LAST
+                if last.is_file() and cfg.logger.get("log_checkpoint", True):
+                    run.log_artifact(last, "checkpoints")  # the last good state, next to the failure
+                raise
+            run.set_tags({"lossforge.tested_epoch": fitted.tested_epoch})
+            run.log_metrics(fitted.test_metrics, step=fitted.trainer.current_epoch)
+            log_run_artifacts(run, built, output_dir, loss_parameters=params(cfg.loss))
+            if cfg.logger.get("log_checkpoint", True) and fitted.best_checkpoint:
+                run.log_artifact(Path(fitted.best_checkpoint), "checkpoints")
+        if cfg.logger.get("log_model"):  # last: logging a model marks the run FINISHED
+            log_model(run, built.module.model, built.data.test.features[:8])
     if summary:
         run_name = cfg.get("run_name") or default_run_name(cfg)
         verbose = cfg.get("verbose", True)  # a config recorded before `verbose` existed: as before
         _print_summary(fitted.test_metrics, run.run_id, tracking_uri, run_name=run_name, verbose=verbose)
     return fitted.metrics
+
+
+@contextlib.contextmanager
+def ending_noted(output_dir: Path, interrupt: SaveOnInterrupt, *, single_run: bool) -> Iterator[None]:
+    """How a run that raised ended, noted beside it (``resume.OUTCOME_RECORD``: the next start reads it when
+    the store missed it); after Ctrl-C or SIGTERM on a single run, what happened and how to resume."""
+    try:
+        yield
+    except BaseException as error:
+        write_outcome_record(output_dir, error)
+        if isinstance(error, SystemExit) and interrupt.received and single_run:
+            print(interrupted_message(interrupt, output_dir), file=sys.stderr, flush=True)
+        raise
 
 
 def check_system_metrics(cfg: DictConfig) -> None:

@@ -154,6 +154,9 @@ def start(cwd: Path, *overrides: str) -> subprocess.Popen[str]:
         stdout=subprocess.PIPE,
         stderr=subprocess.STDOUT,
         text=True,
+        # A test run in the background (`pytest &`) inherits an ignored SIGINT, and so would the run: Ctrl-C
+        # must reach it as from a terminal.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
 
 
