@@ -32,16 +32,15 @@ SETUPS = {
 def run_study(overrides: tuple[str, ...], loss: str, trials: int, pruner: bool, seed: int) -> tuple[float, int, float]:
     """Wall seconds, pruned trials and best validation score of one study in a fresh directory."""
     from lossforge.contract import loss_traits, training_task
-    from lossforge.data import build_dataset
     from lossforge.hydra_options import compose
     from lossforge.protocol.plan import Budget
     from lossforge.protocol.tuning import TrialStore, tune
     from lossforge.registry import LOSSES
     from lossforge.tasks import spec_for
-    from lossforge.training.build import params
+    from lossforge.training.build import build_data
 
     cfg = compose([*overrides, f"loss={loss}"])
-    data = build_dataset(cfg.dataset.name, seed=cfg.seed, **params(cfg.dataset))
+    data = build_data(cfg.dataset)
     task = training_task(loss_traits(LOSSES.load(loss)).tasks, data.task)
     assert task is not None
     spec = spec_for(task)

@@ -87,7 +87,7 @@ def build_model(seed: int = 0) -> torch.nn.Module:
     from lossforge.models import MLP
 
     torch.manual_seed(seed)
-    return MLP(input_dim=784, output_dim=10, hidden=(512, 512), activation="tanh")
+    return MLP(input_shape=(784,), output_dim=10, hidden=(512, 512), activation="tanh")
 
 
 # -- the hand-written loop -----------------------------------------------------------------------------

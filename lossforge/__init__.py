@@ -18,9 +18,9 @@ The package is built in layers, each importing only from those below it (``docs/
 3. orchestration: ``sweeps/`` (a multirun's parent run, failures, resume, the parallel launcher),
    ``protocol/`` (``lossforge benchmark``), ``testing/`` (the contract kit);
 4. ``training/`` (one run: build, fit, test, record) and ``evaluation.compare`` (the report of many runs);
+   under them the checks before a run or a sweep (``config_checks``, ``preflight``);
 5. ``tracking/`` (MLflow I/O only) and ``evaluation.loss_figures``;
-6. the configuration: ``hydra_options``, ``overrides`` (checks of a command line), ``catalog``,
-   ``config_checks``;
+6. the configuration: ``hydra_options``, ``overrides`` (checks of a command line), ``catalog``;
    under it Hydra's search-path plugin (``hydra_plugins.lossforge_searchpath``);
 7. the components: ``data/``, ``models/``, ``losses/``, ``distributed/``; then ``mining/`` below the losses;
 8. ``tasks/`` (one ``TaskSpec`` per task);

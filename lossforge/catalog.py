@@ -173,3 +173,47 @@ def all_summaries(*, cache_dir: Path | None = None) -> list[ComponentSummary]:
     """The losses, then the miners; a provider that failed is listed once, among the losses."""
     failed = [failed_provider("loss", failure) for failure in LOSSES.provider_failures()]
     return [*summaries(LOSSES, cache_dir=cache_dir), *failed, *summaries(MINERS, cache_dir=cache_dir)]
+
+
+def describe_data_component(kind: str, name: str) -> ComponentSummary:
+    """A dataset or model as ``lossforge list --kind dataset|model`` shows it: what it serves (a dataset's
+    declared task; a model's ``input_shape → output_dim``) and its parameters — lossforge's reserved keys are
+    listed once below the table, not per component."""
+    from lossforge.registry import REGISTRIES
+
+    registry = REGISTRIES[kind]
+    info = registry.info(name)
+    try:
+        component = registry.load(name)
+        parameters = registry.parameters(name)
+    except Exception as error:
+        return ComponentSummary(kind, name, info.provider, "", error=str(error))
+    served = str(getattr(component, "task", "") or "its own task") if kind == "dataset" else "input_shape → output_dim"
+    values = [f"{parameter.name}={parameter.default!r}" for parameter in parameters.values()]
+    return ComponentSummary(kind, name, info.provider, served, values)
+
+
+def list_data_components(kind: str, *, names_only: bool = False) -> int:
+    """Print every registered dataset or model with its parameters; exit status 1 if one failed to load."""
+    from lossforge.contract import RESERVED_DATASET_KEYS, RESERVED_MODEL_KEYS
+    from lossforge.registry import REGISTRIES
+
+    registry = REGISTRIES[kind]
+    if names_only:
+        print(",".join(registry.names()))
+        return 0
+    described = [describe_data_component(kind, name) for name in registry.names()]
+    width = max((len(entry.name) for entry in described), default=0)
+    print(f"{'Datasets' if kind == 'dataset' else 'Models'}:")
+    for entry in described:
+        if entry.error is not None:
+            print(f"  {entry.name:<{width}} FAILED  {entry.provider}\n      {entry.error}")
+            continue
+        print(f"  {entry.name:<{width}} {entry.served:<24} {entry.provider}")
+        if entry.parameters:
+            print("      " + ", ".join(entry.parameters))
+    for name, providers in registry.conflicts().items():
+        print(f"  {name!r} is registered by several packages: {', '.join(providers)}")
+    reserved = RESERVED_DATASET_KEYS if kind == "dataset" else RESERVED_MODEL_KEYS
+    print(f"\nlossforge's own keys beside them: {', '.join(f'{kind}.{key}' for key in reserved)} (docs/your-data.md)")
+    return 1 if any(entry.error is not None for entry in described) else 0

@@ -70,14 +70,25 @@ TARGET_ENCODINGS: tuple[str, ...] = ("zero_one", "plus_minus_one")
 
 LOSS_GROUP = "lossforge.losses"
 MINER_GROUP = "lossforge.miners"
+DATASET_GROUP = "lossforge.datasets"
+MODEL_GROUP = "lossforge.models"
+#: The entry-point group of each component kind.
+GROUPS: dict[str, str] = {"loss": LOSS_GROUP, "miner": MINER_GROUP, "dataset": DATASET_GROUP, "model": MODEL_GROUP}
 #: One entry point, many components: ``name = "module:function"``; the function returns
 #: ``{"lossforge.losses": {name: "module:attribute"}, "lossforge.miners": {...}}`` (see :mod:`lossforge.registry`).
 PROVIDER_GROUP = "lossforge.providers"
 PLUGIN_HELP = (
-    "Losses and miners come from Python entry points in the groups 'lossforge.losses' and "
-    "'lossforge.miners' (or from a provider in 'lossforge.providers', one entry point for many): "
-    "`pip install` a package that declares them (see plugins/README.md), then `lossforge list` shows it."
+    "Losses, miners, datasets and models come from Python entry points in the groups 'lossforge.losses', "
+    "'lossforge.miners', 'lossforge.datasets' and 'lossforge.models' (or from a provider in "
+    "'lossforge.providers', one entry point for many): `pip install` a package that declares them (see "
+    "plugins/README.md), then `lossforge list` shows it."
 )
+#: Dataset settings lossforge reads itself; never passed to the dataset function.
+RESERVED_DATASET_KEYS: tuple[str, ...] = ("split_seed", "augment", "class_disjoint")
+#: Model settings lossforge applies itself; never passed to the model's constructor (docs/your-data.md).
+RESERVED_MODEL_KEYS: tuple[str, ...] = ("weights", "freeze_batchnorm", "embedding_dim", "normalize")
+#: Constructor keywords lossforge fills in from the data and the task; not config parameters.
+MODEL_INPUTS: tuple[str, ...] = ("input_shape", "output_dim")
 
 
 class ContractError(TypeError):
@@ -184,6 +195,47 @@ class MinerPlugin(Protocol):
         """Index tuples into the batch."""
 
 
+class DatasetPlugin(Protocol):
+    """Everything lossforge reads from a dataset: a callable with keyword-only parameters and a required
+    keyword ``seed`` (the **split seed**, ``dataset.split_seed``; never the run seed — docs/decisions.md §1).
+
+    It returns a mapping ``{"train": (features, targets), "val": (...), "test": (...)}`` of numpy arrays or
+    tensors of any per-sample shape (images as ``uint8`` ``(N, C, H, W)``), per split a
+    ``torch.utils.data.Dataset`` with a ``targets`` attribute (all of that split's targets, as an array), a
+    ``LightningDataModule``, or lossforge's own ``DataSplits``. An optional key ``"classes_disjoint": True``
+    says the test classes are not the training classes (the metric-learning convention).
+    :func:`lossforge.data.adapter.to_data_splits` turns any of these into lossforge's splits.
+    """
+
+    #: Required unless the dataset returns ``DataSplits``: one of :data:`DATASET_TASKS` as a plain string.
+    task: str
+    #: Optional. The number of classes (a class absent from train still counts); default: from the targets.
+    num_classes: int
+    #: Optional. A name per class (or per label, multilabel).
+    class_names: tuple[str, ...]
+    #: Optional, images: per-channel mean and std, applied on the training device after ``uint8 / 255``.
+    mean: tuple[float, ...]
+    std: tuple[float, ...]
+    #: Optional. ``True``: the test split's classes are disjoint from the training classes.
+    class_disjoint: bool
+
+    def __call__(self, *, seed: int, **params: Any) -> Any:
+        """The three splits, drawn from the split seed ``seed``."""
+
+
+class ModelPlugin(Protocol):
+    """Everything lossforge reads from a model: an ``nn.Module`` class whose constructor takes keyword-only
+    ``input_shape`` (one sample's shape, ``(3, 32, 32)`` or ``(64,)``) and ``output_dim`` (classes, labels,
+    targets, or ``embedding_dim`` for a metric loss), plus its own typed keyword parameters. The keys of
+    :data:`RESERVED_MODEL_KEYS` are lossforge's and are never passed to it."""
+
+    def __init__(self, *, input_shape: tuple[int, ...], output_dim: int) -> None:
+        """Build the network for samples of ``input_shape``, with ``output_dim`` outputs."""
+
+    def __call__(self, features: Tensor, /) -> Tensor:
+        """``(N, *input_shape) → (N, output_dim)``."""
+
+
 # -- the adapter: the one place that reads a plugin with defaults ---------------------------------------
 
 
@@ -288,16 +340,61 @@ def miner_traits(miner: Any) -> MinerTraits:
 
 
 def check_component_class(kind: str, obj: Any) -> None:
-    """Raise :class:`ContractError` unless ``obj`` is an ``nn.Module`` subclass declaring its ``kind``'s
-    required attributes (``"loss"``: ``tasks``; ``"miner"``: ``tuple_kind``)."""
+    """Raise :class:`ContractError` unless ``obj`` meets its ``kind``'s contract: a loss or miner is an
+    ``nn.Module`` subclass declaring ``tasks`` / ``tuple_kind``; a dataset is a callable taking the keyword
+    ``seed``; a model is an ``nn.Module`` subclass whose constructor takes ``input_shape`` and ``output_dim``."""
     from torch import nn  # deferred: listing names must not import torch
 
+    if kind == "dataset":
+        check_dataset_callable(obj)
+        return
     if not (inspect.isclass(obj) and issubclass(obj, nn.Module)):
         raise ContractError(f"{kind} component", f"must be a torch.nn.Module subclass, got {obj!r}")
     if kind == "loss":
         loss_traits(obj)
-    else:
+    elif kind == "miner":
         miner_traits(obj)
+    else:
+        accepted = inspect.signature(obj.__init__).parameters
+        missing = [name for name in MODEL_INPUTS if name not in accepted]
+        if missing:
+            raise ContractError(
+                f"model {_label(obj)}",
+                f"must take the keyword-only constructor parameters {', '.join(MODEL_INPUTS)} (missing: "
+                f"{', '.join(missing)}): lossforge passes one sample's shape and the output width",
+            )
+
+
+def check_dataset_callable(obj: Any) -> None:
+    """Raise :class:`ContractError` unless ``obj`` is a callable that takes the keyword ``seed`` and, if it
+    declares ``task``, declares one of :data:`DATASET_TASKS`.
+
+    >>> def toy(*, seed: int): ...
+    >>> toy.task = "multiclas"
+    >>> check_dataset_callable(toy)  # doctest: +ELLIPSIS
+    Traceback (most recent call last):
+    ...
+    lossforge.contract.ContractError: dataset toy declares task 'multiclas'. Did you mean 'multiclass'? ...
+    """
+    if not callable(obj):
+        raise ContractError("dataset component", f"must be a callable (*, seed, **params), got {obj!r}")
+    name = getattr(obj, "__name__", repr(obj))
+    try:
+        accepted = set(inspect.signature(obj).parameters)
+    except (TypeError, ValueError):
+        accepted = set()
+    if "seed" not in accepted:
+        raise ContractError(
+            f"dataset {name}",
+            "must take the keyword `seed` (the split seed, dataset.split_seed): a split must be reproducible",
+        )
+    task = getattr(obj, "task", None)
+    if task is not None and task not in DATASET_TASKS:
+        raise ContractError(
+            f"dataset {name}",
+            f"declares task {task!r}.{did_you_mean(str(task), [str(t) for t in DATASET_TASKS], n=1)} Expected one of "
+            f"{', '.join(DATASET_TASKS)}.",
+        )
 
 
 def prepare_loss(loss: Any, *, targets: Tensor, num_classes: int, embedding_dim: int | None = None) -> None:
@@ -729,7 +826,7 @@ class Switches:
     * ``LOSSFORGE_DISABLE_PLUGINS=1`` — only lossforge's own components are discovered;
     * ``LOSSFORGE_BLOCK_PLUGINS=pkg_a,pkg_b`` — components from these distributions are ignored;
     * ``LOSSFORGE_TRACEBACK=1`` — errors show their traceback instead of one paragraph;
-    * ``LOSSFORGE_ALLOW_TARGETS=1`` — a ``_target_`` override on the command line is allowed.
+    * ``LOSSFORGE_ALLOW_TARGETS=1`` — any ``_target_`` in the composed config is allowed (``config_checks``).
 
     >>> switches = Switches.read({"LOSSFORGE_BLOCK_PLUGINS": "Foo_Bar, baz", "LOSSFORGE_TRACEBACK": "1"})
     >>> sorted(switches.blocked_plugins), switches.traceback, switches.disable_plugins  # a set's order varies

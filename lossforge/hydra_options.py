@@ -1,10 +1,13 @@
-"""Every registered loss and miner becomes a Hydra option, with no YAML file written for it.
+"""Every registered loss, miner, dataset and model becomes a Hydra option, with no YAML file written for it.
 
 For each component, a structured config node ``{name: <registry name>, <param>: <default>, …}`` is put in
-Hydra's ConfigStore under the group ``loss`` or ``miner``. Its fields come from the constructor's keyword
-parameters, typed by their annotations, so ``loss=focal loss.gamma=0.5`` works, ``loss.gamma=abc`` and
-``loss.gamme=1`` fail while composing — before any training — and a third-party plugin is an option
-the moment it is installed.
+Hydra's ConfigStore under the group ``loss``, ``miner``, ``dataset`` or ``model`` (a dataset's node also holds
+the reserved ``split_seed`` and ``augment``; a model's the reserved ``weights``, ``freeze_batchnorm``,
+``embedding_dim`` and ``normalize``). A dataset or model that lossforge ships a YAML file for keeps it (its
+comments are the documentation); a plugin's dataset or model is an option the moment it is installed. Its
+fields come from the constructor's keyword parameters, typed by their annotations, so ``loss=focal
+loss.gamma=0.5`` works, ``loss.gamma=abc`` and ``loss.gamme=1`` fail while composing — before any training —
+and a third-party plugin is an option the moment it is installed.
 
 Building these nodes imports the components (and torch). Printing help or listing options only needs
 the names, so ``register_components(with_parameters=False)`` keeps that path fast.
@@ -19,9 +22,20 @@ from typing import Any
 
 from hydra.core.config_store import ConfigStore
 
-from lossforge.registry import LOSSES, MINERS, Registry
+from lossforge.registry import DATASETS, LOSSES, MINERS, MODELS, Registry
 
 _PRIMITIVES = (int, float, bool, str)
+#: The reserved keys every generated dataset / model node has beside the component's own parameters:
+#: ``(name, type, default)``.
+RESERVED_FIELDS: dict[str, tuple[tuple[str, Any, Any], ...]] = {
+    "dataset": (("split_seed", int, 0), ("augment", Any, None), ("class_disjoint", bool, False)),
+    "model": (
+        ("weights", typing.Optional[str], None),  # noqa: UP045 - OmegaConf needs Optional
+        ("freeze_batchnorm", bool, False),
+        ("embedding_dim", int, 64),
+        ("normalize", bool, True),
+    ),
+}
 
 
 def _field_type(annotation: Any) -> Any:
@@ -62,29 +76,49 @@ def component_node(registry: Registry, name: str, *, with_parameters: bool) -> A
             fields: list[tuple[str, Any, Any]] = [("name", str, dataclasses.field(default=name))]
             for parameter in parameters.values():
                 fields.append((parameter.name, _field_type(parameter.annotation), _default(parameter.default)))
+            taken = set(parameters)
+            for key, annotation, default in RESERVED_FIELDS.get(registry.kind, ()):
+                if key not in taken:
+                    fields.append((key, annotation, _default(default)))
             safe = "".join(ch if ch.isalnum() else "_" for ch in name)
             return dataclasses.make_dataclass(f"{registry.kind}_{safe}", fields)
     return {"name": name}
 
 
-def compose(overrides: list[str] | tuple[str, ...] = ()) -> Any:
+def own_yaml_options(group: str) -> set[str]:
+    """The options lossforge ships a YAML file for in ``conf/<group>/``."""
+    from importlib import resources
+
+    folder = resources.files("lossforge.conf") / group
+    if not folder.is_dir():
+        return set()
+    return {entry.name.removesuffix(".yaml") for entry in folder.iterdir() if entry.name.endswith(".yaml")}
+
+
+def compose(overrides: list[str] | tuple[str, ...] = (), *, config_dir: str | None = None) -> Any:
     """lossforge's config with ``overrides``, composed in-process as ``python -m lossforge`` composes it:
-    every registered loss and miner is a typed option, and plugins' config folders are on the search path."""
+    every registered component is a typed option, and plugins' config folders are on the search path.
+    ``config_dir`` adds a folder of the user's own options, as ``--config-dir`` does on the command line."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
 
     register_components(with_parameters=True)
     GlobalHydra.instance().clear()
+    extra = [f"hydra.searchpath=[file://{config_dir}]"] if config_dir else []
     with initialize_config_module("lossforge.conf", version_base="1.3"):
-        return hydra_compose("config", overrides=list(overrides))
+        return hydra_compose("config", overrides=[*extra, *overrides])
 
 
 def register_components(*, with_parameters: bool = True) -> None:
-    """Put a node for every registered loss and miner into Hydra's ConfigStore (``loss``, ``miner``)."""
+    """Put a node for every registered component into Hydra's ConfigStore (``loss``, ``miner``, and the
+    datasets and models lossforge ships no YAML file for)."""
     store = ConfigStore.instance()
-    for group, registry in (("loss", LOSSES), ("miner", MINERS)):
+    for group, registry in (("loss", LOSSES), ("miner", MINERS), ("dataset", DATASETS), ("model", MODELS)):
+        skip = own_yaml_options(group) if group in ("dataset", "model") else set()
         for name in registry.names():
+            if name in skip:
+                continue
             store.store(group=group, name=name, node=component_node(registry, name, with_parameters=with_parameters))
     _register_hydra_plugins()
 

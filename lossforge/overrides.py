@@ -8,7 +8,7 @@ files, never a run. Nothing here imports torch unless a component must be loaded
 
 from __future__ import annotations
 
-from lossforge.contract import Switches, did_you_mean
+from lossforge.contract import did_you_mean
 
 #: Config groups whose options a command line names; checked before Hydra so a typo gets a suggestion.
 YAML_GROUPS = (
@@ -24,48 +24,88 @@ YAML_GROUPS = (
 )
 
 
-def group_options(group: str) -> list[str]:
-    """The options of a config group: registry names for ``loss``/``miner``, YAML files for the rest, and
-    the YAML files plugins ship for it (their ``lossforge.configs`` folders)."""
+def group_options(group: str, config_dir: str | None = None) -> list[str]:
+    """The options of a config group: registry names for ``loss``/``miner``/``dataset``/``model``, YAML files
+    for the rest, the YAML files plugins ship for it (their ``lossforge.configs`` folders), and those of the
+    user's ``--config-dir``."""
+    from pathlib import Path
+
     from hydra_plugins.lossforge_searchpath.lossforge_searchpath import plugin_config_options
 
-    if group in ("loss", "miner"):
-        from lossforge.registry import LOSSES, MINERS
+    users = set()
+    if config_dir and (Path(config_dir).expanduser() / group).is_dir():
+        users = {path.stem for path in (Path(config_dir).expanduser() / group).glob("*.yaml")}
+    names: set[str] = set()
+    if group in ("loss", "miner", "dataset", "model"):
+        from lossforge.registry import REGISTRIES
 
-        return sorted({*(LOSSES if group == "loss" else MINERS).names(), *plugin_config_options(group)})
+        names = set(REGISTRIES[group].names())
+        if group in ("loss", "miner"):
+            return sorted({*names, *plugin_config_options(group), *users})
     from importlib import resources
 
     folder = resources.files("lossforge.conf") / group
     own = {entry.name.removesuffix(".yaml") for entry in folder.iterdir() if entry.name.endswith(".yaml")}
-    return sorted(own | set(plugin_config_options(group)))
+    return sorted(own | names | users | set(plugin_config_options(group)))
+
+
+def config_dir_argument(arguments: list[str]) -> str | None:
+    """The folder a ``--config-dir DIR`` / ``--config-dir=DIR`` / ``-cd DIR`` argument names, if any.
+
+    >>> config_dir_argument(["-cd", "mine", "dataset=x"]), config_dir_argument(["--config-dir=mine"])
+    ('mine', 'mine')
+    """
+    for index, argument in enumerate(arguments):
+        if argument.startswith("--config-dir="):
+            return argument.partition("=")[2]
+        if argument in ("--config-dir", "-cd") and index + 1 < len(arguments):
+            return arguments[index + 1]
+    return None
 
 
 def check_overrides(arguments: list[str]) -> str | None:
     """A teaching error for the first override that cannot work, before Hydra sees it: one naming an unknown
-    option, one that smuggles in a ``_target_`` (configs build registered components only, unless
-    ``LOSSFORGE_ALLOW_TARGETS=1``), one that needs a Hydra plugin that is not installed, or a
-    ``loss.<param>`` / ``miner.<param>`` the chosen component does not have (Hydra's answer to that would be
-    "append it with +", a detour)."""
-    allow_targets = Switches.read().allow_targets
+    option, one that needs a Hydra plugin that is not installed, or a ``loss.<param>`` / ``miner.<param>`` the
+    chosen component does not have (Hydra's answer to that would be "append it with +", a detour). A
+    ``_target_`` is checked on the composed config instead (:mod:`lossforge.config_checks`)."""
+    config_dir = config_dir_argument(arguments)
     for argument in arguments:
         key, equals, value = argument.partition("=")
-        if "_target_" in key and not allow_targets:
-            return (
-                f"refusing override {argument!r}: lossforge builds only registered components and will not import "
-                f"an arbitrary `_target_` from the command line. Register a plugin instead, or set "
-                f"LOSSFORGE_ALLOW_TARGETS=1 if you trust this target."
-            )
         group = key.lstrip("+~")
         if not equals or group not in ("loss", "miner", *YAML_GROUPS) or "(" in value:
             continue
-        options = group_options(group)
+        options = group_options(group, config_dir)
         for option in value.split(","):
             if option in ("null", "") or option in options:
                 continue
+            conflict = _registry_conflict(group, option)
+            if conflict:
+                return conflict
             hint = did_you_mean(option, options)
-            where = " `lossforge list` shows them, with their packages." if group in ("loss", "miner") else ""
+            where = (
+                f" `lossforge list --kind {group}` shows them, with their packages."
+                if group in ("loss", "miner", "dataset", "model")
+                else ""
+            )
             return f"unknown {group} {option!r}.{hint} Available: {', '.join(options)}.{where}"
     return _missing_hydra_plugin(arguments) or _unknown_parameter(arguments)
+
+
+def _registry_conflict(group: str, option: str) -> str | None:
+    """The registry's own message for a loss or miner name that several packages register (it names them
+    and their qualified names), rather than "unknown … did you mean" about a name that does exist."""
+    if group not in ("loss", "miner"):
+        return None
+    from lossforge.registry import LOSSES, MINERS, RegistryError
+
+    registry = LOSSES if group == "loss" else MINERS
+    if option not in registry.conflicts():
+        return None
+    try:
+        registry.info(option)
+    except RegistryError as error:
+        return str(error)
+    return None
 
 
 #: Hydra's plugin options → the module that provides each, its pip package, and what it is.

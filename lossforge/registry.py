@@ -1,11 +1,13 @@
-"""Entry-point registry for losses and miners: discovered without importing, loaded on first use.
+"""Entry-point registry for losses, miners, datasets and models: discovered without importing, loaded on
+first use.
 
-Every loss and miner — lossforge's own built-ins included — is an entry point in the group
-``lossforge.losses`` or ``lossforge.miners``. Discovery only reads installed packages' metadata, so
-listing names costs milliseconds and imports neither torch nor any plugin. A plugin is imported the first
-time it is used; an import that fails is recorded with its package and error and never breaks the
-others. Two packages that register one name are reported, naming both: the bare name is then refused
-(never resolved by install order) and ``"<package>:<name>"`` picks one.
+Every loss, miner, dataset and model — lossforge's own built-ins included — is an entry point in the group
+``lossforge.losses``, ``lossforge.miners``, ``lossforge.datasets`` or ``lossforge.models``. A loss, miner or
+model is an ``nn.Module`` class; a dataset is a callable (a function ``(*, seed, **params)``). Discovery only
+reads installed packages' metadata, so listing names costs milliseconds and imports neither torch nor any
+plugin. A plugin is imported the first time it is used; an import that fails is recorded with its package and
+error and never breaks the others. Two packages that register one name are reported, naming both: the bare
+name is then refused (never resolved by install order) and ``"<package>:<name>"`` picks one.
 
 The environment switches ``LOSSFORGE_DISABLE_PLUGINS`` and ``LOSSFORGE_BLOCK_PLUGINS`` (see
 :class:`lossforge.contract.Switches`) are read each time the index is built. What a component must declare
@@ -48,14 +50,20 @@ from importlib import metadata
 from typing import Any
 
 from lossforge.contract import (
+    DATASET_GROUP,
+    GROUPS,
     LOSS_GROUP,
     MINER_GROUP,
+    MODEL_GROUP,
+    MODEL_INPUTS,
+    OWN_DISTRIBUTION,
     PLUGIN_HELP,
     PROVIDER_GROUP,
     ContractError,
     Switches,
     check_component_class,
     did_you_mean,
+    normalize_distribution,
 )
 
 
@@ -74,10 +82,10 @@ class Parameter:
 
 @dataclass
 class Component:
-    """A registered loss or miner: where it comes from, and (once loaded) the class itself."""
+    """A registered component: where it comes from, and (once loaded) the class or function itself."""
 
     name: str
-    kind: str  # "loss" | "miner"
+    kind: str  # "loss" | "miner" | "dataset" | "model"
     target: str  # "module:attribute", as the entry point declares it
     distribution: str | None  # the package that provides it, e.g. "lossforge" or a plugin's name
     version: str | None
@@ -95,8 +103,7 @@ class Component:
         """Where the name is declared, for error messages."""
         if self.via is not None:
             return f"provider entry point '{self.via}' in group '{PROVIDER_GROUP}', target {self.target}"
-        group = LOSS_GROUP if self.kind == "loss" else MINER_GROUP
-        return f"entry point '{self.name} = {self.target}' in group '{group}'"
+        return f"entry point '{self.name} = {self.target}' in group '{GROUPS[self.kind]}'"
 
 
 @dataclass(frozen=True)
@@ -146,23 +153,50 @@ def ask_provider(value: str, distribution: str | None, version: str | None) -> P
     if key not in _ANSWERS:
         try:
             _ANSWERS[key] = _parse_answer(metadata.EntryPoint("provider", value, PROVIDER_GROUP).load()())
-        except Exception as error:  # a provider's failure must not break discovery of the others
-            _ANSWERS[key] = f"{type(error).__name__}: {error}"
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # a provider's failure (even sys.exit) must not break discovery of the others
+            _ANSWERS[key] = describe_failure(error, distribution)
     answer = _ANSWERS[key]
     if isinstance(answer, str):
         raise ValueError(answer)
     return answer
 
 
+def describe_failure(error: BaseException, distribution: str | None) -> str:
+    """What went wrong when a plugin was imported or asked, and how to run without it.
+
+    ``sys.exit()`` and other ``BaseException`` subclasses are isolated like ``Exception`` (pip isolates a broken
+    package the same way): one plugin must not take down ``lossforge list`` or a run that never uses it.
+    Only ``KeyboardInterrupt`` passes — the user asked to stop.
+
+    >>> print(describe_failure(SystemExit(3), "evil-plugin"))  # doctest: +NORMALIZE_WHITESPACE
+    SystemExit: the plugin called sys.exit(3) while lossforge loaded it.
+    To run without it: LOSSFORGE_BLOCK_PLUGINS=evil-plugin
+    >>> describe_failure(ImportError("no module named x"), "lossforge")
+    'ImportError: no module named x'
+    """
+    if isinstance(error, SystemExit):
+        what = f"SystemExit: the plugin called sys.exit({error.code!r}) while lossforge loaded it"
+    elif not isinstance(error, Exception):
+        what = f"{type(error).__name__} (a BaseException) raised while lossforge loaded the plugin: {error}"
+    else:
+        what = f"{type(error).__name__}: {error}"
+    if distribution is None or normalize_distribution(distribution) == OWN_DISTRIBUTION:
+        return what
+    return f"{what}. To run without it: LOSSFORGE_BLOCK_PLUGINS={distribution}"
+
+
 def _parse_answer(answer: Any) -> ProviderAnswer:
     expected = f"{{'{LOSS_GROUP}': {{name: 'module:attribute'}}, '{MINER_GROUP}': {{...}}, 'unavailable': {{...}}}}"
     if not isinstance(answer, Mapping):
         raise ValueError(f"a provider must return {expected}, got {type(answer).__name__}")
-    unknown = [key for key in answer if key not in (LOSS_GROUP, MINER_GROUP, "unavailable")]
+    groups = (LOSS_GROUP, MINER_GROUP, DATASET_GROUP, MODEL_GROUP)
+    unknown = [key for key in answer if key not in (*groups, "unavailable")]
     if unknown:
         raise ValueError(f"a provider returned unknown keys {unknown}; expected {expected}")
     components: dict[str, dict[str, str]] = {}
-    for group in (LOSS_GROUP, MINER_GROUP):
+    for group in groups:
         declared = answer.get(group, {})
         if not isinstance(declared, Mapping) or not all(
             isinstance(name, str) and isinstance(target, str) and ":" in target for name, target in declared.items()
@@ -177,7 +211,8 @@ def _parse_answer(answer: Any) -> ProviderAnswer:
 
 @dataclass
 class Registry:
-    """The components of one kind (``"loss"`` or ``"miner"``), indexed from one entry-point group."""
+    """The components of one kind (``"loss"``, ``"miner"``, ``"dataset"``, ``"model"``), indexed from one
+    entry-point group."""
 
     kind: str
     group: str
@@ -271,6 +306,8 @@ class Registry:
         available = self.names()
         hint = did_you_mean(name, available)
         plural = "losses" if self.kind == "loss" else f"{self.kind}s"
+        if self.kind in ("dataset", "model"):
+            plural += f" (and the {self.kind} options in a --config-dir)"
         raise RegistryError(
             f"Unknown {self.kind} {name!r}.{hint} Available {plural}: {', '.join(available) or 'none'}. {PLUGIN_HELP}"
         )
@@ -286,8 +323,10 @@ class Registry:
                 self._check(name, obj, component.distribution)
                 component.loaded = obj
                 return obj
-            except Exception as error:  # a plugin's failure must not break discovery of the others
-                component.error = f"{type(error).__name__}: {error}"
+            except KeyboardInterrupt:  # the user's Ctrl-C stops the command, whatever was being imported
+                raise
+            except BaseException as error:  # a plugin's failure (even sys.exit) must not break the others
+                component.error = describe_failure(error, component.distribution)
         raise RegistryError(
             f"{self.kind} {name!r} from package {component.provider} ({component.declaration}) failed to load: "
             f"{component.error}"
@@ -304,11 +343,15 @@ class Registry:
         return failures
 
     def parameters(self, name: str) -> dict[str, Parameter]:
-        """The keyword constructor parameters of ``name`` with their defaults and annotations."""
-        return constructor_parameters(self.load(name))
+        """The keyword parameters a config may set for ``name``, with their defaults and annotations: a loss's,
+        miner's or model's constructor parameters, a dataset function's parameters — without those lossforge
+        fills in itself (a dataset's ``seed``, a model's ``input_shape`` and ``output_dim``)."""
+        hidden = {"dataset": ("seed",), "model": MODEL_INPUTS}.get(self.kind, ())
+        return {key: value for key, value in constructor_parameters(self.load(name)).items() if key not in hidden}
 
     def build(self, name: str, **params: Any) -> Any:
-        """Instantiate ``name`` with ``params``; unknown parameter names fail with the accepted ones."""
+        """Instantiate ``name`` with ``params`` (a dataset: call it); unknown parameter names fail with the
+        accepted ones."""
         cls = self.load(name)
         accepted = constructor_parameters(cls)
         unknown = [key for key in params if key not in accepted]
@@ -331,18 +374,26 @@ class Registry:
             raise ContractError(f"{self.kind} {name!r} from package {distribution or '?'}", error.rule) from None
 
 
+def _signature_target(obj: Any) -> Any:
+    """What describes ``obj``'s keyword parameters: a class's ``__init__``, else the callable itself."""
+    return obj.__init__ if inspect.isclass(obj) else obj
+
+
 def _takes_var_keyword(cls: Any) -> bool:
-    return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(cls.__init__).parameters.values())
+    return any(p.kind is p.VAR_KEYWORD for p in inspect.signature(_signature_target(cls)).parameters.values())
 
 
 def constructor_parameters(cls: Any) -> dict[str, Parameter]:
-    """Keyword parameters of ``cls.__init__`` (``self``, ``*args`` and ``**kwargs`` left out)."""
+    """Keyword parameters of ``cls.__init__`` — or of ``cls`` itself when it is a function (a dataset) —
+    with ``self``, ``*args`` and ``**kwargs`` left out."""
+    target = _signature_target(cls)
     try:
-        hints = inspect.get_annotations(cls.__init__, eval_str=True)
+        hints = inspect.get_annotations(target, eval_str=True)
     except Exception:  # an annotation that cannot be evaluated is treated as untyped
         hints = {}
+    parameters = list(inspect.signature(target).parameters.values())
     result = {}
-    for parameter in list(inspect.signature(cls.__init__).parameters.values())[1:]:
+    for parameter in parameters[1:] if inspect.isclass(cls) else parameters:
         if parameter.kind in (parameter.VAR_POSITIONAL, parameter.VAR_KEYWORD):
             continue
         default = None if parameter.default is parameter.empty else parameter.default
@@ -352,3 +403,7 @@ def constructor_parameters(cls: Any) -> dict[str, Parameter]:
 
 LOSSES = Registry("loss", LOSS_GROUP)
 MINERS = Registry("miner", MINER_GROUP)
+DATASETS = Registry("dataset", DATASET_GROUP)
+MODELS = Registry("model", MODEL_GROUP)
+#: Every registry, by component kind.
+REGISTRIES: dict[str, Registry] = {"loss": LOSSES, "miner": MINERS, "dataset": DATASETS, "model": MODELS}

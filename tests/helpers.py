@@ -193,11 +193,11 @@ GOOD_LOSS = f"import torch\nfrom torch import nn\n\n\n{inspect.getsource(ScaledL
 
 
 def refresh_registries() -> None:
-    """Make the loss and miner registries re-read the entry points (after an install or a switch changed)."""
-    from lossforge.registry import LOSSES, MINERS
+    """Make every registry re-read the entry points (after an install or a switch changed)."""
+    from lossforge.registry import REGISTRIES
 
-    LOSSES.refresh()
-    MINERS.refresh()
+    for registry in REGISTRIES.values():
+        registry.refresh()
 
 
 def install_good(site: Site, distribution: str = "lf-test-good", package: str = "lf_test_good") -> None:

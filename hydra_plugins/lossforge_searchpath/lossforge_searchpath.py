@@ -32,7 +32,7 @@ from hydra.core.config_search_path import ConfigSearchPath
 from hydra.plugins.search_path_plugin import SearchPathPlugin
 
 from lossforge.contract import Switches
-from lossforge.registry import discover
+from lossforge.registry import describe_failure, discover
 
 CONFIG_GROUP = "lossforge.configs"
 LOSSFORGE_CONFIG = "pkg://lossforge.conf"
@@ -57,8 +57,10 @@ def plugin_config_packages() -> list[tuple[str, str]]:
             continue
         try:
             importlib.import_module(value)  # a config package holds YAML files only: cheap
-        except Exception as error:
-            reason = f"{type(error).__name__}: {error}"
+        except KeyboardInterrupt:
+            raise
+        except BaseException as error:  # sys.exit() in a plugin's package is isolated too (lossforge.registry)
+            reason = describe_failure(error, found_distribution)
             warnings.warn(f"{where}: config package not importable, skipped: {reason}", stacklevel=2)
             continue
         found.append((distribution, value))

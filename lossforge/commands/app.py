@@ -55,7 +55,10 @@ def _app(cfg: DictConfig) -> float | None:
         cfg.pop("sweep", None)
 
     def train_run(tags: Mapping[str, str] | None = None) -> dict[str, float]:
+        from lossforge.config_checks import check_job
         from lossforge.training.run import train  # Lightning: not imported for a job that resume skips
+
+        check_job(cfg, hydra_config)  # this job's own composed config, before anything is built or recorded
 
         return train(cfg, base_dir=base_dir, output_dir=output_dir, sweep_job=job, tags=tags)
 
@@ -145,6 +148,12 @@ def run_app() -> None:
         start_fork_server()  # the jobs' imports start now, beside the config and MLflow set-up (sweeps.parallel)
     register_components(with_parameters=not _HELP_FLAGS.intersection(sys.argv[1:]))
     _register_launcher()
+    from lossforge.config_checks import check_command_line
+
+    problem = check_command_line(sys.argv[1:])  # the composed config, before Hydra instantiates any of it
+    if problem:
+        print(f"lossforge: error: {problem}", file=sys.stderr)
+        raise SystemExit(2)
     _app()
 
 

@@ -1,4 +1,5 @@
-"""``lossforge list``: every registered loss and miner, with its task, parameters and package."""
+"""``lossforge list``: every registered loss and miner (``--kind dataset|model``: datasets, models), with its
+task, parameters and package."""
 
 from __future__ import annotations
 
@@ -18,7 +19,14 @@ def main(arguments: list[str] | None = None) -> int:
         "--task", choices=[str(task) for task in TASKS], help="only the losses that can train this task"
     )
     parser.add_argument("--names", action="store_true", help="print just the names, comma-separated")
+    parser.add_argument(
+        "--kind", choices=["loss", "miner", "dataset", "model"], help="only this kind of component (datasets, models)"
+    )
     options = parser.parse_args(arguments or [])
+    if options.kind in ("dataset", "model"):
+        from lossforge.catalog import list_data_components
+
+        return list_data_components(options.kind, names_only=options.names)
     if options.task or options.names:
         print(",".join(list_losses(task=options.task)))
         return 0

@@ -9,12 +9,18 @@ until Ctrl-C. For a tracking server (``http(s)://``) there is nothing to start: 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
+import signal
 import subprocess
 import sys
+import time
+from collections.abc import Mapping
 from pathlib import Path
+from types import FrameType
 from typing import Any
 
+from lossforge.tracking.secrets import credentials_in_uri, redact_uri
 from lossforge.tracking.store import resolve_tracking_uri
 
 HOST = "127.0.0.1"  # the dashboard is for this machine: MLflow accepts only local clients by default
@@ -59,6 +65,14 @@ def main(argv: list[str] | None = None) -> int:
     from mlflow import MlflowClient
 
     uri = resolve_tracking_uri(args.tracking_uri, base_dir=Path.cwd())
+    if credentials_in_uri(uri):
+        print(
+            f"lossforge ui: error: the tracking URI {redact_uri(uri)} carries credentials; lossforge will not use "
+            f"(nor print) it. Put them in MLFLOW_TRACKING_USERNAME and MLFLOW_TRACKING_PASSWORD (or "
+            f"MLFLOW_TRACKING_TOKEN) and give the URI without them.",
+            file=sys.stderr,
+        )
+        return 2
     if uri.startswith("sqlite:///") and not Path(uri.removeprefix("sqlite:///")).is_file():
         print(
             f"lossforge ui: no MLflow store at {uri} yet; train something first (python -m lossforge)", file=sys.stderr
@@ -76,7 +90,72 @@ def main(argv: list[str] | None = None) -> int:
     server = [sys.executable, "-m", "mlflow", "ui", "--backend-store-uri", uri, "--host", HOST, "--workers", "1"]
     # MLflow's GenAI job runner starts worker processes the dashboard of training runs never needs.
     environment = {"MLFLOW_SERVER_ENABLE_JOB_EXECUTION": "false", **os.environ}
+    return serve([*server, "--port", str(args.port)], environment)
+
+
+#: How long the server may take to stop after SIGTERM before its process group is killed.
+STOP_GRACE_S = 10.0
+
+
+def serve(command: list[str], environment: Mapping[str, str]) -> int:
+    """Run the dashboard server until it ends or this process is stopped — by Ctrl-C, SIGTERM (a process
+    manager, ``kill``) or SIGHUP (its terminal closed) — and then stop it with every process it started.
+
+    ``mlflow ui`` starts uvicorn, which holds the port; stopping only ``mlflow ui`` left uvicorn running,
+    re-parented to init. So the server runs in a process group of its own (a new session: the terminal's
+    Ctrl-C no longer reaches it directly), and each way of stopping this command stops that whole group:
+    SIGTERM, then SIGKILL after :data:`STOP_GRACE_S` seconds.
+    """
+    server = subprocess.Popen(command, env=dict(environment), start_new_session=True)
+
+    def stop(signum: int, frame: FrameType | None) -> None:
+        raise _Stopped(signum)
+
+    previous = {signum: signal.signal(signum, stop) for signum in (signal.SIGTERM, signal.SIGHUP)}
     try:
-        return subprocess.call([*server, "--port", str(args.port)], env=environment)
+        return server.wait()
     except KeyboardInterrupt:
+        stop_group(server)
         return 0
+    except _Stopped as stopped:
+        stop_group(server)
+        return 128 + stopped.signum
+    finally:
+        for signum, handler in previous.items():
+            signal.signal(signum, handler)
+        if server.poll() is None:  # any other way out of this function
+            stop_group(server)
+
+
+class _Stopped(Exception):
+    """This command received SIGTERM or SIGHUP."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+
+
+def stop_group(server: subprocess.Popen[bytes]) -> None:
+    """SIGTERM to the server's process group, SIGKILL to what is left of it after :data:`STOP_GRACE_S`."""
+    for signum in (signal.SIGTERM, signal.SIGKILL):
+        try:
+            os.killpg(server.pid, signum)
+        except ProcessLookupError:  # the whole group is gone
+            return
+        deadline = time.monotonic() + STOP_GRACE_S
+        while time.monotonic() < deadline:
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                server.wait(timeout=0.1)  # reaps the leader, which would otherwise linger as a zombie
+            if not _group_alive(server.pid):
+                return
+
+
+def _group_alive(group: int) -> bool:
+    """Whether any process of process group ``group`` is left."""
+    try:
+        os.killpg(group, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True

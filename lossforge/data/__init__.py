@@ -1,9 +1,12 @@
-"""The dataset registry: name → a function ``(*, seed, **params) -> DataSplits``.
+"""Datasets, named in configs by registry name (entry-point group ``lossforge.datasets``).
 
-Every dataset is seeded and split into train/val/test, validated when built (finite float32 features,
-targets of the dtype and shape its task needs), and needs no download unless asked.
+A dataset is a callable ``(*, seed, **params)`` — ``seed`` being the **split seed** (``dataset.split_seed``,
+docs/decisions.md §1) — returning ``DataSplits`` or anything :func:`lossforge.data.adapter.to_data_splits`
+reads (a mapping of arrays of any per-sample shape, a Dataset per split, a LightningDataModule). lossforge's
+own datasets are entry points like a plugin's. A built dataset is cached for the process
+(:func:`load_dataset`), so the trials and seed runs of one comparison do not build it again.
 
->>> list_datasets("digits*")
+>>> [name for name in list_datasets("digits*")]
 ['digits', 'digits_binary', 'digits_imbalanced', 'digits_multilabel']
 >>> data = build_dataset("digits_binary", seed=0, positive_digits=[0])
 >>> data.task.name, data.num_outputs, data.input_dim
@@ -12,16 +15,13 @@ targets of the dtype and shape its task needs), and needs no download unless ask
 
 from __future__ import annotations
 
-import fnmatch
 import inspect
-from collections.abc import Callable
+import json
+from collections import OrderedDict
 from typing import Any
 
-# Modules, not their functions: `lossforge.data.digits` must stay the module, not the `digits` function.
-from lossforge.contract import did_you_mean
-from lossforge.data import digits as _digits
-from lossforge.data import mnist as _mnist
-from lossforge.data import regression as _regression
+from lossforge.contract import RESERVED_DATASET_KEYS, did_you_mean
+from lossforge.data.adapter import DatasetContractError, to_data_splits
 from lossforge.data.base import (
     DataSplits,
     Split,
@@ -34,35 +34,28 @@ from lossforge.data.base import (
     validate_targets,
 )
 from lossforge.data.mnist import read_idx
+from lossforge.data.splits import class_disjoint_data_splits
+from lossforge.registry import DATASETS, RegistryError
 
 __all__ = [
     "DATASETS",
     "DataSplits",
+    "DatasetContractError",
     "Split",
     "Standardizer",
     "build_dataset",
     "dataset_parameters",
     "list_datasets",
+    "load_dataset",
     "read_idx",
     "split_indices",
     "standardize_features",
+    "to_data_splits",
     "validate_data_splits",
     "validate_features",
     "validate_split",
     "validate_targets",
 ]
-
-#: Registry name → dataset function. Each takes keyword-only parameters, a required ``seed`` among them,
-#: and has a matching ``conf/dataset/<name>.yaml``.
-DATASETS: dict[str, Callable[..., DataSplits]] = {
-    "digits": _digits.digits,
-    "digits_imbalanced": _digits.digits_imbalanced,
-    "digits_binary": _digits.digits_binary,
-    "digits_multilabel": _digits.digits_multilabel,
-    "regression_outliers": _regression.regression_outliers,
-    "diabetes": _regression.diabetes,
-    "mnist": _mnist.mnist,
-}
 
 
 def list_datasets(pattern: str = "*") -> list[str]:
@@ -71,16 +64,14 @@ def list_datasets(pattern: str = "*") -> list[str]:
     >>> list_datasets("*outlier*")
     ['regression_outliers']
     """
-    return sorted(name for name in DATASETS if fnmatch.fnmatchcase(name, pattern))
+    return DATASETS.names(pattern)
 
 
-def _lookup(name: str) -> Callable[..., DataSplits]:
-    if name in DATASETS:
-        return DATASETS[name]
-    raise ValueError(
-        f"Unknown dataset {name!r}.{did_you_mean(name, DATASETS)} Available datasets: {', '.join(list_datasets())}. "
-        "A new dataset is a function (*, seed, **params) -> DataSplits added to lossforge.data.DATASETS."
-    )
+def _lookup(name: str) -> Any:
+    try:
+        return DATASETS.load(name)
+    except RegistryError as error:
+        raise ValueError(str(error)) from None
 
 
 def dataset_parameters(name: str) -> dict[str, Any]:
@@ -98,7 +89,7 @@ def dataset_parameters(name: str) -> dict[str, Any]:
 
 
 def build_dataset(name: str, **params: Any) -> DataSplits:
-    """Build the dataset registered as ``name`` with ``params`` (``seed`` is required).
+    """Build the dataset registered as ``name`` with ``params`` (``seed``, the split seed, is required).
 
     Unknown or missing parameters raise a ``ValueError`` that lists the accepted ones.
 
@@ -121,7 +112,41 @@ def build_dataset(name: str, **params: Any) -> DataSplits:
             f"Dataset {name!r} needs {', '.join(missing)}; e.g. build_dataset({name!r}, seed=0). Every "
             "dataset takes an explicit seed so that its split is reproducible."
         )
-    data = function(**params)
-    if not isinstance(data, DataSplits):
-        raise TypeError(f"Dataset {name!r} returned {type(data).__name__}; a dataset must return DataSplits.")
+    return to_data_splits(function(**params), name=name, declared=function)
+
+
+#: Datasets built in this process, newest last: ``(name, split seed, parameters as JSON, re-split by class)``
+#: → ``DataSplits``.
+_BUILT: OrderedDict[tuple[str, int, str, bool], DataSplits] = OrderedDict()
+#: How many built datasets the process keeps (a comparison uses one; images can be large).
+CACHE_SIZE = 2
+
+
+def load_dataset(config: dict[str, Any]) -> DataSplits:
+    """The dataset a config node describes (``{"name": ..., "split_seed": ..., <params>}``), built once per
+    process: the trials and seed runs of one comparison share it (the run seed is not part of the key — it
+    never changes the data). The reserved keys (``split_seed``, ``augment``, ``class_disjoint``) are not passed to
+    the dataset; ``class_disjoint: true`` re-splits a dataset that is not class-disjoint already by class
+    (:func:`lossforge.data.splits.class_disjoint_data_splits`: test on the last half of the classes)."""
+    values = dict(config)
+    name = values.pop("name")
+    split_seed = values.get("split_seed")
+    split_seed = 0 if split_seed is None else int(split_seed)
+    own = {key: value for key, value in values.items() if key not in RESERVED_DATASET_KEYS}
+    by_class = bool(values.get("class_disjoint"))
+    key = (name, split_seed, json.dumps(own, sort_keys=True, default=str), by_class)
+    if key in _BUILT:
+        _BUILT.move_to_end(key)
+        return _BUILT[key]
+    data = build_dataset(name, seed=split_seed, **own)
+    if by_class and not data.class_disjoint:
+        data = class_disjoint_data_splits(data, seed=split_seed)
+    _BUILT[key] = data
+    while len(_BUILT) > CACHE_SIZE:
+        _BUILT.popitem(last=False)
     return data
+
+
+def clear_cache() -> None:
+    """Forget the datasets this process built (tests; a dataset whose files changed on disk)."""
+    _BUILT.clear()

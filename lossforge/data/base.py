@@ -1,9 +1,10 @@
 """What every dataset shares: the ``Split``/``DataSplits`` types, seeded splitting, standardisation fitted
 on train only, and validators that explain what is wrong with a dataset.
 
-A dataset is a function ``name(*, seed, **params) -> DataSplits``. ``DataSplits`` validates itself when
-it is built, so a dataset that reaches training has finite float32 features, targets of the dtype and
-shape its task needs, labels in range and no empty split. The validators are plain functions and work on
+A dataset is a function ``name(*, seed, **params)`` returning ``DataSplits`` or anything
+:mod:`lossforge.data.adapter` turns into one. ``DataSplits`` validates itself when it is built, so a dataset
+that reaches training has finite float32 (or ``uint8`` image) features of one per-sample shape, targets of
+the dtype and shape its task needs, labels in range and no empty split. The validators are plain functions and work on
 tensors from anywhere:
 
 >>> validate_targets(torch.tensor([0, 3]), task=Task.MULTICLASS, num_outputs=3,
@@ -15,9 +16,12 @@ ValueError: dataset 'toy', train split: multiclass targets must be class indices
 
 from __future__ import annotations
 
+import hashlib
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
+import numpy
 import torch
 from torch import Tensor
 
@@ -31,7 +35,8 @@ class Split:
     """One split of a dataset: features and the targets the task needs.
 
     Shape:
-        - features: :math:`(N, F)` float32.
+        - features: :math:`(N, *S)` float32 for any per-sample shape :math:`S` (``(F,)`` for tables), or
+          ``uint8`` images :math:`(N, C, H, W)`, converted to float and normalised on the training device.
         - targets: multiclass/binary :math:`(N,)` int64 class index (binary: 0/1); multilabel
           :math:`(N, K)` float32 in {0, 1}; regression :math:`(N,)` or :math:`(N, D)` float32 (what each
           task accepts is its ``TaskSpec.check_targets``).
@@ -54,6 +59,81 @@ class Split:
         """The samples at ``indices`` (an int64 index tensor), as a new ``Split``."""
         return Split(self.features[indices], self.targets[indices])
 
+    @property
+    def sample_shape(self) -> tuple[int, ...]:
+        """One sample's shape."""
+        return tuple(int(size) for size in self.features.shape[1:])
+
+    @property
+    def dtype(self) -> torch.dtype:
+        """The features' dtype (float32, or uint8 images)."""
+        return self.features.dtype
+
+    def head(self, count: int) -> Tensor:
+        """The first ``count`` samples' features, ``(count, *sample_shape)``."""
+        return self.features[:count]
+
+
+class _Samples(torch.utils.data.Dataset):
+    """A streamed split's dataset as lossforge's loaders read it: ``(features tensor, target)`` per index,
+    the target taken from the split's ``targets`` (so its dtype is the task's, whatever the dataset returns)."""
+
+    def __init__(self, dataset: Any, targets: Tensor) -> None:
+        self.dataset, self.targets = dataset, targets
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def __getitem__(self, index: int) -> tuple[Tensor, Tensor]:
+        return torch.as_tensor(numpy.asarray(self.dataset[index][0])), self.targets[index]
+
+
+@dataclass(frozen=True, eq=False)
+class StreamedSplit:
+    """A split whose samples stay where the dataset keeps them (files on disk): a ``torch.utils.data.Dataset``
+    read by DataLoader workers batch by batch, with all of its targets held in memory (samplers, class weights
+    and class-disjoint splits read them without decoding a sample).
+
+    Shape:
+        - each sample: ``sample_shape`` of ``dtype`` (float32, or uint8 images).
+        - targets: as :class:`Split`'s.
+
+    Example:
+        >>> samples = [(torch.full((1, 2, 2), i, dtype=torch.uint8), i % 2) for i in range(4)]
+        >>> split = StreamedSplit.of(samples, torch.tensor([0, 1, 0, 1]))
+        >>> len(split), split.sample_shape, split.dtype, tuple(split.head(3).shape)
+        (4, (1, 2, 2), torch.uint8, (3, 1, 2, 2))
+    """
+
+    dataset: Any  # a map-style Dataset: dataset[i] -> (sample, target)
+    targets: Tensor
+    sample_shape: tuple[int, ...]
+    dtype: torch.dtype
+    num_workers: int = 0  # DataLoader worker processes that decode it
+
+    @classmethod
+    def of(cls, dataset: Any, targets: Tensor, *, num_workers: int = 0) -> StreamedSplit:
+        """A streamed split of ``dataset``; its first sample gives the shape and dtype."""
+        first = torch.as_tensor(numpy.asarray(dataset[0][0])) if len(targets) else torch.zeros(0)
+        return cls(dataset, targets, tuple(int(size) for size in first.shape), first.dtype, num_workers)
+
+    def __len__(self) -> int:
+        return len(self.targets)
+
+    def subset(self, indices: Tensor) -> StreamedSplit:
+        """The samples at ``indices``, still streamed."""
+        chosen = torch.utils.data.Subset(self.dataset, indices.tolist())
+        return StreamedSplit(chosen, self.targets[indices], self.sample_shape, self.dtype, self.num_workers)
+
+    def head(self, count: int) -> Tensor:
+        """The first ``count`` samples, decoded and stacked, ``(count, *sample_shape)``."""
+        samples = _Samples(self.dataset, self.targets)
+        return torch.stack([samples[index][0] for index in range(min(count, len(self)))])
+
+    def samples(self) -> torch.utils.data.Dataset:
+        """The dataset as lossforge's loaders read it: ``(features, target)`` tensors per index."""
+        return _Samples(self.dataset, self.targets)
+
 
 @dataclass(frozen=True, eq=False)
 class DataSplits:
@@ -72,22 +152,31 @@ class DataSplits:
 
     name: str
     task: Task  # one of lossforge.contract.DATASET_TASKS
-    train: Split
-    val: Split
-    test: Split
+    train: Split | StreamedSplit
+    val: Split | StreamedSplit
+    test: Split | StreamedSplit
     num_outputs: int  # classes (multiclass), 1 (binary), K labels (multilabel), target dim (regression)
     class_names: tuple[str, ...] = ()  # classes (binary: negative, positive) or labels; () for regression
+    mean: tuple[float, ...] = ()  # images: per-channel mean, applied on the device after uint8 / 255; () none
+    std: tuple[float, ...] = ()  # images: per-channel std, as `mean`
+    class_disjoint: bool = False  # the test classes are not the training classes (metric learning)
+    provenance: dict[str, str] = field(default_factory=dict)  # logged as MLflow tags data.<key> (a file's SHA-256)
 
     def __post_init__(self) -> None:
         validate_data_splits(self)
         object.__setattr__(self, "task", Task(self.task))  # a plain string from a third-party dataset too
 
     @property
-    def input_dim(self) -> int:
-        """Number of features per sample."""
-        return int(self.train.features.shape[1])
+    def input_shape(self) -> tuple[int, ...]:
+        """One sample's shape: ``(F,)`` for a table, ``(C, H, W)`` for images."""
+        return self.train.sample_shape
 
-    def splits(self) -> dict[str, Split]:
+    @property
+    def input_dim(self) -> int:
+        """Number of values per sample (the product of :attr:`input_shape`)."""
+        return math.prod(self.input_shape)
+
+    def splits(self) -> dict[str, Split | StreamedSplit]:
         """``{"train": ..., "val": ..., "test": ...}``, for loops over the three splits."""
         return {"train": self.train, "val": self.val, "test": self.test}
 
@@ -298,7 +387,8 @@ def _where(dataset: str, split: str) -> str:
 
 
 def validate_features(features: Tensor, *, dataset: str = "<unnamed>", split: str = "train") -> None:
-    """Raise a ``ValueError`` unless ``features`` is a non-empty, finite :math:`(N, F)` float32 tensor.
+    """Raise a ``ValueError`` unless ``features`` is a non-empty :math:`(N, *S)` tensor: finite float32, or
+    ``uint8`` (images, normalised on the device).
 
     >>> validate_features(torch.tensor([[0.0, float("nan")]]),
     ...                   dataset="toy", split="val")  # doctest: +ELLIPSIS
@@ -309,17 +399,21 @@ def validate_features(features: Tensor, *, dataset: str = "<unnamed>", split: st
     where = _where(dataset, split)
     if not isinstance(features, Tensor):
         raise ValueError(f"{where}: features must be a torch.Tensor, got {type(features).__name__}")
-    if features.dim() != 2:
+    if features.dim() < 2:
         raise ValueError(
-            f"{where}: features must have shape (N, F), got {tuple(features.shape)}; flatten each sample "
-            "(e.g. images.flatten(1))."
+            f"{where}: features must have shape (N, *sample_shape), got {tuple(features.shape)}; a table with one "
+            "column is (N, 1) (features[:, None])."
         )
     if features.shape[0] == 0:
         raise ValueError(f"{where}: the split is empty (0 samples); every split needs at least one sample.")
-    if features.shape[1] == 0:
-        raise ValueError(f"{where}: features have 0 columns; every sample needs at least one feature.")
+    if features[0].numel() == 0:
+        raise ValueError(f"{where}: features have 0 values per sample; every sample needs at least one feature.")
+    if features.dtype == torch.uint8:
+        return  # images: every byte is a valid pixel
     if features.dtype != torch.float32:
-        raise ValueError(f"{where}: features must be float32, got {features.dtype}; convert with features.float().")
+        raise ValueError(
+            f"{where}: features must be float32 (or uint8 images), got {features.dtype}; convert with features.float()."
+        )
     bad = count_non_finite(features)
     if bad is not None:
         raise ValueError(
@@ -400,9 +494,61 @@ def validate_data_splits(data: DataSplits) -> None:
             f"(or none), got {len(data.class_names)}: {list(data.class_names)}"
         )
     for split_name, split in data.splits().items():
+        if isinstance(split, StreamedSplit):  # its samples are checked as they are decoded, not all up front
+            validate_targets(
+                split.targets, task=data.task, num_outputs=data.num_outputs, dataset=data.name, split=split_name
+            )
+            if split.dtype not in (torch.float32, torch.uint8):
+                raise ValueError(
+                    f"{_where(data.name, split_name)}: streamed samples must be float32 or uint8, got {split.dtype}"
+                )
+            continue
         if not isinstance(split, Split):
             raise ValueError(f"{label}: `{split_name}` must be a Split, got {type(split).__name__}")
         validate_split(split, task=data.task, num_outputs=data.num_outputs, dataset=data.name, split_name=split_name)
-    widths = {split_name: int(split.features.shape[1]) for split_name, split in data.splits().items()}
-    if len(set(widths.values())) != 1:
-        raise ValueError(f"{label}: every split needs the same number of features, got {widths}")
+    shapes = {split_name: split.sample_shape for split_name, split in data.splits().items()}
+    if len(set(shapes.values())) != 1:
+        raise ValueError(f"{label}: every split needs the same per-sample shape (features), got {shapes}")
+    dtypes = {split_name: str(split.dtype) for split_name, split in data.splits().items()}
+    if len(set(dtypes.values())) != 1:
+        raise ValueError(f"{label}: every split needs the same feature dtype, got {dtypes}")
+    if len(data.mean) != len(data.std):
+        raise ValueError(f"{label}: `mean` and `std` need one value per channel each, got {data.mean} and {data.std}")
+    if data.mean and data.input_shape[0] != len(data.mean):
+        raise ValueError(
+            f"{label}: `mean`/`std` give {len(data.mean)} channels, but samples of shape {data.input_shape} have "
+            f"{data.input_shape[0]}"
+        )
+    if any(value <= 0 for value in data.std):
+        raise ValueError(f"{label}: every `std` must be > 0, got {data.std}")
+
+
+# -- provenance ------------------------------------------------------------------------------------------
+def split_fingerprint(split: Split | StreamedSplit) -> str:
+    """SHA-256 (hex) over a split's targets and a content hash of its features — dtypes, shapes and bytes —
+    so two runs that tested on the same examples log the same value (``data.test_digest``, docs/decisions.md
+    §1), whatever their run seed. A streamed split is not decoded: its targets, sample shape and dtype are
+    hashed with its dataset's ``fingerprint`` attribute when it has one (an image folder's file-list digest).
+
+    >>> a = Split(torch.zeros(3, 2), torch.tensor([0, 1, 0]))
+    >>> split_fingerprint(a) == split_fingerprint(Split(torch.zeros(3, 2), torch.tensor([0, 1, 0])))
+    True
+    >>> split_fingerprint(a) == split_fingerprint(Split(torch.ones(3, 2), torch.tensor([0, 1, 0])))
+    False
+    """
+    features = hashlib.sha256()
+    if isinstance(split, StreamedSplit):
+        inner = split.dataset.dataset if isinstance(split.dataset, torch.utils.data.Subset) else split.dataset
+        indices = getattr(split.dataset, "indices", None)
+        features.update(f"{split.dtype}{split.sample_shape};{getattr(inner, 'fingerprint', '')};{indices}".encode())
+        array = torch.zeros(0)
+    else:
+        array = split.features.detach().cpu().contiguous()
+    features.update(f"{array.dtype}{tuple(array.shape)};".encode())
+    features.update(array.flatten().view(torch.uint8).numpy().tobytes())
+    digest = hashlib.sha256()
+    targets = split.targets.detach().cpu().contiguous()
+    digest.update(f"{targets.dtype}{tuple(targets.shape)};".encode())
+    digest.update(targets.flatten().view(torch.uint8).numpy().tobytes())
+    digest.update(features.digest())
+    return digest.hexdigest()

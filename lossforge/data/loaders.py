@@ -20,7 +20,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lossforge.data.base import Split
+from lossforge.data.base import Split, StreamedSplit
 from lossforge.tasks import spec_for
 
 #: The options of the ``sampler`` config group (``conf/sampler/``).
@@ -248,7 +248,7 @@ def keep_batch(batch: Any) -> Any:
 
 
 def make_loader(
-    split: Split,
+    split: Split | StreamedSplit,
     *,
     batch_size: int,
     shuffle: bool,
@@ -259,15 +259,21 @@ def make_loader(
     """A loader over ``split``; ``per_sample=True`` gives the classic per-sample collation (benchmarks).
 
     ``sampler`` (e.g. :func:`train_sampler`'s) sets the order; without one, ``shuffle`` chooses between an
-    ``EpochShuffle`` and the split's own order.
+    ``EpochShuffle`` and the split's own order. A :class:`StreamedSplit` is read per sample by its
+    ``num_workers`` DataLoader worker processes (kept alive between epochs).
     """
     if batch_size < 1:
         raise ValueError(f"expected `batch_size` >= 1, got {batch_size}")
+    if sampler is None and shuffle:
+        sampler = EpochShuffle(len(split.targets), seed)
+    if isinstance(split, StreamedSplit):
+        workers = split.num_workers
+        return DataLoader(
+            split.samples(), batch_size=batch_size, sampler=sampler, num_workers=workers, persistent_workers=workers > 0
+        )
     if per_sample:
         dataset: Dataset = torch.utils.data.TensorDataset(split.features, split.targets)
         collate = None
     else:
         dataset, collate = InMemoryDataset(split.features, split.targets), keep_batch
-    if sampler is None and shuffle:
-        sampler = EpochShuffle(len(split.targets), seed)
     return DataLoader(dataset, batch_size=batch_size, sampler=sampler, collate_fn=collate)

@@ -20,6 +20,7 @@ import os
 import struct
 import urllib.request
 import zlib
+from collections.abc import Iterable
 from pathlib import Path
 
 import numpy as np
@@ -149,23 +150,40 @@ def _candidates(root: Path, stem: str) -> list[Path]:
 
 def find_mnist_files(root: str | os.PathLike[str]) -> dict[str, Path | None]:
     """Each of the four MNIST file names → its path in ``root`` (plain or ``.gz``), or ``None`` if absent."""
+    return find_idx_files(root, MNIST_FILES)
+
+
+def find_idx_files(root: str | os.PathLike[str], stems: Iterable[str]) -> dict[str, Path | None]:
+    """Each IDX file stem → its path in ``root`` (plain, ``.gz``, or dotted ``.idx`` spelling), or ``None``."""
     folder = Path(root).expanduser()
-    return {stem: next((path for path in _candidates(folder, stem) if path.is_file()), None) for stem in MNIST_FILES}
+    return {stem: next((path for path in _candidates(folder, stem) if path.is_file()), None) for stem in stems}
 
 
 def download_mnist(root: str | os.PathLike[str], *, timeout_s: float = 60.0) -> None:
-    """Download the missing MNIST files into ``root`` as ``.gz``, verifying each file's MD5.
+    """Download the missing MNIST files into ``root`` as ``.gz``, verifying each file's MD5."""
+    download_idx_files(root, MNIST_FILES, MNIST_MIRRORS, label="MNIST", timeout_s=timeout_s)
+
+
+def download_idx_files(
+    root: str | os.PathLike[str],
+    files: dict[str, str],
+    mirrors: tuple[str, ...],
+    *,
+    label: str,
+    timeout_s: float = 60.0,
+) -> None:
+    """Download the missing IDX files ``files`` (stem → MD5 of ``<stem>.gz``) from ``mirrors`` into ``root``.
 
     Each file is written under a temporary name and renamed only once verified, so an interrupted download
-    never leaves a half-written file that looks complete.
+    never leaves a half-written file that looks complete. MNIST and Fashion-MNIST share this.
     """
     folder = Path(root).expanduser()
     folder.mkdir(parents=True, exist_ok=True)
-    for stem, path in find_mnist_files(folder).items():
+    for stem, path in find_idx_files(folder, files).items():
         if path is not None:
             continue
         failures = []
-        for mirror in MNIST_MIRRORS:
+        for mirror in mirrors:
             url = f"{mirror}{stem}.gz"
             try:
                 with urllib.request.urlopen(url, timeout=timeout_s) as response:
@@ -174,8 +192,8 @@ def download_mnist(root: str | os.PathLike[str], *, timeout_s: float = 60.0) -> 
                 failures.append(f"{url}: {error}")
                 continue
             digest = hashlib.md5(content, usedforsecurity=False).hexdigest()
-            if digest != MNIST_FILES[stem]:
-                failures.append(f"{url}: MD5 {digest}, expected {MNIST_FILES[stem]}")
+            if digest != files[stem]:
+                failures.append(f"{url}: MD5 {digest}, expected {files[stem]}")
                 continue
             partial = folder / f"{stem}.gz.part"
             partial.write_bytes(content)
@@ -185,7 +203,7 @@ def download_mnist(root: str | os.PathLike[str], *, timeout_s: float = 60.0) -> 
             raise RuntimeError(
                 f"Could not download {stem}.gz into '{folder}'. Tried: "
                 + "; ".join(failures)
-                + ". Copy the four MNIST files there by hand instead (see lossforge.data.mnist)."
+                + f". Copy the four {label} files there by hand instead."
             )
 
 
@@ -200,6 +218,13 @@ def _missing_files_error(folder: Path, missing: list[str]) -> ValueError:
 
 def _load_pair(images_path: Path, labels_path: Path) -> Split:
     """Images and labels of one MNIST file pair as a ``Split``: (N, H·W) float32 in [0, 1], (N,) int64."""
+    images, labels = read_idx_pair(images_path, labels_path, num_classes=10, label="MNIST")
+    return Split(images.flatten(1).float() / 255.0, labels.long())  # (N, H·W), (N,)
+
+
+def read_idx_pair(images_path: Path, labels_path: Path, *, num_classes: int, label: str) -> tuple[Tensor, Tensor]:
+    """One images + labels IDX file pair, checked: uint8 :math:`(N, H, W)` images, uint8 :math:`(N,)` labels
+    below ``num_classes`` (MNIST and Fashion-MNIST share this)."""
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.dim() != 3 or images.dtype != torch.uint8:
         raise ValueError(
@@ -216,9 +241,11 @@ def _load_pair(images_path: Path, labels_path: Path) -> Split:
             f"'{images_path}' holds {len(images)} images but '{labels_path}' holds {len(labels)} labels; "
             "the two files must come from the same set."
         )
-    if len(labels) and int(labels.max()) > 9:
-        raise ValueError(f"IDX file '{labels_path}' holds label {int(labels.max())}; MNIST labels are 0-9.")
-    return Split(images.flatten(1).float() / 255.0, labels.long())  # (N, H·W), (N,)
+    if len(labels) and int(labels.max()) >= num_classes:
+        raise ValueError(
+            f"IDX file '{labels_path}' holds label {int(labels.max())}; {label} labels are 0-{num_classes - 1}."
+        )
+    return images, labels
 
 
 def mnist(

@@ -34,7 +34,6 @@ from omegaconf import DictConfig, OmegaConf
 
 from lossforge.components import list_losses
 from lossforge.contract import Task, loss_traits, training_task
-from lossforge.data import build_dataset
 from lossforge.evaluation.compare import compare
 from lossforge.evaluation.statistics import VerdictRow, is_comparable, verdict_table
 from lossforge.hydra_options import compose
@@ -50,7 +49,7 @@ from lossforge.tracking import (
     redact_uri,
     resolve_tracking_uri,
 )
-from lossforge.training.build import params
+from lossforge.training.build import build_data
 from lossforge.training.run import train
 
 log = logging.getLogger("lossforge.protocol")
@@ -124,13 +123,19 @@ def run_protocol(settings: Settings, *, base_dir: Path) -> Comparison:
     if budget.max_epochs is not None:
         base_overrides.append(f"trainer.max_epochs={budget.max_epochs}")
     base = compose(base_overrides)
-    dataset = build_dataset(base.dataset.name, seed=base.seed, **params(base.dataset))
+    dataset = build_data(base.dataset)  # the split seed, fixed for every trial and seed run (decisions.md §1)
     entries = list(settings.entries) or [Entry(name) for name in list_losses(task=dataset.task)]
     if not entries:
         raise ValueError(f"No loss declares the {dataset.task} task of dataset {dataset.name!r}: nothing to compare.")
     task = _common_task(entries, dataset.task, dataset.name)
     spec = spec_for(task)
-    held_out, folds = _open_set(base, dataset.num_outputs, embedding=spec.embedding, class_folds=settings.class_folds)
+    held_out, folds = _open_set(
+        base,
+        dataset.num_outputs,
+        embedding=spec.embedding,
+        class_folds=settings.class_folds,
+        disjoint=dataset.class_disjoint,
+    )
     base_overrides += held_out
     monitor, metric = f"val/{spec.selection_metric}", f"test/{spec.selection_metric}"
     labels = [entry.label for entry in entries]
@@ -215,21 +220,24 @@ def _log_settings(
 
 
 def _open_set(
-    base: DictConfig, num_classes: int, *, embedding: bool, class_folds: int
+    base: DictConfig, num_classes: int, *, embedding: bool, class_folds: int, disjoint: bool = False
 ) -> tuple[list[str], list[list[int]]]:
     """Metric learning is judged on classes the embedding never saw, as "A Metric Learning Reality Check"
     does: the overrides that hold the last 30 % of the classes out for test (unless the config already
     holds some out), and the class folds for tuning — each a class-disjoint validation split of the
     remaining classes (one fold of two classes by default, or ``class_folds`` partitions). The final seed
-    runs train on every remaining class."""
+    runs train on every remaining class. A dataset that cannot hold classes out is class-disjoint already
+    (CUB-200-2011, Cars196, SOP) or is re-split by class (``dataset.class_disjoint=true``)."""
     if not embedding:
         if class_folds > 1:
             raise ValueError("--class-folds is for metric learning (an embedding tested on unseen classes)")
         return [], []
     if "held_out_classes" not in base.dataset:
-        log.warning("split    dataset %r cannot hold classes out: the metric losses are tested on seen classes",
-                    base.dataset.name)  # fmt: skip
-        return [], []
+        if disjoint:
+            log.info("split    dataset %r tests on classes it never trains on (its own split)", base.dataset.name)
+            return [], []
+        log.info("split    dataset %r re-split by class: test on the last half of its classes", base.dataset.name)
+        return ["++dataset.class_disjoint=true"], []  # ++: the option may or may not list the reserved key
     held = list(base.dataset.held_out_classes or range(math.ceil(0.7 * num_classes), num_classes))
     remaining = [label for label in range(num_classes) if label not in held]
     if class_folds > 1:

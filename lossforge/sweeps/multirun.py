@@ -58,7 +58,14 @@ from omegaconf import DictConfig, OmegaConf
 
 from lossforge.tracking.config_hash import EXCLUDED, config_hash
 from lossforge.tracking.runs import OUTCOME_TAG, Outcome, params_for_mlflow, run_context_tags
-from lossforge.tracking.secrets import redact_uri, scrub_secrets
+from lossforge.tracking.secrets import (
+    install_log_scrubber,
+    raw_strings,
+    recordable_overrides,
+    redact_uri,
+    run_name_for,
+    scrub_secrets,
+)
 from lossforge.tracking.store import default_artifact_location, get_or_create_experiment, resolve_tracking_uri
 from lossforge.tracking.sweep_record import SweepJob
 from lossforge.tracking.sweep_record import record_path as _record_path
@@ -137,6 +144,7 @@ class MlflowSweepCallback(Callback):
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         global _launcher_pid
         _launcher_pid = os.getpid()
+        install_log_scrubber()  # before the launcher logs each job's overrides (``#0 : +db_password=…``)
         if str((config.hydra.get("launcher") or {}).get("_target_", "")).endswith(".ParallelLauncher"):
             from lossforge.sweeps.parallel import start_fork_server
 
@@ -148,7 +156,8 @@ class MlflowSweepCallback(Callback):
         self.client = MlflowClient(tracking_uri=tracking_uri)
         location = default_artifact_location(config.logger.get("artifact_location"), tracking_uri, Path.cwd())
         experiment_id = get_or_create_experiment(self.client, config.logger.experiment, location)
-        task_overrides = list(config.hydra.overrides.task)
+        # As typed, secret values replaced: the parent's name and params are read by anyone with dashboard access.
+        task_overrides = recordable_overrides(raw_strings(config.hydra.overrides.task))
         overrides = " ".join(task_overrides)
         digest = sweep_hash(task_overrides)
         record_path = _record_path(config.hydra)
@@ -371,7 +380,7 @@ def earlier_runs(client: MlflowClient, parent_run_id: str, digest: str, job: Swe
     composed without the plugin's parameter defaults, so its hash differs from the fixed job's."""
     experiment_id = client.get_run(parent_run_id).info.experiment_id
     children = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
-    own = job_key(job.overrides)
+    own = job_key(recordable_overrides(job.overrides))  # as its tag records them
     return [
         child
         for child in children
@@ -458,7 +467,7 @@ def run_sweep_job(
     except SystemExit as stop:
         if not _by_sigterm(stop) or _launcher_pid == os.getpid():
             raise  # not a cancellation, or the sweep's own process: the SIGTERM ends the sweep
-        run_name = cfg.get("run_name") or _default_run_name(cfg)
+        run_name = run_name_for(cfg, _default_run_name(cfg))
         run_id = _failed_run(
             client, job, cfg, digest, CANCELLED, run_name=run_name, since_ms=started_ms, status="KILLED"
         )
@@ -471,7 +480,7 @@ def run_sweep_job(
         # (unless LOSSFORGE_TRACEBACK=1, which empties quiet_errors).
         quiet = (*quiet_errors, *UNREACHABLE) if quiet_errors else ()
         log.error("job %d failed: %s", job.job_num, message, exc_info=not isinstance(error, quiet))
-        run_name = cfg.get("run_name") or _default_run_name(cfg)
+        run_name = run_name_for(cfg, _default_run_name(cfg))
         run_id = _failed_run(client, job, cfg, digest, message, run_name=run_name, since_ms=started_ms)
         print(f"{run_name}: FAILED  {' '.join(message.split())[:200]}  (run {run_id})", flush=True)
         _stop_if_fail_fast(options, job, "failed", f": {message}")

@@ -69,6 +69,16 @@ from lossforge.testing.common import (
     check_search_space,
     make_inputs,
 )
+from lossforge.testing.datasets import (
+    DATASET_CHECKS,
+    check_dataset,
+    check_dataset_classes,
+    check_dataset_declaration,
+    check_dataset_reproducible,
+    check_dataset_splits,
+    dataset_checks,
+    dataset_names,
+)
 from lossforge.testing.losses import (
     LOSS_CHECKS,
     LossSubject,
@@ -92,10 +102,21 @@ from lossforge.testing.miners import (
     miner_checks,
     miner_names,
 )
+from lossforge.testing.models import (
+    MODEL_CHECKS,
+    check_model,
+    check_model_constructor,
+    check_model_shapes,
+    check_model_trains,
+    model_checks,
+    model_names,
+)
 
 __all__ = [
+    "DATASET_CHECKS",
     "LOSS_CHECKS",
     "MINER_CHECKS",
+    "MODEL_CHECKS",
     "REDUCTIONS",
     "Check",
     "LossSubject",
@@ -103,12 +124,21 @@ __all__ = [
     "Subject",
     "check_bad_targets",
     "check_constructor",
+    "check_dataset",
+    "check_dataset_classes",
+    "check_dataset_declaration",
+    "check_dataset_reproducible",
+    "check_dataset_splits",
     "check_declarations",
     "check_degenerate_batches",
     "check_feeds_a_loss",
     "check_learnable",
     "check_loss",
     "check_miner",
+    "check_model",
+    "check_model_constructor",
+    "check_model_shapes",
+    "check_model_trains",
     "check_outputs",
     "check_reductions",
     "check_search_space",
@@ -116,11 +146,15 @@ __all__ = [
     "check_tuples",
     "check_unique_labels",
     "component_checks",
+    "dataset_checks",
+    "dataset_names",
     "loss_checks",
     "loss_names",
     "make_inputs",
     "miner_checks",
     "miner_names",
+    "model_checks",
+    "model_names",
     "parametrize_checks",
 ]
 

@@ -29,7 +29,7 @@ from lossforge.tracking.runs import (
     params_for_mlflow,
     run_context_tags,
 )
-from lossforge.tracking.secrets import redact_uri, scrub_secrets
+from lossforge.tracking.secrets import redact_uri, run_name_for, scrub_secrets
 from lossforge.tracking.store import (
     DEFAULT_ARTIFACTS,
     DEFAULT_STORE,
@@ -60,6 +60,7 @@ __all__ = [
     "redact_uri",
     "resolve_tracking_uri",
     "run_context_tags",
+    "run_name_for",
     "scrub_secrets",
     "sweep_job",
 ]

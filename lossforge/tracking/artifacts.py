@@ -15,18 +15,20 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from lossforge.data.base import DataSplits, Split
+from lossforge.data.base import DataSplits, Split, split_fingerprint
 from lossforge.tracking.runs import RunHandle, params_for_mlflow
+from lossforge.tracking.secrets import redact_config, redact_yaml_text
 
 
 def log_config(run: RunHandle, cfg: DictConfig) -> None:
-    """The flattened resolved config as params (secrets scrubbed), and the config itself as YAML."""
-    config = cast(dict[str, Any], OmegaConf.to_container(cfg, resolve=True))
+    """The flattened resolved config as params, and the config itself as YAML — secrets redacted at the node
+    that produced them (:func:`lossforge.tracking.secrets.redact_config`), then scrubbed."""
+    config = cast(dict[str, Any], redact_config(cfg))
     params, too_long = params_for_mlflow(config)
     run.log_params(params)
     if too_long:
         run.set_tags({"lossforge.long_params": ",".join(too_long)})
-    run.log_text(OmegaConf.to_yaml(cfg, resolve=True), "config.yaml")
+    run.log_text(OmegaConf.to_yaml(config), "config.yaml")
 
 
 def log_figures(run: RunHandle, figures: dict[str, Any]) -> None:
@@ -53,7 +55,7 @@ def log_hydra_record(run: RunHandle, output_dir: Path) -> None:
     hydra_record = output_dir / ".hydra"
     if hydra_record.is_dir():
         for file in sorted(hydra_record.glob("*.yaml")):
-            run.log_text(file.read_text(), f"hydra/{file.name}")
+            run.log_text(redact_yaml_text(file.read_text()), f"hydra/{file.name}")
 
 
 # -- what a reviewer checks first: the data, the machine, the model ------------------------------------------
@@ -95,12 +97,14 @@ def log_datasets(run: RunHandle, data: DataSplits, *, source: Mapping[str, Any])
     dataset_source = CodeDatasetSource(tags={key: json.dumps(value) for key, value in source.items()})
     inputs = []
     for split_name, split in data.splits().items():
+        # a streamed split (samples on disk) is described by its targets, never decoded to be logged
+        features = split.features if isinstance(split, Split) else split.targets[:, None]  # (N, …)
         dataset = from_numpy(
-            split.features.detach().cpu().numpy(),  # (N, D)
+            features.detach().cpu().numpy(),
             targets=split.targets.detach().cpu().numpy(),
             name=data.name,
             source=dataset_source,
-            digest=split_digest(split),
+            digest=split_digest(split) if isinstance(split, Split) else split_fingerprint(split)[:10],
         )
         tag = InputTag(MLFLOW_DATASET_CONTEXT, SPLIT_CONTEXTS[split_name])
         inputs.append(DatasetInput(Dataset(**dataset.to_dict()), tags=[tag]))

@@ -15,7 +15,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param, RunTag
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 
-from lossforge.tracking.secrets import scrub_secrets
+from lossforge.tracking.secrets import recordable_overrides, scrub_secrets
 from lossforge.tracking.store import get_or_create_experiment
 
 if TYPE_CHECKING:
@@ -193,7 +193,7 @@ def run_context_tags(job: SweepJob | None) -> dict[str, str]:
     if job is not None:
         tags["hydra.sweep_dir"] = job.sweep_dir
         tags["hydra.job_num"] = str(job.job_num)
-        tags["hydra.overrides"] = " ".join(job.overrides)
+        tags["hydra.overrides"] = " ".join(recordable_overrides(job.overrides))
         if job.parent_run_id is not None:
             tags["mlflow.parentRunId"] = job.parent_run_id
     return tags

@@ -15,6 +15,8 @@ from typing import Any
 
 from hydra.types import RunMode
 
+from lossforge.tracking.secrets import raw_strings
+
 #: The file in the sweep directory that names the sweep's parent run: ``{"parent_run_id", "tracking_uri"}``.
 SWEEP_RECORD = "lossforge_sweep.json"
 
@@ -45,7 +47,7 @@ def sweep_job(hydra_config: Any) -> SweepJob | None:
     return SweepJob(
         sweep_dir=str(hydra_config.sweep.dir),
         job_num=int(hydra_config.job.num),
-        overrides=tuple(hydra_config.overrides.task),
+        overrides=tuple(raw_strings(hydra_config.overrides.task)),  # as typed: never a resolved secret
         parent_run_id=record.get("parent_run_id"),
     )
 

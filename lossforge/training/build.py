@@ -26,10 +26,12 @@ from lossforge.contract import (
     trainable_tasks,
     training_task,
 )
-from lossforge.data import DataSplits, build_dataset
+from lossforge.data import DataSplits, load_dataset
+from lossforge.data.base import StreamedSplit, split_fingerprint
+from lossforge.data.device import input_pipeline
 from lossforge.mining.memory import MEMORIES, CrossBatchMemory
 from lossforge.mining.miners import PairsFromTriplets
-from lossforge.models import build_model, count_parameters, model_for_task
+from lossforge.models import build_model, count_parameters
 from lossforge.registry import LOSSES, MINERS
 from lossforge.tasks import spec_for
 from lossforge.training.module import LossTask
@@ -49,6 +51,9 @@ class Built:
     data: DataSplits
     task: Task
     module: LossTask
+    #: MLflow tags that say which data and model ran: ``data.test_digest`` (docs/decisions.md §1), the
+    #: dataset's own provenance (a CSV file's path and SHA-256, …), ``model.parameters``.
+    provenance: dict[str, str]
 
 
 def params(node: DictConfig | None) -> dict[str, Any]:
@@ -59,19 +64,29 @@ def params(node: DictConfig | None) -> dict[str, Any]:
     return values  # type: ignore[return-value]
 
 
+def build_data(dataset: DictConfig) -> DataSplits:
+    """The dataset a ``dataset`` config node names, drawn from its ``split_seed`` (default 0) — never from the
+    run seed (docs/decisions.md §1) — and built once per process (:func:`lossforge.data.load_dataset`)."""
+    values = OmegaConf.to_container(dataset, resolve=True)
+    assert isinstance(values, dict)
+    return load_dataset({str(key): value for key, value in values.items()})
+
+
 def build(cfg: DictConfig) -> Built:
     """Build data, loss, miner, model and the LightningModule from ``cfg`` — no training, no tracking."""
     check_trainer(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
-    data = build_dataset(cfg.dataset.name, seed=cfg.seed, **params(cfg.dataset))
+    data = build_data(cfg.dataset)
     log.info(
-        "data     %s: %s task, %d/%d/%d train/val/test samples, %d features",
+        "data     %s: %s task, %d/%d/%d train/val/test samples of shape %s (%s), split seed %s",
         data.name,
         data.task,
         len(data.train.targets),
         len(data.val.targets),
         len(data.test.targets),
-        data.input_dim,
+        data.input_shape,
+        str(data.train.dtype).removeprefix("torch.") + (", streamed" if isinstance(data.train, StreamedSplit) else ""),
+        cfg.dataset.get("split_seed") or 0,
     )
 
     loss_name = cfg.loss.name
@@ -102,20 +117,34 @@ def build(cfg: DictConfig) -> Built:
         )
     miner = build_miner(cfg, loss, traits=traits) if cfg.get("miner") is not None else None
 
-    model_name = model_for_task(cfg.model.name, embedding=spec.embedding)
-    model = build_model(model_name, input_dim=data.input_dim, output_dim=data.num_outputs, **params(cfg.model))
-    if model_name != cfg.model.name:  # explicit and logged: the config's classifier gets an embedding head
+    model_name = cfg.model.name
+    inputs = input_pipeline(
+        dtype=data.train.dtype,
+        input_shape=data.input_shape,
+        mean=data.mean,
+        std=data.std,
+        augment=list(cfg.dataset.get("augment") or ()),
+    )
+    model = build_model(
+        model_name,
+        input_shape=data.input_shape,
+        output_dim=data.num_outputs,
+        embedding=spec.embedding,
+        inputs=inputs,
+        **params(cfg.model),
+    )
+    parameters = count_parameters(model)
+    if spec.embedding:  # one rule for every model: the embedding width as output, L2-normalised unless told not
         log.info(
-            "model    %s → %s: the %s loss trains an embedding (choose model=%s to set embedding_dim, normalize)",
-            cfg.model.name,
+            "model    %s as an embedding model for the %s loss: output_dim = model.embedding_dim, %s",
             model_name,
             loss_name,
-            model_name,
+            "L2-normalised" if cfg.model.get("normalize", True) else "not normalised (model.normalize=false)",
         )
-    log.info("model    %s with %s parameters", model_name, f"{count_parameters(model):,}")
+    log.info("model    %s with %s parameters", model_name, f"{parameters:,}")
     # After the model: class weights need the targets; a learnable loss sizes its parameters (proxies) by the
     # classes and the width of the model's output, and draws them from the run's seeded generator.
-    embedding_dim = output_width(model, data.input_dim) if spec.embedding else None
+    embedding_dim = output_width(model, data.train.head(1)) if spec.embedding else None
     prepare_loss(loss, targets=data.train.targets, num_classes=data.num_outputs, embedding_dim=embedding_dim)
     memory = build_memory(cfg, loss, embedding_dim, traits=traits) if cfg.get("memory") is not None else None
 
@@ -130,20 +159,26 @@ def build(cfg: DictConfig) -> Built:
         class_names=data.class_names,
         optimizer=OptimizerConfig(name=cfg.optimizer.name, **params(cfg.optimizer)),  # params() drops the name
     )
-    return Built(data=data, task=task, module=module)
+    provenance = {
+        "data.test_digest": split_fingerprint(data.test),
+        **{f"data.{key}": value for key, value in data.provenance.items()},
+        "model.parameters": str(parameters),
+    }
+    return Built(data=data, task=task, module=module, provenance=provenance)
 
 
-def output_width(model: nn.Module, input_dim: int) -> int:
-    """The width of ``model``'s output: one zero row through it in eval mode (no dropout, so no random draw).
+def output_width(model: nn.Module, sample: torch.Tensor) -> int:
+    """The width of ``model``'s output: zeros shaped like ``sample`` (one sample, ``(1, *input_shape)``) through
+    it in eval mode (no dropout, so no random draw).
 
-    >>> output_width(nn.Linear(5, 3), 5)
+    >>> output_width(nn.Linear(5, 3), torch.ones(1, 5))
     3
     """
     training = model.training
     model.eval()
     try:
         with torch.no_grad():
-            return int(model(torch.zeros(1, input_dim)).shape[-1])
+            return int(model(torch.zeros_like(sample)).shape[-1])
     finally:
         model.train(training)
 

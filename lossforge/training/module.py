@@ -39,6 +39,7 @@ from lossforge.distributed import global_batch
 from lossforge.mining.memory import CrossBatchMemory
 from lossforge.tasks import spec_for
 from lossforge.training.epoch_means import EpochMeans, epoch_ends
+from lossforge.training.guards import check_reduced_loss
 from lossforge.training.optim import OptimizerConfig, build_optimizer
 from lossforge.training.resume import check_loss_parameters
 
@@ -98,7 +99,13 @@ class LossTask(L.LightningModule):
         return self.spec.read_outputs(self.model(features), self.num_outputs)  # (N, …) as the task reads it
 
     def loss_value(self, outputs: Tensor, targets: Tensor, *, mine: bool = False) -> Tensor:
-        """The loss of a batch's outputs: metric losses get the miner's tuples when ``mine``."""
+        """The loss of a batch's outputs — one number, checked (``guards.check_reduced_loss``): metric losses
+        get the miner's tuples when ``mine``."""
+        value = self._loss_value(outputs, targets, mine=mine)
+        check_reduced_loss(value, loss=self.loss)
+        return value
+
+    def _loss_value(self, outputs: Tensor, targets: Tensor, *, mine: bool) -> Tensor:
         if self.spec.embedding:
             if mine and self.memory is not None:  # XBM: this step's anchors against recent batches too
                 return self.memory.loss(self.loss, self.miner, outputs, targets)

@@ -38,6 +38,7 @@ from lossforge.tracking import (
     redact_uri,
     resolve_tracking_uri,
     run_context_tags,
+    run_name_for,
 )
 from lossforge.tracking.artifacts import (
     log_config,
@@ -51,7 +52,7 @@ from lossforge.tracking.artifacts import (
 from lossforge.tracking.callback import EpochMetricsToMlflow
 from lossforge.training.build import Built, ConfigError, build, params
 from lossforge.training.checkpoints import LAST, EpochCheckpoints, NoFiniteValidationError, SaveOnInterrupt
-from lossforge.training.guards import FiniteLossGuard
+from lossforge.training.guards import ExplodingLossGuard, FiniteLossGuard
 from lossforge.training.progress import EpochLines, summary_line
 from lossforge.training.resume import (
     OUTCOME_RECORD,
@@ -142,9 +143,10 @@ def train(
         mlflow_run(
             tracking_uri=tracking_uri,
             experiment=cfg.logger.experiment,
-            run_name=cfg.get("run_name") or default_run_name(cfg),
+            run_name=run_name_for(cfg, default_run_name(cfg)),
             tags={
                 **provenance_tags(cfg, built.task),
+                **built.provenance,
                 **run_context_tags(sweep_job),
                 **process_tags(),
                 "lossforge.output_dir": str(output_dir),
@@ -156,7 +158,7 @@ def train(
     ):
         if resume is None:
             log_config(run, cfg)
-            log_datasets(run, built.data, source={"dataset": params(cfg.dataset), "seed": cfg.seed})
+            log_datasets(run, built.data, source={"dataset": params(cfg.dataset)})  # split_seed among them
             write_run_record(output_dir, run_id=run.run_id, tracking_uri=tracking_uri, config=cfg)
         else:  # this process now runs it; an honoured override is a tag (logged params cannot change)
             run.set_tags(
@@ -198,9 +200,9 @@ def train(
             if cfg.logger.get("log_checkpoint", True) and fitted.best_checkpoint:
                 run.log_artifact(Path(fitted.best_checkpoint), "checkpoints")
         if cfg.logger.get("log_model"):  # last: logging a model marks the run FINISHED
-            log_model(run, built.module.model, built.data.test.features[:8])
+            log_model(run, built.module.model, built.data.test.head(8))
     if summary:
-        run_name = cfg.get("run_name") or default_run_name(cfg)
+        run_name = run_name_for(cfg, default_run_name(cfg))
         verbose = cfg.get("verbose", True)  # a config recorded before `verbose` existed: as before
         _print_summary(fitted.test_metrics, run.run_id, tracking_uri, run_name=run_name, verbose=verbose)
     return fitted.metrics
@@ -306,6 +308,7 @@ def fit_and_test(
             *callbacks,
             EpochLines(enabled=cfg.get("verbose", True)),
             finite_loss_guard(cfg, built),
+            exploding_loss_guard(built),
             RandomStateInCheckpoints(),
             interrupt,
             stop_together,
@@ -371,6 +374,12 @@ def finite_loss_guard(cfg: DictConfig, built: Built) -> FiniteLossGuard:
     )
 
 
+def exploding_loss_guard(built: Built) -> ExplodingLossGuard:
+    """The explosion guard for ``built``'s loss (``training.guards``): a finite loss that grows far beyond its
+    first step's stops the run as diverged."""
+    return ExplodingLossGuard(loss_name=built.module.traits.name, learning_rate=built.module.optimizer_config.lr)
+
+
 def validation_metrics(trainer: L.Trainer) -> dict[str, float]:
     """The last validation epoch's metrics (``val/*``) as plain floats."""
     return {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
@@ -392,6 +401,7 @@ def fit_for_validation(cfg: DictConfig, *, callbacks: Sequence[L.Callback] = ())
         callbacks=[
             *callbacks,
             finite_loss_guard(cfg, built),
+            exploding_loss_guard(built),
         ],
     )
     trainer.fit(built.module, loaders["train"], loaders["val"])

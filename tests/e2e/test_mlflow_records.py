@@ -41,10 +41,11 @@ def datasets_by_context(run: Run) -> dict[str, tuple[str, str]]:
 
 def test_a_run_records_its_three_splits_with_digests_that_tell_data_apart(tmp_path: Path) -> None:
     digests = {}
-    for directory, seed in (("first", 0), ("same", 0), ("other", 1)):
+    # docs/decisions.md §1: the run seed never changes the data; the split seed does
+    for directory, overrides in (("first", ["seed=0"]), ("same", ["seed=1"]), ("other", ["dataset.split_seed=1"])):
         base_dir = tmp_path / directory
         (base_dir / "outputs").mkdir(parents=True)
-        train(compose_config(*QUICK_RUN, f"seed={seed}"), base_dir=base_dir, summary=False)
+        train(compose_config(*QUICK_RUN, *overrides), base_dir=base_dir, summary=False)
         run = only_run(base_dir)
         recorded = datasets_by_context(run)
         assert sorted(recorded) == ["testing", "training", "validation"]
@@ -52,7 +53,7 @@ def test_a_run_records_its_three_splits_with_digests_that_tell_data_apart(tmp_pa
         assert len({digest for _, digest in recorded.values()}) == 3, "each split has its own digest"
         assert run.inputs is not None
         source = run.inputs.dataset_inputs[0].dataset.source
-        assert "val_fraction" in source and "seed" in source, source  # the config that built it, and its seed
+        assert "val_fraction" in source and "split_seed" in source, source  # the config that built it, its split seed
         digests[directory] = recorded
     assert digests["first"] == digests["same"]
     for context in ("training", "validation", "testing"):

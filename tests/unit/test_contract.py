@@ -332,14 +332,16 @@ def test_lossforge_check_gives_a_verdict_per_component(capsys: pytest.CaptureFix
     from lossforge.registry import LOSSES
 
     assert check_components(["lossforge-extras"]) == 0
-    assert "5 of 5 components meet the contract" in capsys.readouterr().out
+    out = capsys.readouterr().out
+    assert "7 of 7 components meet the contract" in out  # 4 losses, a miner, a dataset and a model
+    assert "ok    dataset spirals" in out and "ok    model   residual_mlp" in out
     LOSSES.register("mean_is_sum", MeanIsSum, distribution="lossforge-test-broken")
     try:
         assert check_components(["lossforge-test-broken"]) == 1
     finally:
         LOSSES.refresh()
     out = capsys.readouterr().out
-    assert "FAIL  loss  mean_is_sum" in out and "check_reductions: " in out
+    assert "FAIL  loss    mean_is_sum" in out and "check_reductions: " in out
     assert "0 of 1 components meet the contract" in out
 
 

@@ -230,3 +230,16 @@ def test_switches_apply_to_providers_which_are_then_not_imported(site: Site, mon
     monkeypatch.setenv("LOSSFORGE_DISABLE_PLUGINS", "1")
     refresh_registries()
     assert not lossforge.list_losses("made_*") and not lossforge.registry.LOSSES.provider_failures()
+
+
+def test_datasets_and_models_are_lossforge_entry_points_like_losses() -> None:
+    from lossforge.registry import DATASETS, MODELS
+
+    assert {"csv", "digits", "mnist"} <= set(DATASETS.names()) and {"cnn", "mlp", "resnet"} <= set(MODELS.names())
+    assert (DATASETS.info("digits").distribution, DATASETS.info("digits").target) == (
+        "lossforge",
+        "lossforge.data.digits:digits",
+    )
+    assert MODELS.info("resnet").target == "lossforge.models.resnet:ResNet"
+    assert "seed" not in DATASETS.parameters("diabetes")  # lossforge passes the split seed itself
+    assert not {"input_shape", "output_dim"} & set(MODELS.parameters("cnn"))

@@ -14,7 +14,7 @@ from lossforge.data.base import Split
 from lossforge.data.loaders import make_loader
 from lossforge.losses.base import LossInputError
 from lossforge.losses.classification import cross_entropy
-from lossforge.models import build_model, model_for_task
+from lossforge.models import build_model
 from lossforge.training.module import LossTask
 
 
@@ -48,7 +48,7 @@ def fit(task: Task, loss: str, *, miner: str | None = None, **trainer_options: A
     torch.manual_seed(0)
     features = torch.randn(SAMPLES, 6)
     targets = torch.arange(SAMPLES) % 4
-    model = build_model(model_for_task("mlp", embedding=task == Task.METRIC), input_dim=6, output_dim=4, hidden=[8])
+    model = build_model("mlp", input_shape=(6,), output_dim=4, embedding=task == Task.METRIC, hidden=[8])
     module = LossTask(
         model=model,
         loss=build_loss(loss),
