@@ -34,10 +34,11 @@ def run_study(overrides: tuple[str, ...], loss: str, trials: int, pruner: bool, 
     from lossforge.contract import loss_traits, training_task
     from lossforge.hydra_options import compose
     from lossforge.protocol.plan import Budget
-    from lossforge.protocol.tuning import TrialStore, tune
+    from lossforge.protocol.tuning import prepare_storage, tune
     from lossforge.registry import LOSSES
     from lossforge.tasks import spec_for
     from lossforge.training.build import build_data
+    from lossforge.training.pruning import storage_url
 
     cfg = compose([*overrides, f"loss={loss}"])
     data = build_data(cfg.dataset)
@@ -45,13 +46,13 @@ def run_study(overrides: tuple[str, ...], loss: str, trials: int, pruner: bool, 
     assert task is not None
     spec = spec_for(task)
     with tempfile.TemporaryDirectory() as directory:
-        store = TrialStore(Path(directory) / "tuning.db")
+        storage = prepare_storage(storage_url(str(Path(directory) / "tuning.db")))
         started = time.perf_counter()
         tuned = tune(
             cfg,
             label=loss,
             budget=Budget(trials=trials, seeds=1),
-            store=store,
+            storage=storage,
             study_name="benchmark",
             monitor=f"val/{spec.selection_metric}",
             maximize=spec.higher_is_better,

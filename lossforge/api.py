@@ -129,6 +129,7 @@ def benchmark(
     pruner: bool = True,
     seed: int = 0,
     class_folds: int = 0,
+    storage: str | None = None,
     base_dir: str | Path | None = None,
 ) -> Comparison:
     """The fair comparison, as ``lossforge benchmark`` runs it: every loss tuned with the same budget on
@@ -144,6 +145,8 @@ def benchmark(
         name: names the comparison in MLflow; the same name resumes it (default: derived).
         pruner: stop poor trials early; ``seed``: the tuning sampler's seed; ``class_folds``: metric
             learning, tune with k folds over class partitions.
+        storage: the studies' Optuna storage: a path (``.db``: SQLite; ``.log`` or ``journal:PATH``: Optuna's
+            journal file) or a database URL (``postgresql://…``); default ``outputs/tuning.db``.
         base_dir: the directory the MLflow store and the outputs are under (default: the current one).
 
     Returns:
@@ -172,6 +175,7 @@ def benchmark(
         pruner=pruner,
         seed=seed,
         class_folds=class_folds,
+        storage=storage,
     )
     return run_protocol(settings, base_dir=Path(base_dir or Path.cwd()).resolve())
 

@@ -46,7 +46,14 @@ def main() -> None:
     arguments = sys.argv[1:]
     if arguments[:1] and arguments[0] in SUBCOMMANDS:
         module, function = SUBCOMMANDS[arguments[0]].split(":")
-        sys.exit(getattr(importlib.import_module(module), function)(arguments[1:]))
+        try:
+            sys.exit(getattr(importlib.import_module(module), function)(arguments[1:]))
+        except ConnectionError as error:  # a store that cannot be used (lossforge.tracking.store): one paragraph
+            from lossforge.contract import Switches
+
+            if Switches.read().traceback:
+                raise
+            sys.exit(f"lossforge {arguments[0]}: error: {error}\n(LOSSFORGE_TRACEBACK=1 shows the traceback)")
     from lossforge.commands.app import run_app
 
     run_app()

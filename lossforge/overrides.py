@@ -113,7 +113,6 @@ _HYDRA_PLUGINS = {
     "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "joblib launcher"),
     "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "submitit launcher"),
     "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "submitit launcher"),
-    "optuna": ("hydra_plugins.hydra_optuna_sweeper", "hydra-optuna-sweeper", "Optuna sweeper"),
 }
 
 

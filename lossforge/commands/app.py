@@ -18,6 +18,7 @@ from omegaconf import DictConfig
 from lossforge.commands._common import USER_ERRORS, quiet_lightning
 from lossforge.contract import Switches
 from lossforge.overrides import YAML_GROUPS, check_overrides, group_options
+from lossforge.run_dirs import register_launch_id
 
 _HELP_FLAGS = {"--help", "-h", "--hydra-help", "--info"}
 
@@ -53,14 +54,18 @@ def _app(cfg: DictConfig) -> float | None:
     sweep_options = SweepOptions.of(cfg)
     with open_dict(cfg):  # how the sweep treats its jobs, not part of a run's config (nor its MLflow params)
         cfg.pop("sweep", None)
+        tuning_trial = cfg.pop("tuning_trial", None)  # an Optuna sweep's trial (hydra_plugins.lossforge_optuna)
 
     def train_run(tags: Mapping[str, str] | None = None) -> dict[str, float]:
         from lossforge.config_checks import check_job
+        from lossforge.training.pruning import trial_of_job
         from lossforge.training.run import train  # Lightning: not imported for a job that resume skips
 
         check_job(cfg, hydra_config)  # this job's own composed config, before anything is built or recorded
 
-        return train(cfg, base_dir=base_dir, output_dir=output_dir, sweep_job=job, tags=tags)
+        reporter = trial_of_job(tuning_trial)
+        callbacks = [reporter] if reporter is not None else []
+        return train(cfg, base_dir=base_dir, output_dir=output_dir, sweep_job=job, tags=tags, callbacks=callbacks)
 
     try:
         if job is None:
@@ -158,14 +163,17 @@ def run_app() -> None:
 
 
 def _register_launcher() -> None:
-    """Register lossforge's ``hydra/launcher=parallel`` by hand: Hydra finds plugins by scanning the
-    ``hydra_plugins`` namespace, which setuptools' editable installs hide (Hydra issue 2359). Here, at the top
-    of the layers, and not in :mod:`lossforge.hydra_options`, which sits below the launchers."""
+    """Register lossforge's ``hydra/launcher=parallel`` and ``hydra/sweeper=optuna`` by hand: Hydra finds
+    plugins by scanning the ``hydra_plugins`` namespace, which setuptools' editable installs hide (Hydra issue
+    2359). Here, at the top of the layers, and not in :mod:`lossforge.hydra_options`, which sits below the
+    launchers. Importing the sweeper stores its config node (``hydra/sweeper/optuna``)."""
     from hydra.core.plugins import Plugins
 
+    from hydra_plugins.lossforge_optuna.optuna_sweeper import OptunaSweeper
     from hydra_plugins.lossforge_parallel.parallel_launcher import ParallelLauncher
 
     Plugins.instance().register(ParallelLauncher)
+    Plugins.instance().register(OptunaSweeper)
 
 
 def _parallel_sweep(arguments: list[str]) -> bool:
@@ -197,6 +205,7 @@ def _quiet_hydra_schema_matching() -> None:
 # At import, not in ``run_app``: a submitit job process composes the config again (and would print the warning
 # into each job's log) after importing this module to unpickle ``_app``, without running ``run_app``.
 _quiet_hydra_schema_matching()
+register_launch_id()  # ${lossforge.launch_id:} in hydra.run.dir / hydra.sweep.dir (lossforge.run_dirs)
 
 
 def app_help() -> str:

@@ -38,6 +38,11 @@ def main(arguments: list[str] | None = None) -> int:
     parser.add_argument(
         "--class-folds", type=int, default=0, help="metric learning: tune with k folds over class partitions"
     )
+    parser.add_argument(
+        "--storage",
+        help="the studies' Optuna storage: a path (.db: SQLite; .log or journal:PATH: Optuna's journal file), "
+        "or a database URL such as postgresql://… (default: outputs/tuning.db)",
+    )
     options = parser.parse_args(arguments or [])
 
     from lossforge.api import benchmark
@@ -65,6 +70,7 @@ def main(arguments: list[str] | None = None) -> int:
             pruner=not options.no_pruner,
             seed=options.seed,
             class_folds=options.class_folds,
+            storage=options.storage,
             base_dir=Path.cwd(),
         )
     except USER_ERRORS as error:

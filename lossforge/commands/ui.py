@@ -21,7 +21,7 @@ from types import FrameType
 from typing import Any
 
 from lossforge.tracking.secrets import credentials_in_uri, redact_uri
-from lossforge.tracking.store import resolve_tracking_uri
+from lossforge.tracking.store import check_reachable, resolve_tracking_uri
 
 HOST = "127.0.0.1"  # the dashboard is for this machine: MLflow accepts only local clients by default
 #: MLflow 3's UI picks its view (GenAI or model training) from this URL parameter; the experiment's
@@ -78,6 +78,7 @@ def main(argv: list[str] | None = None) -> int:
             f"lossforge ui: no MLflow store at {uri} yet; train something first (python -m lossforge)", file=sys.stderr
         )
         return 1
+    check_reachable(uri)  # a damaged store: one paragraph, not the server's traceback
     page = newest_page(MlflowClient(uri), args.experiment)
     if uri.startswith(("http://", "https://")):
         print(f"{uri.rstrip('/')}/#{page}")

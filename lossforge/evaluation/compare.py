@@ -41,7 +41,7 @@ from lossforge.evaluation.statistics import (
     metric_direction,
     verdict_table,
 )
-from lossforge.tracking import resolve_tracking_uri
+from lossforge.tracking import check_reachable, resolve_tracking_uri
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -607,7 +607,9 @@ def compare(
     from mlflow import MlflowClient
 
     directions = dict(directions or {})
-    client = MlflowClient(resolve_tracking_uri(tracking_uri, base_dir=base_dir or Path.cwd()))
+    store = resolve_tracking_uri(tracking_uri, base_dir=base_dir or Path.cwd())
+    check_reachable(store)  # a damaged store: one paragraph naming it (lossforge.tracking.store)
+    client = MlflowClient(store)
     found = client.get_experiment_by_name(experiment)
     if found is None:
         raise ComparisonError(f"no MLflow experiment named {experiment!r} in {client.tracking_uri}")
@@ -772,7 +774,9 @@ def compare_across(
 
     from lossforge.evaluation.statistics import critical_difference_figure, friedman_nemenyi
 
-    client = MlflowClient(resolve_tracking_uri(tracking_uri, base_dir=base_dir or Path.cwd()))
+    store = resolve_tracking_uri(tracking_uri, base_dir=base_dir or Path.cwd())
+    check_reachable(store)  # a damaged store: one paragraph naming it (lossforge.tracking.store)
+    client = MlflowClient(store)
     scores: dict[str, dict[str, float]] = {}
     for run_id in run_ids:
         parent = client.get_run(run_id)

@@ -38,7 +38,7 @@ from lossforge.evaluation.compare import compare
 from lossforge.evaluation.statistics import VerdictRow, is_comparable, verdict_table
 from lossforge.hydra_options import compose
 from lossforge.protocol.plan import BUDGETS, Budget, Entry
-from lossforge.protocol.tuning import TrialStore, Tuned, tune
+from lossforge.protocol.tuning import Tuned, prepare_storage, tune
 from lossforge.registry import LOSSES
 from lossforge.tasks import spec_for
 from lossforge.tracking import (
@@ -50,6 +50,7 @@ from lossforge.tracking import (
     resolve_tracking_uri,
 )
 from lossforge.training.build import build_data
+from lossforge.training.pruning import storage_url
 from lossforge.training.run import train
 
 log = logging.getLogger("lossforge.protocol")
@@ -75,6 +76,9 @@ class Settings:
         class_folds: metric learning: tune with k folds over class partitions of the training classes
             (each fold's classes are a class-disjoint validation split; a trial scores their mean). 0 or 1:
             one class-disjoint validation split.
+        storage: the Optuna storage of the studies (``lossforge.training.pruning.storage_url``: a path,
+            an SQLAlchemy URL such as ``postgresql://…``, or ``journal:<path>``); ``None``:
+            ``outputs/tuning.db``.
     """
 
     overrides: tuple[str, ...] = ()
@@ -85,6 +89,7 @@ class Settings:
     pruner: bool = True
     seed: int = 0
     class_folds: int = 0
+    storage: str | None = None
 
 
 @dataclass
@@ -149,7 +154,7 @@ def run_protocol(settings: Settings, *, base_dir: Path) -> Comparison:
     client = MlflowClient(tracking_uri)
     location = default_artifact_location(base.logger.get("artifact_location"), tracking_uri, base_dir)
     experiment_id = get_or_create_experiment(client, base.logger.experiment, location)
-    store = TrialStore(base_dir / "outputs" / "tuning.db")
+    storage = prepare_storage(storage_url(settings.storage or "outputs/tuning.db", base_dir=base_dir))
     parent = _find_or_create(
         client,
         experiment_id,
@@ -182,7 +187,7 @@ def run_protocol(settings: Settings, *, base_dir: Path) -> Comparison:
                     client=client,
                     experiment_id=experiment_id,
                     parent=parent,
-                    store=store,
+                    storage=storage,
                     monitor=monitor,
                     maximize=spec.higher_is_better,
                     base_dir=base_dir,
@@ -284,7 +289,7 @@ def _run_entry(
     client: MlflowClient,
     experiment_id: str,
     parent: str,
-    store: TrialStore,
+    storage: str,
     monitor: str,
     maximize: bool,
     base_dir: Path,
@@ -303,7 +308,7 @@ def _run_entry(
         cfg,
         label=entry.label,
         budget=settings.budget,
-        store=store,
+        storage=storage,
         study_name=f"{name}/{entry.label}",
         monitor=monitor,
         maximize=maximize,

@@ -4,123 +4,397 @@ A trial samples the shared optimizer space and the loss's (and miner's) declared
 on the training split with :func:`lossforge.training.run.fit_for_validation` (no test pass, no MLflow
 run), and returns the last epoch's validation score. A median pruner stops trials whose per-epoch score
 falls behind; a trial that fails (a NaN loss, an error in a plugin) is recorded as failed with its reason
-and the study goes on. Every finished trial is kept in SQLite (:class:`TrialStore`), so a killed
-comparison resumes with the trials it had.
+and the study goes on.
+
+The trials live in Optuna's own storage (:func:`prepare_storage`): ``outputs/tuning.db`` (SQLite) by default,
+or any storage ``--storage`` names — PostgreSQL, or Optuna's journal file for shared file systems — so
+``optuna.load_study``, ``optuna.get_all_study_summaries`` and optuna-dashboard read them, and a killed
+comparison resumes with the trials it had. The budget is exact: complete, pruned and failed trials count; a
+trial its process never finished (``kill -9``) is marked failed with ``lossforge.interrupted`` and run again.
 """
 
 from __future__ import annotations
 
+import contextlib
 import copy
+import functools
 import json
 import logging
 import math
+import shlex
 import sqlite3
+import threading
+import time
 import warnings
-from collections.abc import Iterator, Sequence
-from contextlib import closing, contextmanager
+from collections.abc import Callable, Iterator, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import lightning as L
 import optuna
 from omegaconf import DictConfig, OmegaConf
 
 from lossforge.contract import parse_search_space, search_space, suggest
 from lossforge.protocol.plan import SHARED_SPACE, Budget
 from lossforge.registry import LOSSES, MINERS
+from lossforge.tracking import redact_uri
+from lossforge.training.pruning import ReportToTrial, median_pruner
 from lossforge.training.run import fit_for_validation
 
 log = logging.getLogger("lossforge.protocol")
 
-#: Trial states that use up part of the budget (a trial whose process was killed never finished: it does not).
+#: Trial states that use up part of the budget (a trial whose process was killed never finished: it does not,
+#: see INTERRUPTED).
 _SPENT = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
 
 
-class TrialStore:
-    """Finished trials of every study, in one SQLite file beside the MLflow store.
+#: Marks a trial whose process ended before it did (``kill -9``, a lost node): failed in Optuna's records,
+#: but not part of the budget — it is run again.
+INTERRUPTED = "lossforge.interrupted"
+#: The study's user attribute that records what it searches (its space and direction): a re-run that
+#: searches something else refuses to mix the two.
+SEARCH = "lossforge.search"
 
-    Optuna's own RDB storage would do this, but the Optuna that Hydra's Optuna sweeper allows (< 3) fails
-    on SQLAlchemy 2, which MLflow needs (``RDBStorage`` asserts on its alembic version table). So each
-    finished trial is written here, and a resumed study is an in-memory study given its trials back with
-    ``Study.add_trial`` — which the sampler and the pruner use like their own. Works with Optuna 2 and later.
+
+def prepare_storage(url: str) -> str:
+    """Create (or upgrade) the storage at ``url`` once, before any worker starts; return ``url``.
+
+    Optuna creates its tables on first use, and two processes doing so at once race (one fails on a table the
+    other just made), so the SQLite file's schema is made here under a file lock beside it; a database server
+    or a journal file is prepared the same way by the one process that starts the workers. A ``tuning.db``
+    in lossforge's old hand-written format (before Optuna's storage) is moved aside, with one line saying so.
     """
+    from filelock import FileLock
 
-    def __init__(self, path: Path) -> None:
-        self.path = path
+    from lossforge.training.pruning import open_storage
+
+    if url.startswith("journal:"):
+        Path(url[len("journal:") :]).parent.mkdir(parents=True, exist_ok=True)
+        open_storage(url)
+        return url
+    path = _sqlite_path(url)
+    lock = FileLock(f"{path}.lock") if path is not None else contextlib.nullcontext()
+    if path is not None:
         path.parent.mkdir(parents=True, exist_ok=True)
-        with self._connection() as connection:
-            connection.execute(
-                "CREATE TABLE IF NOT EXISTS trials (study TEXT, number INTEGER, state TEXT, value REAL, "
-                "params TEXT, distributions TEXT, intermediate TEXT, user_attrs TEXT, PRIMARY KEY (study, number))"
-            )
+    with lock:
+        if path is not None and _is_old_trial_table(path):
+            aside = _free_name(path.with_name(f"{path.stem}.before-optuna{path.suffix}"))
+            path.rename(aside)
+            log.warning("tune     %s holds trials in lossforge's old format: moved aside to %s", path, aside.name)
+        try:
+            optuna.storages.RDBStorage(url)  # creates the tables of a new storage
+        except RuntimeError as error:  # a storage of an older Optuna: upgrade its schema, as `optuna storage upgrade`
+            if "upgrade" not in str(error):
+                raise
+            optuna.storages.RDBStorage(url, skip_compatibility_check=True).upgrade()
+            log.info("tune     upgraded the Optuna storage schema of %s", url)
+    return url
 
-    @contextmanager
-    def _connection(self) -> Iterator[sqlite3.Connection]:
-        with closing(sqlite3.connect(self.path, timeout=30)) as connection, connection:
-            yield connection
 
-    def save(self, study: str, trial: optuna.trial.FrozenTrial) -> None:
-        """Keep a finished trial (called after each trial of ``study``)."""
-        distributions = {
-            name: optuna.distributions.distribution_to_json(distribution)
-            for name, distribution in trial.distributions.items()
-        }
-        row = (
-            study,
-            trial.number,
-            trial.state.name,
-            trial.value if trial.state == optuna.trial.TrialState.COMPLETE else None,
-            json.dumps(trial.params),
-            json.dumps(distributions),
-            json.dumps({str(step): value for step, value in trial.intermediate_values.items()}),
-            json.dumps(trial.user_attrs),
+def _sqlite_path(url: str) -> Path | None:
+    return Path(url[len("sqlite:///") :]) if url.startswith("sqlite:///") else None
+
+
+def _free_name(path: Path) -> Path:
+    candidate, number = path, 1
+    while candidate.exists():
+        candidate, number = path.with_name(f"{path.stem}-{number}{path.suffix}"), number + 1
+    return candidate
+
+
+def _is_old_trial_table(path: Path) -> bool:
+    """Whether ``path`` is lossforge's old ``TrialStore`` file: a ``trials`` table with a ``study`` column
+    and none of Optuna's tables."""
+    if not path.is_file() or path.stat().st_size == 0:
+        return False
+    with closing(sqlite3.connect(path)) as connection:
+        tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+        if "trials" not in tables or "studies" in tables:
+            return False
+        columns = {row[1] for row in connection.execute("PRAGMA table_info(trials)")}
+    return "study" in columns
+
+
+def open_study(
+    *,
+    storage: str,
+    study_name: str,
+    maximize: bool,
+    search: dict[str, Any],
+    sampler: Callable[[int], optuna.samplers.BaseSampler],
+    pruner: optuna.pruners.BasePruner,
+    heartbeat: tuple[int, int] | None = None,
+) -> optuna.Study:
+    """The study ``study_name`` in ``storage``, created if new; a study that searched something else
+    (``search``: its space and direction, as JSON-able values) is refused, naming how to start afresh.
+
+    ``sampler`` makes the sampler given how many trials the study already has: a seeded sampler of a resumed
+    study must not start its random sequence again (it would repeat the first trials), so it is seeded with
+    the seed plus that count (:func:`seeded`) — the same resume gives the same trials again.
+    """
+    from lossforge.training.pruning import open_storage
+
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9: said once, here
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        opened = open_storage(storage, heartbeat=heartbeat)
+    study = optuna.create_study(
+        storage=opened,
+        study_name=study_name,
+        direction="maximize" if maximize else "minimize",
+        pruner=pruner,
+        load_if_exists=True,
+    )
+    study.sampler = sampler(len(study.get_trials(deepcopy=False)))
+    wanted = json.loads(json.dumps({**search, "direction": "maximize" if maximize else "minimize"}, sort_keys=True))
+    recorded = study.user_attrs.get(SEARCH)
+    if recorded is None:
+        study.set_user_attr(SEARCH, wanted)
+    elif recorded != wanted:
+        changed = sorted(key for key in {*recorded, *wanted} if recorded.get(key) != wanted.get(key))
+        raise ValueError(
+            f"Study {study_name!r} in {redact_uri(storage)} searched a different space ({', '.join(changed)} "
+            f"changed), and its trials cannot be mixed with the new ones. Start afresh under another name "
+            f"(--name for a comparison, hydra.sweeper.study_name for a sweep), or delete it: "
+            f"optuna delete-study --study-name {shlex.quote(study_name)} --storage {shlex.quote(_cli_url(storage))}"
         )
-        with self._connection() as connection:
-            connection.execute("INSERT OR REPLACE INTO trials VALUES (?, ?, ?, ?, ?, ?, ?, ?)", row)
-
-    def load(self, study: str) -> list[optuna.trial.FrozenTrial]:
-        """The finished trials of ``study``, in their order, as Optuna trials to add to a new study."""
-        with self._connection() as connection:
-            rows = connection.execute(
-                "SELECT state, value, params, distributions, intermediate, user_attrs FROM trials "
-                "WHERE study = ? ORDER BY number",
-                (study,),
-            ).fetchall()
-        trials = []
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-            for state, value, params, distributions, intermediate, user_attrs in rows:
-                trials.append(
-                    optuna.trial.create_trial(
-                        state=optuna.trial.TrialState[state],
-                        value=value,
-                        params=json.loads(params),
-                        distributions={
-                            name: optuna.distributions.json_to_distribution(text)
-                            for name, text in json.loads(distributions).items()
-                        },
-                        intermediate_values={int(step): v for step, v in json.loads(intermediate).items()},
-                        user_attrs=json.loads(user_attrs),
-                    )
-                )
-        return trials
+    return study
 
 
-class PruneOnValidation(L.Callback):
-    """Report each epoch's validation score to the trial; stop the run when the pruner says so."""
+def seeded(seed: int | None, done: int) -> int | None:
+    """The sampler seed of a study that already has ``done`` trials: ``seed`` for a new study.
 
-    def __init__(self, trial: optuna.Trial, monitor: str) -> None:
-        self.trial = trial
-        self.monitor = monitor
+    >>> seeded(0, 0), seeded(0, 3), seeded(None, 3)
+    (0, 3, None)
+    """
+    return None if seed is None else seed + done
 
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or self.monitor not in trainer.callback_metrics:
+
+def _cli_url(storage: str) -> str:
+    return redact_uri(storage) if not storage.startswith("journal:") else storage[len("journal:") :]
+
+
+def spent_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
+    """The trials that use up the budget: complete, pruned and failed — not interrupted ones."""
+    trials = study.get_trials(deepcopy=False, states=_SPENT)
+    return [trial for trial in trials if not trial.user_attrs.get(INTERRUPTED)]
+
+
+def close_interrupted(study: optuna.Study) -> int:
+    """Mark the trials left ``RUNNING`` by a process that was killed as failed and interrupted (not counted,
+    run again); return how many. For a storage without heartbeats (a journal file, the sweeper's study),
+    called by the one process that runs the study, before it runs trials."""
+    running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+    return sum(_interrupt(study, trial._trial_id) for trial in running)
+
+
+def close_stale(study: optuna.Study) -> int:
+    """Mark the running trials whose heartbeat stopped (their worker died) as failed and interrupted; return
+    how many. Optuna's ``fail_stale_trials`` does the same but fails a trial before its callback runs, and a
+    finished trial takes no more attributes — so the mark is set here first, under the storage's lock."""
+    from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
+
+    storage = study._storage  # RDBStorage behind Optuna's cache: both heartbeat-capable
+    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
+        return 0
+    return sum(_interrupt(study, trial_id) for trial_id in storage._get_stale_trial_ids(study._study_id))
+
+
+def _interrupt(study: optuna.Study, trial_id: int) -> bool:
+    try:
+        study._storage.set_trial_user_attr(trial_id, INTERRUPTED, True)
+        study._storage.set_trial_state_values(trial_id, optuna.trial.TrialState.FAIL)
+    except optuna.exceptions.UpdateFinishedTrialError:  # it finished meanwhile
+        return False
+    number = study._storage.get_trial_number_from_id(trial_id)
+    log.info("tune     %s: trial %d's process stopped before it did: not counted, run again", study.study_name, number)
+    return True
+
+
+def remaining_trials(study: optuna.Study, budget: int, *, label: str, shared: bool = False) -> int:
+    """How many trials the study still needs for exactly ``budget``; a study that already has more (a re-run
+    with a smaller budget) is refused: its verdict would rest on a different budget than the one asked.
+
+    ``shared``: other workers may be running trials of this study (a storage with heartbeats): only the
+    trials whose heartbeat stopped are interrupted; otherwise every trial left ``RUNNING`` is.
+    """
+    if shared:
+        close_stale(study)
+    else:
+        close_interrupted(study)
+    spent = len(spent_trials(study))
+    if spent > budget:
+        raise ValueError(
+            f"Study {study.study_name!r} already has {spent} trials, more than the budget of {budget}: give it a "
+            f"budget of {spent} or more to keep its trials (--trials for a comparison, hydra.sweeper.n_trials "
+            f"for a sweep), or start afresh under another name (--name, hydra.sweeper.study_name)."
+        )
+    if spent and spent < budget:
+        log.info("tune     %s: continues its study, %d of %d trials done", label, spent, budget)
+    elif spent == budget:
+        log.info("tune     %s: reuses its study, %d of %d trials done", label, spent, budget)
+    return budget - spent
+
+
+#: Heartbeats of a trial in a database storage (seconds): every HEARTBEAT a running trial says it is alive;
+#: one silent for GRACE is stale — its worker died — and is failed, marked interrupted and run again.
+HEARTBEAT, GRACE = 5, 20
+
+
+@contextlib.contextmanager
+def storage_lock(url: str) -> Iterator[None]:
+    """Hold the study storage's lock: a file lock beside an SQLite or journal file, a PostgreSQL advisory
+    lock on a database server; other databases have none (their budget may overshoot by a worker or two)."""
+    from filelock import FileLock
+
+    path = Path(url[len("journal:") :]) if url.startswith("journal:") else _sqlite_path(url)
+    if path is not None:
+        with FileLock(f"{path}.lock"):
+            yield
+    elif url.startswith("postgresql"):
+        from sqlalchemy import text
+
+        with _engine(url).connect() as connection:
+            connection.execute(text("SELECT pg_advisory_lock(:key)"), {"key": _ADVISORY_KEY})
+            try:
+                yield
+            finally:
+                connection.execute(text("SELECT pg_advisory_unlock(:key)"), {"key": _ADVISORY_KEY})
+    else:
+        yield
+
+
+_ADVISORY_KEY = 0x10557F0E  # lossforge's tuning lock among a server's advisory locks
+
+
+@functools.cache
+def _engine(url: str) -> Any:
+    import sqlalchemy
+
+    return sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
+
+
+def reserve_trial(study: optuna.Study, budget: int, *, storage: str, shared: bool) -> optuna.Trial | bool:
+    """A new trial of ``study`` if it has fewer than ``budget`` trials counted and running — checked and
+    created under the storage's lock, so workers sharing the study never overshoot; else whether another
+    worker still runs one (``True``: wait for it — its result, or its heartbeat stopping, decides; ``False``:
+    the study is done). Optuna's ``MaxTrialsCallback`` counts without creating, so N workers overshoot by
+    up to N − 1."""
+    with storage_lock(storage):
+        if shared:
+            close_stale(study)
+        running = [
+            trial
+            for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
+            if not trial.user_attrs.get(INTERRUPTED)
+        ]
+        if len(spent_trials(study)) + len(running) < budget:
+            with warnings.catch_warnings():  # our own loop beats the heart (heartbeat()), as Study.optimize does
+                warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+                return study.ask()
+        return bool(running)
+
+
+@contextlib.contextmanager
+def heartbeat(study: optuna.Study, trial: optuna.Trial, *, interval: int | None) -> Iterator[None]:
+    """Record the running ``trial``'s heartbeat every ``interval`` seconds in a thread (as
+    ``Study.optimize`` does for its own trials); ``None``: a storage without heartbeats."""
+    if interval is None:
+        yield
+        return
+    stop = threading.Event()
+
+    def beat() -> None:
+        while True:
+            study._storage.record_heartbeat(trial._trial_id)  # type: ignore[attr-defined]
+            if stop.wait(interval):
+                return
+
+    thread = threading.Thread(target=beat, name=f"heartbeat-{trial.number}", daemon=True)
+    thread.start()
+    try:
+        yield
+    finally:
+        stop.set()
+        thread.join()
+
+
+def run_trials(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    budget: int,
+    *,
+    storage: str,
+    heartbeat_interval: int | None = HEARTBEAT,
+) -> None:
+    """Run trials of ``study`` until it has exactly ``budget``, alone or beside other workers: a pruned trial
+    is told pruned, one whose objective raised is told failed (its error recorded by the objective).
+
+    ``heartbeat_interval``: the storage's heartbeat (``open_study(heartbeat=…)``), ``None`` without one —
+    then this must be the only worker of the study."""
+    shared = heartbeat_interval is not None
+    started, ran = time.monotonic(), 0
+    while True:
+        trial = reserve_trial(study, budget, storage=storage, shared=shared)
+        if trial is True:  # the last trials run in other workers: wait for their results (or their death)
+            time.sleep(heartbeat_interval or 1)
+            continue
+        if trial is False:
             return
-        value = float(trainer.callback_metrics[self.monitor])
-        self.trial.report(value, step=trainer.current_epoch)
-        if self.trial.should_prune():
-            raise optuna.TrialPruned(f"epoch {trainer.current_epoch}: {self.monitor} = {value:.4f}")
+        assert isinstance(trial, optuna.Trial)
+        with heartbeat(study, trial, interval=heartbeat_interval):
+            try:
+                value = objective(trial)
+            except optuna.TrialPruned:
+                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+            except Exception as error:  # recorded, and the study goes on
+                log.warning("tune     %s: trial %d failed: %s", study.study_name, trial.number, error)
+                study.tell(trial, state=optuna.trial.TrialState.FAIL)
+            else:
+                study.tell(trial, value)
+        ran += 1
+        log.info("%s", progress_line(study, budget, trial.number, seconds_per_trial=(time.monotonic() - started) / ran))
+
+
+def progress_line(study: optuna.Study, budget: int, number: int, *, seconds_per_trial: float) -> str:
+    """One line per finished trial: trials done / budget, pruned and failed counts, the best validation
+    score so far, and the time left at this worker's pace (a log, a SLURM worker's output: no bar).
+
+    >>> study = optuna.create_study(direction="maximize")
+    >>> for value in (0.5, 0.75):
+    ...     study.add_trial(optuna.trial.create_trial(value=value))
+    >>> study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
+    >>> progress_line(study, 10, 2, seconds_per_trial=30.0)
+    'tune     no-name-…: trial 2 PRUNED; 3/10 trials (1 pruned, 0 failed), best 0.75; ~4 min left'
+    """
+    spent = spent_trials(study)
+    state = study.get_trials(deepcopy=False)[number].state.name
+    counts = {name: sum(trial.state.name == name for trial in spent) for name in ("PRUNED", "FAIL")}
+    complete = [
+        float(trial.value)
+        for trial in spent
+        if trial.state == optuna.trial.TrialState.COMPLETE and trial.value is not None
+    ]
+    best = (max if study.direction == optuna.study.StudyDirection.MAXIMIZE else min)(complete) if complete else None
+    left = max(0, budget - len(spent)) * seconds_per_trial
+    name = study.study_name if not study.study_name.startswith("no-name-") else "no-name-…"
+    return (
+        f"tune     {name}: trial {number} {state}; {len(spent)}/{budget} trials ({counts['PRUNED']} pruned, "
+        f"{counts['FAIL']} failed), best {'-' if best is None else f'{best:.4g}'}; ~{_duration(left)} left"
+    )
+
+
+def _duration(seconds: float) -> str:
+    """``45 s``, ``4 min``, ``2.5 h``.
+
+    >>> _duration(45), _duration(240), _duration(9000)
+    ('45 s', '4 min', '2.5 h')
+    """
+    if seconds < 90:
+        return f"{seconds:.0f} s"
+    if seconds < 5400:
+        return f"{seconds / 60:.0f} min"
+    return f"{seconds / 3600:.1f} h"
 
 
 @dataclass
@@ -158,7 +432,7 @@ def tune(
     *,
     label: str,
     budget: Budget,
-    store: TrialStore,
+    storage: str,
     study_name: str,
     monitor: str,
     maximize: bool,
@@ -166,14 +440,15 @@ def tune(
     seed: int = 0,
     class_folds: Sequence[Sequence[int]] = (),
 ) -> Tuned:
-    """Run (or resume) the study of one entry until it has ``budget.trials`` finished trials.
+    """Run (or resume) the study of one entry until it has exactly ``budget.trials`` trials.
 
     Args:
         cfg: the entry's composed config (its loss and miner chosen); each trial changes a copy.
         label: the entry's name, for messages.
-        budget: the number of trials.
-        store: where finished trials are kept (SQLite beside the MLflow store).
-        study_name: the study's name in that store; the same name resumes it.
+        budget: the number of trials (complete, pruned and failed ones count).
+        storage: the Optuna storage, a canonical URL (``lossforge.training.pruning.storage_url``) that
+            :func:`prepare_storage` has prepared.
+        study_name: the study's name in that storage; the same name resumes it.
         monitor: the validation metric, e.g. ``val/f1_macro``.
         maximize: whether higher is better.
         pruner: stop poor trials early with a median pruner (off: every trial runs all its epochs).
@@ -187,23 +462,24 @@ def tune(
         log.warning("tune     %s declares no search space: tuned over the learning rate and weight decay only", label)
     epochs = int(cfg.trainer.max_epochs)
     optuna.logging.set_verbosity(optuna.logging.WARNING)
-    study = optuna.create_study(
-        direction="maximize" if maximize else "minimize",
-        sampler=optuna.samplers.TPESampler(seed=seed),
+    shared = not storage.startswith("journal:")  # a database storage has heartbeats: workers may share it
+    study = open_study(
+        storage=storage,
+        study_name=study_name,
+        maximize=maximize,
+        search={key: repr(prior) for key, prior in spaces.items()},
+        sampler=lambda done: optuna.samplers.TPESampler(seed=seeded(seed, done)),
         pruner=(
-            optuna.pruners.MedianPruner(n_startup_trials=max(2, budget.trials // 4), n_warmup_steps=max(1, epochs // 4))
+            median_pruner(n_startup_trials=max(2, budget.trials // 4), n_warmup_steps=max(1, epochs // 4))
             if pruner
             else optuna.pruners.NopPruner()
         ),
+        heartbeat=(HEARTBEAT, GRACE) if shared else None,
     )
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
-        for trial in store.load(study_name):
-            study.add_trial(trial)
-    spent = len(study.get_trials(deepcopy=False, states=_SPENT))
-    remaining = budget.trials - spent
+    with storage_lock(storage):
+        remaining = remaining_trials(study, budget.trials, label=label, shared=shared)
     if remaining > 0:
-        log.info("tune     %s: %d trial(s) to run (%d done)", label, remaining, spent)
+        log.info("tune     %s: %d trial(s) to run", label, remaining)
 
         def objective(trial: optuna.Trial) -> float:
             trial_cfg = copy.deepcopy(cfg)
@@ -214,7 +490,7 @@ def tune(
                 fold_cfg = copy.deepcopy(trial_cfg)
                 if classes is not None:
                     OmegaConf.update(fold_cfg, "dataset.val_classes", list(classes), merge=False)
-                callbacks = [PruneOnValidation(trial, monitor)] if fold == 0 else []
+                callbacks = [ReportToTrial(trial, monitor)] if fold == 0 else []
                 try:
                     metrics = fit_for_validation(fold_cfg, callbacks=callbacks)
                 except optuna.TrialPruned:
@@ -230,12 +506,12 @@ def tune(
                 scores.append(value)
             return sum(scores) / len(scores)
 
-        keep = [lambda _, trial: store.save(study_name, trial)]
-        study.optimize(objective, n_trials=remaining, catch=(Exception,), callbacks=keep)
+        run_trials(study, objective, budget.trials, storage=storage, heartbeat_interval=HEARTBEAT if shared else None)
     return _tuned(study, tuple(key for key in spaces))
 
 
 def _tuned(study: optuna.Study, parameters: tuple[str, ...]) -> Tuned:
+    spent = spent_trials(study)
     trials = [
         {
             "trial": trial.number,
@@ -245,9 +521,9 @@ def _tuned(study: optuna.Study, parameters: tuple[str, ...]) -> Tuned:
             **trial.params,
             "error": trial.user_attrs.get("error", ""),
         }
-        for trial in study.get_trials(deepcopy=False, states=_SPENT)
+        for trial in spent
     ]
-    completed = [trial for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.COMPLETE,))]
+    completed = [trial for trial in spent if trial.state == optuna.trial.TrialState.COMPLETE]
     if not completed:
         return Tuned(best_params={}, best_value=None, trials=trials, tuned_parameters=parameters)
     best = study.best_trial

@@ -56,6 +56,8 @@ from mlflow.exceptions import MlflowException
 from mlflow.utils.validation import MAX_PARAM_VAL_LENGTH
 from omegaconf import DictConfig, OmegaConf
 
+from lossforge.preflight import sweep_refusal
+from lossforge.run_dirs import register_launch_id
 from lossforge.tracking.config_hash import EXCLUDED, config_hash
 from lossforge.tracking.runs import OUTCOME_TAG, Outcome, params_for_mlflow, run_context_tags
 from lossforge.tracking.secrets import (
@@ -66,7 +68,13 @@ from lossforge.tracking.secrets import (
     run_name_for,
     scrub_secrets,
 )
-from lossforge.tracking.store import default_artifact_location, get_or_create_experiment, resolve_tracking_uri
+from lossforge.tracking.store import (
+    TrackingUnavailableError,
+    default_artifact_location,
+    get_or_create_experiment,
+    open_sqlite_store,
+    resolve_tracking_uri,
+)
 from lossforge.tracking.sweep_record import SweepJob
 from lossforge.tracking.sweep_record import record_path as _record_path
 from lossforge.tracking.sweep_record import write_record as _write_record
@@ -86,6 +94,7 @@ UNREACHABLE = (MlflowException, OSError)
 #: The id of the process that launched the sweep (``on_multirun_start`` ran in it); a job in another process
 #: (SLURM, the parallel launcher) returns when cancelled, one in this process lets the SIGTERM end the sweep.
 _launcher_pid: int | None = None
+register_launch_id()  # a job process unpickles this module's callback before it resolves hydra.sweep.dir
 
 
 @dataclass(frozen=True)
@@ -145,14 +154,23 @@ class MlflowSweepCallback(Callback):
         global _launcher_pid
         _launcher_pid = os.getpid()
         install_log_scrubber()  # before the launcher logs each job's overrides (``#0 : +db_password=…``)
+        refused = sweep_refusal(config)  # every job checked before the first trains (lossforge.preflight)
+        if refused:
+            print(f"lossforge: error: {scrub_secrets(refused)}", file=sys.stderr, flush=True)
+            raise SystemExit(2)
         if str((config.hydra.get("launcher") or {}).get("_target_", "")).endswith(".ParallelLauncher"):
             from lossforge.sweeps.parallel import start_fork_server
 
             start_fork_server()  # its imports for the jobs overlap the store and parent run set up here
-        self._start_parent(config)
+        try:
+            self._start_parent(config)
+        except TrackingUnavailableError as error:  # a store that cannot be used: its paragraph, no traceback
+            print(f"lossforge: error: {error}", file=sys.stderr, flush=True)
+            raise SystemExit(1) from None
 
     def _start_parent(self, config: DictConfig) -> None:
         tracking_uri = resolve_tracking_uri(config.logger.get("tracking_uri"), base_dir=Path.cwd())
+        open_sqlite_store(tracking_uri)  # before the first client, which creates a new store without a lock
         self.client = MlflowClient(tracking_uri=tracking_uri)
         location = default_artifact_location(config.logger.get("artifact_location"), tracking_uri, Path.cwd())
         experiment_id = get_or_create_experiment(self.client, config.logger.experiment, location)

@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import contextlib
+import fcntl
 import os
 import shlex
+import sqlite3
 import sys
-from collections.abc import MutableMapping
+from collections.abc import Iterator, MutableMapping
+from dataclasses import dataclass
 from pathlib import Path
 
 from mlflow import MlflowClient
@@ -152,7 +156,8 @@ def _refusal(error: MlflowException, tracking_uri: str, action: str) -> Tracking
 
 def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
     """Fail fast, naming the URI, when the tracking server does not answer within ``timeout`` seconds, or
-    refuses the credentials in ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD``.
+    refuses the credentials in ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` — or, for a SQLite
+    store, when its file is damaged (:func:`open_sqlite_store`, which also creates a new one under a lock).
 
     Any HTTP answer to ``/health`` means a server is there; then one authenticated request (listing one
     experiment) checks the credentials. Also gives this process's later requests to that server
@@ -162,6 +167,7 @@ def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
     import urllib.request
 
     if not _is_http(tracking_uri):
+        open_sqlite_store(tracking_uri)
         return
     limit_http_retries()
     try:
@@ -182,3 +188,174 @@ def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
         if refusal is not None:
             raise refusal from None
         # any other answer (an old server without this endpoint, say) is left to the run's own requests
+
+
+class StoreDamagedError(TrackingUnavailableError):
+    """The SQLite store's file cannot be used: not a database, truncated, or its schema half-migrated."""
+
+
+#: The first 16 bytes of every SQLite 3 database file (https://www.sqlite.org/fileformat.html, 1.3).
+SQLITE_HEADER = b"SQLite format 3\x00"
+#: SQLite stores lossforge has checked (or created) in this process: each file is checked once per command.
+_checked_stores: set[Path] = set()
+
+
+def sqlite_path(tracking_uri: str) -> Path | None:
+    """The database file of a ``sqlite:///`` tracking URI; ``None`` for any other store (or an in-memory one).
+
+    >>> sqlite_path("sqlite:////tmp/outputs/mlflow.db"), sqlite_path("http://host:5000"), sqlite_path("sqlite://")
+    (PosixPath('/tmp/outputs/mlflow.db'), None, None)
+    """
+    if not tracking_uri.startswith("sqlite:///"):
+        return None
+    path = tracking_uri.removeprefix("sqlite:///").split("?", 1)[0]
+    return None if path in ("", ":memory:") else Path(path)
+
+
+def lock_path(database: Path) -> Path:
+    """The lock file beside a SQLite store, ``<name>.lock``: held while the store is created or checked.
+
+    >>> lock_path(Path("outputs/mlflow.db"))
+    PosixPath('outputs/mlflow.db.lock')
+    """
+    return database.with_name(f"{database.name}.lock")
+
+
+@contextlib.contextmanager
+def store_lock(database: Path) -> Iterator[None]:
+    """Hold an exclusive ``flock`` on :func:`lock_path` of ``database``, waiting for another command that holds
+    it. The lock file stays: removing it would let a third command lock a new file while the second waits on
+    the old one. The lock ends with the process, however it ends (the kernel releases it)."""
+    database.parent.mkdir(parents=True, exist_ok=True)
+    with open(lock_path(database), "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+@dataclass(frozen=True)
+class StoreState:
+    """What :func:`store_state` found in a SQLite store's file."""
+
+    new: bool = False  # no MLflow table yet: missing, empty, or a creation that failed before its first table
+    problem: str | None = None  # why it cannot be used, as a phrase after the file's name; None: ready
+    upgradable: bool = False  # at a known older schema version: ``mlflow db upgrade`` may repair it
+
+
+def open_sqlite_store(tracking_uri: str) -> None:
+    """Make a SQLite store ready for this command: create it and apply MLflow's schema migrations if it is new,
+    or check it if it exists — both under :func:`store_lock`, so that commands started together on a new store
+    never migrate it at the same time (MLflow's own creation takes no lock: two commands both create its tables,
+    and one fails, or leaves it half-migrated). Raises :class:`StoreDamagedError`, a paragraph that names the
+    file and how to repair it, when the file is not a SQLite database, is truncated, or has a schema other than
+    this MLflow's. Any other store (a tracking server, PostgreSQL): nothing. Each file is checked once per
+    process."""
+    database = sqlite_path(tracking_uri)
+    if database is None or database.resolve() in _checked_stores:
+        return
+    with store_lock(database):
+        state = store_state(database)
+        if state.new:
+            from mlflow import MlflowClient
+
+            try:
+                MlflowClient(tracking_uri).search_experiments(max_results=1)  # creates the tables, migrates them
+            except Exception as error:  # e.g. a read-only directory, or a full disk
+                state = StoreState(problem=f"could not be created ({' '.join(str(error).split())[:300]})")
+            else:
+                state = store_state(database)
+        if state.problem is not None:
+            raise StoreDamagedError(repair_advice(database, state))
+    _checked_stores.add(database.resolve())
+
+
+def store_state(database: Path) -> StoreState:
+    """What the SQLite store ``database`` is: new, damaged (and how), or ready (its schema is MLflow's current
+    one). Reads the file only, in SQLite's read-only mode: no migration, no repair."""
+    if not database.is_file() or database.stat().st_size == 0:
+        return StoreState(new=True)
+    with open(database, "rb") as handle:
+        header = handle.read(100)
+    if not header.startswith(SQLITE_HEADER):
+        return StoreState(problem="is not a SQLite database (its first bytes are not SQLite's header)")
+    truncated = _truncated(header, database.stat().st_size)
+    if truncated:
+        return StoreState(problem=truncated)
+    try:
+        with contextlib.closing(sqlite3.connect(f"{database.resolve().as_uri()}?mode=ro", uri=True)) as connection:
+            tables = {row[0] for row in connection.execute("SELECT name FROM sqlite_master WHERE type = 'table'")}
+            revision = None
+            if "alembic_version" in tables:
+                row = connection.execute("SELECT version_num FROM alembic_version").fetchone()
+                revision = row[0] if row else None
+    except sqlite3.DatabaseError as error:
+        return StoreState(problem=f"cannot be read as a SQLite database ({error})")
+    if not tables - {"alembic_version"}:
+        return StoreState(new=True)
+    return _schema_state(revision)
+
+
+def _truncated(header: bytes, size: int) -> str | None:
+    """Why a file whose header declares more pages than it holds is truncated; ``None`` if it is whole. The
+    page count at offset 28 is valid only while the change counters at offsets 24 and 92 agree (SQLite's file
+    format, 1.3.7); older writers leave it stale, and then nothing is concluded."""
+    if len(header) < 100:
+        return f"is truncated ({size} bytes, shorter than SQLite's 100-byte header)"
+    page_size = int.from_bytes(header[16:18], "big")
+    page_size = 65536 if page_size == 1 else page_size
+    pages = int.from_bytes(header[28:32], "big")
+    if header[24:28] != header[92:96] or pages == 0:
+        return None
+    if size < pages * page_size:
+        return f"is truncated ({size} bytes; its header declares {pages} pages of {page_size} bytes)"
+    return None
+
+
+def _schema_state(revision: str | None) -> StoreState:
+    """A store at alembic ``revision``: ready when that is this MLflow's head, else why not."""
+    import mlflow
+    from alembic.script import ScriptDirectory
+    from mlflow.store.db.utils import _get_alembic_config  # MLflow's own migration scripts; no public name
+
+    scripts = ScriptDirectory.from_config(_get_alembic_config(db_url=""))
+    head = scripts.get_current_head()
+    if revision == head:
+        return StoreState()
+    if revision is None:
+        return StoreState(problem="is half-created: it has tables but no schema version (its creation was interrupted)")
+    try:
+        scripts.get_revision(revision)
+    except Exception:
+        return StoreState(
+            problem=f"has schema version {revision}, unknown to MLflow {mlflow.__version__}: a newer MLflow made "
+            f"it (upgrade MLflow to use it)"
+        )
+    return StoreState(
+        problem=f"has schema version {revision}, not MLflow {mlflow.__version__}'s {head}: an older MLflow made "
+        f"it, or a migration was interrupted",
+        upgradable=True,
+    )
+
+
+def repair_advice(database: Path, state: StoreState) -> str:
+    """One paragraph: the store, what is wrong with it, and the ways on (no traceback).
+
+    >>> print(repair_advice(Path("/w/outputs/mlflow.db"), StoreState(problem="is not a SQLite database")))
+    ... # doctest: +NORMALIZE_WHITESPACE
+    The MLflow store /w/outputs/mlflow.db is not a SQLite database. Nothing was run or recorded. Back it up
+    (cp /w/outputs/mlflow.db /w/outputs/mlflow.db.bak), then move it aside or restore an intact copy, or point
+    the command at another store: logger.tracking_uri=sqlite:///<file> for a run or a sweep, --tracking-uri
+    <uri> for lossforge compare and lossforge ui (MLFLOW_TRACKING_URI=<uri> for all of them).
+    """
+    quoted = shlex.quote(str(database))
+    repair = "move it aside or restore an intact copy"
+    if state.upgradable:
+        repair = f"migrate it with `mlflow db upgrade sqlite:///{database}`, or move it aside"
+    return (
+        f"The MLflow store {database} {state.problem}. Nothing was run or recorded. Back it up "
+        f"(cp {quoted} {quoted}.bak), then {repair}, or point the command at another store: "
+        f"logger.tracking_uri=sqlite:///<file> for a run or a sweep, --tracking-uri <uri> for lossforge compare "
+        f"and lossforge ui (MLFLOW_TRACKING_URI=<uri> for all of them)."
+    )

@@ -42,6 +42,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
+from lossforge.run_dirs import check_directory_belongs
 from lossforge.tracking.runs import ERROR_TAG, OUTCOME_TAG, Outcome, outcome_of
 from lossforge.tracking.secrets import scrub_secrets
 from lossforge.training.checkpoints import BEST, EPOCH_END_KEY, INTERRUPTED, LAST, SaveOnInterrupt
@@ -92,6 +93,7 @@ def resolve_resume(target: str, *, base_dir: Path, tracking_uri: str, overrides:
     directory = Path(target) if Path(target).is_absolute() else base_dir / target
     if not (directory / RUN_RECORD).is_file():
         directory = _directory_of_run(target, tracking_uri)
+        check_directory_belongs(directory, target)  # not a directory another command wrote over
     record = json.loads((directory / RUN_RECORD).read_text())
     honoured = check_resume_overrides(overrides, target=target)
     checkpoint, epoch, notes = newest_intact_checkpoint(directory / "checkpoints", target=target)

@@ -94,6 +94,7 @@ def train(
     sweep_job: SweepJob | None = None,
     tags: Mapping[str, str] | None = None,
     summary: bool = True,
+    callbacks: Sequence[L.Callback] = (),
 ) -> dict[str, float]:
     """Run one experiment; return its test metrics and the last epoch's validation metrics.
 
@@ -108,6 +109,8 @@ def train(
             a child of the sweep's parent MLflow run. ``None`` outside a sweep.
         tags: more MLflow tags for the run (the comparison protocol marks its runs with them).
         summary: print the test metrics, the run id and the dashboard command at the end.
+        callbacks: more Lightning callbacks for the training (an Optuna sweep job's pruning reporter,
+            ``lossforge.training.pruning``).
 
     With several processes (``trainer=ddp``, ``trainer=ddp_cpu``; see ``lossforge.distributed``) this
     process is rank 0 and starts the others, or — started by SLURM or torchrun — is one of them; only
@@ -185,7 +188,7 @@ def train(
                         loaders,
                         output_dir,
                         processes,
-                        callbacks=[metrics_to_mlflow],
+                        callbacks=[metrics_to_mlflow, *callbacks],
                         checkpoint=checkpoint,
                         interrupt=interrupt,
                     )

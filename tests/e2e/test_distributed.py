@@ -233,7 +233,8 @@ def test_a_ddp_sweep_is_one_job_per_point_under_one_parent_run(tmp_path: Path) -
     assert len(default_store_runs(tmp_path)[1]) == 3 and parent.info.status == "FINISHED"  # not one sweep per rank
     assert sorted(c.data.params["loss.name"] for c in children) == ["cross_entropy", "focal"]
     assert {c.info.status for c in children} == {"FINISHED"}
-    assert sorted(p.name for p in (tmp_path / "outputs").iterdir()) == ["mlartifacts", "mlflow.db", "multirun"]
+    outputs = sorted(p.name for p in (tmp_path / "outputs").iterdir())  # the store's lock file beside it
+    assert outputs == ["mlartifacts", "mlflow.db", "mlflow.db.lock", "multirun"]
     (sweep_dir,) = (tmp_path / "outputs" / "multirun").glob("*/*")
     # the jobs, Hydra's record, the parent run's record, and the comparison the sweep ends with
     assert sorted(p.name for p in sweep_dir.iterdir()) == sorted(

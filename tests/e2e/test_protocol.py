@@ -1,10 +1,10 @@
-"""``lossforge benchmark``: the fair comparison protocol end to end, at the tiny budget, into SQLite."""
+"""``lossforge benchmark``: the fair comparison protocol end to end, at the tiny budget, into SQLite (MLflow's
+store and Optuna's)."""
 
 from __future__ import annotations
 
 import json
 import signal
-import sqlite3
 import subprocess
 import sys
 import time
@@ -12,6 +12,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import ClassVar
 
+import optuna
 import pytest
 import torch
 from helpers import child_env, run_lossforge
@@ -122,6 +123,21 @@ def test_a_loss_whose_trials_all_fail_is_reported_failed_not_dropped(
     assert {"group": exploding_loss, "verdict": "failed"}.items() <= logged[-1].items()
 
 
+def _trials(storage: str, study: str, state: optuna.trial.TrialState) -> list[tuple]:
+    """``(number, params, value)`` of the study's trials in ``state``, read with Optuna as any user would."""
+    from filelock import FileLock
+
+    path = Path(storage.removeprefix("sqlite:///"))
+    if not path.is_file():
+        return []
+    try:
+        with FileLock(f"{path}.lock"):  # opening a storage creates its tables: not while lossforge creates them
+            loaded = optuna.load_study(study_name=study, storage=storage)
+    except KeyError:  # not created yet
+        return []
+    return [(trial.number, trial.params, trial.value) for trial in loaded.get_trials(states=(state,))]
+
+
 def test_a_killed_comparison_resumes_with_the_trials_it_had(tmp_path: Path, default_store: str) -> None:
     command = [
         sys.executable, "-m", "lossforge", "benchmark", *BASE, "trainer.max_epochs=60",
@@ -130,24 +146,27 @@ def test_a_killed_comparison_resumes_with_the_trials_it_had(tmp_path: Path, defa
     process = subprocess.Popen(
         command, cwd=tmp_path, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
     )
-    store = tmp_path / "outputs" / "tuning.db"
+    storage = f"sqlite:///{tmp_path / 'outputs' / 'tuning.db'}"
     deadline = time.monotonic() + 300
     first: tuple | None = None
     while first is None and time.monotonic() < deadline and process.poll() is None:
         time.sleep(0.5)
-        if store.is_file():
-            with sqlite3.connect(store) as connection:
-                first = connection.execute("SELECT number, params, value FROM trials ORDER BY number").fetchone()
+        finished = _trials(storage, "killed/huber", optuna.trial.TrialState.COMPLETE)
+        running = _trials(storage, "killed/huber", optuna.trial.TrialState.RUNNING)
+        first = finished[0] if finished and running else None  # killed while its second trial trains
     assert first is not None, f"no trial finished before the deadline: {process.stderr and process.stderr.read()}"
-    process.send_signal(signal.SIGKILL)  # as hard as it gets: nothing can clean up
+    process.send_signal(signal.SIGKILL)  # as hard as it gets: nothing can clean up (trial 1 is left RUNNING)
     process.wait(timeout=30)
 
     result = run_lossforge(tmp_path, "benchmark", *BASE, "trainer.max_epochs=60", "--losses", "huber", "--trials", "3",
                            "--seeds", "1", "--no-pruner", "--name", "killed")  # fmt: skip
     assert result.returncode == 0, result.stderr[-3000:]
-    with sqlite3.connect(store) as connection:
-        trials = connection.execute("SELECT number, params, value FROM trials ORDER BY number").fetchall()
-    assert len(trials) == 3 and trials[0] == first  # the finished trial was kept, not run again
+    assert "killed/huber: trial 1's process stopped before it did: not counted, run again" in result.stderr
+    assert "huber: continues its study, 1 of 3 trials done" in result.stderr
+    trials = _trials(storage, "killed/huber", optuna.trial.TrialState.COMPLETE)
+    assert len(trials) == 3 and trials[0] == first  # the finished trial was kept, not run again: exactly 3
+    (interrupted,) = _trials(storage, "killed/huber", optuna.trial.TrialState.FAIL)
+    assert interrupted[0] == 1  # Optuna's record of the killed trial: failed, marked interrupted, not counted
     client = MlflowClient(default_store)
     comparisons = runs_of(client, f"tags.`{COMPARISON}` = 'killed' and tags.`{STAGE}` = 'comparison'")
     assert len(comparisons) == 1 and comparisons[0].info.status == "FINISHED"

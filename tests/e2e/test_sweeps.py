@@ -12,7 +12,6 @@ import time
 from pathlib import Path
 
 import pytest
-import yaml
 from helpers import child_env, default_store_runs, run_lossforge, run_python, sweep_runs
 
 from lossforge.tracking import SWEEP_RECORD
@@ -139,14 +138,3 @@ def test_workers_do_not_outlive_a_launcher_that_is_killed(tmp_path: Path, stop: 
             os.killpg(child.pid, signal.SIGKILL)
     _, children = sweep_runs(tmp_path)
     assert sorted(child.info.status for child in children) == ["KILLED", "KILLED"]
-
-
-@pytest.mark.slow
-def test_optuna_tunes_a_loss_parameter_on_the_validation_metric(tmp_path: Path) -> None:
-    result = run_lossforge(tmp_path, "-m", "hparams_search=huber_optuna", "hydra.sweeper.n_trials=2", *TINY)
-    assert result.returncode == 0, result.stderr[-3000:]
-    _, children = sweep_runs(tmp_path)
-    assert len(children) == 2 and len({c.data.params["loss.delta"] for c in children}) == 2
-    (results,) = (tmp_path / "outputs" / "multirun").glob("*/*/optimization_results.yaml")
-    best = yaml.safe_load(results.read_text())
-    assert best["best_value"] == pytest.approx(min(c.data.metrics["val/mae"] for c in children))

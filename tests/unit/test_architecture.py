@@ -4,6 +4,8 @@ module of lossforge has a place in them (a new package cannot slip past the cont
 from __future__ import annotations
 
 import re
+import subprocess
+import sys
 import tomllib
 from pathlib import Path
 
@@ -35,9 +37,15 @@ def modules(package: Path, name: str) -> dict[str, Path]:
 
 
 def test_the_import_contracts_hold() -> None:
-    from importlinter.cli import lint_imports
-
-    assert lint_imports(config_filename=str(ROOT / "pyproject.toml")) == 0
+    # In a child process: import-linter configures logging with disable_existing_loggers, which would silence
+    # the `lossforge` logger for every test that runs after this one in the same process.
+    script = (
+        "from importlinter.cli import lint_imports; import sys; sys.exit(lint_imports(config_filename=sys.argv[1]))"
+    )
+    checked = subprocess.run(
+        [sys.executable, "-c", script, str(ROOT / "pyproject.toml")], capture_output=True, text=True, cwd=ROOT
+    )
+    assert checked.returncode == 0, checked.stdout + checked.stderr
 
 
 def test_every_module_has_a_layer() -> None:

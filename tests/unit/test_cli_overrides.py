@@ -71,10 +71,8 @@ def test_a_config_that_chooses_the_loss_is_left_to_hydra(chooser: str) -> None:
 
 PLUGINS = [
     ("hydra/launcher=joblib", "hydra_joblib_launcher", "joblib launcher", "hydra-joblib-launcher"),
-    ("hparams_search=focal_optuna", "hydra_optuna_sweeper", "Optuna sweeper", "hydra-optuna-sweeper"),
     ("hydra/launcher=submitit_slurm_ddp", "hydra_submitit_launcher", "submitit launcher", "hydra-submitit-launcher"),
     ("hydra/launcher=submitit_local_ddp", "hydra_submitit_launcher", "submitit launcher", "hydra-submitit-launcher"),
-    ("hydra/sweeper=optuna", "hydra_optuna_sweeper", "Optuna sweeper", "hydra-optuna-sweeper"),
 ]
 
 
@@ -90,6 +88,14 @@ def test_a_missing_hydra_plugin_names_the_extra_to_install(
 
 @pytest.mark.parametrize("override", [row[0] for row in PLUGINS])
 def test_an_installed_hydra_plugin_passes(override: str) -> None:
+    assert check_overrides(["-m", override]) is None
+
+
+@pytest.mark.parametrize("override", ["hparams_search=focal_optuna", "hydra/sweeper=optuna"])
+def test_the_optuna_sweeper_is_lossforges_own_and_needs_no_extra(
+    override: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "hydra_plugins.hydra_optuna_sweeper", None)  # the old package is gone
     assert check_overrides(["-m", override]) is None
 
 
