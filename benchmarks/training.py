@@ -15,7 +15,7 @@ variant) in this one process:
   ``LossTask`` with the registered ``cross_entropy`` loss, ``make_loader`` (batched ``__getitems__``),
   a ``Trainer`` with ``conf/trainer/default.yaml`` (progress bar off, ``max_epochs=1``), the
   ``EpochMetricsToMlflow`` callback logging to a temporary SQLite MLflow store, the NaN guard, the RNG
-  state for resume, ``ModelCheckpoint`` (best + last) and ``SaveOnInterrupt``; validation with its
+  state for resume, ``EpochCheckpoints`` (best + last, atomic) and ``SaveOnInterrupt``; validation with its
   metrics (accuracy, F1, ECE, NLL).
 * ``lossforge_per_sample``: the same with ``make_loader(per_sample=True)`` (``TensorDataset`` + default
   collation), to show what the batched loader saves.
@@ -220,10 +220,11 @@ def lossforge_epoch(
     from lossforge.registry import LOSSES
     from lossforge.tracking import mlflow_run
     from lossforge.tracking.callback import EpochMetricsToMlflow
+    from lossforge.training.checkpoints import EpochCheckpoints, SaveOnInterrupt
     from lossforge.training.guards import FiniteLossGuard
     from lossforge.training.module import LossTask
     from lossforge.training.optim import OptimizerConfig
-    from lossforge.training.resume import RandomStateInCheckpoints, SaveOnInterrupt
+    from lossforge.training.resume import RandomStateInCheckpoints
 
     timings = Timings()
     module = (task_class or LossTask)(
@@ -256,15 +257,8 @@ def lossforge_epoch(
             EpochMetricsToMlflow(run),
             FiniteLossGuard(loss_name="cross_entropy", learning_rate=1e-3),
             RandomStateInCheckpoints(),
-            L.pytorch.callbacks.ModelCheckpoint(
-                dirpath=output_dir / "checkpoints",
-                filename="best",
-                monitor="val/loss",
-                mode="min",
-                save_last=True,
-                save_on_train_epoch_end=True,
-            ),
             SaveOnInterrupt(output_dir / "checkpoints"),
+            EpochCheckpoints(output_dir / "checkpoints", monitor="val/f1_macro", higher_is_better=True),
             _step_clock(timings),
             *extra_callbacks,
         ]

@@ -59,7 +59,7 @@ from omegaconf import DictConfig, OmegaConf
 from lossforge.preflight import sweep_refusal
 from lossforge.run_dirs import register_launch_id
 from lossforge.tracking.config_hash import EXCLUDED, config_hash
-from lossforge.tracking.runs import params_for_mlflow, run_context_tags
+from lossforge.tracking.runs import OUTCOME_TAG, Outcome, params_for_mlflow, run_context_tags
 from lossforge.tracking.secrets import (
     install_log_scrubber,
     raw_strings,
@@ -439,6 +439,7 @@ def supersede(client: MlflowClient, runs: Sequence[Run], job: SweepJob) -> None:
             client.set_terminated(run.info.run_id, status="KILLED")
         note = f"rerun by sweep.resume as job {job.job_num} of {job.sweep_dir}"
         client.set_tag(run.info.run_id, SUPERSEDED_TAG, note)
+        client.set_tag(run.info.run_id, OUTCOME_TAG, Outcome.SUPERSEDED.value)  # docs/decisions.md §2
         client.delete_run(run.info.run_id)
         log.info("resume   earlier %s run %s of this job superseded", run.info.status, run.info.run_id)
 

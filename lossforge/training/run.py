@@ -12,7 +12,8 @@ import dataclasses
 import importlib.util
 import logging
 import math
-from collections.abc import Callable, Mapping, Sequence
+import sys
+from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, cast
@@ -50,13 +51,18 @@ from lossforge.tracking.artifacts import (
 )
 from lossforge.tracking.callback import EpochMetricsToMlflow
 from lossforge.training.build import Built, ConfigError, build, params
+from lossforge.training.checkpoints import LAST, EpochCheckpoints, NoFiniteValidationError, SaveOnInterrupt
 from lossforge.training.guards import ExplodingLossGuard, FiniteLossGuard
 from lossforge.training.progress import EpochLines, summary_line
 from lossforge.training.resume import (
+    OUTCOME_RECORD,
     RandomStateInCheckpoints,
-    SaveOnInterrupt,
+    command_line_overrides,
     last_logged_epoch,
+    mark_runs_of_dead_processes,
+    process_tags,
     resolve_resume,
+    write_outcome_record,
     write_run_record,
 )
 
@@ -114,10 +120,12 @@ def train(
     tracking_uri = resolve_tracking_uri(cfg.logger.get("tracking_uri"), base_dir=base_dir)
     check_reachable(tracking_uri)  # fail in seconds, before any training time is spent
     check_system_metrics(cfg)
-    resume = (
-        resolve_resume(str(cfg.resume), base_dir=base_dir, tracking_uri=tracking_uri) if cfg.get("resume") else None
-    )
-    if resume is not None:
+    resume = None
+    if cfg.get("resume"):
+        overrides = command_line_overrides()
+        resume = resolve_resume(str(cfg.resume), base_dir=base_dir, tracking_uri=tracking_uri, overrides=overrides)
+        for note in resume.notes:
+            log.warning("resume   %s", note)
         cfg, output_dir = resume.config, resume.output_dir
         log.info("resume   run %s from %s", resume.run_id, resume.checkpoint)
     output_dir = output_dir or base_dir / "outputs" / "runs" / "untracked"
@@ -128,24 +136,41 @@ def train(
     checkpoint = resume.checkpoint if resume else None
     if not processes.is_main:  # DDP: a rank that SLURM or torchrun started trains, and records nothing
         return fit_and_test(cfg, built, loaders, output_dir, processes, checkpoint=checkpoint).metrics
-    with mlflow_run(
-        tracking_uri=tracking_uri,
-        experiment=cfg.logger.experiment,
-        run_name=run_name_for(cfg, default_run_name(cfg)),
-        tags={
-            **provenance_tags(cfg, built.task),
-            **built.provenance,
-            **run_context_tags(sweep_job),
-            "lossforge.output_dir": str(output_dir),
-            **(tags or {}),
-        },
-        artifact_location=default_artifact_location(cfg.logger.get("artifact_location"), tracking_uri, base_dir),
-        resume_run_id=resume.run_id if resume else None,
-    ) as run:
+    try:  # runs whose process died without a word (kill -9) end KILLED; never a reason to fail this run
+        mark_runs_of_dead_processes(tracking_uri, cfg.logger.experiment)
+    except Exception as error:
+        log.debug("mlflow   looking for runs of dead processes failed: %s", error)
+    interrupt = SaveOnInterrupt(output_dir / "checkpoints")
+    with (
+        ending_noted(output_dir, interrupt, single_run=sweep_job is None),
+        mlflow_run(
+            tracking_uri=tracking_uri,
+            experiment=cfg.logger.experiment,
+            run_name=run_name_for(cfg, default_run_name(cfg)),
+            tags={
+                **provenance_tags(cfg, built.task),
+                **built.provenance,
+                **run_context_tags(sweep_job),
+                **process_tags(),
+                "lossforge.output_dir": str(output_dir),
+                **(tags or {}),
+            },
+            artifact_location=default_artifact_location(cfg.logger.get("artifact_location"), tracking_uri, base_dir),
+            resume_run_id=resume.run_id if resume else None,
+        ) as run,
+    ):
         if resume is None:
             log_config(run, cfg)
             log_datasets(run, built.data, source={"dataset": params(cfg.dataset)})  # split_seed among them
             write_run_record(output_dir, run_id=run.run_id, tracking_uri=tracking_uri, config=cfg)
+        else:  # this process now runs it; an honoured override is a tag (logged params cannot change)
+            run.set_tags(
+                {
+                    **process_tags(),
+                    **{f"lossforge.resumed_{k.split('.')[-1]}": v for k, v in resume.honoured.items()},
+                }
+            )
+        (output_dir / OUTCOME_RECORD).unlink(missing_ok=True)  # an earlier attempt's note is no longer true
         log.info("mlflow   run %s in %s", run.run_id, redact_uri(tracking_uri))
 
         metrics_to_mlflow = EpochMetricsToMlflow(
@@ -165,12 +190,14 @@ def train(
                         processes,
                         callbacks=[metrics_to_mlflow, *callbacks],
                         checkpoint=checkpoint,
+                        interrupt=interrupt,
                     )
             except Exception:
-                last = output_dir / "checkpoints" / "last.ckpt"
+                last = output_dir / "checkpoints" / LAST
                 if last.is_file() and cfg.logger.get("log_checkpoint", True):
                     run.log_artifact(last, "checkpoints")  # the last good state, next to the failure
                 raise
+            run.set_tags({"lossforge.tested_epoch": fitted.tested_epoch})
             run.log_metrics(fitted.test_metrics, step=fitted.trainer.current_epoch)
             log_run_artifacts(run, built, output_dir, loss_parameters=params(cfg.loss))
             if cfg.logger.get("log_checkpoint", True) and fitted.best_checkpoint:
@@ -182,6 +209,19 @@ def train(
         verbose = cfg.get("verbose", True)  # a config recorded before `verbose` existed: as before
         _print_summary(fitted.test_metrics, run.run_id, tracking_uri, run_name=run_name, verbose=verbose)
     return fitted.metrics
+
+
+@contextlib.contextmanager
+def ending_noted(output_dir: Path, interrupt: SaveOnInterrupt, *, single_run: bool) -> Iterator[None]:
+    """How a run that raised ended, noted beside it (``resume.OUTCOME_RECORD``: the next start reads it when
+    the store missed it); after Ctrl-C or SIGTERM on a single run, what happened and how to resume."""
+    try:
+        yield
+    except BaseException as error:
+        write_outcome_record(output_dir, error)
+        if isinstance(error, SystemExit) and interrupt.received and single_run:
+            print(interrupted_message(interrupt, output_dir), file=sys.stderr, flush=True)
+        raise
 
 
 def check_system_metrics(cfg: DictConfig) -> None:
@@ -222,12 +262,14 @@ def make_loaders(cfg: DictConfig, built: Built, processes: distributed.Processes
 
 @dataclass
 class Fitted:
-    """What ``fit_and_test`` leaves: the trainer, the metrics, and the best checkpoint's path."""
+    """What ``fit_and_test`` leaves: the trainer, the metrics, the best checkpoint's path (``""`` when no
+    epoch was validated) and the epoch whose weights were tested."""
 
     trainer: L.Trainer
     final_val: dict[str, float]
     test_metrics: dict[str, float]
     best_checkpoint: str
+    tested_epoch: int
 
     @property
     def metrics(self) -> dict[str, float]:
@@ -244,19 +286,23 @@ def fit_and_test(
     callbacks: list[L.Callback] | tuple[()] = (),
     checkpoint: Path | None = None,
     ready: Callable[[], None] | None = None,
+    interrupt: SaveOnInterrupt | None = None,
 ) -> Fitted:
-    """Fit, then test; the part of a run that every DDP process does alike (same callbacks on every rank:
-    ``ModelCheckpoint`` and ``SaveOnInterrupt`` take part in collectives). ``ready`` is called just before
-    ``fit``, when this process can no longer fail on its own (``distributed.start_processes``)."""
+    """Fit, then test the best epoch's weights; the part of a run that every DDP process does alike (same
+    callbacks on every rank: the checkpoint callbacks take part in collectives). ``ready`` is called just
+    before ``fit``, when this process can no longer fail on its own (``distributed.start_processes``).
+    ``interrupt`` (made here when not given) notes a Ctrl-C or SIGTERM for the caller's message.
+
+    The tested model is ``best.ckpt``: the epoch with the best ``val/<selection metric>`` of the task
+    (``docs/decisions.md`` §3; ties keep the earlier epoch). A run that never validated tests its last epoch;
+    one whose selection metric was never finite raises :class:`NoFiniteValidationError` (``diverged``).
+    Ctrl-C ends it with :class:`Interrupted` (exit status 130) instead of Lightning's ``exit(1)``."""
     stop_together = distributed.StopTogetherOnSigterm()  # DDP: no deadlock on SIGTERM (no-op in one process)
-    checkpoints = L.pytorch.callbacks.ModelCheckpoint(
-        dirpath=output_dir / "checkpoints",
-        filename="best",
-        monitor="val/loss",
-        mode="min",
-        save_last=True,
-        save_on_train_epoch_end=True,  # after this epoch's metrics are logged: resume never logs twice
+    spec = built.module.spec
+    checkpoints = EpochCheckpoints(
+        output_dir / "checkpoints", monitor=f"val/{spec.selection_metric}", higher_is_better=spec.higher_is_better
     )
+    interrupt = interrupt or SaveOnInterrupt(output_dir / "checkpoints")
     trainer = L.Trainer(
         **trainer_arguments(cfg),
         logger=False,
@@ -267,27 +313,59 @@ def fit_and_test(
             finite_loss_guard(cfg, built),
             exploding_loss_guard(built),
             RandomStateInCheckpoints(),
-            checkpoints,
-            SaveOnInterrupt(output_dir / "checkpoints"),
+            interrupt,
             stop_together,
+            checkpoints,  # a Checkpoint: Lightning runs it after all the others
         ],
     )
     distributed.check_agrees(processes, global_rank=trainer.global_rank, world_size=trainer.world_size)
     if ready is not None:
         ready()
-    trainer.fit(
-        built.module,
-        loaders["train"],
-        loaders["val"],
-        ckpt_path=checkpoint,
-        weights_only=True,  # a checkpoint is data, never code: no arbitrary unpickling
-    )
-    final_val = validation_metrics(trainer)
-    results = trainer.test(built.module, loaders["test"], verbose=False, weights_only=True)[0]
+    try:
+        trainer.fit(
+            built.module,
+            loaders["train"],
+            loaders["val"],
+            ckpt_path=checkpoint,
+            weights_only=True,  # a checkpoint is data, never code: no arbitrary unpickling
+        )
+        final_val = validation_metrics(trainer)
+        best = checkpoints.best_path
+        if best is None and checkpoints.monitor_seen:
+            raise NoFiniteValidationError(
+                f"{checkpoints.monitor} was never finite in {trainer.current_epoch + 1} epochs: the run diverged, "
+                f"and there is no best epoch to test."
+            )
+        tested_epoch = checkpoints.best_epoch if best is not None else trainer.current_epoch - 1
+        results = trainer.test(
+            built.module, loaders["test"], ckpt_path=str(best) if best else None, verbose=False, weights_only=True
+        )[0]
+    except SystemExit as stop:
+        if interrupt.received == "SIGINT":  # Lightning answers Ctrl-C with exit(1): say it was a Ctrl-C
+            raise Interrupted(130) from stop
+        raise
     test_metrics = {key: float(value) for key, value in results.items() if math.isfinite(float(value))}
     if stop_together.received:  # DDP: a SIGTERM during the test pass ends the run now
         raise SIGTERMException
-    return Fitted(trainer, final_val, test_metrics, checkpoints.best_model_path)
+    return Fitted(trainer, final_val, test_metrics, str(best or ""), max(tested_epoch or 0, 0))
+
+
+class Interrupted(SystemExit):
+    """Ctrl-C (SIGINT) stopped the run; exits with status 130 (128 + SIGINT), as a shell reports it."""
+
+
+def interrupted_message(interrupt: SaveOnInterrupt, output_dir: Path) -> str:
+    """What happened and how to continue, after Ctrl-C or SIGTERM stopped a single run."""
+    how = "Ctrl-C" if interrupt.received == "SIGINT" else "SIGTERM"
+    folder = output_dir / "checkpoints"
+    head = f"lossforge: stopped by {how} during epoch {interrupt.epoch}; the run is marked KILLED."
+    if not (folder / LAST).is_file():
+        return f"{head} It stopped before its first epoch ended, so there is nothing to resume: start it again."
+    return (
+        f"{head} The end of its last completed epoch is in {folder / LAST} (the moment of the stop in "
+        f"interrupted.ckpt). Continue it with:\n  python -m lossforge resume={output_dir}\n"
+        f"The interrupted epoch is trained again from its start, so the run ends as an uninterrupted one would."
+    )
 
 
 def finite_loss_guard(cfg: DictConfig, built: Built) -> FiniteLossGuard:

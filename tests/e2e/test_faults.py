@@ -72,7 +72,7 @@ def test_non_finite_loss_stops_names_the_step_marks_failed_and_keeps_the_last_ch
     with pytest.raises(NonFiniteLossError, match=r"goes_wrong_after loss became nan at epoch 1, step 30"):
         train(cfg, base_dir=tmp_path, output_dir=tmp_path / "run")
     client, run = only_run(tmp_path)
-    assert run.info.status == "FAILED"
+    assert (run.info.status, run.data.tags["lossforge.outcome"]) == ("FAILED", "diverged")
     assert "step 30" in run.data.tags["lossforge.error"]
     assert (tmp_path / "run" / "checkpoints" / "last.ckpt").is_file()  # epoch 0, the last good state
     assert "checkpoints/last.ckpt" in {a.path for a in client.list_artifacts(run.info.run_id, "checkpoints")}
@@ -83,10 +83,11 @@ def test_non_finite_loss_stops_names_the_step_marks_failed_and_keeps_the_last_ch
 def test_ctrl_c_marks_the_run_killed_and_saves_a_checkpoint(tmp_path: Path) -> None:
     cfg = config("trainer.max_epochs=5")
     cfg.loss = {"name": "goes_wrong_after", "steps": 25, "fault": "interrupt"}
-    with pytest.raises(SystemExit):  # Lightning turns Ctrl-C into a graceful exit(1)
+    with pytest.raises(SystemExit) as stop:  # Lightning's exit(1) for Ctrl-C becomes 128 + SIGINT
         train(cfg, base_dir=tmp_path, output_dir=tmp_path / "run")
+    assert stop.value.code == 130
     _, run = only_run(tmp_path)
-    assert run.info.status == "KILLED"
+    assert (run.info.status, run.data.tags["lossforge.outcome"]) == ("KILLED", "killed")
     assert (tmp_path / "run" / "checkpoints" / "interrupted.ckpt").is_file()
 
 
@@ -124,7 +125,7 @@ def test_kill_9_then_resume_continues_the_same_run_and_ends_like_an_uninterrupte
     run_dir = wait_for_checkpoint(killed_dir, process)
     process.send_signal(signal.SIGKILL)
     process.wait()
-    assert reference.wait(timeout=300) == 0
+    assert reference.wait(timeout=300) == 0, reference.communicate()[0][-3000:]
 
     client, run = only_run(killed_dir)
     assert run.info.status == "RUNNING"  # SIGKILL leaves no chance to say otherwise: resume will
@@ -145,9 +146,10 @@ def test_sigterm_marks_the_run_killed_and_saves_a_checkpoint(tmp_path: Path) -> 
     run_dir = wait_for_checkpoint(tmp_path, process)
     process.send_signal(signal.SIGTERM)
     output = process.communicate(timeout=120)[0]
-    assert process.returncode != 0, output[-2000:]
+    assert process.returncode == 128 + signal.SIGTERM, output[-2000:]
+    assert "stopped by SIGTERM during epoch" in output and f"python -m lossforge resume={run_dir}" in output
     _, run = only_run(tmp_path)
-    assert run.info.status == "KILLED"
+    assert (run.info.status, run.data.tags["lossforge.outcome"]) == ("KILLED", "killed")
     assert (run_dir / "checkpoints" / "interrupted.ckpt").is_file()
 
 

@@ -23,11 +23,23 @@ def test_long_values_are_kept_in_the_config_and_noted() -> None:
     assert {p.key: p.value for p in params} == {"a.b": "<7000 characters: see config.yaml>", "c": "null"}
 
 
+class Diverged(FloatingPointError):
+    outcome = "diverged"  # as the NaN guard's error says how it ends a run
+
+
 @pytest.mark.parametrize(
-    ("raised", "status"),
-    [(None, "FINISHED"), (RuntimeError("boom"), "FAILED"), (KeyboardInterrupt(), "KILLED")],
+    ("raised", "status", "outcome"),
+    [
+        (None, "FINISHED", "finished"),
+        (RuntimeError("boom"), "FAILED", "failed"),
+        (Diverged("nan"), "FAILED", "diverged"),
+        (KeyboardInterrupt(), "KILLED", "killed"),
+        (SystemExit(130), "KILLED", "killed"),
+    ],
 )
-def test_runs_always_end_with_a_status(tmp_path: Path, raised: BaseException | None, status: str) -> None:
+def test_runs_always_end_with_a_status_and_an_outcome(
+    tmp_path: Path, raised: BaseException | None, status: str, outcome: str
+) -> None:
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     run_ids = []
     try:
@@ -42,13 +54,14 @@ def test_runs_always_end_with_a_status(tmp_path: Path, raised: BaseException | N
             run.log_metrics({"val/loss": 1.0}, step=0)
             if raised is not None:
                 raise raised
-    except (RuntimeError, KeyboardInterrupt):
+    except (RuntimeError, FloatingPointError, KeyboardInterrupt, SystemExit):
         pass
     stored = MlflowClient(uri).get_run(run_ids[0])
     assert stored.info.status == status
+    assert stored.data.tags["lossforge.outcome"] == outcome
     assert stored.data.tags["loss"] == "l1"
-    if status == "FAILED":
-        assert stored.data.tags["lossforge.error"] == "RuntimeError: boom"
+    if raised is not None and status == "FAILED":
+        assert stored.data.tags["lossforge.error"] == f"{type(raised).__name__}: {raised}"
 
 
 def test_a_run_outside_a_sweep_is_tagged_with_its_commit_only() -> None:

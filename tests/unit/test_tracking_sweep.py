@@ -360,6 +360,7 @@ def test_resume_skips_a_finished_job_without_training_and_reruns_a_failed_one(
     superseded = client.get_run(dead)
     assert superseded.info.status == "KILLED" and superseded.info.lifecycle_stage == "deleted"
     assert "rerun by sweep.resume as job 0" in superseded.data.tags[SUPERSEDED_TAG]
+    assert superseded.data.tags["lossforge.outcome"] == "superseded"  # docs/decisions.md §2
 
 
 # -- a job cancelled by SIGTERM (scancel) ---------------------------------------------------------------------
