@@ -23,8 +23,8 @@ that fails or returns no finite value is a failed trial. Hydra imports this modu
 plugins, so Optuna and lossforge's training stack are imported only when a sweep starts.
 """
 
-from __future__ import annotations
-
+# No `from __future__ import annotations` here: Hydra's plugin scan executes this module without entering it in
+# sys.modules, and a dataclass with string annotations looks its module up there (AttributeError on None).
 import logging
 import math
 from collections.abc import Sequence
