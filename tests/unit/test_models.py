@@ -114,6 +114,22 @@ def test_weights_load_the_trunk_and_reinitialise_a_head_of_another_size(tmp_path
     assert torch.equal(same_classes.fc.weight, pretrained.fc.weight)
 
 
+def test_weights_from_a_safetensors_file_load_like_a_torch_file(tmp_path: Path) -> None:
+    from safetensors.torch import save_file
+
+    torch.manual_seed(0)
+    pretrained = ResNet(input_shape=(3, 16, 16), output_dim=10, width=4)
+    path = tmp_path / "trunk.safetensors"
+    save_file({name: tensor.contiguous() for name, tensor in pretrained.state_dict().items()}, str(path))
+    model = build_model("resnet", input_shape=(3, 16, 16), output_dim=3, width=4, weights=str(path))
+    assert torch.equal(model.stem[0].weight, pretrained.stem[0].weight)
+    assert model.fc.weight.shape == (3, 32)  # the head of another size stays freshly initialised
+    wide = tmp_path / "wide.safetensors"
+    save_file(ResNet(input_shape=(3, 16, 16), output_dim=10, width=8).state_dict(), str(wide))
+    with pytest.raises(ValueError, match=r"layers whose shapes differ.*stem\.0\.weight"):
+        build_model("resnet", input_shape=(3, 16, 16), output_dim=10, width=4, weights=str(wide))
+
+
 def test_weights_that_do_not_fit_name_the_layers(tmp_path: Path) -> None:
     path = tmp_path / "wide.pt"
     torch.save(ResNet(input_shape=(3, 16, 16), output_dim=10, width=8).state_dict(), path)
