@@ -41,7 +41,7 @@ from lossforge.evaluation.statistics import (
     metric_direction,
     verdict_table,
 )
-from lossforge.tracking import check_reachable, resolve_tracking_uri
+from lossforge.tracking import check_reachable, redact_uri, resolve_tracking_uri
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -641,6 +641,12 @@ def compare(
     if protocol and parent.data.tags.get("lossforge.protocol.metric") in chosen:
         selection = parent.data.tags["lossforge.protocol.metric"]
         chosen = [selection, *(metric for metric in chosen if metric != selection)]  # what decided, first
+    if mean_over and not any(mean_over in row.params for row in rows):
+        names = sorted({key for row in rows for key in row.params if not key.startswith("hydra")})
+        raise ComparisonError(
+            f"--mean-over {mean_over}: no run has a parameter {mean_over!r}.{did_you_mean(mean_over, names)} "
+            f"Parameters that differ between the runs: {', '.join(varying_params(rows)) or 'none'}."
+        )
     groups = group_runs(rows, mean_over)
     baseline_label, baseline_note = resolve_baseline(groups, baseline)
     if baseline_label:
@@ -680,7 +686,16 @@ def compare(
 def find_sweep(client: Any, experiment_id: str, sweep: str | None) -> Any:
     """The parent run ``sweep`` (a run id), or the most recent sweep of the experiment."""
     if sweep:
-        return client.get_run(sweep)
+        from mlflow.exceptions import MlflowException
+
+        try:
+            return client.get_run(sweep)
+        except MlflowException:
+            raise ComparisonError(
+                f"no run {sweep!r} in {redact_uri(client.tracking_uri)}. A sweep's parent run id is printed at its "
+                f"end; `lossforge compare` without an id takes the latest sweep, and `--tracking-uri` points at "
+                f"another store."
+            ) from None
     parents = client.search_runs(
         [experiment_id],
         filter_string="tags.`lossforge.sweep` = 'parent'",

@@ -343,3 +343,12 @@ def test_the_library_returns_a_report_whose_renderers_are_what_the_command_print
         compare.compare(parent, tracking_uri=store.uri, mean_over="seed", baseline="hinje", log=False)
     with pytest.raises(ValueError, match="Expected `format`"):
         report.render("yaml")
+
+
+def test_an_unknown_run_id_and_a_misspelt_mean_over_are_one_line_each(store: Store) -> None:
+    parent = store.sweep(classification_runs(seeds=2))
+    with pytest.raises(compare.ComparisonError, match=r"no run '0123abc' in sqlite:///.*mlflow\.db\. A sweep's parent"):
+        compare.compare("0123abc", tracking_uri=store.uri, log=False)
+    with pytest.raises(compare.ComparisonError, match=r"no run has a parameter 'seeds'\. Did you mean 'seed'\?"):
+        compare.compare(parent, tracking_uri=store.uri, mean_over="seeds", log=False)
+    assert compare.compare(parent, tracking_uri=store.uri, mean_over="seed", log=False).groups  # spelt right: fine
