@@ -22,6 +22,7 @@ import dataclasses
 import io
 import json
 import math
+import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
@@ -42,6 +43,7 @@ from lossforge.evaluation.statistics import (
     verdict_table,
 )
 from lossforge.tracking import check_reachable, redact_uri, resolve_tracking_uri
+from lossforge.tracking.store import DEFAULT_STORE, sqlite_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -607,7 +609,16 @@ def compare(
     from mlflow import MlflowClient
 
     directions = dict(directions or {})
-    store = resolve_tracking_uri(tracking_uri, base_dir=base_dir or Path.cwd())
+    configured = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
+    where = "--tracking-uri" if tracking_uri else "MLFLOW_TRACKING_URI" if configured else "the default store"
+    # Reading creates nothing: a store (and its folder) is made by training, never by a comparison.
+    store = configured or f"sqlite:///{((base_dir or Path.cwd()) / DEFAULT_STORE).resolve()}"
+    database = sqlite_path(store)
+    if database is not None and not database.exists():
+        raise ComparisonError(
+            f"no MLflow store at {database} (looked there: {where}). Run an experiment first, or point at a "
+            f"store with --tracking-uri <uri> (or MLFLOW_TRACKING_URI)."
+        )
     check_reachable(store)  # a damaged store: one paragraph naming it (lossforge.tracking.store)
     client = MlflowClient(store)
     found = client.get_experiment_by_name(experiment)

@@ -352,3 +352,12 @@ def test_an_unknown_run_id_and_a_misspelt_mean_over_are_one_line_each(store: Sto
     with pytest.raises(compare.ComparisonError, match=r"no run has a parameter 'seeds'\. Did you mean 'seed'\?"):
         compare.compare(parent, tracking_uri=store.uri, mean_over="seeds", log=False)
     assert compare.compare(parent, tracking_uri=store.uri, mean_over="seed", log=False).groups  # spelt right: fine
+
+
+def test_where_no_store_exists_compare_says_where_it_looked_and_creates_nothing(tmp_path: Path) -> None:
+    with pytest.raises(compare.ComparisonError, match=r"no MLflow store at .*outputs/mlflow\.db \(looked there: the"):
+        compare.compare(base_dir=tmp_path, log=False)
+    missing = tmp_path / "elsewhere.db"
+    with pytest.raises(compare.ComparisonError, match=r"elsewhere\.db \(looked there: --tracking-uri"):
+        compare.compare(tracking_uri=f"sqlite:///{missing}", base_dir=tmp_path, log=False)
+    assert list(tmp_path.iterdir()) == []  # no store, no lock file, no outputs folder
