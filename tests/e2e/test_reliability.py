@@ -63,6 +63,7 @@ def registered() -> Iterator[None]:
     if "unlearns_after_epoch_0" not in LOSSES.names():
         LOSSES.register("unlearns_after_epoch_0", UnlearnsAfterEpoch0)
     yield
+    LOSSES.refresh()  # forget the in-process loss: later tests list and check the installed components only
 
 
 def config(*overrides: str) -> DictConfig:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 import cloudpickle
 import pytest
+import torch
 from hydra import compose, initialize_config_module
 from hydra.core.global_hydra import GlobalHydra
 from mlflow import MlflowClient
@@ -63,7 +64,7 @@ def run_over_written(tmp_path: Path, default_store: str) -> tuple[str, str, Path
         client.create_run(experiment, tags={"lossforge.output_dir": str(directory)}).info.run_id for _ in range(2)
     )
     (directory / "checkpoints").mkdir(parents=True)
-    (directory / "checkpoints" / "last.ckpt").write_bytes(b"B's checkpoint")
+    torch.save({"epoch": 0, "global_step": 3}, directory / "checkpoints" / "last.ckpt")  # B's, at an epoch's end
     (directory / RUN_RECORD).write_text(json.dumps({"run_id": second, "tracking_uri": default_store}))
     (directory / "lossforge_config.yaml").write_text("seed: 0\n")
     return first, second, directory
