@@ -31,7 +31,7 @@ def test_bad_input_raises_with_a_suggestion(tmp_path: Path) -> None:
         lossforge.benchmark(["cross_entropy"], budget="tiyn", base_dir=tmp_path)
     with pytest.raises(ValueError, match=r"unknown loss 'focall'\. Did you mean 'focal'"):
         lossforge.train(["loss=focall"], base_dir=tmp_path)
-    with pytest.raises(ComparisonError, match="no MLflow store at .* Run an experiment first"):
+    with pytest.raises(ComparisonError, match=r"no MLflow store at .* Run an experiment first"):
         lossforge.compare(base_dir=tmp_path)  # where nothing ran, a comparison says so and creates no store
 
 
