@@ -18,6 +18,7 @@ sweep in its old directory).
 from __future__ import annotations
 
 import json
+import os
 import secrets
 from pathlib import Path
 
@@ -75,3 +76,23 @@ def check_directory_belongs(directory: Path, run_id: str) -> None:
         f"a directory), so its checkpoints are not this run's. Nothing was resumed. Resume run {recorded} with "
         f"resume={directory}, or start the configuration of run {run_id} again."
     )
+
+
+def process_alive(pid: int) -> bool:
+    """Whether process ``pid`` runs on this host: it exists (one of another user counts) and is not a zombie
+    (dead, not yet reaped by its parent). Used to find runs whose process died and launchers that are gone.
+
+    >>> process_alive(os.getpid())
+    True
+    """
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    try:
+        with open(f"/proc/{pid}/stat") as stat:
+            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except (OSError, IndexError):
+        return True  # no /proc (not Linux): existing is all we can tell

@@ -43,6 +43,8 @@ from multiprocessing import forkserver
 from pathlib import Path
 from typing import Any
 
+from lossforge.run_dirs import process_alive
+
 log = logging.getLogger(__name__)
 
 INTERRUPTED = (
@@ -196,7 +198,7 @@ def _end_with_the_launcher(launcher_pid: int, poll_s: float = 0.5, grace_s: floa
     in memory (the fork server cannot tell: each worker holds its "alive" pipe open). A running job is first
     sent SIGTERM, so that its run ends KILLED as when SLURM cancels it (``lossforge.sweeps.multirun``), and
     given ``grace_s`` to record that."""
-    while _alive(launcher_pid):
+    while process_alive(launcher_pid):
         time.sleep(poll_s)
     if _running:
         os.kill(os.getpid(), signal.SIGTERM)
@@ -204,21 +206,6 @@ def _end_with_the_launcher(launcher_pid: int, poll_s: float = 0.5, grace_s: floa
         while _running and time.monotonic() < deadline:
             time.sleep(0.1)
     os._exit(1)
-
-
-def _alive(pid: int) -> bool:
-    """Whether process ``pid`` runs: it exists and is not a zombie (dead, not yet reaped by its parent)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            return stat.read().rsplit(")", 1)[1].split()[0] != "Z"
-    except (OSError, IndexError):
-        return True  # no /proc (not Linux): existing is all we can tell
 
 
 def _run_job(idx: int, overrides: list[str], shared: bytes) -> bytes:

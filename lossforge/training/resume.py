@@ -42,7 +42,7 @@ import lightning as L
 import torch
 from omegaconf import DictConfig, OmegaConf
 
-from lossforge.run_dirs import check_directory_belongs
+from lossforge.run_dirs import check_directory_belongs, process_alive
 from lossforge.tracking.runs import ERROR_TAG, OUTCOME_TAG, Outcome, outcome_of
 from lossforge.tracking.secrets import scrub_secrets
 from lossforge.training.checkpoints import BEST, EPOCH_END_KEY, INTERRUPTED, LAST, SaveOnInterrupt
@@ -203,15 +203,6 @@ def process_tags() -> dict[str, str]:
     """Which process runs this run, for finding it dead later: ``lossforge.pid`` and ``lossforge.host``."""
     return {"lossforge.pid": str(os.getpid()), "lossforge.host": socket.gethostname()}
 
-
-def process_alive(pid: int) -> bool:
-    """Whether a process ``pid`` exists on this host (one of another user counts as alive)."""
-    try:
-        os.kill(pid, 0)
-    except ProcessLookupError:
-        return False
-    except PermissionError:
-        return True
     return True
 
 

@@ -93,7 +93,7 @@ def test_a_launcher_that_died_is_not_alive_even_before_it_is_reaped() -> None:
     import subprocess
     import sys
 
-    from lossforge.sweeps.parallel import _alive
+    from lossforge.run_dirs import process_alive as _alive
 
     assert _alive(os.getpid())
     child = subprocess.Popen([sys.executable, "-c", "pass"])
