@@ -23,13 +23,13 @@ import io
 import json
 import math
 import os
-import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from lossforge.contract import did_you_mean
+from lossforge.evaluation.dashboard import ARROWS, ARTIFACTS, log_comparison, verdict_figure
 from lossforge.evaluation.statistics import (
     ALPHA,
     CONFIDENCE,
@@ -51,17 +51,10 @@ if TYPE_CHECKING:
 DEFAULT_BASELINE = "cross_entropy"
 #: The tag ``lossforge benchmark`` puts on its runs: ``comparison`` (the parent), ``study``, ``final``.
 PROTOCOL_STAGE = "lossforge.protocol.stage"
-ARROWS = {"higher": "↑", "lower": "↓"}
 LEGEND = (
     "± is the sample standard deviation over a group's runs; [low, high] is the 95 % confidence interval "
     "(Student t). ↑: higher is better, ↓: lower is better."
 )
-ARTIFACTS = {  # artifact path on the parent run → what it holds
-    "comparison/table.md": "the tables below, as markdown",
-    "comparison/table.csv": "one row per group and metric: n, mean, std, CI, difference, p, verdict",
-    "comparison/table.json": "the same rows as JSON, with each seed's value",
-    "comparison/plot.png": "each seed as a dot, the mean with its 95 % CI",
-}
 
 
 @dataclass(frozen=True)
@@ -357,49 +350,6 @@ def verdicts_to_json(rows: Sequence[VerdictRow], failed: Sequence[Mapping[str, A
     return json.dumps(everything, indent=2, ensure_ascii=False, allow_nan=False)
 
 
-def verdict_figure(tables: Mapping[str, Sequence[VerdictRow]]) -> Figure:
-    """A panel per metric: each seed as a dot, each group's mean with its 95 % CI as an error bar, the
-    baseline in black with its mean as a dashed line, and every verdict under its group's name."""
-    from matplotlib.figure import Figure
-
-    metrics = list(tables)
-    widest = max((len(rows) for rows in tables.values()), default=1)
-    figure = Figure(figsize=(max(3.2, 0.9 + 0.75 * widest) * len(metrics), 4.2))
-    panels = figure.subplots(1, max(len(metrics), 1), squeeze=False)[0]
-    for axes, metric in zip(panels, metrics, strict=False):
-        rows = tables[metric]
-        baseline = next((row.baseline for row in rows if row.baseline), None)
-        for index, row in enumerate(rows):
-            colour = "black" if row.group == baseline else f"C{index % 10}"
-            seeds = list(row.values.values())
-            spread = [index - 0.15 + 0.3 * i / max(len(seeds) - 1, 1) for i in range(len(seeds))]
-            axes.scatter(spread if len(seeds) > 1 else [index], seeds, s=14, color=colour, alpha=0.45, linewidths=0)
-            if row.ci_low is not None and row.ci_high is not None:
-                error = [[row.mean - row.ci_low], [row.ci_high - row.mean]]
-                axes.errorbar([index], [row.mean], yerr=error, fmt="D", color=colour, capsize=5, markersize=6)
-            else:
-                axes.plot([index], [row.mean], "D", color=colour, markersize=6)
-            if row.group == baseline:
-                axes.axhline(row.mean, color="black", linestyle="--", linewidth=0.8)
-        labels = [_figure_label(row, baseline) for row in rows]
-        axes.set_xticks(range(len(rows)), labels, rotation=30, ha="right", fontsize=7)
-        axes.set_xlim(-0.6, len(rows) - 0.4)
-        axes.set_title(f"{metric} {ARROWS[rows[0].direction]}", fontsize=9)
-        axes.tick_params(axis="y", labelsize=7)
-    figure.suptitle("dots: seeds · ◆: mean with 95 % CI · dashed: baseline", fontsize=8)
-    figure.tight_layout(rect=(0, 0, 1, 0.95))
-    return figure
-
-
-def _figure_label(row: VerdictRow, baseline: str | None) -> str:
-    if row.group == baseline:
-        return f"{row.group}\n(baseline)"
-    if row.verdict is None:
-        return row.group
-    short = "too few runs" if row.verdict.startswith("too few") else row.verdict
-    return f"{row.group}\n{short}"
-
-
 def overview_table(groups: Sequence[Group], params: Sequence[str], tables: Mapping[str, Sequence[VerdictRow]]) -> str:
     """One line per group: label, status, n, the parameters that differ, ``mean ± std`` per metric."""
     by_group = {metric: {row.group: row for row in rows} for metric, rows in tables.items()}
@@ -474,32 +424,6 @@ def comparison_markdown(
                 f"(intervals {CONFIDENCE:.0%})."
             )
     return "\n\n".join(parts) + "\n"
-
-
-def group_metrics(tables: Mapping[str, Sequence[VerdictRow]]) -> dict[str, float]:
-    """``<group>/<metric>/mean`` (and ``ci_low``, ``ci_high``) for the parent run; MLflow-safe names.
-
-    >>> from lossforge.evaluation.statistics import verdict_table
-    >>> group_metrics({"test/mae": verdict_table({"huber (loss.delta=2)": {0: 0.5}}, metric="test/mae")})
-    {'huber_loss.delta_2/test/mae/mean': 0.5}
-    """
-    logged = {}
-    for metric, rows in tables.items():
-        for row in rows:
-            name = mlflow_name(row.group)
-            for suffix, value in (("mean", row.mean), ("ci_low", row.ci_low), ("ci_high", row.ci_high)):
-                if value is not None:
-                    logged[f"{name}/{metric}/{suffix}"] = value
-    return logged
-
-
-def mlflow_name(label: str) -> str:
-    """``label`` with what MLflow refuses in a metric name (and ``/``, its nesting) replaced by ``_``.
-
-    >>> mlflow_name("focal (loss.gamma=2.0)"), mlflow_name("triplet+semihard_triplets")
-    ('focal_loss.gamma_2.0', 'triplet_semihard_triplets')
-    """
-    return re.sub(r"\s*[^\w.\- ]+\s*", "_", label).strip(" ._") or "group"
 
 
 # -- the comparison, read back from MLflow ---------------------------------------------------------------
@@ -690,7 +614,16 @@ def compare(
         logged=log,
     )
     if log:
-        _log_to_parent(client, report)
+        log_comparison(
+            client,
+            report.run_id,
+            summary=report.summary,
+            markdown=report.to_markdown(),
+            csv=report.to_csv(),
+            json=report.to_json(),
+            tables=report.tables,
+            figure=report.figure,
+        )
     return report
 
 
@@ -729,24 +662,6 @@ def _children(client: Any, experiment_id: str, run_id: str) -> list[Any]:
             order_by=["attributes.start_time ASC"],
         )
     )
-
-
-def _log_to_parent(client: Any, report: ComparisonReport) -> None:
-    """Tables, plot and ``<group>/<metric>/mean|ci_low|ci_high`` metrics onto the sweep's parent run."""
-    import time
-
-    from mlflow.entities import Metric
-
-    run_id = report.run_id
-    client.log_text(run_id, f"# Comparison: {report.summary}\n\n{report.to_markdown()}", "comparison/table.md")
-    client.log_text(run_id, report.to_csv(), "comparison/table.csv")
-    client.log_text(run_id, report.to_json() + "\n", "comparison/table.json")
-    if report.figure is not None:
-        client.log_figure(run_id, report.figure, "comparison/plot.png")
-    now = int(time.time() * 1000)
-    metrics = [Metric(key, value, now, 0) for key, value in group_metrics(report.tables).items()]
-    for start in range(0, len(metrics), 1000):  # MLflow takes at most 1000 metrics per batch
-        client.log_batch(run_id, metrics=metrics[start : start + 1000])
 
 
 @dataclass(frozen=True)

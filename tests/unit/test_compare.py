@@ -17,7 +17,7 @@ from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
 
 from lossforge.commands import compare as compare_command
-from lossforge.evaluation import compare
+from lossforge.evaluation import compare, dashboard
 from lossforge.evaluation.statistics import BETTER, NO_DIFFERENCE, too_few_runs, verdict_table
 
 SEEDS = 8
@@ -240,7 +240,7 @@ def test_the_plot_draws_every_seed_and_the_mean_with_its_interval() -> None:
         metric="test/accuracy",
         baseline="cross_entropy",
     )
-    figure = compare.verdict_figure({"test/accuracy": rows})
+    figure = dashboard.verdict_figure({"test/accuracy": rows})
     assert isinstance(figure, Figure)
     (axes,) = figure.axes
     dots = [collection.get_offsets() for collection in axes.collections if len(collection.get_offsets()) > 1]
@@ -259,7 +259,7 @@ def test_group_labels_tell_groups_apart_and_are_safe_mlflow_metric_names() -> No
     groups = compare.group_runs(rows, "seed")
     assert [group.label for group in groups] == ["focal (loss.gamma=0.5)", "focal (loss.gamma=2.0)"]
     tables = compare.verdict_tables(groups, ["test/ece"], baseline=None)
-    assert set(compare.group_metrics(tables)) == {
+    assert set(dashboard.group_metrics(tables)) == {
         f"focal_loss.gamma_{gamma}/test/ece/{suffix}"
         for gamma in ("0.5", "2.0")
         for suffix in ("mean", "ci_low", "ci_high")
