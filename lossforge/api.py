@@ -130,6 +130,11 @@ def benchmark(
     seed: int = 0,
     class_folds: int = 0,
     storage: str | None = None,
+    workers: int | None = None,
+    launcher: str = "local",
+    threads: int | None = None,
+    slurm: Mapping[str, Any] | None = None,
+    progress_bar: bool = False,
     base_dir: str | Path | None = None,
 ) -> Comparison:
     """The fair comparison, as ``lossforge benchmark`` runs it: every loss tuned with the same budget on
@@ -147,6 +152,14 @@ def benchmark(
             learning, tune with k folds over class partitions.
         storage: the studies' Optuna storage: a path (``.db``: SQLite; ``.log`` or ``journal:PATH``: Optuna's
             journal file) or a database URL (``postgresql://…``); default ``outputs/tuning.db``.
+        workers: processes (or SLURM jobs) sharing the comparison; `None`: one per usable core
+            (`os.sched_getaffinity`). The chosen configurations and the seed runs' results do not depend on it
+            with the `local` launcher.
+        launcher: `local` (processes on this machine) or `slurm` (SLURM jobs through submitit; give a
+            `storage` every node reaches).
+        threads: torch threads per worker; `None`: the usable cores ÷ `workers` (SLURM: `cpus_per_task`).
+        slurm: submitit's SLURM parameters (`partition`, `timeout_min`, `cpus_per_task`, `mem_gb`, …).
+        progress_bar: a progress bar per entry (for a terminal) instead of a log line per finished trial.
         base_dir: the directory the MLflow store and the outputs are under (default: the current one).
 
     Returns:
@@ -161,6 +174,7 @@ def benchmark(
     from lossforge.contract import did_you_mean
     from lossforge.protocol.plan import BUDGETS, Entry
     from lossforge.protocol.runner import Settings, run_protocol
+    from lossforge.protocol.work import usable_cores
 
     if budget not in BUDGETS:
         raise ValueError(f"unknown budget {budget!r}.{did_you_mean(budget, BUDGETS)} Available: {', '.join(BUDGETS)}")
@@ -176,6 +190,11 @@ def benchmark(
         seed=seed,
         class_folds=class_folds,
         storage=storage,
+        workers=usable_cores() if workers is None else workers,
+        launcher=launcher,
+        threads=threads,
+        slurm=tuple((slurm or {}).items()),
+        progress_bar=progress_bar,
     )
     return run_protocol(settings, base_dir=Path(base_dir or Path.cwd()).resolve())
 

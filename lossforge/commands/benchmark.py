@@ -4,6 +4,7 @@ comparison run by :func:`lossforge.api.benchmark`, its result printed by :mod:`l
 from __future__ import annotations
 
 import logging
+import sys
 from pathlib import Path
 
 from lossforge.commands._common import USER_ERRORS, quiet_lightning, user_error
@@ -43,9 +44,31 @@ def main(arguments: list[str] | None = None) -> int:
         help="the studies' Optuna storage: a path (.db: SQLite; .log or journal:PATH: Optuna's journal file), "
         "or a database URL such as postgresql://… (default: outputs/tuning.db)",
     )
+    parser.add_argument(
+        "--workers",
+        type=int,
+        help="processes (or SLURM jobs) that share the comparison; default: one per usable core. The result is "
+        "the same whatever the number (locally)",
+    )
+    parser.add_argument(
+        "--launcher",
+        default="local",
+        choices=("local", "slurm"),
+        help="local: worker processes on this machine; slurm: SLURM jobs (with a --storage every node reaches)",
+    )
+    parser.add_argument("--threads", type=int, help="torch threads per worker (default: usable cores ÷ workers)")
+    parser.add_argument(
+        "--slurm",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help="a SLURM job parameter for --launcher slurm, as submitit names them: partition=gpu, timeout_min=120, "
+        "cpus_per_task=4, mem_gb=16, … (repeatable)",
+    )
     options = parser.parse_args(arguments or [])
 
     from lossforge.api import benchmark
+    from lossforge.protocol.launch import WorkLeft
     from lossforge.protocol.plan import BUDGETS
     from lossforge.protocol.report import print_comparison
 
@@ -53,6 +76,12 @@ def main(arguments: list[str] | None = None) -> int:
         parser.error(
             f"unknown budget {options.budget!r}.{did_you_mean(options.budget, BUDGETS)} Available: {', '.join(BUDGETS)}"
         )
+    slurm = {}
+    for item in options.slurm:
+        key, equals, value = item.partition("=")
+        if not equals or not key:
+            parser.error(f"--slurm expects KEY=VALUE (e.g. partition=gpu), got {item!r}")
+        slurm[key] = int(value) if value.isdigit() else value
     try:
         quiet_lightning()
         logging.basicConfig(level=logging.WARNING, format="%(message)s")
@@ -71,9 +100,14 @@ def main(arguments: list[str] | None = None) -> int:
             seed=options.seed,
             class_folds=options.class_folds,
             storage=options.storage,
+            workers=options.workers,
+            launcher=options.launcher,
+            threads=options.threads,
+            slurm=slurm,
+            progress_bar=sys.stderr.isatty(),
             base_dir=Path.cwd(),
         )
-    except USER_ERRORS as error:
+    except (*USER_ERRORS, WorkLeft) as error:
         return user_error(error)
     print_comparison(comparison)
     return 1 if any(outcome.error for outcome in comparison.outcomes) else 0

@@ -16,13 +16,11 @@ reused, a study killed midway continues with the trials it had.
 
 from __future__ import annotations
 
-import copy
+import contextlib
 import csv
-import hashlib
 import io
 import logging
 import math
-import re
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -30,19 +28,30 @@ from pathlib import Path
 from typing import Any
 
 from mlflow import MlflowClient
-from omegaconf import DictConfig, OmegaConf
+from omegaconf import DictConfig
 
 from lossforge.components import list_losses
 from lossforge.contract import Task, loss_traits, training_task
 from lossforge.evaluation.compare import compare
 from lossforge.evaluation.statistics import VerdictRow, is_comparable, verdict_table
 from lossforge.hydra_options import compose
+from lossforge.protocol.launch import describe, run_workers
 from lossforge.protocol.plan import BUDGETS, Budget, Entry
-from lossforge.protocol.tuning import Tuned, prepare_storage, tune
+from lossforge.protocol.progress import ProgressBoard
+from lossforge.protocol.tuning import EntryTuning, Tuned, prepare_storage, remaining_trials, storage_lock
+from lossforge.protocol.work import (
+    COMPARISON,
+    STAGE,
+    Job,
+    Plan,
+    directory_name,
+    entry_progress,
+    finished_seed_runs,
+    open_ledger,
+)
 from lossforge.registry import LOSSES
 from lossforge.tasks import spec_for
 from lossforge.tracking import (
-    SweepJob,
     check_reachable,
     default_artifact_location,
     get_or_create_experiment,
@@ -51,12 +60,10 @@ from lossforge.tracking import (
 )
 from lossforge.training.build import build_data
 from lossforge.training.pruning import storage_url
-from lossforge.training.run import train
 
 log = logging.getLogger("lossforge.protocol")
 
-STAGE = "lossforge.protocol.stage"
-COMPARISON = "lossforge.comparison"
+__all__ = ["COMPARISON", "STAGE", "Comparison", "Outcome", "Settings", "directory_name", "run_protocol"]
 
 
 @dataclass(frozen=True)
@@ -79,6 +86,12 @@ class Settings:
         storage: the Optuna storage of the studies (``lossforge.training.pruning.storage_url``: a path,
             an SQLAlchemy URL such as ``postgresql://…``, or ``journal:<path>``); ``None``:
             ``outputs/tuning.db``.
+        workers: how many workers share the comparison (`lossforge.protocol.launch`); 1: this process alone.
+        launcher: `local` (worker processes on this machine) or `slurm` (SLURM jobs).
+        threads: torch threads per worker process; `None`: the usable cores ÷ `workers` (local), the
+            job's `cpus_per_task` (SLURM).
+        slurm: submitit's SLURM parameters for `launcher="slurm"` (`partition`, `timeout_min`, …).
+        progress_bar: draw a progress bar per entry instead of a line per finished trial (a terminal).
     """
 
     overrides: tuple[str, ...] = ()
@@ -90,6 +103,11 @@ class Settings:
     seed: int = 0
     class_folds: int = 0
     storage: str | None = None
+    workers: int = 1
+    launcher: str = "local"
+    threads: int | None = None
+    slurm: tuple[tuple[str, Any], ...] = ()
+    progress_bar: bool = False
 
 
 @dataclass
@@ -155,13 +173,18 @@ def run_protocol(settings: Settings, *, base_dir: Path) -> Comparison:
     location = default_artifact_location(base.logger.get("artifact_location"), tracking_uri, base_dir)
     experiment_id = get_or_create_experiment(client, base.logger.experiment, location)
     storage = prepare_storage(storage_url(settings.storage or "outputs/tuning.db", base_dir=base_dir))
-    parent = _find_or_create(
-        client,
-        experiment_id,
-        {COMPARISON: name, STAGE: "comparison"},
-        run_name=f"comparison {name}"[:250],
-        tags={"dataset": dataset.name, "task": str(task), "lossforge.protocol.metric": metric},
-    )
+    with storage_lock(storage):  # a second command of the same name joins this comparison rather than copy it
+        parent = _find_or_create(
+            client,
+            experiment_id,
+            {COMPARISON: name, STAGE: "comparison"},
+            run_name=f"comparison {name}"[:250],
+            tags={"dataset": dataset.name, "task": str(task), "lossforge.protocol.metric": metric},
+        )
+        jobs = [
+            _job(entry, base_overrides, name=name, client=client, experiment_id=experiment_id, parent=parent)
+            for entry in entries
+        ]
     epochs = budget.max_epochs or base.trainer.max_epochs
     log.info(
         "compare  %s on %s: %d trials and %d seeds each, %d epochs a run",
@@ -175,29 +198,47 @@ def run_protocol(settings: Settings, *, base_dir: Path) -> Comparison:
     client.update_run(parent, status="RUNNING")
     if not client.get_run(parent).data.params:  # a new comparison: what it was asked to do
         _log_settings(client, parent, settings, labels, baseline, monitor)
+    plan = Plan(
+        name=name,
+        jobs=tuple(jobs),
+        budget=budget,
+        storage=storage,
+        monitor=monitor,
+        metric=metric,
+        maximize=spec.higher_is_better,
+        pruner=settings.pruner,
+        seed=settings.seed,
+        class_folds=tuple(tuple(fold) for fold in folds),
+        experiment_id=experiment_id,
+        base_dir=base_dir,
+        sequential=settings.launcher != "slurm",
+    )
     outcomes: list[Outcome] = []
     try:
-        for entry in entries:
-            outcomes.append(
-                _run_entry(
-                    entry,
-                    base_overrides,
-                    settings=settings,
-                    name=name,
-                    client=client,
-                    experiment_id=experiment_id,
-                    parent=parent,
-                    storage=storage,
-                    monitor=monitor,
-                    maximize=spec.higher_is_better,
-                    base_dir=base_dir,
-                    class_folds=folds,
-                )
+        tunings = _open_studies(plan)
+        for line in describe(entry_progress(plan)):
+            log.info("resume   %s", line)
+        for job in jobs:
+            client.update_run(job.study_run, status="RUNNING")
+        board = ProgressBoard(plan) if settings.progress_bar else None
+        with board or contextlib.nullcontext():
+            run_workers(
+                plan,
+                workers=settings.workers,
+                launcher=settings.launcher,
+                threads=settings.threads,
+                slurm=dict(settings.slurm),
+                quiet=board is not None,
             )
+        for entry, job in zip(entries, jobs, strict=True):
+            outcomes.append(_outcome(entry, job, tunings[job.label], client=client, plan=plan))
         tables = _verdict(outcomes, metric=metric, baseline=baseline)
         failed = failed_rows(outcomes, metric=metric)
         report = _log_verdict(parent, tracking_uri, base.logger.experiment, base_dir)
     except BaseException:
+        for job in jobs:
+            if client.get_run(job.study_run).info.status == "RUNNING":
+                client.set_terminated(job.study_run, status="KILLED")
         client.set_terminated(parent, status="KILLED")
         raise
     client.set_terminated(parent, status="FINISHED")
@@ -280,22 +321,10 @@ def _default_name(dataset: str, labels: Sequence[str], budget: Budget, overrides
     return f"{dataset}:{','.join(labels)}:{budget.trials}x{budget.seeds}" + (f":{extra}" if extra else "")
 
 
-def _run_entry(
-    entry: Entry,
-    base_overrides: Sequence[str],
-    *,
-    settings: Settings,
-    name: str,
-    client: MlflowClient,
-    experiment_id: str,
-    parent: str,
-    storage: str,
-    monitor: str,
-    maximize: bool,
-    base_dir: Path,
-    class_folds: Sequence[Sequence[int]] = (),
-) -> Outcome:
-    cfg = compose([*base_overrides, *entry.overrides()])
+def _job(
+    entry: Entry, base_overrides: Sequence[str], *, name: str, client: MlflowClient, experiment_id: str, parent: str
+) -> Job:
+    """The entry's work: its overrides, study name and MLflow study run (found, or created under ``parent``)."""
     study_run = _find_or_create(
         client,
         experiment_id,
@@ -303,72 +332,48 @@ def _run_entry(
         run_name=f"study {entry.label}",
         tags={"mlflow.parentRunId": parent, "loss": entry.loss, **({"miner": entry.miner} if entry.miner else {})},
     )
-    client.update_run(study_run, status="RUNNING")
-    tuned = tune(
-        cfg,
-        label=entry.label,
-        budget=settings.budget,
-        storage=storage,
-        study_name=f"{name}/{entry.label}",
-        monitor=monitor,
-        maximize=maximize,
-        pruner=settings.pruner,
-        seed=settings.seed,
-        class_folds=class_folds,
-    )
-    _log_trials(client, study_run, tuned, monitor=monitor)
-    outcome = Outcome(entry, study_run, tuned)
+    return Job(entry.label, (*base_overrides, *entry.overrides()), f"{name}/{entry.label}", study_run)
+
+
+def _open_studies(plan: Plan) -> dict[str, EntryTuning]:
+    """Create (or check) every entry's study and seed ledger before any worker starts: a changed search
+    space, or a study with more trials than the budget, is refused here, once, naming what to do."""
+    tunings = {}
+    for job in plan.jobs:
+        tuning = EntryTuning.open(
+            compose(list(job.overrides)),
+            label=job.label,
+            budget=plan.budget,
+            storage=plan.storage,
+            study_name=job.study_name,
+            monitor=plan.monitor,
+            maximize=plan.maximize,
+            pruner=plan.pruner,
+            seed=plan.seed,
+            class_folds=plan.class_folds,
+        )
+        with storage_lock(plan.storage):
+            remaining_trials(tuning.study, plan.budget.trials, label=job.label, shared=tuning.shared)
+        open_ledger(job, plan)
+        tunings[job.label] = tuning
+    return tunings
+
+
+def _outcome(entry: Entry, job: Job, tuning: EntryTuning, *, client: MlflowClient, plan: Plan) -> Outcome:
+    """The entry's result, read back from the stores once the workers are done; its study run closed."""
+    tuned = tuning.tuned()
+    _log_trials(client, job.study_run, tuned, monitor=plan.monitor)
+    outcome = Outcome(entry, job.study_run, tuned)
     if tuned.failed:
         errors = sorted({trial["error"] for trial in tuned.trials if trial["error"]})
         outcome.error = f"all {len(tuned.trials)} trials failed: " + "; ".join(errors)[:1000]
-        client.set_tag(study_run, "lossforge.error", outcome.error)
-        client.set_terminated(study_run, status="FAILED")
+        client.set_tag(job.study_run, "lossforge.error", outcome.error)
+        client.set_terminated(job.study_run, status="FAILED")
         log.warning("tune     %s: %s", entry.label, outcome.error)
         return outcome
-    best = copy.deepcopy(cfg)
-    for key, value in tuned.best_params.items():
-        OmegaConf.update(best, key, value, merge=False)
-    done = _finished_seed_runs(client, experiment_id, study_run)
-    for seed in range(settings.budget.seeds):
-        if seed in done:
-            outcome.by_seed[seed] = done[seed]
-            continue
-        outcome.by_seed[seed] = _train_seed(best, entry, seed, name=name, study_run=study_run, base_dir=base_dir)
-    client.set_terminated(study_run, status="FINISHED")
+    outcome.by_seed = dict(sorted(finished_seed_runs(client, plan.experiment_id, job.study_run).items()))
+    client.set_terminated(job.study_run, status="FINISHED")
     return outcome
-
-
-def directory_name(name: str, limit: int = 120) -> str:
-    """The comparison's directory: ``name`` with path-unsafe characters replaced; a name longer than
-    ``limit`` (a comparison of many losses) is cut and ends with a hash of the whole, so it stays unique
-    and within a file system's 255-byte name limit.
-
-    >>> directory_name("digits:l1,l2:20x10")
-    'digits_l1_l2_20x10'
-    >>> name = directory_name("digits:" + ",".join(f"loss_{i}" for i in range(60)))
-    >>> len(name), name[:20]
-    (120, 'digits_loss_0_loss_1')
-    """
-    safe = re.sub(r"[^A-Za-z0-9_.+-]+", "_", name)
-    if len(safe) <= limit:
-        return safe
-    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
-    return f"{safe[: limit - len(digest) - 1]}-{digest}"
-
-
-def _train_seed(
-    cfg: DictConfig, entry: Entry, seed: int, *, name: str, study_run: str, base_dir: Path
-) -> dict[str, float]:
-    """Retrain the entry's best configuration with ``seed`` as a full run under its study, tested once."""
-    run_cfg = copy.deepcopy(cfg)
-    run_cfg.seed = seed
-    run_cfg.run_name = f"{entry.label} seed {seed}"
-    run_cfg.trainer.enable_progress_bar = False
-    output_dir = base_dir / "outputs" / "benchmark" / directory_name(name) / entry.label / f"seed-{seed}"
-    job = SweepJob(sweep_dir=str(output_dir.parent), job_num=seed, overrides=(), parent_run_id=study_run)
-    tags = {COMPARISON: name, STAGE: "final", "entry": entry.label, "lossforge.protocol.seed": str(seed)}
-    log.info("final    %s seed %d", entry.label, seed)
-    return train(run_cfg, base_dir=base_dir, output_dir=output_dir, sweep_job=job, tags=tags, summary=False)
 
 
 def _find_or_create(
@@ -380,19 +385,6 @@ def _find_or_create(
     if found:
         return found[0].info.run_id
     return client.create_run(experiment_id, run_name=run_name, tags={**key, **tags}).info.run_id
-
-
-def _finished_seed_runs(client: MlflowClient, experiment_id: str, study_run: str) -> dict[int, dict[str, float]]:
-    """The seed runs of a study that already finished (a resumed comparison does not train them again)."""
-    runs = client.search_runs(
-        [experiment_id],
-        filter_string=f"tags.`mlflow.parentRunId` = '{study_run}' and tags.`{STAGE}` = 'final'",
-    )
-    return {
-        int(run.data.tags["lossforge.protocol.seed"]): dict(run.data.metrics)
-        for run in runs
-        if run.info.status == "FINISHED"
-    }
 
 
 def _log_trials(client: MlflowClient, run_id: str, tuned: Tuned, *, monitor: str) -> None:

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import contextlib
 import copy
+import enum
 import functools
 import json
 import logging
@@ -274,21 +275,41 @@ def _engine(url: str) -> Any:
     return sqlalchemy.create_engine(url, poolclass=sqlalchemy.pool.NullPool)
 
 
-def reserve_trial(study: optuna.Study, budget: int, *, storage: str, shared: bool) -> optuna.Trial | bool:
+def reserve_trial(
+    study: optuna.Study,
+    budget: int,
+    *,
+    storage: str,
+    shared: bool,
+    sequential: bool = False,
+    sampler: Callable[[int], optuna.samplers.BaseSampler] | None = None,
+) -> optuna.Trial | bool:
     """A new trial of ``study`` if it has fewer than ``budget`` trials counted and running — checked and
     created under the storage's lock, so workers sharing the study never overshoot; else whether another
-    worker still runs one (``True``: wait for it — its result, or its heartbeat stopping, decides; ``False``:
-    the study is done). Optuna's ``MaxTrialsCallback`` counts without creating, so N workers overshoot by
-    up to N − 1."""
+    worker still runs one (``True``: wait for it, or do other work — its result, or its heartbeat stopping,
+    decides; ``False``: the study is done). Optuna's ``MaxTrialsCallback`` counts without creating, so N
+    workers overshoot by up to N − 1.
+
+    Args:
+        sequential: one trial of the study at a time: none is created while another worker runs one (``True``
+            is returned), so every trial sees every earlier one's result, whichever worker runs it.
+        sampler: makes the sampler of the new trial from its number (``seeded``): the trial's parameters then
+            depend only on the study's earlier trials, not on which worker, in which process, asks.
+    """
     with storage_lock(storage):
         if shared:
             close_stale(study)
+        trials = study.get_trials(deepcopy=False)
         running = [
             trial
-            for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
-            if not trial.user_attrs.get(INTERRUPTED)
+            for trial in trials
+            if trial.state == optuna.trial.TrialState.RUNNING and not trial.user_attrs.get(INTERRUPTED)
         ]
+        if sequential and running:
+            return True
         if len(spent_trials(study)) + len(running) < budget:
+            if sampler is not None:
+                study.sampler = sampler(len(trials))
             with warnings.catch_warnings():  # our own loop beats the heart (heartbeat()), as Study.optimize does
                 warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
                 return study.ask()
@@ -326,34 +347,93 @@ def run_trials(
     *,
     storage: str,
     heartbeat_interval: int | None = HEARTBEAT,
+    sequential: bool = False,
+    sampler: Callable[[int], optuna.samplers.BaseSampler] | None = None,
 ) -> None:
     """Run trials of ``study`` until it has exactly ``budget``, alone or beside other workers: a pruned trial
     is told pruned, one whose objective raised is told failed (its error recorded by the objective).
 
     ``heartbeat_interval``: the storage's heartbeat (``open_study(heartbeat=…)``), ``None`` without one —
-    then this must be the only worker of the study."""
-    shared = heartbeat_interval is not None
-    started, ran = time.monotonic(), 0
+    then this must be the only worker of the study. ``sequential``, ``sampler``: see
+    [reserve_trial][lossforge.protocol.tuning.reserve_trial]."""
+    pace = Pace()
     while True:
-        trial = reserve_trial(study, budget, storage=storage, shared=shared)
-        if trial is True:  # the last trials run in other workers: wait for their results (or their death)
-            time.sleep(heartbeat_interval or 1)
-            continue
-        if trial is False:
+        step = run_one_trial(
+            study,
+            objective,
+            budget,
+            storage=storage,
+            heartbeat_interval=heartbeat_interval,
+            sequential=sequential,
+            sampler=sampler,
+            pace=pace,
+        )
+        if step is Step.DONE:
             return
-        assert isinstance(trial, optuna.Trial)
-        with heartbeat(study, trial, interval=heartbeat_interval):
-            try:
-                value = objective(trial)
-            except optuna.TrialPruned:
-                study.tell(trial, state=optuna.trial.TrialState.PRUNED)
-            except Exception as error:  # recorded, and the study goes on
-                log.warning("tune     %s: trial %d failed: %s", study.study_name, trial.number, error)
-                study.tell(trial, state=optuna.trial.TrialState.FAIL)
-            else:
-                study.tell(trial, value)
-        ran += 1
-        log.info("%s", progress_line(study, budget, trial.number, seconds_per_trial=(time.monotonic() - started) / ran))
+        if step is Step.BUSY:  # the last trials run in other workers: wait for their results (or their death)
+            time.sleep(heartbeat_interval or 1)
+
+
+class Step(enum.Enum):
+    """What one step of a worker did: ran a trial or a seed run, found only work other workers hold, or found
+    nothing left to do."""
+
+    RAN = "ran"
+    BUSY = "busy"
+    DONE = "done"
+
+
+@dataclass
+class Pace:
+    """This worker's seconds per trial so far, for the time-left estimate of its progress lines."""
+
+    seconds: float = 0.0
+    trials: int = 0
+
+    def add(self, seconds: float) -> None:
+        self.seconds, self.trials = self.seconds + seconds, self.trials + 1
+
+    @property
+    def per_trial(self) -> float:
+        return self.seconds / self.trials if self.trials else 0.0
+
+
+def run_one_trial(
+    study: optuna.Study,
+    objective: Callable[[optuna.Trial], float],
+    budget: int,
+    *,
+    storage: str,
+    heartbeat_interval: int | None = HEARTBEAT,
+    sequential: bool = False,
+    sampler: Callable[[int], optuna.samplers.BaseSampler] | None = None,
+    pace: Pace | None = None,
+) -> Step:
+    """Reserve one trial of ``study`` ([reserve_trial][lossforge.protocol.tuning.reserve_trial]) and run it,
+    with its heartbeat, telling Optuna how it ended, and log its progress line; or say why none was run."""
+    trial = reserve_trial(
+        study, budget, storage=storage, shared=heartbeat_interval is not None, sequential=sequential, sampler=sampler
+    )
+    if trial is True:
+        return Step.BUSY
+    if trial is False:
+        return Step.DONE
+    assert isinstance(trial, optuna.Trial)
+    started = time.monotonic()
+    with heartbeat(study, trial, interval=heartbeat_interval):
+        try:
+            value = objective(trial)
+        except optuna.TrialPruned:
+            study.tell(trial, state=optuna.trial.TrialState.PRUNED)
+        except Exception as error:  # recorded, and the study goes on
+            log.warning("tune     %s: trial %d failed: %s", study.study_name, trial.number, error)
+            study.tell(trial, state=optuna.trial.TrialState.FAIL)
+        else:
+            study.tell(trial, value)
+    pace = pace or Pace()
+    pace.add(time.monotonic() - started)
+    log.info("%s", progress_line(study, budget, trial.number, seconds_per_trial=pace.per_trial))
+    return Step.RAN
 
 
 def progress_line(study: optuna.Study, budget: int, number: int, *, seconds_per_trial: float) -> str:
@@ -440,74 +520,152 @@ def tune(
     seed: int = 0,
     class_folds: Sequence[Sequence[int]] = (),
 ) -> Tuned:
-    """Run (or resume) the study of one entry until it has exactly ``budget.trials`` trials.
+    """Run (or resume) the study of one entry until it has exactly ``budget.trials`` trials, in this process.
 
     Args:
         cfg: the entry's composed config (its loss and miner chosen); each trial changes a copy.
         label: the entry's name, for messages.
         budget: the number of trials (complete, pruned and failed ones count).
         storage: the Optuna storage, a canonical URL (``lossforge.training.pruning.storage_url``) that
-            :func:`prepare_storage` has prepared.
+            [prepare_storage][lossforge.protocol.tuning.prepare_storage] has prepared.
         study_name: the study's name in that storage; the same name resumes it.
-        monitor: the validation metric, e.g. ``val/f1_macro``.
+        monitor: the validation metric, e.g. `val/f1_macro`.
         maximize: whether higher is better.
         pruner: stop poor trials early with a median pruner (off: every trial runs all its epochs).
         seed: the sampler's seed.
         class_folds: metric learning, k-fold over class partitions: a trial trains once per fold, with that
-            fold's classes as its class-disjoint validation split (``dataset.val_classes``), and scores the
+            fold's classes as its class-disjoint validation split (`dataset.val_classes`), and scores the
             mean; the pruner watches the first fold. Empty: one training run on the configured split.
     """
-    spaces = component_spaces(cfg)
-    if not [key for key in spaces if key.startswith(("loss.", "miner."))]:
-        log.warning("tune     %s declares no search space: tuned over the learning rate and weight decay only", label)
-    epochs = int(cfg.trainer.max_epochs)
-    optuna.logging.set_verbosity(optuna.logging.WARNING)
-    shared = not storage.startswith("journal:")  # a database storage has heartbeats: workers may share it
-    study = open_study(
+    tuning = EntryTuning.open(
+        cfg,
+        label=label,
+        budget=budget,
         storage=storage,
         study_name=study_name,
+        monitor=monitor,
         maximize=maximize,
-        search={key: repr(prior) for key, prior in spaces.items()},
-        sampler=lambda done: optuna.samplers.TPESampler(seed=seeded(seed, done)),
-        pruner=(
-            median_pruner(n_startup_trials=max(2, budget.trials // 4), n_warmup_steps=max(1, epochs // 4))
-            if pruner
-            else optuna.pruners.NopPruner()
-        ),
-        heartbeat=(HEARTBEAT, GRACE) if shared else None,
+        pruner=pruner,
+        seed=seed,
+        class_folds=class_folds,
     )
     with storage_lock(storage):
-        remaining = remaining_trials(study, budget.trials, label=label, shared=shared)
+        remaining = remaining_trials(tuning.study, budget.trials, label=label, shared=tuning.shared)
     if remaining > 0:
         log.info("tune     %s: %d trial(s) to run", label, remaining)
+        run_trials(
+            tuning.study,
+            tuning.objective,
+            budget.trials,
+            storage=storage,
+            heartbeat_interval=HEARTBEAT if tuning.shared else None,
+            sequential=True,
+            sampler=tuning.sampler,
+        )
+    return tuning.tuned()
 
-        def objective(trial: optuna.Trial) -> float:
-            trial_cfg = copy.deepcopy(cfg)
-            for key, prior in spaces.items():
-                OmegaConf.update(trial_cfg, key, suggest(trial, key, prior), merge=False)
-            scores = []
-            for fold, classes in enumerate(class_folds or [None]):
-                fold_cfg = copy.deepcopy(trial_cfg)
-                if classes is not None:
-                    OmegaConf.update(fold_cfg, "dataset.val_classes", list(classes), merge=False)
-                callbacks = [ReportToTrial(trial, monitor)] if fold == 0 else []
-                try:
-                    metrics = fit_for_validation(fold_cfg, callbacks=callbacks)
-                except optuna.TrialPruned:
-                    raise
-                except Exception as error:  # recorded, and the study goes on
-                    trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:2000])
-                    raise
-                value = metrics.get(monitor)
-                if value is None or not math.isfinite(value):
-                    message = f"no finite {monitor} after training (got {value})"
-                    trial.set_user_attr("error", message)
-                    raise ValueError(message)
-                scores.append(value)
-            return sum(scores) / len(scores)
 
-        run_trials(study, objective, budget.trials, storage=storage, heartbeat_interval=HEARTBEAT if shared else None)
-    return _tuned(study, tuple(key for key in spaces))
+@dataclass
+class EntryTuning:
+    """One entry's study, open in this process, and what its trials run: the objective over ``spaces``.
+
+    Attributes:
+        study: the entry's Optuna study.
+        spaces: config key → prior, what a trial samples
+            ([component_spaces][lossforge.protocol.tuning.component_spaces]).
+        objective: one trial: trains on the training split and returns its validation score.
+        sampler: the sampler of trial number ``n`` (TPE seeded with the seed plus ``n``).
+        shared: the storage has heartbeats (a database), so workers may share the study.
+    """
+
+    study: optuna.Study
+    spaces: dict[str, Any]
+    objective: Callable[[optuna.Trial], float]
+    sampler: Callable[[int], optuna.samplers.BaseSampler]
+    shared: bool
+
+    @classmethod
+    def open(
+        cls,
+        cfg: DictConfig,
+        *,
+        label: str,
+        budget: Budget,
+        storage: str,
+        study_name: str,
+        monitor: str,
+        maximize: bool,
+        pruner: bool = True,
+        seed: int = 0,
+        class_folds: Sequence[Sequence[int]] = (),
+        warn: bool = True,
+    ) -> EntryTuning:
+        """Open (or create) the entry's study; the arguments are [tune][lossforge.protocol.tuning.tune]'s
+        (``warn``: say when the entry declares no search space)."""
+        spaces = component_spaces(cfg)
+        if warn and not [key for key in spaces if key.startswith(("loss.", "miner."))]:
+            log.warning(
+                "tune     %s declares no search space: tuned over the learning rate and weight decay only", label
+            )
+        epochs = int(cfg.trainer.max_epochs)
+        optuna.logging.set_verbosity(optuna.logging.WARNING)
+        shared = not storage.startswith("journal:")  # a database storage has heartbeats: workers may share it
+
+        def sampler(trials: int) -> optuna.samplers.BaseSampler:
+            return optuna.samplers.TPESampler(seed=seeded(seed, trials))
+
+        study = open_study(
+            storage=storage,
+            study_name=study_name,
+            maximize=maximize,
+            search={key: repr(prior) for key, prior in spaces.items()},
+            sampler=sampler,
+            pruner=(
+                median_pruner(n_startup_trials=max(2, budget.trials // 4), n_warmup_steps=max(1, epochs // 4))
+                if pruner
+                else optuna.pruners.NopPruner()
+            ),
+            heartbeat=(HEARTBEAT, GRACE) if shared else None,
+        )
+        objective = functools.partial(_objective, cfg=cfg, spaces=spaces, monitor=monitor, class_folds=class_folds)
+        return cls(study, spaces, objective, sampler, shared)
+
+    def tuned(self) -> Tuned:
+        """What the study found so far."""
+        return _tuned(self.study, tuple(self.spaces))
+
+
+def _objective(
+    trial: optuna.Trial,
+    *,
+    cfg: DictConfig,
+    spaces: dict[str, Any],
+    monitor: str,
+    class_folds: Sequence[Sequence[int]],
+) -> float:
+    trial_cfg = copy.deepcopy(cfg)
+    for key, prior in spaces.items():
+        OmegaConf.update(trial_cfg, key, suggest(trial, key, prior), merge=False)
+    scores = []
+    for fold, classes in enumerate(class_folds or [None]):
+        fold_cfg = copy.deepcopy(trial_cfg)
+        if classes is not None:
+            OmegaConf.update(fold_cfg, "dataset.val_classes", list(classes), merge=False)
+        callbacks = [ReportToTrial(trial, monitor)] if fold == 0 else []
+        try:
+            metrics = fit_for_validation(fold_cfg, callbacks=callbacks)
+        except optuna.TrialPruned:
+            raise
+        except Exception as error:  # recorded, and the study goes on
+            trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:2000])
+            raise
+        value = metrics.get(monitor)
+        if value is None or not math.isfinite(value):
+            message = f"no finite {monitor} after training (got {value})"
+            trial.set_user_attr("error", message)
+            raise ValueError(message)
+        scores.append(value)
+    return sum(scores) / len(scores)
 
 
 def _tuned(study: optuna.Study, parameters: tuple[str, ...]) -> Tuned:

@@ -1,0 +1,187 @@
+"""Start a comparison's workers ([work][lossforge.protocol.work.work]) and wait for them.
+
+- `local`, one worker: this process works itself.
+- `local`, N workers: N new processes on this machine (started fresh, `spawn`: nothing of this process's
+  threads or open connections carries over), each with an equal share of the cores as its torch threads;
+  each ends itself when this process is gone (`kill -9` of the command stops its workers too).
+- `slurm`: N SLURM jobs through submitit, sharing the studies through a storage every node reaches (a
+  database URL, or a journal file on a shared file system). There a study's trials may run in parallel.
+
+A worker that dies loses at most the trial or seed run it was running: its heartbeat stops, and another
+worker runs it again. The command waits for all its workers, then checks from the storage that nothing is
+left ([WorkLeft][lossforge.protocol.launch.WorkLeft] otherwise).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import sys
+import threading
+import time
+from collections.abc import Mapping
+from typing import Any
+
+from lossforge.protocol.work import Plan, Progress, entry_progress, work
+
+log = logging.getLogger("lossforge.protocol")
+
+LAUNCHERS = ("local", "slurm")
+
+
+class WorkLeft(RuntimeError):
+    """The workers ended with part of the comparison not done (all of them died, or a journal storage, which
+    has no heartbeats, holds a trial a dead worker left running)."""
+
+
+def run_workers(
+    plan: Plan,
+    *,
+    workers: int,
+    launcher: str = "local",
+    threads: int | None = None,
+    slurm: Mapping[str, Any] | None = None,
+    quiet: bool = False,
+) -> None:
+    """Run ``plan`` with ``workers`` workers started by ``launcher``; return when they have all ended.
+
+    Args:
+        workers: how many (>= 1).
+        launcher: `local` (processes on this machine) or `slurm` (SLURM jobs through submitit).
+        threads: torch threads per worker; `None`: this machine's usable cores ÷ `workers` (local), or the
+            job's `cpus_per_task` (SLURM).
+        slurm: submitit's SLURM parameters (`partition`, `timeout_min`, `cpus_per_task`, `mem_gb`, …).
+        quiet: workers log warnings only (a progress bar shows the rest).
+
+    Raises:
+        ValueError: an unknown launcher or a worker count below 1.
+        WorkLeft: the workers ended and something is not done.
+    """
+    if workers < 1:
+        raise ValueError(f"Expected --workers >= 1, got {workers}")
+    if launcher not in LAUNCHERS:
+        raise ValueError(f"Unknown launcher {launcher!r}: expected one of {', '.join(LAUNCHERS)}")
+    if launcher == "slurm":
+        _run_slurm(plan, workers=workers, threads=threads, options=dict(slurm or {}), quiet=quiet)
+    elif workers == 1:
+        with _level(logging.WARNING if quiet else None):
+            work(plan)
+    else:
+        _run_local(plan, workers=workers, threads=threads, quiet=quiet)
+    left = [entry for entry in entry_progress(plan) if not entry.done]
+    if left:
+        raise WorkLeft(
+            f"The workers ended with work left ({'; '.join(entry.line() for entry in left)}): a worker died and "
+            f"none could take its work over. Run the same command again to finish the comparison."
+        )
+
+
+def _run_local(plan: Plan, *, workers: int, threads: int | None, quiet: bool) -> None:
+    import multiprocessing
+
+    from lossforge.protocol.work import threads_per_worker, usable_cores
+
+    threads = threads or threads_per_worker(workers, usable_cores())
+    context = multiprocessing.get_context("spawn")
+    processes = [
+        context.Process(
+            target=worker_main,
+            args=(plan,),
+            kwargs={"threads": threads, "quiet": quiet, "parent": os.getpid()},
+            name=f"lossforge-benchmark-worker-{number}",
+        )
+        for number in range(workers)
+    ]
+    log.info("workers  %d processes on this machine, %d torch thread(s) each", workers, threads)
+    for process in processes:
+        process.start()
+    try:
+        for process in processes:
+            process.join()
+    except BaseException:  # Ctrl-C: the workers get it too (one process group); wait, then stop them
+        for process in processes:
+            process.join(timeout=10)
+            if process.is_alive():
+                process.terminate()
+        raise
+    for number, process in enumerate(processes):
+        if process.exitcode:
+            log.warning(
+                "workers  worker %d ended with status %s: its running piece, if any, was run again by the others",
+                number,
+                process.exitcode,
+            )
+
+
+def worker_main(plan: Plan, *, threads: int | None, quiet: bool = False, parent: int | None = None) -> int:
+    """A worker process (or SLURM job): its torch threads, its log lines, and a watchdog that ends it with
+    the command that started it (``parent``); then [work][lossforge.protocol.work.work]."""
+    import torch
+
+    from lossforge.training import ignore_known_warnings
+
+    if threads:
+        torch.set_num_threads(threads)
+    logging.basicConfig(level=logging.WARNING, format="%(message)s", stream=sys.stderr, force=True)
+    logging.getLogger("lossforge.protocol").setLevel(logging.WARNING if quiet else logging.INFO)
+    for name in ("lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)
+    ignore_known_warnings()
+    if parent is not None:
+        threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
+    return work(plan)
+
+
+def _end_with(parent: int, poll_s: float = 0.5) -> None:
+    """End this worker when the process that started it is gone (its parent process changes)."""
+    while os.getppid() == parent:
+        time.sleep(poll_s)
+    os._exit(1)
+
+
+def _run_slurm(plan: Plan, *, workers: int, threads: int | None, options: dict[str, Any], quiet: bool) -> None:
+    import submitit
+
+    from lossforge.protocol.work import directory_name
+
+    folder = plan.base_dir / "outputs" / "benchmark" / directory_name(plan.name) / ".submitit"
+    executor = submitit.AutoExecutor(folder=str(folder / "%j"), cluster="slurm")
+    parameters: dict[str, Any] = {"timeout_min": 60, "cpus_per_task": threads or 1, "tasks_per_node": 1, "nodes": 1}
+    parameters.update(options)
+    shared = ("timeout_min", "cpus_per_task", "tasks_per_node", "nodes", "mem_gb")  # submitit's own names
+    executor.update_parameters(
+        name=f"lossforge-benchmark {plan.name}"[:100],
+        **{key if key in shared else f"slurm_{key}": value for key, value in parameters.items()},
+    )
+    cpus = int(parameters["cpus_per_task"])
+    with executor.batch():
+        jobs = [
+            executor.submit(worker_main, plan, threads=threads or cpus, quiet=quiet, parent=None)
+            for _ in range(workers)
+        ]
+    log.info("workers  %d SLURM jobs: %s (logs in %s)", workers, ", ".join(job.job_id for job in jobs), folder)
+    for job in jobs:
+        try:
+            job.result()
+        except Exception as error:  # a job that failed or was cancelled: the others took its piece over
+            log.warning("workers  SLURM job %s ended with an error: %s", job.job_id, str(error)[-2000:])
+
+
+class _level:
+    """Set the protocol logger's level for a while (``None``: unchanged)."""
+
+    def __init__(self, level: int | None) -> None:
+        self.level, self.saved = level, logging.getLogger("lossforge.protocol").level
+
+    def __enter__(self) -> None:
+        if self.level is not None:
+            logging.getLogger("lossforge.protocol").setLevel(self.level)
+
+    def __exit__(self, *exc: object) -> None:
+        logging.getLogger("lossforge.protocol").setLevel(self.saved)
+
+
+def describe(entries: list[Progress]) -> list[str]:
+    """What a re-run finds already done, one line per entry that has anything (``focal: 20/20 trials and
+    10/10 seeds already finished``)."""
+    return [f"{entry.line()} already finished" for entry in entries if entry.trials or entry.seeds]

@@ -1,0 +1,430 @@
+"""A comparison's work, shared by any number of workers through the study storage.
+
+The work of a comparison is, per entry, its tuning trials and then its seed runs. A worker (this process, a
+process of `lossforge benchmark --workers N`, a SLURM job of `--launcher slurm`, or a second
+`lossforge benchmark` started with the same name) repeatedly takes the next free piece — a trial of the first
+entry whose study has none running, else a seed run of the first entry whose tuning is done — runs it, and
+stops when nothing is left. Every piece is reserved under the storage's lock
+([storage_lock][lossforge.protocol.tuning.storage_lock]) as an Optuna trial with a heartbeat:
+
+- a tuning trial in the entry's study `<comparison>/<entry>`; by default one at a time per study
+  (`sequential`), each sampled by TPE seeded with the seed plus its number, so every trial sees every earlier
+  one and the chosen configuration does not depend on how many workers ran it, or which;
+- a seed run as a trial of the entry's seed ledger, the study `<comparison>/<entry> seeds`: its user
+  attribute `seed`, its value the seed run's test score — so no seed is trained twice at once, and one whose
+  worker died (its heartbeat stopped) is trained again; the earlier attempt's MLflow run is then marked
+  killed and superseded (docs/decisions.md §2).
+"""
+
+from __future__ import annotations
+
+import copy
+import logging
+import math
+import os
+import time
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import optuna
+from mlflow import MlflowClient
+from omegaconf import DictConfig, OmegaConf
+
+from lossforge.hydra_options import compose
+from lossforge.protocol.plan import Budget
+from lossforge.protocol.tuning import (
+    GRACE,
+    HEARTBEAT,
+    INTERRUPTED,
+    EntryTuning,
+    Pace,
+    Step,
+    heartbeat,
+    run_one_trial,
+    spent_trials,
+    storage_lock,
+)
+from lossforge.tracking import SweepJob, resolve_tracking_uri
+from lossforge.tracking.runs import OUTCOME_TAG, Outcome
+from lossforge.training.pruning import open_storage
+from lossforge.training.run import train
+
+log = logging.getLogger("lossforge.protocol")
+
+STAGE = "lossforge.protocol.stage"
+COMPARISON = "lossforge.comparison"
+#: The tag of a run taken out of the comparison because its seed was trained again (docs/decisions.md §2).
+SUPERSEDED_TAG = "lossforge.superseded_by_resume"
+
+
+@dataclass(frozen=True)
+class Job:
+    """One entry's work: its overrides (the base experiment's and its own), its study and its MLflow run."""
+
+    label: str
+    overrides: tuple[str, ...]
+    study_name: str
+    study_run: str
+
+    @property
+    def ledger_name(self) -> str:
+        """The study whose trials are this entry's seed runs."""
+        return f"{self.study_name} seeds"
+
+
+@dataclass(frozen=True)
+class Plan:
+    """What every worker of one comparison needs: it travels to worker processes and SLURM jobs (pickled).
+
+    Attributes:
+        name: the comparison's name.
+        jobs: the entries' work, in order.
+        budget: trials and seeds per entry.
+        storage: the studies' storage, a canonical URL (prepared).
+        monitor: the validation metric tuning maximizes or minimizes, e.g. `val/f1_macro`.
+        metric: the test metric of the verdict, e.g. `test/f1_macro` (the seed ledger's values).
+        maximize: whether higher is better.
+        pruner: the median pruner on; `seed`: the sampler's seed; `class_folds`: see `tune`.
+        experiment_id: the MLflow experiment of the comparison's runs.
+        base_dir: where the command started (the MLflow store and the outputs are under it).
+        sequential: one trial at a time per study (reproducible whatever the number of workers); `False`: a
+            study's trials may run in parallel (SLURM jobs), and TPE's choices then depend on timing.
+    """
+
+    name: str
+    jobs: tuple[Job, ...]
+    budget: Budget
+    storage: str
+    monitor: str
+    metric: str
+    maximize: bool
+    pruner: bool
+    seed: int
+    class_folds: tuple[tuple[int, ...], ...]
+    experiment_id: str
+    base_dir: Path
+    sequential: bool = True
+
+    @property
+    def heartbeat(self) -> int | None:
+        """The heartbeat interval of running trials; `None`: a journal file, which has none."""
+        return None if self.storage.startswith("journal:") else HEARTBEAT
+
+
+@dataclass
+class Progress:
+    """Where one entry stands, read from the storage ([progress][lossforge.protocol.work.progress])."""
+
+    label: str
+    trials: int
+    trial_budget: int
+    pruned: int
+    failed: int
+    best: float | None
+    seeds: int
+    seed_budget: int
+    running: int = 0
+
+    @property
+    def done(self) -> bool:
+        return self.trials >= self.trial_budget and (self.seeds >= self.seed_budget or self.untrainable)
+
+    @property
+    def untrainable(self) -> bool:
+        """Every trial failed: no seed run will train."""
+        return self.trials >= self.trial_budget and self.best is None
+
+    def line(self) -> str:
+        """``focal: 20/20 trials and 10/10 seeds``."""
+        return f"{self.label}: {self.trials}/{self.trial_budget} trials and {self.seeds}/{self.seed_budget} seeds"
+
+
+def open_ledger(job: Job, plan: Plan) -> optuna.Study:
+    """The entry's seed ledger (created if new)."""
+    with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
+        warnings.simplefilter("ignore", optuna.exceptions.ExperimentalWarning)
+        storage = open_storage(plan.storage, heartbeat=(HEARTBEAT, GRACE) if plan.heartbeat else None)
+    return optuna.create_study(
+        storage=storage,
+        study_name=job.ledger_name,
+        direction="maximize" if plan.maximize else "minimize",
+        load_if_exists=True,
+    )
+
+
+def progress(job: Job, plan: Plan, study: optuna.Study, ledger: optuna.Study) -> Progress:
+    """How far the entry's tuning and seed runs are, from the storage alone (any process may ask)."""
+    spent = spent_trials(study)
+    states = [trial.state for trial in spent]
+    complete = [t.value for t in spent if t.state == optuna.trial.TrialState.COMPLETE and t.value is not None]
+    best = (max if plan.maximize else min)(complete) if complete else None
+    running = [
+        trial
+        for trial in (*study.get_trials(deepcopy=False), *ledger.get_trials(deepcopy=False))
+        if trial.state == optuna.trial.TrialState.RUNNING and not trial.user_attrs.get(INTERRUPTED)
+    ]
+    return Progress(
+        job.label,
+        trials=len(spent),
+        trial_budget=plan.budget.trials,
+        pruned=states.count(optuna.trial.TrialState.PRUNED),
+        failed=states.count(optuna.trial.TrialState.FAIL),
+        best=best,
+        seeds=len(seeds_taken(ledger, running=False)),
+        seed_budget=plan.budget.seeds,
+        running=len(running),
+    )
+
+
+def seeds_taken(ledger: optuna.Study, *, running: bool) -> set[int]:
+    """The seeds the ledger holds as trained (complete, or failed as an outcome of the run) — and, with
+    ``running``, those a live worker trains now."""
+    states: tuple[optuna.trial.TrialState, ...] = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
+    if running:
+        states += (optuna.trial.TrialState.RUNNING,)
+    return {
+        int(trial.user_attrs["seed"])
+        for trial in ledger.get_trials(deepcopy=False, states=states)
+        if "seed" in trial.user_attrs and not trial.user_attrs.get(INTERRUPTED)
+    }
+
+
+def reserve_seed(
+    ledger: optuna.Study, seeds: int, *, storage: str, finished: set[int]
+) -> tuple[optuna.Trial, int] | bool:
+    """The lowest seed that is neither trained nor being trained, reserved as a new trial of the ledger under
+    the storage's lock; else whether a seed is still being trained elsewhere (``True``) or all are (``False``).
+    ``finished``: seeds whose MLflow run finished (a comparison begun before the ledger existed)."""
+    from lossforge.protocol.tuning import close_stale
+
+    with storage_lock(storage):
+        close_stale(ledger)
+        taken = seeds_taken(ledger, running=True) | finished
+        free = [seed for seed in range(seeds) if seed not in taken]
+        if not free:
+            return bool(taken - seeds_taken(ledger, running=False) - finished)
+        with warnings.catch_warnings():  # the worker beats the heart itself (tuning.heartbeat)
+            warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
+            trial = ledger.ask()
+        trial.set_user_attr("seed", free[0])
+        return trial, free[0]
+
+
+@dataclass
+class EntryWorker:
+    """One entry, as a worker sees it: its study and ledger open, its tuned configuration once known."""
+
+    job: Job
+    plan: Plan
+    tuning: EntryTuning
+    ledger: optuna.Study
+    cfg: DictConfig
+    best: DictConfig | None = None
+    pace: Pace = field(default_factory=Pace)
+
+    @classmethod
+    def open(cls, job: Job, plan: Plan) -> EntryWorker:
+        cfg = compose(list(job.overrides))
+        tuning = EntryTuning.open(
+            cfg,
+            label=job.label,
+            budget=plan.budget,
+            storage=plan.storage,
+            study_name=job.study_name,
+            monitor=plan.monitor,
+            maximize=plan.maximize,
+            pruner=plan.pruner,
+            seed=plan.seed,
+            class_folds=plan.class_folds,
+            warn=False,  # the command warned, once
+        )
+        return cls(job, plan, tuning, open_ledger(job, plan), cfg)
+
+    def step(self) -> Step:
+        """Run one trial, or else one seed run, of this entry; or say why not (another worker holds the
+        rest: `BUSY`; nothing is left: `DONE`)."""
+        if self.best is None:
+            step = run_one_trial(
+                self.tuning.study,
+                self.tuning.objective,
+                self.plan.budget.trials,
+                storage=self.plan.storage,
+                heartbeat_interval=self.plan.heartbeat,
+                sequential=self.plan.sequential,
+                sampler=self.tuning.sampler,
+                pace=self.pace,
+            )
+            if step is not Step.DONE:
+                return step
+            tuned = self.tuning.tuned()
+            if tuned.failed:
+                return Step.DONE
+            self.best = copy.deepcopy(self.cfg)
+            for key, value in tuned.best_params.items():
+                OmegaConf.update(self.best, key, value, merge=False)
+        return self._seed_step()
+
+    def _seed_step(self) -> Step:
+        assert self.best is not None
+        client = MlflowClient(resolve_tracking_uri(self.cfg.logger.get("tracking_uri"), base_dir=self.plan.base_dir))
+        finished = set(finished_seed_runs(client, self.plan.experiment_id, self.job.study_run))
+        claim = reserve_seed(self.ledger, self.plan.budget.seeds, storage=self.plan.storage, finished=finished)
+        if claim is True:
+            return Step.BUSY
+        if claim is False:
+            return Step.DONE
+        assert isinstance(claim, tuple)
+        trial, seed = claim
+        with heartbeat(self.ledger, trial, interval=self.plan.heartbeat):
+            try:
+                metrics = train_seed(self.best, self.job, seed, plan=self.plan)
+            except Exception as error:  # the run's outcome (diverged, failed) is recorded on it: the others go on
+                log.warning("final    %s seed %d failed: %s", self.job.label, seed, error)
+                trial.set_user_attr("error", f"{type(error).__name__}: {error}"[:2000])
+                _tell(self.ledger, trial, state=optuna.trial.TrialState.FAIL)
+                return Step.RAN
+            value = metrics.get(self.plan.metric)
+            if value is not None and math.isfinite(value):
+                _tell(self.ledger, trial, values=value)
+            else:
+                _tell(self.ledger, trial, state=optuna.trial.TrialState.FAIL)
+        supersede_attempts(client, self.plan.experiment_id, self.job.study_run, seed)
+        done = len(seeds_taken(self.ledger, running=False))
+        log.info("final    %s seed %d finished; %d/%d seeds", self.job.label, seed, done, self.plan.budget.seeds)
+        return Step.RAN
+
+
+def _tell(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> None:
+    try:
+        study.tell(trial, **outcome)
+    except optuna.exceptions.UpdateFinishedTrialError:  # its heartbeat was taken for stopped: run again elsewhere
+        log.warning("tune     %s: trial %d was taken over by another worker", study.study_name, trial.number)
+
+
+def work(plan: Plan, *, poll_s: float = 2.0) -> int:
+    """Take and run the comparison's pieces until none is left; return how many this worker ran.
+
+    A worker waits (polling every `poll_s`) while the only pieces left run in other workers: their results
+    decide what comes next (a seed run needs its entry's tuning done), and if their worker died, their
+    heartbeat stops and this worker runs them again. Without heartbeats (a journal file) it does not wait.
+    """
+    entries = [EntryWorker.open(job, plan) for job in plan.jobs]
+    ran = 0
+    while True:
+        busy = False
+        for entry in entries:
+            step = entry.step()
+            if step is Step.RAN:
+                ran += 1
+                break
+            busy = busy or step is Step.BUSY
+        else:
+            if not busy or plan.heartbeat is None:
+                return ran
+            time.sleep(poll_s)
+
+
+def train_seed(cfg: DictConfig, job: Job, seed: int, *, plan: Plan) -> dict[str, float]:
+    """Retrain the entry's best configuration with ``seed`` as a full run under its study, tested once."""
+    run_cfg = copy.deepcopy(cfg)
+    run_cfg.seed = seed
+    run_cfg.run_name = f"{job.label} seed {seed}"
+    run_cfg.trainer.enable_progress_bar = False
+    output_dir = plan.base_dir / "outputs" / "benchmark" / directory_name(plan.name) / job.label / f"seed-{seed}"
+    sweep_job = SweepJob(sweep_dir=str(output_dir.parent), job_num=seed, overrides=(), parent_run_id=job.study_run)
+    tags = {COMPARISON: plan.name, STAGE: "final", "entry": job.label, "lossforge.protocol.seed": str(seed)}
+    log.info("final    %s seed %d (worker %d)", job.label, seed, os.getpid())
+    return train(run_cfg, base_dir=plan.base_dir, output_dir=output_dir, sweep_job=sweep_job, tags=tags, summary=False)
+
+
+def directory_name(name: str, limit: int = 120) -> str:
+    """The comparison's directory: ``name`` with path-unsafe characters replaced; a name longer than
+    ``limit`` (a comparison of many losses) is cut and ends with a hash of the whole, so it stays unique
+    and within a file system's 255-byte name limit.
+
+    >>> directory_name("digits:l1,l2:20x10")
+    'digits_l1_l2_20x10'
+    >>> name = directory_name("digits:" + ",".join(f"loss_{i}" for i in range(60)))
+    >>> len(name), name[:20]
+    (120, 'digits_loss_0_loss_1')
+    """
+    import hashlib
+    import re
+
+    safe = re.sub(r"[^A-Za-z0-9_.+-]+", "_", name)
+    if len(safe) <= limit:
+        return safe
+    digest = hashlib.sha256(name.encode()).hexdigest()[:12]
+    return f"{safe[: limit - len(digest) - 1]}-{digest}"
+
+
+def seed_runs(client: MlflowClient, experiment_id: str, study_run: str) -> list[Any]:
+    """The seed runs (MLflow runs) of a study, newest first."""
+    return client.search_runs(
+        [experiment_id],
+        filter_string=f"tags.`mlflow.parentRunId` = '{study_run}' and tags.`{STAGE}` = 'final'",
+        order_by=["start_time DESC"],
+    )
+
+
+def finished_seed_runs(client: MlflowClient, experiment_id: str, study_run: str) -> dict[int, dict[str, float]]:
+    """The seed runs of a study that already finished: seed → metrics (a resumed comparison does not train
+    them again)."""
+    finished: dict[int, dict[str, float]] = {}
+    for run in seed_runs(client, experiment_id, study_run):
+        seed = int(run.data.tags["lossforge.protocol.seed"])
+        if run.info.status == "FINISHED" and seed not in finished:
+            finished[seed] = dict(run.data.metrics)
+    return finished
+
+
+def supersede_attempts(client: MlflowClient, experiment_id: str, study_run: str, seed: int) -> list[str]:
+    """Take earlier attempts of a seed run that has now finished out of the comparison: a RUNNING one (its
+    worker died) is marked killed, and each is tagged superseded and moved to MLflow's deleted runs (from
+    which `MlflowClient().restore_run(run_id)` brings it back). Returns their ids."""
+    runs = seed_runs(client, experiment_id, study_run)
+    attempts = [run for run in runs if run.data.tags.get("lossforge.protocol.seed") == str(seed)]
+    if not any(run.info.status == "FINISHED" for run in attempts):
+        return []
+    superseded = []
+    for run in attempts:
+        if run.info.status not in ("RUNNING", "KILLED"):
+            continue
+        if run.info.status == "RUNNING":
+            client.set_tag(run.info.run_id, OUTCOME_TAG, Outcome.KILLED.value)
+            client.set_terminated(run.info.run_id, status="KILLED")
+        client.set_tag(run.info.run_id, SUPERSEDED_TAG, f"seed {seed} trained again by another worker")
+        client.set_tag(run.info.run_id, OUTCOME_TAG, Outcome.SUPERSEDED.value)
+        client.delete_run(run.info.run_id)
+        log.info("final    earlier attempt %s of seed %d superseded", run.info.run_id, seed)
+        superseded.append(run.info.run_id)
+    return superseded
+
+
+def entry_progress(plan: Plan) -> list[Progress]:
+    """Every entry's progress, read from the storage."""
+    found = []
+    for job in plan.jobs:
+        storage = open_storage(plan.storage)
+        study = optuna.load_study(study_name=job.study_name, storage=storage)
+        found.append(progress(job, plan, study, open_ledger(job, plan)))
+    return found
+
+
+def usable_cores() -> int:
+    """The cores this process may run on — its CPU affinity (a SLURM allocation, `taskset`), else all — as
+    the parallel launcher counts them."""
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def threads_per_worker(workers: int, cores: int) -> int:
+    """Torch threads for each of ``workers`` processes on ``cores`` cores: an equal share, at least one.
+
+    >>> threads_per_worker(2, 2), threads_per_worker(3, 16), threads_per_worker(4, 2)
+    (1, 5, 1)
+    """
+    return max(1, cores // workers)
