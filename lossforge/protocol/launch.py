@@ -1,9 +1,9 @@
 """Start a comparison's workers ([work][lossforge.protocol.work.work]) and wait for them.
 
 - `local`, one worker: this process works itself.
-- `local`, N workers: N new processes on this machine (started fresh, `spawn`: nothing of this process's
-  threads or open connections carries over), each with an equal share of the cores as its torch threads;
-  each ends itself when this process is gone (`kill -9` of the command stops its workers too).
+- `local`, N workers: this process and N − 1 new ones on this machine (started fresh, `spawn`: nothing of
+  this process's threads or open connections carries over), each with an equal share of the cores as its
+  torch threads; a new one ends itself when this process is gone (`kill -9` of the command stops them too).
 - `slurm`: N SLURM jobs through submitit, sharing the studies through a storage every node reaches (a
   database URL, or a journal file on a shared file system). There a study's trials may run in parallel.
 
@@ -77,25 +77,38 @@ def run_workers(
 
 
 def _run_local(plan: Plan, *, workers: int, threads: int | None, quiet: bool) -> None:
+    """This process is the first worker; ``workers - 1`` new processes the others. It starts working once
+    they are ready (a new process needs seconds to import torch, Lightning and MLflow), so that the first
+    pieces spread over all of them."""
     import multiprocessing
+
+    import torch
 
     from lossforge.protocol.work import threads_per_worker, usable_cores
 
     threads = threads or threads_per_worker(workers, usable_cores())
     context = multiprocessing.get_context("spawn")
+    ready = [context.Event() for _ in range(1, workers)]
     processes = [
         context.Process(
             target=worker_main,
             args=(plan,),
-            kwargs={"threads": threads, "quiet": quiet, "parent": os.getpid()},
+            kwargs={"threads": threads, "quiet": quiet, "parent": os.getpid(), "ready": event},
             name=f"lossforge-benchmark-worker-{number}",
         )
-        for number in range(workers)
+        for number, event in enumerate(ready, start=1)
     ]
     log.info("workers  %d processes on this machine, %d torch thread(s) each", workers, threads)
     for process in processes:
         process.start()
+    saved = torch.get_num_threads()
+    torch.set_num_threads(threads)
     try:
+        for process, event in zip(processes, ready, strict=True):
+            while not event.wait(0.5) and process.is_alive():
+                pass
+        with _level(logging.WARNING if quiet else None):
+            work(plan)
         for process in processes:
             process.join()
     except BaseException:  # Ctrl-C: the workers get it too (one process group); wait, then stop them
@@ -104,7 +117,9 @@ def _run_local(plan: Plan, *, workers: int, threads: int | None, quiet: bool) ->
             if process.is_alive():
                 process.terminate()
         raise
-    for number, process in enumerate(processes):
+    finally:
+        torch.set_num_threads(saved)
+    for number, process in enumerate(processes, start=1):
         if process.exitcode:
             log.warning(
                 "workers  worker %d ended with status %s: its running piece, if any, was run again by the others",
@@ -113,9 +128,12 @@ def _run_local(plan: Plan, *, workers: int, threads: int | None, quiet: bool) ->
             )
 
 
-def worker_main(plan: Plan, *, threads: int | None, quiet: bool = False, parent: int | None = None) -> int:
+def worker_main(
+    plan: Plan, *, threads: int | None, quiet: bool = False, parent: int | None = None, ready: Any = None
+) -> int:
     """A worker process (or SLURM job): its torch threads, its log lines, and a watchdog that ends it with
-    the command that started it (``parent``); then [work][lossforge.protocol.work.work]."""
+    the command that started it (``parent``); then [work][lossforge.protocol.work.work], setting the
+    ``ready`` event (a multiprocessing one) once it has opened the studies."""
     import torch
 
     from lossforge.training import ignore_known_warnings
@@ -129,7 +147,7 @@ def worker_main(plan: Plan, *, threads: int | None, quiet: bool = False, parent:
     ignore_known_warnings()
     if parent is not None:
         threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
-    return work(plan)
+    return work(plan, ready=ready.set if ready is not None else None)
 
 
 def _end_with(parent: int, poll_s: float = 0.5) -> None:

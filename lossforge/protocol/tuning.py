@@ -22,7 +22,9 @@ import functools
 import json
 import logging
 import math
+import os
 import shlex
+import socket
 import sqlite3
 import threading
 import time
@@ -53,6 +55,8 @@ _SPENT = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optu
 #: Marks a trial whose process ended before it did (``kill -9``, a lost node): failed in Optuna's records,
 #: but not part of the budget — it is run again.
 INTERRUPTED = "lossforge.interrupted"
+#: The trial's user attribute that names the worker running it: ``host:pid``.
+WORKER = "lossforge.worker"
 #: The study's user attribute that records what it searches (its space and direction): a re-run that
 #: searches something else refuses to mix the two.
 SEARCH = "lossforge.search"
@@ -160,6 +164,11 @@ def open_study(
             f"optuna delete-study --study-name {shlex.quote(study_name)} --storage {shlex.quote(_cli_url(storage))}"
         )
     return study
+
+
+def worker_name() -> str:
+    """This worker, as its trials record it: ``host:pid``."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def seeded(seed: int | None, done: int) -> int | None:
@@ -419,6 +428,7 @@ def run_one_trial(
     if trial is False:
         return Step.DONE
     assert isinstance(trial, optuna.Trial)
+    trial.set_user_attr(WORKER, worker_name())
     started = time.monotonic()
     with heartbeat(study, trial, interval=heartbeat_interval):
         try:

@@ -24,6 +24,7 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -38,6 +39,7 @@ from lossforge.protocol.tuning import (
     GRACE,
     HEARTBEAT,
     INTERRUPTED,
+    WORKER,
     EntryTuning,
     Pace,
     Step,
@@ -45,6 +47,7 @@ from lossforge.protocol.tuning import (
     run_one_trial,
     spent_trials,
     storage_lock,
+    worker_name,
 )
 from lossforge.tracking import SweepJob, resolve_tracking_uri
 from lossforge.tracking.runs import OUTCOME_TAG, Outcome
@@ -209,6 +212,7 @@ def reserve_seed(
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
             trial = ledger.ask()
         trial.set_user_attr("seed", free[0])
+        trial.set_user_attr(WORKER, worker_name())
         return trial, free[0]
 
 
@@ -303,14 +307,17 @@ def _tell(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> None:
         log.warning("tune     %s: trial %d was taken over by another worker", study.study_name, trial.number)
 
 
-def work(plan: Plan, *, poll_s: float = 2.0) -> int:
+def work(plan: Plan, *, poll_s: float = 2.0, ready: Callable[[], None] | None = None) -> int:
     """Take and run the comparison's pieces until none is left; return how many this worker ran.
 
     A worker waits (polling every `poll_s`) while the only pieces left run in other workers: their results
     decide what comes next (a seed run needs its entry's tuning done), and if their worker died, their
     heartbeat stops and this worker runs them again. Without heartbeats (a journal file) it does not wait.
+    ``ready`` is called once the studies are open, before the first piece.
     """
     entries = [EntryWorker.open(job, plan) for job in plan.jobs]
+    if ready is not None:
+        ready()
     ran = 0
     while True:
         busy = False
@@ -381,24 +388,26 @@ def finished_seed_runs(client: MlflowClient, experiment_id: str, study_run: str)
 
 
 def supersede_attempts(client: MlflowClient, experiment_id: str, study_run: str, seed: int) -> list[str]:
-    """Take earlier attempts of a seed run that has now finished out of the comparison: a RUNNING one (its
-    worker died) is marked killed, and each is tagged superseded and moved to MLflow's deleted runs (from
-    which `MlflowClient().restore_run(run_id)` brings it back). Returns their ids."""
-    runs = seed_runs(client, experiment_id, study_run)
+    """Take the earlier attempts of a seed run that has now finished out of the comparison: every other run
+    of that seed (one whose worker died while it was RUNNING is marked killed first) is tagged superseded and
+    moved to MLflow's deleted runs, from which `MlflowClient().restore_run(run_id)` brings it back. Returns
+    their ids."""
+    runs = seed_runs(client, experiment_id, study_run)  # newest first
     attempts = [run for run in runs if run.data.tags.get("lossforge.protocol.seed") == str(seed)]
-    if not any(run.info.status == "FINISHED" for run in attempts):
+    kept = next((run for run in attempts if run.info.status == "FINISHED"), None)
+    if kept is None:
         return []
     superseded = []
     for run in attempts:
-        if run.info.status not in ("RUNNING", "KILLED"):
+        if run is kept:
             continue
         if run.info.status == "RUNNING":
             client.set_tag(run.info.run_id, OUTCOME_TAG, Outcome.KILLED.value)
             client.set_terminated(run.info.run_id, status="KILLED")
-        client.set_tag(run.info.run_id, SUPERSEDED_TAG, f"seed {seed} trained again by another worker")
+        client.set_tag(run.info.run_id, SUPERSEDED_TAG, f"seed {seed} trained again: run {kept.info.run_id}")
         client.set_tag(run.info.run_id, OUTCOME_TAG, Outcome.SUPERSEDED.value)
         client.delete_run(run.info.run_id)
-        log.info("final    earlier attempt %s of seed %d superseded", run.info.run_id, seed)
+        log.info("final    earlier attempt %s of seed %d superseded by %s", run.info.run_id, seed, kept.info.run_id)
         superseded.append(run.info.run_id)
     return superseded
 

@@ -4,14 +4,16 @@ store and Optuna's)."""
 from __future__ import annotations
 
 import json
+import os
 import signal
 import subprocess
 import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
-from typing import ClassVar
+from typing import Any, ClassVar
 
+import mlflow
 import optuna
 import pytest
 import torch
@@ -171,3 +173,68 @@ def test_a_killed_comparison_resumes_with_the_trials_it_had(tmp_path: Path, defa
     comparisons = runs_of(client, f"tags.`{COMPARISON}` = 'killed' and tags.`{STAGE}` = 'comparison'")
     assert len(comparisons) == 1 and comparisons[0].info.status == "FINISHED"
     assert all(run.info.status == "FINISHED" for run in runs_of(client, f"tags.`{COMPARISON}` = 'killed'"))
+
+
+def _results(tracking_uri: str, storage: str, name: str, entries: tuple[str, ...]) -> dict[str, Any]:
+    """What a comparison chose and measured, read from the stores: each study's trials (number, state,
+    parameters, value) and each seed run's test metrics."""
+    studies = {}
+    for entry in entries:
+        study = optuna.load_study(study_name=f"{name}/{entry}", storage=storage)
+        studies[entry] = [(t.number, t.state.name, t.params, t.value) for t in study.get_trials(deepcopy=False)]
+    client = MlflowClient(tracking_uri)
+    finals = runs_of(client, f"tags.`{COMPARISON}` = '{name}' and tags.`{STAGE}` = 'final'")
+    seeds = {
+        (run.data.tags["entry"], run.data.tags["lossforge.protocol.seed"]): {
+            key: value for key, value in run.data.metrics.items() if key.startswith("test/")
+        }
+        for run in finals
+    }
+    return {"studies": studies, "seeds": seeds, "statuses": sorted(run.info.status for run in finals)}
+
+
+def _running_seed_run(tracking_uri: str, name: str, *, besides: int) -> int | None:
+    """The process id of a worker other than ``besides`` that trains a seed run of comparison ``name`` now."""
+    try:
+        runs = runs_of(MlflowClient(tracking_uri), f"tags.`{COMPARISON}` = '{name}' and tags.`{STAGE}` = 'final'")
+    except Exception:  # the store is busy
+        return None
+    pids = [int(run.data.tags["lossforge.pid"]) for run in runs if run.info.status == "RUNNING"]
+    return next((pid for pid in pids if pid != besides), None)
+
+
+def test_two_workers_give_one_workers_result_even_when_one_dies(tmp_path: Path, default_store: str) -> None:
+    """`--workers 2` chooses the same hyperparameters and measures the same per-seed test metrics as one
+    worker (this process) — compared from the stores — although one of its workers is killed (`kill -9`)
+    while it trains a seed run: that run is marked killed and superseded, its seed trained again by the
+    other worker, and the comparison finishes."""
+    entries = ("l1", "huber")
+    storage = f"sqlite:///{tmp_path / 'outputs' / 'tuning.db'}"
+    run_protocol(
+        Settings(overrides=BASE, entries=tuple(Entry(e) for e in entries), budget=TINY, name="one"), base_dir=tmp_path
+    )
+    command = [sys.executable, "-m", "lossforge", "benchmark", *BASE, "--losses", ",".join(entries),
+               "--budget", "tiny", "--name", "two", "--workers", "2"]  # fmt: skip
+    process = subprocess.Popen(command, cwd=tmp_path, env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    deadline, killed = time.monotonic() + 240, None
+    while killed is None and time.monotonic() < deadline and process.poll() is None:
+        killed = _running_seed_run(default_store, "two", besides=process.pid)  # a worker, not the command
+        time.sleep(0.1)
+    assert killed is not None, f"no worker was seen training a seed run: {process.poll()}"
+    os.kill(killed, signal.SIGKILL)
+    _, stderr = process.communicate(timeout=300)
+    log = stderr.decode()
+    assert process.returncode == 0, log[-3000:]
+    assert "workers  2 processes on this machine, 1 torch thread(s) each" in log
+    assert "ended with status -9" in log, log[-3000:]
+
+    one, two = _results(default_store, storage, "one", entries), _results(default_store, storage, "two", entries)
+    assert two["studies"] == one["studies"]  # the same trials, the same parameters and scores: the same choice
+    assert two["seeds"] == one["seeds"] and len(two["seeds"]) == 4  # the same test metrics, seed by seed
+    assert two["statuses"] == ["FINISHED"] * 4
+    client = MlflowClient(default_store)
+    experiments = [experiment.experiment_id for experiment in client.search_experiments()]
+    deleted = client.search_runs(
+        experiments, f"tags.`{COMPARISON}` = 'two'", run_view_type=mlflow.entities.ViewType.DELETED_ONLY
+    )
+    assert [(run.info.status, run.data.tags["lossforge.outcome"]) for run in deleted] == [("KILLED", "superseded")], log
