@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 from helpers import QUICK_RUN, child_env, default_store_runs, run_lossforge, sweep_runs
-from servers import SlurmCluster
+from servers import PostgresCluster, SlurmCluster
 
 pytestmark = [pytest.mark.slow, pytest.mark.slurm]
 
@@ -168,3 +168,38 @@ def test_scancel_ends_the_run_killed_the_sweep_fails_and_resume_finishes_it(
     live = [child for child in children if child.info.lifecycle_stage == "active"]
     assert [child.info.status for child in live] == ["FINISHED"] and live[0].info.run_id != run_id
     assert parent.info.status == "FINISHED"
+
+
+@pytest.mark.postgres
+def test_a_two_job_slurm_benchmark_on_a_postgresql_study_spends_exactly_the_budget(
+    tmp_path: Path, slurm: SlurmCluster, postgres: PostgresCluster, default_store: str
+) -> None:
+    """`lossforge benchmark --launcher slurm --workers 2 --storage postgresql://…`: two SLURM jobs share the
+    studies on the PostgreSQL server (trials of one study in parallel, reserved under its advisory lock), the
+    comparison finishes, and each study has exactly its budget of trials — read back with Optuna."""
+    import optuna
+    from mlflow import MlflowClient
+
+    postgres.create_database("slurm_tuning")
+    storage = postgres.uri("slurm_tuning")
+    result = run_lossforge(
+        tmp_path, "benchmark", "dataset=regression_outliers", "model.hidden=[8]", "--losses", "l1,huber",
+        "--trials", "3", "--seeds", "1", "--epochs", "1", "--name", "on-slurm",
+        "--launcher", "slurm", "--workers", "2", "--storage", storage,
+        env=slurm.env, timeout=300,
+    )  # fmt: skip
+    assert result.returncode == 0, f"{result.stdout[-2000:]}\n{result.stderr[-3000:]}\n{slurm.log_tails()}"
+    assert "workers  2 SLURM jobs" in result.stderr
+    for entry in ("l1", "huber"):
+        study = optuna.load_study(study_name=f"on-slurm/{entry}", storage=storage)
+        spent = [trial for trial in study.trials if trial.state.is_finished()]
+        assert len(spent) == 3, [(trial.number, trial.state) for trial in study.trials]  # not one more
+        ledger = optuna.load_study(study_name=f"on-slurm/{entry} seeds", storage=storage)
+        assert [trial.user_attrs["seed"] for trial in ledger.trials] == [0]
+    folder = next((tmp_path / "outputs" / "benchmark").glob("on-slurm*/.submitit"))
+    logs = [path.read_text() for path in folder.glob("*/*_0_log.err")]
+    assert len(logs) == 2 and all("tune     on-slurm/" in log for log in logs), logs  # both jobs tuned
+    client = MlflowClient(default_store)
+    experiments = [experiment.experiment_id for experiment in client.search_experiments()]
+    finals = client.search_runs(experiments, "tags.`lossforge.comparison` = 'on-slurm'")
+    assert sorted(run.info.status for run in finals) == ["FINISHED"] * 5  # comparison, 2 studies, 2 seed runs
