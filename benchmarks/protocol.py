@@ -1,4 +1,6 @@
-"""Does pruning pay? The comparison protocol's tuning with and without the median pruner, side by side.
+"""The comparison protocol's costs: does pruning pay, how much do workers gain, where does a run's time go.
+
+``pruning`` (the default): does pruning pay? The tuning with and without the median pruner, side by side.
 
 For each setup, ``lossforge benchmark``'s tuning (:func:`lossforge.protocol.tuning.tune`) runs the same
 number of trials with the same sampler seed twice — once with the median pruner, once without — in a
@@ -7,15 +9,30 @@ reports, per setup and variant, the median wall time of the whole study, the tri
 validation score reached, and the time ratio against the unpruned study in the same repeat. Only tuning
 is timed: the K-seed retraining afterwards is the same with or without the pruner.
 
+``workers``: the imbalance comparison (``digits_imbalanced``: cross_entropy, weighted_cross_entropy, focal)
+run by ``lossforge benchmark --workers 1`` and ``--workers 2`` as a subprocess each, in a fresh directory:
+the whole command's wall time, and the tuning stage's (the first trial's start to the last trial's end, from
+Optuna's records), with the speed-up of 2 workers over 1. ``--budget TRIALSxSEEDS`` (default ``20x10``, the
+documented default budget) and ``--epochs`` scale it down on a busy machine.
+
+``costs``: one tuning trial and one seed run of focal on ``digits_imbalanced``, in this process, broken down:
+set-up (data and model built), training with validation, MLflow's per-epoch metric writes, the test pass,
+MLflow's run records (params, config, datasets), figures and artifacts, and the rest (the MLflow run's
+creation and end, checks, Lightning's set-up) — the median of ``--repeats`` after one warm-up.
+
 Usage::
 
     python benchmarks/protocol.py                       # imbalance (focal) and outliers (huber), 12 trials
     python benchmarks/protocol.py --trials 20 --repeats 2
+    python benchmarks/protocol.py workers --budget 4x2 --epochs 10
+    python benchmarks/protocol.py costs --epochs 10 --repeats 3
 """
 
 from __future__ import annotations
 
 import argparse
+import subprocess
+import sys
 import tempfile
 import time
 from pathlib import Path
@@ -63,8 +80,168 @@ def run_study(overrides: tuple[str, ...], loss: str, trials: int, pruner: bool, 
     return seconds, tuned.count("PRUNED"), float("nan") if tuned.best_value is None else tuned.best_value
 
 
+IMBALANCE = ("cross_entropy", "weighted_cross_entropy", "focal")
+
+
+def run_command(directory: Path, workers: int, trials: int, seeds: int, epochs: int | None) -> tuple[float, float]:
+    """Wall seconds of `lossforge benchmark --workers N` on the imbalance comparison in ``directory``, and of
+    its tuning stage (from the studies' first trial start to their last trial end)."""
+    import optuna
+
+    command = [
+        sys.executable, "-m", "lossforge", "benchmark", "dataset=digits_imbalanced", "--losses", ",".join(IMBALANCE),
+        "--trials", str(trials), "--seeds", str(seeds), "--workers", str(workers), "--name", "speed",
+        *(["--epochs", str(epochs)] if epochs else []),
+    ]  # fmt: skip
+    started = time.perf_counter()
+    with (directory / "benchmark.log").open("w") as log:
+        subprocess.run(command, cwd=directory, stdout=log, stderr=subprocess.STDOUT, check=True)
+    whole = time.perf_counter() - started
+    storage = f"sqlite:///{directory / 'outputs' / 'tuning.db'}"
+    trials_ = [
+        trial
+        for loss in IMBALANCE
+        for trial in optuna.load_study(study_name=f"speed/{loss}", storage=storage).get_trials(deepcopy=False)
+    ]
+    begin = min(trial.datetime_start for trial in trials_ if trial.datetime_start)
+    end = max(trial.datetime_complete for trial in trials_ if trial.datetime_complete)
+    return whole, (end - begin).total_seconds()
+
+
+def measure_workers(args: argparse.Namespace) -> tuple[str, list[str], list[list[str]]]:
+    trials, _, seeds = args.budget.partition("x")
+    results = {}
+    for workers in (1, 2):
+        with tempfile.TemporaryDirectory() as directory:
+            results[workers] = run_command(Path(directory), workers, int(trials), int(seeds), args.epochs)
+    rows = [
+        [
+            str(workers),
+            f"{whole:.0f}",
+            f"{results[1][0] / whole:.2f}×",
+            f"{tuning:.0f}",
+            f"{results[1][1] / tuning:.2f}×",
+        ]
+        for workers, (whole, tuning) in results.items()
+    ]
+    title = f"imbalance comparison, {trials} trials × {seeds} seeds, {args.epochs or 'config'} epochs"
+    return title, ["workers", "whole command s", "speed-up", "tuning stage s", "tuning speed-up"], rows
+
+
+#: What a run's time is broken into: the part's name → the functions (module, attribute path) it times.
+PARTS = {
+    "set-up (data, model)": [("lossforge.training.run", "build")],
+    "MLflow per-epoch writes": [("lossforge.tracking.callback", "EpochMetricsToMlflow.on_train_epoch_end")],
+    "training + validation": [("lightning.pytorch", "Trainer.fit")],
+    "test pass": [("lightning.pytorch", "Trainer.test")],
+    "MLflow run records": [
+        ("lossforge.training.run", "log_config"),
+        ("lossforge.training.run", "log_datasets"),
+        ("lossforge.training.run", "write_run_record"),
+    ],
+    "figures and artifacts": [("lossforge.training.run", "log_run_artifacts")],
+}
+
+
+class Timers:
+    """Wraps each part's functions to add up their wall time (nested parts: the MLflow writes happen inside
+    training; the table reports training without them)."""
+
+    def __init__(self) -> None:
+        import importlib
+
+        self.seconds = dict.fromkeys(PARTS, 0.0)
+        for part, targets in PARTS.items():
+            for module_name, path in targets:
+                owner: object = importlib.import_module(module_name)
+                *parents, attribute = path.split(".")
+                for parent in parents:
+                    owner = getattr(owner, parent)
+                setattr(owner, attribute, self._timed(part, getattr(owner, attribute)))
+
+    def _timed(self, part: str, function: object) -> object:
+        import functools
+
+        assert callable(function)
+
+        @functools.wraps(function)
+        def timed(*arguments: object, **keywords: object) -> object:
+            started = time.perf_counter()
+            try:
+                return function(*arguments, **keywords)
+            finally:
+                self.seconds[part] += time.perf_counter() - started
+
+        return timed
+
+    def reset(self) -> None:
+        self.seconds = dict.fromkeys(PARTS, 0.0)
+
+
+def measure_costs(args: argparse.Namespace) -> tuple[str, list[str], list[list[str]]]:
+    from lossforge.hydra_options import compose
+    from lossforge.protocol.plan import Budget
+    from lossforge.protocol.tuning import EntryTuning, prepare_storage
+    from lossforge.protocol.work import Job, Plan, train_seed
+    from lossforge.training.pruning import storage_url
+
+    timers = Timers()
+    overrides = [
+        "dataset=digits_imbalanced",
+        "loss=focal",
+        *([f"trainer.max_epochs={args.epochs}"] if args.epochs else []),
+    ]
+    samples: dict[str, list[dict[str, float]]] = {"trial": [], "seed run": []}
+    with tempfile.TemporaryDirectory() as directory:
+        base = Path(directory)
+        cfg = compose([*overrides, f"logger.tracking_uri=sqlite:///{base / 'mlflow.db'}"])
+        storage = prepare_storage(storage_url(str(base / "tuning.db")))
+        tuning = EntryTuning.open(
+            cfg, label="focal", budget=Budget(99, 1), storage=storage, study_name="costs", monitor="val/f1_macro",
+            maximize=True, pruner=False,
+        )  # fmt: skip
+        plan = Plan(
+            name="costs", jobs=(), budget=Budget(1, 1), storage=storage, monitor="val/f1_macro",
+            metric="test/f1_macro", maximize=True, pruner=False, seed=0, class_folds=(), experiment_id="0",
+            base_dir=base,
+        )  # fmt: skip
+        job = Job("focal", tuple(overrides), "costs", "")
+        for repeat in range(args.repeats + 1):  # the first is a warm-up (imports, the data set's first build)
+            for kind in samples:
+                timers.reset()
+                started = time.perf_counter()
+                if kind == "trial":
+                    trial = tuning.study.ask()
+                    tuning.study.tell(trial, tuning.objective(trial))
+                else:
+                    train_seed(cfg, job, repeat, plan=plan)
+                total = time.perf_counter() - started
+                if repeat:
+                    samples[kind].append({**timers.seconds, "total": total})
+    rows = []
+    for part in [*PARTS, "rest (run create/end, checks, Lightning set-up)", "total"]:
+        row = [part]
+        for kind in samples:
+            values = []
+            for sample in samples[kind]:
+                if part == "training + validation":
+                    value = sample[part] - sample["MLflow per-epoch writes"]
+                elif part.startswith("rest"):
+                    value = sample["total"] - sum(sample[name] for name in PARTS if name != "MLflow per-epoch writes")
+                else:
+                    value = sample[part]
+                values.append(value)
+            row.append(f"{median(values):.2f}")
+        rows.append(row)
+    title = f"one run of focal on digits_imbalanced, {args.epochs or 'config'} epochs (median of {args.repeats})"
+    return title, ["part", "tuning trial s", "seed run s"], rows
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("what", nargs="?", default="pruning", choices=("pruning", "workers", "costs"))
+    parser.add_argument("--budget", default="20x10", help="workers: TRIALSxSEEDS per entry (default: 20x10)")
+    parser.add_argument("--epochs", type=int, help="workers, costs: epochs per run (default: the config's)")
     parser.add_argument("--setups", nargs="+", default=list(SETUPS), choices=list(SETUPS))
     parser.add_argument("--trials", type=int, default=12, help="trials per study (the same with and without)")
     parser.add_argument("--repeats", type=int, default=1, help="pairs of studies per setup (sampler seeds 0, 1, …)")
@@ -73,6 +250,11 @@ def main() -> None:
     quiet = wait_for_quiet(args.max_wait)
     load = OtherLoad()
     started = time.perf_counter()
+    if args.what != "pruning":
+        title, columns, rows = (measure_workers if args.what == "workers" else measure_costs)(args)
+        notes = [machine(), quiet, load.note(), f"wall time {time.perf_counter() - started:.0f} s"]
+        write_tables(f"protocol_{args.what}", [(title, columns, rows)], out=args.out, notes=notes)
+        return
     rows = []
     for setup in args.setups:
         overrides, loss = SETUPS[setup]

@@ -31,8 +31,8 @@ class ProgressBoard:
     """While open, one `tqdm` bar per entry (its total: trials plus seeds), refreshed every `interval_s` from
     the storage; tqdm's rate gives the time left."""
 
-    def __init__(self, plan: Plan, *, interval_s: float = 2.0) -> None:
-        self.plan, self.interval_s = plan, interval_s
+    def __init__(self, plan: Plan, *, interval_s: float = 2.0, file: Any = None) -> None:
+        self.plan, self.interval_s, self.file = plan, interval_s, file
         self._stop = threading.Event()
         self._thread = threading.Thread(target=self._refresh, name="progress", daemon=True)
         self._bars: list[Any] = []
@@ -42,7 +42,9 @@ class ProgressBoard:
 
         total = self.plan.budget.trials + self.plan.budget.seeds
         self._bars = [
-            tqdm(total=total, desc=job.label, position=number, leave=True, dynamic_ncols=True, unit="run")
+            tqdm(
+                total=total, desc=job.label, position=number, leave=True, dynamic_ncols=True, unit="run", file=self.file
+            )
             for number, job in enumerate(self.plan.jobs)
         ]
         self._update()

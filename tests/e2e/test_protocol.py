@@ -4,6 +4,7 @@ store and Optuna's)."""
 from __future__ import annotations
 
 import json
+import logging
 import os
 import signal
 import subprocess
@@ -37,7 +38,9 @@ def runs_of(client: MlflowClient, filter_string: str) -> list:
     return client.search_runs(experiments, filter_string=filter_string)
 
 
-def test_the_protocol_tunes_alike_retrains_k_seeds_and_logs_a_verdict(tmp_path: Path, default_store: str) -> None:
+def test_the_protocol_tunes_alike_retrains_k_seeds_and_logs_a_verdict(
+    tmp_path: Path, default_store: str, caplog: pytest.LogCaptureFixture
+) -> None:
     comparison = run_protocol(
         Settings(overrides=BASE, entries=(Entry("l1"), Entry("l2")), budget=TINY, baseline="l2", name="outliers"),
         base_dir=tmp_path,
@@ -76,12 +79,15 @@ def test_the_protocol_tunes_alike_retrains_k_seeds_and_logs_a_verdict(tmp_path: 
     assert {"comparison/table.md", "comparison/table.csv", "comparison/plot.png"} <= artifacts
     assert "l1/test/mae/mean" in parent.data.metrics  # the runs table shows each loss's mean
 
-    # Re-running the same comparison reuses every study and seed run: nothing trains again.
-    again = run_protocol(
-        Settings(overrides=BASE, entries=(Entry("l1"), Entry("l2")), budget=TINY, baseline="l2", name="outliers"),
-        base_dir=tmp_path,
-    )
+    # Re-running the same comparison reuses every study and seed run: nothing trains again, and it says so.
+    with caplog.at_level(logging.INFO, logger="lossforge.protocol"):
+        again = run_protocol(
+            Settings(overrides=BASE, entries=(Entry("l1"), Entry("l2")), budget=TINY, baseline="l2", name="outliers"),
+            base_dir=tmp_path,
+        )
     assert again.run_id == comparison.run_id
+    assert "resume   l1: 2/2 trials and 2/2 seeds already finished" in caplog.messages
+    assert not [message for message in caplog.messages if message.startswith(("final    ", "tune     outliers/"))]
     assert len(runs_of(client, f"tags.`{STAGE}` = 'final'")) == 4
 
 
