@@ -109,23 +109,34 @@ def run_command(directory: Path, workers: int, trials: int, seeds: int, epochs: 
 
 
 def measure_workers(args: argparse.Namespace) -> tuple[str, list[str], list[list[str]]]:
+    """Both worker counts, ``--repeats`` times in alternating order (1, 2, 2, 1, …) so that a machine whose
+    load drifts favours neither; the medians, and the speed-ups of the medians."""
     trials, _, seeds = args.budget.partition("x")
-    results = {}
-    for workers in (1, 2):
-        with tempfile.TemporaryDirectory() as directory:
-            results[workers] = run_command(Path(directory), workers, int(trials), int(seeds), args.epochs)
+    results: dict[int, list[tuple[float, float]]] = {1: [], 2: []}
+    for repeat in range(args.repeats):
+        for workers in (1, 2) if repeat % 2 == 0 else (2, 1):
+            with tempfile.TemporaryDirectory() as directory:
+                results[workers].append(run_command(Path(directory), workers, int(trials), int(seeds), args.epochs))
+    medians = {
+        workers: (median([r[0] for r in runs]), median([r[1] for r in runs])) for workers, runs in results.items()
+    }
     rows = [
         [
             str(workers),
             f"{whole:.0f}",
-            f"{results[1][0] / whole:.2f}×",
+            f"{medians[1][0] / whole:.2f}×",
             f"{tuning:.0f}",
-            f"{results[1][1] / tuning:.2f}×",
+            f"{medians[1][1] / tuning:.2f}×",
+            ", ".join(f"{r[0]:.0f}" for r in results[workers]),
         ]
-        for workers, (whole, tuning) in results.items()
+        for workers, (whole, tuning) in medians.items()
     ]
-    title = f"imbalance comparison, {trials} trials × {seeds} seeds, {args.epochs or 'config'} epochs"
-    return title, ["workers", "whole command s", "speed-up", "tuning stage s", "tuning speed-up"], rows
+    title = (
+        f"imbalance comparison, {trials} trials × {seeds} seeds, {args.epochs or 'config'} epochs, "
+        f"median of {args.repeats}"
+    )
+    columns = ["workers", "whole command s", "speed-up", "tuning stage s", "tuning speed-up", "whole s per repeat"]
+    return title, columns, rows
 
 
 #: What a run's time is broken into: the part's name → the functions (module, attribute path) it times.

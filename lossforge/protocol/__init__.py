@@ -18,5 +18,10 @@ artifact), and under that the loss's seed runs. The verdict table and its plot a
 
 - :mod:`~lossforge.protocol.plan` — budgets, entries, the shared optimizer search space;
 - :mod:`~lossforge.protocol.tuning` — one loss's study: the objective, the pruning callback, the trials table;
-- :mod:`~lossforge.protocol.runner` — the whole protocol and its MLflow run tree.
+- :mod:`~lossforge.protocol.runner` — the whole protocol and its MLflow run tree;
+- [lossforge.protocol.work][lossforge.protocol.work] — the comparison's pieces (trials, seed runs), reserved
+  by any number of workers through the study storage;
+- [lossforge.protocol.launch][lossforge.protocol.launch] — the workers: this process, local processes
+  (`--workers N`) or SLURM jobs (`--launcher slurm`);
+- [lossforge.protocol.progress][lossforge.protocol.progress] — a progress bar per entry on a terminal.
 """
