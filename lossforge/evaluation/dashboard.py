@@ -27,15 +27,13 @@ import math
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Protocol
 
 from lossforge.evaluation.statistics import BETTER, WORSE, VerdictRow
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
     from matplotlib.figure import Figure
-
-    from lossforge.evaluation.compare import ComparisonReport
 
 ARROWS = {"higher": "↑", "lower": "↓"}
 ARTIFACTS = {  # artifact path on the parent run → what it holds
@@ -531,6 +529,38 @@ def _figure_label(row: VerdictRow, baseline: str | None) -> str:
 
 
 # -- onto the parent run -------------------------------------------------------------------------------------
+# What log_comparison reads of a `lossforge.evaluation.compare.ComparisonReport`, written as Protocols: compare
+# imports this module, so this module must not import compare (not even for type checking: the layers forbid it).
+
+
+class _Run(Protocol):
+    @property
+    def run_id(self) -> str: ...
+
+
+class _Group(Protocol):
+    @property
+    def label(self) -> str: ...
+    @property
+    def runs(self) -> Sequence[_Run]: ...
+
+
+class ComparisonReport(Protocol):
+    """What [log_comparison][lossforge.evaluation.dashboard.log_comparison] reads of a comparison's report."""
+
+    @property
+    def run_id(self) -> str: ...
+    @property
+    def summary(self) -> str: ...
+    @property
+    def tables(self) -> Mapping[str, Sequence[VerdictRow]]: ...
+    @property
+    def figure(self) -> Figure | None: ...
+    @property
+    def groups(self) -> Sequence[_Group]: ...
+    def to_markdown(self) -> str: ...
+    def to_csv(self) -> str: ...
+    def to_json(self) -> str: ...
 
 
 def log_comparison(client: Any, report: ComparisonReport) -> None:

@@ -9,12 +9,17 @@ import time
 from pathlib import Path
 
 import pytest
+from hydra.types import RunMode
 from matplotlib.figure import Figure
 from mlflow import MlflowClient
 from mlflow.entities import Metric, Param
+from omegaconf import OmegaConf
 
+from lossforge.commands import ui
 from lossforge.evaluation import compare, dashboard
 from lossforge.evaluation.statistics import verdict_table
+from lossforge.sweeps import MlflowSweepCallback
+from lossforge.tracking import dashboard_command, mlflow_run, run_context_tags, sweep_job
 
 SEEDS = 8  # two comparisons, Holm-adjusted, need at least 7 paired seeds for a verdict
 #: Accuracy per seed: focal clearly above cross_entropy on every seed, hinge the same up to noise.
@@ -135,3 +140,36 @@ def test_a_one_seed_figure_promises_no_dots_or_intervals_and_does_not_magnify_a_
     )
     legend = dashboard.verdict_figure({"test/accuracy": several}).get_suptitle()
     assert "dots: each seed" in legend and "mean with 95 % CI" in legend and "dashed" in legend, legend
+
+
+def test_a_sweep_ends_by_printing_the_command_that_opens_its_own_page(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    store = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    hydra = {
+        "mode": RunMode.MULTIRUN,
+        "sweep": {"dir": str(tmp_path / "sweep")},
+        "job": {"num": 0},
+        "overrides": {"task": ["loss=l1,huber"]},
+        "runtime": {"cwd": str(tmp_path)},
+    }
+    logger = {"tracking_uri": store, "artifact_location": (tmp_path / "artifacts").as_uri(), "experiment": "sweeps"}
+    config = OmegaConf.create({"logger": logger, "hydra": hydra})
+    callback = MlflowSweepCallback()
+    callback.on_multirun_start(config)
+    job = sweep_job(config.hydra)
+    with mlflow_run(tracking_uri=store, experiment="sweeps", run_name="l1", tags=run_context_tags(job)):
+        pass
+    callback.on_multirun_end(config)
+    printed = [line for line in capsys.readouterr().out.splitlines() if line.startswith("Dashboard:")]
+    assert printed == [f"Dashboard:         {dashboard_command(store, run_id=callback.parent_run_id)}"]
+    assert printed[0].endswith(f" -m lossforge ui --tracking-uri {store} --run {callback.parent_run_id}")
+
+
+def test_lossforge_ui_names_a_run_it_cannot_open(
+    default_store: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    MlflowClient(default_store).create_experiment("lossforge")
+    monkeypatch.chdir(tmp_path)
+    assert ui.main(["--run", "0123abcd"]) == 2
+    assert f"lossforge ui: no run '0123abcd' in {default_store}" in capsys.readouterr().err
