@@ -200,7 +200,7 @@ def description(
         ...                       "l1": dict(enumerate([0.1, 0.3, 0.2, 0.2, 0.1, 0.3]))},
         ...                      metric="test/mae", baseline="l2")
         >>> print(description(run_id="abc", summary="2 groups", tables={"test/mae": rows}, plot=True))
-        ### Winner: l1
+        ## Winner: l1
         <BLANKLINE>
         | metric | winner | difference to l2 [95 % CI] | p (Holm) |
         |---|---|---|---|
@@ -259,18 +259,18 @@ def headline(found: Sequence[Winner]) -> str:
 
     Examples:
         >>> headline([Winner("test/mae", "lower", "l2", None, None, "no significant difference")])
-        '### No significant difference from the baseline l2'
+        '## No significant difference from the baseline l2'
     """
     named = [winner for winner in found if winner.group]
     if named and len({winner.group for winner in named}) == 1 and len(named) == len(found):
-        return f"### Winner: {named[0].group}"
+        return f"## Winner: {named[0].group}"
     if named:
-        return "### Winners: " + "; ".join(f"{winner.group} on {winner.metric}" for winner in named)
+        return "## Winners: " + "; ".join(f"{winner.group} on {winner.metric}" for winner in named)
     reasons = {winner.reason for winner in found}
     baselines = {winner.baseline for winner in found if winner.baseline}
     if reasons == {NO_SIGNIFICANT_DIFFERENCE} and len(baselines) == 1:
-        return f"### No significant difference from the baseline {baselines.pop()}"
-    return "### No winner: " + "; ".join(sorted(reasons))
+        return f"## No significant difference from the baseline {baselines.pop()}"
+    return "## No winner: " + "; ".join(sorted(reasons))
 
 
 def group_table(tables: Mapping[str, Sequence[VerdictRow]], found: Sequence[Winner]) -> str:
@@ -404,14 +404,18 @@ def group_metrics(tables: Mapping[str, Sequence[VerdictRow]]) -> dict[str, float
         ...                                               metric="test/accuracy")})
         {'focal/test/accuracy': 0.95179, 'focal/test/accuracy/ci_low': 0.94473, 'focal/test/accuracy/ci_high': 0.95885}
     """
-    logged = {}
-    for metric, rows in tables.items():
-        places = decimals(rows)
+    places = {metric: decimals(rows) for metric, rows in tables.items()}
+    by_group: dict[str, list[VerdictRow]] = {}
+    for rows in tables.values():
         for row in rows:
-            name = f"{mlflow_name(row.group)}/{metric}"
+            by_group.setdefault(row.group, []).append(row)
+    logged = {}  # in the order the run page lists them: group by group, each metric's mean and then its CI
+    for group, rows in by_group.items():
+        for row in rows:
+            name = f"{mlflow_name(group)}/{row.metric}"
             for suffix, value in (("", row.mean), ("/ci_low", row.ci_low), ("/ci_high", row.ci_high)):
                 if value is not None and math.isfinite(value):
-                    logged[name + suffix] = round(value, places)
+                    logged[name + suffix] = round(value, places[row.metric])
     return logged
 
 

@@ -60,7 +60,7 @@ def test_the_parent_run_opens_on_the_winner_and_a_later_log_replaces_what_the_fi
     compare.compare(parent, tracking_uri=uri, mean_over="seed", baseline="cross_entropy", log=True)
     run = client.get_run(parent)
     note = run.data.tags[dashboard.DESCRIPTION_TAG]
-    assert note.startswith("### Winner: focal\n"), note  # the first line of the run page names the winner
+    assert note.startswith("## Winner: focal\n"), note  # the first line of the run page names the winner
     assert "| test/accuracy ↑ | **focal** | +0.05" in note  # the difference to the baseline, short
     assert "| **focal** (winner) | 8 | **0.9545**" in note and "| cross_entropy (baseline) | 8 |" in note
     assert f"get-artifact?path=comparison/plot.png&run_uuid={parent}" in note  # the figure, shown inline
@@ -116,7 +116,7 @@ def test_a_metric_has_a_winner_only_where_a_group_is_significantly_better(
     tags = dashboard.verdict_tags({"test/accuracy": rows})
     assert tags["lossforge.winner"] == winner.text
     headline = dashboard.description(run_id="r", summary="s", tables={"test/accuracy": rows}, plot=False)
-    assert headline.startswith("### Winner: " if winner.group else "### No"), headline
+    assert headline.startswith("## Winner: " if winner.group else "## No"), headline
 
 
 def test_a_one_seed_figure_promises_no_dots_or_intervals_and_does_not_magnify_a_tiny_difference() -> None:
