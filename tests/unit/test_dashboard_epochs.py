@@ -29,7 +29,7 @@ def trainer_at(epoch: int) -> Any:
 
 
 def test_the_terminal_s_epoch_number_is_mlflow_s_step(default_store: str, capsys: pytest.CaptureFixture[str]) -> None:
-    module = SimpleNamespace(spec=spec_for("multiclass"))
+    module: Any = SimpleNamespace(spec=spec_for("multiclass"))
     with mlflow_run(tracking_uri=default_store, experiment="lossforge", run_name="epochs", tags={}) as run:
         lines, to_mlflow = EpochLines(), EpochMetricsToMlflow(run)
         for epoch in range(3):  # Lightning's current_epoch 0, 1, 2
