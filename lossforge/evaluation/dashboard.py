@@ -166,6 +166,12 @@ def _fixed(value: float | None, places: int, *, sign: bool = False) -> str:
     return f"{value:+.{places}f}" if sign else f"{value:.{places}f}"
 
 
+def difference(row: VerdictRow, places: int) -> str:
+    """The row's difference to the baseline with its 95 % CI, signed: `+0.0514 [+0.0506, +0.0521]`."""
+    low, high = _fixed(row.difference_ci_low, places, sign=True), _fixed(row.difference_ci_high, places, sign=True)
+    return f"{_fixed(row.difference, places, sign=True)} [{low}, {high}]"
+
+
 def _p(value: float | None) -> str:
     return "" if value is None else f"{value:.2g}"
 
@@ -231,8 +237,7 @@ def description(
             places = decimals(tables[winner.metric])
             row = winner.row
             if row is not None and row.group != winner.baseline:
-                interval = f"[{_fixed(row.difference_ci_low, places)}, {_fixed(row.difference_ci_high, places)}]"
-                cells = [f"**{row.group}**", f"{_fixed(row.difference, places, sign=True)} {interval}"]
+                cells = [f"**{row.group}**", difference(row, places)]
                 cells.append(_p(row.p_adjusted))
             elif row is not None:  # the baseline, every other group worse
                 cells = [f"**{row.group}** (the baseline; every other group worse)", "", ""]
@@ -348,10 +353,8 @@ def verdict_tags(tables: Mapping[str, Sequence[VerdictRow]]) -> dict[str, str]:
     for winner in found:
         row, places = winner.row, decimals(tables[winner.metric])
         if row is not None and row.group != winner.baseline:
-            interval = f"[{_fixed(row.difference_ci_low, places)}, {_fixed(row.difference_ci_high, places)}]"
             text = (
-                f"{row.group} better than {winner.baseline}: {_fixed(row.difference, places, sign=True)} "
-                f"{interval}, p (Holm) {_p(row.p_adjusted)}"
+                f"{row.group} better than {winner.baseline}: {difference(row, places)}, p (Holm) {_p(row.p_adjusted)}"
             )
         elif row is not None:
             text = f"{row.group} (the baseline): every other group worse"
