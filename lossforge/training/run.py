@@ -483,5 +483,5 @@ def _print_summary(
     headline = [key for key in metrics if key.count("/") == 1]
     width = max((len(key) for key in headline), default=0)
     lines = ["", "Test metrics:"] + [f"  {key:<{width}}  {metrics[key]:.4f}" for key in sorted(headline)]
-    lines += [f"MLflow run: {run_id}", f"Dashboard:  {dashboard_command(tracking_uri)}", ""]
+    lines += [f"MLflow run: {run_id}", f"Dashboard:  {dashboard_command(tracking_uri, run_id=run_id)}", ""]
     print("\n".join(lines), flush=True)

@@ -32,7 +32,7 @@ def test_the_default_run_learns_the_digits_and_logs_to_sqlite(tmp_path: Path) ->
     assert run.data.params["model.hidden"] == "[512, 512]" and run.data.params["seed"] == "0"
     assert run.data.tags["loss.provider"].startswith("lossforge==")
     assert run.data.tags["lossforge.device"].endswith("(1 process)")  # cpu: N threads, or the GPU's name
-    assert run.info.run_id in result.stdout
+    assert f"ui --tracking-uri sqlite:///{tmp_path}/outputs/mlflow.db --run {run.info.run_id}\n" in result.stdout
     assert set(run.data.metrics) == EPOCH_METRICS | TEST_METRICS | RECALL_PER_DIGIT
     for name in EPOCH_METRICS:  # one value per epoch, the epoch's number (1 … 20, as the terminal shows it) as the step
         assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == list(range(1, 21)), name
