@@ -98,7 +98,7 @@ def winners(tables: Mapping[str, Sequence[VerdictRow]]) -> list[Winner]:
         >>> [(winner.metric, winner.text) for winner in winners({"test/mae": rows})]
         [('test/mae', 'l1')]
         >>> winners({"test/mae": verdict_table({"l1": {0: 0.2}}, metric="test/mae")})[0].text
-        'no verdict: no baseline to compare with'
+        'no baseline to compare with'
     """
     answers = []
     for metric, rows in tables.items():
@@ -115,11 +115,11 @@ def winners(tables: Mapping[str, Sequence[VerdictRow]]) -> list[Winner]:
         else:
             reason = NO_SIGNIFICANT_DIFFERENCE
             if baseline is None:
-                reason = "no verdict: no baseline to compare with"
+                reason = "no baseline to compare with"
             elif not judged:
-                reason = "no verdict: no other group to compare with"
+                reason = "no other group to compare with"
             elif all((row.verdict or "").startswith("too few") for row in judged):
-                reason = f"no verdict: {judged[0].verdict}"
+                reason = str(judged[0].verdict)
             answers.append(Winner(metric, direction, baseline, None, None, reason))
     return answers
 
@@ -305,21 +305,11 @@ def group_table(tables: Mapping[str, Sequence[VerdictRow]], found: Sequence[Winn
             cell = f"**{mean}**" if (metric, group) in won else mean
             if row.ci_low is not None and row.ci_high is not None:
                 cell += f" [{_fixed(row.ci_low, places)}, {_fixed(row.ci_high, places)}]"
-            if row.verdict:
-                cell += f" {short_verdict(row.verdict)}"
+            if row.verdict and not row.verdict.startswith("too few"):  # that one is said once, per metric
+                cell += f" {row.verdict}"
             cells.append(cell)
         lines.append(cells)
     return _markdown(header, lines)
-
-
-def short_verdict(verdict: str) -> str:
-    """A verdict as a table cell shows it.
-
-    Examples:
-        >>> short_verdict("too few runs for a verdict (needs ≥ 7 seeds)"), short_verdict("better")
-        ('too few runs (needs ≥ 7 seeds)', 'better')
-    """
-    return verdict.replace("too few runs for a verdict", "too few runs")
 
 
 def _markdown(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:

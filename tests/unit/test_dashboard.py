@@ -100,8 +100,8 @@ def test_the_parent_run_opens_on_the_winner_and_a_later_log_replaces_what_the_fi
         ({"ce": [0.90, 0.91, 0.92, 0.90, 0.91, 0.92], "f": [0.95, 0.96, 0.97, 0.95, 0.96, 0.97]}, "ce", "f"),
         ({"ce": [0.90, 0.91, 0.92, 0.90, 0.91, 0.92], "f": [0.85, 0.86, 0.87, 0.85, 0.86, 0.87]}, "ce", "ce"),
         ({"ce": [0.90, 0.91, 0.92, 0.90, 0.91, 0.92], "f": [0.92, 0.90, 0.91, 0.91, 0.92, 0.90]}, "ce", "no sig"),
-        ({"ce": [0.90, 0.91], "f": [0.95, 0.96]}, "ce", "no verdict: too few runs"),
-        ({"ce": [0.90, 0.91], "f": [0.95, 0.96]}, None, "no verdict: no baseline"),
+        ({"ce": [0.90, 0.91], "f": [0.95, 0.96]}, "ce", "too few runs for a verdict (needs ≥ 6 seeds)"),
+        ({"ce": [0.90, 0.91], "f": [0.95, 0.96]}, None, "no baseline to compare with"),
     ],
     ids=["better", "every-other-worse", "no-difference", "too-few-runs", "no-baseline"],
 )
