@@ -52,6 +52,8 @@ GROUP_TAG = "lossforge.group"
 NO_SIGNIFICANT_DIFFERENCE = "no significant difference"
 #: The description's last line: what a later `--log` replaces ends here, and what a person wrote below it stays.
 DESCRIPTION_END = "*Written by `lossforge compare --log`; the next log replaces all above this line, not below.*"
+#: The longest tag value MLflow stores (`mlflow.utils.validation.MAX_TAG_VAL_LENGTH`), the description included.
+MAX_DESCRIPTION = 8000
 #: A panel's y-axis spans at least this fraction of its largest absolute value: a 0.0009 difference between
 #: accuracies of 0.95 must not fill the panel as if it were a cliff.
 MIN_RELATIVE_SPAN = 0.05
@@ -186,6 +188,7 @@ def description(
     tables: Mapping[str, Sequence[VerdictRow]],
     plot: bool,
     previous: str = "",
+    max_length: int = MAX_DESCRIPTION,
 ) -> str:
     """The parent run's description (markdown): who won, one line per metric, each group's means, the figure.
 
@@ -196,6 +199,8 @@ def description(
         plot: whether `comparison/plot.png` was logged (and is shown).
         previous: the description the run has now: what a person wrote below
             `DESCRIPTION_END` is kept; an earlier comparison's text is replaced.
+        max_length: the longest text MLflow takes as a tag's value: a description that would be longer leaves
+            out the group table (it stays in `comparison/table.md`), then cuts the person's note.
 
     Returns:
         Markdown that MLflow renders on the run page.
@@ -246,6 +251,10 @@ def description(
             lines.append([f"{winner.metric} {ARROWS[winner.direction]}", *cells])
         parts.append(_markdown(["metric", "winner", f"difference to {against} [95 % CI]", "p (Holm)"], lines))
     parts.append(group_table(tables, found))
+    if sum(len(part) + 2 for part in parts) + len(previous) + 1000 > max_length:  # the rest stays under 1000
+        parts[-1] = (
+            f"(The table of every group is in `comparison/table.md`: {len(parts[-1])} characters more than fit.)"
+        )
     method = f"; verdicts: permutation tests against the baseline, Holm-adjusted\nper metric (α = {ALPHA:g})"
     parts.append(
         f"{summary}; 95 % confidence intervals{method if baselines else ''}. Full tables: `comparison/table.md` "
@@ -256,7 +265,8 @@ def description(
         parts.append(f"![comparison: each seed, each group's mean and 95 % CI]({figure})")
     parts.append(DESCRIPTION_END)
     kept = previous.split(DESCRIPTION_END, 1)[1].strip() if DESCRIPTION_END in previous else previous.strip()
-    return "\n\n".join(parts) + "\n" + (f"\n{kept}\n" if kept else "")
+    text = "\n\n".join(parts) + "\n"
+    return text + (f"\n{kept}\n" if kept else "")[: max(max_length - len(text), 0)]
 
 
 def headline(found: Sequence[Winner]) -> str:

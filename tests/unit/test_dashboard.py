@@ -173,3 +173,13 @@ def test_lossforge_ui_names_a_run_it_cannot_open(
     monkeypatch.chdir(tmp_path)
     assert ui.main(["--run", "0123abcd"]) == 2
     assert f"lossforge ui: no run '0123abcd' in {default_store}" in capsys.readouterr().err
+
+
+def test_a_description_too_long_for_mlflow_leaves_the_group_table_to_the_artifacts() -> None:
+    groups = {f"focal with a long label {index}": {0: 0.9 + 0.001 * index, 1: 0.91} for index in range(150)}
+    tables = {"test/accuracy": verdict_table(groups, metric="test/accuracy")}
+    full = dashboard.description(run_id="r", summary="s", tables=tables, plot=True, max_length=10**6)
+    short = dashboard.description(run_id="r", summary="s", tables=tables, plot=True, previous="note " * 3000)
+    assert len(full) > dashboard.MAX_DESCRIPTION >= len(short)
+    assert "| focal with a long label 149 |" in full and "The table of every group is in `comparison/table.md`" in short
+    assert short.startswith(full.split("\n")[0]) and dashboard.DESCRIPTION_END in short
