@@ -2,8 +2,9 @@
 
 The store is found the way training finds it (``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else
 ``outputs/mlflow.db`` under the current directory); the port is a free one unless ``--port`` says. It
-prints the URL of the newest sweep or comparison (else the newest run, else the experiment), then serves
-until Ctrl-C. For a tracking server (``http(s)://``) there is nothing to start: it prints the URL.
+prints the URL of the run ``--run`` names, else of the newest sweep or comparison (else the newest run, else
+the experiment), in MLflow's model-training view, then serves until Ctrl-C. For a tracking server
+(``http(s)://``) there is nothing to start: it prints the URL.
 """
 
 from __future__ import annotations

@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lossforge.evaluation.statistics import BETTER, WORSE, VerdictRow
+from lossforge.evaluation.statistics import BETTER, NO_DIFFERENCE, WORSE, VerdictRow
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -122,6 +122,8 @@ def winners(tables: Mapping[str, Sequence[VerdictRow]]) -> list[Winner]:
                 reason = "no other group to compare with"
             elif all((row.verdict or "").startswith("too few") for row in judged):
                 reason = str(judged[0].verdict)
+            elif not any(row.verdict in (NO_DIFFERENCE, WORSE) for row in judged):  # e.g. every other diverged
+                reason = "no group significantly better than the baseline"
             answers.append(Winner(metric, direction, baseline, None, None, reason))
     return answers
 
