@@ -4,6 +4,7 @@ draws only what its legend promises."""
 
 from __future__ import annotations
 
+import dataclasses
 import shutil
 import time
 from pathlib import Path
@@ -183,3 +184,14 @@ def test_a_description_too_long_for_mlflow_leaves_the_group_table_to_the_artifac
     assert len(full) > dashboard.MAX_DESCRIPTION >= len(short)
     assert "| focal with a long label 149 |" in full and "The table of every group is in `comparison/table.md`" in short
     assert short.startswith(full.split("\n")[0]) and dashboard.DESCRIPTION_END in short
+
+
+def test_a_metric_whose_other_groups_have_no_verdict_of_their_own_has_no_winner_and_says_so() -> None:
+    rows = verdict_table(
+        {"ce": dict(enumerate([0.90, 0.91, 0.92, 0.90, 0.91, 0.92])), "f": dict(enumerate([0.2] * 6))},
+        metric="test/accuracy",
+        baseline="ce",
+    )
+    rows = [dataclasses.replace(row, verdict="diverged on 3 of 6 seeds") if row.verdict else row for row in rows]
+    (winner,) = dashboard.winners({"test/accuracy": rows})
+    assert (winner.group, winner.reason) == (None, "no group significantly better than the baseline")
