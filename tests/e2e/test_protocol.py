@@ -244,3 +244,30 @@ def test_two_workers_give_one_workers_result_even_when_one_dies(tmp_path: Path, 
         experiments, f"tags.`{COMPARISON}` = 'two'", run_view_type=mlflow.entities.ViewType.DELETED_ONLY
     )
     assert [(run.info.status, run.data.tags["lossforge.outcome"]) for run in deleted] == [("KILLED", "superseded")], log
+
+
+def test_two_commands_with_one_name_share_one_comparison(tmp_path: Path, default_store: str) -> None:
+    """Two `lossforge benchmark` commands started at once with the same name join as workers of one
+    comparison: one comparison run, one study run, exactly the budgeted trials, each seed trained once."""
+    command = [sys.executable, "-m", "lossforge", "benchmark", *BASE, "--losses", "l1", "--budget", "tiny",
+               "--name", "joined", "--workers", "1"]  # fmt: skip
+    pipes = {"stdout": subprocess.PIPE, "stderr": subprocess.PIPE}
+    processes = [subprocess.Popen(command, cwd=tmp_path, env=child_env(), **pipes) for _ in range(2)]
+    for process in processes:
+        _, stderr = process.communicate(timeout=300)
+        assert process.returncode == 0, stderr.decode()[-3000:]
+    client = MlflowClient(default_store)
+    runs = runs_of(client, f"tags.`{COMPARISON}` = 'joined'")
+    stages = sorted(run.data.tags[STAGE] for run in runs)
+    assert stages == ["comparison", "final", "final", "study"], stages
+    assert sorted(run.data.tags["lossforge.protocol.seed"] for run in runs if run.data.tags[STAGE] == "final") == [
+        "0",
+        "1",
+    ]
+    assert all(run.info.status == "FINISHED" for run in runs)
+    storage = f"sqlite:///{tmp_path / 'outputs' / 'tuning.db'}"
+    assert (
+        len(_trials(storage, "joined/l1", optuna.trial.TrialState.COMPLETE))
+        + len(_trials(storage, "joined/l1", optuna.trial.TrialState.PRUNED))
+        == 2
+    )
