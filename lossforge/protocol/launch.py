@@ -62,7 +62,7 @@ def run_workers(
     if launcher not in LAUNCHERS:
         raise ValueError(f"Unknown launcher {launcher!r}: expected one of {', '.join(LAUNCHERS)}")
     if launcher == "slurm":
-        _run_slurm(plan, workers=workers, threads=threads, options=dict(slurm or {}), quiet=quiet)
+        _run_slurm(plan, workers=workers, threads=threads, options=dict(slurm or {}))
     elif workers == 1:
         with _level(logging.WARNING if quiet else None):
             work(plan)
@@ -157,7 +157,8 @@ def _end_with(parent: int, poll_s: float = 0.5) -> None:
     os._exit(1)
 
 
-def _run_slurm(plan: Plan, *, workers: int, threads: int | None, options: dict[str, Any], quiet: bool) -> None:
+def _run_slurm(plan: Plan, *, workers: int, threads: int | None, options: dict[str, Any]) -> None:
+    """The workers as SLURM jobs; their logs keep a line per finished trial and seed run (no bar in a file)."""
     import submitit
 
     from lossforge.protocol.work import directory_name
@@ -174,7 +175,7 @@ def _run_slurm(plan: Plan, *, workers: int, threads: int | None, options: dict[s
     cpus = int(parameters["cpus_per_task"])
     with executor.batch():
         jobs = [
-            executor.submit(worker_main, plan, threads=threads or cpus, quiet=quiet, parent=None)
+            executor.submit(worker_main, plan, threads=threads or cpus, quiet=False, parent=None)  # logs: a line each
             for _ in range(workers)
         ]
     log.info("workers  %d SLURM jobs: %s (logs in %s)", workers, ", ".join(job.job_id for job in jobs), folder)

@@ -69,9 +69,11 @@ def test_workers_never_train_one_seed_twice_and_take_over_a_dead_workers_seed(tm
     assert reserve_seed(ledger, 3, storage=storage, finished={1}) is True  # all taken, two still training
     ledger.tell(first[0], 0.5)
     ledger._storage.record_heartbeat(second[0]._trial_id)  # type: ignore[attr-defined]
-    time.sleep(2.5)  # the worker of seed 2 stopped beating: stale after the 2 s grace period
-    again = reserve_seed(ledger, 3, storage=storage, finished={1})
-    assert isinstance(again, tuple) and again[1] == 2  # run again, by whoever asks next
+    deadline = time.monotonic() + 20  # the worker of seed 2 stopped beating: stale after the 2 s grace period
+    while not isinstance(again := reserve_seed(ledger, 3, storage=storage, finished={1}), tuple):
+        assert again is True and time.monotonic() < deadline, "seed 2 was never taken over"
+        time.sleep(0.5)
+    assert again[1] == 2  # run again, by whoever asks next
     assert ledger.trials[second[0].number].user_attrs[INTERRUPTED] is True
     ledger.tell(again[0], 0.75)
     assert reserve_seed(ledger, 3, storage=storage, finished={1}) is False
