@@ -135,9 +135,7 @@ def test_a_run_page_shows_its_dataset_and_plots_and_a_sweep_its_comparison(tmp_p
             client.log_param(child.info.run_id, "seed", str(seed))
             client.log_metric(child.info.run_id, "test/accuracy", accuracy + 0.001 * seed)
             client.set_terminated(child.info.run_id)
-    assert (
-        compare.main([parent, "--tracking-uri", store, "--mean-over", "seed", "--output", str(tmp_path / "c.png")]) == 0
-    )
+    assert compare.main([parent, "--tracking-uri", store, "--log", "--output", str(tmp_path / "c.png")]) == 0
 
     with serve(shlex.split(dashboard_command(store)), tmp_path, name="ui") as server:
         run_page = f"#/experiments/{experiment}/runs/{run.info.run_id}"
