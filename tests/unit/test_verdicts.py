@@ -60,14 +60,14 @@ def test_failed_and_killed_runs_are_left_out_listed_and_erase_no_metric(
     runs.append(ended("focal", SEEDS, "failed", "ValueError: a full disk", "FAILED"))
     runs.append(ended("hinge", SEEDS, "killed", "interrupted (KeyboardInterrupt)", "KILLED"))
     parent = store.sweep(runs)
-    out = store.compare(capsys, parent)
+    out = store.compare(capsys, parent, "--mean-over", "seed")
     assert "### test/accuracy ↑ — against cross_entropy" in out  # the early deaths' metrics no longer intersect
     lines = rows_by_group(out)
     assert lines["focal"].endswith(f"| {BETTER} |") and lines["hinge"].endswith(f"| {NO_DIFFERENCE} |")
     assert "Left out of the statistics (2 runs, by outcome):" in out
     assert "- focal, seed 8 (run focal-digits-24): failed — ValueError: a full disk" in out
     assert "- hinge, seed 8 (run hinge-digits-25): killed — interrupted (KeyboardInterrupt)" in out
-    rows = json.loads(store.compare(capsys, parent, "--format", "json"))
+    rows = json.loads(store.compare(capsys, parent, "--mean-over", "seed", "--format", "json"))
     verdicts = [row for row in rows if row["metric"] == "test/accuracy"]
     assert [(row["group"], row["n"], row["seeds"]) for row in verdicts] == [
         ("cross_entropy", SEEDS, SEEDS),
@@ -91,7 +91,7 @@ def test_a_run_missing_one_metric_keeps_the_metric_pairs_on_shared_seeds_and_say
     focal_seed_2 = next(r for r in runs if r["params"] == {"loss.name": "focal", "seed": "2", "optimizer.lr": "0.001"})
     del focal_seed_2["metrics"]["test/ece"]  # type: ignore[attr-defined]  # a non-finite value is not logged
     parent = store.sweep(runs)
-    report = compare.compare(parent, tracking_uri=store.uri)
+    report = compare.compare(parent, tracking_uri=store.uri, mean_over="seed", log=False)
     focal = {row.metric: row for row in report.rows if row.group == "focal"}
     assert set(focal) == {"test/accuracy", "test/ece"}  # the metric stays, for every group
     assert focal["test/ece"].n == SEEDS - 1 and focal["test/ece"].paired  # paired on the 7 seeds both ran
@@ -111,13 +111,13 @@ def test_a_loss_that_diverged_on_some_seeds_gets_no_clean_verdict(
     runs = [run for run in runs if not (run["params"]["loss.name"] == "focal" and run["params"]["seed"] in diverged)]  # type: ignore[index]
     runs += [ended("focal", int(seed), "diverged", "NonFiniteLossError: loss is nan", "FAILED") for seed in diverged]
     parent = store.sweep(runs)
-    out = store.compare(capsys, parent)
+    out = store.compare(capsys, parent, "--mean-over", "seed")
     assert overview(out)["focal"].startswith(f"| focal | 2 of {SEEDS} seeds diverged | {SEEDS} |")  # the overview
     focal = next(line for line in out.splitlines() if line.startswith(f"| focal | {SEEDS - 2} |"))
     assert focal.endswith(f"| diverged on 2 of {SEEDS} seeds |") and BETTER not in focal
     assert "Holm-adjusted over the 1 comparison against cross_entropy on test/accuracy" in out  # focal is outside
     assert "gets no statistical verdict" in out and "Left out of the statistics" not in out
-    rows = json.loads(store.compare(capsys, parent, "--format", "json"))
+    rows = json.loads(store.compare(capsys, parent, "--mean-over", "seed", "--format", "json"))
     row = next(row for row in rows if row["group"] == "focal")
     assert (row["diverged"], row["seeds"], row["p_value"], row["verdict"]) == (
         2,
@@ -133,7 +133,7 @@ def test_a_rerun_of_a_seed_counts_once_the_newest_finished_run(
     runs = tagged(classification_runs())
     rerun = {**runs[0], "metrics": {**runs[0]["metrics"], "test/accuracy": 0.5}}  # type: ignore[dict-item]
     parent = store.sweep([*runs, rerun])  # cross_entropy seed 0 twice; the re-run is newer
-    report = compare.compare(parent, tracking_uri=store.uri)
+    report = compare.compare(parent, tracking_uri=store.uri, mean_over="seed", log=False)
     baseline = report.tables["test/accuracy"][0]
     assert baseline.group == "cross_entropy" and baseline.n == SEEDS and baseline.values["0"] == 0.5
     assert (
@@ -153,7 +153,7 @@ def test_the_holm_family_is_named_and_counts_only_the_tested_rows(
             "tags": MULTICLASS,
         }
     )
-    out = store.compare(capsys, store.sweep(runs))
+    out = store.compare(capsys, store.sweep(runs), "--mean-over", "seed")
     assert "Holm-adjusted over the 2 comparisons against cross_entropy on test/accuracy" in out  # not ldam's
     # ldam's one run against the baseline's 8, unpaired: 3 runs could pass Holm over 3 comparisons
     # (3 · 2/C(11, 3) = 0.036); assuming equal n on both sides, the advice said 5.
