@@ -301,3 +301,42 @@ def test_across_keys_groups_by_the_group_not_the_loss_name(store: Store, capsys:
     report = compare.compare_across(sweeps, metric="test/accuracy", tracking_uri=store.uri)
     assert list(report.result.average_ranks) == ["focal gamma=2", "cross_entropy", "focal gamma=0.5"]
     assert report.result.average_ranks["focal gamma=2"] == 1.0
+
+
+def test_a_benchmark_with_a_seed_killed_during_its_test_pass_keeps_its_verdict(store: Store) -> None:
+    """A `lossforge benchmark` comparison run (parent → studies → seed runs) as the protocol logs it; one seed
+    run was killed before its test metrics. The verdict — the one the protocol prints, compare's — stays."""
+    client = store.client
+    tags = {"lossforge.protocol.stage": "comparison", "lossforge.protocol.metric": "test/mae", "task": "regression"}
+    parent = client.create_run(store.experiment, run_name="comparison outliers", tags=tags).info.run_id
+    client.log_param(parent, "baseline", "l2")
+    rng = np.random.default_rng(0)
+    for loss, level in (("l2", 1.4), ("l1", 0.15)):
+        study = client.create_run(
+            store.experiment,
+            run_name=f"study {loss}",
+            tags={"mlflow.parentRunId": parent, "lossforge.protocol.stage": "study", "entry": loss},
+        ).info.run_id
+        for seed in range(SEEDS):
+            run = client.create_run(
+                store.experiment,
+                run_name=f"{loss} seed {seed}",
+                tags={"mlflow.parentRunId": study, "lossforge.protocol.stage": "final", "task": "regression"},
+                start_time=1_000 + seed,
+            ).info.run_id
+            client.log_param(run, "loss.name", loss)
+            client.log_param(run, "seed", str(seed))
+            client.log_metric(run, "val/mae", level)
+            if loss == "l1" and seed == SEEDS - 1:  # killed during its test pass
+                client.set_tag(run, "lossforge.outcome", "killed")
+                client.set_tag(run, "lossforge.error", "interrupted (SIGTERM)")
+                client.set_terminated(run, "KILLED")
+                continue
+            client.log_metric(run, "test/mae", level + rng.normal(0, 0.01))
+            client.set_terminated(run)
+        client.set_terminated(study)
+    report = compare.compare(parent, tracking_uri=store.uri)
+    assert report.kind == "Comparison" and list(report.tables) == ["test/mae"]
+    l1 = report.tables["test/mae"][1]
+    assert (l1.group, l1.n, l1.paired, l1.verdict) == ("l1", SEEDS - 1, True, BETTER)
+    assert f"- l1, seed {SEEDS - 1} (run l1 seed {SEEDS - 1}): killed — interrupted (SIGTERM)" in report.to_text()
