@@ -606,7 +606,7 @@ def comparison_markdown(
     """The whole comparison as markdown: the overview, the legend, notes, a verdict table per metric (the
     intervals within the metric's ``bounds``), then what was left out (``under``)."""
     parts = [overview_table(groups, params, tables), LEGEND]
-    if any(row.n == 1 for rows in tables.values() for row in rows):
+    if any(group.keys for group in groups) and any(row.n == 1 for rows in tables.values() for row in rows):
         parts.append(
             "Groups with n = 1 show a mean without interval or verdict: an interval needs at least 2 runs to "
             "estimate the spread (run several seeds, e.g. `seed=0,1,2`)."
@@ -908,7 +908,11 @@ def compare(
     if protocol and parent.data.tags.get("lossforge.protocol.metric") in chosen:
         selection = parent.data.tags["lossforge.protocol.metric"]
         chosen = [selection, *(metric for metric in chosen if metric != selection)]  # what decided, first
-    baseline_label, baseline_note = resolve_baseline(groups, baseline, default_baselines(rows))
+    if keys:
+        baseline_label, baseline_note = resolve_baseline(groups, baseline, default_baselines(rows))
+    else:  # single runs: a listing, judged only against a baseline asked for
+        baseline_label, baseline_note = resolve_baseline(groups, baseline or "none")
+        baseline_note = "Every run is its own row (--mean-over none); without --mean-over, the seeds are pooled."
     if baseline_label:
         groups = sorted(groups, key=lambda group: group.label != baseline_label)  # the baseline first
     try:

@@ -169,12 +169,21 @@ def test_one_seed_per_group_prints_means_without_intervals_and_says_why(
     assert focal.endswith(f"| {too_few_runs(7)} |")  # two comparisons, paired
 
 
+def compare_error(store: Store, *args: str) -> SystemExit:
+    with pytest.raises(SystemExit) as raised:
+        compare_command.main([*args, "--tracking-uri", store.uri])
+    return raised.value
+
+
 def test_mean_over_none_shows_every_run_named_by_what_differs(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     parent = store.sweep(classification_runs(seeds=2))
     out = store.compare(capsys, parent, "--mean-over", "none")
     assert f"Sweep {parent} (loss=... seed=...): 6 runs" in out
     assert "| cross_entropy seed=0 | finished | cross_entropy | 0 |" in out
-    assert "No baseline: 2 groups trained cross_entropy" in out
+    assert "Every run is its own row (--mean-over none)" in out and "against" not in out  # a listing
+    assert "--baseline cross_entropy matches 2 groups" in str(
+        compare_error(store, parent, "--mean-over", "none", "--baseline", "cross_entropy")
+    )
 
 
 def test_the_readme_regression_command_keeps_working(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
