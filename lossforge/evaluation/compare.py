@@ -109,7 +109,7 @@ class Row:
 
 
 def row_of(run: Any) -> Row:
-    """A :class:`Row` from an MLflow ``Run``."""
+    """A [Row][lossforge.evaluation.compare.Row] from an MLflow `Run`."""
     tags = dict(run.data.tags)
     return Row(
         run_name=run.info.run_name or run.info.run_id,
@@ -725,7 +725,7 @@ class ComparisonReport:
         return verdicts_to_csv(self.rows)
 
     def to_json(self) -> str:
-        """The rows of :meth:`json_rows` as JSON."""
+        """The rows of [json_rows][lossforge.evaluation.compare.ComparisonReport.json_rows] as JSON."""
         return verdicts_to_json(self.json_rows())
 
     def render(self, format: str = "table") -> str:
