@@ -945,16 +945,7 @@ def compare(
         bounds={metric: spec.bounds(metric) for metric in tables},
     )
     if log:
-        log_comparison(
-            client,
-            report.run_id,
-            summary=report.summary,
-            markdown=report.to_markdown(),
-            csv=report.to_csv(),
-            json=report.to_json(),
-            tables=report.tables,
-            figure=report.figure,
-        )
+        log_comparison(client, report)
     return report
 
 
