@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import math
@@ -657,10 +658,15 @@ class ComparisonReport:
     tables: dict[str, list[VerdictRow]]  # metric → its verdict table
     notes: tuple[str, ...]
     failed: tuple[dict[str, Any], ...] = ()  # a comparison's entries whose every tuning trial failed
-    figure: Figure | None = None  # each seed, each group's mean and CI (None without a table)
     logged: bool = False  # whether the tables, the figure and the group metrics went onto the parent run
     baseline: str | None = None  # the baseline group's label
     bounds: dict[str, tuple[float | None, float | None]] = dataclasses.field(default_factory=dict)
+
+    @functools.cached_property
+    def figure(self) -> Figure | None:
+        """Each seed, each group's mean and CI ([verdict_figure][lossforge.evaluation.dashboard.verdict_figure]);
+        `None` without a table. Drawn when first asked for: a comparison that is only read draws nothing."""
+        return verdict_figure(self.tables) if self.tables else None
 
     @property
     def rows(self) -> list[VerdictRow]:
@@ -939,7 +945,6 @@ def compare(
         tables=tables,
         notes=tuple(notes),
         failed=tuple(failed_groups),
-        figure=verdict_figure(tables) if tables else None,
         logged=log,
         baseline=baseline_label,
         bounds={metric: spec.bounds(metric) for metric in tables},
