@@ -205,14 +205,15 @@ def compare(
     tracking_uri: str | None = None,
     experiment: str = "lossforge",
     metrics: Sequence[str] | None = None,
-    mean_over: str | None = None,
+    mean_over: str | Sequence[str] | None = None,
     baseline: str | None = None,
     directions: Mapping[str, Direction] | None = None,
-    log: bool = True,
+    log: bool = False,
     base_dir: str | Path | None = None,
 ) -> ComparisonReport:
     """A sweep's (or a comparison's) runs read back from MLflow with a verdict on every difference, as
     ``lossforge compare`` prints it: see :func:`lossforge.evaluation.compare.compare` for the arguments.
+    It reads only; ``log=True`` writes the verdict onto the sweep's parent run, as ``lossforge compare --log``.
     The report renders itself (``.to_text()``, ``.to_markdown()``, ``.to_csv()``, ``.to_json()``), has its
     verdict ``rows`` and ``tables``, and its ``figure``.
 

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TextIO
 
 from lossforge.api import compare
-from lossforge.evaluation.compare import DEFAULT_BASELINE, ComparisonError, compare_across
+from lossforge.evaluation.compare import ComparisonError, compare_across
 from lossforge.evaluation.statistics import Direction
 
 
@@ -25,12 +25,18 @@ def _parser() -> argparse.ArgumentParser:
     parser.add_argument("--tracking-uri", help="MLflow store (default: $MLFLOW_TRACKING_URI or outputs/mlflow.db)")
     parser.add_argument("--experiment", default="lossforge", help="MLflow experiment name (default: lossforge)")
     parser.add_argument("--metrics", help="comma-separated metrics (default: every comparable test/* metric)")
-    parser.add_argument("--mean-over", metavar="PARAM", help="group runs differing only in PARAM (e.g. seed)")
+    parser.add_argument(
+        "--mean-over",
+        metavar="PARAMS",
+        help="comma-separated parameters to pool over besides the seed, which is always pooled (e.g. "
+        "dataset.split_seed); 'none': every run its own row",
+    )
     parser.add_argument(
         "--baseline",
         metavar="NAME",
-        help=f"the group the others are judged against: a loss name or a full group label; 'none' for no "
-        f"verdicts (default: {DEFAULT_BASELINE} where one group trained it)",
+        help="the group the others are judged against: a loss name or a full group label; 'none' for no "
+        "verdicts (default: the task's baseline where one group trained it: l2 for regression, cross_entropy "
+        "for multiclass, bce for binary and multilabel, contrastive+semihard_triplets for metric learning)",
     )
     parser.add_argument(
         "--higher-is-better", metavar="METRICS", default="", help="comma-separated metrics where higher is better"
@@ -51,7 +57,13 @@ def _parser() -> argparse.ArgumentParser:
         help="comma-separated sweep/comparison runs, one per dataset: rank the losses on each and run a "
         "Friedman test with the Nemenyi critical-difference diagram (needs --metrics with one metric)",
     )
-    parser.add_argument("--no-log", action="store_true", help="do not log tables, plot and metrics to the sweep's run")
+    parser.add_argument(
+        "--log",
+        action="store_true",
+        help="write the tables, the plot and each group's mean and CI onto the sweep's MLflow run (by default "
+        "compare only reads)",
+    )
+    parser.add_argument("--no-log", action="store_true", help=argparse.SUPPRESS)  # the old opt-out: the default now
     return parser
 
 
@@ -75,6 +87,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         return _across(args, directions)
     machine = args.format in ("csv", "json")
     say: TextIO = sys.stderr if machine else sys.stdout  # keep stdout parseable for csv/json
+    if args.no_log:
+        print("lossforge compare: --no-log is the default now (compare only reads; --log writes)", file=sys.stderr)
     try:
         report = compare(
             args.run_id or args.sweep,
@@ -84,7 +98,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             mean_over=args.mean_over,
             baseline=args.baseline,
             directions=directions,
-            log=not args.no_log,
+            log=args.log and not args.no_log,
         )
     except ComparisonError as error:
         raise SystemExit(f"lossforge compare: {error}") from None

@@ -1,24 +1,29 @@
 """A sweep's runs read back from MLflow, with a verdict on every difference.
 
-A sweep is one parent MLflow run with a child run per job (see ``lossforge.sweeps.MlflowSweepCallback``).
-Runs that differ only in ``--mean-over`` (usually ``seed``) form a group; every other group is compared to a baseline
-group (``cross_entropy`` where the sweep has it) on every comparable test metric, with the statistics of
-:mod:`lossforge.evaluation.statistics`: mean, sample standard deviation, 95 % confidence intervals, a
-permutation test paired by seed, Holm's correction, and a verdict. The tables (markdown, CSV, JSON), a
-plot of every seed, and each group's mean and interval as metrics are logged to the parent run, so the
-dashboard's run list shows which loss won; ``lossforge compare RUN_ID`` rebuilds them from the store.
+A sweep is one parent MLflow run with a child run per job (see `lossforge.sweeps.MlflowSweepCallback`). Runs
+that differ only in the seed (and whatever `--mean-over` adds) form a group, named by its loss and what else
+tells it apart (`focal gamma=2`); every other group is compared to a baseline group (the task's:
+`TaskSpec.baseline`) on every comparable test metric, with the statistics of
+[lossforge.evaluation.statistics][lossforge.evaluation.statistics]: mean, sample standard deviation, 95 %
+confidence intervals, a permutation test paired by seed, Holm's correction, and a verdict.
 
-:func:`compare` reads a sweep back and returns a :class:`ComparisonReport` (``lossforge compare`` is the
-command over it, :mod:`lossforge.commands.compare`; a sweep's end and ``lossforge benchmark`` call it too).
-Everything but :func:`compare`, :func:`compare_across` and :func:`find_sweep` works on plain numbers —
-:func:`verdicts_to_markdown`, :func:`verdicts_to_csv`, :func:`verdicts_to_json` and :func:`verdict_figure`
-render the rows of :func:`lossforge.evaluation.statistics.verdict_table` wherever they come from.
+Which runs count follows `docs/decisions.md` §2: the newest finished run of each seed; a group that diverged
+on some seeds gets "diverged on k of n seeds" instead of a verdict; failed and killed runs are listed under
+the tables; superseded runs never count.
+
+[compare][lossforge.evaluation.compare.compare] reads a sweep back and returns a
+[ComparisonReport][lossforge.evaluation.compare.ComparisonReport]; it writes nothing unless asked (`log=True`,
+`lossforge compare --log`, and a sweep's own end-of-sweep comparison, which logs the verdict onto the parent
+run through [log_comparison][lossforge.evaluation.dashboard.log_comparison]). `lossforge compare` is the command
+over it, and `lossforge benchmark` prints and logs the same report. Everything but `compare`, `compare_across`,
+`find_sweep` and `read_runs` works on plain numbers.
 """
 
 from __future__ import annotations
 
 import csv
 import dataclasses
+import functools
 import io
 import json
 import math
@@ -40,21 +45,53 @@ from lossforge.evaluation.statistics import (
     VerdictRow,
     metric_base_name,
     metric_direction,
+    seeds_needed,
     verdict_table,
 )
 from lossforge.tracking import check_reachable, redact_uri, resolve_tracking_uri
+from lossforge.tracking.runs import ERROR_TAG, OUTCOME_TAG
 from lossforge.tracking.store import DEFAULT_STORE, sqlite_path
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-DEFAULT_BASELINE = "cross_entropy"
 #: The tag ``lossforge benchmark`` puts on its runs: ``comparison`` (the parent), ``study``, ``final``.
 PROTOCOL_STAGE = "lossforge.protocol.stage"
+#: The parameter a comparison always pools over: runs that differ only in it are one group.
+SEED = "seed"
+#: Parameters that never tell groups apart: Hydra's bookkeeping, names, and switches that change no result.
+IGNORED_PARAMS = ("hydra", "run_name", "resume", "verbose", "sweep.", "trainer.enable_progress_bar")
+#: The outcomes a comparison counts (docs/decisions.md §2): finished runs give values, diverged ones are
+#: reported as "diverged on k of n seeds". Failed and killed runs are listed under the table.
+COUNTED = ("finished", "diverged")
 LEGEND = (
     "± is the sample standard deviation over a group's runs; [low, high] is the 95 % confidence interval "
     "(Student t). ↑: higher is better, ↓: lower is better."
 )
+DIVERGED_RULE = (
+    "A group that diverged on some seeds gets no statistical verdict: its mean and interval are over the seeds "
+    'it survived, which flatter it (docs/decisions.md, "Verdicts over runs that did not finish").'
+)
+
+
+def run_outcome(status: str, tags: Mapping[str, str]) -> str:
+    """How a run ended: its ``lossforge.outcome`` tag, else what its MLflow status and ``lossforge.error`` say.
+
+    Examples:
+        >>> run_outcome("FAILED", {"lossforge.outcome": "diverged"}), run_outcome("KILLED", {})
+        ('diverged', 'killed')
+        >>> run_outcome("FAILED", {"lossforge.error": "NonFiniteLossError: loss is nan at step 3"})
+        'diverged'
+        >>> run_outcome("FAILED", {}), run_outcome("RUNNING", {})
+        ('failed', 'running')
+    """
+    tagged = tags.get(OUTCOME_TAG)
+    if tagged:
+        return tagged
+    if status == "FAILED":  # runs from before the outcome tag: the guard's error names the divergence
+        error = tags.get(ERROR_TAG, "")
+        return "diverged" if "NonFinite" in error or "diverg" in error.lower() else "failed"
+    return {"FINISHED": "finished", "KILLED": "killed"}.get(status, status.lower())
 
 
 @dataclass(frozen=True)
@@ -65,39 +102,103 @@ class Row:
     status: str
     params: dict[str, str]
     metrics: dict[str, float]
-    run_id: str = ""  # the MLflow run (a logged comparison tags it with its group)
+    outcome: str = "finished"  # lossforge.outcome (run_outcome): finished, diverged, failed, killed, …
+    error: str = ""  # lossforge.error: why it did not finish
+    start_time: int = 0  # ms since the epoch: the newest run of a seed counts
+    run_id: str = ""
+    task: str = ""  # the run's ``task`` tag
+
+
+def row_of(run: Any) -> Row:
+    """A [Row][lossforge.evaluation.compare.Row] from an MLflow `Run`."""
+    tags = dict(run.data.tags)
+    return Row(
+        run_name=run.info.run_name or run.info.run_id,
+        status=run.info.status,
+        params=dict(run.data.params),
+        metrics=dict(run.data.metrics),
+        outcome=run_outcome(run.info.status, tags),
+        error=tags.get(ERROR_TAG, ""),
+        start_time=int(run.info.start_time or 0),
+        run_id=run.info.run_id,
+        task=tags.get("task", ""),
+    )
 
 
 @dataclass(frozen=True)
 class Group:
-    """Runs that differ only in the ``--mean-over`` parameter (without it, one run each)."""
+    """Runs that differ only in the pooled parameters ``keys`` (the seed); with no ``keys``, one run."""
 
     label: str  # unique in the table: the loss (+ miner), and what else tells the group apart
     loss: str  # loss name (+ "+miner"), what ``--baseline`` matches besides the label
-    runs: tuple[Row, ...]
-    key: str | None  # the --mean-over parameter: its value names a run inside the group (the seed)
+    runs: tuple[Row, ...]  # every run of the group, however it ended
+    keys: tuple[str, ...]  # the pooled parameters: their values name a run's seed inside the group
+
+    def seed(self, run: Row) -> str:
+        """The run's place in the group: its seed (``0``), the pooled values (``0/1``), or its run name."""
+        if not self.keys:
+            return run.params.get(SEED, run.run_name)
+        return "/".join(run.params.get(key, "") for key in self.keys)
+
+    def kept(self) -> dict[str, Row]:
+        """Seed → the newest finished run of that seed: a re-run is not an independent replicate."""
+        newest: dict[str, Row] = {}
+        for run in sorted(self.runs, key=lambda run: run.start_time):
+            if run.outcome == "finished":
+                newest[self.seed(run)] = run
+        return newest
+
+    def repeats(self) -> dict[str, int]:
+        """Seed → how many finished runs it has, where it has more than one."""
+        counts: dict[str, int] = {}
+        for run in self.runs:
+            if run.outcome == "finished":
+                counts[self.seed(run)] = counts.get(self.seed(run), 0) + 1
+        return {seed: count for seed, count in counts.items() if count > 1}
+
+    def diverged(self) -> list[str]:
+        """The seeds whose run diverged (and that have no finished run)."""
+        kept = self.kept()
+        return sorted({self.seed(run) for run in self.runs if run.outcome == "diverged"} - set(kept))
+
+    @property
+    def seeds(self) -> int:
+        """How many seeds the group ran to an outcome of the loss: finished or diverged."""
+        return len(self.kept()) + len(self.diverged())
+
+    def left_out(self) -> list[Row]:
+        """Runs that neither finished nor diverged: failed, killed, still running."""
+        return [run for run in self.runs if run.outcome not in COUNTED]
 
     @property
     def status(self) -> str:
-        statuses = {run.status for run in self.runs}
-        return statuses.pop() if len(statuses) == 1 else "MIXED"
+        """``finished``, ``k of n seeds diverged``, or how its only runs ended."""
+        diverged = len(self.diverged())
+        if diverged:
+            return f"{diverged} of {self.seeds} seeds diverged"
+        if self.kept():
+            return "finished"
+        return ", ".join(sorted({run.outcome for run in self.runs}))
 
     def values(self, metric: str) -> dict[str, float]:
-        """Seed (the ``key`` parameter's value) → the finite values of ``metric`` in the group's runs."""
+        """Seed → the finite value of ``metric`` in the newest finished run of that seed."""
         values: dict[str, float] = {}
-        for run in self.runs:
+        for seed, run in self.kept().items():
             value = run.metrics.get(metric)
-            if value is None or not math.isfinite(value):
-                continue
-            seed = run.params.get(self.key or "seed", run.run_name)
-            name, repeat = seed, 2
-            while name in values:  # the same seed twice (a rerun): keep both, unpaired
-                name, repeat = f"{seed}#{repeat}", repeat + 1
-            values[name] = value
+            if value is not None and math.isfinite(value):
+                values[seed] = value
         return values
 
+    def missing(self, metric: str) -> list[str]:
+        """The seeds whose kept run has no finite value of ``metric``."""
+        return [seed for seed in self.kept() if seed not in self.values(metric)]
 
-def varying_params(rows: Sequence[Row], ignore: Sequence[str] = ("hydra", "run_name")) -> list[str]:
+
+def _ignored(key: str) -> bool:
+    return key.startswith(IGNORED_PARAMS)
+
+
+def varying_params(rows: Sequence[Row]) -> list[str]:
     """Parameter keys whose values differ between rows — the ones that explain the differences.
 
     >>> rows = [Row("a", "FINISHED", {"loss.name": "l1", "seed": "0"}, {}),
@@ -106,16 +207,7 @@ def varying_params(rows: Sequence[Row], ignore: Sequence[str] = ("hydra", "run_n
     ['loss.name']
     """
     keys = sorted({key for row in rows for key in row.params})
-    return [key for key in keys if not key.startswith(tuple(ignore)) and len({row.params.get(key) for row in rows}) > 1]
-
-
-def headline_metrics(rows: Sequence[Row], prefix: str = "test/") -> list[str]:
-    """Metrics every finished row has under ``prefix`` (per-class breakdowns, with a second ``/``, left out)."""
-    finished = [row for row in rows if row.metrics]
-    if not finished:
-        return []
-    common = set.intersection(*(set(row.metrics) for row in finished))
-    return sorted(key for key in common if key.startswith(prefix) and key.count("/") == 1)
+    return [key for key in keys if not _ignored(key) and len({row.params.get(key) for row in rows}) > 1]
 
 
 def loss_label(params: Mapping[str, str]) -> str:
@@ -129,41 +221,55 @@ def loss_label(params: Mapping[str, str]) -> str:
     return f"{name}+{miner}" if miner not in (None, "", "null", "None") else name
 
 
-def group_runs(rows: Sequence[Row], mean_over: str | None) -> list[Group]:
-    """Groups of rows that differ only in param ``mean_over`` (and their names and Hydra's bookkeeping), in
-    order of first run.
+def pooled_keys(mean_over: str | Sequence[str] | None) -> tuple[str, ...]:
+    """The parameters a comparison pools over: the seed always, and ``mean_over`` (comma-separated) too;
+    ``"none"``: nothing (every run its own row).
 
-    A group is labelled by its loss (+ miner); where two groups share that, by what else differs. Without
-    ``mean_over`` every run is its own group, labelled by its run name.
-
-    >>> rows = [Row("l1-0", "FINISHED", {"loss.name": "l1", "seed": "0"}, {"test/mae": 1.0}),
-    ...         Row("l1-1", "FINISHED", {"loss.name": "l1", "seed": "1"}, {"test/mae": 3.0}),
-    ...         Row("l2-0", "FINISHED", {"loss.name": "l2", "seed": "0"}, {"test/mae": 2.0})]
-    >>> [(group.label, group.values("test/mae")) for group in group_runs(rows, "seed")]
-    [('l1', {'0': 1.0, '1': 3.0}), ('l2', {'0': 2.0})]
+    >>> pooled_keys(None), pooled_keys("dataset.split_seed"), pooled_keys("seed"), pooled_keys("none")
+    (('seed',), ('seed', 'dataset.split_seed'), ('seed',), ())
     """
-    if mean_over is None:
-        labels = _unique([row.run_name for row in rows])
-        return [Group(label, loss_label(row.params), (row,), None) for label, row in zip(labels, rows, strict=True)]
-    members: dict[tuple[tuple[str, str], ...], list[Row]] = {}
-    for row in rows:
-        identity = tuple(
-            sorted(
-                (k, v) for k, v in row.params.items() if k not in (mean_over, "run_name") and not k.startswith("hydra")
-            )
-        )
-        members.setdefault(identity, []).append(row)
+    names = mean_over.split(",") if isinstance(mean_over, str) else list(mean_over or [])
+    names = [name.strip() for name in names if name.strip()]
+    if [name.lower() for name in names] == ["none"]:
+        return ()
+    return tuple(dict.fromkeys([SEED, *names]))
+
+
+def _short(key: str) -> str:
+    """A parameter as a group's name shows it: the loss's own options without ``loss.``."""
+    return key.removeprefix("loss.")
+
+
+def group_runs(rows: Sequence[Row], keys: str | Sequence[str] = (SEED,)) -> list[Group]:
+    """Groups of rows that differ only in the pooled parameters ``keys`` (and names and Hydra's
+    bookkeeping), in order of first run; without ``keys`` every run is its own group.
+
+    A group is named by its loss (+ miner) and, where other groups share that, by what tells them apart:
+    `focal gamma=0` and `focal gamma=2`.
+
+    Examples:
+        >>> rows = [Row("l1-0", "FINISHED", {"loss.name": "l1", "seed": "0"}, {"test/mae": 1.0}),
+        ...         Row("l1-1", "FINISHED", {"loss.name": "l1", "seed": "1"}, {"test/mae": 3.0}),
+        ...         Row("l2-0", "FINISHED", {"loss.name": "l2", "seed": "0"}, {"test/mae": 2.0})]
+        >>> [(group.label, group.values("test/mae")) for group in group_runs(rows)]
+        [('l1', {'0': 1.0, '1': 3.0}), ('l2', {'0': 2.0})]
+        >>> [group.label for group in group_runs(rows, ())]
+        ['l1 seed=0', 'l1 seed=1', 'l2']
+    """
+    keys = (keys,) if isinstance(keys, str) else tuple(keys)
+    members: dict[object, list[Row]] = {}
+    for number, row in enumerate(rows):
+        identity = tuple(sorted((k, v) for k, v in row.params.items() if k not in keys and not _ignored(k)))
+        members.setdefault(identity if keys else number, []).append(row)
     runs = [tuple(group) for group in members.values()]
     losses = [loss_label(group[0].params) for group in runs]
     labels = []
     for loss, group in zip(losses, runs, strict=True):
         namesakes = [other[0] for other, name in zip(runs, losses, strict=True) if name == loss]
-        telling = [key for key in varying_params(namesakes) if key not in (mean_over, "loss.name", "miner.name")]
-        details = ", ".join(f"{key}={group[0].params.get(key, '')}" for key in telling)
-        labels.append(f"{loss} ({details})" if details else loss)
-    return [
-        Group(label, loss, group, mean_over) for label, loss, group in zip(_unique(labels), losses, runs, strict=True)
-    ]
+        telling = [key for key in varying_params(namesakes) if key not in (*keys, "loss.name", "miner.name")]
+        details = " ".join(f"{_short(key)}={_param(group[0].params.get(key, ''))}" for key in telling)
+        labels.append(f"{loss} {details}" if details else loss)
+    return [Group(label, loss, group, keys) for label, loss, group in zip(_unique(labels), losses, runs, strict=True)]
 
 
 def _unique(labels: Sequence[str]) -> list[str]:
@@ -175,49 +281,70 @@ def _unique(labels: Sequence[str]) -> list[str]:
     return unique
 
 
-def resolve_baseline(groups: Sequence[Group], requested: str | None) -> tuple[str | None, str]:
+def default_baselines(rows: Sequence[Row]) -> list[str]:
+    """The baseline each task of the runs declares (``TaskSpec.baseline``: `l2` for regression,
+    `cross_entropy` for multiclass, …); runs without a ``task`` tag: every task's, in turn."""
+    from lossforge.tasks import SPECS, spec_for
+
+    tasks = dict.fromkeys(row.task for row in rows if row.task)
+    specs = [spec_for(task) for task in tasks] if tasks else list(SPECS.values())
+    return list(dict.fromkeys(spec.baseline for spec in specs))
+
+
+def resolve_baseline(
+    groups: Sequence[Group], requested: str | None, defaults: Sequence[str] = ("cross_entropy",)
+) -> tuple[str | None, str]:
     """The label of the baseline group, and a note when there is none; an unknown name raises
     :class:`ComparisonError` with a hint.
 
-    ``requested`` matches a group's label, else its loss (+ miner) name; ``None`` picks ``cross_entropy``
-    where exactly one group trained it; ``"none"`` turns the comparison off.
+    ``requested`` matches a group's label, else its loss (+ miner) name; ``None`` picks the task's baseline
+    (``defaults``, the first that exactly one group trained); ``"none"`` turns the comparison off.
     """
     if requested is not None and requested.lower() == "none":
         return None, ""
-    name = requested or DEFAULT_BASELINE
-    if any(group.label == name for group in groups):
-        return name, ""
-    matches = [group.label for group in groups if group.loss == name]
-    if len(matches) == 1:
-        return matches[0], ""
-    if requested is None:
-        if matches:
+    for name in [requested] if requested else defaults:
+        if any(group.label == name for group in groups):
+            return name, ""
+        matches = [group.label for group in groups if group.loss == name]
+        if len(matches) == 1:
+            return matches[0], ""
+        if matches and requested is None:
             return None, (
                 f"No baseline: {len(matches)} groups trained {name} ({', '.join(matches)}); pick one with "
-                "--baseline <group>, or merge seeds with --mean-over seed."
+                "--baseline <group>."
             )
-        return None, "No baseline: no group trained cross_entropy; name one with --baseline <group> for verdicts."
-    if matches:
-        raise ComparisonError(
-            f"--baseline {name} matches {len(matches)} groups: {', '.join(matches)}. "
-            "Name one by its full label, or merge seeds with --mean-over seed."
+        if matches:
+            raise ComparisonError(
+                f"--baseline {name} matches {len(matches)} groups: {', '.join(matches)}. Name one by its full label."
+            )
+    if requested is None:
+        return None, (
+            f"No baseline: no group trained {' or '.join(defaults)} (the task's baseline); name one with "
+            "--baseline <group> for verdicts."
         )
     names = sorted({group.label for group in groups} | {group.loss for group in groups})
     raise ComparisonError(
-        f"no group is {name!r}; groups: {', '.join(g.label for g in groups)}.{did_you_mean(name, names)}"
+        f"no group is {requested!r}; groups: {', '.join(g.label for g in groups)}.{did_you_mean(requested, names)}"
     )
 
 
+def headline_metrics(groups: Sequence[Group], prefix: str = "test/") -> list[str]:
+    """Metrics under ``prefix`` that any counted run has (per-class breakdowns, with a second ``/``, left
+    out): a run that died early, or lacks one metric, no longer removes a metric for every group."""
+    keys = {key for group in groups for run in group.kept().values() for key in run.metrics}
+    return sorted(key for key in keys if key.startswith(prefix) and key.count("/") == 1)
+
+
 def choose_metrics(
-    rows: Sequence[Row], requested: Sequence[str] | None, directions: Mapping[str, Direction]
+    groups: Sequence[Group], requested: Sequence[str] | None, directions: Mapping[str, Direction]
 ) -> tuple[list[str], list[str]]:
     """The metrics to compare, and a reason for each test metric left out of the default columns.
 
     Asked-for metrics must exist and be comparable (else :class:`ComparisonError` says why); by default every
-    ``test/*`` metric all runs have whose direction is known — never ``test/loss``, a different function
+    ``test/*`` metric a finished run has whose direction is known — never ``test/loss``, a different function
     for every loss.
     """
-    available = sorted({key for row in rows for key in row.metrics})
+    available = sorted({key for group in groups for run in group.runs for key in run.metrics})
     if requested:
         for metric in requested:
             if metric not in available:
@@ -230,7 +357,7 @@ def choose_metrics(
                 raise ComparisonError(str(error)) from None
         return list(requested), []
     chosen, left_out = [], []
-    for metric in headline_metrics(rows):
+    for metric in headline_metrics(groups):
         name = metric_base_name(metric)
         if name in NOT_COMPARABLE:
             left_out.append(f"{metric} (each loss's own objective: not comparable across losses)")
@@ -244,6 +371,11 @@ def choose_metrics(
     return chosen, left_out
 
 
+def diverged_verdict(group: Group) -> str:
+    """The verdict of a group that diverged on some seeds: no statistical verdict (docs/decisions.md)."""
+    return f"diverged on {len(group.diverged())} of {group.seeds} seeds"
+
+
 def verdict_tables(
     groups: Sequence[Group],
     metrics: Sequence[str],
@@ -251,10 +383,13 @@ def verdict_tables(
     baseline: str | None,
     directions: Mapping[str, Direction] | None = None,
 ) -> dict[str, list[VerdictRow]]:
-    """One :func:`~lossforge.evaluation.statistics.verdict_table` per metric (Holm within each metric).
+    """One [verdict_table][lossforge.evaluation.statistics.verdict_table] per metric (Holm within each
+    metric, over the groups judged against the baseline).
 
-    Groups without a value of a metric (their runs failed) are left out of that metric's table; so is the
-    comparison when the baseline has none.
+    Each group gives the newest finished run of each seed. A group without a value of a metric is left out
+    of that metric's table, and so is the comparison when the baseline has none. A group (other than the
+    baseline) that diverged on some seeds is summarised over the seeds it survived but not judged: its verdict
+    is "diverged on k of n seeds", and it is outside the Holm family.
     """
     tables = {}
     for metric in metrics:
@@ -262,12 +397,24 @@ def verdict_tables(
         values = {label: seeds for label, seeds in values.items() if seeds}
         if not values:
             continue
-        tables[metric] = verdict_table(
-            values,
-            metric=metric,
-            baseline=baseline if baseline in values else None,
-            direction=(directions or {}).get(metric),
+        judged_against = baseline if baseline in values else None
+        diverged = {group.label for group in groups if group.diverged() and group.label != judged_against}
+        judged = {label: seeds for label, seeds in values.items() if label not in diverged}
+        direction = (directions or {}).get(metric)
+        rows = (
+            {
+                row.group: row
+                for row in verdict_table(judged, metric=metric, baseline=judged_against, direction=direction)
+            }
+            if judged
+            else {}
         )
+        for group in groups:
+            if group.label in diverged and group.label in values:
+                (summary,) = verdict_table({group.label: values[group.label]}, metric=metric, direction=direction)
+                verdict = diverged_verdict(group) if judged_against else None
+                rows[group.label] = dataclasses.replace(summary, baseline=judged_against, verdict=verdict)
+        tables[metric] = [rows[label] for label in values]
     return tables
 
 
@@ -296,17 +443,45 @@ def _markdown(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
     return "\n".join(rows)
 
 
-def verdicts_to_markdown(rows: Sequence[VerdictRow], *, digits: int = 4) -> str:
+def _clip(
+    low: float | None, high: float | None, bounds: tuple[float | None, float | None]
+) -> tuple[float | None, float | None, bool]:
+    """An interval cut to ``bounds``, and whether it was cut.
+
+    >>> _clip(0.97, 1.02, (0.0, 1.0)), _clip(-1.0, 2.0, (None, None))
+    ((0.97, 1.0, True), (-1.0, 2.0, False))
+    """
+    if low is None or high is None:
+        return low, high, False
+    lower, upper = bounds
+    clipped_low = low if lower is None else max(low, lower)
+    clipped_high = high if upper is None else min(high, upper)
+    return clipped_low, clipped_high, (clipped_low, clipped_high) != (low, high)
+
+
+def _range(bounds: tuple[float | None, float | None]) -> str:
+    low, high = bounds
+    return f"[{'-∞' if low is None else f'{low:g}'}, {'∞' if high is None else f'{high:g}'}]"
+
+
+def verdicts_to_markdown(
+    rows: Sequence[VerdictRow], *, digits: int = 4, bounds: tuple[float | None, float | None] = (None, None)
+) -> str:
     """One metric's verdict table as markdown: n, mean, CI and, against a baseline, difference, p, verdict.
 
-    >>> from lossforge.evaluation.statistics import verdict_table
-    >>> rows = verdict_table({"l2": dict(enumerate([2.1, 2.2, 2.0, 2.3, 2.1, 2.2])),
-    ...                       "l1": dict(enumerate([0.1, 0.3, 0.2, 0.2, 0.1, 0.3]))}, metric="test/mae", baseline="l2")
-    >>> print(verdicts_to_markdown(rows, digits=2))
-    | group | n | test/mae ↓ | 95 % CI | difference | 95 % CI of the difference | p | p (Holm) | verdict |
-    |---|---|---|---|---|---|---|---|---|
-    | l2 | 6 | 2.15 ± 0.10 | [2.04, 2.26] |  |  |  |  | baseline |
-    | l1 | 6 | 0.20 ± 0.09 | [0.11, 0.29] | -1.95 | [-2.06, -1.84] | 0.0312 | 0.0312 | better |
+    A group's interval is shown within the metric's ``bounds`` (an accuracy's t interval can reach past 1),
+    marked `*` where it was cut; the p-values and the JSON keep the interval as computed.
+
+    Examples:
+        >>> from lossforge.evaluation.statistics import verdict_table
+        >>> rows = verdict_table({"l2": dict(enumerate([2.1, 2.2, 2.0, 2.3, 2.1, 2.2])),
+        ...                       "l1": dict(enumerate([0.1, 0.3, 0.2, 0.2, 0.1, 0.3]))},
+        ...                      metric="test/mae", baseline="l2")
+        >>> print(verdicts_to_markdown(rows, digits=2, bounds=(0.0, None)))
+        | group | n | test/mae ↓ | 95 % CI | difference | 95 % CI of the difference | p | p (Holm) | verdict |
+        |---|---|---|---|---|---|---|---|---|
+        | l2 | 6 | 2.15 ± 0.10 | [2.04, 2.26] |  |  |  |  | baseline |
+        | l1 | 6 | 0.20 ± 0.09 | [0.11, 0.29] | -1.95 | [-2.06, -1.84] | 0.0312 | 0.0312 | better |
     """
     if not rows:
         return ""
@@ -318,7 +493,8 @@ def verdicts_to_markdown(rows: Sequence[VerdictRow], *, digits: int = 4) -> str:
     lines = []
     for row in rows:
         mean = _number(row.mean, digits) + (f" ± {row.std:.{digits}f}" if row.std is not None else "")
-        cells = [row.group, str(row.n), mean, _interval(row.ci_low, row.ci_high, digits)]
+        low, high, clipped = _clip(row.ci_low, row.ci_high, bounds)
+        cells = [row.group, str(row.n), mean, _interval(low, high, digits) + ("*" if clipped else "")]
         if baseline:
             interval = _interval(row.difference_ci_low, row.difference_ci_high, digits)
             verdict = "baseline" if row.group == baseline else (row.verdict or "")
@@ -338,28 +514,30 @@ def verdicts_to_csv(rows: Sequence[VerdictRow]) -> str:
     return buffer.getvalue()
 
 
-def verdicts_to_json(rows: Sequence[VerdictRow], failed: Sequence[Mapping[str, Any]] = ()) -> str:
+def verdicts_to_json(rows: Sequence[VerdictRow | Mapping[str, Any]], failed: Sequence[Mapping[str, Any]] = ()) -> str:
     """Rows of any metrics as a JSON list of objects (``null`` where a number does not exist), then the
-    ``failed`` groups (``{"group", "metric", "n": 0, "verdict": "failed", "error"}``).
+    ``failed`` entries (``{"group", "metric", "n": 0, "verdict": "failed" | "left out" | …, "error", …}``).
 
     >>> from lossforge.evaluation.statistics import verdict_table
     >>> rows = json.loads(verdicts_to_json(verdict_table({"a": {0: 1.0}}, metric="test/mae")))
     >>> rows[0]["group"], rows[0]["n"], rows[0]["ci_low"], rows[0]["direction"]
     ('a', 1, None, 'lower')
     """
-    everything = [row.as_dict() for row in rows] + [dict(row) for row in failed]
+    everything = [row.as_dict() if isinstance(row, VerdictRow) else dict(row) for row in rows]
+    everything += [dict(row) for row in failed]
     return json.dumps(everything, indent=2, ensure_ascii=False, allow_nan=False)
 
 
 def overview_table(groups: Sequence[Group], params: Sequence[str], tables: Mapping[str, Sequence[VerdictRow]]) -> str:
-    """One line per group: label, status, n, the parameters that differ, ``mean ± std`` per metric."""
+    """One line per group: label, how its runs ended, n (seeds), the parameters that differ, ``mean ± std``
+    per metric."""
     by_group = {metric: {row.group: row for row in rows} for metric, rows in tables.items()}
-    merged = any(group.key for group in groups)
+    merged = any(group.keys for group in groups)
     header = ["group" if merged else "run", "status", *(["n"] if merged else []), *params]
     header += [f"{metric} {ARROWS[rows[0].direction]}" for metric, rows in tables.items() if rows]
     lines = []
     for group in groups:
-        cells = [group.label, group.status, *([str(len(group.runs))] if merged else [])]
+        cells = [group.label, group.status, *([str(group.seeds)] if merged else [])]
         cells += [_shared(group, param) for param in params]
         for metric in tables:
             row = by_group[metric].get(group.label)
@@ -389,41 +567,71 @@ def _param(value: str) -> str:
     return value if value.lstrip("-").isdigit() else f"{number:.4g}"
 
 
+def holm_family(rows: Sequence[VerdictRow]) -> str:
+    """What a table's p-values were adjusted over, named: ``Holm-adjusted over the 2 comparisons against l2
+    on test/mae`` — only the rows with a test (a group with one run, or one that diverged, is outside)."""
+    baseline = next((row.baseline for row in rows if row.baseline), None)
+    family = sum(row.p_value is not None and row.group != baseline for row in rows)
+    plural = "s" if family != 1 else ""
+    return f"Holm-adjusted over the {family} comparison{plural} against {baseline} on {rows[0].metric}"
+
+
+def _pairing(rows: Sequence[VerdictRow], baseline: str) -> str:
+    judged = [row for row in rows if row.paired is not None]
+    paired = {row.paired for row in judged}
+    base = next((row for row in rows if row.group == baseline), None)
+    partly = [
+        f"{row.group} on the {len(set(row.values) & set(base.values))} seeds both ran"
+        for row in judged
+        if row.paired and base is not None and set(row.values) != set(base.values)
+    ]
+    if paired == {False}:
+        return "unpaired (Welch; the groups share fewer than 2 seeds)"
+    text = (
+        "paired by seed"
+        if paired == {True}
+        else "paired by seed where both share 2 seeds or more, else unpaired (Welch)"
+    )
+    return text + (f" ({'; '.join(partly)})" if partly else "")
+
+
 def comparison_markdown(
     groups: Sequence[Group],
     params: Sequence[str],
     tables: Mapping[str, Sequence[VerdictRow]],
     *,
     notes: Sequence[str] = (),
+    bounds: Mapping[str, tuple[float | None, float | None]] | None = None,
+    under: Sequence[str] = (),
 ) -> str:
-    """The whole comparison as markdown: the overview, the legend, notes, then a verdict table per metric."""
+    """The whole comparison as markdown: the overview, the legend, notes, a verdict table per metric (the
+    intervals within the metric's ``bounds``), then what was left out (``under``)."""
     parts = [overview_table(groups, params, tables), LEGEND]
-    if any(row.n == 1 for rows in tables.values() for row in rows):
+    if any(group.keys for group in groups) and any(row.n == 1 for rows in tables.values() for row in rows):
         parts.append(
             "Groups with n = 1 show a mean without interval or verdict: an interval needs at least 2 runs to "
-            "estimate the spread (run several seeds, e.g. `seed=0,1,2`, and compare with `--mean-over seed`)."
+            "estimate the spread (run several seeds, e.g. `seed=0,1,2`)."
         )
     parts += notes
     for metric, rows in tables.items():
         baseline = next((row.baseline for row in rows if row.baseline), None)
         title = f"### {metric} {ARROWS[rows[0].direction]}" + (f" — against {baseline}" if baseline else "")
-        parts += [title, verdicts_to_markdown(rows)]
-        if baseline:
-            comparisons = sum(row.verdict is not None for row in rows)
-            paired = {row.paired for row in rows if row.verdict is not None}
-            pairing = (
-                "paired by seed"
-                if paired == {True}
-                else "unpaired (Welch)"
-                if paired == {False}
-                else "paired by seed where both ran the same seeds, else unpaired (Welch)"
-            )
+        limits = (bounds or {}).get(metric, (None, None))
+        parts += [title, verdicts_to_markdown(rows, bounds=limits)]
+        if any(_clip(row.ci_low, row.ci_high, limits)[2] for row in rows):
             parts.append(
-                f"Difference = group − {baseline}, {pairing}. p: two-sided permutation test (sign flips when "
-                f"paired; exact up to {PERMUTATIONS} arrangements), Holm-adjusted over the {comparisons} comparison"
-                f"{'s' if comparisons != 1 else ''} of this metric; verdicts at α = {ALPHA:g} "
-                f"(intervals {CONFIDENCE:.0%})."
+                f"\\* interval shown within the range of {metric}, {_range(limits)}: the t interval reaches past "
+                "it (the JSON keeps it as computed; the tests do not use it)."
             )
+        if baseline:
+            parts.append(
+                f"Difference = group − {baseline}, {_pairing(rows, baseline)}. p: two-sided permutation test (sign "
+                f"flips when paired; exact up to {PERMUTATIONS} arrangements), {holm_family(rows)}; verdicts at "
+                f"α = {ALPHA:g} (intervals {CONFIDENCE:.0%})."
+            )
+        if any(row.verdict and row.verdict.startswith("diverged") for row in rows):
+            parts.append(DIVERGED_RULE)
+    parts += under
     return "\n\n".join(parts) + "\n"
 
 
@@ -450,17 +658,69 @@ class ComparisonReport:
     tables: dict[str, list[VerdictRow]]  # metric → its verdict table
     notes: tuple[str, ...]
     failed: tuple[dict[str, Any], ...] = ()  # a comparison's entries whose every tuning trial failed
-    figure: Figure | None = None  # each seed, each group's mean and CI (None without a table)
     logged: bool = False  # whether the tables, the figure and the group metrics went onto the parent run
+    baseline: str | None = None  # the baseline group's label
+    bounds: dict[str, tuple[float | None, float | None]] = dataclasses.field(default_factory=dict)
+
+    @functools.cached_property
+    def figure(self) -> Figure | None:
+        """Each seed, each group's mean and CI ([verdict_figure][lossforge.evaluation.dashboard.verdict_figure]);
+        `None` without a table. Drawn when first asked for: a comparison that is only read draws nothing."""
+        return verdict_figure(self.tables) if self.tables else None
 
     @property
     def rows(self) -> list[VerdictRow]:
         """Every verdict row, metric by metric."""
         return [row for rows in self.tables.values() for row in rows]
 
+    def left_out(self) -> list[tuple[Group, Row]]:
+        """The runs outside the statistics — failed, killed, still running — with their group."""
+        return [(group, run) for group in self.groups for run in group.left_out()]
+
+    def under_table(self) -> list[str]:
+        """The lines under the tables: every run left out of the statistics, its outcome and error."""
+        left = self.left_out()
+        if not left:
+            return []
+        lines = [f"Left out of the statistics ({len(left)} run{'s' if len(left) != 1 else ''}, by outcome):"]
+        for group, run in left:
+            error = " ".join(run.error.split())[:200] or "no error recorded"
+            lines.append(f"- {group.label}, seed {group.seed(run)} (run {run.run_name}): {run.outcome} — {error}")
+        return ["\n".join(lines)]
+
+    def json_rows(self) -> list[dict[str, Any]]:
+        """The verdict rows with each group's seeds, the seeds that diverged and the runs that lack the
+        metric; then the protocol's failed entries and every run left out, one object each."""
+        by_label = {group.label: group for group in self.groups}
+        rows: list[dict[str, Any]] = []
+        for row in self.rows:
+            group = by_label[row.group]
+            missing = group.missing(row.metric)
+            rows.append(
+                {**row.as_dict(), "seeds": group.seeds, "diverged": len(group.diverged()), "missing": len(missing)}
+            )
+        rows += [dict(entry) for entry in self.failed]
+        for group, run in self.left_out():
+            rows.append(
+                {
+                    "group": group.label,
+                    "metric": None,
+                    "n": 0,
+                    "verdict": "left out",
+                    "outcome": run.outcome,
+                    "error": run.error,
+                    "run": run.run_name,
+                    "run_id": run.run_id,
+                    "seed": group.seed(run),
+                }
+            )
+        return rows
+
     def to_markdown(self) -> str:
         """The whole comparison as markdown (:func:`comparison_markdown`)."""
-        return comparison_markdown(self.groups, self.params, self.tables, notes=self.notes)
+        return comparison_markdown(
+            self.groups, self.params, self.tables, notes=self.notes, bounds=self.bounds, under=self.under_table()
+        )
 
     def to_text(self) -> str:
         """A line naming the sweep, then the markdown: what ``lossforge compare`` prints by default."""
@@ -471,8 +731,8 @@ class ComparisonReport:
         return verdicts_to_csv(self.rows)
 
     def to_json(self) -> str:
-        """The verdict rows and the failed entries as JSON (:func:`verdicts_to_json`)."""
-        return verdicts_to_json(self.rows, self.failed)
+        """The rows of [json_rows][lossforge.evaluation.compare.ComparisonReport.json_rows] as JSON."""
+        return verdicts_to_json(self.json_rows())
 
     def render(self, format: str = "table") -> str:
         """``"table"`` (:meth:`to_text`), ``"markdown"``, ``"csv"`` or ``"json"``."""
@@ -490,6 +750,15 @@ class ComparisonReport:
         self.figure.savefig(output, dpi=120)
         return output
 
+    def seeds_for_a_verdict(self) -> int | None:
+        """The paired seeds every group needs for a verdict to be possible against the baseline
+        ([seeds_needed][lossforge.evaluation.statistics.seeds_needed] for one comparison per other group);
+        ``None`` without a baseline or another group."""
+        comparisons = sum(group.label != self.baseline for group in self.groups)
+        if self.baseline is None or comparisons == 0:
+            return None
+        return seeds_needed(comparisons)
+
     def footer(self, plot: Path | None) -> list[str]:
         """The lines ``lossforge compare`` prints after the tables: where the plot went, what was logged."""
         lines = [f"Plot: {plot}"] if plot is not None else []
@@ -499,44 +768,16 @@ class ComparisonReport:
         return lines
 
 
-def compare(
-    run_id: str | None = None,
-    *,
-    tracking_uri: str | None = None,
-    experiment: str = "lossforge",
-    metrics: Sequence[str] | None = None,
-    mean_over: str | None = None,
-    baseline: str | None = None,
-    directions: Mapping[str, Direction] | None = None,
-    log: bool = True,
-    base_dir: Path | None = None,
-) -> ComparisonReport:
-    """Compare the runs of the sweep ``run_id`` (default: the experiment's latest) — or of a ``lossforge
-    benchmark`` comparison, whose seed runs are read through its studies — and, with ``log``, log the tables,
-    the figure and each group's mean and CI onto its parent run.
-
-    Args:
-        run_id: the sweep's (or comparison's) parent run; ``None``: the experiment's most recent sweep.
-        tracking_uri: the MLflow store (default: ``$MLFLOW_TRACKING_URI``, else ``outputs/mlflow.db`` under
-            ``base_dir``).
-        experiment: the MLflow experiment's name.
-        metrics: the metrics to compare (default: every comparable ``test/*`` metric all runs have).
-        mean_over: group runs that differ only in this parameter (``"seed"``); a comparison's default.
-        baseline: the group the others are judged against (a loss name or a full group label; ``"none"``
-            for no verdicts); default: ``cross_entropy`` where one group trained it.
-        directions: ``{"higher"|"lower"}`` per metric whose direction lossforge does not know.
-        log: log the result onto the parent run.
-        base_dir: where a relative store is (default: the current directory).
+def open_store(tracking_uri: str | None, base_dir: Path | None) -> Any:
+    """An ``MlflowClient`` on the store a comparison reads; creates nothing (training creates stores).
 
     Raises:
-        ComparisonError: when the comparison cannot be made as asked; the message says why.
+        ComparisonError: no store where it looked; the message says where, and how to point elsewhere.
     """
     from mlflow import MlflowClient
 
-    directions = dict(directions or {})
     configured = tracking_uri or os.environ.get("MLFLOW_TRACKING_URI")
     where = "--tracking-uri" if tracking_uri else "MLFLOW_TRACKING_URI" if configured else "the default store"
-    # Reading creates nothing: a store (and its folder) is made by training, never by a comparison.
     store = configured or f"sqlite:///{((base_dir or Path.cwd()) / DEFAULT_STORE).resolve()}"
     database = sqlite_path(store)
     if database is not None and not database.exists():
@@ -545,64 +786,155 @@ def compare(
             f"store with --tracking-uri <uri> (or MLFLOW_TRACKING_URI)."
         )
     check_reachable(store)  # a damaged store: one paragraph naming it (lossforge.tracking.store)
-    client = MlflowClient(store)
-    found = client.get_experiment_by_name(experiment)
-    if found is None:
-        raise ComparisonError(f"no MLflow experiment named {experiment!r} in {client.tracking_uri}")
-    parent = find_sweep(client, found.experiment_id, run_id)
-    children = _children(client, found.experiment_id, parent.info.run_id)
-    protocol_notes: list[str] = []
-    failed_groups: list[dict[str, Any]] = []  # a comparison's entries whose every tuning trial failed
+    return MlflowClient(store)
+
+
+def read_runs(client: Any, parent: Any) -> tuple[list[Row], list[dict[str, Any]], bool]:
+    """The runs a sweep (or a ``lossforge benchmark`` comparison, through its studies) compares, the
+    comparison's entries whose every tuning trial failed, and whether it is a comparison. Superseded runs
+    (replaced by a resume, moved to the deleted runs) are not read."""
+    experiment_id = parent.info.experiment_id
+    children = _children(client, experiment_id, parent.info.run_id)
+    failed: list[dict[str, Any]] = []
     protocol = parent.data.tags.get(PROTOCOL_STAGE) == "comparison"
     if protocol:  # lossforge benchmark: the studies' seed runs
-        failed_groups = [
+        failed = [
             {
                 "group": study.data.tags.get("entry", study.info.run_name),
                 "metric": parent.data.tags.get("lossforge.protocol.metric"),
                 "n": 0,
                 "verdict": "failed",
-                "error": study.data.tags.get("lossforge.error", ""),
+                "error": study.data.tags.get(ERROR_TAG, ""),
             }
             for study in children
             if study.info.status == "FAILED"
         ]
-        protocol_notes = [f"Failed: {row['group']} — {row['error']}" for row in failed_groups]
-        children = [run for study in children for run in _children(client, found.experiment_id, study.info.run_id)]
-        mean_over = mean_over or "seed"
-        baseline = baseline or parent.data.params.get("baseline")
-    rows = [
-        Row(c.info.run_name, c.info.status, dict(c.data.params), dict(c.data.metrics), c.info.run_id) for c in children
+        children = [run for study in children for run in _children(client, experiment_id, study.info.run_id)]
+    rows = [row_of(child) for child in children]
+    return [row for row in rows if row.outcome != "superseded"], failed, protocol
+
+
+def _check_pooled(rows: Sequence[Row], mean_over: str | Sequence[str] | None, keys: Sequence[str]) -> None:
+    """A parameter the user named to pool over must exist: a misspelt one is an error with a suggestion."""
+    named = [key for key in keys if key != SEED or (mean_over and SEED in str(mean_over))]
+    names = sorted({key for row in rows for key in row.params if not key.startswith("hydra")})
+    for key in named:
+        if not any(key in row.params for row in rows):
+            raise ComparisonError(
+                f"--mean-over {key}: no run has a parameter {key!r}.{did_you_mean(key, names)} "
+                f"Parameters that differ between the runs: {', '.join(varying_params(rows)) or 'none'}."
+            )
+
+
+def _notes(groups: Sequence[Group], tables: Mapping[str, Sequence[VerdictRow]], baseline: str | None) -> list[str]:
+    """What a reader must know about the runs behind the numbers: re-runs, missing metrics, divergence."""
+    notes = []
+    repeats = [
+        f"{group.label} seed {seed} ran {count} times" for group in groups for seed, count in group.repeats().items()
     ]
+    if repeats:
+        notes.append(
+            f"Re-runs: {'; '.join(repeats)}. Only the newest finished run of each seed counts: runs of one seed "
+            "are not independent replicates (pseudo-replication)."
+        )
+    for metric in tables:
+        lacking = [f"{group.label} seed {seed}" for group in groups for seed in group.missing(metric)]
+        if lacking:
+            counted = sum(len(group.kept()) for group in groups)
+            notes.append(
+                f"{metric}: {len(lacking)} of {counted} finished runs lack it ({', '.join(lacking)}); each group uses "
+                "the runs that have it, paired with the baseline on the seeds both have."
+            )
+    for group in groups:
+        if group.diverged() and not group.kept():
+            notes.append(f"{group.label}: diverged on {len(group.diverged())} of {group.seeds} seeds — no values.")
+        elif group.diverged() and group.label == baseline:
+            notes.append(
+                f"The baseline {baseline} diverged on {len(group.diverged())} of {group.seeds} seeds: the verdicts "
+                "against it use the seeds where it finished."
+            )
+    return notes
+
+
+def compare(
+    run_id: str | None = None,
+    *,
+    tracking_uri: str | None = None,
+    experiment: str = "lossforge",
+    metrics: Sequence[str] | None = None,
+    mean_over: str | Sequence[str] | None = None,
+    baseline: str | None = None,
+    directions: Mapping[str, Direction] | None = None,
+    log: bool = False,
+    base_dir: Path | None = None,
+) -> ComparisonReport:
+    """Compare the runs of the sweep ``run_id`` (default: the experiment's latest) — or of a ``lossforge
+    benchmark`` comparison, whose seed runs are read through its studies. Reads only, unless ``log``.
+
+    Which runs count (docs/decisions.md §2): the newest finished run of each seed of a group; a group that
+    diverged on some seeds is reported "diverged on k of n seeds" without a statistical verdict; failed and
+    killed runs are listed under the tables; superseded runs never count.
+
+    Args:
+        run_id: the sweep's (or comparison's) parent run; ``None``: the experiment's most recent sweep.
+        tracking_uri: the MLflow store (default: ``$MLFLOW_TRACKING_URI``, else ``outputs/mlflow.db`` under
+            ``base_dir``).
+        experiment: the MLflow experiment's name.
+        metrics: the metrics to compare (default: every comparable ``test/*`` metric a finished run has).
+        mean_over: parameters to pool over besides the seed (comma-separated, or a list); ``"none"``: every
+            run its own row.
+        baseline: the group the others are judged against (a loss name or a full group label; ``"none"``
+            for no verdicts); default: the task's baseline (``TaskSpec.baseline``) where one group trained it.
+        directions: ``{"higher"|"lower"}`` per metric whose direction lossforge does not know.
+        log: write the tables, the figure and each group's mean and CI onto the parent run
+            ([log_comparison][lossforge.evaluation.dashboard.log_comparison]); by default nothing is written.
+        base_dir: where a relative store is (default: the current directory).
+
+    Raises:
+        ComparisonError: when the comparison cannot be made as asked; the message says why.
+    """
+    from lossforge.tasks import spec_for
+    from lossforge.tasks.base import TaskSpec
+
+    directions = dict(directions or {})
+    client = open_store(tracking_uri, base_dir)
+    found = client.get_experiment_by_name(experiment)
+    if found is None:
+        raise ComparisonError(f"no MLflow experiment named {experiment!r} in {redact_uri(client.tracking_uri)}")
+    parent = find_sweep(client, found.experiment_id, run_id)
+    rows, failed_groups, protocol = read_runs(client, parent)
     if not rows:
         raise ComparisonError(f"the run {parent.info.run_id} has no child runs; is it a sweep's parent?")
-    chosen, left_out = choose_metrics(rows, list(metrics) if metrics else None, directions)
+    if protocol:
+        baseline = baseline or parent.data.params.get("baseline")
+    keys = pooled_keys(mean_over)
+    _check_pooled(rows, mean_over, keys)
+    groups = group_runs(rows, keys)
+    chosen, left_out = choose_metrics(groups, list(metrics) if metrics else None, directions)
     if protocol and parent.data.tags.get("lossforge.protocol.metric") in chosen:
         selection = parent.data.tags["lossforge.protocol.metric"]
         chosen = [selection, *(metric for metric in chosen if metric != selection)]  # what decided, first
-    if mean_over and not any(mean_over in row.params for row in rows):
-        names = sorted({key for row in rows for key in row.params if not key.startswith("hydra")})
-        raise ComparisonError(
-            f"--mean-over {mean_over}: no run has a parameter {mean_over!r}.{did_you_mean(mean_over, names)} "
-            f"Parameters that differ between the runs: {', '.join(varying_params(rows)) or 'none'}."
-        )
-    groups = group_runs(rows, mean_over)
-    baseline_label, baseline_note = resolve_baseline(groups, baseline)
+    if keys:
+        baseline_label, baseline_note = resolve_baseline(groups, baseline, default_baselines(rows))
+    else:  # single runs: a listing, judged only against a baseline asked for
+        baseline_label, baseline_note = resolve_baseline(groups, baseline or "none")
+        baseline_note = "Every run is its own row (--mean-over none); without --mean-over, the seeds are pooled."
     if baseline_label:
         groups = sorted(groups, key=lambda group: group.label != baseline_label)  # the baseline first
     try:
         tables = verdict_tables(groups, chosen, baseline=baseline_label, directions=directions)
     except (NotComparableError, ValueError) as error:
         raise ComparisonError(str(error)) from None
-    params = [key for key in varying_params(rows) if key != mean_over]
-    notes = [note for note in [baseline_note] if note] + protocol_notes
+    params = [key for key in varying_params(rows) if key not in keys]
+    notes = [note for note in [baseline_note] if note]
+    notes += [f"Failed: {row['group']} — {row['error']}" for row in failed_groups]
     if left_out:
         notes.append("Left out: " + "; ".join(left_out) + ".")
-    if not mean_over and "seed" in params and len(groups) > 1:
-        notes.append("Runs differ in seed: `--mean-over seed` merges them into groups with intervals and verdicts.")
-    if mean_over:
-        summary = f"{len(groups)} groups from {len(rows)} runs, mean over {mean_over}"
-    else:
-        summary = f"{len(rows)} runs"
+    notes += _notes(groups, tables, baseline_label)
+    tasks = {row.task for row in rows if row.task}
+    spec = spec_for(tasks.pop()) if len(tasks) == 1 else TaskSpec()
+    pooled = f", mean over {', '.join(keys)}" if keys else ""
+    summary = f"{len(groups)} groups from {len(rows)} runs{pooled}" if keys else f"{len(rows)} runs"
     report = ComparisonReport(
         run_id=parent.info.run_id,
         kind="Comparison" if protocol else "Sweep",
@@ -613,8 +945,9 @@ def compare(
         tables=tables,
         notes=tuple(notes),
         failed=tuple(failed_groups),
-        figure=verdict_figure(tables) if tables else None,
         logged=log,
+        baseline=baseline_label,
+        bounds={metric: spec.bounds(metric) for metric in tables},
     )
     if log:
         log_comparison(client, report)
@@ -658,6 +991,12 @@ def _children(client: Any, experiment_id: str, run_id: str) -> list[Any]:
     )
 
 
+def _without_dataset(row: Row) -> Row:
+    """A run without its dataset's parameters: across datasets, a group is the same loss configuration."""
+    params = {key: value for key, value in row.params.items() if not key.startswith("dataset.")}
+    return dataclasses.replace(row, params=params)
+
+
 @dataclass(frozen=True)
 class AcrossReport:
     """Losses ranked on several datasets (:func:`compare_across`): Friedman's test, the Nemenyi critical
@@ -698,8 +1037,9 @@ def compare_across(
     directions: Mapping[str, Direction] | None = None,
     base_dir: Path | None = None,
 ) -> AcrossReport:
-    """Each run of ``run_ids`` (a sweep or a comparison on one dataset) gives each loss its mean ``metric``
-    over seeds; the losses all runs share are ranked per dataset and compared by Friedman's test with the
+    """Each run of ``run_ids`` (a sweep or a comparison on one dataset) gives each group (a loss
+    configuration: `focal gamma=0.5` and `focal gamma=2` apart) its mean ``metric`` over the newest finished
+    run of each seed; the groups all runs share are ranked per dataset and compared by Friedman's test with the
     Nemenyi critical difference (Demšar 2006), drawn as a diagram.
 
     Raises:
@@ -720,13 +1060,14 @@ def compare_across(
             children = [
                 run for study in children for run in _children(client, parent.info.experiment_id, study.info.run_id)
             ]
-        rows = [Row(c.info.run_name, c.info.status, dict(c.data.params), dict(c.data.metrics)) for c in children]
+        rows = [row for row in map(row_of, children) if row.outcome != "superseded"]
         dataset = str(parent.data.tags.get("dataset") or next((row.params.get("dataset.name") for row in rows), run_id))
         label = dataset if dataset not in {name for values in scores.values() for name in values} else run_id
-        for group in group_runs(rows, "seed"):
+        # Keyed by the group (focal gamma=0.5 and focal gamma=2 are two contestants), named without the dataset.
+        for group in group_runs([_without_dataset(row) for row in rows]):
             values = group.values(metric)
             if values:
-                scores.setdefault(group.loss, {})[label] = sum(values.values()) / len(values)
+                scores.setdefault(group.label, {})[label] = sum(values.values()) / len(values)
     datasets = {name for values in scores.values() for name in values}
     shared = {loss: values for loss, values in scores.items() if set(values) == datasets}
     try:

@@ -244,17 +244,32 @@ def min_p_value(n: int, *, n_baseline: int | None = None, n_resamples: int = PER
     return min(1.0, 2 / arrangements)
 
 
-def seeds_needed(comparisons: int, *, paired: bool = True, alpha: float = ALPHA) -> int:
+def seeds_needed(comparisons: int, *, paired: bool = True, alpha: float = ALPHA, n_baseline: int | None = None) -> int:
     """The fewest seeds per group at which ``comparisons`` Holm-corrected tests can reach ``alpha``.
 
     A verdict needs ``comparisons * min_p_value(n) <= alpha`` (Holm multiplies the smallest p-value by the
-    number of comparisons); unpaired, both groups are assumed to have ``n`` runs.
+    number of comparisons). Paired, ``n`` counts the seeds both sides ran. Unpaired, the baseline has
+    ``n_baseline`` runs (``None``: as many as the group, ``n``).
 
-    >>> seeds_needed(1), seeds_needed(3), seeds_needed(6), seeds_needed(1, paired=False)
-    (6, 7, 8, 4)
+    Args:
+        comparisons: the size of the Holm family.
+        paired: sign flips on paired seeds, else relabelling two independent samples.
+        alpha: the significance level after Holm's correction.
+        n_baseline: the baseline's number of runs, for an unpaired comparison.
+
+    Returns:
+        The smallest `n` with $m \\cdot p_{\\min}(n) \\le \\alpha$.
+
+    Examples:
+        >>> seeds_needed(1), seeds_needed(3), seeds_needed(6), seeds_needed(1, paired=False)
+        (6, 7, 8, 4)
+        >>> seeds_needed(2, paired=False), seeds_needed(2, paired=False, n_baseline=5)  # 2·2/C(9, 4) = 0.032
+        (5, 4)
     """
+    if comparisons * 2 / (PERMUTATIONS + 1) > alpha:  # no n is enough once the permutations are sampled
+        raise ValueError(f"Expected at most {int(alpha * (PERMUTATIONS + 1) / 2)} comparisons, got {comparisons}")
     n = 1
-    while comparisons * min_p_value(n, n_baseline=None if paired else n) > alpha:
+    while comparisons * min_p_value(n, n_baseline=None if paired else (n_baseline or n)) > alpha:
         n += 1
     return n
 
@@ -363,6 +378,29 @@ def _welch_interval(x: np.ndarray, b: np.ndarray, confidence: float) -> tuple[fl
     return float(interval.low), float(interval.high)
 
 
+def shared_seeds(
+    candidate: Mapping[Seed, float], baseline: Mapping[Seed, float]
+) -> tuple[Mapping[Seed, float], Mapping[Seed, float]]:
+    """Both sides restricted to the seeds both ran, when at least two are shared; else both unchanged.
+
+    A run missing on one side (it failed, or did not log the metric) must not turn a paired comparison into
+    an unpaired one: the seeds both sides share still cancel the noise each seed shares, and the sign-flip
+    test on them keeps the power that Welch's unpaired test would lose. With fewer than two shared seeds
+    no paired test exists, and [compare_to_baseline][lossforge.evaluation.statistics.compare_to_baseline]
+    compares all runs unpaired.
+
+    Examples:
+        >>> shared_seeds({0: 1.0, 1: 2.0, 2: 3.0}, {0: 0.5, 1: 1.5})
+        ({0: 1.0, 1: 2.0}, {0: 0.5, 1: 1.5})
+        >>> shared_seeds({0: 1.0, 1: 2.0}, {1: 0.5, 5: 1.5})  # one shared seed: unpaired, every run
+        ({0: 1.0, 1: 2.0}, {1: 0.5, 5: 1.5})
+    """
+    common = [seed for seed in candidate if seed in baseline]
+    if len(common) < 2 or len(common) == len(candidate) == len(baseline):
+        return candidate, baseline
+    return {seed: candidate[seed] for seed in common}, {seed: baseline[seed] for seed in common}
+
+
 def holm(p_values: Sequence[float], *, alpha: float = ALPHA) -> list[float]:
     """Holm-adjusted p-values (``statsmodels.stats.multitest.multipletests(method="holm")``).
 
@@ -461,7 +499,9 @@ def verdict_table(
         raise ValueError(f"Groups without a value of {metric}: {', '.join(empty)}; leave them out")
     summaries = {label: summarize(list(values.values()), confidence=confidence) for label, values in groups.items()}
     differences = {
-        label: compare_to_baseline(values, groups[baseline], confidence=confidence, n_resamples=n_resamples)
+        label: compare_to_baseline(
+            *shared_seeds(values, groups[baseline]), confidence=confidence, n_resamples=n_resamples
+        )
         for label, values in groups.items()
         if baseline is not None and label != baseline
     }
@@ -488,7 +528,8 @@ def verdict_table(
         if label in differences:
             diff = differences[label]
             best = best_case.get(label, 1.0)
-            row = _with_verdict(row, baseline, diff, adjusted.get(label), best, len(differences), alpha)
+            size = None if diff.paired else len(groups[baseline or label])
+            row = _with_verdict(row, baseline, diff, adjusted.get(label), best, len(differences), alpha, size)
         rows.append(row)
     return rows
 
@@ -501,9 +542,10 @@ def _with_verdict(
     best_case: float,
     comparisons: int,
     alpha: float,
+    n_baseline: int | None = None,
 ) -> VerdictRow:
     if best_case > alpha:
-        verdict = too_few_runs(seeds_needed(comparisons, paired=diff.paired, alpha=alpha))
+        verdict = too_few_runs(seeds_needed(comparisons, paired=diff.paired, alpha=alpha, n_baseline=n_baseline))
     elif p_adjusted is not None and p_adjusted <= alpha:
         improved = diff.difference > 0 if row.direction == "higher" else diff.difference < 0
         verdict = BETTER if improved else WORSE

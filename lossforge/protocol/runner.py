@@ -32,8 +32,8 @@ from omegaconf import DictConfig
 
 from lossforge.components import list_losses
 from lossforge.contract import Task, loss_traits, training_task
-from lossforge.evaluation.compare import compare
-from lossforge.evaluation.statistics import VerdictRow, is_comparable, verdict_table
+from lossforge.evaluation.compare import ComparisonReport, compare
+from lossforge.evaluation.statistics import VerdictRow
 from lossforge.hydra_options import compose
 from lossforge.protocol.launch import describe, run_workers
 from lossforge.protocol.plan import BUDGETS, Budget, Entry
@@ -74,8 +74,9 @@ class Settings:
         overrides: Hydra overrides of the base experiment every entry shares (``dataset=…``, ``model=…``).
         entries: the contestants; empty: every registered loss that declares the dataset's task.
         budget: trials and seeds per entry (and epochs per run).
-        baseline: the entry every other is judged against; ``None``: ``cross_entropy`` if it takes part,
-            else the first entry.
+        baseline: the entry every other is judged against; ``None``: the task's baseline
+            (``TaskSpec.baseline``: ``l2``, ``cross_entropy``, ``bce``, ``contrastive+semihard_triplets``) if it
+            takes part, else the first entry.
         name: names the comparison in MLflow and its studies in Optuna; the same name resumes it.
             ``None``: derived from the dataset, the entries and the budget.
         pruner: stop poor trials early (a median pruner on each epoch's validation score).
@@ -162,7 +163,7 @@ def run_protocol(settings: Settings, *, base_dir: Path) -> Comparison:
     base_overrides += held_out
     monitor, metric = f"val/{spec.selection_metric}", f"test/{spec.selection_metric}"
     labels = [entry.label for entry in entries]
-    baseline = settings.baseline or ("cross_entropy" if "cross_entropy" in labels else labels[0])
+    baseline = settings.baseline or (spec.baseline if spec.baseline in labels else labels[0])
     if baseline not in labels:
         raise ValueError(f"Baseline {baseline!r} is not one of the entries: {', '.join(labels)}.")
     name = settings.name or _default_name(dataset.name, labels, budget, settings.overrides)
@@ -232,9 +233,10 @@ def run_protocol(settings: Settings, *, base_dir: Path) -> Comparison:
             )
         for entry, job in zip(entries, jobs, strict=True):
             outcomes.append(_outcome(entry, job, tunings[job.label], client=client, plan=plan))
-        tables = _verdict(outcomes, metric=metric, baseline=baseline)
-        failed = failed_rows(outcomes, metric=metric)
-        report = _log_verdict(parent, tracking_uri, base.logger.experiment, base_dir)
+        verdict = _log_verdict(parent, tracking_uri, base.logger.experiment, base_dir)
+        tables, failed = verdict.tables, [dict(entry) for entry in verdict.failed]  # compare's: one code path
+        plot = verdict.save_figure(base_dir / "outputs" / "benchmark" / f"{parent}.png")
+        report = verdict.to_text() + "\n" + "".join(f"{line}\n" for line in verdict.footer(plot))
     except BaseException:
         for job in jobs:
             if client.get_run(job.study_run).info.status == "RUNNING":
@@ -413,37 +415,8 @@ def _cell(value: Any) -> str:
     return "" if value is None else str(value).replace("|", "/").replace("\n", " ")
 
 
-def _verdict(outcomes: Sequence[Outcome], *, metric: str, baseline: str) -> dict[str, list[VerdictRow]]:
-    """A verdict table per comparable test metric the entries share, the selection metric first."""
-    finished = [outcome for outcome in outcomes if outcome.by_seed]
-    shared = set.intersection(*(set(runs) for o in finished for runs in o.by_seed.values())) if finished else set()
-    others = (key for key in shared if key != metric and key.startswith("test/") and key.count("/") == 1)
-    metrics = [metric, *sorted(key for key in others if is_comparable(key))]
-    tables = {}
-    for name in metrics:
-        groups = {
-            outcome.entry.label: {seed: runs[name] for seed, runs in outcome.by_seed.items() if name in runs}
-            for outcome in finished
-        }
-        groups = {label: values for label, values in groups.items() if values}
-        if groups:
-            tables[name] = verdict_table(groups, metric=name, baseline=baseline if baseline in groups else None)
-    return tables
-
-
-def failed_rows(outcomes: Sequence[Outcome], *, metric: str) -> list[dict[str, Any]]:
-    """Entries without results, as rows of the verdict table: failed, with the reason."""
-    return [
-        {"group": o.entry.label, "metric": metric, "n": 0, "verdict": "failed", "error": o.error}
-        for o in outcomes
-        if o.error
-    ]
-
-
-def _log_verdict(run_id: str, tracking_uri: str, experiment: str, base_dir: Path) -> str:
-    """Log the verdict tables, the plot and each entry's mean and CI on the comparison run — through
-    :func:`~lossforge.evaluation.compare.compare`, as ``lossforge compare`` does, so that the command
-    rebuilds exactly this from the store — and return the report as the command prints it."""
-    report = compare(run_id, tracking_uri=tracking_uri, experiment=experiment, base_dir=base_dir)
-    plot = report.save_figure(base_dir / "outputs" / "benchmark" / f"{run_id}.png")
-    return report.to_text() + "\n" + "".join(f"{line}\n" for line in report.footer(plot))
+def _log_verdict(run_id: str, tracking_uri: str, experiment: str, base_dir: Path) -> ComparisonReport:
+    """The verdict: [compare][lossforge.evaluation.compare.compare] over the comparison run, logged on it as
+    ``lossforge compare --log`` does — the one computation of it, so the command rebuilds exactly this from
+    the store — with the failed entries, the runs left out and the seeds that diverged."""
+    return compare(run_id, tracking_uri=tracking_uri, experiment=experiment, base_dir=base_dir, log=True)

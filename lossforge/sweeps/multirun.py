@@ -47,7 +47,7 @@ from collections.abc import Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from types import FrameType
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from hydra.experimental.callback import Callback
 from mlflow import MlflowClient
@@ -79,6 +79,9 @@ from lossforge.tracking.store import (
 from lossforge.tracking.sweep_record import SweepJob
 from lossforge.tracking.sweep_record import record_path as _record_path
 from lossforge.tracking.sweep_record import write_record as _write_record
+
+if TYPE_CHECKING:
+    from lossforge.evaluation.compare import ComparisonReport
 
 log = logging.getLogger("lossforge")
 
@@ -280,45 +283,66 @@ class MlflowSweepCallback(Callback):
             log.debug("tracking server error at the sweep's end: %s", scrub_secrets(str(error)))
             print(f"lossforge: error: {message}", file=sys.stderr, flush=True)
             raise SweepFailed(message) from None
-        print(self._comparison(config, children), end="", flush=True)
-        print(sweep_summary(self.parent_run_id, len(children), [child.info.run_name for child in failed]), flush=True)
+        text, report = self._comparison(config)
+        print(text, end="", flush=True)
+        unfinished = [child.info.run_name for child in failed]
+        print(sweep_summary(self.parent_run_id, len(children), unfinished, hint=closing_hint(report)), flush=True)
         page = {"run_id": parent.info.run_id, "experiment_id": parent.info.experiment_id}  # the parent's own page
         print(f"Dashboard:         {dashboard_command(self.client.tracking_uri, **page)}", flush=True)
         if failed:
             print(failure_table(failed), flush=True)
             raise SweepFailed(f"{len(failed)} of {len(children)} sweep jobs did not finish")
 
-    def _comparison(self, config: DictConfig, children: list[Any]) -> str:
-        """``lossforge compare`` on the sweep (over seeds when its runs differ in seed): the table is printed
-        and each group's mean and CI logged on the parent, so the runs table shows who won. A sweep whose
-        runs cannot be compared (one run, no comparable metric) says why instead."""
+    def _comparison(self, config: DictConfig) -> tuple[str, ComparisonReport | None]:
+        """``lossforge compare --log`` on the sweep (seeds pooled): the table is printed and the verdict
+        logged on the parent, so the dashboard shows who won. A sweep whose runs cannot be compared (one run,
+        no comparable metric) says why instead."""
         from lossforge.evaluation.compare import ComparisonError, compare
 
         assert self.client is not None and self.parent_run_id is not None
-        seeds = {child.data.params.get("seed") for child in children}
         try:
             report = compare(
                 self.parent_run_id,
                 tracking_uri=self.client.tracking_uri,
                 experiment=config.logger.experiment,
-                mean_over="seed" if 1 < len(seeds) < len(children) else None,
+                log=True,  # the sweep's own comparison is the one that writes (compare alone only reads)
             )
             plot = report.save_figure(Path(config.hydra.sweep.dir) / "compare.png")
         except ComparisonError as error:  # the sweep itself succeeded: say why, do not fail it
-            return f"\n(no comparison: lossforge compare: {error})\n"
+            return f"\n(no comparison: lossforge compare: {error})\n", None
         except Exception as error:
-            return f"\n(no comparison: {error})\n"
-        return "\n" + report.to_text() + "\n" + "".join(f"{line}\n" for line in report.footer(plot))
+            return f"\n(no comparison: {error})\n", None
+        text = "\n" + report.to_text() + "\n" + "".join(f"{line}\n" for line in report.footer(plot))
+        return text, report
 
 
-def sweep_summary(parent_run_id: str, runs: int, failed: list[str]) -> str:
+def closing_hint(report: ComparisonReport | None) -> str:
+    """What the sweep's last line adds to ``lossforge compare <id>``: the baseline it judged against, and
+    the seeds a verdict needs where the sweep ran fewer.
+
+    >>> closing_hint(None)
+    ''
+    """
+    if report is None:
+        return ""
+    if report.baseline is None:
+        return "no baseline: name one with --baseline <group>"
+    needed = report.seeds_for_a_verdict()
+    have = min((group.seeds for group in report.groups), default=0)
+    text = f"baseline {report.baseline}"
+    if needed is not None and have < needed:
+        text += f"; a verdict needs ≥ {needed} seeds per group: add seed={','.join(map(str, range(needed)))}"
+    return text
+
+
+def sweep_summary(parent_run_id: str, runs: int, failed: list[str], *, hint: str = "") -> str:
     """What a sweep prints at its end: how many runs finished, which failed, and how to compare them.
 
-    >>> print(sweep_summary("abc", 3, ["focal-digits-2"]))
+    >>> print(sweep_summary("abc", 3, ["focal-digits-2"], hint="baseline l2"))
     <BLANKLINE>
     Sweep finished: 2 of 3 runs FINISHED; not finished: focal-digits-2
     MLflow parent run: abc
-    Compare them:      lossforge compare abc --mean-over seed   (drop --mean-over when there is one seed)
+    Compare them:      lossforge compare abc   (baseline l2)
     """
     status = f"{runs - len(failed)} of {runs} runs FINISHED" + (
         f"; not finished: {', '.join(failed)}" if failed else ""
@@ -328,8 +352,7 @@ def sweep_summary(parent_run_id: str, runs: int, failed: list[str]) -> str:
             "",
             f"Sweep finished: {status}",
             f"MLflow parent run: {parent_run_id}",
-            f"Compare them:      lossforge compare {parent_run_id} --mean-over seed   "
-            "(drop --mean-over when there is one seed)",
+            f"Compare them:      lossforge compare {parent_run_id}" + (f"   ({hint})" if hint else ""),
         ]
     )
 

@@ -9,7 +9,7 @@ contract kit feeds a loss. The training module, the data validators and the cont
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import TYPE_CHECKING, ClassVar
 
 import torch
@@ -40,6 +40,11 @@ class TaskSpec:
         embedding: the model outputs embeddings: a miner may choose the loss's tuples, evaluation is by
             retrieval over a whole split (:meth:`evaluate_embeddings`) instead of per-batch metrics, and
             the model needs an embedding head.
+        baseline: the loss (`loss+miner` for metric learning) every other is judged against by
+            `lossforge compare` and `lossforge benchmark` when the sweep trained it: the standard loss of
+            the task.
+        metric_bounds: the range of each metric (`(low, high)`, `None`: unbounded; names match with
+            `fnmatch`), so that a comparison shows confidence intervals within it.
     """
 
     task: ClassVar[Task]
@@ -49,6 +54,38 @@ class TaskSpec:
     class_labels: ClassVar[bool] = False
     stratified: ClassVar[bool] = False
     embedding: ClassVar[bool] = False
+    #: The loss (or `loss+miner`) a comparison judges the others against when the sweep trained it.
+    baseline: ClassVar[str] = "cross_entropy"
+    #: Each metric's range: fractions in $[0, 1]$, errors and likelihoods $\ge 0$.
+    metric_bounds: ClassVar[Mapping[str, tuple[float | None, float | None]]] = {
+        "accuracy": (0.0, 1.0),
+        "subset_accuracy": (0.0, 1.0),
+        "f1*": (0.0, 1.0),
+        "recall*": (0.0, 1.0),
+        "precision*": (0.0, 1.0),
+        "auroc": (0.0, 1.0),
+        "map_at_r": (0.0, 1.0),
+        "knn_accuracy": (0.0, 1.0),
+        "ece": (0.0, 1.0),
+        "nll": (0.0, None),
+        "mae": (0.0, None),
+        "rmse": (0.0, None),
+    }
+
+    def bounds(self, metric: str) -> tuple[float | None, float | None]:
+        """The range of `metric` (`test/f1_macro`, `test/recall/3`); `(None, None)` when it is not declared.
+
+        Examples:
+            >>> from lossforge.tasks import spec_for
+            >>> spec_for("multiclass").bounds("test/recall/3"), spec_for("regression").bounds("val/mae")
+            ((0.0, 1.0), (0.0, None))
+        """
+        from fnmatch import fnmatchcase
+
+        name = metric.split("/")[1] if metric.count("/") >= 1 else metric
+        return next(
+            (bounds for pattern, bounds in self.metric_bounds.items() if fnmatchcase(name, pattern)), (None, None)
+        )
 
     # -- the model's side ---------------------------------------------------------------------------
     def read_outputs(self, outputs: Tensor, num_outputs: int) -> Tensor:

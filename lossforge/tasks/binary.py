@@ -25,6 +25,7 @@ class BinarySpec(TaskSpec):
     """
 
     task = Task.BINARY
+    baseline = "bce"
     class_labels = True
     stratified = True
 

@@ -21,6 +21,7 @@ class MetricSpec(TaskSpec):
     ``"cosine"``. Not a dataset task: a metric loss trains on a class-labelled dataset."""
 
     task = Task.METRIC
+    baseline = "contrastive+semihard_triplets"  # contrastive loss on the pairs of semi-hard triplets
     selection_metric = "map_at_r"  # rank-aware, as "A Metric Learning Reality Check" recommends
     embedding = True
 

@@ -18,6 +18,7 @@ class MultilabelSpec(TaskSpec):
     """Prediction rule: label k is on when ``sigmoid(logit_k)`` > 0.5; metrics: subset accuracy, macro-F1."""
 
     task = Task.MULTILABEL
+    baseline = "bce"  # one binary cross-entropy per label
     stratified = True
 
     def metrics(self, num_outputs: int, *, stage: str) -> torchmetrics.MetricCollection:

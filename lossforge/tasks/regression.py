@@ -24,6 +24,7 @@ class RegressionSpec(TaskSpec):
     """
 
     task = Task.REGRESSION
+    baseline = "l2"  # L2, the least-squares loss every robust loss claims to improve on
     selection_metric = "mae"  # robust to the outliers the regression claims are about
     higher_is_better = False
 

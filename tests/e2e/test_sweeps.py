@@ -38,7 +38,11 @@ def test_a_two_job_sweep_lands_under_one_parent_and_compare_reads_it(tmp_path: P
         "sys.argv = ['lossforge', 'compare', '--output', 'cmp.png']; main()",
     )
     assert compare.returncode == 0, compare.stderr[-2000:]
-    assert "| l1-regression_outliers-seed0 | FINISHED |" in compare.stdout and "test/mae" in compare.stdout
+    assert "| l1 | finished | 1 |" in compare.stdout and "test/mae" in compare.stdout  # seeds pooled, named by loss
+    # The task's baseline (L2 for regression), not cross_entropy; the sweep's last line says so.
+    assert "No baseline: no group trained l2 (the task's baseline)" in result.stdout
+    assert "(no baseline: name one with --baseline <group>)" in result.stdout
+    assert "Logged to" not in compare.stdout  # compare only reads: what is logged is the sweep's own comparison
     assert (tmp_path / "cmp.png").stat().st_size > 0
     client, _ = default_store_runs(tmp_path)
     logged = {a.path for a in client.list_artifacts(parent.info.run_id, "comparison")}

@@ -44,10 +44,13 @@ class Store:
         for number, run in enumerate(runs):
             params: dict[str, str] = run["params"]  # type: ignore[assignment]
             metrics: dict[str, float] = run["metrics"]  # type: ignore[assignment]
+            tags: dict[str, str] = {"mlflow.parentRunId": parent_id, "lossforge.sweep": "child"}
+            tags.update(run.get("tags", {}))  # type: ignore[call-overload]
             child = self.client.create_run(
                 self.experiment,
                 run_name=f"{params['loss.name']}-digits-{number}",
-                tags={"mlflow.parentRunId": parent_id, "lossforge.sweep": "child"},
+                tags=tags,
+                start_time=1_000_000 + number,  # in order, so "the newest run of a seed" is well defined
             )
             now = int(time.time() * 1000)
             self.client.log_batch(
@@ -105,7 +108,7 @@ def test_json_rows_carry_every_number_and_the_parent_run_gets_tables_plot_and_gr
     store: Store, capsys: pytest.CaptureFixture[str], tmp_path: Path
 ) -> None:
     parent = store.sweep(classification_runs())
-    out = store.compare(capsys, parent, "--mean-over", "seed", "--format", "json", "--output", str(tmp_path / "c.png"))
+    out = store.compare(capsys, parent, "--format", "json", "--log", "--output", str(tmp_path / "c.png"))
     rows = {row["group"]: row for row in json.loads(out)}  # stdout is JSON only
     assert list(rows) == ["cross_entropy", "focal", "hinge"]
     assert all(REQUIRED | AGAINST_BASELINE | {"verdict", "paired", "values"} <= set(row) for row in rows.values())
@@ -166,14 +169,21 @@ def test_one_seed_per_group_prints_means_without_intervals_and_says_why(
     assert focal.endswith(f"| {too_few_runs(7)} |")  # two comparisons, paired
 
 
-def test_without_mean_over_every_run_is_a_row_named_by_its_run(
-    store: Store, capsys: pytest.CaptureFixture[str]
-) -> None:
+def compare_error(store: Store, *args: str) -> SystemExit:
+    with pytest.raises(SystemExit) as raised:
+        compare_command.main([*args, "--tracking-uri", store.uri])
+    return raised.value
+
+
+def test_mean_over_none_shows_every_run_named_by_what_differs(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
     parent = store.sweep(classification_runs(seeds=2))
-    out = store.compare(capsys, parent, "--no-log")
+    out = store.compare(capsys, parent, "--mean-over", "none")
     assert f"Sweep {parent} (loss=... seed=...): 6 runs" in out
-    assert "| cross_entropy-digits-0 | FINISHED |" in out
-    assert "No baseline: 2 groups trained cross_entropy" in out and "--mean-over seed" in out
+    assert "| cross_entropy seed=0 | finished | cross_entropy | 0 |" in out
+    assert "Every run is its own row (--mean-over none)" in out and "against" not in out  # a listing
+    assert "--baseline cross_entropy matches 2 groups" in str(
+        compare_error(store, parent, "--mean-over", "none", "--baseline", "cross_entropy")
+    )
 
 
 def test_the_readme_regression_command_keeps_working(store: Store, capsys: pytest.CaptureFixture[str]) -> None:
@@ -186,12 +196,12 @@ def test_the_readme_regression_command_keeps_working(store: Store, capsys: pytes
         for seed in range(3)
     ]
     store.sweep(runs)
-    out = store.compare(capsys, "--mean-over", "seed", "--metrics", "test/mae,test/rmse", "--no-log")
+    out = store.compare(capsys, "--metrics", "test/mae,test/rmse")
     assert "| group | status | n | loss.name | test/mae ↓ | test/rmse ↓ |" in out
-    assert "| l1 | FINISHED | 3 | l1 | 0.1400 ± 0.0100 | 0.2600 ± 0.0000 |" in out
-    assert "No baseline: no group trained cross_entropy" in out
-    out = store.compare(capsys, "--mean-over", "seed", "--metrics", "test/mae", "--baseline", "l2", "--no-log")
-    assert "### test/mae ↓ — against l2" in out and too_few_runs(7) in out
+    assert "| l1 | finished | 3 | l1 | 0.1400 ± 0.0100 | 0.2600 ± 0.0000 |" in out
+    assert "No baseline" not in out and "### test/mae ↓ — against l2" in out  # regression's baseline: L2
+    out = store.compare(capsys, "--mean-over", "seed", "--metrics", "test/mae", "--baseline", "huber")
+    assert "### test/mae ↓ — against huber" in out and too_few_runs(7) in out
 
 
 def test_a_baseline_by_loss_name_or_full_label_and_an_unknown_one(
@@ -204,10 +214,8 @@ def test_a_baseline_by_loss_name_or_full_label_and_an_unknown_one(
         compare_command.main(
             [parent, "--tracking-uri", store.uri, "--mean-over", "seed", "--baseline", "cross_entropy"]
         )
-    out = store.compare(
-        capsys, parent, "--mean-over", "seed", "--baseline", "cross_entropy (optimizer.lr=0.01)", "--no-log"
-    )
-    assert "— against cross_entropy (optimizer.lr=0.01)" in out
+    out = store.compare(capsys, parent, "--baseline", "cross_entropy optimizer.lr=0.01")
+    assert "— against cross_entropy optimizer.lr=0.01" in out
     assert "against hinge" in store.compare(capsys, parent, "--mean-over", "seed", "--baseline", "hinge", "--no-log")
     with pytest.raises(SystemExit, match="Did you mean 'hinge'"):
         compare_command.main([parent, "--tracking-uri", store.uri, "--mean-over", "seed", "--baseline", "hinje"])
@@ -257,29 +265,11 @@ def test_group_labels_tell_groups_apart_and_are_safe_mlflow_metric_names() -> No
         for i, (gamma, seed) in enumerate([("0.5", "0"), ("0.5", "1"), ("2.0", "0"), ("2.0", "1")])
     ]
     groups = compare.group_runs(rows, "seed")
-    assert [group.label for group in groups] == ["focal (loss.gamma=0.5)", "focal (loss.gamma=2.0)"]
+    assert [group.label for group in groups] == ["focal gamma=0.5", "focal gamma=2"]  # as typed: loss.gamma=2
     tables = compare.verdict_tables(groups, ["test/ece"], baseline=None)
     assert set(dashboard.group_metrics(tables)) == {
-        f"focal_loss.gamma_{gamma}/test/ece{suffix}"
-        for gamma in ("0.5", "2.0")
-        for suffix in ("", "/ci_low", "/ci_high")
+        f"focal gamma_{gamma}/test/ece{suffix}" for gamma in ("0.5", "2") for suffix in ("", "/ci_low", "/ci_high")
     }
-
-
-def test_a_failed_run_leaves_its_group_with_fewer_values_compared_unpaired(
-    store: Store, capsys: pytest.CaptureFixture[str]
-) -> None:
-    runs = classification_runs(seeds=4)
-    runs.append(
-        {"params": {"loss.name": "focal", "seed": "4", "optimizer.lr": "0.001"}, "metrics": {}, "status": "FAILED"}
-    )
-    runs += [{"params": {**run["params"], "seed": "4"}, "metrics": run["metrics"]} for run in runs[:1]]  # type: ignore[dict-item]
-    parent = store.sweep(runs)
-    out = store.compare(capsys, parent, "--mean-over", "seed", "--format", "json", "--no-log")
-    rows = {row["group"]: row for row in json.loads(out)}
-    assert (rows["cross_entropy"]["n"], rows["focal"]["n"], rows["focal"]["paired"]) == (5, 4, False)
-    table = store.compare(capsys, parent, "--mean-over", "seed", "--no-log")
-    assert "| focal | MIXED | 5 |" in table and "unpaired (Welch)" in table
 
 
 def test_across_datasets_ranks_the_losses_and_draws_the_critical_difference(

@@ -144,7 +144,9 @@ def test_one_run_on_a_side_has_neither_interval_nor_test_and_gets_no_verdict() -
         metric="test/accuracy",
         baseline="baseline",
     )
-    assert single.verdict == too_few_runs(5) and single.p_adjusted is None  # unpaired, 2 comparisons: 2 x 2/252
+    # Unpaired against the baseline's 5 runs, 2 comparisons: 4 runs give 2 x 2/C(9, 4) = 0.032 (the advice once
+    # assumed 5 runs on both sides as well, 2 x 2/C(10, 5)).
+    assert single.verdict == too_few_runs(4) and single.p_adjusted is None
     assert tested.p_adjusted == pytest.approx(tested.p_value)  # the untestable row is not in Holm's family
 
 
