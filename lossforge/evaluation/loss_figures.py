@@ -287,11 +287,24 @@ def probe(
 
 
 def _math_block(doc: str | None) -> list[str] | None:
-    """The lines of the first ``.. math::`` block of a docstring, or ``None`` without one."""
+    r"""The lines of the first display formula of a docstring, or `None` without one: a Markdown `$$` … `$$`
+    block (lossforge's dialect) or a reStructuredText `.. math::` block (a plugin's older docstring).
+
+    >>> _math_block("Summary.\n\n    $$\n    a = b\n    $$\n")
+    ['a = b']
+    >>> _math_block("Summary.\n\n.. math::\n    a = b\n") is None
+    False
+    """
     lines = inspect.cleandoc(doc or "").splitlines()
     for index, line in enumerate(lines):
+        block: list[str] = []
+        if line.strip() == "$$":
+            for body in lines[index + 1 :]:
+                if body.strip() == "$$":
+                    return block
+                block.append(body.strip())
+            return block
         if line.strip() == ".. math::":
-            block: list[str] = []
             for body in lines[index + 1 :]:
                 if not body.strip():
                     if block:
@@ -303,10 +316,17 @@ def _math_block(doc: str | None) -> list[str] | None:
 
 
 def _summary(doc: str | None) -> str:
-    """The docstring's first line in mathtext: ``:math:`x``` → ``$x$``, ````name```` → ``name``."""
+    """The docstring's first line in mathtext: Markdown code and cross-references become plain names
+    (`` `name` `` and `[name][path]` → `name`); reStructuredText roles are read too.
+
+    >>> _summary("Focal loss with `alpha`, see [FocalLoss][lossforge.losses.classification.focal.FocalLoss].")
+    'Focal loss with alpha, see FocalLoss.'
+    """
     first = inspect.cleandoc(doc or "").split("\n", 1)[0]
     first = re.sub(r":math:`([^`]*)`", r"$\1$", first)
-    return re.sub(r":[\w:]+:`~?([^`]*)`", r"\1", first).replace("``", "")
+    first = re.sub(r":[\w:]+:`~?([^`]*)`", r"\1", first).replace("``", "")
+    first = re.sub(r"\[([^\]]*)\]\[[^\]]*\]", r"\1", first)
+    return first.replace("`", "")
 
 
 def _renders(text: str) -> bool:

@@ -429,9 +429,9 @@ def _annotation(class_name: str, parameter: inspect.Parameter, default: Any) -> 
 
 def _docstring(name: str, source: type, spec: Spec, sizes: Mapping[str, str]) -> str:
     module = source.__module__.rsplit(".", 1)[0]
-    lines = [f"``{name}``: pytorch-metric-learning's ``{module}.{source.__name__}`` as a lossforge {spec.kind}."]
+    lines = [f"`{name}`: pytorch-metric-learning's `{module}.{source.__name__}` as a lossforge {spec.kind}."]
     if sizes:
-        lines.append(f"Learnable: ``{', '.join(sizes)}`` come from the data, in ``prepare``.")
+        lines.append(f"Learnable: `{', '.join(sizes)}` come from the data, in `prepare`.")
     if spec.tuple_kind is not None and spec.kind == "miner":
         lines.append(f"It mines {spec.tuple_kind}s.")
     elif spec.tuple_kind is not None:
