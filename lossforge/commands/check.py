@@ -1,4 +1,4 @@
-"""``lossforge check``: the contract kit over installed losses, miners, datasets and models, a verdict per
+"""`lossforge check`: the contract kit over installed losses, miners, datasets and models, a verdict per
 component."""
 
 from __future__ import annotations
@@ -7,7 +7,7 @@ from collections.abc import Callable
 
 
 def main(arguments: list[str] | None = None) -> int:
-    """``lossforge check [DISTRIBUTION …]``: run the contract kit (:mod:`lossforge.testing`) over the
+    """`lossforge check [DISTRIBUTION …]`: run the contract kit ([lossforge.testing][]) over the
     installed losses and miners — of the named packages, or all — and print a verdict per component and
     every broken promise. Exit status 1 if any component fails."""
     import argparse
@@ -67,7 +67,7 @@ def main(arguments: list[str] | None = None) -> int:
 
 
 def _failure(check: Callable[[], None]) -> str | None:
-    """What a check's promise broke, or ``None`` if it held."""
+    """What a check's promise broke, or `None` if it held."""
     try:
         check()
     except AssertionError as error:

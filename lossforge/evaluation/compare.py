@@ -1,18 +1,23 @@
 """A sweep's runs read back from MLflow, with a verdict on every difference.
 
-A sweep is one parent MLflow run with a child run per job (see ``lossforge.sweeps.MlflowSweepCallback``).
-Runs that differ only in ``--mean-over`` (usually ``seed``) form a group; every other group is compared to a baseline
-group (``cross_entropy`` where the sweep has it) on every comparable test metric, with the statistics of
-:mod:`lossforge.evaluation.statistics`: mean, sample standard deviation, 95 % confidence intervals, a
+A sweep is one parent MLflow run with a child run per job (see `lossforge.sweeps.MlflowSweepCallback`).
+Runs that differ only in `--mean-over` (usually `seed`) form a group; every other group is compared to a baseline
+group (`cross_entropy` where the sweep has it) on every comparable test metric, with the statistics of
+[lossforge.evaluation.statistics][]: mean, sample standard deviation, 95 % confidence intervals, a
 permutation test paired by seed, Holm's correction, and a verdict. The tables (markdown, CSV, JSON), a
 plot of every seed, and each group's mean and interval as metrics are logged to the parent run, so the
-dashboard's run list shows which loss won; ``lossforge compare RUN_ID`` rebuilds them from the store.
+dashboard's run list shows which loss won; `lossforge compare RUN_ID` rebuilds them from the store.
 
-:func:`compare` reads a sweep back and returns a :class:`ComparisonReport` (``lossforge compare`` is the
-command over it, :mod:`lossforge.commands.compare`; a sweep's end and ``lossforge benchmark`` call it too).
-Everything but :func:`compare`, :func:`compare_across` and :func:`find_sweep` works on plain numbers —
-:func:`verdicts_to_markdown`, :func:`verdicts_to_csv`, :func:`verdicts_to_json` and :func:`verdict_figure`
-render the rows of :func:`lossforge.evaluation.statistics.verdict_table` wherever they come from.
+[compare][lossforge.evaluation.compare.compare] reads a sweep back and returns a
+[ComparisonReport][lossforge.evaluation.compare.ComparisonReport] (`lossforge compare` is the command over it,
+[lossforge.commands.compare][]; a sweep's end and `lossforge benchmark` call it too). Everything but
+[compare][lossforge.evaluation.compare.compare], [compare_across][lossforge.evaluation.compare.compare_across] and
+[find_sweep][lossforge.evaluation.compare.find_sweep] works on plain numbers —
+[verdicts_to_markdown][lossforge.evaluation.compare.verdicts_to_markdown],
+[verdicts_to_csv][lossforge.evaluation.compare.verdicts_to_csv],
+[verdicts_to_json][lossforge.evaluation.compare.verdicts_to_json] and
+[verdict_figure][lossforge.evaluation.dashboard.verdict_figure] render the rows of
+[lossforge.evaluation.statistics.verdict_table][] wherever they come from.
 """
 
 from __future__ import annotations
@@ -69,7 +74,7 @@ class Row:
 
 @dataclass(frozen=True)
 class Group:
-    """Runs that differ only in the ``--mean-over`` parameter (without it, one run each)."""
+    """Runs that differ only in the `--mean-over` parameter (without it, one run each)."""
 
     label: str  # unique in the table: the loss (+ miner), and what else tells the group apart
     loss: str  # loss name (+ "+miner"), what ``--baseline`` matches besides the label
@@ -82,7 +87,7 @@ class Group:
         return statuses.pop() if len(statuses) == 1 else "MIXED"
 
     def values(self, metric: str) -> dict[str, float]:
-        """Seed (the ``key`` parameter's value) → the finite values of ``metric`` in the group's runs."""
+        """Seed (the `key` parameter's value) → the finite values of `metric` in the group's runs."""
         values: dict[str, float] = {}
         for run in self.runs:
             value = run.metrics.get(metric)
@@ -99,17 +104,20 @@ class Group:
 def varying_params(rows: Sequence[Row], ignore: Sequence[str] = ("hydra", "run_name")) -> list[str]:
     """Parameter keys whose values differ between rows — the ones that explain the differences.
 
+    ```pycon
     >>> rows = [Row("a", "FINISHED", {"loss.name": "l1", "seed": "0"}, {}),
     ...         Row("b", "FINISHED", {"loss.name": "l2", "seed": "0"}, {})]
     >>> varying_params(rows)
     ['loss.name']
+
+    ```
     """
     keys = sorted({key for row in rows for key in row.params})
     return [key for key in keys if not key.startswith(tuple(ignore)) and len({row.params.get(key) for row in rows}) > 1]
 
 
 def headline_metrics(rows: Sequence[Row], prefix: str = "test/") -> list[str]:
-    """Metrics every finished row has under ``prefix`` (per-class breakdowns, with a second ``/``, left out)."""
+    """Metrics every finished row has under `prefix` (per-class breakdowns, with a second `/`, left out)."""
     finished = [row for row in rows if row.metrics]
     if not finished:
         return []
@@ -118,10 +126,13 @@ def headline_metrics(rows: Sequence[Row], prefix: str = "test/") -> list[str]:
 
 
 def loss_label(params: Mapping[str, str]) -> str:
-    """``loss`` or ``loss+miner`` from a run's params.
+    """`loss` or `loss+miner` from a run's params.
 
+    ```pycon
     >>> loss_label({"loss.name": "triplet", "miner.name": "semihard_triplets"}), loss_label({"loss.name": "l1"})
     ('triplet+semihard_triplets', 'l1')
+
+    ```
     """
     name = params.get("loss.name", "?")
     miner = params.get("miner.name")
@@ -129,17 +140,20 @@ def loss_label(params: Mapping[str, str]) -> str:
 
 
 def group_runs(rows: Sequence[Row], mean_over: str | None) -> list[Group]:
-    """Groups of rows that differ only in param ``mean_over`` (and their names and Hydra's bookkeeping), in
+    """Groups of rows that differ only in param `mean_over` (and their names and Hydra's bookkeeping), in
     order of first run.
 
     A group is labelled by its loss (+ miner); where two groups share that, by what else differs. Without
-    ``mean_over`` every run is its own group, labelled by its run name.
+    `mean_over` every run is its own group, labelled by its run name.
 
+    ```pycon
     >>> rows = [Row("l1-0", "FINISHED", {"loss.name": "l1", "seed": "0"}, {"test/mae": 1.0}),
     ...         Row("l1-1", "FINISHED", {"loss.name": "l1", "seed": "1"}, {"test/mae": 3.0}),
     ...         Row("l2-0", "FINISHED", {"loss.name": "l2", "seed": "0"}, {"test/mae": 2.0})]
     >>> [(group.label, group.values("test/mae")) for group in group_runs(rows, "seed")]
     [('l1', {'0': 1.0, '1': 3.0}), ('l2', {'0': 2.0})]
+
+    ```
     """
     if mean_over is None:
         labels = _unique([row.run_name for row in rows])
@@ -176,10 +190,10 @@ def _unique(labels: Sequence[str]) -> list[str]:
 
 def resolve_baseline(groups: Sequence[Group], requested: str | None) -> tuple[str | None, str]:
     """The label of the baseline group, and a note when there is none; an unknown name raises
-    :class:`ComparisonError` with a hint.
+    [ComparisonError][lossforge.evaluation.compare.ComparisonError] with a hint.
 
-    ``requested`` matches a group's label, else its loss (+ miner) name; ``None`` picks ``cross_entropy``
-    where exactly one group trained it; ``"none"`` turns the comparison off.
+    `requested` matches a group's label, else its loss (+ miner) name; `None` picks `cross_entropy`
+    where exactly one group trained it; `"none"` turns the comparison off.
     """
     if requested is not None and requested.lower() == "none":
         return None, ""
@@ -212,9 +226,9 @@ def choose_metrics(
 ) -> tuple[list[str], list[str]]:
     """The metrics to compare, and a reason for each test metric left out of the default columns.
 
-    Asked-for metrics must exist and be comparable (else :class:`ComparisonError` says why); by default every
-    ``test/*`` metric all runs have whose direction is known — never ``test/loss``, a different function
-    for every loss.
+    Asked-for metrics must exist and be comparable (else [ComparisonError][lossforge.evaluation.compare.ComparisonError]
+    says why); by default every `test/*` metric all runs have whose direction is known — never `test/loss`, a different
+    function for every loss.
     """
     available = sorted({key for row in rows for key in row.metrics})
     if requested:
@@ -250,7 +264,7 @@ def verdict_tables(
     baseline: str | None,
     directions: Mapping[str, Direction] | None = None,
 ) -> dict[str, list[VerdictRow]]:
-    """One :func:`~lossforge.evaluation.statistics.verdict_table` per metric (Holm within each metric).
+    """One [verdict_table][lossforge.evaluation.statistics.verdict_table] per metric (Holm within each metric).
 
     Groups without a value of a metric (their runs failed) are left out of that metric's table; so is the
     comparison when the baseline has none.
@@ -298,6 +312,7 @@ def _markdown(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
 def verdicts_to_markdown(rows: Sequence[VerdictRow], *, digits: int = 4) -> str:
     """One metric's verdict table as markdown: n, mean, CI and, against a baseline, difference, p, verdict.
 
+    ```pycon
     >>> from lossforge.evaluation.statistics import verdict_table
     >>> rows = verdict_table({"l2": dict(enumerate([2.1, 2.2, 2.0, 2.3, 2.1, 2.2])),
     ...                       "l1": dict(enumerate([0.1, 0.3, 0.2, 0.2, 0.1, 0.3]))}, metric="test/mae", baseline="l2")
@@ -306,6 +321,8 @@ def verdicts_to_markdown(rows: Sequence[VerdictRow], *, digits: int = 4) -> str:
     |---|---|---|---|---|---|---|---|---|
     | l2 | 6 | 2.15 ± 0.10 | [2.04, 2.26] |  |  |  |  | baseline |
     | l1 | 6 | 0.20 ± 0.09 | [0.11, 0.29] | -1.95 | [-2.06, -1.84] | 0.0312 | 0.0312 | better |
+
+    ```
     """
     if not rows:
         return ""
@@ -338,20 +355,23 @@ def verdicts_to_csv(rows: Sequence[VerdictRow]) -> str:
 
 
 def verdicts_to_json(rows: Sequence[VerdictRow], failed: Sequence[Mapping[str, Any]] = ()) -> str:
-    """Rows of any metrics as a JSON list of objects (``null`` where a number does not exist), then the
-    ``failed`` groups (``{"group", "metric", "n": 0, "verdict": "failed", "error"}``).
+    """Rows of any metrics as a JSON list of objects (`null` where a number does not exist), then the
+    `failed` groups (`{"group", "metric", "n": 0, "verdict": "failed", "error"}`).
 
+    ```pycon
     >>> from lossforge.evaluation.statistics import verdict_table
     >>> rows = json.loads(verdicts_to_json(verdict_table({"a": {0: 1.0}}, metric="test/mae")))
     >>> rows[0]["group"], rows[0]["n"], rows[0]["ci_low"], rows[0]["direction"]
     ('a', 1, None, 'lower')
+
+    ```
     """
     everything = [row.as_dict() for row in rows] + [dict(row) for row in failed]
     return json.dumps(everything, indent=2, ensure_ascii=False, allow_nan=False)
 
 
 def overview_table(groups: Sequence[Group], params: Sequence[str], tables: Mapping[str, Sequence[VerdictRow]]) -> str:
-    """One line per group: label, status, n, the parameters that differ, ``mean ± std`` per metric."""
+    """One line per group: label, status, n, the parameters that differ, `mean ± std` per metric."""
     by_group = {metric: {row.group: row for row in rows} for metric, rows in tables.items()}
     merged = any(group.key for group in groups)
     header = ["group" if merged else "run", "status", *(["n"] if merged else []), *params]
@@ -378,8 +398,11 @@ def _shared(group: Group, param: str) -> str:
 def _param(value: str) -> str:
     """A parameter as the table shows it: tuned floats to 4 significant digits, the rest as logged.
 
+    ```pycon
     >>> _param("0.0022373901095679746"), _param("1e-05"), _param("64"), _param("euclidean")
     ('0.002237', '1e-05', '64', 'euclidean')
+
+    ```
     """
     try:
         number = float(value)
@@ -436,9 +459,11 @@ class ComparisonError(ValueError):
 
 @dataclass(frozen=True)
 class ComparisonReport:
-    """A sweep's (or a ``lossforge benchmark`` comparison's) runs compared: the groups, a verdict table per
-    metric, the notes, and the figure; rendered by :meth:`to_text`, :meth:`to_markdown`, :meth:`to_csv` and
-    :meth:`to_json` (what ``lossforge compare --format`` prints)."""
+    """A sweep's (or a `lossforge benchmark` comparison's) runs compared: the groups, a verdict table per
+    metric, the notes, and the figure; rendered by [to_text][lossforge.evaluation.compare.ComparisonReport.to_text],
+    [to_markdown][lossforge.evaluation.compare.ComparisonReport.to_markdown],
+    [to_csv][lossforge.evaluation.compare.ComparisonReport.to_csv] and
+    [to_json][lossforge.evaluation.compare.ComparisonReport.to_json] (what `lossforge compare --format` prints)."""
 
     run_id: str  # the parent run compared
     kind: str  # "Sweep" or "Comparison" (lossforge benchmark's)
@@ -458,30 +483,33 @@ class ComparisonReport:
         return [row for rows in self.tables.values() for row in rows]
 
     def to_markdown(self) -> str:
-        """The whole comparison as markdown (:func:`comparison_markdown`)."""
+        """The whole comparison as markdown
+        ([comparison_markdown][lossforge.evaluation.compare.comparison_markdown])."""
         return comparison_markdown(self.groups, self.params, self.tables, notes=self.notes)
 
     def to_text(self) -> str:
-        """A line naming the sweep, then the markdown: what ``lossforge compare`` prints by default."""
+        """A line naming the sweep, then the markdown: what `lossforge compare` prints by default."""
         return f"{self.kind} {self.run_id} ({self.overrides}): {self.summary}\n\n{self.to_markdown()}"
 
     def to_csv(self) -> str:
-        """The verdict rows as CSV (:func:`verdicts_to_csv`)."""
+        """The verdict rows as CSV ([verdicts_to_csv][lossforge.evaluation.compare.verdicts_to_csv])."""
         return verdicts_to_csv(self.rows)
 
     def to_json(self) -> str:
-        """The verdict rows and the failed entries as JSON (:func:`verdicts_to_json`)."""
+        """The verdict rows and the failed entries as JSON
+        ([verdicts_to_json][lossforge.evaluation.compare.verdicts_to_json])."""
         return verdicts_to_json(self.rows, self.failed)
 
     def render(self, format: str = "table") -> str:
-        """``"table"`` (:meth:`to_text`), ``"markdown"``, ``"csv"`` or ``"json"``."""
+        """`"table"` ([to_text][lossforge.evaluation.compare.ComparisonReport.to_text]), `"markdown"`, `"csv"` or
+        `"json"`."""
         renderers = {"table": self.to_text, "markdown": self.to_markdown, "csv": self.to_csv, "json": self.to_json}
         if format not in renderers:
             raise ValueError(f"Expected `format` in {sorted(renderers)}, got {format!r}")
         return renderers[format]()
 
     def save_figure(self, path: str | Path) -> Path | None:
-        """Write the figure to ``path`` (its folder created); ``None`` when there is no figure."""
+        """Write the figure to `path` (its folder created); `None` when there is no figure."""
         if self.figure is None:
             return None
         output = Path(path)
@@ -490,7 +518,7 @@ class ComparisonReport:
         return output
 
     def footer(self, plot: Path | None) -> list[str]:
-        """The lines ``lossforge compare`` prints after the tables: where the plot went, what was logged."""
+        """The lines `lossforge compare` prints after the tables: where the plot went, what was logged."""
         lines = [f"Plot: {plot}"] if plot is not None else []
         if self.logged:
             logged = f"{', '.join(ARTIFACTS)}, group metrics"
@@ -510,20 +538,20 @@ def compare(
     log: bool = True,
     base_dir: Path | None = None,
 ) -> ComparisonReport:
-    """Compare the runs of the sweep ``run_id`` (default: the experiment's latest) — or of a ``lossforge
-    benchmark`` comparison, whose seed runs are read through its studies — and, with ``log``, log the tables,
+    """Compare the runs of the sweep `run_id` (default: the experiment's latest) — or of a `lossforge
+    benchmark` comparison, whose seed runs are read through its studies — and, with `log`, log the tables,
     the figure and each group's mean and CI onto its parent run.
 
     Args:
-        run_id: the sweep's (or comparison's) parent run; ``None``: the experiment's most recent sweep.
-        tracking_uri: the MLflow store (default: ``$MLFLOW_TRACKING_URI``, else ``outputs/mlflow.db`` under
-            ``base_dir``).
+        run_id: the sweep's (or comparison's) parent run; `None`: the experiment's most recent sweep.
+        tracking_uri: the MLflow store (default: `$MLFLOW_TRACKING_URI`, else `outputs/mlflow.db` under
+            `base_dir`).
         experiment: the MLflow experiment's name.
-        metrics: the metrics to compare (default: every comparable ``test/*`` metric all runs have).
-        mean_over: group runs that differ only in this parameter (``"seed"``); a comparison's default.
-        baseline: the group the others are judged against (a loss name or a full group label; ``"none"``
-            for no verdicts); default: ``cross_entropy`` where one group trained it.
-        directions: ``{"higher"|"lower"}`` per metric whose direction lossforge does not know.
+        metrics: the metrics to compare (default: every comparable `test/*` metric all runs have).
+        mean_over: group runs that differ only in this parameter (`"seed"`); a comparison's default.
+        baseline: the group the others are judged against (a loss name or a full group label; `"none"`
+            for no verdicts); default: `cross_entropy` where one group trained it.
+        directions: `{"higher"|"lower"}` per metric whose direction lossforge does not know.
         log: log the result onto the parent run.
         base_dir: where a relative store is (default: the current directory).
 
@@ -628,7 +656,7 @@ def compare(
 
 
 def find_sweep(client: Any, experiment_id: str, sweep: str | None) -> Any:
-    """The parent run ``sweep`` (a run id), or the most recent sweep of the experiment."""
+    """The parent run `sweep` (a run id), or the most recent sweep of the experiment."""
     if sweep:
         from mlflow.exceptions import MlflowException
 
@@ -666,8 +694,8 @@ def _children(client: Any, experiment_id: str, run_id: str) -> list[Any]:
 
 @dataclass(frozen=True)
 class AcrossReport:
-    """Losses ranked on several datasets (:func:`compare_across`): Friedman's test, the Nemenyi critical
-    difference, and its diagram."""
+    """Losses ranked on several datasets ([compare_across][lossforge.evaluation.compare.compare_across]): Friedman's
+    test, the Nemenyi critical difference, and its diagram."""
 
     metric: str
     result: Any  # lossforge.evaluation.statistics.FriedmanResult
@@ -704,7 +732,7 @@ def compare_across(
     directions: Mapping[str, Direction] | None = None,
     base_dir: Path | None = None,
 ) -> AcrossReport:
-    """Each run of ``run_ids`` (a sweep or a comparison on one dataset) gives each loss its mean ``metric``
+    """Each run of `run_ids` (a sweep or a comparison on one dataset) gives each loss its mean `metric`
     over seeds; the losses all runs share are ranked per dataset and compared by Friedman's test with the
     Nemenyi critical difference (Demšar 2006), drawn as a diagram.
 

@@ -1,8 +1,9 @@
 """What a comparison leaves on the dashboard: the parent run's tables, figure and per-group metrics.
 
-:func:`log_comparison` writes a :class:`lossforge.evaluation.compare.ComparisonReport`'s renderings onto the
-sweep's (or comparison's) parent MLflow run; :func:`verdict_figure` draws its verdict rows and
-:func:`group_metrics` names each group's mean and interval as a metric.
+[log_comparison][lossforge.evaluation.dashboard.log_comparison] writes a
+[lossforge.evaluation.compare.ComparisonReport][]'s renderings onto the sweep's (or comparison's) parent MLflow run;
+[verdict_figure][lossforge.evaluation.dashboard.verdict_figure] draws its verdict rows and
+[group_metrics][lossforge.evaluation.dashboard.group_metrics] names each group's mean and interval as a metric.
 """
 
 from __future__ import annotations
@@ -69,11 +70,14 @@ def _figure_label(row: VerdictRow, baseline: str | None) -> str:
 
 
 def group_metrics(tables: Mapping[str, Sequence[VerdictRow]]) -> dict[str, float]:
-    """``<group>/<metric>/mean`` (and ``ci_low``, ``ci_high``) for the parent run; MLflow-safe names.
+    """`<group>/<metric>/mean` (and `ci_low`, `ci_high`) for the parent run; MLflow-safe names.
 
+    ```pycon
     >>> from lossforge.evaluation.statistics import verdict_table
     >>> group_metrics({"test/mae": verdict_table({"huber (loss.delta=2)": {0: 0.5}}, metric="test/mae")})
     {'huber_loss.delta_2/test/mae/mean': 0.5}
+
+    ```
     """
     logged = {}
     for metric, rows in tables.items():
@@ -86,10 +90,13 @@ def group_metrics(tables: Mapping[str, Sequence[VerdictRow]]) -> dict[str, float
 
 
 def mlflow_name(label: str) -> str:
-    """``label`` with what MLflow refuses in a metric name (and ``/``, its nesting) replaced by ``_``.
+    """`label` with what MLflow refuses in a metric name (and `/`, its nesting) replaced by `_`.
 
+    ```pycon
     >>> mlflow_name("focal (loss.gamma=2.0)"), mlflow_name("triplet+semihard_triplets")
     ('focal_loss.gamma_2.0', 'triplet_semihard_triplets')
+
+    ```
     """
     return re.sub(r"\s*[^\w.\- ]+\s*", "_", label).strip(" ._") or "group"
 
@@ -105,7 +112,7 @@ def log_comparison(
     tables: Mapping[str, Sequence[VerdictRow]],
     figure: Figure | None,
 ) -> None:
-    """Tables, plot and ``<group>/<metric>/mean|ci_low|ci_high`` metrics onto the sweep's parent run."""
+    """Tables, plot and `<group>/<metric>/mean|ci_low|ci_high` metrics onto the sweep's parent run."""
     import time
 
     from mlflow.entities import Metric

@@ -1,4 +1,4 @@
-"""What a comparison runs: its entries (``loss`` or ``loss+miner``), its budget, its shared search space."""
+"""What a comparison runs: its entries (`loss` or `loss+miner`), its budget, its shared search space."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class Budget:
     Attributes:
         trials: Optuna trials per loss (pruned and failed trials count: the budget is the same).
         seeds: retraining runs of each loss's best configuration, each evaluated once on test.
-        max_epochs: overrides ``trainer.max_epochs`` for every run; ``None`` keeps the config's.
+        max_epochs: overrides `trainer.max_epochs` for every run; `None` keeps the config's.
     """
 
     trials: int
@@ -52,10 +52,13 @@ _NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
 class Entry:
     """One contestant: a loss, optionally with a miner (metric losses).
 
+    ```pycon
     >>> Entry.parse("triplet+semihard_triplets")
     Entry(loss='triplet', miner='semihard_triplets')
     >>> Entry.parse("focal").label
     'focal'
+
+    ```
     """
 
     loss: str
@@ -63,7 +66,7 @@ class Entry:
 
     @classmethod
     def parse(cls, text: str) -> Entry:
-        """``"loss"`` or ``"loss+miner"``; a malformed name fails, naming it."""
+        """`"loss"` or `"loss+miner"`; a malformed name fails, naming it."""
         loss, _, miner = text.strip().partition("+")
         for part in (loss, miner) if miner else (loss,):
             if not _NAME.match(part):

@@ -1,6 +1,6 @@
 """The whole protocol: tune every entry alike, retrain the best of each with K seeds, test once, judge.
 
-MLflow run tree (experiment ``cfg.logger.experiment``)::
+MLflow run tree (experiment `cfg.logger.experiment`):
 
     comparison <name>                       tags lossforge.comparison=<name>, lossforge.protocol.stage=comparison
     ├── study <entry>                       trials table (trials.csv / trials.md), best parameters, best val score
@@ -9,7 +9,7 @@ MLflow run tree (experiment ``cfg.logger.experiment``)::
     └── study <entry> …
 
 The verdict table (markdown, CSV, JSON) and its plot are logged on the comparison run, with each entry's
-mean and CI as metrics there, by ``lossforge compare <comparison run>`` — the same command rebuilds them
+mean and CI as metrics there, by `lossforge compare <comparison run>` — the same command rebuilds them
 from the store at any time. Re-running the same command resumes: finished studies and seed runs are
 reused, a study killed midway continues with the trials it had.
 """
@@ -64,21 +64,21 @@ class Settings:
     """One comparison.
 
     Attributes:
-        overrides: Hydra overrides of the base experiment every entry shares (``dataset=…``, ``model=…``).
+        overrides: Hydra overrides of the base experiment every entry shares (`dataset=…`, `model=…`).
         entries: the contestants; empty: every registered loss that declares the dataset's task.
         budget: trials and seeds per entry (and epochs per run).
-        baseline: the entry every other is judged against; ``None``: ``cross_entropy`` if it takes part,
+        baseline: the entry every other is judged against; `None`: `cross_entropy` if it takes part,
             else the first entry.
         name: names the comparison in MLflow and its studies in Optuna; the same name resumes it.
-            ``None``: derived from the dataset, the entries and the budget.
+            `None`: derived from the dataset, the entries and the budget.
         pruner: stop poor trials early (a median pruner on each epoch's validation score).
         seed: the tuning sampler's seed.
         class_folds: metric learning: tune with k folds over class partitions of the training classes
             (each fold's classes are a class-disjoint validation split; a trial scores their mean). 0 or 1:
             one class-disjoint validation split.
-        storage: the Optuna storage of the studies (``lossforge.training.pruning.storage_url``: a path,
-            an SQLAlchemy URL such as ``postgresql://…``, or ``journal:<path>``); ``None``:
-            ``outputs/tuning.db``.
+        storage: the Optuna storage of the studies (`lossforge.training.pruning.storage_url`: a path,
+            an SQLAlchemy URL such as `postgresql://…`, or `journal:<path>`); `None`:
+            `outputs/tuning.db`.
     """
 
     overrides: tuple[str, ...] = ()
@@ -121,7 +121,7 @@ class Comparison:
 
 
 def run_protocol(settings: Settings, *, base_dir: Path) -> Comparison:
-    """Run (or resume) the comparison ``settings`` describes; log it to MLflow; return its verdict."""
+    """Run (or resume) the comparison `settings` describes; log it to MLflow; return its verdict."""
     started = time.monotonic()
     budget = settings.budget
     base_overrides = [*settings.overrides]
@@ -230,9 +230,9 @@ def _open_set(
     """Metric learning is judged on classes the embedding never saw, as "A Metric Learning Reality Check"
     does: the overrides that hold the last 30 % of the classes out for test (unless the config already
     holds some out), and the class folds for tuning — each a class-disjoint validation split of the
-    remaining classes (one fold of two classes by default, or ``class_folds`` partitions). The final seed
+    remaining classes (one fold of two classes by default, or `class_folds` partitions). The final seed
     runs train on every remaining class. A dataset that cannot hold classes out is class-disjoint already
-    (CUB-200-2011, Cars196, SOP) or is re-split by class (``dataset.class_disjoint=true``)."""
+    (CUB-200-2011, Cars196, SOP) or is re-split by class (`dataset.class_disjoint=true`)."""
     if not embedding:
         if class_folds > 1:
             raise ValueError("--class-folds is for metric learning (an embedding tested on unseen classes)")
@@ -339,15 +339,18 @@ def _run_entry(
 
 
 def directory_name(name: str, limit: int = 120) -> str:
-    """The comparison's directory: ``name`` with path-unsafe characters replaced; a name longer than
-    ``limit`` (a comparison of many losses) is cut and ends with a hash of the whole, so it stays unique
+    """The comparison's directory: `name` with path-unsafe characters replaced; a name longer than
+    `limit` (a comparison of many losses) is cut and ends with a hash of the whole, so it stays unique
     and within a file system's 255-byte name limit.
 
+    ```pycon
     >>> directory_name("digits:l1,l2:20x10")
     'digits_l1_l2_20x10'
     >>> name = directory_name("digits:" + ",".join(f"loss_{i}" for i in range(60)))
     >>> len(name), name[:20]
     (120, 'digits_loss_0_loss_1')
+
+    ```
     """
     safe = re.sub(r"[^A-Za-z0-9_.+-]+", "_", name)
     if len(safe) <= limit:
@@ -359,7 +362,7 @@ def directory_name(name: str, limit: int = 120) -> str:
 def _train_seed(
     cfg: DictConfig, entry: Entry, seed: int, *, name: str, study_run: str, base_dir: Path
 ) -> dict[str, float]:
-    """Retrain the entry's best configuration with ``seed`` as a full run under its study, tested once."""
+    """Retrain the entry's best configuration with `seed` as a full run under its study, tested once."""
     run_cfg = copy.deepcopy(cfg)
     run_cfg.seed = seed
     run_cfg.run_name = f"{entry.label} seed {seed}"
@@ -374,7 +377,7 @@ def _train_seed(
 def _find_or_create(
     client: MlflowClient, experiment_id: str, key: dict[str, str], *, run_name: str, tags: dict[str, str]
 ) -> str:
-    """The run tagged with every ``key`` tag (resuming a comparison), or a new one."""
+    """The run tagged with every `key` tag (resuming a comparison), or a new one."""
     query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in key.items())
     found = client.search_runs([experiment_id], filter_string=query, max_results=1, order_by=["start_time DESC"])
     if found:
@@ -450,7 +453,7 @@ def failed_rows(outcomes: Sequence[Outcome], *, metric: str) -> list[dict[str, A
 
 def _log_verdict(run_id: str, tracking_uri: str, experiment: str, base_dir: Path) -> str:
     """Log the verdict tables, the plot and each entry's mean and CI on the comparison run — through
-    :func:`~lossforge.evaluation.compare.compare`, as ``lossforge compare`` does, so that the command
+    [compare][lossforge.evaluation.compare.compare], as `lossforge compare` does, so that the command
     rebuilds exactly this from the store — and return the report as the command prints it."""
     report = compare(run_id, tracking_uri=tracking_uri, experiment=experiment, base_dir=base_dir)
     plot = report.save_figure(base_dir / "outputs" / "benchmark" / f"{run_id}.png")

@@ -1,7 +1,7 @@
 """The Lightning side of tracking: every epoch's train/val metrics into the run, and where it trained.
 
-A module of its own because it imports Lightning: ``import lossforge.tracking`` stays light for
-``lossforge compare`` and the sweep callback in the launcher process.
+A module of its own because it imports Lightning: `import lossforge.tracking` stays light for
+`lossforge compare` and the sweep callback in the launcher process.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from lossforge.tracking.runs import RunHandle
 
 class EpochMetricsToMlflow(L.Callback):
     """Log every epoch's train/val metrics to MLflow with the epoch as the step, and tag the run with the
-    device it trains on (``lossforge.device``): timings of runs only compare on the same device.
+    device it trains on (`lossforge.device`): timings of runs only compare on the same device.
 
     Args:
         run: the MLflow run (rank 0's; other DDP ranks get no such callback).
@@ -41,7 +41,7 @@ class EpochMetricsToMlflow(L.Callback):
 
 
 def describe_device(trainer: L.Trainer) -> str:
-    """Where ``trainer`` trains: ``cuda: NVIDIA H100 80GB HBM3 (1 process)``, ``cpu: 2 threads (2 processes)``."""
+    """Where `trainer` trains: `cuda: NVIDIA H100 80GB HBM3 (1 process)`, `cpu: 2 threads (2 processes)`."""
     device = trainer.strategy.root_device
     what = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
     processes = trainer.world_size

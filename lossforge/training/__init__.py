@@ -12,11 +12,11 @@ KNOWN_WARNINGS = (".*LeafSpec.*", "The `srun` command is available")
 
 class DiskFullError(OSError):
     """A run's file could not be written because its disk is full; the message says which file, which disk and
-    what was kept. Here, not in ``training.checkpoints``, so the command line can name it without importing torch."""
+    what was kept. Here, not in `training.checkpoints`, so the command line can name it without importing torch."""
 
 
 def ignore_known_warnings() -> None:
-    """Filter ``KNOWN_WARNINGS`` in this process (rank 0 from the command line, other ranks as they start).
+    """Filter `KNOWN_WARNINGS` in this process (rank 0 from the command line, other ranks as they start).
     This module imports nothing heavy, so the command line calls it before Lightning is imported."""
     for message in KNOWN_WARNINGS:
         warnings.filterwarnings("ignore", message=message)

@@ -1,7 +1,7 @@
 """Fashion-MNIST: Zalando's 28×28 clothing images in MNIST's IDX format, read by MNIST's strict IDX reader.
 
-The four files have MNIST's names (``train-images-idx3-ubyte`` … ``t10k-labels-idx1-ubyte``, each
-optionally ``.gz``) and live in their own folder, ``root``.
+The four files have MNIST's names (`train-images-idx3-ubyte` … `t10k-labels-idx1-ubyte`, each
+optionally `.gz`) and live in their own folder, `root`.
 """
 
 from __future__ import annotations
@@ -37,13 +37,13 @@ FASHION_MNIST_CLASSES = (
 def fashion_mnist(
     *, seed: int, root: str = "data/fashion_mnist", download: bool = False, val_fraction: float = 0.1
 ) -> dict[str, Any]:
-    """Fashion-MNIST: 60,000 training images (a stratified ``val_fraction`` for validation) and the official
-    10,000 test images, ``uint8`` :math:`(N, 1, 28, 28)`, 10 classes.
+    """Fashion-MNIST: 60,000 training images (a stratified `val_fraction` for validation) and the official
+    10,000 test images, `uint8` $(N, 1, 28, 28)$, 10 classes.
 
     Args:
         seed: the split seed: which training images are held out for validation.
         root: the folder holding the four IDX files.
-        download: fetch the missing files (about 30 MB) into ``root``, each checked against its MD5.
+        download: fetch the missing files (about 30 MB) into `root`, each checked against its MD5.
         val_fraction: share of the 60,000 training images used for validation.
     """
     folder = Path(root).expanduser()

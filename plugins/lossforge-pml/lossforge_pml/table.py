@@ -1,16 +1,19 @@
 """What this adapter knows about pytorch-metric-learning's classes, as plain data: imports nothing heavy.
 
-lossforge imports this module (through :mod:`lossforge_pml.provider`) every time it lists component names,
+lossforge imports this module (through `lossforge_pml.provider`) every time it lists component names,
 so it holds only tables — no torch, no PML. The components themselves are generated from PML's classes
-when first used (:mod:`lossforge_pml.adapters`).
+when first used (`lossforge_pml.adapters`).
 
-Naming: ``pml_`` + the class name in ``snake_case``, with PML's compound words kept whole
-(:data:`COMPOUND_WORDS`), so ``ArcFaceLoss`` is ``pml_arcface_loss`` and not ``pml_arc_face_loss``:
+Naming: `pml_` + the class name in `snake_case`, with PML's compound words kept whole
+(`COMPOUND_WORDS`), so `ArcFaceLoss` is `pml_arcface_loss` and not `pml_arc_face_loss`:
 
+```pycon
 >>> registry_name("ArcFaceLoss"), registry_name("MultiSimilarityMiner"), registry_name("NTXentLoss")
 ('pml_arcface_loss', 'pml_multi_similarity_miner', 'pml_ntxent_loss')
 >>> registry_name("SubCenterArcFaceLoss"), registry_name("ProxyNCALoss"), registry_name("HDCMiner")
 ('pml_sub_center_arcface_loss', 'pml_proxy_nca_loss', 'pml_hdc_miner')
+
+```
 """
 
 from __future__ import annotations
@@ -42,7 +45,7 @@ _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z]+[0-9]*")
 
 
 def registry_name(class_name: str) -> str:
-    """``pml_`` + ``class_name`` in snake_case, compound words (:data:`COMPOUND_WORDS`) kept whole."""
+    """`pml_` + `class_name` in snake_case, compound words (`COMPOUND_WORDS`) kept whole."""
     words, rest = [], class_name
     while rest:
         compound = next((word for word in COMPOUND_WORDS if rest.startswith(word)), None)
@@ -219,20 +222,23 @@ SIZE_PARAMETERS: dict[str, str] = {
 
 
 def components() -> dict[str, tuple[str, Spec]]:
-    """``{registry name: (PML class name, spec)}`` of every adapted class."""
+    """`{registry name: (PML class name, spec)}` of every adapted class."""
     return {registry_name(class_name): (class_name, spec) for class_name, spec in SPECS.items()}
 
 
 def not_adapted() -> dict[str, tuple[str, str]]:
-    """``{registry name: (PML class name, reason)}`` of the classes left out, named as if they were in."""
+    """`{registry name: (PML class name, reason)}` of the classes left out, named as if they were in."""
     return {registry_name(class_name): (class_name, reason) for class_name, reason in NOT_ADAPTED.items()}
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
-    """``"2.9.0"`` → ``(2, 9, 0)``; a suffix (``rc1``, ``.dev0``) is ignored.
+    """`"2.9.0"` → `(2, 9, 0)`; a suffix (`rc1`, `.dev0`) is ignored.
 
+    ```pycon
     >>> version_tuple("2.9.0") >= version_tuple("2.9"), version_tuple("2.10.1rc1") > version_tuple("2.9")
     (True, True)
+
+    ```
     """
     numbers = []
     for part in version.split("."):
