@@ -254,7 +254,8 @@ def probe(
         negative: a negative example (binary, multilabel) or a negative pair (metric pair losses); see
             [has_negative][lossforge.evaluation.loss_figures.has_negative].
         points: how many points along the axis.
-        low, high: the axis range; default: the axis's own.
+        low: where the axis starts; default: the axis's own.
+        high: where the axis ends; default: the axis's own.
         classes: multiclass: how many classes the logits have (a loss prepared for C classes needs C);
             the curve against p_t is the same for any C for a loss that treats wrong classes alike.
 

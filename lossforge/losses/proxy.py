@@ -496,8 +496,9 @@ class ArcFaceLoss(_ProxyLoss):
     Args:
         margin: $m$ in radians, in `[0, π/2]` (PML: degrees).
         scale: $s > 0$.
-        num_classes, embedding_dim: the proxies' size, for use outside lossforge's training (which
-            sizes them from the data through `prepare`); both or neither.
+        num_classes: the number of proxies, for use outside lossforge's training (which sizes them from
+            the data through `prepare`); with `embedding_dim` or neither.
+        embedding_dim: the proxies' width outside lossforge's training; with `num_classes` or neither.
         reduction: `"mean"`, `"sum"` or `"none"` (per sample).
 
     Shape:
@@ -548,7 +549,8 @@ class CosFaceLoss(_ProxyLoss):
     Args:
         margin: $m \\ge 0$.
         scale: $s > 0$.
-        num_classes, embedding_dim: the proxies' size outside lossforge's training; both or neither.
+        num_classes: the number of proxies outside lossforge's training; with `embedding_dim` or neither.
+        embedding_dim: the proxies' width outside lossforge's training; with `num_classes` or neither.
         reduction: `"mean"`, `"sum"` or `"none"` (per sample).
 
     Shape:
@@ -596,7 +598,8 @@ class NormalizedSoftmaxLoss(_ProxyLoss):
 
     Args:
         temperature: $T > 0$.
-        num_classes, embedding_dim: the proxies' size outside lossforge's training; both or neither.
+        num_classes: the number of proxies outside lossforge's training; with `embedding_dim` or neither.
+        embedding_dim: the proxies' width outside lossforge's training; with `num_classes` or neither.
         reduction: `"mean"`, `"sum"` or `"none"` (per sample).
 
     Shape:
@@ -640,7 +643,8 @@ class ProxyNCALoss(_ProxyLoss):
 
     Args:
         softmax_scale: $s > 0$, the inverse temperature of the softmax over squared distances.
-        num_classes, embedding_dim: the proxies' size outside lossforge's training; both or neither.
+        num_classes: the number of proxies outside lossforge's training; with `embedding_dim` or neither.
+        embedding_dim: the proxies' width outside lossforge's training; with `num_classes` or neither.
         reduction: `"mean"`, `"sum"` or `"none"` (per sample).
 
     Shape:
@@ -685,7 +689,8 @@ class ProxyAnchorLoss(_ProxyLoss):
     Args:
         margin: $\\delta \\ge 0$.
         alpha: $\\alpha > 0$.
-        num_classes, embedding_dim: the proxies' size outside lossforge's training; both or neither.
+        num_classes: the number of proxies outside lossforge's training; with `embedding_dim` or neither.
+        embedding_dim: the proxies' width outside lossforge's training; with `num_classes` or neither.
         reduction: `"mean"`, `"sum"` or `"none"` (per proxy, scaled so that the mean is the loss).
 
     Shape:
