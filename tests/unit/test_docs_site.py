@@ -160,3 +160,4 @@ def test_formulas_are_typeset_by_the_katex_the_site_serves(built_site: Path, tmp
     typeset = dom.count('class="katex"') + dom.count('class="katex-display"')
     assert typeset >= html.count('class="arithmatex"') > 20, "formulas left untypeset"
     assert "katex-error" not in dom
+    assert not re.search(r"<td>[^<]*\$", html), "a formula in a table cell that arithmatex did not take as math"
