@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import sys
 
-#: The subcommands: name → ``"module:function"``, called with the remaining arguments, returning the exit
-#: status. Imported only when used, so each command pays for its own imports alone.
 SUBCOMMANDS = {
     "list": "lossforge.commands.list:main",
     "check": "lossforge.commands.check:main",
@@ -29,6 +27,8 @@ SUBCOMMANDS = {
     "plot": "lossforge.commands.plot:main",
     "ui": "lossforge.commands.ui:main",
 }
+"""The subcommands: name → `"module:function"`, called with the remaining arguments, returning the exit
+status. Imported only when used, so each command pays for its own imports alone."""
 
 
 def main() -> None:

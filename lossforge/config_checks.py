@@ -39,10 +39,10 @@ from typing import Any
 from lossforge.contract import Switches, did_you_mean
 from lossforge.tracking.secrets import credentials_in_uri, redact_uri
 
-#: The largest seed numpy and torch accept (``numpy.random.seed`` takes 0 … 2**32 - 1).
 MAX_SEED = 2**32 - 1
-#: Hydra flags that print something and exit without instantiating anything.
+"""The largest seed numpy and torch accept (`numpy.random.seed` takes 0 … 2**32 - 1)."""
 _PRINTS_ONLY = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve", "--shell-completion", "-sc"}
+"""Hydra flags that print something and exit without instantiating anything."""
 
 
 class ConfigCheckError(ValueError):
@@ -204,13 +204,13 @@ def _number_problem(name: str, value: Any, *, minimum: float, maximum: float | N
     return ""
 
 
-#: ``(setting, minimum, maximum, integer, why)`` — the numbers every run reads, checked before anything is built.
 NUMBERS = (
     ("seed", 0, MAX_SEED, True, "the run seed seeds numpy and torch, which take 0 … 2**32 - 1"),
     ("dataset.split_seed", 0, MAX_SEED, True, "the split seed seeds numpy, which takes 0 … 2**32 - 1"),
     ("batch_size", 1, None, True, "the training batch size (per process)"),
     ("eval_batch_size", 1, None, True, "the validation/test batch size"),
 )
+"""`(setting, minimum, maximum, integer, why)` — the numbers every run reads, checked before anything is built."""
 
 
 def check_numbers(config: Any) -> None:

@@ -60,12 +60,12 @@ class Task(enum.StrEnum):
     METRIC = "metric"  #: an embedding trained from class labels, evaluated by retrieval
 
 
-#: Every task, in declaration order.
 TASKS: tuple[Task, ...] = tuple(Task)
-#: The tasks a dataset can declare (a metric loss trains on a class-labelled dataset).
+"""Every task, in declaration order."""
 DATASET_TASKS: tuple[Task, ...] = (Task.REGRESSION, Task.BINARY, Task.MULTICLASS, Task.MULTILABEL)
-#: Dataset tasks whose targets are one class label per sample, so a metric loss can embed them.
+"""The tasks a dataset can declare (a metric loss trains on a class-labelled dataset)."""
 CLASS_LABEL_TASKS: tuple[Task, ...] = (Task.BINARY, Task.MULTICLASS)
+"""Dataset tasks whose targets are one class label per sample, so a metric loss can embed them."""
 
 TupleKind = Literal["pair", "triplet"]
 TUPLE_KINDS: tuple[str, ...] = ("pair", "triplet")
@@ -76,23 +76,23 @@ LOSS_GROUP = "lossforge.losses"
 MINER_GROUP = "lossforge.miners"
 DATASET_GROUP = "lossforge.datasets"
 MODEL_GROUP = "lossforge.models"
-#: The entry-point group of each component kind.
 GROUPS: dict[str, str] = {"loss": LOSS_GROUP, "miner": MINER_GROUP, "dataset": DATASET_GROUP, "model": MODEL_GROUP}
-#: One entry point, many components: ``name = "module:function"``; the function returns
-#: ``{"lossforge.losses": {name: "module:attribute"}, "lossforge.miners": {...}}`` (see :mod:`lossforge.registry`).
+"""The entry-point group of each component kind."""
 PROVIDER_GROUP = "lossforge.providers"
+"""One entry point, many components: `name = "module:function"`; the function returns
+`{"lossforge.losses": {name: "module:attribute"}, "lossforge.miners": {...}}` (see [lossforge.registry][])."""
 PLUGIN_HELP = (
     "Losses, miners, datasets and models come from Python entry points in the groups 'lossforge.losses', "
     "'lossforge.miners', 'lossforge.datasets' and 'lossforge.models' (or from a provider in "
     "'lossforge.providers', one entry point for many): `pip install` a package that declares them (see "
     "plugins/README.md), then `lossforge list` shows it."
 )
-#: Dataset settings lossforge reads itself; never passed to the dataset function.
 RESERVED_DATASET_KEYS: tuple[str, ...] = ("split_seed", "augment", "class_disjoint")
-#: Model settings lossforge applies itself; never passed to the model's constructor (docs/your-data.md).
+"""Dataset settings lossforge reads itself; never passed to the dataset function."""
 RESERVED_MODEL_KEYS: tuple[str, ...] = ("weights", "freeze_batchnorm", "embedding_dim", "normalize")
-#: Constructor keywords lossforge fills in from the data and the task; not config parameters.
+"""Model settings lossforge applies itself; never passed to the model's constructor (docs/your-data.md)."""
 MODEL_INPUTS: tuple[str, ...] = ("input_shape", "output_dim")
+"""Constructor keywords lossforge fills in from the data and the task; not config parameters."""
 
 
 class ContractError(TypeError):
@@ -121,44 +121,46 @@ class LossPlugin(Protocol):
     [search_space][lossforge.contract.LossPlugin.search_space]).
     """
 
-    #: Required. The tasks this loss can train, drawn from :data:`TASKS` (plain strings work too).
     tasks: ClassVar[tuple[str, ...]]
-    #: The name used in messages; default: the class name.
+    """Required. The tasks this loss can train, drawn from [TASKS][lossforge.contract.TASKS] (plain strings work
+    too)."""
     name: ClassVar[str]
-    #: Binary targets as ``"zero_one"`` (default) or ``"plus_minus_one"`` (hinge-style losses).
+    """The name used in messages; default: the class name."""
     binary_target_encoding: ClassVar[str]
-    #: ``True`` when ``"none"`` returns :math:`w_i \\ell_i` and ``"mean"`` is :math:`\\sum w_i \\ell_i /
-    #: \\sum w_i` (class-weighted losses); default ``False``: ``"mean"`` is ``"none".mean()``.
+    """Binary targets as `"zero_one"` (default) or `"plus_minus_one"` (hinge-style losses)."""
     mean_is_weighted: bool
-    #: Metric losses: ``"pair"`` or ``"triplet"``, the tuples a miner must hand it; default ``None``
-    #: (the loss takes either, or no miner).
+    r"""`True` when `"none"` returns $w_i \ell_i$ and `"mean"` is $\sum w_i \ell_i / \sum w_i$
+    (class-weighted losses); default `False`: `"mean"` is `"none".mean()`."""
     tuple_kind: ClassVar[str | None]
-    #: Metric losses: the distance the embeddings are compared with (``"euclidean"``, ``"cosine"``, …);
-    #: a miner without its own uses it, and retrieval evaluation ranks by cosine when it is ``"cosine"``.
+    """Metric losses: `"pair"` or `"triplet"`, the tuples a miner must hand it; default `None`
+    (the loss takes either, or no miner)."""
     distance: str | None
-    #: Metric losses: the margin a miner without its own uses. Default ``None``.
+    """Metric losses: the distance the embeddings are compared with (`"euclidean"`, `"cosine"`, …);
+    a miner without its own uses it, and retrieval evaluation ranks by cosine when it is `"cosine"`."""
     margin: float | None
-    #: Whether the loss scans its targets' *values* (labels in {0, 1}, class indices in range) on every
-    #: call. The framework sets it to ``False`` when the data were validated once up front; a loss that
-    #: does not declare it is never told (its scans, if any, keep running).
+    """Metric losses: the margin a miner without its own uses. Default `None`."""
     scan_targets: bool
-    #: Metric losses: tuples in the last call and those with a non-zero loss (0-d int tensors), logged
-    #: as ``train/tuples`` and ``train/active_fraction``. Optional.
+    """Whether the loss scans its targets' *values* (labels in {0, 1}, class indices in range) on every
+    call. The framework sets it to `False` when the data were validated once up front; a loss that
+    does not declare it is never told (its scans, if any, keep running)."""
     last_num_tuples: Tensor
+    """Metric losses: tuples in the last call and those with a non-zero loss (0-d int tensors), logged
+    as `train/tuples` and `train/active_fraction`. Optional."""
     last_num_active: Tensor
-    #: Optional. What the tuning protocol may tune: a prior per constructor parameter, as plain data that
-    #: needs no lossforge import — ``{"gamma": {"low": 0.0, "high": 5.0}, "delta": {"low": 0.05, "high":
-    #: 10.0, "log": True}, "steps": {"low": 1, "high": 8, "type": "int"}, "weights": {"choices": ["a",
-    #: "b"]}}`` — or lossforge's :class:`FloatRange` / :class:`IntRange` / :class:`Categorical`. Keys are
-    #: constructor parameters other than ``reduction``; each default lies inside its prior (a ``None``
-    #: default, "inherit" or "off", is allowed). Default ``{}``: the loss is tuned over the shared
-    #: learning-rate (and weight-decay) range only, which every loss gets. Read by :func:`search_space`.
     search_space: ClassVar[Mapping[str, Any]]
-    #: Optional. A loss with parameters of its own (class proxies, a classifier's weight matrix) is trained
-    #: in a parameter group of its own at ``optimizer.lr * lr_multiplier`` (``optimizer.loss_lr_multiplier``
-    #: overrides it) and without weight decay. Default 1.0; proxy losses usually want far more (their
-    #: proxies start random and must move as fast as the embedding they anchor).
+    """Optional. What the tuning protocol may tune: a prior per constructor parameter, as plain data that
+    needs no lossforge import — ``{"gamma": {"low": 0.0, "high": 5.0}, "delta": {"low": 0.05, "high":
+    10.0, "log": True}, "steps": {"low": 1, "high": 8, "type": "int"}, "weights": {"choices": ["a",
+    "b"]}}`` — or lossforge's [FloatRange][lossforge.contract.FloatRange] / [IntRange][lossforge.contract.IntRange] /
+    [Categorical][lossforge.contract.Categorical]. Keys are constructor parameters other than `reduction`; each default
+    lies inside its prior (a `None` default, "inherit" or "off", is allowed). Default `{}`: the loss is tuned over the
+    shared learning-rate (and weight-decay) range only, which every loss gets. Read by
+    [search_space][lossforge.contract.LossPlugin.search_space]."""
     lr_multiplier: float
+    """Optional. A loss with parameters of its own (class proxies, a classifier's weight matrix) is trained
+    in a parameter group of its own at `optimizer.lr * lr_multiplier` (`optimizer.loss_lr_multiplier`
+    overrides it) and without weight decay. Default 1.0; proxy losses usually want far more (their
+    proxies start random and must move as fast as the embedding they anchor)."""
 
     def prepare(self, *, targets: Tensor, num_classes: int, embedding_dim: int | None = None) -> None:
         """Optional: called once with the training targets before training (e.g. class weights).
@@ -183,18 +185,18 @@ class MinerPlugin(Protocol):
     `(anchor, positive, anchor, negative)` for pairs, `(anchor, positive, negative)` for triplets.
     """
 
-    #: Required. ``"pair"`` or ``"triplet"``.
     tuple_kind: ClassVar[str]
-    #: The name used in messages; default: the class name.
+    """Required. `"pair"` or `"triplet"`."""
     name: ClassVar[str]
-    #: Optional constructor parameters. When the config leaves one ``None`` and the loss has it, the
-    #: training pipeline passes the loss's value, so a loss and its miner share one margin and distance.
+    """The name used in messages; default: the class name."""
     margin: float | None
+    """Optional constructor parameters. When the config leaves one `None` and the loss has it, the
+    training pipeline passes the loss's value, so a loss and its miner share one margin and distance."""
     distance: str | None
-    #: Optional. What the tuning protocol may tune, declared as a loss declares it (see
-    #: :attr:`LossPlugin.search_space`); default ``{}``. A ``None`` default ("the loss's margin") is allowed;
-    #: a prior that should be able to keep it lists ``None`` among its choices.
     search_space: ClassVar[Mapping[str, Any]]
+    """Optional. What the tuning protocol may tune, declared as a loss declares it (see
+    [LossPlugin.search_space][lossforge.contract.LossPlugin.search_space]); default `{}`. A `None` default ("the loss's
+    margin") is allowed; a prior that should be able to keep it lists `None` among its choices."""
 
     def __call__(self, embeddings: Tensor, labels: Tensor, /) -> tuple[Tensor, ...]:
         """Index tuples into the batch."""
@@ -212,17 +214,18 @@ class DatasetPlugin(Protocol):
     [lossforge.data.adapter.to_data_splits][] turns any of these into lossforge's splits.
     """
 
-    #: Required unless the dataset returns ``DataSplits``: one of :data:`DATASET_TASKS` as a plain string.
     task: str
-    #: Optional. The number of classes (a class absent from train still counts); default: from the targets.
+    """Required unless the dataset returns `DataSplits`: one of [DATASET_TASKS][lossforge.contract.DATASET_TASKS] as a
+    plain string."""
     num_classes: int
-    #: Optional. A name per class (or per label, multilabel).
+    """Optional. The number of classes (a class absent from train still counts); default: from the targets."""
     class_names: tuple[str, ...]
-    #: Optional, images: per-channel mean and std, applied on the training device after ``uint8 / 255``.
+    """Optional. A name per class (or per label, multilabel)."""
     mean: tuple[float, ...]
+    """Optional, images: per-channel mean and std, applied on the training device after `uint8 / 255`."""
     std: tuple[float, ...]
-    #: Optional. ``True``: the test split's classes are disjoint from the training classes.
     class_disjoint: bool
+    """Optional. `True`: the test split's classes are disjoint from the training classes."""
 
     def __call__(self, *, seed: int, **params: Any) -> Any:
         """The three splits, drawn from the split seed `seed`."""
@@ -634,8 +637,8 @@ class Categorical:
         return "{" + ", ".join(repr(choice) for choice in self.choices) + "}"
 
 
-#: A parameter's prior, as :func:`parse_prior` returns it.
 Prior = FloatRange | IntRange | Categorical
+"""A parameter's prior, as [parse_prior][lossforge.contract.parse_prior] returns it."""
 
 _RANGE_KEYS = ("low", "high", "log", "type")
 
@@ -927,5 +930,5 @@ class Switches:
         return normalized not in self.blocked_plugins
 
 
-#: The distribution that provides lossforge's own components.
 OWN_DISTRIBUTION = "lossforge"
+"""The distribution that provides lossforge's own components."""

@@ -25,8 +25,6 @@ from hydra.core.config_store import ConfigStore
 from lossforge.registry import DATASETS, LOSSES, MINERS, MODELS, Registry
 
 _PRIMITIVES = (int, float, bool, str)
-#: The reserved keys every generated dataset / model node has beside the component's own parameters:
-#: ``(name, type, default)``.
 RESERVED_FIELDS: dict[str, tuple[tuple[str, Any, Any], ...]] = {
     "dataset": (("split_seed", int, 0), ("augment", Any, None), ("class_disjoint", bool, False)),
     "model": (
@@ -36,6 +34,8 @@ RESERVED_FIELDS: dict[str, tuple[tuple[str, Any, Any], ...]] = {
         ("normalize", bool, True),
     ),
 }
+"""The reserved keys every generated dataset / model node has beside the component's own parameters:
+`(name, type, default)`."""
 
 
 def _field_type(annotation: Any) -> Any:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 from lossforge.contract import did_you_mean
 
-#: Config groups whose options a command line names; checked before Hydra so a typo gets a suggestion.
 YAML_GROUPS = (
     "model",
     "dataset",
@@ -23,6 +22,7 @@ YAML_GROUPS = (
     "experiment",
     "hparams_search",
 )
+"""Config groups whose options a command line names; checked before Hydra so a typo gets a suggestion."""
 
 
 def group_options(group: str, config_dir: str | None = None) -> list[str]:
@@ -112,16 +112,16 @@ def _registry_conflict(group: str, option: str) -> str | None:
     return None
 
 
-#: Hydra's plugin options → the module that provides each, its pip package, and what it is.
 _HYDRA_PLUGINS = {
     "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "joblib launcher"),
     "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "submitit launcher"),
     "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "submitit launcher"),
 }
+"""Hydra's plugin options → the module that provides each, its pip package, and what it is."""
 
 
-#: Groups whose options are, or whose YAML files pull in, one of ``_HYDRA_PLUGINS``.
 _PLUGIN_GROUPS = ("hydra/launcher", "hydra/sweeper", "hparams_search", "experiment")
+"""Groups whose options are, or whose YAML files pull in, one of `_HYDRA_PLUGINS`."""
 
 
 def _missing_hydra_plugin(arguments: list[str]) -> str | None:
@@ -185,9 +185,9 @@ def _yaml_defaults(group: str, option: str) -> list[object]:
     return defaults if isinstance(defaults, list) else []
 
 
-#: Groups whose YAML files may choose the loss or miner: with one on the command line, which component a
-#: ``loss.<param>`` belongs to is known only after Hydra composes the config.
 _CHOOSING_GROUPS = ("experiment", "hparams_search", "metric_setup")
+"""Groups whose YAML files may choose the loss or miner: with one on the command line, which component a
+`loss.<param>` belongs to is known only after Hydra composes the config."""
 
 
 _DEFAULT_COMPONENT = {"loss": "cross_entropy", "miner": None}  # conf/config.yaml's defaults

@@ -25,10 +25,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-#: Overrides that never change whether a job can run: jobs that differ only in these are checked once.
 SEED_KEYS = ("seed", "dataset.split_seed")
-#: The sweeper whose jobs are known before the first starts (Hydra's default).
+"""Overrides that never change whether a job can run: jobs that differ only in these are checked once."""
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+"""The sweeper whose jobs are known before the first starts (Hydra's default)."""
 
 
 @dataclass(frozen=True)

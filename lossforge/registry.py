@@ -142,9 +142,10 @@ def discover(group: str) -> list[tuple[str, str, str | None, str | None]]:
     return found
 
 
-#: Provider answers of this process, by ``(entry point value, distribution, version)``: each provider is
-#: called once however many registries (losses, miners) index it; :meth:`Registry.refresh` forgets them.
 _ANSWERS: dict[tuple[str, str | None, str | None], ProviderAnswer | str] = {}
+"""Provider answers of this process, by `(entry point value, distribution, version)`: each provider is
+called once however many registries (losses, miners) index it; [Registry.refresh][lossforge.registry.Registry.refresh]
+forgets them."""
 
 
 def ask_provider(value: str, distribution: str | None, version: str | None) -> ProviderAnswer:
@@ -409,5 +410,5 @@ LOSSES = Registry("loss", LOSS_GROUP)
 MINERS = Registry("miner", MINER_GROUP)
 DATASETS = Registry("dataset", DATASET_GROUP)
 MODELS = Registry("model", MODEL_GROUP)
-#: Every registry, by component kind.
 REGISTRIES: dict[str, Registry] = {"loss": LOSSES, "miner": MINERS, "dataset": DATASETS, "model": MODELS}
+"""Every registry, by component kind."""

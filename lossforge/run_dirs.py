@@ -26,10 +26,10 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-#: The resolver in ``conf/config.yaml``'s ``hydra.run.dir`` and ``hydra.sweep.dir``: ``${lossforge.launch_id:}``.
 RESOLVER = "lossforge.launch_id"
-#: The run record a run writes in its directory (``lossforge.training.resume.RUN_RECORD``): its MLflow run id.
+"""The resolver in `conf/config.yaml`'s `hydra.run.dir` and `hydra.sweep.dir`: `${lossforge.launch_id:}`."""
 RUN_RECORD = "lossforge_run.json"
+"""The run record a run writes in its directory (`lossforge.training.resume.RUN_RECORD`): its MLflow run id."""
 
 
 def new_launch_id() -> str:

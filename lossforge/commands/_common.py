@@ -9,9 +9,9 @@ import sys
 from lossforge.contract import Switches
 from lossforge.training import DiskFullError
 
-#: Errors that mean "the input is wrong", not "lossforge is broken": one paragraph, no traceback wall (a full
-#: disk too: its message says which disk and what to do).
 USER_ERRORS = (LookupError, ValueError, TypeError, ConnectionError, FloatingPointError, DiskFullError)
+"""Errors that mean "the input is wrong", not "lossforge is broken": one paragraph, no traceback wall (a full
+disk too: its message says which disk and what to do)."""
 
 
 def user_error(error: BaseException) -> int:

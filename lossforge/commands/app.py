@@ -23,8 +23,8 @@ from lossforge.run_dirs import register_launch_id
 _HELP_FLAGS = {"--help", "-h", "--hydra-help", "--info"}
 
 
-#: Hydra flags that print something and exit without running a job.
 _RUNS_NOTHING = _HELP_FLAGS | {"--cfg", "-c", "--resolve", "--shell-completion", "-sc"}
+"""Hydra flags that print something and exit without running a job."""
 log = logging.getLogger("lossforge")
 
 

@@ -24,9 +24,9 @@ from lossforge.tracking.secrets import credentials_in_uri, redact_uri
 from lossforge.tracking.store import check_reachable, resolve_tracking_uri
 
 HOST = "127.0.0.1"  # the dashboard is for this machine: MLflow accepts only local clients by default
-#: MLflow 3's UI picks its view (GenAI or model training) from this URL parameter; the experiment's
-#: ``mlflow.experimentKind`` tag decides only when one navigates from the experiments list.
 TRAINING_VIEW = "?workflowType=machine_learning"
+"""MLflow 3's UI picks its view (GenAI or model training) from this URL parameter; the experiment's
+`mlflow.experimentKind` tag decides only when one navigates from the experiments list."""
 
 
 def newest_page(client: Any, experiment_name: str) -> str:
@@ -94,8 +94,8 @@ def main(argv: list[str] | None = None) -> int:
     return serve([*server, "--port", str(args.port)], environment)
 
 
-#: How long the server may take to stop after SIGTERM before its process group is killed.
 STOP_GRACE_S = 10.0
+"""How long the server may take to stop after SIGTERM before its process group is killed."""
 
 
 def serve(command: list[str], environment: Mapping[str, str]) -> int:

@@ -127,11 +127,11 @@ def build_dataset(name: str, **params: Any) -> DataSplits:
     return to_data_splits(function(**params), name=name, declared=function)
 
 
-#: Datasets built in this process, newest last: ``(name, split seed, parameters as JSON, re-split by class)``
-#: → ``DataSplits``.
 _BUILT: OrderedDict[tuple[str, int, str, bool], DataSplits] = OrderedDict()
-#: How many built datasets the process keeps (a comparison uses one; images can be large).
+"""Datasets built in this process, newest last: `(name, split seed, parameters as JSON, re-split by class)`
+→ `DataSplits`."""
 CACHE_SIZE = 2
+"""How many built datasets the process keeps (a comparison uses one; images can be large)."""
 
 
 def load_dataset(config: dict[str, Any]) -> DataSplits:

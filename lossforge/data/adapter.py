@@ -51,9 +51,9 @@ from lossforge.contract import DATASET_TASKS, Task, did_you_mean
 from lossforge.data.base import DataSplits, Split, StreamedSplit
 
 SPLITS = ("train", "val", "test")
-#: What a dataset may also return in its mapping when it knows it only once it has read its files (an image
-#: folder's class names, its training split's mean/std); a returned value wins over the declared attribute.
 DESCRIBED_KEYS = ("class_names", "num_classes", "mean", "std")
+"""What a dataset may also return in its mapping when it knows it only once it has read its files (an image
+folder's class names, its training split's mean/std); a returned value wins over the declared attribute."""
 
 
 class DatasetContractError(ValueError):

@@ -39,8 +39,6 @@ def _random_resized_crop(image_shape: Sequence[int], **options: Any) -> nn.Modul
     return _kornia().RandomResizedCrop(size=(int(image_shape[1]), int(image_shape[2])), **options)
 
 
-#: ``dataset.augment`` names → a builder ``(image_shape, **options) -> nn.Module`` (kornia's defaults, except
-#: where a comment says otherwise).
 AUGMENTATIONS: dict[str, Callable[..., nn.Module]] = {
     "random_resized_crop": _random_resized_crop,  # scale (0.5, 1.0) by default, back to the input size
     "horizontal_flip": lambda image_shape, **options: _kornia().RandomHorizontalFlip(**options),
@@ -51,6 +49,8 @@ AUGMENTATIONS: dict[str, Callable[..., nn.Module]] = {
     "grayscale": lambda image_shape, **options: _kornia().RandomGrayscale(**{"p": 0.2, **options}),
     "rotation": lambda image_shape, **options: _kornia().RandomRotation(**{"degrees": 15.0, **options}),
 }
+"""`dataset.augment` names → a builder `(image_shape, **options) -> nn.Module` (kornia's defaults, except
+where a comment says otherwise)."""
 
 
 def build_augmentation(specs: Sequence[Any], image_shape: Sequence[int]) -> nn.Module:

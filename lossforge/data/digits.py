@@ -37,15 +37,16 @@ from lossforge.data.base import (
 NUM_DIGITS = 10
 DIGIT_NAMES = tuple(str(digit) for digit in range(NUM_DIGITS))
 
-#: The labels of :func:`digits_multilabel`: label name → the digits for which it is 1. A "closed loop" is
-#: an enclosed region in the digit's usual printed shape: 0, 6, 9 (one), 8 (two) and 4 (its closed top).
-#: Labels are defined from the digit class, not the pixels, so an open handwritten 4 still has the label.
 MULTILABEL_DEFINITIONS: dict[str, frozenset[int]] = {
     "even": frozenset({0, 2, 4, 6, 8}),
     "at_least_5": frozenset({5, 6, 7, 8, 9}),
     "prime": frozenset({2, 3, 5, 7}),
     "closed_loop": frozenset({0, 4, 6, 8, 9}),
 }
+"""The labels of [digits_multilabel][lossforge.data.digits.digits_multilabel]: label name → the digits for which it is
+1. A "closed loop" is an enclosed region in the digit's usual printed shape: 0, 6, 9 (one), 8 (two) and 4 (its closed
+   top).
+Labels are defined from the digit class, not the pixels, so an open handwritten 4 still has the label."""
 
 
 @lru_cache(maxsize=1)

@@ -37,14 +37,14 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-#: File suffixes read as images (case-insensitive); other files in a class folder are ignored.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
-#: How many unreadable files one error names before it says "and N more".
+"""File suffixes read as images (case-insensitive); other files in a class folder are ignored."""
 MAX_NAMED_FAILURES = 20
-#: The names of the sub-trees of a folder that is split already.
+"""How many unreadable files one error names before it says "and N more"."""
 SPLIT_FOLDERS = ("train", "val", "test")
-#: ImageNet's per-channel mean and std on the [0, 1] scale: what pretrained trunks expect.
+"""The names of the sub-trees of a folder that is split already."""
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
+"""ImageNet's per-channel mean and std on the [0, 1] scale: what pretrained trunks expect."""
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 

@@ -24,8 +24,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from lossforge.data.base import Split, StreamedSplit
 from lossforge.tasks import spec_for
 
-#: The options of the ``sampler`` config group (``conf/sampler/``).
 SAMPLERS = ("random", "m_per_class")
+"""The options of the `sampler` config group (`conf/sampler/`)."""
 
 
 class InMemoryDataset(Dataset):

@@ -30,7 +30,6 @@ from torch import Tensor
 from lossforge.contract import Task
 from lossforge.data.base import DataSplits, Split, check_fraction, partition_indices, standardize_features
 
-#: IDX dtype code → numpy dtype (big-endian, as stored).
 IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
@@ -39,20 +38,21 @@ IDX_DTYPES: dict[int, np.dtype] = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
+"""IDX dtype code → numpy dtype (big-endian, as stored)."""
 _GZIP_MAGIC = b"\x1f\x8b"
 
-#: The four files, each with the MD5 of its published ``.gz`` form (checked after a download).
 MNIST_FILES: dict[str, str] = {
     "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
     "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
     "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
 }
-#: Public mirrors serving ``<file>.gz``, tried in order (the original yann.lecun.com site often refuses).
+"""The four files, each with the MD5 of its published `.gz` form (checked after a download)."""
 MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
+"""Public mirrors serving `<file>.gz`, tried in order (the original yann.lecun.com site often refuses)."""
 
 
 def _read_bytes(path: Path) -> bytes:

@@ -31,8 +31,8 @@ from torch.utils.data import ConcatDataset, Dataset
 from lossforge.data.base import check_fraction, partition_indices
 
 SPLIT_NAMES = ("train", "val", "test")
-#: How the test classes are chosen: the upper half of the sorted class ids, or a seeded random half.
 ORDERS = ("first", "seeded")
+"""How the test classes are chosen: the upper half of the sorted class ids, or a seeded random half."""
 
 
 def choose_test_classes(targets: np.ndarray, *, share: float = 0.5, seed: int, order: str = "first") -> list[int]:

@@ -44,8 +44,8 @@ from lossforge.data.base import DataSplits, Split, check_fractions, split_indice
 
 log = logging.getLogger("lossforge")
 
-#: An integer label column with at most this many distinct values is read as classes (multiclass).
 MAX_CLASSES = 50
+"""An integer label column with at most this many distinct values is read as classes (multiclass)."""
 SPLIT_NAMES = ("train", "val", "test")
 
 

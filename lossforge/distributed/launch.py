@@ -22,8 +22,8 @@ import torch.distributed as dist
 
 log = logging.getLogger("lossforge")
 
-#: The variables through which a launcher tells a process its place (read by Lightning and torch).
 LAUNCH_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NODE_RANK", "RANK", "LOCAL_RANK")
+"""The variables through which a launcher tells a process its place (read by Lightning and torch)."""
 
 
 class DistributedConfigError(ValueError):
@@ -135,8 +135,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
-#: A rank-≥1 process runs ``target(rank, ready, *args)`` and calls ``ready()`` just before training.
 Target = Callable[..., Any]
+"""A rank-≥1 process runs `target(rank, ready, *args)` and calls `ready()` just before training."""
 
 
 @contextmanager

@@ -54,8 +54,8 @@ if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
 DEFAULT_BASELINE = "cross_entropy"
-#: The tag ``lossforge benchmark`` puts on its runs: ``comparison`` (the parent), ``study``, ``final``.
 PROTOCOL_STAGE = "lossforge.protocol.stage"
+"""The tag `lossforge benchmark` puts on its runs: `comparison` (the parent), `study`, `final`."""
 LEGEND = (
     "± is the sample standard deviation over a group's runs; [low, high] is the 95 % confidence interval "
     "(Student t). ↑: higher is better, ↓: lower is better."

@@ -61,8 +61,8 @@ class Axis:
     symbol: str  # the axis variable in mathtext, for the derivative's label dℓ/d<symbol>
     low: float
     high: float
-    #: Where the derivative panel is cut when the curves run off (−1/p_t as p_t → 0); ``None``: never.
     derivative_limits: tuple[float, float] | None = None
+    """Where the derivative panel is cut when the curves run off (−1/p_t as p_t → 0); `None`: never."""
 
 
 RESIDUAL = Axis("residual r = prediction − target", "r", -3.0, 3.0)
@@ -74,10 +74,10 @@ PAIR_ANGLE = Axis("angle θ between the pair's unit embeddings (rad)", r"\theta"
 NEGATIVE_DISTANCE = Axis("distance d(a, n) to the negative, d(a, p) = 1 (1-D embeddings)", "d_{an}", 0.0, 3.0)
 NEGATIVE_ANGLE = Axis("angle θ(a, n) to the negative, θ(a, p) = 1 rad (unit embeddings)", r"\theta_{an}", 0.0, math.pi)
 PROXY_ANGLE = Axis("angle θ between the unit embedding and its class's proxy (rad)", r"\theta_y", 0.0, math.pi)
-#: The probe's proxies for a proxy loss: class 0 at angle 0, class 1 opposite it (2-D unit vectors).
 PROBE_PROXIES = ((1.0, 0.0), (-1.0, 0.0))
-#: The fixed distance (or angle) between a triplet's anchor and positive.
+"""The probe's proxies for a proxy loss: class 0 at angle 0, class 1 opposite it (2-D unit vectors)."""
 ANCHOR_TO_POSITIVE = 1.0
+"""The fixed distance (or angle) between a triplet's anchor and positive."""
 
 _FIXED_AXES = {Task.REGRESSION: RESIDUAL, Task.BINARY: MARGIN, Task.MULTILABEL: MARGIN, Task.MULTICLASS: TRUE_CLASS}
 

@@ -47,27 +47,27 @@ from lossforge.contract import did_you_mean
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-#: Significance level of every test, after Holm's correction.
 ALPHA = 0.05
-#: Level of every confidence interval.
+"""Significance level of every test, after Holm's correction."""
 CONFIDENCE = 0.95
-#: Seeds per configuration the tuning protocol should run (module docstring: the arithmetic behind it).
+"""Level of every confidence interval."""
 RECOMMENDED_SEEDS = 10
-#: Permutations a test may enumerate exactly; with more possible arrangements it samples this many
-#: (from a fixed seed, so the same runs always give the same p-value).
+"""Seeds per configuration the tuning protocol should run (module docstring: the arithmetic behind it)."""
 PERMUTATIONS = 9999
+"""Permutations a test may enumerate exactly; with more possible arrangements it samples this many
+(from a fixed seed, so the same runs always give the same p-value)."""
 
 Direction = Literal["higher", "lower"]
 Seed = TypeVar("Seed", bound=Hashable)
 
-#: Metric names (the part after ``train/``, ``val/`` or ``test/``; fnmatch patterns) by better direction.
 HIGHER_IS_BETTER = ("accuracy", "f1_macro", "subset_accuracy", "recall*", "map_at_r", "knn_accuracy")
+"""Metric names (the part after `train/`, `val/` or `test/`; fnmatch patterns) by better direction."""
 LOWER_IS_BETTER = ("mae", "rmse", "nll", "ece")
-#: Metrics whose values mean something different for every loss, so rows cannot be compared on them.
 NOT_COMPARABLE = {
     "loss": "it is each run's own training objective — L1, cross-entropy and triplet losses measure different "
     "things on different scales — so its values do not compare across losses",
 }
+"""Metrics whose values mean something different for every loss, so rows cannot be compared on them."""
 _STAGES = ("train", "val", "test")
 
 BETTER = "better"

@@ -47,11 +47,11 @@ from lossforge.mining.tuples import (
     padded_positive_distances,
 )
 
-#: The reductions the metric losses accept.
 METRIC_REDUCTIONS = ("mean", "sum", "none", "mean_nonzero")
-#: The contrastive loss's: also PML's pair convention, the mean over non-zero positive-pair terms plus the
-#: mean over non-zero negative-pair terms.
+"""The reductions the metric losses accept."""
 CONTRASTIVE_REDUCTIONS = (*METRIC_REDUCTIONS, "pos_neg_mean")
+"""The contrastive loss's: also PML's pair convention, the mean over non-zero positive-pair terms plus the
+mean over non-zero negative-pair terms."""
 
 # (loss value, tuples considered, tuples with non-zero loss)
 _Result = tuple[Tensor, Tensor, Tensor]

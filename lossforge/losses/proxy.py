@@ -393,10 +393,10 @@ class _ProxyLoss(Loss):
 
     tasks: ClassVar[tuple[Task, ...]] = (Task.METRIC,)
     tuple_kind: ClassVar[str | None] = None  # no pairs or triplets: the proxies are the other side
-    #: Everything here compares normalised vectors, so retrieval is evaluated by cosine too.
     distance: ClassVar[str] = "cosine"
-    #: The proxies' learning rate is ``optimizer.lr`` times this (``optimizer.loss_lr_multiplier`` overrides).
+    """Everything here compares normalised vectors, so retrieval is evaluated by cosine too."""
     lr_multiplier: ClassVar[float] = 1.0
+    """The proxies' learning rate is `optimizer.lr` times this (`optimizer.loss_lr_multiplier` overrides)."""
 
     proxies: nn.Parameter | None
 

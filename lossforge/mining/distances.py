@@ -30,8 +30,8 @@ from torch import Tensor
 
 from lossforge.contract import did_you_mean
 
-#: The distance names every metric loss and miner accepts.
 DISTANCES = ("euclidean", "squared_euclidean", "cosine")
+"""The distance names every metric loss and miner accepts."""
 
 _SQRT_EPS = 1e-12
 

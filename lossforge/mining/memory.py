@@ -37,8 +37,8 @@ from torch import Tensor, nn
 
 from lossforge.contract import loss_traits
 
-#: The options of the ``memory`` config group (``conf/memory/``).
 MEMORIES = ("xbm",)
+"""The options of the `memory` config group (`conf/memory/`)."""
 
 
 def anchored_tuples(indices: tuple[Tensor, ...], num_anchors: int) -> tuple[Tensor, ...]:

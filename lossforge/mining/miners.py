@@ -45,8 +45,8 @@ from lossforge.mining.tuples import (
 PAIR_DEFAULT_DISTANCE, PAIR_DEFAULT_MARGIN = "euclidean", 1.0
 TRIPLET_DEFAULT_DISTANCE, TRIPLET_DEFAULT_MARGIN = "squared_euclidean", 0.2
 
-#: What a metric loss or miner expects, for error messages.
 _CHUNK_ELEMENTS = 1 << 22
+"""What a metric loss or miner expects, for error messages."""
 
 
 def hard_pair_indices(distances: Tensor, labels: Tensor, margin: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:

@@ -34,8 +34,8 @@ from lossforge.models.weights import load_weights
 __all__ = ["CNN", "MLP", "Network", "ResNet", "build_model", "count_parameters", "list_models", "load_weights"]
 
 log = logging.getLogger("lossforge")
-#: The embedding width a metric loss trains when ``model.embedding_dim`` is not set.
 DEFAULT_EMBEDDING_DIM = 64
+"""The embedding width a metric loss trains when `model.embedding_dim` is not set."""
 
 
 class Network(nn.Module):

@@ -21,8 +21,8 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-#: Blocks per stage for each supported depth.
 DEPTHS: dict[int, tuple[int, int, int, int]] = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
+"""Blocks per stage for each supported depth."""
 
 
 class BasicBlock(nn.Module):

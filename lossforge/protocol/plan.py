@@ -29,21 +29,21 @@ class Budget:
             raise ValueError(f"Expected `max_epochs` >= 1 or None, got {self.max_epochs}")
 
 
-#: Named budgets. ``tiny`` is for tests (under a minute); ``default`` is the protocol as documented, with
-#: enough seeds that a paired sign-flip test can reach p < 0.05 after Holm's correction over a handful of
-#: comparisons (lossforge.evaluation.statistics.RECOMMENDED_SEEDS); ``small`` can only detect an effect
-#: against one or two other losses (its verdicts say so when the seeds are too few).
 BUDGETS: dict[str, Budget] = {
     "tiny": Budget(trials=2, seeds=2, max_epochs=2),
     "small": Budget(trials=8, seeds=6),
     "default": Budget(trials=20, seeds=RECOMMENDED_SEEDS),
 }
+"""Named budgets. `tiny` is for tests (under a minute); `default` is the protocol as documented, with
+enough seeds that a paired sign-flip test can reach p < 0.05 after Holm's correction over a handful of
+comparisons (lossforge.evaluation.statistics.RECOMMENDED_SEEDS); `small` can only detect an effect
+against one or two other losses (its verdicts say so when the seeds are too few)."""
 
-#: The optimizer is tuned for every loss over the same ranges, so no loss wins by a better learning rate.
 SHARED_SPACE: dict[str, dict[str, float | bool]] = {
     "optimizer.lr": {"low": 1e-4, "high": 3e-2, "log": True},
     "optimizer.weight_decay": {"low": 1e-6, "high": 1e-2, "log": True},
 }
+"""The optimizer is tuned for every loss over the same ranges, so no loss wins by a better learning rate."""
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
 

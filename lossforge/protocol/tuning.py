@@ -44,17 +44,17 @@ from lossforge.training.run import fit_for_validation
 
 log = logging.getLogger("lossforge.protocol")
 
-#: Trial states that use up part of the budget (a trial whose process was killed never finished: it does not,
-#: see INTERRUPTED).
 _SPENT = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+"""Trial states that use up part of the budget (a trial whose process was killed never finished: it does not,
+see INTERRUPTED)."""
 
 
-#: Marks a trial whose process ended before it did (``kill -9``, a lost node): failed in Optuna's records,
-#: but not part of the budget — it is run again.
 INTERRUPTED = "lossforge.interrupted"
-#: The study's user attribute that records what it searches (its space and direction): a re-run that
-#: searches something else refuses to mix the two.
+"""Marks a trial whose process ended before it did (`kill -9`, a lost node): failed in Optuna's records,
+but not part of the budget — it is run again."""
 SEARCH = "lossforge.search"
+"""The study's user attribute that records what it searches (its space and direction): a re-run that
+searches something else refuses to mix the two."""
 
 
 def prepare_storage(url: str) -> str:
@@ -239,9 +239,9 @@ def remaining_trials(study: optuna.Study, budget: int, *, label: str, shared: bo
     return budget - spent
 
 
-#: Heartbeats of a trial in a database storage (seconds): every HEARTBEAT a running trial says it is alive;
-#: one silent for GRACE is stale — its worker died — and is failed, marked interrupted and run again.
 HEARTBEAT, GRACE = 5, 20
+"""Heartbeats of a trial in a database storage (seconds): every HEARTBEAT a running trial says it is alive;
+one silent for GRACE is stale — its worker died — and is failed, marked interrupted and run again."""
 
 
 @contextlib.contextmanager

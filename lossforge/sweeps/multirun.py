@@ -83,19 +83,19 @@ from lossforge.tracking.sweep_record import write_record as _write_record
 
 log = logging.getLogger("lossforge")
 
-#: Tags: a child's config hash, a parent's sweep hash, the error of a failed run, a superseded earlier attempt.
 CONFIG_HASH_TAG = "lossforge.config_hash"
+"""Tags: a child's config hash, a parent's sweep hash, the error of a failed run, a superseded earlier attempt."""
 SWEEP_HASH_TAG = "lossforge.sweep_hash"
 ERROR_TAG = "lossforge.error"
 SUPERSEDED_TAG = "lossforge.superseded_by_resume"
 ERROR_LENGTH = 5000  # characters of an error kept in its tag
 CANCELLED = "cancelled (SIGTERM)"  # the error of a job stopped by SIGTERM (scancel)
-#: Errors of a tracking server that does not answer: MLflow's (an HTTP store wraps requests' errors in them)
-#: and the connection errors themselves (``requests``' derive from ``OSError``).
 UNREACHABLE = (MlflowException, OSError)
-#: The id of the process that launched the sweep (``on_multirun_start`` ran in it); a job in another process
-#: (SLURM, the parallel launcher) returns when cancelled, one in this process lets the SIGTERM end the sweep.
+"""Errors of a tracking server that does not answer: MLflow's (an HTTP store wraps requests' errors in them)
+and the connection errors themselves (`requests`' derive from `OSError`)."""
 _launcher_pid: int | None = None
+"""The id of the process that launched the sweep (`on_multirun_start` ran in it); a job in another process
+(SLURM, the parallel launcher) returns when cancelled, one in this process lets the SIGTERM end the sweep."""
 register_launch_id()  # a job process unpickles this module's callback before it resolves hydra.sweep.dir
 
 

@@ -57,9 +57,9 @@ WORKER_DIED = (
     "sweep.resume=true to run the rest"
 )
 
-#: What the fork server imports once, so that no worker has to: the training stack (torch, Lightning,
-#: MLflow, lossforge), matplotlib, and what a job would otherwise import or scan in its first run.
 PRELOAD = ("lossforge.sweeps.parallel_preload",)
+"""What the fork server imports once, so that no worker has to: the training stack (torch, Lightning,
+MLflow, lossforge), matplotlib, and what a job would otherwise import or scan in its first run."""
 
 
 def usable_cores() -> int:

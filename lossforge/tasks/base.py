@@ -43,8 +43,8 @@ class TaskSpec:
     """
 
     task: ClassVar[Task]
-    #: The validation metric a tuning protocol selects hyper-parameters on, and whether higher is better.
     selection_metric: ClassVar[str] = "f1_macro"
+    """The validation metric a tuning protocol selects hyper-parameters on, and whether higher is better."""
     higher_is_better: ClassVar[bool] = True
     class_labels: ClassVar[bool] = False
     stratified: ClassVar[bool] = False

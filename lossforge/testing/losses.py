@@ -314,7 +314,6 @@ def _check_learning(subject: LossSubject, task: Task, where: str) -> None:
     _expect(moved, f"{where}: 30 optimizer steps left the loss's own parameters unchanged")
 
 
-#: Every loss check, in the order they run.
 LOSS_CHECKS = (
     check_declarations,
     check_constructor,
@@ -326,6 +325,7 @@ LOSS_CHECKS = (
     check_learnable,
     check_search_space,
 )
+"""Every loss check, in the order they run."""
 
 
 def _cases(subject: LossSubject) -> Iterable[tuple[Task, torch.dtype, str]]:

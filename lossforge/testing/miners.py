@@ -102,7 +102,6 @@ def check_feeds_a_loss(subject: MinerSubject) -> None:
     _expect(embeddings.grad is not None, f"{subject.label}: a {kind} loss on its tuples gives no gradient")
 
 
-#: Every miner check, in the order they run.
 MINER_CHECKS = (
     check_declarations,
     check_constructor,
@@ -111,6 +110,7 @@ MINER_CHECKS = (
     check_feeds_a_loss,
     check_search_space,
 )
+"""Every miner check, in the order they run."""
 
 
 def _check_tuples(tuples: Any, labels: Tensor, tuple_kind: str, where: str) -> None:

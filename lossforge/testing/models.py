@@ -31,8 +31,8 @@ from lossforge.contract import MODEL_INPUTS, RESERVED_MODEL_KEYS, ContractError,
 from lossforge.registry import MODELS
 from lossforge.testing.common import Check, _provided_by
 
-#: Sample shapes a model is tried on, in order: images, then flat features.
 MODEL_INPUT_SHAPES: tuple[tuple[int, ...], ...] = ((3, 16, 16), (8,))
+"""Sample shapes a model is tried on, in order: images, then flat features."""
 
 
 def model_names(pattern: str = "*", *, distribution: str | None = None) -> list[str]:

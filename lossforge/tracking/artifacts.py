@@ -59,8 +59,8 @@ def log_hydra_record(run: RunHandle, output_dir: Path) -> None:
 
 
 # -- what a reviewer checks first: the data, the machine, the model ------------------------------------------
-#: MLflow's input tag for the role a dataset played in a run; the UI shows it next to the dataset.
 SPLIT_CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}
+"""MLflow's input tag for the role a dataset played in a run; the UI shows it next to the dataset."""
 
 
 def split_digest(split: Split) -> str:

@@ -16,17 +16,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-#: Dotted keys left out of the hash, each because it cannot change what a run computes:
-#:
-#: * ``hydra`` — Hydra's own node (output directories, job number, the launcher); not in a job's config.
-#: * ``run_name`` — the run's label in MLflow.
-#: * ``verbose``, ``trainer.enable_progress_bar`` — what the terminal shows.
-#: * ``resume`` — continues an earlier run from its checkpoint: the same computation.
-#: * ``sweep`` — the switches ``sweep.resume`` and ``sweep.fail_fast`` themselves: a sweep re-run with
-#:   ``sweep.resume=true`` must match the runs of the sweep that ran without it.
-#: * ``logger.tracking_uri``, ``logger.artifact_location`` — where the run is recorded (an output path,
-#:   and the store's address, which may hold credentials).
-#: * ``trainer.default_root_dir`` — where Lightning writes (an output path).
 EXCLUDED = (
     "hydra",
     "run_name",
@@ -38,6 +27,17 @@ EXCLUDED = (
     "trainer.enable_progress_bar",
     "trainer.default_root_dir",
 )
+"""Dotted keys left out of the hash, each because it cannot change what a run computes:
+
+* `hydra` — Hydra's own node (output directories, job number, the launcher); not in a job's config.
+* `run_name` — the run's label in MLflow.
+* `verbose`, `trainer.enable_progress_bar` — what the terminal shows.
+* `resume` — continues an earlier run from its checkpoint: the same computation.
+* `sweep` — the switches `sweep.resume` and `sweep.fail_fast` themselves: a sweep re-run with
+  `sweep.resume=true` must match the runs of the sweep that ran without it.
+* `logger.tracking_uri`, `logger.artifact_location` — where the run is recorded (an output path,
+  and the store's address, which may hold credentials).
+* `trainer.default_root_dir` — where Lightning writes (an output path)."""
 
 
 def config_hash(config: DictConfig | Mapping[str, Any]) -> str:

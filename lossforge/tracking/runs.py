@@ -21,9 +21,9 @@ from lossforge.tracking.store import get_or_create_experiment
 if TYPE_CHECKING:
     from lossforge.tracking.sweep_record import SweepJob
 
-#: How a run ended, one machine-readable word (``docs/decisions.md`` §2), read by ``compare``, the protocol's
-#: verdict and resume. The free-text reason stays in ``ERROR_TAG``.
 OUTCOME_TAG = "lossforge.outcome"
+"""How a run ended, one machine-readable word (`docs/decisions.md` §2), read by `compare`, the protocol's
+verdict and resume. The free-text reason stays in `ERROR_TAG`."""
 ERROR_TAG = "lossforge.error"
 
 

@@ -26,18 +26,19 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
-#: Variable (and config key) names whose values are secret: passwords (``*PASS*``: ``DB_PASS``, ``*PASSWORD*``,
-#: ``*PASSPHRASE*``; ``*PWD*``), keys (``*KEY*``: ``API_KEY``, ``PRIVATE_KEY``, ``SSH_KEY``, ``AWS_SECRET_ACCESS_KEY``),
-#: tokens, secrets, credentials, auth, cookies, and connection strings that carry a password (``DATABASE_URL``,
-#: ``*DSN*``, ``*CONNECTION_STRING*``).
 SECRET_NAME = re.compile(
     r"PASS|PWD|KEY|TOKEN|SECRET|CREDENTIAL|AUTH|COOKIE|PRIVATE|DATABASE_URL|DSN|CONNECTION_STRING|CONN_STR",
     re.IGNORECASE,
 )
-#: Shell variables that match :data:`SECRET_NAME` but hold the working directory: never secret.
+"""Variable (and config key) names whose values are secret: passwords (`*PASS*`: `DB_PASS`, `*PASSWORD*`,
+`*PASSPHRASE*`; `*PWD*`), keys (`*KEY*`: `API_KEY`, `PRIVATE_KEY`, `SSH_KEY`, `AWS_SECRET_ACCESS_KEY`),
+tokens, secrets, credentials, auth, cookies, and connection strings that carry a password (`DATABASE_URL`,
+`*DSN*`, `*CONNECTION_STRING*`)."""
 NOT_SECRET = frozenset({"PWD", "OLDPWD"})
-#: Shorter values are redacted at their config node only, never replaced as substrings of other text.
+"""Shell variables that match [SECRET_NAME][lossforge.tracking.secrets.SECRET_NAME] but hold the working directory:
+never secret."""
 MIN_SCRUBBED_LENGTH = 6
+"""Shorter values are redacted at their config node only, never replaced as substrings of other text."""
 REDACTED = "***"
 
 
@@ -125,8 +126,8 @@ def scrub_secrets(text: str, environment: Mapping[str, str] | None = None) -> st
     return _redact_uris(text) if "://" in text and "@" in text else text
 
 
-#: ``name=value`` in free text (an override, an environment listing), the name's last dotted part in group 2.
 _ASSIGNMENT = re.compile(r"((?<![\w.+~-])[+~]*(?:[\w-]+\.)*([\w-]+))=([^\s,'\"\]})]+)")
+"""`name=value` in free text (an override, an environment listing), the name's last dotted part in group 2."""
 
 
 def _redact_assignments(text: str) -> str:
@@ -177,8 +178,8 @@ def environment_snapshot() -> dict[str, str]:
 
 
 # -- at the node -------------------------------------------------------------------------------------------
-#: ``${oc.env:NAME}`` or ``${oc.env:NAME,default}`` — the variable's name in group 1.
 _ENV_INTERPOLATION = re.compile(r"\$\{\s*oc\.env\s*:\s*([^,}\s]+)[^}]*\}")
+"""`${oc.env:NAME}` or `${oc.env:NAME,default}` — the variable's name in group 1."""
 
 
 def env_variables(text: str) -> list[str]:

@@ -60,9 +60,9 @@ def dashboard_command(tracking_uri: str) -> str:
     return f"{shlex.quote(sys.executable)} -m lossforge ui --tracking-uri {shlex.quote(shown)}"
 
 
-#: The experiment tag MLflow 3's UI reads to choose its view; without it the UI may open the GenAI view and file
-#: runs under "Evaluations". MLflow has no Python constant for it: the name and values are its UI's.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+"""The experiment tag MLflow 3's UI reads to choose its view; without it the UI may open the GenAI view and file
+runs under "Evaluations". MLflow has no Python constant for it: the name and values are its UI's."""
 MODEL_TRAINING = "custom_model_development"
 
 
@@ -108,17 +108,17 @@ class TrackingCredentialsError(TrackingUnavailableError):
     """The tracking server answers but refuses the credentials (HTTP 401) or the access (HTTP 403)."""
 
 
-#: How hard MLflow's HTTP client tries one request to a tracking server before the run fails, where the user
-#: set nothing else. MLflow's own defaults (7 retries with backoff factor 2, 120 s per attempt) keep a job
-#: waiting about 4 minutes per request for a server that went away — and a failing run makes two more
-#: requests to record its failure. With these, a stopped server (connection refused) fails a request in
-#: about 10 s (attempts after waits of 0, 2 and 4 s, plus up to 1 s of jitter each), a silent one in at
-#: most 4 × 20 s + 9 s ≈ 90 s. The same variables, set in the environment, override them.
 HTTP_LIMITS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",  # seconds per attempt
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
 }
+"""How hard MLflow's HTTP client tries one request to a tracking server before the run fails, where the user
+set nothing else. MLflow's own defaults (7 retries with backoff factor 2, 120 s per attempt) keep a job
+waiting about 4 minutes per request for a server that went away — and a failing run makes two more
+requests to record its failure. With these, a stopped server (connection refused) fails a request in
+about 10 s (attempts after waits of 0, 2 and 4 s, plus up to 1 s of jitter each), a silent one in at
+most 4 × 20 s + 9 s ≈ 90 s. The same variables, set in the environment, override them."""
 
 
 def limit_http_retries(environment: MutableMapping[str, str] | None = None) -> None:
@@ -208,10 +208,10 @@ class StoreDamagedError(TrackingUnavailableError):
     """The SQLite store's file cannot be used: not a database, truncated, or its schema half-migrated."""
 
 
-#: The first 16 bytes of every SQLite 3 database file (https://www.sqlite.org/fileformat.html, 1.3).
 SQLITE_HEADER = b"SQLite format 3\x00"
-#: SQLite stores lossforge has checked (or created) in this process: each file is checked once per command.
+"""The first 16 bytes of every SQLite 3 database file (https://www.sqlite.org/fileformat.html, 1.3)."""
 _checked_stores: set[Path] = set()
+"""SQLite stores lossforge has checked (or created) in this process: each file is checked once per command."""
 
 
 def sqlite_path(tracking_uri: str) -> Path | None:

@@ -18,8 +18,8 @@ from hydra.types import RunMode
 
 from lossforge.tracking.secrets import raw_strings
 
-#: The file in the sweep directory that names the sweep's parent run: ``{"parent_run_id", "tracking_uri"}``.
 SWEEP_RECORD = "lossforge_sweep.json"
+"""The file in the sweep directory that names the sweep's parent run: `{"parent_run_id", "tracking_uri"}`."""
 
 
 @dataclass(frozen=True)

@@ -2,12 +2,12 @@
 
 import warnings
 
-#: Warnings a lossforge run prints at every fit that its user can do nothing about, each with its reason:
-#: torch deprecated ``LeafSpec()``, which Lightning's ``utilities/_pytree.py`` still calls each fit; and
-#: Lightning warns at every Trainer that `srun` is installed but did not start the process — on a SLURM login
-#: node (or any machine with slurm-wlm) each local run and benchmark trial would print it, while lossforge
-#: submits SLURM jobs itself (hydra/launcher=submitit_slurm), where the job's variables are set.
 KNOWN_WARNINGS = (".*LeafSpec.*", "The `srun` command is available")
+"""Warnings a lossforge run prints at every fit that its user can do nothing about, each with its reason:
+torch deprecated `LeafSpec()`, which Lightning's `utilities/_pytree.py` still calls each fit; and
+Lightning warns at every Trainer that `srun` is installed but did not start the process — on a SLURM login
+node (or any machine with slurm-wlm) each local run and benchmark trial would print it, while lossforge
+submits SLURM jobs itself (hydra/launcher=submitit_slurm), where the job's variables are set."""
 
 
 class DiskFullError(OSError):

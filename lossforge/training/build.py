@@ -51,9 +51,9 @@ class Built:
     data: DataSplits
     task: Task
     module: LossTask
-    #: MLflow tags that say which data and model ran: ``data.test_digest`` (docs/decisions.md §1), the
-    #: dataset's own provenance (a CSV file's path and SHA-256, …), ``model.parameters``.
     provenance: dict[str, str]
+    """MLflow tags that say which data and model ran: `data.test_digest` (docs/decisions.md §1), the
+    dataset's own provenance (a CSV file's path and SHA-256, …), `model.parameters`."""
 
 
 def params(node: DictConfig | None) -> dict[str, Any]:

@@ -32,9 +32,9 @@ from lightning.pytorch.callbacks import Checkpoint
 from lossforge.training import DiskFullError
 
 LAST, BEST, INTERRUPTED = "last.ckpt", "best.ckpt", "interrupted.ckpt"
-#: Set in every checkpoint: True when it was written at the end of an epoch (a state a resume can continue from
-#: exactly), False for one written mid-epoch (``interrupted.ckpt``).
 EPOCH_END_KEY = "lossforge_epoch_end"
+"""Set in every checkpoint: True when it was written at the end of an epoch (a state a resume can continue from
+exactly), False for one written mid-epoch (`interrupted.ckpt`)."""
 
 
 class NoFiniteValidationError(FloatingPointError):

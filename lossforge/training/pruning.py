@@ -30,8 +30,8 @@ import optuna
 
 log = logging.getLogger("lossforge.tuning")
 
-#: The config key under which a sweep job finds its trial (put there by the sweeper, popped before training).
 TRIAL_KEY = "tuning_trial"
+"""The config key under which a sweep job finds its trial (put there by the sweeper, popped before training)."""
 
 
 def storage_url(text: str, *, base_dir: Path | None = None) -> str:

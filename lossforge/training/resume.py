@@ -53,17 +53,17 @@ log = logging.getLogger("lossforge")
 
 RUN_RECORD = "lossforge_run.json"
 CONFIG_RECORD = "lossforge_config.yaml"
-#: How the run in this folder ended, written beside it when it ends badly: the record the next start uses when
-#: the store could not be written then (its disk was full, its server gone).
 OUTCOME_RECORD = "lossforge_outcome.json"
+"""How the run in this folder ended, written beside it when it ends badly: the record the next start uses when
+the store could not be written then (its disk was full, its server gone)."""
 
 
 class ResumeError(ValueError):
     """`resume=...` names nothing that can be resumed."""
 
 
-#: Overrides a resume accepts: ``trainer.max_epochs`` (honoured) and those that say only where and how to run.
 RESUME_ALLOWS = ("resume", "trainer.max_epochs", "logger.tracking_uri", "verbose", "trainer.enable_progress_bar")
+"""Overrides a resume accepts: `trainer.max_epochs` (honoured) and those that say only where and how to run."""
 
 
 @dataclass(frozen=True)
@@ -74,10 +74,10 @@ class Resume:
     run_id: str
     checkpoint: Path
     config: DictConfig
-    #: What was skipped on the way to ``checkpoint`` (a damaged file, a mid-epoch one), one sentence each.
     notes: tuple[str, ...] = ()
-    #: Overrides the resume honours, e.g. ``{"trainer.max_epochs": "10"}``.
+    """What was skipped on the way to `checkpoint` (a damaged file, a mid-epoch one), one sentence each."""
     honoured: Mapping[str, str] = field(default_factory=dict)
+    """Overrides the resume honours, e.g. `{"trainer.max_epochs": "10"}`."""
 
 
 def write_run_record(output_dir: Path, *, run_id: str, tracking_uri: str, config: DictConfig) -> None:

@@ -17,7 +17,6 @@ from lossforge.data.benchmarks.cifar import cifar10, cifar100
 from lossforge.data.benchmarks.fashion import fashion_mnist
 from lossforge.data.benchmarks.metric import cars196, cub200, stanford_online_products
 
-#: Registry name → dataset function, for every benchmark in this package.
 BENCHMARKS = {
     "cifar10": cifar10,
     "cifar100": cifar100,
@@ -26,5 +25,6 @@ BENCHMARKS = {
     "cars196": cars196,
     "sop": stanford_online_products,
 }
+"""Registry name → dataset function, for every benchmark in this package."""
 
 __all__ = ["BENCHMARKS", "cars196", "cifar10", "cifar100", "cub200", "fashion_mnist", "stanford_online_products"]

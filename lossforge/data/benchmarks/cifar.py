@@ -21,12 +21,12 @@ import numpy as np
 from lossforge.data.benchmarks.common import carve_validation, find_folder, not_found_error
 from lossforge.data.benchmarks.downloads import Archive, download_and_extract
 
-#: The official archives (python version) and their published MD5 sums.
 CIFAR10_ARCHIVE = Archive(
     url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
     filename="cifar-10-python.tar.gz",
     md5="c58f30108f718f92721af3b95e74349a",
 )
+"""The official archives (python version) and their published MD5 sums."""
 CIFAR100_ARCHIVE = Archive(
     url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
     filename="cifar-100-python.tar.gz",

@@ -12,13 +12,13 @@ from typing import Any
 from lossforge.data.benchmarks.common import carve_validation, not_found_error
 from lossforge.data.mnist import download_idx_files, find_idx_files, read_idx_pair
 
-#: The four files, each with the MD5 of its published ``.gz`` form.
 FASHION_MNIST_FILES: dict[str, str] = {
     "train-images-idx3-ubyte": "8d4fb7e6c68d591d4c3dfef9ec88bf0d",
     "train-labels-idx1-ubyte": "25c81989df183df01b3e8a0aad5dffbe",
     "t10k-images-idx3-ubyte": "bef4ecab320f06d8554ea6380940ec79",
     "t10k-labels-idx1-ubyte": "bb300cfdad3c16e7a12a480ee83cd310",
 }
+"""The four files, each with the MD5 of its published `.gz` form."""
 FASHION_MNIST_MIRRORS: tuple[str, ...] = ("http://fashion-mnist.s3-website.eu-central-1.amazonaws.com/",)
 FASHION_MNIST_CLASSES = (
     "T-shirt/top",

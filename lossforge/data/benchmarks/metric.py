@@ -40,8 +40,6 @@ from lossforge.data.benchmarks.common import (
 )
 from lossforge.data.benchmarks.downloads import Archive, download_and_extract
 
-#: The official archives and their published MD5 sums. The Cars196 files were served from Stanford's
-#: ai.stanford.edu/~jkrause pages, which have been offline at times: copy them by hand when they are.
 ARCHIVES: dict[str, list[Archive]] = {
     "cub200": [
         Archive(
@@ -70,6 +68,8 @@ ARCHIVES: dict[str, list[Archive]] = {
         )
     ],
 }
+"""The official archives and their published MD5 sums. The Cars196 files were served from Stanford's
+ai.stanford.edu/~jkrause pages, which have been offline at times: copy them by hand when they are."""
 
 
 def _located(name: str, root: str, download: bool, folder_name: str, marker: str, expected: str) -> Path:

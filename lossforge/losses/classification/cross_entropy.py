@@ -222,8 +222,8 @@ class WeightedCrossEntropyLoss(Loss):
 
     name: ClassVar[str] = "weighted_cross_entropy"
     tasks: ClassVar[tuple[Task, ...]] = (Task.MULTICLASS,)
-    #: "mean" is Σ w_i ℓ_i / Σ w_i, not the mean of the "none" values (read by lossforge.testing).
     mean_is_weighted: ClassVar[bool] = True
+    """"mean" is Σ w_i ℓ_i / Σ w_i, not the mean of the "none" values (read by lossforge.testing)."""
     # Either scheme; beta over Cui et al. (2019)'s grid, whose values differ by their 1 - beta's magnitude
     # (ignored by inverse_frequency). A list of weights is per data set, so it is no prior.
     search_space: ClassVar[dict[str, Prior]] = {

@@ -53,14 +53,14 @@ from lossforge_pml.table import (
 
 REDUCTIONS = ("mean", "sum", "none", "pml")
 DISTANCES = ("default", "lp", "cosine", "dot")
-#: Annotations for parameters PML leaves unannotated whose defaults do not say their type.
 ANNOTATIONS: dict[str, Any] = {
     "triplets_per_anchor": str | int,  # "all" or a number of triplets per anchor
     "allowed_pos_range": list[float] | None,  # (low, high) of the positive distances kept
     "allowed_neg_range": list[float] | None,
 }
-#: The module that serves the generated classes (``lossforge_pml.generated:<registry name>``).
+"""Annotations for parameters PML leaves unannotated whose defaults do not say their type."""
 GENERATED_MODULE = "lossforge_pml.generated"
+"""The module that serves the generated classes (`lossforge_pml.generated:<registry name>`)."""
 
 
 class PMLMissingError(ImportError):
@@ -142,8 +142,8 @@ class PMLLoss(nn.Module):
     tasks: ClassVar[tuple[str, ...]] = ("metric",)
     name: ClassVar[str] = "pml"
     pml_class: ClassVar[type]
-    #: PML constructor parameter -> "classes" | "embedding", filled from ``prepare`` (empty: not learnable).
     size_parameters: ClassVar[Mapping[str, str]] = {}
+    """PML constructor parameter -> "classes" | "embedding", filled from `prepare` (empty: not learnable)."""
 
     def __init__(self, *, reduction: str = "mean", distance: str = "default", **options: Any) -> None:
         super().__init__()

@@ -22,11 +22,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The oldest pytorch-metric-learning this adapter supports (``pyproject.toml`` asks for it).
 MINIMUM_PML = "2.5"
+"""The oldest pytorch-metric-learning this adapter supports (`pyproject.toml` asks for it)."""
 
-#: PML's compound words, written as one word in registry names (PML's own file names agree:
-#: ``arcface_loss.py``, ``ntxent_loss.py``, ``supcon_loss.py``, ``p2s_grad_loss.py``).
 COMPOUND_WORDS: dict[str, str] = {
     "SubCenterArcFace": "sub_center_arcface",
     "ArcFace": "arcface",
@@ -40,6 +38,8 @@ COMPOUND_WORDS: dict[str, str] = {
     "VICReg": "vicreg",
     "P2SGrad": "p2s_grad",
 }
+"""PML's compound words, written as one word in registry names (PML's own file names agree:
+`arcface_loss.py`, `ntxent_loss.py`, `supcon_loss.py`, `p2s_grad_loss.py`)."""
 
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z]+[0-9]*")
 
@@ -86,11 +86,6 @@ def _uniform(low: float, high: float) -> dict[str, Any]:
 _TEMPERATURE = {"temperature": _log(0.01, 1.0)}
 _SCALE = _log(8.0, 128.0)
 
-#: Every PML loss and miner adapted, by PML class name. Search spaces cover the well-known knobs (margins,
-#: scales, temperatures) around PML's defaults; the other components are tuned over the learning rate only.
-#: Pair losses compute over pairs, triplet losses over triplets (either takes a miner's tuples of the other
-#: kind: PML converts them); ``None``: proxy/classification-style losses that weight samples by a miner's
-#: tuples, or that refuse a miner (InstanceLoss, PNPLoss, RankedListLoss: the error names the loss).
 SPECS: dict[str, Spec] = {
     # -- losses on pairs ----------------------------------------------------------------------------
     "AngularLoss": Spec("loss", "2.0", "pair", {"alpha": _uniform(30.0, 55.0)}),
@@ -152,9 +147,12 @@ SPECS: dict[str, Spec] = {
     "TripletMarginMiner": Spec("miner", "2.0", "triplet", {"margin": _uniform(0.01, 0.5)}),
     "UniformHistogramMiner": Spec("miner", "2.0", "pair"),
 }
+"""Every PML loss and miner adapted, by PML class name. Search spaces cover the well-known knobs (margins,
+scales, temperatures) around PML's defaults; the other components are tuned over the learning rate only.
+Pair losses compute over pairs, triplet losses over triplets (either takes a miner's tuples of the other
+kind: PML converts them); `None`: proxy/classification-style losses that weight samples by a miner's
+tuples, or that refuse a miner (InstanceLoss, PNPLoss, RankedListLoss: the error names the loss)."""
 
-#: PML classes exported next to the losses and miners that are not components: base classes, mixins,
-#: wrappers around another loss, and self-supervised losses that take no labels. Each with the reason.
 NOT_ADAPTED: dict[str, str] = {
     "BaseMetricLossFunction": "PML's abstract base class of every loss; computes nothing itself",
     "GenericPairLoss": "PML's abstract base class of the pair losses; computes nothing itself",
@@ -183,10 +181,9 @@ NOT_ADAPTED: dict[str, str] = {
         "are shuffled samples, so its 'triplets' would have the wrong labels"
     ),
 }
+"""PML classes exported next to the losses and miners that are not components: base classes, mixins,
+wrappers around another loss, and self-supervised losses that take no labels. Each with the reason."""
 
-#: Generated components that do not meet lossforge's contract, with the check that fails and why. They are
-#: not registered (asking for one names the reason); ``tests/test_pml_contract.py`` runs the contract kit
-#: over them too and asserts that exactly these fail.
 UNFIT: dict[str, str] = {
     "pml_dynamic_soft_margin_loss": (
         "check_trains: PML's DynamicSoftMarginLoss raises `RuntimeError: index 10 is out of bounds for dimension 0 "
@@ -201,24 +198,27 @@ UNFIT: dict[str, str] = {
         "Small for training, but it breaks the promise that a checkpoint restores the loss exactly"
     ),
 }
+"""Generated components that do not meet lossforge's contract, with the check that fails and why. They are
+not registered (asking for one names the reason); `tests/test_pml_contract.py` runs the contract kit
+over them too and asserts that exactly these fail."""
 
-#: Parameters that are integers although PML gives them no annotation (a default like ``4`` is otherwise
-#: read as a float, so that ``loss.scale=64.5`` is allowed). By name, and by (class, name).
 INTEGER_PARAMETERS = frozenset(
     {"num_bins", "centers_per_class", "sub_centers", "n_bins", "pos_per_bin", "neg_per_bin", "num_classes"}
 )
+"""Parameters that are integers although PML gives them no annotation (a default like `4` is otherwise
+read as a float, so that `loss.scale=64.5` is allowed). By name, and by (class, name)."""
 INTEGER_PARAMETERS_OF: dict[str, frozenset[str]] = {
     "LargeMarginSoftmaxLoss": frozenset({"margin"}),  # the multiplicative angular margin m of cos(m θ)
     "SphereFaceLoss": frozenset({"margin"}),
 }
 
-#: PML constructor parameters lossforge fills from the data (``prepare``), never from the config: the number
-#: of classes, and the embedding width under each of its PML names.
 SIZE_PARAMETERS: dict[str, str] = {
     "num_classes": "classes",
     "embedding_size": "embedding",
     "descriptors_dim": "embedding",
 }
+"""PML constructor parameters lossforge fills from the data (`prepare`), never from the config: the number
+of classes, and the embedding width under each of its PML names."""
 
 
 def components() -> dict[str, tuple[str, Spec]]:
