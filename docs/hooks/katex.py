@@ -17,6 +17,7 @@ import subprocess
 import tarfile
 from pathlib import Path
 
+from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.exceptions import PluginError
 
 VERSION = "0.16.47"
@@ -58,12 +59,12 @@ def tarball() -> Path:
     return path
 
 
-def on_config(config):  # noqa: ANN001, ANN201 (mkdocs' hook signature)
+def on_config(config: MkDocsConfig) -> MkDocsConfig:
     tarball()  # fail early, before the pages are rendered
     return config
 
 
-def on_post_build(config) -> None:  # noqa: ANN001
+def on_post_build(config: MkDocsConfig) -> None:
     target = Path(config["site_dir"]) / "assets" / "katex"
     (target / "fonts").mkdir(parents=True, exist_ok=True)
     with tarfile.open(tarball()) as archive:
