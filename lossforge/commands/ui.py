@@ -2,8 +2,9 @@
 
 The store is found the way training finds it (`--tracking-uri`, else `MLFLOW_TRACKING_URI`, else
 `outputs/mlflow.db` under the current directory); the port is a free one unless `--port` says. It
-prints the URL of the newest sweep or comparison (else the newest run, else the experiment), then serves
-until Ctrl-C. For a tracking server (`http(s)://`) there is nothing to start: it prints the URL.
+prints the URL of the run `--run` names, else of the newest sweep or comparison (else the newest run, else
+the experiment), in MLflow's model-training view, then serves until Ctrl-C. For a tracking server
+(`http(s)://`) there is nothing to start: it prints the URL.
 """
 
 from __future__ import annotations
@@ -18,41 +19,14 @@ import time
 from collections.abc import Mapping
 from pathlib import Path
 from types import FrameType
-from typing import Any
 
 from lossforge.tracking.secrets import credentials_in_uri, redact_uri
 from lossforge.tracking.store import check_reachable, resolve_tracking_uri
+from lossforge.tracking.ui import TRAINING_VIEW, newest_page, run_page
+
+__all__ = ["HOST", "TRAINING_VIEW", "main", "newest_page", "serve"]
 
 HOST = "127.0.0.1"  # the dashboard is for this machine: MLflow accepts only local clients by default
-TRAINING_VIEW = "?workflowType=machine_learning"
-"""MLflow 3's UI picks its view (GenAI or model training) from this URL parameter; the experiment's
-`mlflow.experimentKind` tag decides only when one navigates from the experiments list."""
-
-
-def newest_page(client: Any, experiment_name: str) -> str:
-    """The dashboard's address (after `#`) of the newest sweep or comparison run, else the newest run, else
-    the experiment's runs, else the experiments list — in the model-training view."""
-    experiment = client.get_experiment_by_name(experiment_name)
-    if experiment is None:
-        return f"/experiments{TRAINING_VIEW}"
-    parents = client.search_runs(
-        [experiment.experiment_id],
-        filter_string="tags.`lossforge.sweep` = 'parent'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    comparisons = client.search_runs(
-        [experiment.experiment_id],
-        filter_string="tags.`lossforge.protocol.stage` = 'comparison'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    runs = sorted([*parents, *comparisons], key=lambda run: run.info.start_time, reverse=True)
-    if not runs:
-        runs = client.search_runs([experiment.experiment_id], order_by=["attributes.start_time DESC"], max_results=1)
-    if not runs:
-        return f"/experiments/{experiment.experiment_id}/runs{TRAINING_VIEW}"
-    return f"/experiments/{experiment.experiment_id}/runs/{runs[0].info.run_id}{TRAINING_VIEW}"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -60,6 +34,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--tracking-uri", help="the store (default: $MLFLOW_TRACKING_URI or outputs/mlflow.db)")
     parser.add_argument("--port", type=int, help="the port on 127.0.0.1 (default: a free one)")
     parser.add_argument("--experiment", default="lossforge", help="the experiment to open (default: lossforge)")
+    parser.add_argument("--run", metavar="RUN_ID", help="open this run's page (default: the newest sweep or run)")
     args = parser.parse_args(argv)
 
     from mlflow import MlflowClient
@@ -79,7 +54,20 @@ def main(argv: list[str] | None = None) -> int:
         )
         return 1
     check_reachable(uri)  # a damaged store: one paragraph, not the server's traceback
-    page = newest_page(MlflowClient(uri), args.experiment)
+    client = MlflowClient(uri)
+    if args.run:
+        from mlflow.exceptions import MlflowException
+
+        try:
+            page = run_page(client.get_run(args.run).info.experiment_id, args.run)
+        except MlflowException:
+            print(
+                f"lossforge ui: no run {args.run!r} in {redact_uri(uri)}; leave out --run for the newest",
+                file=sys.stderr,
+            )
+            return 2
+    else:
+        page = newest_page(client, args.experiment)
     if uri.startswith(("http://", "https://")):
         print(f"{uri.rstrip('/')}/#{page}")
         return 0

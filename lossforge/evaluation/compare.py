@@ -70,6 +70,7 @@ class Row:
     status: str
     params: dict[str, str]
     metrics: dict[str, float]
+    run_id: str = ""  # the MLflow run (a logged comparison tags it with its group)
 
 
 @dataclass(frozen=True)
@@ -597,7 +598,9 @@ def compare(
         children = [run for study in children for run in _children(client, found.experiment_id, study.info.run_id)]
         mean_over = mean_over or "seed"
         baseline = baseline or parent.data.params.get("baseline")
-    rows = [Row(c.info.run_name, c.info.status, dict(c.data.params), dict(c.data.metrics)) for c in children]
+    rows = [
+        Row(c.info.run_name, c.info.status, dict(c.data.params), dict(c.data.metrics), c.info.run_id) for c in children
+    ]
     if not rows:
         raise ComparisonError(f"the run {parent.info.run_id} has no child runs; is it a sweep's parent?")
     chosen, left_out = choose_metrics(rows, list(metrics) if metrics else None, directions)
@@ -642,16 +645,7 @@ def compare(
         logged=log,
     )
     if log:
-        log_comparison(
-            client,
-            report.run_id,
-            summary=report.summary,
-            markdown=report.to_markdown(),
-            csv=report.to_csv(),
-            json=report.to_json(),
-            tables=report.tables,
-            figure=report.figure,
-        )
+        log_comparison(client, report)
     return report
 
 

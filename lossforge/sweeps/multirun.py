@@ -72,6 +72,7 @@ from lossforge.tracking.secrets import (
 )
 from lossforge.tracking.store import (
     TrackingUnavailableError,
+    dashboard_command,
     default_artifact_location,
     get_or_create_experiment,
     open_sqlite_store,
@@ -286,6 +287,8 @@ class MlflowSweepCallback(Callback):
             raise SweepFailed(message) from None
         print(self._comparison(config, children), end="", flush=True)
         print(sweep_summary(self.parent_run_id, len(children), [child.info.run_name for child in failed]), flush=True)
+        page = {"run_id": parent.info.run_id, "experiment_id": parent.info.experiment_id}  # the parent's own page
+        print(f"Dashboard:         {dashboard_command(self.client.tracking_uri, **page)}", flush=True)
         if failed:
             print(failure_table(failed), flush=True)
             raise SweepFailed(f"{len(failed)} of {len(children)} sweep jobs did not finish")

@@ -4,9 +4,9 @@ Default store: SQLite at `outputs/mlflow.db` with artifacts in `outputs/mlartifa
 refuses the plain-file store). `logger.tracking_uri=...` in the config, else `MLFLOW_TRACKING_URI`,
 points runs at a server instead. Each run records the flattened resolved config as params (a value too
 long for MLflow is replaced by a pointer to `config.yaml` and listed in the `lossforge.long_params`
-tag — nothing is dropped silently), per-epoch metrics with the epoch as step, test metrics, the resolved
-config as `config.yaml`, and ends FINISHED, FAILED (with the error as a tag) or KILLED. A multirun is one
-parent run with each job as its child.
+tag — nothing is dropped silently), per-epoch metrics with the epoch's number (from 1) as step, test
+metrics, the resolved config as `config.yaml`, and ends FINISHED, FAILED (with the error as a tag) or
+KILLED. A multirun is one parent run with each job as its child.
 
 - `store`: the tracking URI, artifact location, experiments, and failing fast when a server is down.
 - `runs`: one run — params, metrics, tags, artifacts, and its final status.

@@ -13,12 +13,16 @@ from lossforge.tracking.runs import RunHandle
 
 
 class EpochMetricsToMlflow(L.Callback):
-    """Log every epoch's train/val metrics to MLflow with the epoch as the step, and tag the run with the
-    device it trains on (`lossforge.device`): timings of runs only compare on the same device.
+    """Log every epoch's train/val metrics to MLflow with the epoch's number as the step, and tag the run with
+    the device it trains on (`lossforge.device`): timings of runs only compare on the same device.
+
+    Epochs are numbered from 1, as the terminal's epoch lines (`lossforge.training.progress`) number them:
+    step 3 in MLflow is the line `epoch  3/20` (Lightning's 0-based `current_epoch` 2).
 
     Args:
         run: the MLflow run (rank 0's; other DDP ranks get no such callback).
-        logged_through_epoch: the last epoch a resumed run already logged; it is not logged twice.
+        logged_through_epoch: the number (1-based, the step) of the last epoch a resumed run already logged;
+            it is not logged twice.
     """
 
     def __init__(self, run: RunHandle, *, logged_through_epoch: int = -1) -> None:
@@ -36,8 +40,20 @@ class EpochMetricsToMlflow(L.Callback):
             for key, value in trainer.callback_metrics.items()
             if key.startswith(("train/", "val/")) and value.numel() == 1
         }
-        if metrics and trainer.is_global_zero and trainer.current_epoch > self.logged_through_epoch:
-            self.run.log_metrics(metrics, step=trainer.current_epoch)
+        number = epoch_number(trainer.current_epoch)
+        if metrics and trainer.is_global_zero and number > self.logged_through_epoch:
+            self.run.log_metrics(metrics, step=number)
+
+
+def epoch_number(current_epoch: int) -> int:
+    """The number lossforge shows for Lightning's 0-based `current_epoch`: 1 for the first epoch, in the
+    terminal and as MLflow's step alike.
+
+    Examples:
+        >>> epoch_number(0)
+        1
+    """
+    return current_epoch + 1
 
 
 def describe_device(trainer: L.Trainer) -> str:

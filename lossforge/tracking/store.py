@@ -16,6 +16,7 @@ from mlflow import MlflowClient
 from mlflow.exceptions import MlflowException
 
 from lossforge.tracking.secrets import redact_uri
+from lossforge.tracking.ui import TRAINING_VIEW, run_page
 
 DEFAULT_STORE = "outputs/mlflow.db"
 DEFAULT_ARTIFACTS = "outputs/mlartifacts"
@@ -40,24 +41,28 @@ def default_artifact_location(configured: str | None, tracking_uri: str, base_di
     return None
 
 
-def dashboard_command(tracking_uri: str) -> str:
+def dashboard_command(tracking_uri: str, *, run_id: str | None = None, experiment_id: str | None = None) -> str:
     """The command that opens the MLflow dashboard on this store: `lossforge ui` (127.0.0.1, a free port),
     spelled with this Python so that it works from a shell whose venv is not activated; for a tracking
-    server, its URL. Credentials in the URI are never printed: they belong in the environment
-    (`MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD`).
+    server, its URL. With `run_id` it opens that run's page (a server's URL needs `experiment_id` too), and
+    a server's URL is always in the model-training view (`lossforge.tracking.ui.TRAINING_VIEW`). Credentials
+    in the URI are never printed: they belong in the environment (`MLFLOW_TRACKING_USERNAME` /
+    `MLFLOW_TRACKING_PASSWORD`).
 
-    ```pycon
-    >>> dashboard_command("http://mlflow.internal:5000")
-    'open http://mlflow.internal:5000'
-    >>> dashboard_command("https://alice:s3cret@mlflow.internal")
-    'open https://***@mlflow.internal'
-
-    ```
+    Examples:
+        >>> dashboard_command("http://mlflow.internal:5000")
+        'open http://mlflow.internal:5000/#/experiments?workflowType=machine_learning'
+        >>> dashboard_command("https://alice:s3cret@mlflow.internal/", run_id="abc", experiment_id="7")
+        'open https://***@mlflow.internal/#/experiments/7/runs/abc?workflowType=machine_learning'
+        >>> dashboard_command("sqlite:///x.db", run_id="abc").split(" -m ")[1]
+        'lossforge ui --tracking-uri sqlite:///x.db --run abc'
     """
     shown = redact_uri(tracking_uri)
     if tracking_uri.startswith(("http://", "https://")):
-        return f"open {shown}"
-    return f"{shlex.quote(sys.executable)} -m lossforge ui --tracking-uri {shlex.quote(shown)}"
+        page = run_page(experiment_id, run_id) if run_id and experiment_id else f"/experiments{TRAINING_VIEW}"
+        return f"open {shown.rstrip('/')}/#{page}"
+    run = f" --run {shlex.quote(run_id)}" if run_id else ""
+    return f"{shlex.quote(sys.executable)} -m lossforge ui --tracking-uri {shlex.quote(shown)}{run}"
 
 
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"

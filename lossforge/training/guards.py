@@ -131,7 +131,7 @@ class FiniteLossGuard(L.Callback):
         first = int((~finite).nonzero()[0])
         step, batch_index, _ = unchecked[first]
         raise NonFiniteLossError(
-            f"The {self.loss_name} loss became {float(losses[first])} at epoch {epoch}, step {step} "
+            f"The {self.loss_name} loss became {float(losses[first])} at epoch {epoch + 1}, step {step} "
             f"(batch {batch_index}). Training stopped; the last good checkpoint is kept. Common causes: a "
             f"learning rate too high for this loss (optimizer.lr={self.learning_rate}), or targets "
             f"the loss does not expect."

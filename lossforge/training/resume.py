@@ -275,7 +275,7 @@ def _recorded_outcome(output_dir: str | None) -> tuple[Outcome | None, str]:
 
 
 def last_logged_epoch(client: Any, run_id: str, key: str = "train/loss") -> int:
-    """The last epoch a (resumed) run already logged, or -1."""
+    """The number (1-based: MLflow's step) of the last epoch a (resumed) run already logged, or -1."""
     history = client.get_metric_history(run_id, key)
     return max((metric.step for metric in history), default=-1)
 

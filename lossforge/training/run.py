@@ -197,7 +197,7 @@ def train(
                 if last.is_file() and cfg.logger.get("log_checkpoint", True):
                     run.log_artifact(last, "checkpoints")  # the last good state, next to the failure
                 raise
-            run.set_tags({"lossforge.tested_epoch": fitted.tested_epoch})
+            run.set_tags({"lossforge.tested_epoch": fitted.tested_epoch + 1})  # numbered from 1, as the steps are
             run.log_metrics(fitted.test_metrics, step=fitted.trainer.current_epoch)
             log_run_artifacts(run, built, output_dir, loss_parameters=params(cfg.loss))
             if cfg.logger.get("log_checkpoint", True) and fitted.best_checkpoint:
@@ -487,5 +487,5 @@ def _print_summary(
     headline = [key for key in metrics if key.count("/") == 1]
     width = max((len(key) for key in headline), default=0)
     lines = ["", "Test metrics:"] + [f"  {key:<{width}}  {metrics[key]:.4f}" for key in sorted(headline)]
-    lines += [f"MLflow run: {run_id}", f"Dashboard:  {dashboard_command(tracking_uri)}", ""]
+    lines += [f"MLflow run: {run_id}", f"Dashboard:  {dashboard_command(tracking_uri, run_id=run_id)}", ""]
     print("\n".join(lines), flush=True)

@@ -4,12 +4,17 @@ runs of the default store by name on the experiment's runs page.
 
 from __future__ import annotations
 
+import base64
+import json
+import os
 import re
 import shlex
 import shutil
 import subprocess
 import sys
+import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 from helpers import MlflowServer, serve
@@ -117,29 +122,203 @@ def rendered_text(server: MlflowServer, page: str, tmp_path: Path, expected: tup
     return text
 
 
-def test_a_run_page_shows_its_dataset_and_plots_and_a_sweep_its_comparison(tmp_path: Path) -> None:
-    from helpers import QUICK_RUN, compose_config, default_store_runs
+class Browser:
+    """Headless Chromium driven over the DevTools protocol on a pipe (`--remote-debugging-pipe`: commands on its
+    fd 3, replies on fd 4, each a NUL-terminated JSON message), so that a test can ask where an element is drawn
+    — what `--dump-dom` cannot tell — with no client library."""
 
-    from lossforge.commands import compare
+    def __init__(self, directory: Path, width: int, height: int) -> None:
+        assert CHROMIUM is not None
+        to_chromium, self._commands = os.pipe()
+        self._replies, from_chromium = os.pipe()
+        self.log = directory / "chromium-devtools.log"
+        with self.log.open("w") as log:
+            self.process = subprocess.Popen(
+                [
+                    CHROMIUM,
+                    "--headless",
+                    "--no-sandbox",  # the sandbox cannot run as root in a container; the page is our own server
+                    "--disable-gpu",
+                    "--disable-dev-shm-usage",
+                    f"--user-data-dir={directory / 'chromium-devtools-profile'}",
+                    "--hide-scrollbars",
+                    f"--window-size={width},{height}",
+                    "--remote-debugging-pipe",
+                    "about:blank",
+                ],
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                pass_fds=(3, 4),
+                preexec_fn=lambda: _as_fds_3_and_4(to_chromium, from_chromium),
+            )
+        os.close(to_chromium)
+        os.close(from_chromium)
+        self._next, self._buffer = 0, b""
+        target = self._call("Target.createTarget", None, url="about:blank")["targetId"]
+        self._session = self._call("Target.attachToTarget", None, targetId=target, flatten=True)["sessionId"]
+
+    def _call(self, method: str, session: str | None, **params: object) -> dict[str, Any]:
+        self._next += 1
+        message: dict[str, object] = {"id": self._next, "method": method, "params": params}
+        if session:
+            message["sessionId"] = session
+        os.write(self._commands, json.dumps(message).encode() + b"\0")
+        while True:
+            while b"\0" not in self._buffer:
+                chunk = os.read(self._replies, 1 << 16)
+                assert chunk, f"chromium closed its DevTools pipe; its log:\n{self.log.read_text()[-2000:]}"
+                self._buffer += chunk
+            raw, self._buffer = self._buffer.split(b"\0", 1)
+            reply = json.loads(raw)
+            if reply.get("id") == self._next:
+                assert "error" not in reply, f"{method}: {reply['error']}"
+                return dict(reply["result"])
+
+    def page(self, method: str, **params: object) -> dict[str, Any]:
+        """A DevTools command to the page."""
+        return self._call(method, self._session, **params)
+
+    def evaluate(self, expression: str) -> Any:
+        """The JSON value of a JavaScript expression in the page."""
+        return self.page("Runtime.evaluate", expression=expression, returnByValue=True)["result"].get("value")
+
+    def open(self, url: str, until: str, timeout_s: float = 60.0) -> str:
+        """Go to `url`; the page's visible text once it contains `until` (or when `timeout_s` is up)."""
+        self.page("Page.navigate", url=url)
+        deadline, text = time.monotonic() + timeout_s, ""
+        while time.monotonic() < deadline:
+            text = self.evaluate("document.body ? document.body.innerText : ''") or ""
+            if until in text:
+                time.sleep(1.0)  # the last requests of the page (images, the remaining panels) settle
+                return str(self.evaluate("document.body.innerText"))
+            time.sleep(0.25)
+        return str(text)
+
+    def shown_on_first_screen(self, words: str, within_s: float = 0.0) -> list[str]:
+        """The visible elements whose own text contains `words` and that lie inside the window without scrolling:
+        each as `<tag>: <text>` (empty when `words` is only below the fold, hidden, or nowhere) — asked again
+        for up to `within_s` seconds while the page is still laying itself out."""
+        deadline = time.monotonic() + within_s
+        while True:
+            found = self._shown_now(words)
+            if found or time.monotonic() >= deadline:
+                return found
+            time.sleep(0.25)
+
+    def _shown_now(self, words: str) -> list[str]:
+        script = f"""(() => {{
+            const found = [];
+            const walker = document.createTreeWalker(document.body, NodeFilter.SHOW_TEXT);
+            while (walker.nextNode()) {{
+                const node = walker.currentNode, element = node.parentElement;
+                if (!node.textContent.includes({json.dumps(words)}) || !element) continue;
+                const box = element.getBoundingClientRect(), style = getComputedStyle(element);
+                const inside = box.width > 0 && box.height > 0 && box.top >= 0 && box.bottom <= innerHeight
+                    && box.left >= 0 && box.right <= innerWidth;
+                if (inside && style.visibility !== "hidden" && style.display !== "none" && style.opacity !== "0")
+                    found.push(element.tagName + ": " + element.innerText.slice(0, 120));
+            }}
+            return found;
+        }})()"""
+        return list(self.evaluate(script))
+
+    def resize(self, width: int, height: int) -> None:
+        self.page("Emulation.setDeviceMetricsOverride", width=width, height=height, deviceScaleFactor=1, mobile=False)
+
+    def screenshot(self, path: Path, *, x: int = 0, y: int = 0, width: int, height: int, scale: float = 1.0) -> Path:
+        """A PNG of the window's region from (`x`, `y`), `width` × `height`, scaled by `scale`."""
+        clip = {"x": x, "y": y, "width": width, "height": height, "scale": scale}
+        path.write_bytes(base64.b64decode(self.page("Page.captureScreenshot", format="png", clip=clip)["data"]))
+        return path
+
+    def close(self) -> None:
+        self.process.kill()
+        self.process.wait()
+        os.close(self._commands)
+        os.close(self._replies)
+
+
+def _as_fds_3_and_4(to_chromium: int, from_chromium: int) -> None:
+    """In the child: the pipe's ends as fds 3 and 4 (duplicated first: either may already be 3 or 4)."""
+    read, write = os.dup(to_chromium), os.dup(from_chromium)
+    os.dup2(read, 3)
+    os.dup2(write, 4)
+
+
+#: Test accuracy per seed: focal above cross_entropy on every seed, hinge the same up to noise; 8 seeds are
+#: enough for a verdict on two Holm-adjusted comparisons.
+ACCURACY = {
+    "cross_entropy": [0.900, 0.910, 0.905, 0.895, 0.908, 0.902, 0.899, 0.906],
+    "focal": [0.951, 0.962, 0.955, 0.948, 0.960, 0.953, 0.950, 0.957],
+    "hinge": [0.902, 0.907, 0.906, 0.897, 0.906, 0.901, 0.901, 0.903],
+}
+#: Where the docs' screenshot of a sweep's page goes (docs/comparing.md, "The dashboard").
+DOCS_SCREENSHOT = Path(__file__).resolve().parents[2] / "docs" / "images" / "dashboard-sweep.png"
+
+
+def test_a_run_page_shows_its_dataset_and_plots_and_a_sweep_page_its_winner_on_the_first_screen(
+    tmp_path: Path,
+) -> None:
+    from helpers import QUICK_RUN, compose_config, default_store_runs
+    from mlflow.entities import Metric, Param
+
+    from lossforge.evaluation.compare import compare
     from lossforge.training.run import train
 
     train(compose_config(*QUICK_RUN), base_dir=tmp_path)
     client, (run,) = default_store_runs(tmp_path)
     store = resolve_tracking_uri(None, base_dir=tmp_path)
     experiment = run.info.experiment_id
-    parent = client.create_run(experiment, run_name="sweep", tags={"lossforge.sweep": "parent"}).info.run_id
-    for seed in range(2):
-        for loss, accuracy in (("cross_entropy", 0.9), ("focal", 0.95)):
+    parent = client.create_run(
+        experiment,
+        run_name="sweep loss=cross_entropy,focal,hinge seed=0,1,2,3,4,5,6,7",
+        tags={"lossforge.sweep": "parent"},
+    ).info.run_id
+    now = int(time.time() * 1000)
+    for loss, values in ACCURACY.items():
+        for seed, accuracy in enumerate(values):
             child = client.create_run(experiment, run_name=f"{loss}-{seed}", tags={"mlflow.parentRunId": parent})
-            client.log_param(child.info.run_id, "loss.name", loss)
-            client.log_param(child.info.run_id, "seed", str(seed))
-            client.log_metric(child.info.run_id, "test/accuracy", accuracy + 0.001 * seed)
+            client.log_batch(
+                child.info.run_id,
+                metrics=[Metric("test/accuracy", accuracy, now, 0), Metric("test/f1_macro", accuracy - 0.01, now, 0)],
+                params=[Param("loss.name", loss), Param("seed", str(seed))],
+            )
             client.set_terminated(child.info.run_id)
-    assert (
-        compare.main([parent, "--tracking-uri", store, "--mean-over", "seed", "--output", str(tmp_path / "c.png")]) == 0
-    )
+    client.set_terminated(parent)
+    compare(parent, tracking_uri=store, mean_over="seed", log=True)  # what `lossforge compare --log` writes
 
-    with serve(shlex.split(dashboard_command(store)), tmp_path, name="ui") as server:
+    # Exactly the command a sweep prints at its end, and the URL that command prints.
+    printed = shlex.split(dashboard_command(store, run_id=parent))
+    assert printed[-2:] == ["--run", parent]
+    with serve(printed, tmp_path, name="ui") as server:
+        url = re.search(r"(http://127\.0\.0\.1:\d+/#\S+)", server.log.read_text())
+        assert url, f"lossforge ui printed no URL:\n{server.log_tail()}"
+        assert url.group(1) == f"{server.url}/#/experiments/{experiment}/runs/{parent}{TRAINING_VIEW}"
+        browser = Browser(tmp_path, 1400, 900)
+        try:
+            text = browser.open(url.group(1), until="Winner: focal")
+            assert "Winner: focal" in text, f"{url.group(1)} shows: {text[:1500]!r}\n{server.log_tail()}"
+            # Still the training view once the page has loaded: MLflow 3 redirects a link without `workflowType`
+            # (e.g. `#/experiments/1`) to its GenAI overview (`…/overview/usage?workflowType=genai`).
+            assert browser.evaluate("location.href").endswith(f"/runs/{parent}{TRAINING_VIEW}")
+            # A laptop's window: MLflow stacks the page in one column; the winner tag is on the first screen.
+            first_screen = browser.shown_on_first_screen("focal", within_s=10)
+            assert first_screen, f"the winner is not on the first screen at 1400x900: {text[:1500]!r}"
+            # A desktop's window: the description — heading, verdict table and figure — opens the page.
+            browser.resize(1920, 1080)
+            assert browser.shown_on_first_screen("Winner: focal", within_s=10), "no heading on the first screen"
+            assert browser.shown_on_first_screen("test/accuracy ↑")  # the verdict table's first row
+            figure = f"get-artifact?path=comparison/plot.png&run_uuid={parent}"
+            loaded = f"[...document.images].filter(i => i.src.includes({json.dumps(figure)}) && i.naturalWidth > 0)"
+            assert browser.evaluate(f"{loaded}.length") >= 1, "the comparison figure did not load in the description"
+            # The page without MLflow's side bars (its navigation, its assistant), as the docs show it.
+            shot = browser.screenshot(tmp_path / "sweep.png", x=195, width=1240, height=760, scale=0.75)
+            assert shot.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+            if os.environ.get("LOSSFORGE_UPDATE_DOCS_SCREENSHOT"):  # refresh the docs' picture
+                shutil.copyfile(shot, DOCS_SCREENSHOT)
+        finally:
+            browser.close()
         run_page = f"#/experiments/{experiment}/runs/{run.info.run_id}"
         rendered_text(server, run_page, tmp_path, ("digits",))  # the dataset inputs, by name
         rendered_text(server, f"{run_page}/artifacts/plots/loss.png", tmp_path, ("loss.png", "curves.png"))

@@ -32,10 +32,10 @@ def test_the_default_run_learns_the_digits_and_logs_to_sqlite(tmp_path: Path) ->
     assert run.data.params["model.hidden"] == "[512, 512]" and run.data.params["seed"] == "0"
     assert run.data.tags["loss.provider"].startswith("lossforge==")
     assert run.data.tags["lossforge.device"].endswith("(1 process)")  # cpu: N threads, or the GPU's name
-    assert run.info.run_id in result.stdout
+    assert f"ui --tracking-uri sqlite:///{tmp_path}/outputs/mlflow.db --run {run.info.run_id}\n" in result.stdout
     assert set(run.data.metrics) == EPOCH_METRICS | TEST_METRICS | RECALL_PER_DIGIT
-    for name in EPOCH_METRICS:  # one value per epoch, the epoch as the step
-        assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == list(range(20)), name
+    for name in EPOCH_METRICS:  # one value per epoch, the epoch's number (1 … 20, as the terminal shows it) as the step
+        assert [m.step for m in client.get_metric_history(run.info.run_id, name)] == list(range(1, 21)), name
     # The README's table: 0.970 accuracy, NLL 0.120 (seed 0); the margins leave room for other CPUs' rounding.
     metrics = run.data.metrics
     assert metrics["test/accuracy"] >= 0.9 and metrics["test/f1_macro"] >= 0.9, metrics

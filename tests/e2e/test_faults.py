@@ -69,7 +69,7 @@ def test_non_finite_loss_stops_names_the_step_marks_failed_and_keeps_the_last_ch
     monkeypatch.setattr(FiniteLossGuard, "window", lambda self, loss: window)
     cfg = config("trainer.max_epochs=5")
     cfg.loss = {"name": "goes_wrong_after", "steps": 30}  # digits: 20 steps an epoch → NaN in epoch 1
-    with pytest.raises(NonFiniteLossError, match=r"goes_wrong_after loss became nan at epoch 1, step 30"):
+    with pytest.raises(NonFiniteLossError, match=r"goes_wrong_after loss became nan at epoch 2, step 30"):
         train(cfg, base_dir=tmp_path, output_dir=tmp_path / "run")
     client, run = only_run(tmp_path)
     assert (run.info.status, run.data.tags["lossforge.outcome"]) == ("FAILED", "diverged")
@@ -135,7 +135,7 @@ def test_kill_9_then_resume_continues_the_same_run_and_ends_like_an_uninterrupte
     client, run = only_run(killed_dir)  # the same run, no duplicate
     assert run.info.status == "FINISHED" and run.data.tags["lossforge.resumed"] == "true"
     steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "val/accuracy")]
-    assert steps == [0, 1, 2, 3, 4, 5]
+    assert steps == [1, 2, 3, 4, 5, 6]
     _, uninterrupted = only_run(reference_dir)
     for key in ("test/accuracy", "test/loss", "test/nll"):
         assert run.data.metrics[key] == pytest.approx(uninterrupted.data.metrics[key], abs=1e-6), key

@@ -121,7 +121,7 @@ def test_each_way_a_run_ends_carries_its_outcome(tmp_path: Path) -> None:
     for name, (outcome, status) in expected.items():
         run = by_dir[name]
         assert (run.data.tags["lossforge.outcome"], run.info.status) == (outcome, status), name
-    assert by_dir["finished"].data.tags["lossforge.tested_epoch"] == "0"
+    assert by_dir["finished"].data.tags["lossforge.tested_epoch"] == "1"  # the first epoch, numbered as shown
     assert by_dir["finished"].data.tags["lossforge.pid"] == str(os.getpid())
     assert "plugin's loss failed" in by_dir["failed"].data.tags["lossforge.error"]
 
@@ -199,7 +199,7 @@ def test_ctrl_c_says_how_to_resume_exits_130_and_the_resume_ends_like_an_uninter
     client, run = only_run(stopped_dir)
     assert (run.info.status, run.data.tags["lossforge.outcome"]) == ("FINISHED", "finished")
     steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "val/f1_macro")]
-    assert steps == [0, 1, 2, 3]
+    assert steps == [1, 2, 3, 4]
     _, uninterrupted = only_run(reference_dir)
     assert run.data.tags["lossforge.tested_epoch"] == uninterrupted.data.tags["lossforge.tested_epoch"]
     for key in ("test/f1_macro", "test/loss", "test/nll"):
@@ -225,7 +225,7 @@ def test_resume_skips_a_truncated_last_ckpt_honours_max_epochs_and_refuses_other
     client, run = only_run(tmp_path)
     assert run.data.tags["lossforge.resumed_max_epochs"] == "3" and run.data.params["trainer.max_epochs"] == "2"
     steps = [metric.step for metric in client.get_metric_history(run.info.run_id, "val/f1_macro")]
-    assert steps == [0, 1, 2]
+    assert steps == [1, 2, 3]
     assert torch.load(last, weights_only=True)["epoch"] == 2  # written whole again
 
 
@@ -278,9 +278,9 @@ def test_a_full_disk_fails_the_run_in_one_paragraph_and_keeps_what_was_recorded(
     assert (run.info.status, run.data.tags["lossforge.outcome"]) == ("FAILED", "failed")
     assert "The disk is full" in run.data.tags["lossforge.error"]
     logged = [metric.step for metric in client.get_metric_history(run.info.run_id, "val/f1_macro")]
-    assert logged and logged == list(range(len(logged)))  # every epoch before the disk filled is kept
+    assert logged and logged == list(range(1, len(logged) + 1))  # every epoch before the disk filled is kept
     kept = torch.load(run_dir / "checkpoints" / "last.ckpt", weights_only=True)  # whole, not truncated
-    assert kept["epoch"] in logged
+    assert kept["epoch"] + 1 in logged  # Lightning counts from 0, the steps from 1
     assert not list((run_dir / "checkpoints").glob(".*.partial"))
 
 
