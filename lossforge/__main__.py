@@ -1,5 +1,5 @@
-"""``python -m lossforge [overrides]``: the Hydra app, and the subcommands (``list``, ``check``, ``compare``,
-``benchmark``) as the ``lossforge`` script has them (see ``lossforge.cli`` and ``lossforge.commands``)."""
+"""`python -m lossforge [overrides]`: the Hydra app, and the subcommands (`list`, `check`, `compare`,
+`benchmark`) as the `lossforge` script has them (see `lossforge.cli` and `lossforge.commands`)."""
 
 from lossforge.cli import main
 

@@ -1,18 +1,22 @@
-"""lossforge from Python, without the command line: :func:`train` one experiment, :func:`benchmark` losses
-fairly, :func:`compare` a sweep's runs — each returning an object instead of printing. The ``lossforge``
-commands are built on the same functions (``lossforge benchmark`` and ``lossforge compare`` call them).
+"""lossforge from Python, without the command line: [train][lossforge.api.train] one experiment,
+[benchmark][lossforge.api.benchmark] losses fairly, [compare][lossforge.api.compare] a sweep's runs — each returning an
+object instead of printing. The `lossforge` commands are built on the same functions (`lossforge benchmark` and
+`lossforge compare` call them).
 
 Importing this module imports neither torch nor Lightning; each function imports what it needs when called.
-``lossforge.train``, ``lossforge.benchmark`` and ``lossforge.compare`` are these functions.
+`lossforge.train`, `lossforge.benchmark` and `lossforge.compare` are these functions.
 
 Example — one experiment and its MLflow run, all under a temporary directory:
 
+```pycon
 >>> import contextlib, io, tempfile
 >>> import lossforge
 >>> with tempfile.TemporaryDirectory() as folder, contextlib.redirect_stdout(io.StringIO()):
 ...     result = lossforge.train(["trainer.max_epochs=1", "model.hidden=[8]", "verbose=false"], base_dir=folder)
 >>> result.run_id is not None, 0.0 <= result.metrics["test/accuracy"] <= 1.0
 (True, True)
+
+```
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ __all__ = ["TrainResult", "benchmark", "compare", "train"]
 
 @dataclass(frozen=True)
 class TrainResult:
-    """What :func:`train` returns."""
+    """What [train][lossforge.api.train] returns."""
 
     run_id: str | None  # the run's MLflow id (None if the store no longer answers for it)
     metrics: dict[str, float]  # test metrics, and the last epoch's validation metrics
@@ -50,21 +54,21 @@ def train(
     output_dir: str | Path | None = None,
     summary: bool = True,
 ) -> TrainResult:
-    """Train and test one experiment, as ``lossforge [overrides]`` does, and record it in MLflow.
+    """Train and test one experiment, as `lossforge [overrides]` does, and record it in MLflow.
 
     Args:
-        overrides: Hydra overrides (``["loss=focal", "loss.gamma=2", "trainer.max_epochs=5"]``), checked
-            as the command line checks them (an unknown option gets a "did you mean"). With ``config``,
-            dotted keys only (``trainer.max_epochs=5``), merged into it.
-        config: a composed config (an OmegaConf ``DictConfig`` or a mapping) to train instead of composing
-            one, e.g. a :class:`TrainResult`'s ``config`` with a change.
-        base_dir: the directory the MLflow store is under (``<base_dir>/outputs/mlflow.db`` unless the config
-            or ``MLFLOW_TRACKING_URI`` names another); default: the current directory.
-        output_dir: the run's directory; default: a new one under ``<base_dir>/outputs/runs/``.
+        overrides: Hydra overrides (`["loss=focal", "loss.gamma=2", "trainer.max_epochs=5"]`), checked
+            as the command line checks them (an unknown option gets a "did you mean"). With `config`,
+            dotted keys only (`trainer.max_epochs=5`), merged into it.
+        config: a composed config (an OmegaConf `DictConfig` or a mapping) to train instead of composing
+            one, e.g. a [TrainResult][lossforge.api.TrainResult]'s `config` with a change.
+        base_dir: the directory the MLflow store is under (`<base_dir>/outputs/mlflow.db` unless the config
+            or `MLFLOW_TRACKING_URI` names another); default: the current directory.
+        output_dir: the run's directory; default: a new one under `<base_dir>/outputs/runs/`.
         summary: print the test metrics, the run id and the dashboard command at the end.
 
     Raises:
-        ValueError: an override that cannot work (unknown option, missing parameter, refused ``_target_``).
+        ValueError: an override that cannot work (unknown option, missing parameter, refused `_target_`).
     """
     from omegaconf import DictConfig, OmegaConf, open_dict
 
@@ -96,7 +100,7 @@ def train(
 
 
 def _find_run(cfg: Any, base_dir: Path, output_dir: Path) -> tuple[str, str | None]:
-    """The store and the id of the newest run tagged with ``output_dir`` (``lossforge.output_dir``)."""
+    """The store and the id of the newest run tagged with `output_dir` (`lossforge.output_dir`)."""
     from mlflow import MlflowClient
 
     from lossforge.tracking import resolve_tracking_uri
@@ -137,21 +141,21 @@ def benchmark(
     progress_bar: bool = False,
     base_dir: str | Path | None = None,
 ) -> Comparison:
-    """The fair comparison, as ``lossforge benchmark`` runs it: every loss tuned with the same budget on
+    """The fair comparison, as `lossforge benchmark` runs it: every loss tuned with the same budget on
     validation, its best configuration retrained with several seeds and tested once, and a verdict per loss
     against a baseline. Running the same comparison again resumes it.
 
     Args:
-        losses: the entries, ``"focal"`` or ``"triplet+semihard_triplets"``; empty: every loss of the task.
-        overrides: Hydra overrides of the base experiment every entry shares (``dataset=…``, ``model=…``).
-        budget: ``"tiny"``, ``"small"`` or ``"default"`` (trials × seeds × epochs); ``trials``, ``seeds``
-            and ``epochs`` override its parts.
-        baseline: the loss every other is judged against (default: ``cross_entropy``, else the first).
+        losses: the entries, `"focal"` or `"triplet+semihard_triplets"`; empty: every loss of the task.
+        overrides: Hydra overrides of the base experiment every entry shares (`dataset=…`, `model=…`).
+        budget: `"tiny"`, `"small"` or `"default"` (trials × seeds × epochs); `trials`, `seeds`
+            and `epochs` override its parts.
+        baseline: the loss every other is judged against (default: `cross_entropy`, else the first).
         name: names the comparison in MLflow; the same name resumes it (default: derived).
-        pruner: stop poor trials early; ``seed``: the tuning sampler's seed; ``class_folds``: metric
+        pruner: stop poor trials early; `seed`: the tuning sampler's seed; `class_folds`: metric
             learning, tune with k folds over class partitions.
-        storage: the studies' Optuna storage: a path (``.db``: SQLite; ``.log`` or ``journal:PATH``: Optuna's
-            journal file) or a database URL (``postgresql://…``); default ``outputs/tuning.db``.
+        storage: the studies' Optuna storage: a path (`.db`: SQLite; `.log` or `journal:PATH`: Optuna's
+            journal file) or a database URL (`postgresql://…`); default `outputs/tuning.db`.
         workers: processes (or SLURM jobs) sharing the comparison; `None`: one per usable core
             (`os.sched_getaffinity`). The chosen configurations and the seed runs' results do not depend on it
             with the `local` launcher.
@@ -163,8 +167,8 @@ def benchmark(
         base_dir: the directory the MLflow store and the outputs are under (default: the current one).
 
     Returns:
-        The :class:`~lossforge.protocol.runner.Comparison`: its MLflow ``run_id``, each entry's ``outcomes``,
-        the verdict ``tables`` and the ``report`` as ``lossforge compare`` prints it.
+        The [Comparison][lossforge.protocol.runner.Comparison]: its MLflow `run_id`, each entry's `outcomes`,
+        the verdict `tables` and the `report` as `lossforge compare` prints it.
 
     Raises:
         ValueError, LookupError: an unknown budget, loss or option; the message says what is available.
@@ -212,10 +216,10 @@ def compare(
     base_dir: str | Path | None = None,
 ) -> ComparisonReport:
     """A sweep's (or a comparison's) runs read back from MLflow with a verdict on every difference, as
-    ``lossforge compare`` prints it: see :func:`lossforge.evaluation.compare.compare` for the arguments.
-    It reads only; ``log=True`` writes the verdict onto the sweep's parent run, as ``lossforge compare --log``.
-    The report renders itself (``.to_text()``, ``.to_markdown()``, ``.to_csv()``, ``.to_json()``), has its
-    verdict ``rows`` and ``tables``, and its ``figure``.
+    `lossforge compare` prints it: see [lossforge.evaluation.compare.compare][] for the arguments.
+    It reads only; `log=True` writes the verdict onto the sweep's parent run, as `lossforge compare --log`.
+    The report renders itself (`.to_text()`, `.to_markdown()`, `.to_csv()`, `.to_json()`), has its
+    verdict `rows` and `tables`, and its `figure`.
 
     Raises:
         lossforge.evaluation.compare.ComparisonError: the comparison cannot be made as asked.

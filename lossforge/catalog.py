@@ -1,19 +1,22 @@
-"""The catalog: what ``lossforge list`` shows of every loss and miner, cached so listing needs no torch.
+"""The catalog: what `lossforge list` shows of every loss and miner, cached so listing needs no torch.
 
 Describing a component (its served tasks, constructor parameters and search space) means importing it,
 and with it torch: seconds. The descriptions are kept in the user's cache directory
-(``$XDG_CACHE_HOME/lossforge``, else ``~/.cache/lossforge``) under a key made of every component's entry
+(`$XDG_CACHE_HOME/lossforge`, else `~/.cache/lossforge`) under a key made of every component's entry
 point, the distribution and version that provides it, the versions of the distributions *it* requires (a
-provider generates its components from another library — pytorch-metric-learning for ``lossforge-pml`` —
+provider generates its components from another library — pytorch-metric-learning for `lossforge-pml` —
 so upgrading that library changes what is described), the environment switches, and the newest
-modification time of the ``.py`` files of each providing package (so an edit to an editable install counts
+modification time of the `.py` files of each providing package (so an edit to an editable install counts
 as a change). Any change to a plugin — installed, removed, upgraded, edited — changes the key; a missing,
 stale or unreadable cache is rebuilt without a word. A provider whose names could not be learned
-(:meth:`lossforge.registry.Registry.provider_failures`) is listed as a failed entry, never cached.
+([lossforge.registry.Registry.provider_failures][]) is listed as a failed entry, never cached.
 
+```pycon
 >>> summary = ComponentSummary("loss", "l1", "lossforge==0.1.0", "regression", ["reduction='mean'"], "nothing")
 >>> ComponentSummary(**summary.__dict__) == summary
 True
+
+```
 """
 
 from __future__ import annotations
@@ -37,7 +40,7 @@ CACHE_VERSION = 1  # bump when ComponentSummary changes
 
 @dataclass(frozen=True)
 class ComponentSummary:
-    """One line of ``lossforge list``: a component as a person reads it."""
+    """One line of `lossforge list`: a component as a person reads it."""
 
     kind: str  # "loss" | "miner"
     name: str
@@ -49,7 +52,7 @@ class ComponentSummary:
 
 
 def describe(registry: Registry, name: str) -> ComponentSummary:
-    """Load ``name`` and describe it (or record why it failed to load)."""
+    """Load `name` and describe it (or record why it failed to load)."""
     from lossforge.contract import describe_search_space, loss_traits, miner_traits
 
     info = registry.info(name)
@@ -67,7 +70,7 @@ def describe(registry: Registry, name: str) -> ComponentSummary:
 
 
 def summaries(registry: Registry, *, cache_dir: Path | None = None) -> list[ComponentSummary]:
-    """Every component of ``registry``, described — from the cache when nothing it depends on changed."""
+    """Every component of `registry`, described — from the cache when nothing it depends on changed."""
     directory = cache_dir or default_cache_dir()
     path = directory / ("losses.json" if registry.kind == "loss" else "miners.json")
     key = cache_key(registry)
@@ -89,7 +92,7 @@ def summaries(registry: Registry, *, cache_dir: Path | None = None) -> list[Comp
 
 
 def failed_provider(kind: str, failure: ProviderFailure) -> ComponentSummary:
-    """A provider whose names could not be learned, as a failed line of ``lossforge list``."""
+    """A provider whose names could not be learned, as a failed line of `lossforge list`."""
     return ComponentSummary(
         kind,
         f"<provider {failure.entry_point.split(' = ')[0]}>",
@@ -100,7 +103,7 @@ def failed_provider(kind: str, failure: ProviderFailure) -> ComponentSummary:
 
 
 def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/lossforge``, else ``~/.cache/lossforge``."""
+    """`$XDG_CACHE_HOME/lossforge`, else `~/.cache/lossforge`."""
     base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
     return Path(base) / "lossforge"
 
@@ -121,7 +124,7 @@ def cache_key(registry: Registry) -> str:
 
 
 def _requirement_versions(distribution: str) -> list[tuple[str, str | None]]:
-    """``(requirement, installed version)`` for each runtime requirement of ``distribution``, from metadata."""
+    """`(requirement, installed version)` for each runtime requirement of `distribution`, from metadata."""
     try:
         requirements = metadata.requires(distribution) or []
     except metadata.PackageNotFoundError:
@@ -141,7 +144,7 @@ def _requirement_versions(distribution: str) -> list[tuple[str, str | None]]:
 
 
 def _newest_source(package: str) -> float:
-    """The newest modification time of the package's ``.py`` files, found without importing it."""
+    """The newest modification time of the package's `.py` files, found without importing it."""
     spec = None
     for finder in sys.meta_path:
         find_spec = getattr(finder, "find_spec", None)
@@ -176,8 +179,8 @@ def all_summaries(*, cache_dir: Path | None = None) -> list[ComponentSummary]:
 
 
 def describe_data_component(kind: str, name: str) -> ComponentSummary:
-    """A dataset or model as ``lossforge list --kind dataset|model`` shows it: what it serves (a dataset's
-    declared task; a model's ``input_shape → output_dim``) and its parameters — lossforge's reserved keys are
+    """A dataset or model as `lossforge list --kind dataset|model` shows it: what it serves (a dataset's
+    declared task; a model's `input_shape → output_dim`) and its parameters — lossforge's reserved keys are
     listed once below the table, not per component."""
     from lossforge.registry import REGISTRIES
 

@@ -1,15 +1,15 @@
-"""The command line, a thin dispatcher: ``lossforge <command> [arguments]`` runs the command's module under
-:mod:`lossforge.commands`; anything else is the Hydra app (``lossforge [overrides]``, the same as
-``python -m lossforge [overrides]``).
+"""The command line, a thin dispatcher: `lossforge <command> [arguments]` runs the command's module under
+[lossforge.commands][]; anything else is the Hydra app (`lossforge [overrides]`, the same as
+`python -m lossforge [overrides]`).
 
-* ``lossforge [overrides]`` — one experiment, or a sweep with ``-m`` (:mod:`lossforge.commands.app`).
-* ``lossforge list`` — every loss and miner: task, parameters and defaults, the package that provides it,
+* `lossforge [overrides]` — one experiment, or a sweep with `-m` ([lossforge.commands.app][]).
+* `lossforge list` — every loss and miner: task, parameters and defaults, the package that provides it,
   and plugins that failed to load.
-* ``lossforge check [DISTRIBUTION …]`` — the contract kit over installed plugins: a verdict per component.
-* ``lossforge compare`` — a sweep's runs read back from MLflow as a table and a plot (``--help``).
-* ``lossforge benchmark`` — the fair comparison protocol: equal tuning budget, K seeds, a verdict.
-* ``lossforge ui`` — the MLflow dashboard on the runs' store, on 127.0.0.1 and a free port.
-* ``lossforge plot [overrides]`` — each loss and its derivative against its task's axis (``--help``).
+* `lossforge check [DISTRIBUTION …]` — the contract kit over installed plugins: a verdict per component.
+* `lossforge compare` — a sweep's runs read back from MLflow as a table and a plot (`--help`).
+* `lossforge benchmark` — the fair comparison protocol: equal tuning budget, K seeds, a verdict.
+* `lossforge ui` — the MLflow dashboard on the runs' store, on 127.0.0.1 and a free port.
+* `lossforge plot [overrides]` — each loss and its derivative against its task's axis (`--help`).
 
 Each command imports what it needs when it runs (torch, Lightning, MLflow only once an experiment runs), so
 help and listing stay fast.
@@ -19,8 +19,6 @@ from __future__ import annotations
 
 import sys
 
-#: The subcommands: name → ``"module:function"``, called with the remaining arguments, returning the exit
-#: status. Imported only when used, so each command pays for its own imports alone.
 SUBCOMMANDS = {
     "list": "lossforge.commands.list:main",
     "check": "lossforge.commands.check:main",
@@ -29,10 +27,12 @@ SUBCOMMANDS = {
     "plot": "lossforge.commands.plot:main",
     "ui": "lossforge.commands.ui:main",
 }
+"""The subcommands: name → `"module:function"`, called with the remaining arguments, returning the exit
+status. Imported only when used, so each command pays for its own imports alone."""
 
 
 def main() -> None:
-    """Console script entry: a subcommand (:data:`SUBCOMMANDS`) or the Hydra app."""
+    """Console script entry: a subcommand ([SUBCOMMANDS][lossforge.cli.SUBCOMMANDS]) or the Hydra app."""
     import atexit
     import gc
     import importlib

@@ -1,8 +1,11 @@
 """The registered components by name: list them (fnmatch patterns, filtered by task or tuple kind), build
 them, and say where each comes from. Importing this module imports neither torch nor any plugin.
 
+```pycon
 >>> {"hinge", "multiclass_hinge"} <= set(list_losses("*hinge"))
 True
+
+```
 """
 
 from __future__ import annotations
@@ -14,12 +17,15 @@ from lossforge.registry import LOSSES, MINERS, Component, Registry, RegistryErro
 
 
 def list_losses(pattern: str = "*", *, task: str | None = None) -> list[str]:
-    """Sorted names of the registered losses matching the fnmatch ``pattern``; with ``task``, only those
-    that declare it (this loads them; one that fails to load is left out — ``lossforge list`` reports it).
+    """Sorted names of the registered losses matching the fnmatch `pattern`; with `task`, only those
+    that declare it (this loads them; one that fails to load is left out — `lossforge list` reports it).
 
+    ```pycon
     >>> from lossforge.contract import Task
     >>> {"l1", "l2"} <= set(list_losses("l?", task=Task.REGRESSION))
     True
+
+    ```
     """
     names = LOSSES.names(pattern)
     if task is None:
@@ -28,8 +34,8 @@ def list_losses(pattern: str = "*", *, task: str | None = None) -> list[str]:
 
 
 def list_miners(pattern: str = "*", *, tuple_kind: str | None = None) -> list[str]:
-    """Sorted names of the registered miners matching ``pattern``; with ``tuple_kind`` (``"pair"`` or
-    ``"triplet"``), only those that mine it."""
+    """Sorted names of the registered miners matching `pattern`; with `tuple_kind` (`"pair"` or
+    `"triplet"`), only those that mine it."""
     names = MINERS.names(pattern)
     if tuple_kind is None:
         return names
@@ -45,20 +51,20 @@ def _loads(registry: Registry, name: str) -> bool:
 
 
 def build_loss(name: str, **params: Any) -> Any:
-    """Build the loss registered as ``name``: ``build_loss("focal", gamma=2.0)`` → an ``nn.Module``."""
+    """Build the loss registered as `name`: `build_loss("focal", gamma=2.0)` → an `nn.Module`."""
     return LOSSES.build(name, **params)
 
 
 def build_miner(name: str, **params: Any) -> Any:
-    """Build the miner registered as ``name``: ``build_miner("semihard_triplets", margin=0.2)``."""
+    """Build the miner registered as `name`: `build_miner("semihard_triplets", margin=0.2)`."""
     return MINERS.build(name, **params)
 
 
 def loss_info(name: str) -> Component:
-    """Where the loss ``name`` comes from: ``.distribution``, ``.version``, ``.target`` (not loaded)."""
+    """Where the loss `name` comes from: `.distribution`, `.version`, `.target` (not loaded)."""
     return LOSSES.info(name)
 
 
 def miner_info(name: str) -> Component:
-    """Where the miner ``name`` comes from: ``.distribution``, ``.version``, ``.target`` (not loaded)."""
+    """Where the miner `name` comes from: `.distribution`, `.version`, `.target` (not loaded)."""
     return MINERS.info(name)

@@ -1,28 +1,29 @@
 """Checks of the *composed* configuration, before anything is built, instantiated or recorded.
 
-Called twice: by the command line on the configuration Hydra is about to run (:func:`check_command_line`,
-before Hydra instantiates its launcher, sweeper and callbacks — a callback's constructor runs before any task
-function), and by every job on its own configuration (:func:`check_job`, before anything is built). Each
-failure is a :class:`ConfigCheckError` that names the setting and says what to do.
+Called twice: by the command line on the configuration Hydra is about to run
+([check_command_line][lossforge.config_checks.check_command_line], before Hydra instantiates its launcher, sweeper and
+callbacks — a callback's constructor runs before any task function), and by every job on its own configuration
+([check_job][lossforge.config_checks.check_job], before anything is built). Each failure is a
+[ConfigCheckError][lossforge.config_checks.ConfigCheckError] that names the setting and says what to do.
 
-**Which ``_target_`` may be instantiated** (:func:`allowed_targets`). Hydra imports and calls whatever a
-``_target_`` names, so every ``_target_`` anywhere in the composed configuration — whatever route put it there:
-an override, ``+hydra.callbacks.<name>={…}``, a ``hydra.searchpath`` entry with a config group option, a
-``--config-dir`` file — must be one that trusted, installed configuration already uses:
+**Which `_target_` may be instantiated** ([allowed_targets][lossforge.config_checks.allowed_targets]). Hydra imports and
+calls whatever a `_target_` names, so every `_target_` anywhere in the composed configuration — whatever route put it
+there: an override, `+hydra.callbacks.<name>={…}`, a `hydra.searchpath` entry with a config group option, a
+`--config-dir` file — must be one that trusted, installed configuration already uses:
 
-1. a ``_target_`` written in lossforge's own config package (``lossforge.conf``: its launchers, the Optuna
+1. a `_target_` written in lossforge's own config package (`lossforge.conf`: its launchers, the Optuna
    sampler, the sweep callback);
-2. one written in an installed lossforge plugin's config package (entry-point group ``lossforge.configs``);
+2. one written in an installed lossforge plugin's config package (entry-point group `lossforge.configs`);
 3. one that Hydra's own config package (its logging configs) uses, or an installed Hydra plugin registers in
    Hydra's ConfigStore (the basic, joblib and submitit launchers, the Optuna sweeper and its samplers).
 
-"Names it would call" are ``_target_`` values and, in the logging configurations Hydra hands to
-``logging.config.dictConfig`` (``hydra.hydra_logging``, ``hydra.job_logging``), each ``()`` factory and handler
-or formatter ``class``.
+"Names it would call" are `_target_` values and, in the logging configurations Hydra hands to
+`logging.config.dictConfig` (`hydra.hydra_logging`, `hydra.job_logging`), each `()` factory and handler
+or formatter `class`.
 
 It must be a plain string equal to one of these (not an interpolation). Anything else is refused with the way
-to do it properly: a component is a registered plugin (named by ``loss=``, ``miner=``, …), and a config
-extends lossforge's through its ``defaults:`` list. ``LOSSFORGE_ALLOW_TARGETS=1`` switches the check off for one
+to do it properly: a component is a registered plugin (named by `loss=`, `miner=`, …), and a config
+extends lossforge's through its `defaults:` list. `LOSSFORGE_ALLOW_TARGETS=1` switches the check off for one
 command (you trust the target).
 """
 
@@ -38,10 +39,10 @@ from typing import Any
 from lossforge.contract import Switches, did_you_mean
 from lossforge.tracking.secrets import credentials_in_uri, redact_uri
 
-#: The largest seed numpy and torch accept (``numpy.random.seed`` takes 0 … 2**32 - 1).
 MAX_SEED = 2**32 - 1
-#: Hydra flags that print something and exit without instantiating anything.
+"""The largest seed numpy and torch accept (`numpy.random.seed` takes 0 … 2**32 - 1)."""
 _PRINTS_ONLY = {"--help", "-h", "--hydra-help", "--info", "-i", "--cfg", "-c", "--resolve", "--shell-completion", "-sc"}
+"""Hydra flags that print something and exit without instantiating anything."""
 
 
 class ConfigCheckError(ValueError):
@@ -50,15 +51,18 @@ class ConfigCheckError(ValueError):
 
 # -- _target_ ------------------------------------------------------------------------------------------------
 def find_targets(node: Any, path: str = "", *, classes: bool = False) -> Iterator[tuple[str, Any]]:
-    """``(dotted path, value)`` of every name a configuration makes Python import and call, at any depth (lists
-    included): each ``_target_`` (Hydra's ``instantiate``), each ``()`` (a factory of ``logging.config.dictConfig``,
-    which Hydra applies to ``hydra.hydra_logging`` / ``hydra.job_logging``), and each ``class`` of a logging
-    configuration (a handler's or formatter's class) — or anywhere, with ``classes``.
+    """`(dotted path, value)` of every name a configuration makes Python import and call, at any depth (lists
+    included): each `_target_` (Hydra's `instantiate`), each `()` (a factory of `logging.config.dictConfig`,
+    which Hydra applies to `hydra.hydra_logging` / `hydra.job_logging`), and each `class` of a logging
+    configuration (a handler's or formatter's class) — or anywhere, with `classes`.
 
+    ```pycon
     >>> list(find_targets({"hydra": {"callbacks": {"x": {"_target_": "shutil.copyfile"}}}, "l": [{"_target_": 1}]}))
     [('hydra.callbacks.x._target_', 'shutil.copyfile'), ('l.0._target_', 1)]
     >>> list(find_targets({"hydra": {"job_logging": {"handlers": {"h": {"class": "x.Y", "()": "os.system"}}}}}))
     [('hydra.job_logging.handlers.h.class', 'x.Y'), ('hydra.job_logging.handlers.h.()', 'os.system')]
+
+    ```
     """
     if isinstance(node, Mapping):
         for key, value in node.items():
@@ -73,7 +77,7 @@ def find_targets(node: Any, path: str = "", *, classes: bool = False) -> Iterato
 
 
 def _yaml_targets(package: str) -> set[str]:
-    """Every ``_target_`` written in the YAML files of config package ``package``."""
+    """Every `_target_` written in the YAML files of config package `package`."""
     from importlib import resources
 
     import yaml
@@ -95,7 +99,7 @@ def _yaml_targets(package: str) -> set[str]:
 
 
 def _config_store_targets() -> set[str]:
-    """Every ``_target_`` in Hydra's ConfigStore: what installed Hydra plugins register (launchers, sweepers)."""
+    """Every `_target_` in Hydra's ConfigStore: what installed Hydra plugins register (launchers, sweepers)."""
     from hydra.core.config_store import ConfigStore
     from omegaconf import OmegaConf
 
@@ -129,14 +133,15 @@ def _package_targets() -> frozenset[str]:
 
 
 def allowed_targets() -> frozenset[str]:
-    """The ``_target_`` values this installation trusts: those in lossforge's and its plugins' config packages,
+    """The `_target_` values this installation trusts: those in lossforge's and its plugins' config packages,
     and those installed Hydra plugins register (read when asked: plugins register on discovery)."""
     return _package_targets() | _config_store_targets()
 
 
 def check_targets(config: Any, *, allowed: frozenset[str] | None = None, where: str = "") -> None:
-    """Raise :class:`ConfigCheckError` for the first ``_target_`` in ``config`` (a plain container or an
-    OmegaConf node) that is not in ``allowed`` (default: :func:`allowed_targets`)."""
+    """Raise [ConfigCheckError][lossforge.config_checks.ConfigCheckError] for the first `_target_` in `config` (a plain
+    container or an OmegaConf node) that is not in `allowed` (default:
+    [allowed_targets][lossforge.config_checks.allowed_targets])."""
     from omegaconf import OmegaConf
 
     if OmegaConf.is_config(config):
@@ -162,11 +167,14 @@ def check_targets(config: Any, *, allowed: frozenset[str] | None = None, where: 
 def check_tracking_uri(uri: str | None, *, setting: str = "logger.tracking_uri") -> None:
     """Refuse a tracking URI that carries credentials: a URI is printed, logged and stored in the run's record.
 
+    ```pycon
     >>> check_tracking_uri("http://mlflow.internal:5000")
     >>> check_tracking_uri("http://alice:pw@mlflow.internal:5000")
     Traceback (most recent call last):
     ...
     lossforge.config_checks.ConfigCheckError: logger.tracking_uri=http://***@mlflow.internal:5000 carries ...
+
+    ```
     """
     if not uri or not credentials_in_uri(uri):
         return
@@ -182,7 +190,7 @@ def check_tracking_uri(uri: str | None, *, setting: str = "logger.tracking_uri")
 
 # -- numbers --------------------------------------------------------------------------------------------------
 def _number_problem(name: str, value: Any, *, minimum: float, maximum: float | None = None, integer: bool) -> str:
-    """Why ``value`` is no valid ``name``, or ``""``."""
+    """Why `value` is no valid `name`, or `""`."""
     if value is None:
         return ""
     if isinstance(value, bool) or not isinstance(value, int | float) or (integer and not isinstance(value, int)):
@@ -196,25 +204,28 @@ def _number_problem(name: str, value: Any, *, minimum: float, maximum: float | N
     return ""
 
 
-#: ``(setting, minimum, maximum, integer, why)`` — the numbers every run reads, checked before anything is built.
 NUMBERS = (
     ("seed", 0, MAX_SEED, True, "the run seed seeds numpy and torch, which take 0 … 2**32 - 1"),
     ("dataset.split_seed", 0, MAX_SEED, True, "the split seed seeds numpy, which takes 0 … 2**32 - 1"),
     ("batch_size", 1, None, True, "the training batch size (per process)"),
     ("eval_batch_size", 1, None, True, "the validation/test batch size"),
 )
+"""`(setting, minimum, maximum, integer, why)` — the numbers every run reads, checked before anything is built."""
 
 
 def check_numbers(config: Any) -> None:
-    """Raise :class:`ConfigCheckError` naming the first out-of-range number (seeds, batch sizes, the learning
-    rate; ``trainer.max_epochs`` is ``training.build.check_trainer``'s) — before numpy's or Lightning's own
-    message, which names no setting.
+    """Raise [ConfigCheckError][lossforge.config_checks.ConfigCheckError] naming the first out-of-range number (seeds,
+    batch sizes, the learning rate; `trainer.max_epochs` is `training.build.check_trainer`'s) — before numpy's or
+    Lightning's own message, which names no setting.
 
+    ```pycon
     >>> from omegaconf import OmegaConf
     >>> check_numbers(OmegaConf.create({"seed": -1}))
     Traceback (most recent call last):
     ...
     lossforge.config_checks.ConfigCheckError: seed=-1 is out of range: it must be from 0 to 4294967295 (the run ...
+
+    ```
     """
     from omegaconf import OmegaConf
 
@@ -235,13 +246,16 @@ def check_numbers(config: Any) -> None:
 
 
 def check_trainer_arguments(trainer: Mapping[str, Any]) -> None:
-    """Refuse ``trainer.<key>`` that Lightning's ``Trainer`` does not take (``+trainer.max_epoch=3``) — before
+    """Refuse `trainer.<key>` that Lightning's `Trainer` does not take (`+trainer.max_epoch=3`) — before
     Lightning's own TypeError, which fails the run after its MLflow run was created.
 
+    ```pycon
     >>> check_trainer_arguments({"max_epoch": 3})
     Traceback (most recent call last):
     ...
     lossforge.config_checks.ConfigCheckError: trainer.max_epoch is not a setting of Lightning's Trainer. Did you ...
+
+    ```
     """
     accepted = _trainer_parameters()
     for key in trainer:
@@ -287,13 +301,13 @@ def _logger_uri(config: Any) -> str | None:
 
 
 def check_command_line(arguments: Sequence[str], *, config_path: str = "pkg://lossforge.conf") -> str | None:
-    """Compose the configuration of ``lossforge <arguments>`` exactly as Hydra is about to (its own argument
-    parser, search path, ``--config-dir``, run mode) and check it; return the refusal, or ``None``.
+    """Compose the configuration of `lossforge <arguments>` exactly as Hydra is about to (its own argument
+    parser, search path, `--config-dir`, run mode) and check it; return the refusal, or `None`.
 
     Runs before Hydra instantiates anything from the configuration: the launcher, the sweeper and the
     callbacks, whose constructors run before any job. A composition that fails here is left to Hydra, which
     fails the same way before instantiating anything — except an override of a key that does not exist,
-    answered here with the settings that do (:func:`unknown_key_problem`).
+    answered here with the settings that do ([unknown_key_problem][lossforge.config_checks.unknown_key_problem]).
     """
     from hydra._internal.hydra import Hydra
     from hydra._internal.utils import create_automatic_config_search_path, get_args_parser
@@ -354,9 +368,9 @@ def check_command_line(arguments: Sequence[str], *, config_path: str = "pkg://lo
 
 def swept_group_options(hydra: Any, config: Any, overrides: Sequence[str]) -> list[list[str]]:
     """The overrides of each distinct job configuration a sweep's config group options compose
-    (``-m +extra=a,b`` — an option file may set ``hydra.job_logging``, which Hydra applies in each job before
-    the job's own check runs). Sweeps over values are left out: a value cannot add a key under ``hydra``. Both
-    the command line's sweeps and ``hydra.sweeper.params`` count, as for Hydra's basic sweeper."""
+    (`-m +extra=a,b` — an option file may set `hydra.job_logging`, which Hydra applies in each job before
+    the job's own check runs). Sweeps over values are left out: a value cannot add a key under `hydra`. Both
+    the command line's sweeps and `hydra.sweeper.params` count, as for Hydra's basic sweeper."""
     import itertools
 
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -380,8 +394,8 @@ _MISSING_KEY = re.compile(r"Could not override '([^']+)'")
 
 def unknown_key_problem(message: str, hydra: Any, config_name: str, overrides: list[str], parser: Any) -> str | None:
     """For Hydra's "Could not override 'trainer.max_epoch' … append with +": the setting that exists —
-    a close key beside it (``trainer.max_epochs``) or one of the same name elsewhere (``dataset.batch_size`` →
-    the top-level ``batch_size``) — before Hydra's advice to add the key with ``+``."""
+    a close key beside it (`trainer.max_epochs`) or one of the same name elsewhere (`dataset.batch_size` →
+    the top-level `batch_size`) — before Hydra's advice to add the key with `+`."""
     from hydra.types import RunMode
     from omegaconf import OmegaConf
 

@@ -1,27 +1,31 @@
 """The plugin contract, written down once: the tasks, what lossforge reads from a loss or a miner, and
 the vocabulary every module shares (environment switches, name normalising, "did you mean").
 
-A loss or a miner is a plain ``torch.nn.Module`` subclass; it need not import lossforge. The
-:class:`LossPlugin` and :class:`MinerPlugin` Protocols list **every** attribute and method the framework
-reads from one, each with its meaning. Only ``tasks`` (a loss) and ``tuple_kind`` (a miner) are
-required; every other member is optional, and :func:`loss_traits` / :func:`miner_traits` — the one
-place that reads a plugin through ``getattr`` — fill in the documented default for a plugin that does
-not declare it. The contract kit (:mod:`lossforge.testing`) checks the same Protocols, so a plugin that
-passes the kit trains.
+A loss or a miner is a plain `torch.nn.Module` subclass; it need not import lossforge. The
+[LossPlugin][lossforge.contract.LossPlugin] and [MinerPlugin][lossforge.contract.MinerPlugin] Protocols list **every**
+attribute and method the framework reads from one, each with its meaning. Only `tasks` (a loss) and `tuple_kind` (a
+miner) are required; every other member is optional, and [loss_traits][lossforge.contract.loss_traits] /
+[miner_traits][lossforge.contract.miner_traits] — the one place that reads a plugin through `getattr` — fill in the
+documented default for a plugin that does not declare it. The contract kit ([lossforge.testing][]) checks the same
+Protocols, so a plugin that passes the kit trains.
 
-A component may also declare its ``search_space``: a prior per tunable constructor parameter, as plain data
-(``{"gamma": {"low": 0.0, "high": 5.0}}``) or as :class:`FloatRange` / :class:`IntRange` /
-:class:`Categorical`. :func:`search_space` reads and validates it; :func:`suggest` turns a prior into an
-Optuna suggestion, so every loss is tuned with the same budget (the honest-comparison protocol).
+A component may also declare its `search_space`: a prior per tunable constructor parameter, as plain data
+(`{"gamma": {"low": 0.0, "high": 5.0}}`) or as [FloatRange][lossforge.contract.FloatRange] /
+[IntRange][lossforge.contract.IntRange] / [Categorical][lossforge.contract.Categorical].
+[search_space][lossforge.contract.search_space] reads and validates it; [suggest][lossforge.contract.suggest] turns a
+prior into an Optuna suggestion, so every loss is tuned with the same budget (the honest-comparison protocol).
 
 This module imports neither torch nor any plugin, so the command line can use it while staying fast.
 
+```pycon
 >>> Task("multiclass") is Task.MULTICLASS, Task.METRIC == "metric"
 (True, True)
 >>> training_task(("metric",), Task.MULTICLASS)
 <Task.METRIC: 'metric'>
 >>> did_you_mean("focall", ["focal", "l1", "bce"])
 " Did you mean 'focal'?"
+
+```
 """
 
 from __future__ import annotations
@@ -43,10 +47,10 @@ if TYPE_CHECKING:
 class Task(enum.StrEnum):
     """What a dataset asks of a model, and what a loss can train.
 
-    A ``StrEnum``: each member *is* its string (``Task.BINARY == "binary"``), so configs, MLflow tags and
-    plugins that declare ``tasks = ("regression",)`` as plain strings need no conversion. What a task
+    A `StrEnum`: each member *is* its string (`Task.BINARY == "binary"`), so configs, MLflow tags and
+    plugins that declare `tasks = ("regression",)` as plain strings need no conversion. What a task
     means for training — output head, prediction rule, metrics, target encoding, plots — lives in one
-    ``TaskSpec`` per task (:mod:`lossforge.tasks`).
+    `TaskSpec` per task ([lossforge.tasks][]).
     """
 
     REGRESSION = "regression"  #: real-valued targets (N,) or (N, D)
@@ -56,12 +60,12 @@ class Task(enum.StrEnum):
     METRIC = "metric"  #: an embedding trained from class labels, evaluated by retrieval
 
 
-#: Every task, in declaration order.
 TASKS: tuple[Task, ...] = tuple(Task)
-#: The tasks a dataset can declare (a metric loss trains on a class-labelled dataset).
+"""Every task, in declaration order."""
 DATASET_TASKS: tuple[Task, ...] = (Task.REGRESSION, Task.BINARY, Task.MULTICLASS, Task.MULTILABEL)
-#: Dataset tasks whose targets are one class label per sample, so a metric loss can embed them.
+"""The tasks a dataset can declare (a metric loss trains on a class-labelled dataset)."""
 CLASS_LABEL_TASKS: tuple[Task, ...] = (Task.BINARY, Task.MULTICLASS)
+"""Dataset tasks whose targets are one class label per sample, so a metric loss can embed them."""
 
 TupleKind = Literal["pair", "triplet"]
 TUPLE_KINDS: tuple[str, ...] = ("pair", "triplet")
@@ -72,29 +76,29 @@ LOSS_GROUP = "lossforge.losses"
 MINER_GROUP = "lossforge.miners"
 DATASET_GROUP = "lossforge.datasets"
 MODEL_GROUP = "lossforge.models"
-#: The entry-point group of each component kind.
 GROUPS: dict[str, str] = {"loss": LOSS_GROUP, "miner": MINER_GROUP, "dataset": DATASET_GROUP, "model": MODEL_GROUP}
-#: One entry point, many components: ``name = "module:function"``; the function returns
-#: ``{"lossforge.losses": {name: "module:attribute"}, "lossforge.miners": {...}}`` (see :mod:`lossforge.registry`).
+"""The entry-point group of each component kind."""
 PROVIDER_GROUP = "lossforge.providers"
+"""One entry point, many components: `name = "module:function"`; the function returns
+`{"lossforge.losses": {name: "module:attribute"}, "lossforge.miners": {...}}` (see [lossforge.registry][])."""
 PLUGIN_HELP = (
     "Losses, miners, datasets and models come from Python entry points in the groups 'lossforge.losses', "
     "'lossforge.miners', 'lossforge.datasets' and 'lossforge.models' (or from a provider in "
     "'lossforge.providers', one entry point for many): `pip install` a package that declares them (see "
     "plugins/README.md), then `lossforge list` shows it."
 )
-#: Dataset settings lossforge reads itself; never passed to the dataset function.
 RESERVED_DATASET_KEYS: tuple[str, ...] = ("split_seed", "augment", "class_disjoint")
-#: Model settings lossforge applies itself; never passed to the model's constructor (docs/your-data.md).
+"""Dataset settings lossforge reads itself; never passed to the dataset function."""
 RESERVED_MODEL_KEYS: tuple[str, ...] = ("weights", "freeze_batchnorm", "embedding_dim", "normalize")
-#: Constructor keywords lossforge fills in from the data and the task; not config parameters.
+"""Model settings lossforge applies itself; never passed to the model's constructor (docs/your-data.md)."""
 MODEL_INPUTS: tuple[str, ...] = ("input_shape", "output_dim")
+"""Constructor keywords lossforge fills in from the data and the task; not config parameters."""
 
 
 class ContractError(TypeError):
     """A class that does not meet the loss or miner contract; the message names it and the rule.
 
-    ``rule`` is the broken promise alone (``"must declare …"``), for callers that name the class their way.
+    `rule` is the broken promise alone (`"must declare …"`), for callers that name the class their way.
     """
 
     def __init__(self, subject: str, rule: str) -> None:
@@ -106,64 +110,67 @@ class ContractError(TypeError):
 
 
 class LossPlugin(Protocol):
-    """Everything lossforge reads from a loss. ``tasks`` is required; the rest is optional.
+    """Everything lossforge reads from a loss. `tasks` is required; the rest is optional.
 
-    Called ``loss(prediction, target)`` for the supervised tasks and ``loss(embeddings, labels,
-    indices_tuple)`` for ``"metric"`` (``indices_tuple`` is a miner's output or ``None``: every
-    pair/triplet of the batch). Returns a scalar for ``reduction="mean" | "sum"`` and per-sample (per pair
-    or triplet for metric losses) values for ``"none"``. Constructor parameters are keyword-only, each
-    with a default and a type annotation, and include ``reduction``. ``search_space`` says which of them the
-    benchmark may tune, and over which prior (plain data; see :func:`search_space`).
+    Called `loss(prediction, target)` for the supervised tasks and `loss(embeddings, labels,
+    indices_tuple)` for `"metric"` (`indices_tuple` is a miner's output or `None`: every
+    pair/triplet of the batch). Returns a scalar for `reduction="mean" | "sum"` and per-sample (per pair
+    or triplet for metric losses) values for `"none"`. Constructor parameters are keyword-only, each
+    with a default and a type annotation, and include `reduction`. `search_space` says which of them the
+    benchmark may tune, and over which prior (plain data; see
+    [search_space][lossforge.contract.LossPlugin.search_space]).
     """
 
-    #: Required. The tasks this loss can train, drawn from :data:`TASKS` (plain strings work too).
     tasks: ClassVar[tuple[str, ...]]
-    #: The name used in messages; default: the class name.
+    """Required. The tasks this loss can train, drawn from [TASKS][lossforge.contract.TASKS] (plain strings work
+    too)."""
     name: ClassVar[str]
-    #: Binary targets as ``"zero_one"`` (default) or ``"plus_minus_one"`` (hinge-style losses).
+    """The name used in messages; default: the class name."""
     binary_target_encoding: ClassVar[str]
-    #: ``True`` when ``"none"`` returns :math:`w_i \\ell_i` and ``"mean"`` is :math:`\\sum w_i \\ell_i /
-    #: \\sum w_i` (class-weighted losses); default ``False``: ``"mean"`` is ``"none".mean()``.
+    """Binary targets as `"zero_one"` (default) or `"plus_minus_one"` (hinge-style losses)."""
     mean_is_weighted: bool
-    #: Metric losses: ``"pair"`` or ``"triplet"``, the tuples a miner must hand it; default ``None``
-    #: (the loss takes either, or no miner).
+    r"""`True` when `"none"` returns $w_i \ell_i$ and `"mean"` is $\sum w_i \ell_i / \sum w_i$
+    (class-weighted losses); default `False`: `"mean"` is `"none".mean()`."""
     tuple_kind: ClassVar[str | None]
-    #: Metric losses: the distance the embeddings are compared with (``"euclidean"``, ``"cosine"``, …);
-    #: a miner without its own uses it, and retrieval evaluation ranks by cosine when it is ``"cosine"``.
+    """Metric losses: `"pair"` or `"triplet"`, the tuples a miner must hand it; default `None`
+    (the loss takes either, or no miner)."""
     distance: str | None
-    #: Metric losses: the margin a miner without its own uses. Default ``None``.
+    """Metric losses: the distance the embeddings are compared with (`"euclidean"`, `"cosine"`, …);
+    a miner without its own uses it, and retrieval evaluation ranks by cosine when it is `"cosine"`."""
     margin: float | None
-    #: Whether the loss scans its targets' *values* (labels in {0, 1}, class indices in range) on every
-    #: call. The framework sets it to ``False`` when the data were validated once up front; a loss that
-    #: does not declare it is never told (its scans, if any, keep running).
+    """Metric losses: the margin a miner without its own uses. Default `None`."""
     scan_targets: bool
-    #: Metric losses: tuples in the last call and those with a non-zero loss (0-d int tensors), logged
-    #: as ``train/tuples`` and ``train/active_fraction``. Optional.
+    """Whether the loss scans its targets' *values* (labels in {0, 1}, class indices in range) on every
+    call. The framework sets it to `False` when the data were validated once up front; a loss that
+    does not declare it is never told (its scans, if any, keep running)."""
     last_num_tuples: Tensor
+    """Metric losses: tuples in the last call and those with a non-zero loss (0-d int tensors), logged
+    as `train/tuples` and `train/active_fraction`. Optional."""
     last_num_active: Tensor
-    #: Optional. What the tuning protocol may tune: a prior per constructor parameter, as plain data that
-    #: needs no lossforge import — ``{"gamma": {"low": 0.0, "high": 5.0}, "delta": {"low": 0.05, "high":
-    #: 10.0, "log": True}, "steps": {"low": 1, "high": 8, "type": "int"}, "weights": {"choices": ["a",
-    #: "b"]}}`` — or lossforge's :class:`FloatRange` / :class:`IntRange` / :class:`Categorical`. Keys are
-    #: constructor parameters other than ``reduction``; each default lies inside its prior (a ``None``
-    #: default, "inherit" or "off", is allowed). Default ``{}``: the loss is tuned over the shared
-    #: learning-rate (and weight-decay) range only, which every loss gets. Read by :func:`search_space`.
     search_space: ClassVar[Mapping[str, Any]]
-    #: Optional. A loss with parameters of its own (class proxies, a classifier's weight matrix) is trained
-    #: in a parameter group of its own at ``optimizer.lr * lr_multiplier`` (``optimizer.loss_lr_multiplier``
-    #: overrides it) and without weight decay. Default 1.0; proxy losses usually want far more (their
-    #: proxies start random and must move as fast as the embedding they anchor).
+    """Optional. What the tuning protocol may tune: a prior per constructor parameter, as plain data that
+    needs no lossforge import — ``{"gamma": {"low": 0.0, "high": 5.0}, "delta": {"low": 0.05, "high":
+    10.0, "log": True}, "steps": {"low": 1, "high": 8, "type": "int"}, "weights": {"choices": ["a",
+    "b"]}}`` — or lossforge's [FloatRange][lossforge.contract.FloatRange] / [IntRange][lossforge.contract.IntRange] /
+    [Categorical][lossforge.contract.Categorical]. Keys are constructor parameters other than `reduction`; each default
+    lies inside its prior (a `None` default, "inherit" or "off", is allowed). Default `{}`: the loss is tuned over the
+    shared learning-rate (and weight-decay) range only, which every loss gets. Read by
+    [search_space][lossforge.contract.LossPlugin.search_space]."""
     lr_multiplier: float
+    """Optional. A loss with parameters of its own (class proxies, a classifier's weight matrix) is trained
+    in a parameter group of its own at `optimizer.lr * lr_multiplier` (`optimizer.loss_lr_multiplier`
+    overrides it) and without weight decay. Default 1.0; proxy losses usually want far more (their
+    proxies start random and must move as fast as the embedding they anchor)."""
 
     def prepare(self, *, targets: Tensor, num_classes: int, embedding_dim: int | None = None) -> None:
         """Optional: called once with the training targets before training (e.g. class weights).
 
-        ``embedding_dim`` — the width of the model's output the loss will see (metric tasks; ``None``
+        `embedding_dim` — the width of the model's output the loss will see (metric tasks; `None`
         otherwise) — is passed only to a hook whose signature takes it, so older hooks keep working. A
-        learnable loss creates its parameters here, sized from the data (``(num_classes, embedding_dim)``
+        learnable loss creates its parameters here, sized from the data (`(num_classes, embedding_dim)`
         proxies), drawn from torch's global generator, which the run has seeded: every DDP process draws
         the same values, and DDP keeps them equal because the loss is a submodule of the trained module.
-        Its parameters are in the checkpoints; ``resume=`` prepares a new loss from the same data, then
+        Its parameters are in the checkpoints; `resume=` prepares a new loss from the same data, then
         loads them, and refuses a checkpoint whose sizes differ with an error naming the loss and both.
         """
 
@@ -172,24 +179,24 @@ class LossPlugin(Protocol):
 
 
 class MinerPlugin(Protocol):
-    """Everything lossforge reads from a miner. ``tuple_kind`` is required.
+    """Everything lossforge reads from a miner. `tuple_kind` is required.
 
-    Called ``miner(embeddings (N, D), labels (N,))`` under no gradient; returns int64 1-D index tensors:
-    ``(anchor, positive, anchor, negative)`` for pairs, ``(anchor, positive, negative)`` for triplets.
+    Called `miner(embeddings (N, D), labels (N,))` under no gradient; returns int64 1-D index tensors:
+    `(anchor, positive, anchor, negative)` for pairs, `(anchor, positive, negative)` for triplets.
     """
 
-    #: Required. ``"pair"`` or ``"triplet"``.
     tuple_kind: ClassVar[str]
-    #: The name used in messages; default: the class name.
+    """Required. `"pair"` or `"triplet"`."""
     name: ClassVar[str]
-    #: Optional constructor parameters. When the config leaves one ``None`` and the loss has it, the
-    #: training pipeline passes the loss's value, so a loss and its miner share one margin and distance.
+    """The name used in messages; default: the class name."""
     margin: float | None
+    """Optional constructor parameters. When the config leaves one `None` and the loss has it, the
+    training pipeline passes the loss's value, so a loss and its miner share one margin and distance."""
     distance: str | None
-    #: Optional. What the tuning protocol may tune, declared as a loss declares it (see
-    #: :attr:`LossPlugin.search_space`); default ``{}``. A ``None`` default ("the loss's margin") is allowed;
-    #: a prior that should be able to keep it lists ``None`` among its choices.
     search_space: ClassVar[Mapping[str, Any]]
+    """Optional. What the tuning protocol may tune, declared as a loss declares it (see
+    [LossPlugin.search_space][lossforge.contract.LossPlugin.search_space]); default `{}`. A `None` default ("the loss's
+    margin") is allowed; a prior that should be able to keep it lists `None` among its choices."""
 
     def __call__(self, embeddings: Tensor, labels: Tensor, /) -> tuple[Tensor, ...]:
         """Index tuples into the batch."""
@@ -197,43 +204,44 @@ class MinerPlugin(Protocol):
 
 class DatasetPlugin(Protocol):
     """Everything lossforge reads from a dataset: a callable with keyword-only parameters and a required
-    keyword ``seed`` (the **split seed**, ``dataset.split_seed``; never the run seed — docs/decisions.md §1).
+    keyword `seed` (the **split seed**, `dataset.split_seed`; never the run seed — docs/decisions.md §1).
 
-    It returns a mapping ``{"train": (features, targets), "val": (...), "test": (...)}`` of numpy arrays or
-    tensors of any per-sample shape (images as ``uint8`` ``(N, C, H, W)``), per split a
-    ``torch.utils.data.Dataset`` with a ``targets`` attribute (all of that split's targets, as an array), a
-    ``LightningDataModule``, or lossforge's own ``DataSplits``. An optional key ``"classes_disjoint": True``
+    It returns a mapping `{"train": (features, targets), "val": (...), "test": (...)}` of numpy arrays or
+    tensors of any per-sample shape (images as `uint8` `(N, C, H, W)`), per split a
+    `torch.utils.data.Dataset` with a `targets` attribute (all of that split's targets, as an array), a
+    `LightningDataModule`, or lossforge's own `DataSplits`. An optional key `"classes_disjoint": True`
     says the test classes are not the training classes (the metric-learning convention).
-    :func:`lossforge.data.adapter.to_data_splits` turns any of these into lossforge's splits.
+    [lossforge.data.adapter.to_data_splits][] turns any of these into lossforge's splits.
     """
 
-    #: Required unless the dataset returns ``DataSplits``: one of :data:`DATASET_TASKS` as a plain string.
     task: str
-    #: Optional. The number of classes (a class absent from train still counts); default: from the targets.
+    """Required unless the dataset returns `DataSplits`: one of [DATASET_TASKS][lossforge.contract.DATASET_TASKS] as a
+    plain string."""
     num_classes: int
-    #: Optional. A name per class (or per label, multilabel).
+    """Optional. The number of classes (a class absent from train still counts); default: from the targets."""
     class_names: tuple[str, ...]
-    #: Optional, images: per-channel mean and std, applied on the training device after ``uint8 / 255``.
+    """Optional. A name per class (or per label, multilabel)."""
     mean: tuple[float, ...]
+    """Optional, images: per-channel mean and std, applied on the training device after `uint8 / 255`."""
     std: tuple[float, ...]
-    #: Optional. ``True``: the test split's classes are disjoint from the training classes.
     class_disjoint: bool
+    """Optional. `True`: the test split's classes are disjoint from the training classes."""
 
     def __call__(self, *, seed: int, **params: Any) -> Any:
-        """The three splits, drawn from the split seed ``seed``."""
+        """The three splits, drawn from the split seed `seed`."""
 
 
 class ModelPlugin(Protocol):
-    """Everything lossforge reads from a model: an ``nn.Module`` class whose constructor takes keyword-only
-    ``input_shape`` (one sample's shape, ``(3, 32, 32)`` or ``(64,)``) and ``output_dim`` (classes, labels,
-    targets, or ``embedding_dim`` for a metric loss), plus its own typed keyword parameters. The keys of
-    :data:`RESERVED_MODEL_KEYS` are lossforge's and are never passed to it."""
+    """Everything lossforge reads from a model: an `nn.Module` class whose constructor takes keyword-only
+    `input_shape` (one sample's shape, `(3, 32, 32)` or `(64,)`) and `output_dim` (classes, labels,
+    targets, or `embedding_dim` for a metric loss), plus its own typed keyword parameters. The keys of
+    [RESERVED_MODEL_KEYS][lossforge.contract.RESERVED_MODEL_KEYS] are lossforge's and are never passed to it."""
 
     def __init__(self, *, input_shape: tuple[int, ...], output_dim: int) -> None:
-        """Build the network for samples of ``input_shape``, with ``output_dim`` outputs."""
+        """Build the network for samples of `input_shape`, with `output_dim` outputs."""
 
     def __call__(self, features: Tensor, /) -> Tensor:
-        """``(N, *input_shape) → (N, output_dim)``."""
+        """`(N, *input_shape) → (N, output_dim)`."""
 
 
 # -- the adapter: the one place that reads a plugin with defaults ---------------------------------------
@@ -241,7 +249,8 @@ class ModelPlugin(Protocol):
 
 @dataclass(frozen=True)
 class LossTraits:
-    """What a loss declares, with the Protocol's defaults filled in (see :class:`LossPlugin`)."""
+    """What a loss declares, with the Protocol's defaults filled in (see
+    [LossPlugin][lossforge.contract.LossPlugin])."""
 
     name: str
     tasks: tuple[Task, ...]
@@ -255,7 +264,8 @@ class LossTraits:
 
 @dataclass(frozen=True)
 class MinerTraits:
-    """What a miner declares, with the Protocol's defaults filled in (see :class:`MinerPlugin`)."""
+    """What a miner declares, with the Protocol's defaults filled in (see
+    [MinerPlugin][lossforge.contract.MinerPlugin])."""
 
     name: str
     tuple_kind: str
@@ -280,15 +290,19 @@ def _label(obj: Any) -> str:
 
 
 def loss_traits(loss: Any) -> LossTraits:
-    """Read a loss class or instance through :class:`LossPlugin`, with defaults for what it leaves out.
+    """Read a loss class or instance through [LossPlugin][lossforge.contract.LossPlugin], with defaults for what it
+    leaves out.
 
-    Raises :class:`ContractError` for a missing or invalid ``tasks``, ``binary_target_encoding`` or
-    ``tuple_kind``.
+    Raises [ContractError][lossforge.contract.ContractError] for a missing or invalid `tasks`, `binary_target_encoding`
+    or `tuple_kind`.
 
+    ```pycon
     >>> class Plain:  # a plugin that declares only what is required
     ...     tasks = ("regression",)
     >>> loss_traits(Plain).tasks, loss_traits(Plain).binary_target_encoding
     ((<Task.REGRESSION: 'regression'>,), 'zero_one')
+
+    ```
     """
     tasks = _declared_tasks(loss)
     encoding = getattr(loss, "binary_target_encoding", "zero_one")
@@ -318,12 +332,16 @@ def loss_traits(loss: Any) -> LossTraits:
 
 
 def miner_traits(miner: Any) -> MinerTraits:
-    """Read a miner class or instance through :class:`MinerPlugin`; :class:`ContractError` if invalid.
+    """Read a miner class or instance through [MinerPlugin][lossforge.contract.MinerPlugin];
+    [ContractError][lossforge.contract.ContractError] if invalid.
 
+    ```pycon
     >>> class Plain:
     ...     tuple_kind = "triplet"
     >>> miner_traits(Plain).margin is None
     True
+
+    ```
     """
     tuple_kind = getattr(miner, "tuple_kind", None)
     if tuple_kind not in TUPLE_KINDS:
@@ -340,9 +358,9 @@ def miner_traits(miner: Any) -> MinerTraits:
 
 
 def check_component_class(kind: str, obj: Any) -> None:
-    """Raise :class:`ContractError` unless ``obj`` meets its ``kind``'s contract: a loss or miner is an
-    ``nn.Module`` subclass declaring ``tasks`` / ``tuple_kind``; a dataset is a callable taking the keyword
-    ``seed``; a model is an ``nn.Module`` subclass whose constructor takes ``input_shape`` and ``output_dim``."""
+    """Raise [ContractError][lossforge.contract.ContractError] unless `obj` meets its `kind`'s contract: a loss or miner
+    is an `nn.Module` subclass declaring `tasks` / `tuple_kind`; a dataset is a callable taking the keyword
+    `seed`; a model is an `nn.Module` subclass whose constructor takes `input_shape` and `output_dim`."""
     from torch import nn  # deferred: listing names must not import torch
 
     if kind == "dataset":
@@ -366,15 +384,18 @@ def check_component_class(kind: str, obj: Any) -> None:
 
 
 def check_dataset_callable(obj: Any) -> None:
-    """Raise :class:`ContractError` unless ``obj`` is a callable that takes the keyword ``seed`` and, if it
-    declares ``task``, declares one of :data:`DATASET_TASKS`.
+    """Raise [ContractError][lossforge.contract.ContractError] unless `obj` is a callable that takes the keyword `seed`
+    and, if it declares `task`, declares one of [DATASET_TASKS][lossforge.contract.DATASET_TASKS].
 
+    ```pycon
     >>> def toy(*, seed: int): ...
     >>> toy.task = "multiclas"
     >>> check_dataset_callable(toy)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     lossforge.contract.ContractError: dataset toy declares task 'multiclas'. Did you mean 'multiclass'? ...
+
+    ```
     """
     if not callable(obj):
         raise ContractError("dataset component", f"must be a callable (*, seed, **params), got {obj!r}")
@@ -398,9 +419,10 @@ def check_dataset_callable(obj: Any) -> None:
 
 
 def prepare_loss(loss: Any, *, targets: Tensor, num_classes: int, embedding_dim: int | None = None) -> None:
-    """Call the loss's optional ``prepare`` hook with the training targets, the number of classes and — if
-    the hook takes it (``embedding_dim`` or ``**kwargs`` in its signature) — the model's output width.
+    """Call the loss's optional `prepare` hook with the training targets, the number of classes and — if
+    the hook takes it (`embedding_dim` or `**kwargs` in its signature) — the model's output width.
 
+    ```pycon
     >>> class Old:  # a hook written before `embedding_dim` existed
     ...     tasks = ("metric",)
     ...     def prepare(self, *, targets, num_classes):
@@ -409,6 +431,8 @@ def prepare_loss(loss: Any, *, targets: Tensor, num_classes: int, embedding_dim:
     >>> prepare_loss(old, targets=None, num_classes=3, embedding_dim=8)
     >>> old.seen
     3
+
+    ```
     """
     prepare = getattr(loss, "prepare", None)
     if not callable(prepare):
@@ -432,11 +456,14 @@ def _accepts(function: Any, keyword: str) -> bool:
 
 
 def loss_parameters(loss: Any) -> list[Any]:
-    """The trainable parameters a loss owns (``[]`` for most losses; proxies, a weight matrix, …).
+    """The trainable parameters a loss owns (`[]` for most losses; proxies, a weight matrix, …).
 
+    ```pycon
     >>> import torch
     >>> loss_parameters(torch.nn.L1Loss()), [tuple(p.shape) for p in loss_parameters(torch.nn.Linear(2, 3))]
     ([], [(3, 2), (3,)])
+
+    ```
     """
     parameters = getattr(loss, "parameters", None)
     if not callable(parameters):
@@ -445,13 +472,13 @@ def loss_parameters(loss: Any) -> list[Any]:
 
 
 def set_scan_targets(loss: Any, scan: bool) -> None:
-    """Tell a loss that declares ``scan_targets`` whether to scan its targets' values on each call."""
+    """Tell a loss that declares `scan_targets` whether to scan its targets' values on each call."""
     if hasattr(loss, "scan_targets"):
         loss.scan_targets = scan
 
 
 def tuple_counts(loss: Any) -> tuple[Tensor, Tensor] | None:
-    """``(tuples, active)`` of a metric loss's last call, or ``None`` if it does not count them."""
+    """`(tuples, active)` of a metric loss's last call, or `None` if it does not count them."""
     if hasattr(loss, "last_num_tuples") and hasattr(loss, "last_num_active"):
         return loss.last_num_tuples, loss.last_num_active
     return None
@@ -471,14 +498,17 @@ def _is_number(value: Any) -> bool:
 
 @dataclass(frozen=True)
 class FloatRange:
-    """A real parameter's prior: uniform on ``[low, high]``, or log-uniform when ``log`` (then ``low > 0``).
+    """A real parameter's prior: uniform on `[low, high]`, or log-uniform when `log` (then `low > 0`).
 
-    Plain data: ``{"low": 0.05, "high": 10.0, "log": True}``. ``"type": "float"`` is the default, so bounds
-    written as ints (``{"low": 0, "high": 5}``) still make a float range: the type is never guessed.
+    Plain data: `{"low": 0.05, "high": 10.0, "log": True}`. `"type": "float"` is the default, so bounds
+    written as ints (`{"low": 0, "high": 5}`) still make a float range: the type is never guessed.
 
+    ```pycon
     >>> prior = FloatRange(0.05, 10.0, log=True)
     >>> str(prior), prior.contains(1), prior.contains(20.0), prior.probes()
     ('[0.05, 10] log', True, False, (0.05, 0.7071067811865476, 10.0))
+
+    ```
     """
 
     low: float
@@ -498,11 +528,11 @@ class FloatRange:
         object.__setattr__(self, "high", float(self.high))
 
     def contains(self, value: Any) -> bool:
-        """Whether ``value`` is a number in ``[low, high]``."""
+        """Whether `value` is a number in `[low, high]`."""
         return _is_number(value) and self.low <= value <= self.high
 
     def probes(self) -> tuple[float, ...]:
-        """The bounds and the midpoint (geometric when ``log``): the contract kit's deterministic draws."""
+        """The bounds and the midpoint (geometric when `log`): the contract kit's deterministic draws."""
         middle = math.sqrt(self.low * self.high) if self.log else (self.low + self.high) / 2
         return (self.low, middle, self.high)
 
@@ -512,15 +542,19 @@ class FloatRange:
 
 @dataclass(frozen=True)
 class IntRange:
-    """An integer parameter's prior: ``low, low + step, …, high``, uniform; or log-uniform when ``log`` (then
-    ``low > 0`` and ``step`` 1, as Optuna requires).
+    """An integer parameter's prior: `low, low + step, …, high`, uniform; or log-uniform when `log` (then
+    `low > 0` and `step` 1, as Optuna requires).
 
-    Plain data: ``{"low": 1, "high": 8, "type": "int"}``, optionally with ``"step"`` and ``"log"``. Without
-    ``"type": "int"`` a range is a float range; :func:`search_space` refuses one for an ``int`` parameter.
+    Plain data: `{"low": 1, "high": 8, "type": "int"}`, optionally with `"step"` and `"log"`. Without
+    `"type": "int"` a range is a float range; [search_space][lossforge.contract.search_space] refuses one for an `int`
+    parameter.
 
+    ```pycon
     >>> prior = IntRange(2, 10, step=2)
     >>> str(prior), prior.contains(6), prior.contains(5), prior.probes()
     ('[2, 10] int step 2', True, False, (2, 6, 10))
+
+    ```
     """
 
     low: int
@@ -545,12 +579,12 @@ class IntRange:
             raise ValueError(f"log=True needs low > 0 and step 1, got low={self.low}, step={self.step}")
 
     def contains(self, value: Any) -> bool:
-        """Whether ``value`` is an int on the grid ``low, low + step, …, high``."""
+        """Whether `value` is an int on the grid `low, low + step, …, high`."""
         on_grid = isinstance(value, int) and not isinstance(value, bool) and (value - self.low) % self.step == 0
         return on_grid and self.low <= value <= self.high
 
     def probes(self) -> tuple[int, ...]:
-        """The bounds and a value near the middle (geometric when ``log``): the contract kit's draws."""
+        """The bounds and a value near the middle (geometric when `log`): the contract kit's draws."""
         if self.log:
             middle = min(max(round(math.sqrt(self.low * self.high)), self.low), self.high)
         else:
@@ -564,14 +598,17 @@ class IntRange:
 
 @dataclass(frozen=True)
 class Categorical:
-    """A prior over a few values: ``None``, bools, numbers or strings (what an Optuna study can store).
+    """A prior over a few values: `None`, bools, numbers or strings (what an Optuna study can store).
 
-    Plain data: ``{"choices": ["inverse_frequency", "effective_number"]}``. ``None`` among the choices keeps
-    an "inherit" default reachable: a miner's ``margin=None`` means the loss's margin.
+    Plain data: `{"choices": ["inverse_frequency", "effective_number"]}`. `None` among the choices keeps
+    an "inherit" default reachable: a miner's `margin=None` means the loss's margin.
 
+    ```pycon
     >>> prior = Categorical([None, 0.2, "cosine"])
     >>> str(prior), prior.contains(None), prior.probes()
     ("{None, 0.2, 'cosine'}", True, (None, 0.2, 'cosine'))
+
+    ```
     """
 
     choices: tuple[Any, ...]
@@ -589,7 +626,7 @@ class Categorical:
         object.__setattr__(self, "choices", tuple(self.choices))
 
     def contains(self, value: Any) -> bool:
-        """Whether ``value`` is one of the choices."""
+        """Whether `value` is one of the choices."""
         return value in self.choices
 
     def probes(self) -> tuple[Any, ...]:
@@ -600,18 +637,20 @@ class Categorical:
         return "{" + ", ".join(repr(choice) for choice in self.choices) + "}"
 
 
-#: A parameter's prior, as :func:`parse_prior` returns it.
 Prior = FloatRange | IntRange | Categorical
+"""A parameter's prior, as [parse_prior][lossforge.contract.parse_prior] returns it."""
 
 _RANGE_KEYS = ("low", "high", "log", "type")
 
 
 def parse_prior(declared: Any) -> Prior:
-    """A prior from its plain-data form (a prior passes through); ``ValueError`` naming the broken rule.
+    """A prior from its plain-data form (a prior passes through); `ValueError` naming the broken rule.
 
-    ``{"choices": [...]}`` is a :class:`Categorical`; ``{"low", "high"[, "log"]}`` a :class:`FloatRange`;
-    with ``"type": "int"`` (and optionally ``"step"``) an :class:`IntRange`.
+    `{"choices": [...]}` is a [Categorical][lossforge.contract.Categorical]; `{"low", "high"[, "log"]}` a
+    [FloatRange][lossforge.contract.FloatRange]; with `"type": "int"` (and optionally `"step"`) an
+    [IntRange][lossforge.contract.IntRange].
 
+    ```pycon
     >>> parse_prior({"low": 0.05, "high": 10.0, "log": True})
     FloatRange(low=0.05, high=10.0, log=True)
     >>> parse_prior({"low": 1, "high": 8, "type": "int"})
@@ -622,6 +661,8 @@ def parse_prior(declared: Any) -> Prior:
     Traceback (most recent call last):
     ...
     ValueError: unknown key 'hihg'. Did you mean 'high'? A float range takes 'low', 'high', 'log', 'type'
+
+    ```
     """
     if isinstance(declared, FloatRange | IntRange | Categorical):
         return declared
@@ -651,16 +692,20 @@ def parse_prior(declared: Any) -> Prior:
 
 
 def parse_search_space(space: Any, *, owner: str) -> dict[str, Prior]:
-    """``{name: prior}`` from a declared search space, each prior parsed by :func:`parse_prior`; a
-    :class:`ContractError` naming ``owner``, the parameter and the rule otherwise. This checks the form
-    only; :func:`search_space` also holds a component's keys to its constructor.
+    """`{name: prior}` from a declared search space, each prior parsed by [parse_prior][lossforge.contract.parse_prior];
+    a [ContractError][lossforge.contract.ContractError] naming `owner`, the parameter and the rule otherwise. This
+    checks the form only; [search_space][lossforge.contract.search_space] also holds a component's keys to its
+    constructor.
 
+    ```pycon
     >>> parse_search_space({"gamma": {"low": 0, "high": 5}}, owner="focal")
     {'gamma': FloatRange(low=0.0, high=5.0, log=False)}
     >>> parse_search_space({"gamma": {"low": 5.0, "high": 0.0}}, owner="focal")
     Traceback (most recent call last):
     ...
     lossforge.contract.ContractError: focal has an invalid prior for 'gamma' in its search space: low must be < high, got low=5.0, high=0.0
+
+    ```
     """  # noqa: E501
     if not isinstance(space, Mapping):
         raise ContractError(owner, f"must declare its search space as a dict {{parameter: prior}}, got {space!r}")
@@ -676,20 +721,23 @@ def parse_search_space(space: Any, *, owner: str) -> dict[str, Prior]:
 
 
 def search_space(component: Any) -> dict[str, Prior]:
-    """The priors a loss or miner (class or instance) declares as ``search_space``; ``{}`` if none.
+    """The priors a loss or miner (class or instance) declares as `search_space`; `{}` if none.
 
-    Read through the Protocols (:attr:`LossPlugin.search_space`), the plain-data form parsed by
-    :func:`parse_prior`. Each key must be a constructor parameter other than ``reduction`` (which the
-    framework sets), and a parameter annotated ``int`` needs an int range or choices; a
-    :class:`ContractError` names the component, the parameter and the rule otherwise. Whether each
-    default lies inside its prior is the contract kit's ``check_search_space``.
+    Read through the Protocols ([LossPlugin.search_space][lossforge.contract.LossPlugin.search_space]), the plain-data
+    form parsed by [parse_prior][lossforge.contract.parse_prior]. Each key must be a constructor parameter other than
+    `reduction` (which the framework sets), and a parameter annotated `int` needs an int range or choices; a
+    [ContractError][lossforge.contract.ContractError] names the component, the parameter and the rule otherwise. Whether
+    each default lies inside its prior is the contract kit's `check_search_space`.
 
+    ```pycon
     >>> class Smooth:
     ...     tasks = ("regression",)
     ...     search_space = {"beta": {"low": 0.1, "high": 10.0, "log": True}}
     ...     def __init__(self, *, beta: float = 1.0, reduction: str = "mean") -> None: ...
     >>> search_space(Smooth)
     {'beta': FloatRange(low=0.1, high=10.0, log=True)}
+
+    ```
     """
     declared = getattr(component, "search_space", None)
     if declared is None:
@@ -722,13 +770,16 @@ def search_space(component: Any) -> dict[str, Prior]:
 
 
 def suggest(trial: Any, name: str, prior: Prior) -> Any:
-    """Ask an Optuna ``trial`` for ``name`` under ``prior``: ``suggest_float`` (log-uniform when
-    ``prior.log``), ``suggest_int`` or ``suggest_categorical``. This module never imports Optuna; the
+    """Ask an Optuna `trial` for `name` under `prior`: `suggest_float` (log-uniform when
+    `prior.log`), `suggest_int` or `suggest_categorical`. This module never imports Optuna; the
     caller's trial brings it.
 
+    ```pycon
     >>> import optuna
     >>> suggest(optuna.trial.FixedTrial({"loss.delta": 0.5}), "loss.delta", FloatRange(0.05, 10.0, log=True))
     0.5
+
+    ```
     """
     if isinstance(prior, FloatRange):
         return trial.suggest_float(name, prior.low, prior.high, log=prior.log)
@@ -738,13 +789,16 @@ def suggest(trial: Any, name: str, prior: Prior) -> Any:
 
 
 def describe_search_space(component: Any) -> str:
-    """One line for ``lossforge list``: ``gamma in [0, 5], delta in [0.05, 10] log``; ``nothing of its
-    own`` for an empty space; the broken rule for an invalid one (``lossforge check`` reports it too).
+    """One line for `lossforge list`: `gamma in [0, 5], delta in [0.05, 10] log`; `nothing of its
+    own` for an empty space; the broken rule for an invalid one (`lossforge check` reports it too).
 
+    ```pycon
     >>> class Plain:
     ...     tasks = ("regression",)
     >>> describe_search_space(Plain)
     'nothing of its own'
+
+    ```
     """
     try:
         space = search_space(component)
@@ -757,26 +811,32 @@ def describe_search_space(component: Any) -> str:
 
 
 def training_task(loss_tasks: Iterable[str], dataset_task: str) -> Task | None:
-    """The task a loss declaring ``loss_tasks`` trains on a dataset of ``dataset_task``, or ``None``.
+    """The task a loss declaring `loss_tasks` trains on a dataset of `dataset_task`, or `None`.
 
     A loss trains its dataset's own task if it declares it; a metric loss also trains an embedding on
-    any class-labelled dataset (:data:`CLASS_LABEL_TASKS`).
+    any class-labelled dataset ([CLASS_LABEL_TASKS][lossforge.contract.CLASS_LABEL_TASKS]).
 
+    ```pycon
     >>> training_task(("regression",), "regression")
     <Task.REGRESSION: 'regression'>
     >>> training_task(("multiclass",), "regression") is None
     True
+
+    ```
     """
     declared = set(loss_tasks)
     return next((task for task in trainable_tasks(dataset_task) if task in declared), None)
 
 
 def trainable_tasks(dataset_task: str) -> tuple[Task, ...]:
-    """The tasks a loss can train on a dataset of ``dataset_task``, preferred first: the dataset's own,
+    """The tasks a loss can train on a dataset of `dataset_task`, preferred first: the dataset's own,
     then metric learning on class labels.
 
+    ```pycon
     >>> trainable_tasks("binary")
     (<Task.BINARY: 'binary'>, <Task.METRIC: 'metric'>)
+
+    ```
     """
     task = Task(dataset_task)
     return (task, Task.METRIC) if task in CLASS_LABEL_TASKS else (task,)
@@ -786,32 +846,41 @@ def trainable_tasks(dataset_task: str) -> tuple[Task, ...]:
 
 
 def normalize_distribution(name: str) -> str:
-    """A distribution name the way pip compares them: case, ``-``, ``_`` and ``.`` do not matter.
+    """A distribution name the way pip compares them: case, `-`, `_` and `.` do not matter.
 
+    ```pycon
     >>> normalize_distribution("Lossforge_Extras")
     'lossforge-extras'
+
+    ```
     """
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
 def did_you_mean(name: str, options: Iterable[str], *, n: int = 3) -> str:
-    """``" Did you mean 'x'?"`` (or ``'x' or 'y'``) for the close matches of ``name``, else ``""``.
+    """`" Did you mean 'x'?"` (or `'x' or 'y'`) for the close matches of `name`, else `""`.
 
+    ```pycon
     >>> did_you_mean("gamme", ["gamma", "alpha"])
     " Did you mean 'gamma'?"
     >>> did_you_mean("zzz", ["gamma"])
     ''
+
+    ```
     """
     close = difflib.get_close_matches(name, list(options), n=n, cutoff=0.5)
     return f" Did you mean {' or '.join(repr(option) for option in close)}?" if close else ""
 
 
 def shape(tensor: Tensor) -> str:
-    """A tensor's shape the way error messages print it, ``(8, 5)`` — shared by losses and miners.
+    """A tensor's shape the way error messages print it, `(8, 5)` — shared by losses and miners.
 
+    ```pycon
     >>> import torch
     >>> shape(torch.zeros(8, 5)), shape(torch.zeros(3))
     ('(8, 5)', '(3,)')
+
+    ```
     """
     return "(" + ", ".join(str(d) for d in tensor.shape) + ("," if tensor.dim() == 1 else "") + ")"
 
@@ -823,14 +892,17 @@ _TRUE = {"1", "true", "yes", "on"}
 class Switches:
     """lossforge's environment switches, parsed in one place.
 
-    * ``LOSSFORGE_DISABLE_PLUGINS=1`` — only lossforge's own components are discovered;
-    * ``LOSSFORGE_BLOCK_PLUGINS=pkg_a,pkg_b`` — components from these distributions are ignored;
-    * ``LOSSFORGE_TRACEBACK=1`` — errors show their traceback instead of one paragraph;
-    * ``LOSSFORGE_ALLOW_TARGETS=1`` — any ``_target_`` in the composed config is allowed (``config_checks``).
+    * `LOSSFORGE_DISABLE_PLUGINS=1` — only lossforge's own components are discovered;
+    * `LOSSFORGE_BLOCK_PLUGINS=pkg_a,pkg_b` — components from these distributions are ignored;
+    * `LOSSFORGE_TRACEBACK=1` — errors show their traceback instead of one paragraph;
+    * `LOSSFORGE_ALLOW_TARGETS=1` — any `_target_` in the composed config is allowed (`config_checks`).
 
+    ```pycon
     >>> switches = Switches.read({"LOSSFORGE_BLOCK_PLUGINS": "Foo_Bar, baz", "LOSSFORGE_TRACEBACK": "1"})
     >>> sorted(switches.blocked_plugins), switches.traceback, switches.disable_plugins  # a set's order varies
     (['baz', 'foo-bar'], True, False)
+
+    ```
     """
 
     disable_plugins: bool = False
@@ -840,7 +912,7 @@ class Switches:
 
     @classmethod
     def read(cls, environment: Mapping[str, str] | None = None) -> Switches:
-        """Parse the switches from ``environment`` (default: this process's)."""
+        """Parse the switches from `environment` (default: this process's)."""
         env = os.environ if environment is None else environment
         blocked = env.get("LOSSFORGE_BLOCK_PLUGINS", "").split(",")
         return cls(
@@ -851,12 +923,12 @@ class Switches:
         )
 
     def admits(self, distribution: str | None) -> bool:
-        """Whether components from ``distribution`` are discovered under these switches."""
+        """Whether components from `distribution` are discovered under these switches."""
         normalized = normalize_distribution(distribution or "")
         if self.disable_plugins and normalized != OWN_DISTRIBUTION:
             return False
         return normalized not in self.blocked_plugins
 
 
-#: The distribution that provides lossforge's own components.
 OWN_DISTRIBUTION = "lossforge"
+"""The distribution that provides lossforge's own components."""

@@ -1,16 +1,16 @@
 """Every registered loss, miner, dataset and model becomes a Hydra option, with no YAML file written for it.
 
-For each component, a structured config node ``{name: <registry name>, <param>: <default>, …}`` is put in
-Hydra's ConfigStore under the group ``loss``, ``miner``, ``dataset`` or ``model`` (a dataset's node also holds
-the reserved ``split_seed`` and ``augment``; a model's the reserved ``weights``, ``freeze_batchnorm``,
-``embedding_dim`` and ``normalize``). A dataset or model that lossforge ships a YAML file for keeps it (its
+For each component, a structured config node `{name: <registry name>, <param>: <default>, …}` is put in
+Hydra's ConfigStore under the group `loss`, `miner`, `dataset` or `model` (a dataset's node also holds
+the reserved `split_seed` and `augment`; a model's the reserved `weights`, `freeze_batchnorm`,
+`embedding_dim` and `normalize`). A dataset or model that lossforge ships a YAML file for keeps it (its
 comments are the documentation); a plugin's dataset or model is an option the moment it is installed. Its
-fields come from the constructor's keyword parameters, typed by their annotations, so ``loss=focal
-loss.gamma=0.5`` works, ``loss.gamma=abc`` and ``loss.gamme=1`` fail while composing — before any training —
+fields come from the constructor's keyword parameters, typed by their annotations, so `loss=focal
+loss.gamma=0.5` works, `loss.gamma=abc` and `loss.gamme=1` fail while composing — before any training —
 and a third-party plugin is an option the moment it is installed.
 
 Building these nodes imports the components (and torch). Printing help or listing options only needs
-the names, so ``register_components(with_parameters=False)`` keeps that path fast.
+the names, so `register_components(with_parameters=False)` keeps that path fast.
 """
 
 from __future__ import annotations
@@ -25,8 +25,6 @@ from hydra.core.config_store import ConfigStore
 from lossforge.registry import DATASETS, LOSSES, MINERS, MODELS, Registry
 
 _PRIMITIVES = (int, float, bool, str)
-#: The reserved keys every generated dataset / model node has beside the component's own parameters:
-#: ``(name, type, default)``.
 RESERVED_FIELDS: dict[str, tuple[tuple[str, Any, Any], ...]] = {
     "dataset": (("split_seed", int, 0), ("augment", Any, None), ("class_disjoint", bool, False)),
     "model": (
@@ -36,10 +34,12 @@ RESERVED_FIELDS: dict[str, tuple[tuple[str, Any, Any], ...]] = {
         ("normalize", bool, True),
     ),
 }
+"""The reserved keys every generated dataset / model node has beside the component's own parameters:
+`(name, type, default)`."""
 
 
 def _field_type(annotation: Any) -> Any:
-    """Map an annotation to one OmegaConf can enforce; anything it cannot (unions, literals) → ``Any``."""
+    """Map an annotation to one OmegaConf can enforce; anything it cannot (unions, literals) → `Any`."""
     if annotation in _PRIMITIVES:
         return annotation
     origin, args = typing.get_origin(annotation), typing.get_args(annotation)
@@ -65,7 +65,7 @@ def _default(value: Any) -> Any:
 
 
 def component_node(registry: Registry, name: str, *, with_parameters: bool) -> Any:
-    """The config node for one component: a structured dataclass, or ``{name: …}`` when only names are
+    """The config node for one component: a structured dataclass, or `{name: …}` when only names are
     needed or the component fails to load (building it then reports the failure clearly)."""
     if with_parameters:
         try:
@@ -86,7 +86,7 @@ def component_node(registry: Registry, name: str, *, with_parameters: bool) -> A
 
 
 def own_yaml_options(group: str) -> set[str]:
-    """The options lossforge ships a YAML file for in ``conf/<group>/``."""
+    """The options lossforge ships a YAML file for in `conf/<group>/`."""
     from importlib import resources
 
     folder = resources.files("lossforge.conf") / group
@@ -96,9 +96,9 @@ def own_yaml_options(group: str) -> set[str]:
 
 
 def compose(overrides: list[str] | tuple[str, ...] = (), *, config_dir: str | None = None) -> Any:
-    """lossforge's config with ``overrides``, composed in-process as ``python -m lossforge`` composes it:
+    """lossforge's config with `overrides`, composed in-process as `python -m lossforge` composes it:
     every registered component is a typed option, and plugins' config folders are on the search path.
-    ``config_dir`` adds a folder of the user's own options, as ``--config-dir`` does on the command line."""
+    `config_dir` adds a folder of the user's own options, as `--config-dir` does on the command line."""
     from hydra import compose as hydra_compose
     from hydra import initialize_config_module
     from hydra.core.global_hydra import GlobalHydra
@@ -111,7 +111,7 @@ def compose(overrides: list[str] | tuple[str, ...] = (), *, config_dir: str | No
 
 
 def register_components(*, with_parameters: bool = True) -> None:
-    """Put a node for every registered component into Hydra's ConfigStore (``loss``, ``miner``, and the
+    """Put a node for every registered component into Hydra's ConfigStore (`loss`, `miner`, and the
     datasets and models lossforge ships no YAML file for)."""
     store = ConfigStore.instance()
     for group, registry in (("loss", LOSSES), ("miner", MINERS), ("dataset", DATASETS), ("model", MODELS)):

@@ -1,8 +1,9 @@
-"""Checks of a command line's overrides before Hydra sees them, shared by the Hydra app and ``lossforge plot``:
-an unknown option gets a "did you mean", a ``_target_`` is refused, a missing Hydra plugin is named with its
-package, and a ``loss.<param>`` the chosen loss does not have is caught (:func:`check_overrides`).
+"""Checks of a command line's overrides before Hydra sees them, shared by the Hydra app and `lossforge plot`:
+an unknown option gets a "did you mean", a `_target_` is refused, a missing Hydra plugin is named with its
+package, and a `loss.<param>` the chosen loss does not have is caught
+([check_overrides][lossforge.overrides.check_overrides]).
 
-Beside :mod:`lossforge.hydra_options` (the registry as Hydra options): both read the registry and the config
+Beside [lossforge.hydra_options][] (the registry as Hydra options): both read the registry and the config
 files, never a run. Nothing here imports torch unless a component must be loaded to learn its parameters.
 """
 
@@ -10,7 +11,6 @@ from __future__ import annotations
 
 from lossforge.contract import did_you_mean
 
-#: Config groups whose options a command line names; checked before Hydra so a typo gets a suggestion.
 YAML_GROUPS = (
     "model",
     "dataset",
@@ -22,12 +22,13 @@ YAML_GROUPS = (
     "experiment",
     "hparams_search",
 )
+"""Config groups whose options a command line names; checked before Hydra so a typo gets a suggestion."""
 
 
 def group_options(group: str, config_dir: str | None = None) -> list[str]:
-    """The options of a config group: registry names for ``loss``/``miner``/``dataset``/``model``, YAML files
-    for the rest, the YAML files plugins ship for it (their ``lossforge.configs`` folders), and those of the
-    user's ``--config-dir``."""
+    """The options of a config group: registry names for `loss`/`miner`/`dataset`/`model`, YAML files
+    for the rest, the YAML files plugins ship for it (their `lossforge.configs` folders), and those of the
+    user's `--config-dir`."""
     from pathlib import Path
 
     from hydra_plugins.lossforge_searchpath.lossforge_searchpath import plugin_config_options
@@ -50,10 +51,13 @@ def group_options(group: str, config_dir: str | None = None) -> list[str]:
 
 
 def config_dir_argument(arguments: list[str]) -> str | None:
-    """The folder a ``--config-dir DIR`` / ``--config-dir=DIR`` / ``-cd DIR`` argument names, if any.
+    """The folder a `--config-dir DIR` / `--config-dir=DIR` / `-cd DIR` argument names, if any.
 
+    ```pycon
     >>> config_dir_argument(["-cd", "mine", "dataset=x"]), config_dir_argument(["--config-dir=mine"])
     ('mine', 'mine')
+
+    ```
     """
     for index, argument in enumerate(arguments):
         if argument.startswith("--config-dir="):
@@ -65,9 +69,9 @@ def config_dir_argument(arguments: list[str]) -> str | None:
 
 def check_overrides(arguments: list[str]) -> str | None:
     """A teaching error for the first override that cannot work, before Hydra sees it: one naming an unknown
-    option, one that needs a Hydra plugin that is not installed, or a ``loss.<param>`` / ``miner.<param>`` the
+    option, one that needs a Hydra plugin that is not installed, or a `loss.<param>` / `miner.<param>` the
     chosen component does not have (Hydra's answer to that would be "append it with +", a detour). A
-    ``_target_`` is checked on the composed config instead (:mod:`lossforge.config_checks`)."""
+    `_target_` is checked on the composed config instead ([lossforge.config_checks][])."""
     config_dir = config_dir_argument(arguments)
     for argument in arguments:
         key, equals, value = argument.partition("=")
@@ -108,16 +112,16 @@ def _registry_conflict(group: str, option: str) -> str | None:
     return None
 
 
-#: Hydra's plugin options → the module that provides each, its pip package, and what it is.
 _HYDRA_PLUGINS = {
     "joblib": ("hydra_plugins.hydra_joblib_launcher", "hydra-joblib-launcher", "joblib launcher"),
     "submitit_local": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "submitit launcher"),
     "submitit_slurm": ("hydra_plugins.hydra_submitit_launcher", "hydra-submitit-launcher", "submitit launcher"),
 }
+"""Hydra's plugin options → the module that provides each, its pip package, and what it is."""
 
 
-#: Groups whose options are, or whose YAML files pull in, one of ``_HYDRA_PLUGINS``.
 _PLUGIN_GROUPS = ("hydra/launcher", "hydra/sweeper", "hparams_search", "experiment")
+"""Groups whose options are, or whose YAML files pull in, one of `_HYDRA_PLUGINS`."""
 
 
 def _missing_hydra_plugin(arguments: list[str]) -> str | None:
@@ -140,7 +144,7 @@ def _missing_hydra_plugin(arguments: list[str]) -> str | None:
 
 
 def _importable(module: str) -> bool:
-    """Whether ``module`` is installed, found without importing it (nor torch, through it)."""
+    """Whether `module` is installed, found without importing it (nor torch, through it)."""
     import importlib.util
 
     try:
@@ -150,8 +154,8 @@ def _importable(module: str) -> bool:
 
 
 def _hydra_plugins_of(group: str, option: str) -> list[str]:
-    """The Hydra plugin options that ``group=option`` selects: the option itself (``hydra/launcher=joblib``),
-    or those its lossforge YAML file extends or overrides (``parallel.yaml``: ``defaults: [joblib]``)."""
+    """The Hydra plugin options that `group=option` selects: the option itself (`hydra/launcher=joblib`),
+    or those its lossforge YAML file extends or overrides (`parallel.yaml`: `defaults: [joblib]`)."""
     if group.startswith("hydra/") and option in _HYDRA_PLUGINS:
         return [option]
     defaults = _yaml_defaults(group, option)
@@ -167,7 +171,7 @@ def _hydra_plugins_of(group: str, option: str) -> list[str]:
 
 
 def _yaml_defaults(group: str, option: str) -> list[object]:
-    """The defaults list of lossforge's own ``conf/<group>/<option>.yaml`` (empty if it has none, or the
+    """The defaults list of lossforge's own `conf/<group>/<option>.yaml` (empty if it has none, or the
     option comes from a plugin)."""
     from importlib import resources
 
@@ -181,9 +185,9 @@ def _yaml_defaults(group: str, option: str) -> list[object]:
     return defaults if isinstance(defaults, list) else []
 
 
-#: Groups whose YAML files may choose the loss or miner: with one on the command line, which component a
-#: ``loss.<param>`` belongs to is known only after Hydra composes the config.
 _CHOOSING_GROUPS = ("experiment", "hparams_search", "metric_setup")
+"""Groups whose YAML files may choose the loss or miner: with one on the command line, which component a
+`loss.<param>` belongs to is known only after Hydra composes the config."""
 
 
 _DEFAULT_COMPONENT = {"loss": "cross_entropy", "miner": None}  # conf/config.yaml's defaults
@@ -193,7 +197,7 @@ _PLURAL = {"loss": "losses", "miner": "miners"}
 
 
 def _unknown_parameter(arguments: list[str]) -> str | None:
-    """``loss.gama=2`` → "loss 'focal' has no parameter 'gama'. Did you mean 'gamma'?", checked against the
+    """`loss.gama=2` → "loss 'focal' has no parameter 'gama'. Did you mean 'gamma'?", checked against the
     loss (or miner) the same command line chooses, else the config's default; in a sweep over several,
     against each."""
     default = {kind: [name] if name else [] for kind, name in _DEFAULT_COMPONENT.items()}
@@ -227,7 +231,7 @@ def _unknown_parameter(arguments: list[str]) -> str | None:
 
 
 def _taking(kind: str, parameter: str) -> str:
-    """``" (these take 'gamma': focal)"`` — the components that have ``parameter`` — or ``""``."""
+    """`" (these take 'gamma': focal)"` — the components that have `parameter` — or `""`."""
     from lossforge.registry import LOSSES, MINERS
 
     registry = LOSSES if kind == "loss" else MINERS
@@ -242,8 +246,8 @@ def _taking(kind: str, parameter: str) -> str:
 
 
 def _parameter_problem(kind: str, names: list[str], parameter: str) -> str | None:
-    """Why ``<kind>.<parameter>`` fits not every one of ``names``, or ``None``. A component that fails to load,
-    takes ``**kwargs``, or is a plugin's YAML option is left to the registry, which reports it when building."""
+    """Why `<kind>.<parameter>` fits not every one of `names`, or `None`. A component that fails to load,
+    takes `**kwargs`, or is a plugin's YAML option is left to the registry, which reports it when building."""
     import inspect
 
     from lossforge.registry import LOSSES, MINERS

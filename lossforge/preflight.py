@@ -1,15 +1,15 @@
 """Before a sweep's first job trains: every job's configuration checked the way a single run checks its own.
 
-A sweep such as ``-m loss=l1,cross_entropy dataset=regression_outliers`` used to train ``l1`` first and fail on
-``cross_entropy`` minutes later. :func:`sweep_problems` enumerates the jobs of Hydra's basic sweeper (the
-command line's sweeps and an experiment's ``hydra.sweeper.params``) exactly as it will launch them, composes
+A sweep such as `-m loss=l1,cross_entropy dataset=regression_outliers` used to train `l1` first and fail on
+`cross_entropy` minutes later. `sweep_problems` enumerates the jobs of Hydra's basic sweeper (the
+command line's sweeps and an experiment's `hydra.sweeper.params`) exactly as it will launch them, composes
 each job's configuration, and runs the checks that need no data and no training:
 
 * the configuration composes (an unknown parameter of a typed option, a value of the wrong type);
 * the loss and the miner build with their parameters (an unknown parameter, a value they refuse) — a plugin
   that does not even import is left to its job, which records the failure and can be resumed once it is fixed;
-* the loss serves the dataset's task (its ``tasks`` against the dataset's ``task``);
-* a miner goes with a metric loss only; ``trainer.max_epochs`` is at least 1.
+* the loss serves the dataset's task (its `tasks` against the dataset's `task`);
+* a miner goes with a metric loss only; `trainer.max_epochs` is at least 1.
 
 The sweep callback refuses a sweep with any such job before it records anything. A sweeper that draws its
 jobs as it goes (Optuna) cannot be enumerated in advance: its jobs are checked one by one, as before.
@@ -25,10 +25,10 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-#: Overrides that never change whether a job can run: jobs that differ only in these are checked once.
 SEED_KEYS = ("seed", "dataset.split_seed")
-#: The sweeper whose jobs are known before the first starts (Hydra's default).
+"""Overrides that never change whether a job can run: jobs that differ only in these are checked once."""
 BASIC_SWEEPER = "hydra._internal.core_plugins.basic_sweeper.BasicSweeper"
+"""The sweeper whose jobs are known before the first starts (Hydra's default)."""
 
 
 @dataclass(frozen=True)
@@ -41,7 +41,7 @@ class BadJob:
 
 
 def sweep_jobs(config: DictConfig) -> list[list[str]] | None:
-    """Each job's overrides, in launch order, as Hydra's basic sweeper will launch them; ``None`` for another
+    """Each job's overrides, in launch order, as Hydra's basic sweeper will launch them; `None` for another
     sweeper, or when the sweep cannot be enumerated here (Hydra reports that itself when it launches)."""
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -60,10 +60,10 @@ def sweep_jobs(config: DictConfig) -> list[list[str]] | None:
 
 
 def sweep_refusal(config: DictConfig, compose: Callable[[list[str]], DictConfig] | None = None) -> str | None:
-    """Why the sweep ``config`` (the multirun's composed config, as ``on_multirun_start`` gets it) must not
-    start — each job that cannot run (:func:`refusal`) — or ``None`` when every job can, or when the sweeper's
-    jobs are not known in advance. ``compose`` builds a job's task configuration from its overrides (default:
-    Hydra's ``compose`` of the running app)."""
+    """Why the sweep `config` (the multirun's composed config, as `on_multirun_start` gets it) must not
+    start — each job that cannot run ([refusal][lossforge.preflight.refusal]) — or `None` when every job can, or when
+    the sweeper's jobs are not known in advance. `compose` builds a job's task configuration from its overrides
+    (default: Hydra's `compose` of the running app)."""
     jobs = sweep_jobs(config)
     if not jobs:
         return None
@@ -73,7 +73,7 @@ def sweep_refusal(config: DictConfig, compose: Callable[[list[str]], DictConfig]
 
 def bad_jobs(jobs: Sequence[Sequence[str]], compose: Callable[[list[str]], DictConfig]) -> list[BadJob]:
     """The jobs (each given by its overrides, numbered in order) that cannot run; jobs that differ only in
-    :data:`SEED_KEYS` are checked once."""
+    [SEED_KEYS][lossforge.preflight.SEED_KEYS] are checked once."""
     reasons: dict[tuple[str, ...], str | None] = {}
     bad = []
     for job_num, overrides in enumerate(jobs):
@@ -97,7 +97,7 @@ def _compose(config_name: str, overrides: list[str]) -> DictConfig:
 
 
 def job_problem(overrides: Sequence[str], compose: Callable[[list[str]], DictConfig]) -> str | None:
-    """Why the job with ``overrides`` cannot run, in one line; ``None`` when it passes every check."""
+    """Why the job with `overrides` cannot run, in one line; `None` when it passes every check."""
     try:
         cfg = compose(list(overrides))
     except Exception as error:
@@ -109,8 +109,8 @@ def job_problem(overrides: Sequence[str], compose: Callable[[list[str]], DictCon
 
 
 def config_problem(cfg: DictConfig) -> str | None:
-    """Why the composed task configuration ``cfg`` cannot run (the checks of a single run that need no data and
-    no training), or ``None``."""
+    """Why the composed task configuration `cfg` cannot run (the checks of a single run that need no data and
+    no training), or `None`."""
     from lossforge.contract import Task, loss_traits, trainable_tasks, training_task
     from lossforge.registry import LOSSES, MINERS
 
@@ -149,8 +149,8 @@ def config_problem(cfg: DictConfig) -> str | None:
 
 
 def _loads(registry: Any, name: str) -> bool:
-    """Whether component ``name`` imports. One that does not is no configuration error: its job fails and is
-    recorded, and ``sweep.resume=true`` reruns it once its package is fixed (``lossforge.sweeps.multirun``)."""
+    """Whether component `name` imports. One that does not is no configuration error: its job fails and is
+    recorded, and `sweep.resume=true` reruns it once its package is fixed (`lossforge.sweeps.multirun`)."""
     try:
         registry.load(name)
     except Exception:
@@ -160,9 +160,9 @@ def _loads(registry: Any, name: str) -> bool:
 
 @functools.cache
 def _dataset_task(dataset_yaml: str, run_seed: int) -> str | None:
-    """The task of the dataset a config node (as YAML) describes: the ``task`` its function declares (the dataset
+    """The task of the dataset a config node (as YAML) describes: the `task` its function declares (the dataset
     contract), else the task of the data it builds (once per dataset configuration; a dataset that declares its
-    task is never built here). ``None`` when it cannot be told here (the dataset fails to load or build): the
+    task is never built here). `None` when it cannot be told here (the dataset fails to load or build): the
     job that uses it reports that itself."""
     from lossforge import data
 
@@ -182,7 +182,7 @@ def _dataset_task(dataset_yaml: str, run_seed: int) -> str | None:
 
 
 def _params(node: Any, *, keep_name: bool = False) -> dict[str, Any]:
-    """A component's config node as keyword arguments (its ``name`` left out unless ``keep_name``)."""
+    """A component's config node as keyword arguments (its `name` left out unless `keep_name`)."""
     values = OmegaConf.to_container(node, resolve=True) if node is not None else {}
     assert isinstance(values, dict)
     return {str(key): value for key, value in values.items() if keep_name or key != "name"}
@@ -195,10 +195,13 @@ def _one_line(error: BaseException) -> str:
 def refusal(bad: Sequence[BadJob], jobs: int) -> str:
     """The message that refuses a sweep: each job that cannot run, and what to do.
 
+    ```pycon
     >>> print(refusal([BadJob(1, ("loss=cross_entropy", "dataset=regression_outliers"), "Loss ... task.")], 2))
     the sweep was refused before any job trained: 1 of its 2 jobs cannot run.
       job 1 (loss=cross_entropy dataset=regression_outliers): Loss ... task.
     Drop these combinations (sweep them separately) or fix their settings; nothing was trained or recorded.
+
+    ```
     """
     lines = [f"the sweep was refused before any job trained: {len(bad)} of its {jobs} jobs cannot run."]
     lines += [f"  job {job.job_num} ({' '.join(job.overrides)}): {job.reason}" for job in bad]

@@ -2,42 +2,43 @@
 first use.
 
 Every loss, miner, dataset and model — lossforge's own built-ins included — is an entry point in the group
-``lossforge.losses``, ``lossforge.miners``, ``lossforge.datasets`` or ``lossforge.models``. A loss, miner or
-model is an ``nn.Module`` class; a dataset is a callable (a function ``(*, seed, **params)``). Discovery only
+`lossforge.losses`, `lossforge.miners`, `lossforge.datasets` or `lossforge.models`. A loss, miner or
+model is an `nn.Module` class; a dataset is a callable (a function `(*, seed, **params)`). Discovery only
 reads installed packages' metadata, so listing names costs milliseconds and imports neither torch nor any
 plugin. A plugin is imported the first time it is used; an import that fails is recorded with its package and
 error and never breaks the others. Two packages that register one name are reported, naming both: the bare
-name is then refused (never resolved by install order) and ``"<package>:<name>"`` picks one.
+name is then refused (never resolved by install order) and `"<package>:<name>"` picks one.
 
-The environment switches ``LOSSFORGE_DISABLE_PLUGINS`` and ``LOSSFORGE_BLOCK_PLUGINS`` (see
-:class:`lossforge.contract.Switches`) are read each time the index is built. What a component must declare
-is :mod:`lossforge.contract`'s business; the registry only asks it.
+The environment switches `LOSSFORGE_DISABLE_PLUGINS` and `LOSSFORGE_BLOCK_PLUGINS` (see
+[lossforge.contract.Switches][]) are read each time the index is built. What a component must declare
+is [lossforge.contract][]'s business; the registry only asks it.
 
 **Providers: one entry point, many components.** An adapter that exposes a whole library (every loss of
 pytorch-metric-learning, of kornia, of timm) cannot list one entry point per component: the components
-are generated from the library's classes. It declares one entry point in the group ``lossforge.providers``
-(:data:`lossforge.contract.PROVIDER_GROUP`) whose value is ``"module:function"``. The function takes no
-argument and returns plain data — what entry points would have declared::
+are generated from the library's classes. It declares one entry point in the group `lossforge.providers`
+([lossforge.contract.PROVIDER_GROUP][]) whose value is `"module:function"`. The function takes no
+argument and returns plain data — what entry points would have declared:
 
     {"lossforge.losses": {"pml_arcface_loss": "lossforge_pml.generated:pml_arcface_loss", ...},
      "lossforge.miners": {...},
      "unavailable": {"pml_smooth_ap_loss": "needs pytorch-metric-learning >= 2.9 (installed: 2.5.0)"}}
 
-Each ``"module:attribute"`` target is loaded exactly like an entry point's, on first use (a module-level
-``__getattr__``, PEP 562, can generate the class then). ``"unavailable"`` (optional) names components the
-provider knows but cannot offer here, with the reason; asking for one raises a :class:`RegistryError` that
-gives it. Learning the names means importing the provider's module and calling the function when the index
-is built (once per process, again after :meth:`Registry.refresh`), so **the provider's module must import
-nothing heavy** — no torch, not the adapted library: it declares its names from a static table or a data
-file in its package, and reads installed versions from package metadata (``importlib.metadata.version``).
-``lossforge list --names`` then stays as cheap with a provider as without; the descriptions of the provided
-components are cached by :mod:`lossforge.catalog` like any other's, keyed on the provider's distribution and
-the versions of the distributions it requires. A provider's components carry its distribution as their
-provenance, obey the same conflict rules as entry points (a name two packages provide is refused,
-``"<package>:<name>"`` picks one), and the switches apply to the provider's distribution (a blocked provider
+Each `"module:attribute"` target is loaded exactly like an entry point's, on first use (a module-level
+`__getattr__`, PEP 562, can generate the class then). `"unavailable"` (optional) names components the
+provider knows but cannot offer here, with the reason; asking for one raises a
+[RegistryError][lossforge.registry.RegistryError] that gives it. Learning the names means importing the provider's
+module and calling the function when the index is built (once per process, again after
+[Registry.refresh][lossforge.registry.Registry.refresh]), so **the provider's module must import nothing heavy** — no
+torch, not the adapted library: it declares its names from a static table or a data file in its package, and reads
+installed versions from package metadata (`importlib.metadata.version`). `lossforge list --names` then stays as cheap
+with a provider as without; the descriptions of the provided components are cached by [lossforge.catalog][] like any
+other's, keyed on the provider's distribution and the versions of the distributions it requires. A provider's components
+carry its distribution as their provenance, obey the same conflict rules as entry points (a name two packages provide is
+refused, `"<package>:<name>"` picks one), and the switches apply to the provider's distribution (a blocked provider
 is not even imported). A provider that fails — its import raises, the function raises or returns something
-else — is recorded with its package and error (:meth:`Registry.provider_failures`, shown by ``lossforge
-list``) and never breaks discovery of the others.
+else — is recorded with its package and error
+([Registry.provider_failures][lossforge.registry.Registry.provider_failures], shown by `lossforge list`) and never
+breaks discovery of the others.
 """
 
 from __future__ import annotations
@@ -95,7 +96,7 @@ class Component:
 
     @property
     def provider(self) -> str:
-        """``"package==version"``, for provenance tags and ``lossforge list``."""
+        """`"package==version"`, for provenance tags and `lossforge list`."""
         return f"{self.distribution or '?'}=={self.version or '?'}"
 
     @property
@@ -122,14 +123,14 @@ class ProviderFailure:
 
 @dataclass(frozen=True)
 class ProviderAnswer:
-    """What one provider declared: ``{group: {name: target}}`` and the unavailable names with reasons."""
+    """What one provider declared: `{group: {name: target}}` and the unavailable names with reasons."""
 
     components: dict[str, dict[str, str]]
     unavailable: dict[str, str]
 
 
 def discover(group: str) -> list[tuple[str, str, str | None, str | None]]:
-    """``(name, "module:attribute", distribution, version)`` for every entry point in ``group``.
+    """`(name, "module:attribute", distribution, version)` for every entry point in `group`.
 
     Reads installed packages' metadata only: nothing is imported.
     """
@@ -141,13 +142,14 @@ def discover(group: str) -> list[tuple[str, str, str | None, str | None]]:
     return found
 
 
-#: Provider answers of this process, by ``(entry point value, distribution, version)``: each provider is
-#: called once however many registries (losses, miners) index it; :meth:`Registry.refresh` forgets them.
 _ANSWERS: dict[tuple[str, str | None, str | None], ProviderAnswer | str] = {}
+"""Provider answers of this process, by `(entry point value, distribution, version)`: each provider is
+called once however many registries (losses, miners) index it; [Registry.refresh][lossforge.registry.Registry.refresh]
+forgets them."""
 
 
 def ask_provider(value: str, distribution: str | None, version: str | None) -> ProviderAnswer:
-    """Call the provider ``"module:function"`` (once per process) and validate its answer; ``ValueError``
+    """Call the provider `"module:function"` (once per process) and validate its answer; `ValueError`
     naming what is wrong, or whatever the provider raised."""
     key = (value, distribution, version)
     if key not in _ANSWERS:
@@ -166,15 +168,18 @@ def ask_provider(value: str, distribution: str | None, version: str | None) -> P
 def describe_failure(error: BaseException, distribution: str | None) -> str:
     """What went wrong when a plugin was imported or asked, and how to run without it.
 
-    ``sys.exit()`` and other ``BaseException`` subclasses are isolated like ``Exception`` (pip isolates a broken
-    package the same way): one plugin must not take down ``lossforge list`` or a run that never uses it.
-    Only ``KeyboardInterrupt`` passes — the user asked to stop.
+    `sys.exit()` and other `BaseException` subclasses are isolated like `Exception` (pip isolates a broken
+    package the same way): one plugin must not take down `lossforge list` or a run that never uses it.
+    Only `KeyboardInterrupt` passes — the user asked to stop.
 
+    ```pycon
     >>> print(describe_failure(SystemExit(3), "evil-plugin"))  # doctest: +NORMALIZE_WHITESPACE
     SystemExit: the plugin called sys.exit(3) while lossforge loaded it.
     To run without it: LOSSFORGE_BLOCK_PLUGINS=evil-plugin
     >>> describe_failure(ImportError("no module named x"), "lossforge")
     'ImportError: no module named x'
+
+    ```
     """
     if isinstance(error, SystemExit):
         what = f"SystemExit: the plugin called sys.exit({error.code!r}) while lossforge loaded it"
@@ -211,7 +216,7 @@ def _parse_answer(answer: Any) -> ProviderAnswer:
 
 @dataclass
 class Registry:
-    """The components of one kind (``"loss"``, ``"miner"``, ``"dataset"``, ``"model"``), indexed from one
+    """The components of one kind (`"loss"`, `"miner"`, `"dataset"`, `"model"`), indexed from one
     entry-point group."""
 
     kind: str
@@ -263,7 +268,7 @@ class Registry:
         _ANSWERS.clear()
 
     def register(self, name: str, obj: Any, *, distribution: str = "__local__", version: str = "") -> None:
-        """Register ``obj`` under ``name`` in this process only (tests, notebooks). Entry points are the
+        """Register `obj` under `name` in this process only (tests, notebooks). Entry points are the
         way to ship a component; this never overrides one."""
         components = self._index()
         if name in components or name in self._conflicts:
@@ -274,7 +279,7 @@ class Registry:
 
     # -- queries -----------------------------------------------------------------------------------
     def names(self, pattern: str = "*") -> list[str]:
-        """Sorted names matching the fnmatch ``pattern``; an ambiguous name is listed qualified."""
+        """Sorted names matching the fnmatch `pattern`; an ambiguous name is listed qualified."""
         return sorted(name for name in self._index() if fnmatch.fnmatchcase(name, pattern))
 
     def provider_failures(self) -> list[ProviderFailure]:
@@ -288,7 +293,7 @@ class Registry:
         return {name: [c.provider for c in cands] for name, cands in self._conflicts.items()}
 
     def info(self, name: str) -> Component:
-        """The component registered as ``name`` (not loaded); raises ``RegistryError`` if there is none."""
+        """The component registered as `name` (not loaded); raises `RegistryError` if there is none."""
         components = self._index()
         if name in components:
             return components[name]
@@ -333,7 +338,7 @@ class Registry:
         )
 
     def load_all(self) -> dict[str, str]:
-        """Load every component; return ``{name: error}`` for those that failed (the rest keep working)."""
+        """Load every component; return `{name: error}` for those that failed (the rest keep working)."""
         failures = {}
         for name in self.names():
             try:
@@ -343,14 +348,14 @@ class Registry:
         return failures
 
     def parameters(self, name: str) -> dict[str, Parameter]:
-        """The keyword parameters a config may set for ``name``, with their defaults and annotations: a loss's,
+        """The keyword parameters a config may set for `name`, with their defaults and annotations: a loss's,
         miner's or model's constructor parameters, a dataset function's parameters — without those lossforge
-        fills in itself (a dataset's ``seed``, a model's ``input_shape`` and ``output_dim``)."""
+        fills in itself (a dataset's `seed`, a model's `input_shape` and `output_dim`)."""
         hidden = {"dataset": ("seed",), "model": MODEL_INPUTS}.get(self.kind, ())
         return {key: value for key, value in constructor_parameters(self.load(name)).items() if key not in hidden}
 
     def build(self, name: str, **params: Any) -> Any:
-        """Instantiate ``name`` with ``params`` (a dataset: call it); unknown parameter names fail with the
+        """Instantiate `name` with `params` (a dataset: call it); unknown parameter names fail with the
         accepted ones."""
         cls = self.load(name)
         accepted = constructor_parameters(cls)
@@ -375,7 +380,7 @@ class Registry:
 
 
 def _signature_target(obj: Any) -> Any:
-    """What describes ``obj``'s keyword parameters: a class's ``__init__``, else the callable itself."""
+    """What describes `obj`'s keyword parameters: a class's `__init__`, else the callable itself."""
     return obj.__init__ if inspect.isclass(obj) else obj
 
 
@@ -384,8 +389,8 @@ def _takes_var_keyword(cls: Any) -> bool:
 
 
 def constructor_parameters(cls: Any) -> dict[str, Parameter]:
-    """Keyword parameters of ``cls.__init__`` — or of ``cls`` itself when it is a function (a dataset) —
-    with ``self``, ``*args`` and ``**kwargs`` left out."""
+    """Keyword parameters of `cls.__init__` — or of `cls` itself when it is a function (a dataset) —
+    with `self`, `*args` and `**kwargs` left out."""
     target = _signature_target(cls)
     try:
         hints = inspect.get_annotations(target, eval_str=True)
@@ -405,5 +410,5 @@ LOSSES = Registry("loss", LOSS_GROUP)
 MINERS = Registry("miner", MINER_GROUP)
 DATASETS = Registry("dataset", DATASET_GROUP)
 MODELS = Registry("model", MODEL_GROUP)
-#: Every registry, by component kind.
 REGISTRIES: dict[str, Registry] = {"loss": LOSSES, "miner": MINERS, "dataset": DATASETS, "model": MODELS}
+"""Every registry, by component kind."""

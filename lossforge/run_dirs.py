@@ -1,17 +1,19 @@
 """Where a command writes: one directory per command, never shared with another command started in the same second.
 
-``conf/config.yaml`` names a run's directory ``outputs/runs/<date>/<time>-<launch id>`` and a sweep's
-``outputs/multirun/<date>/<time>-<launch id>``. Hydra's ``now`` alone gives two commands started in the same
-second the same directory; the launch id — six random hex digits, :func:`new_launch_id` — tells them apart.
+`conf/config.yaml` names a run's directory `outputs/runs/<date>/<time>-<launch id>` and a sweep's
+`outputs/multirun/<date>/<time>-<launch id>`. Hydra's `now` alone gives two commands started in the same
+second the same directory; the launch id — six random hex digits, [new_launch_id][lossforge.run_dirs.new_launch_id] —
+tells them apart.
 
-The id is the value of the ``lossforge.launch_id`` resolver (:data:`RESOLVER`), registered with OmegaConf's
-cache like Hydra's own ``now``: it is drawn once per composed config, in the process that launches the command,
-and travels inside that config — Hydra copies the cache into each job's config of a sweep
-(``load_sweep_config``), the parallel and submitit launchers pickle it with the config — so every job of a sweep
-resolves the same directory, wherever it runs. :func:`register_launch_id` is called when the command line's
-module and the sweep callback's module are imported (every job of every launcher unpickles the callback).
+The id is the value of the `lossforge.launch_id` resolver ([RESOLVER][lossforge.run_dirs.RESOLVER]), registered with
+OmegaConf's cache like Hydra's own `now`: it is drawn once per composed config, in the process that launches the
+command, and travels inside that config — Hydra copies the cache into each job's config of a sweep
+(`load_sweep_config`), the parallel and submitit launchers pickle it with the config — so every job of a sweep
+resolves the same directory, wherever it runs. [register_launch_id][lossforge.run_dirs.register_launch_id] is called
+when the command line's module and the sweep callback's module are imported (every job of every launcher unpickles the
+callback).
 
-``hydra.run.dir=…`` / ``hydra.sweep.dir=…`` on the command line replace the whole name, as before (resuming a
+`hydra.run.dir=…` / `hydra.sweep.dir=…` on the command line replace the whole name, as before (resuming a
 sweep in its old directory).
 """
 
@@ -24,39 +26,44 @@ from pathlib import Path
 
 from omegaconf import OmegaConf
 
-#: The resolver in ``conf/config.yaml``'s ``hydra.run.dir`` and ``hydra.sweep.dir``: ``${lossforge.launch_id:}``.
 RESOLVER = "lossforge.launch_id"
-#: The run record a run writes in its directory (``lossforge.training.resume.RUN_RECORD``): its MLflow run id.
+"""The resolver in `conf/config.yaml`'s `hydra.run.dir` and `hydra.sweep.dir`: `${lossforge.launch_id:}`."""
 RUN_RECORD = "lossforge_run.json"
+"""The run record a run writes in its directory (`lossforge.training.resume.RUN_RECORD`): its MLflow run id."""
 
 
 def new_launch_id() -> str:
     """Six random hex digits: two commands started in the same second share a directory with a chance of one in
     16.7 million (random, not the process id: two machines submitting to one shared filesystem reuse ids).
 
+    ```pycon
     >>> launch_id = new_launch_id()
     >>> len(launch_id), int(launch_id, 16) >= 0
     (6, True)
+
+    ```
     """
     return secrets.token_hex(3)
 
 
 def register_launch_id() -> None:
-    """Register :data:`RESOLVER` (idempotent). Cached per config, like Hydra's ``now``: one value per command."""
+    """Register [RESOLVER][lossforge.run_dirs.RESOLVER] (idempotent). Cached per config, like Hydra's `now`: one value
+    per command."""
     if not OmegaConf.has_resolver(RESOLVER):
         OmegaConf.register_new_resolver(RESOLVER, new_launch_id, use_cache=True)
 
 
 class DirectoryOfAnotherRun(ValueError):
-    """``resume=<run id>`` found a directory whose run record names another run."""
+    """`resume=<run id>` found a directory whose run record names another run."""
 
 
 def check_directory_belongs(directory: Path, run_id: str) -> None:
-    """Refuse to resume run ``run_id`` from ``directory`` unless the directory's run record names that run.
+    """Refuse to resume run `run_id` from `directory` unless the directory's run record names that run.
 
     Two commands that once shared a directory (before directories had a launch id) overwrote each other's
     record and checkpoints: resuming one from there would continue the other run, in its MLflow run.
 
+    ```pycon
     >>> import tempfile
     >>> directory = Path(tempfile.mkdtemp())
     >>> _ = (directory / RUN_RECORD).write_text('{"run_id": "b2"}')
@@ -65,6 +72,8 @@ def check_directory_belongs(directory: Path, run_id: str) -> None:
     Traceback (most recent call last):
     ...
     lossforge.run_dirs.DirectoryOfAnotherRun: resume=a1: its directory ... belongs to run b2 ...
+
+    ```
     """
     record = directory / RUN_RECORD
     recorded = json.loads(record.read_text()).get("run_id") if record.is_file() else None
@@ -79,11 +88,14 @@ def check_directory_belongs(directory: Path, run_id: str) -> None:
 
 
 def process_alive(pid: int) -> bool:
-    """Whether process ``pid`` runs on this host: it exists (one of another user counts) and is not a zombie
+    """Whether process `pid` runs on this host: it exists (one of another user counts) and is not a zombie
     (dead, not yet reaped by its parent). Used to find runs whose process died and launchers that are gone.
 
+    ```pycon
     >>> process_alive(os.getpid())
     True
+
+    ```
     """
     try:
         os.kill(pid, 0)

@@ -1,24 +1,24 @@
-"""lossforge's Optuna sweeper for Hydra (``hydra/sweeper=optuna``), on Optuna ≥ 4 and Optuna's own storage.
+"""lossforge's Optuna sweeper for Hydra (`hydra/sweeper=optuna`), on Optuna ≥ 4 and Optuna's own storage.
 
-It replaces the ``hydra-optuna-sweeper`` package (whose last release holds Optuna below 3) and keeps its
-configuration keys: ``direction``, ``n_trials``, ``n_jobs``, ``study_name``, ``storage``, ``sampler``
-(``_target_`` one of ``optuna.samplers``, with its arguments such as ``seed``) and ``params`` in Hydra's
-sweep syntax — ``interval(0, 5)``, ``tag(log, interval(1e-4, 1e-1))``, ``choice(a, b)``, ``range(1, 9)``, or
-``a,b`` — on the command line as well. What it adds:
+It replaces the `hydra-optuna-sweeper` package (whose last release holds Optuna below 3) and keeps its
+configuration keys: `direction`, `n_trials`, `n_jobs`, `study_name`, `storage`, `sampler`
+(`_target_` one of `optuna.samplers`, with its arguments such as `seed`) and `params` in Hydra's
+sweep syntax — `interval(0, 5)`, `tag(log, interval(1e-4, 1e-1))`, `choice(a, b)`, `range(1, 9)`, or
+`a,b` — on the command line as well. What it adds:
 
-- **The study lives in a storage** (``storage``, default ``outputs/tuning.db`` in the directory the command
-  started from; a ``.log`` path or ``journal:<path>`` is Optuna's journal file, a URL any database), named
-  ``study_name`` or, by default, after the command's overrides: the same command again resumes it.
-- **The budget is exact**: the study ends with ``n_trials`` complete, pruned and failed trials, counted in
+- **The study lives in a storage** (`storage`, default `outputs/tuning.db` in the directory the command
+  started from; a `.log` path or `journal:<path>` is Optuna's journal file, a URL any database), named
+  `study_name` or, by default, after the command's overrides: the same command again resumes it.
+- **The budget is exact**: the study ends with `n_trials` complete, pruned and failed trials, counted in
   the storage; a trial a killed search left running is marked failed and interrupted, and run again.
-- **The median pruner is fed by the jobs themselves** (``pruner``; ``null`` turns it off): each job finds
-  its trial in the overrides the sweeper adds (``+tuning_trial.*``, ``lossforge.training.pruning``), reports
-  every epoch's ``optimized_metric`` to the storage and stops early when pruned.
-- **Any launcher runs the trials**: ``launcher.launch`` gets batches of ``n_jobs`` trials, so
-  ``hydra/launcher=parallel`` (or submitit on SLURM, sharing a database or journal storage) runs a batch
+- **The median pruner is fed by the jobs themselves** (`pruner`; `null` turns it off): each job finds
+  its trial in the overrides the sweeper adds (`+tuning_trial.*`, `lossforge.training.pruning`), reports
+  every epoch's `optimized_metric` to the storage and stops early when pruned.
+- **Any launcher runs the trials**: `launcher.launch` gets batches of `n_jobs` trials, so
+  `hydra/launcher=parallel` (or submitit on SLURM, sharing a database or journal storage) runs a batch
   at once.
 
-The value optimized is what the task function returns (``optimized_metric`` of the job's metrics); a job
+The value optimized is what the task function returns (`optimized_metric` of the job's metrics); a job
 that fails or returns no finite value is a failed trial. Hydra imports this module whenever it scans for
 plugins, so Optuna and lossforge's training stack are imported only when a sweep starts.
 """
@@ -45,7 +45,7 @@ log = logging.getLogger("lossforge.tuning")
 
 @dataclass
 class SamplerConf:
-    """One of ``optuna.samplers`` (TPE by default) and its keyword arguments (``seed``, …)."""
+    """One of `optuna.samplers` (TPE by default) and its keyword arguments (`seed`, …)."""
 
     _target_: str = "optuna.samplers.TPESampler"
     seed: int | None = None
@@ -54,7 +54,7 @@ class SamplerConf:
 @dataclass
 class PrunerConf:
     """The median pruner: a trial below the median of earlier trials at the same epoch stops, once
-    ``n_startup_trials`` trials finished and after ``n_warmup_steps`` epochs."""
+    `n_startup_trials` trials finished and after `n_warmup_steps` epochs."""
 
     n_startup_trials: int = 2
     n_warmup_steps: int = 1
@@ -78,7 +78,7 @@ ConfigStore.instance().store(group="hydra/sweeper", name="optuna", node=OptunaSw
 
 
 def distribution(override: Override) -> Any:
-    """The Optuna distribution of one sweep override (``key=interval(…)``, ``choice(…)``, ``range(…)``, ``a,b``)."""
+    """The Optuna distribution of one sweep override (`key=interval(…)`, `choice(…)`, `range(…)`, `a,b`)."""
     import optuna.distributions as d
     from hydra.core.override_parser.types import ChoiceSweep, IntervalSweep, RangeSweep
 
@@ -102,12 +102,12 @@ def distribution(override: Override) -> Any:
 
 
 def quoted(text: str) -> str:
-    """``text`` as a quoted Hydra override value (a path or URL with any characters)."""
+    """`text` as a quoted Hydra override value (a path or URL with any characters)."""
     return "'" + text.replace("\\", "\\\\").replace("'", "\\'") + "'"
 
 
 class OptunaSweeper(Sweeper):
-    """Ask Optuna for ``n_jobs`` trials at a time, launch them as jobs, tell it their results (see the module)."""
+    """Ask Optuna for `n_jobs` trials at a time, launch them as jobs, tell it their results (see the module)."""
 
     def __init__(
         self,
@@ -142,7 +142,7 @@ class OptunaSweeper(Sweeper):
         )
 
     def _sampler(self, done: int) -> Any:
-        """The configured sampler for a study with ``done`` trials (its seed moved on by that many)."""
+        """The configured sampler for a study with `done` trials (its seed moved on by that many)."""
         import optuna
 
         from lossforge.protocol.tuning import seeded
@@ -159,7 +159,7 @@ class OptunaSweeper(Sweeper):
         return sampler_class(**arguments)
 
     def search_space(self, arguments: Sequence[str]) -> tuple[list[str], dict[str, Any]]:
-        """The command's fixed overrides, and the search space: ``params``, then the command's sweeps."""
+        """The command's fixed overrides, and the search space: `params`, then the command's sweeps."""
         parser = OverridesParser.create()
         configured = parser.parse_overrides([f"{key}={value}" for key, value in self.params.items()])
         space = {override.get_key_element(): distribution(override) for override in configured}

@@ -1,1 +1,1 @@
-"""Hydra discovers plugins by importing every module under the ``hydra_plugins`` namespace package."""
+"""Hydra discovers plugins by importing every module under the `hydra_plugins` namespace package."""

@@ -1,5 +1,5 @@
-"""Hydra's handle on lossforge's parallel launcher (``hydra/launcher=parallel``); the work is in
-``lossforge.sweeps.parallel``. Hydra imports this module whenever it scans for plugins, so it imports nothing heavy."""
+"""Hydra's handle on lossforge's parallel launcher (`hydra/launcher=parallel`); the work is in
+`lossforge.sweeps.parallel`. Hydra imports this module whenever it scans for plugins, so it imports nothing heavy."""
 
 from __future__ import annotations
 
@@ -12,8 +12,8 @@ from omegaconf import DictConfig
 
 
 class ParallelLauncher(Launcher):
-    """A sweep's jobs in ``n_jobs`` worker processes forked from a server that has imported the training
-    stack (``lossforge.sweeps.parallel``); ``n_jobs`` ≤ 0 counts back from the usable cores (-1 = all)."""
+    """A sweep's jobs in `n_jobs` worker processes forked from a server that has imported the training
+    stack (`lossforge.sweeps.parallel`); `n_jobs` ≤ 0 counts back from the usable cores (-1 = all)."""
 
     def __init__(self, n_jobs: int = -1) -> None:
         self.n_jobs = n_jobs

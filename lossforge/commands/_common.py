@@ -9,13 +9,13 @@ import sys
 from lossforge.contract import Switches
 from lossforge.training import DiskFullError
 
-#: Errors that mean "the input is wrong", not "lossforge is broken": one paragraph, no traceback wall (a full
-#: disk too: its message says which disk and what to do).
 USER_ERRORS = (LookupError, ValueError, TypeError, ConnectionError, FloatingPointError, DiskFullError)
+"""Errors that mean "the input is wrong", not "lossforge is broken": one paragraph, no traceback wall (a full
+disk too: its message says which disk and what to do)."""
 
 
 def user_error(error: BaseException) -> int:
-    """Print ``error`` as one paragraph and return exit status 1; re-raise it with ``LOSSFORGE_TRACEBACK=1``."""
+    """Print `error` as one paragraph and return exit status 1; re-raise it with `LOSSFORGE_TRACEBACK=1`."""
     if Switches.read().traceback:
         raise error
     print(f"lossforge: error: {error}\n(LOSSFORGE_TRACEBACK=1 shows the traceback)", file=sys.stderr, flush=True)
@@ -24,7 +24,7 @@ def user_error(error: BaseException) -> int:
 
 def quiet_lightning() -> None:
     """Keep Lightning's warnings and drop its info lines ("GPU available: …", "💡 Tip: …", "`Trainer.fit`
-    stopped: …"): lossforge logs what a run does, and ``training.progress`` shows the epochs. Lightning
+    stopped: …"): lossforge logs what a run does, and `training.progress` shows the epochs. Lightning
     logs through its own handler and Hydra's root handler (every line twice); keep one copy."""
     from lossforge.training import ignore_known_warnings
 

@@ -1,6 +1,6 @@
-"""The Hydra app: ``lossforge [overrides]`` and ``python -m lossforge [overrides]`` — one experiment, or a
-sweep with ``-m``. The overrides are checked first (:mod:`lossforge.overrides`), every registered loss and
-miner becomes a Hydra option, then Hydra composes the config and runs :func:`_app`, once per job.
+"""The Hydra app: `lossforge [overrides]` and `python -m lossforge [overrides]` — one experiment, or a
+sweep with `-m`. The overrides are checked first ([lossforge.overrides][]), every registered loss and
+miner becomes a Hydra option, then Hydra composes the config and runs `_app`, once per job.
 """
 
 from __future__ import annotations
@@ -23,8 +23,8 @@ from lossforge.run_dirs import register_launch_id
 _HELP_FLAGS = {"--help", "-h", "--hydra-help", "--info"}
 
 
-#: Hydra flags that print something and exit without running a job.
 _RUNS_NOTHING = _HELP_FLAGS | {"--cfg", "-c", "--resolve", "--shell-completion", "-sc"}
+"""Hydra flags that print something and exit without running a job."""
 log = logging.getLogger("lossforge")
 
 
@@ -98,14 +98,14 @@ def _app(cfg: DictConfig) -> float | None:
 
 
 def _override_key(override: str) -> str:
-    """``verbose`` of ``verbose=true``, ``+verbose=true`` and ``~verbose``."""
+    """`verbose` of `verbose=true`, `+verbose=true` and `~verbose`."""
     return override.split("=", 1)[0].lstrip("+~")
 
 
 def _several_jobs(hydra_config: Any) -> bool:
     """Whether this multirun job's sweep launches more than one job: a later job than the first, a sweeper
     with parameters or trials of its own (an experiment's sweep, Optuna), or a sweep among the command's
-    overrides (read from Hydra's record of the multirun, ``multirun.yaml`` in the sweep directory)."""
+    overrides (read from Hydra's record of the multirun, `multirun.yaml` in the sweep directory)."""
     from hydra.core.override_parser.overrides_parser import OverridesParser
     from omegaconf import OmegaConf
 
@@ -122,11 +122,11 @@ def _several_jobs(hydra_config: Any) -> bool:
 
 
 def share_cores(launcher: Any) -> None:
-    """Under Hydra's joblib launcher (``hydra/launcher=joblib``) each job gets its share of the cores this
-    process may run on (its CPU affinity: a SLURM allocation or ``taskset`` gives fewer than the machine
+    """Under Hydra's joblib launcher (`hydra/launcher=joblib`) each job gets its share of the cores this
+    process may run on (its CPU affinity: a SLURM allocation or `taskset` gives fewer than the machine
     has): oversubscribed threads are slower, and under load far slower — two torch threads per job
-    spin-wait on each other. lossforge's own ``hydra/launcher=parallel`` sets its workers' share itself
-    (``lossforge.sweeps.parallel``)."""
+    spin-wait on each other. lossforge's own `hydra/launcher=parallel` sets its workers' share itself
+    (`lossforge.sweeps.parallel`)."""
     parallel_jobs = launcher.get("n_jobs")
     if str(launcher.get("_target_", "")).endswith("JoblibLauncher") and parallel_jobs and parallel_jobs > 1:
         import torch
@@ -163,10 +163,10 @@ def run_app() -> None:
 
 
 def _register_launcher() -> None:
-    """Register lossforge's ``hydra/launcher=parallel`` and ``hydra/sweeper=optuna`` by hand: Hydra finds
-    plugins by scanning the ``hydra_plugins`` namespace, which setuptools' editable installs hide (Hydra issue
-    2359). Here, at the top of the layers, and not in :mod:`lossforge.hydra_options`, which sits below the
-    launchers. Importing the sweeper stores its config node (``hydra/sweeper/optuna``)."""
+    """Register lossforge's `hydra/launcher=parallel` and `hydra/sweeper=optuna` by hand: Hydra finds
+    plugins by scanning the `hydra_plugins` namespace, which setuptools' editable installs hide (Hydra issue
+    2359). Here, at the top of the layers, and not in [lossforge.hydra_options][], which sits below the
+    launchers. Importing the sweeper stores its config node (`hydra/sweeper/optuna`)."""
     from hydra.core.plugins import Plugins
 
     from hydra_plugins.lossforge_optuna.optuna_sweeper import OptunaSweeper
@@ -177,10 +177,10 @@ def _register_launcher() -> None:
 
 
 def _parallel_sweep(arguments: list[str]) -> bool:
-    """Whether the command line is a sweep under ``hydra/launcher=parallel``. A sweep that chooses that
-    launcher in a config file is recognised later, when the sweep starts (``lossforge.sweeps.multirun``).
+    """Whether the command line is a sweep under `hydra/launcher=parallel`. A sweep that chooses that
+    launcher in a config file is recognised later, when the sweep starts (`lossforge.sweeps.multirun`).
 
-    Example:
+    Examples:
         >>> _parallel_sweep(["-m", "hydra/launcher=parallel", "seed=0,1"]), _parallel_sweep(["hydra/launcher=parallel"])
         (True, False)
     """
@@ -191,9 +191,9 @@ def _parallel_sweep(arguments: list[str]) -> bool:
 
 def _quiet_hydra_schema_matching() -> None:
     """Drop Hydra's "'hydra/launcher/submitit_slurm' is validated against ConfigStore schema with the same
-    name … deprecated" warning. lossforge's ``conf/hydra/launcher/submitit_*.yaml`` take the place of the
-    submitit plugin's entries of the same name on purpose (see the comment in ``submitit_slurm.yaml``), so
-    every ``hydra/launcher=submitit_slurm`` sweep printed it, and its user can do nothing about it. Only
+    name … deprecated" warning. lossforge's `conf/hydra/launcher/submitit_*.yaml` take the place of the
+    submitit plugin's entries of the same name on purpose (see the comment in `submitit_slurm.yaml`), so
+    every `hydra/launcher=submitit_slurm` sweep printed it, and its user can do nothing about it. Only
     that message, and only for launcher configs, is filtered."""
     import warnings
 
@@ -209,7 +209,7 @@ register_launch_id()  # ${lossforge.launch_id:} in hydra.run.dir / hydra.sweep.d
 
 
 def app_help() -> str:
-    """``lossforge --help``: the commands, then every config group with its options (losses and miners by
+    """`lossforge --help`: the commands, then every config group with its options (losses and miners by
     registry name) — read from the config files and entry points, without composing anything."""
     from importlib import resources
 

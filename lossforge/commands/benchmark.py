@@ -1,5 +1,5 @@
-"""``lossforge benchmark``: the fair comparison protocol from the command line — the arguments parsed here, the
-comparison run by :func:`lossforge.api.benchmark`, its result printed by :mod:`lossforge.protocol.report`."""
+"""`lossforge benchmark`: the fair comparison protocol from the command line — the arguments parsed here, the
+comparison run by [lossforge.api.benchmark][], its result printed by [lossforge.protocol.report][]."""
 
 from __future__ import annotations
 
@@ -12,7 +12,7 @@ from lossforge.contract import did_you_mean
 
 
 def main(arguments: list[str] | None = None) -> int:
-    """``lossforge benchmark [OVERRIDE …] [options]``: the fair comparison protocol (:mod:`lossforge.protocol`)
+    """`lossforge benchmark [OVERRIDE …] [options]`: the fair comparison protocol ([lossforge.protocol][])
     — every loss tuned with the same budget on validation, its best configuration retrained with K seeds and
     tested once, and a verdict per loss against a baseline. Exit status 1 if an entry failed."""
     import argparse

@@ -1,5 +1,5 @@
-"""``lossforge compare [RUN_ID]``: a sweep's runs read back from MLflow, with a verdict on every difference —
-the arguments parsed here, the comparison made by :func:`lossforge.api.compare` and rendered
+"""`lossforge compare [RUN_ID]`: a sweep's runs read back from MLflow, with a verdict on every difference —
+the arguments parsed here, the comparison made by [lossforge.api.compare][] and rendered
 in the format asked for."""
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 
 
 def _across(args: argparse.Namespace, directions: dict[str, Direction]) -> int:
-    """``lossforge compare --across RUN1,RUN2,… --metrics M``: the losses ranked over datasets."""
+    """`lossforge compare --across RUN1,RUN2,… --metrics M`: the losses ranked over datasets."""
     metrics = [m for m in (args.metrics or "").split(",") if m]
     if len(metrics) != 1:
         raise SystemExit(

@@ -1,12 +1,12 @@
-"""``lossforge list``: every registered loss and miner (``--kind dataset|model``: datasets, models), with its
+"""`lossforge list`: every registered loss and miner (`--kind dataset|model`: datasets, models), with its
 task, parameters and package."""
 
 from __future__ import annotations
 
 
 def main(arguments: list[str] | None = None) -> int:
-    """``lossforge list [--task TASK] [--names]``: every registered loss and miner, or only the losses that
-    declare ``TASK``; ``--names`` prints them comma-separated, ready for a sweep. Exit status 1 if a plugin
+    """`lossforge list [--task TASK] [--names]`: every registered loss and miner, or only the losses that
+    declare `TASK`; `--names` prints them comma-separated, ready for a sweep. Exit status 1 if a plugin
     failed to load."""
     import argparse
 

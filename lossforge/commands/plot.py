@@ -1,5 +1,5 @@
-"""``lossforge plot [OVERRIDE …] [--task TASK] [--out FILE] [--points N] [--range LOW HIGH]``: each loss and its
-derivative against its task's axis (:func:`lossforge.evaluation.loss_figures.plot_losses`), written to a file."""
+"""`lossforge plot [OVERRIDE …] [--task TASK] [--out FILE] [--points N] [--range LOW HIGH]`: each loss and its
+derivative against its task's axis ([lossforge.evaluation.loss_figures.plot_losses][]), written to a file."""
 
 from __future__ import annotations
 
@@ -35,12 +35,12 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    """``lossforge plot [OVERRIDE …] [--task TASK] [--out FILE] [--points N] [--range LOW HIGH]``.
+    """`lossforge plot [OVERRIDE …] [--task TASK] [--out FILE] [--points N] [--range LOW HIGH]`.
 
     Exit status 0 when the figure is written, 2 for a bad command line or config, 1 for a loss that
     cannot be probed.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     main(["loss=l1,huber", "--points", "11", "--out", f"{folder}/loss.svg"])  # doctest: +ELLIPSIS

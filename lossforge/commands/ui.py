@@ -1,10 +1,10 @@
-"""``lossforge ui``: the MLflow dashboard on the store lossforge's runs went to, on 127.0.0.1.
+"""`lossforge ui`: the MLflow dashboard on the store lossforge's runs went to, on 127.0.0.1.
 
-The store is found the way training finds it (``--tracking-uri``, else ``MLFLOW_TRACKING_URI``, else
-``outputs/mlflow.db`` under the current directory); the port is a free one unless ``--port`` says. It
-prints the URL of the run ``--run`` names, else of the newest sweep or comparison (else the newest run, else
+The store is found the way training finds it (`--tracking-uri`, else `MLFLOW_TRACKING_URI`, else
+`outputs/mlflow.db` under the current directory); the port is a free one unless `--port` says. It
+prints the URL of the run `--run` names, else of the newest sweep or comparison (else the newest run, else
 the experiment), in MLflow's model-training view, then serves until Ctrl-C. For a tracking server
-(``http(s)://``) there is nothing to start: it prints the URL.
+(`http(s)://`) there is nothing to start: it prints the URL.
 """
 
 from __future__ import annotations
@@ -82,18 +82,18 @@ def main(argv: list[str] | None = None) -> int:
     return serve([*server, "--port", str(args.port)], environment)
 
 
-#: How long the server may take to stop after SIGTERM before its process group is killed.
 STOP_GRACE_S = 10.0
+"""How long the server may take to stop after SIGTERM before its process group is killed."""
 
 
 def serve(command: list[str], environment: Mapping[str, str]) -> int:
     """Run the dashboard server until it ends or this process is stopped — by Ctrl-C, SIGTERM (a process
-    manager, ``kill``) or SIGHUP (its terminal closed) — and then stop it with every process it started.
+    manager, `kill`) or SIGHUP (its terminal closed) — and then stop it with every process it started.
 
-    ``mlflow ui`` starts uvicorn, which holds the port; stopping only ``mlflow ui`` left uvicorn running,
+    `mlflow ui` starts uvicorn, which holds the port; stopping only `mlflow ui` left uvicorn running,
     re-parented to init. So the server runs in a process group of its own (a new session: the terminal's
     Ctrl-C no longer reaches it directly), and each way of stopping this command stops that whole group:
-    SIGTERM, then SIGKILL after :data:`STOP_GRACE_S` seconds.
+    SIGTERM, then SIGKILL after [STOP_GRACE_S][lossforge.commands.ui.STOP_GRACE_S] seconds.
     """
     server = subprocess.Popen(command, env=dict(environment), start_new_session=True)
 
@@ -125,7 +125,8 @@ class _Stopped(Exception):
 
 
 def stop_group(server: subprocess.Popen[bytes]) -> None:
-    """SIGTERM to the server's process group, SIGKILL to what is left of it after :data:`STOP_GRACE_S`."""
+    """SIGTERM to the server's process group, SIGKILL to what is left of it after
+    [STOP_GRACE_S][lossforge.commands.ui.STOP_GRACE_S]."""
     for signum in (signal.SIGTERM, signal.SIGKILL):
         try:
             os.killpg(server.pid, signum)
@@ -140,7 +141,7 @@ def stop_group(server: subprocess.Popen[bytes]) -> None:
 
 
 def _group_alive(group: int) -> bool:
-    """Whether any process of process group ``group`` is left."""
+    """Whether any process of process group `group` is left."""
     try:
         os.killpg(group, 0)
     except ProcessLookupError:

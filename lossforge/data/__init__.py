@@ -1,16 +1,19 @@
-"""Datasets, named in configs by registry name (entry-point group ``lossforge.datasets``).
+"""Datasets, named in configs by registry name (entry-point group `lossforge.datasets`).
 
-A dataset is a callable ``(*, seed, **params)`` — ``seed`` being the **split seed** (``dataset.split_seed``,
-docs/decisions.md §1) — returning ``DataSplits`` or anything :func:`lossforge.data.adapter.to_data_splits`
+A dataset is a callable `(*, seed, **params)` — `seed` being the **split seed** (`dataset.split_seed`,
+docs/decisions.md §1) — returning `DataSplits` or anything [lossforge.data.adapter.to_data_splits][]
 reads (a mapping of arrays of any per-sample shape, a Dataset per split, a LightningDataModule). lossforge's
 own datasets are entry points like a plugin's. A built dataset is cached for the process
-(:func:`load_dataset`), so the trials and seed runs of one comparison do not build it again.
+([load_dataset][lossforge.data.load_dataset]), so the trials and seed runs of one comparison do not build it again.
 
+```pycon
 >>> [name for name in list_datasets("digits*")]
 ['digits', 'digits_binary', 'digits_imbalanced', 'digits_multilabel']
 >>> data = build_dataset("digits_binary", seed=0, positive_digits=[0])
 >>> data.task.name, data.num_outputs, data.input_dim
 ('BINARY', 1, 64)
+
+```
 """
 
 from __future__ import annotations
@@ -59,10 +62,13 @@ __all__ = [
 
 
 def list_datasets(pattern: str = "*") -> list[str]:
-    """Sorted names of the registered datasets matching the fnmatch ``pattern``.
+    """Sorted names of the registered datasets matching the fnmatch `pattern`.
 
+    ```pycon
     >>> list_datasets("*outlier*")
     ['regression_outliers']
+
+    ```
     """
     return DATASETS.names(pattern)
 
@@ -75,10 +81,13 @@ def _lookup(name: str) -> Any:
 
 
 def dataset_parameters(name: str) -> dict[str, Any]:
-    """Keyword parameters of dataset ``name`` → defaults (``inspect.Parameter.empty`` when required).
+    """Keyword parameters of dataset `name` → defaults (`inspect.Parameter.empty` when required).
 
+    ```pycon
     >>> dataset_parameters("diabetes")
     {'seed': <class 'inspect._empty'>, 'val_fraction': 0.15, 'test_fraction': 0.15}
+
+    ```
     """
     signature = inspect.signature(_lookup(name))
     return {
@@ -89,14 +98,17 @@ def dataset_parameters(name: str) -> dict[str, Any]:
 
 
 def build_dataset(name: str, **params: Any) -> DataSplits:
-    """Build the dataset registered as ``name`` with ``params`` (``seed``, the split seed, is required).
+    """Build the dataset registered as `name` with `params` (`seed`, the split seed, is required).
 
-    Unknown or missing parameters raise a ``ValueError`` that lists the accepted ones.
+    Unknown or missing parameters raise a `ValueError` that lists the accepted ones.
 
+    ```pycon
     >>> build_dataset("diabetes", seed=0, val_fracton=0.2)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ValueError: Dataset 'diabetes' has no parameter 'val_fracton'. Did you mean 'val_fraction'? Accepted...
+
+    ```
     """
     function = _lookup(name)
     accepted = dataset_parameters(name)
@@ -115,19 +127,19 @@ def build_dataset(name: str, **params: Any) -> DataSplits:
     return to_data_splits(function(**params), name=name, declared=function)
 
 
-#: Datasets built in this process, newest last: ``(name, split seed, parameters as JSON, re-split by class)``
-#: → ``DataSplits``.
 _BUILT: OrderedDict[tuple[str, int, str, bool], DataSplits] = OrderedDict()
-#: How many built datasets the process keeps (a comparison uses one; images can be large).
+"""Datasets built in this process, newest last: `(name, split seed, parameters as JSON, re-split by class)`
+→ `DataSplits`."""
 CACHE_SIZE = 2
+"""How many built datasets the process keeps (a comparison uses one; images can be large)."""
 
 
 def load_dataset(config: dict[str, Any]) -> DataSplits:
-    """The dataset a config node describes (``{"name": ..., "split_seed": ..., <params>}``), built once per
+    """The dataset a config node describes (`{"name": ..., "split_seed": ..., <params>}`), built once per
     process: the trials and seed runs of one comparison share it (the run seed is not part of the key — it
-    never changes the data). The reserved keys (``split_seed``, ``augment``, ``class_disjoint``) are not passed to
-    the dataset; ``class_disjoint: true`` re-splits a dataset that is not class-disjoint already by class
-    (:func:`lossforge.data.splits.class_disjoint_data_splits`: test on the last half of the classes)."""
+    never changes the data). The reserved keys (`split_seed`, `augment`, `class_disjoint`) are not passed to
+    the dataset; `class_disjoint: true` re-splits a dataset that is not class-disjoint already by class
+    ([lossforge.data.splits.class_disjoint_data_splits][]: test on the last half of the classes)."""
     values = dict(config)
     name = values.pop("name")
     split_seed = values.get("split_seed")

@@ -1,28 +1,29 @@
-"""The dataset adapter: whatever a dataset plugin returns, turned into lossforge's validated ``DataSplits``.
+"""The dataset adapter: whatever a dataset plugin returns, turned into lossforge's validated `DataSplits`.
 
-A dataset (see :class:`lossforge.contract.DatasetPlugin`) may return
+A dataset (see [lossforge.contract.DatasetPlugin][]) may return
 
-* lossforge's own ``DataSplits`` — used as it is;
-* a mapping ``{"train": (features, targets), "val": (...), "test": (...)}`` of numpy arrays or tensors of any
-  per-sample shape (optionally ``"classes_disjoint": True``, and ``"provenance": {key: text}``, logged as the
-  MLflow tags ``data.<key>``);
-* per split a ``torch.utils.data.Dataset`` with a ``targets`` attribute holding all of that split's targets;
-* a ``LightningDataModule``: its ``train/val/test_dataloader().dataset`` are read as above.
+* lossforge's own `DataSplits` — used as it is;
+* a mapping `{"train": (features, targets), "val": (...), "test": (...)}` of numpy arrays or tensors of any
+  per-sample shape (optionally `"classes_disjoint": True`, and `"provenance": {key: text}`, logged as the
+  MLflow tags `data.<key>`);
+* per split a `torch.utils.data.Dataset` with a `targets` attribute holding all of that split's targets;
+* a `LightningDataModule`: its `train/val/test_dataloader().dataset` are read as above.
 
-**A Dataset per split is streamed:** it becomes a :class:`~lossforge.data.base.StreamedSplit`, read batch by
-batch by lossforge's loaders in ``dataset.num_workers`` DataLoader worker processes (its ``num_workers``
-attribute; 0: in the training process), never held in memory; its ``targets`` serve samplers, class weights
-and class-disjoint re-splitting without decoding a sample, and DDP shards it like any split. Its ``fingerprint``
-attribute, if any, enters ``data.test_digest`` (a streamed test split is not decoded to hash it). **What a
+**A Dataset per split is streamed:** it becomes a [StreamedSplit][lossforge.data.base.StreamedSplit], read batch by
+batch by lossforge's loaders in `dataset.num_workers` DataLoader worker processes (its `num_workers`
+attribute; 0: in the training process), never held in memory; its `targets` serve samplers, class weights
+and class-disjoint re-splitting without decoding a sample, and DDP shards it like any split. Its `fingerprint`
+attribute, if any, enters `data.test_digest` (a streamed test split is not decoded to hash it). **What a
 DataModule gives up:** its datasets are streamed that way, but its own loaders, transforms applied in its
 collate function, and its samplers are not used (lossforge's sampler and DDP sharding are).
 
-Conversions, one rule each: float features become float32; ``uint8`` features with a per-sample shape of
-two or more dimensions stay ``uint8`` (images, normalised on the device with the dataset's ``mean``/``std``);
+Conversions, one rule each: float features become float32; `uint8` features with a per-sample shape of
+two or more dimensions stay `uint8` (images, normalised on the device with the dataset's `mean`/`std`);
 other features become float32. Class targets (multiclass, binary) become int64 — text labels are mapped to
-indices in the order of ``class_names`` or, without them, sorted; multilabel targets float32; regression
-targets float32, ``(N, 1)`` read as ``(N,)``.
+indices in the order of `class_names` or, without them, sorted; multilabel targets float32; regression
+targets float32, `(N, 1)` read as `(N,)`.
 
+```pycon
 >>> import numpy as np
 >>> def toy(*, seed):
 ...     rng = np.random.default_rng(seed)
@@ -32,6 +33,8 @@ targets float32, ``(N, 1)`` read as ``(N,)``.
 >>> data = to_data_splits(toy(seed=0), name="toy", declared=toy)
 >>> data.input_shape, data.num_outputs, data.class_names, data.train.targets.tolist()
 ((2, 3), 3, ('a', 'b', 'c'), [1, 0, 2, 0, 1, 2])
+
+```
 """
 
 from __future__ import annotations
@@ -48,9 +51,9 @@ from lossforge.contract import DATASET_TASKS, Task, did_you_mean
 from lossforge.data.base import DataSplits, Split, StreamedSplit
 
 SPLITS = ("train", "val", "test")
-#: What a dataset may also return in its mapping when it knows it only once it has read its files (an image
-#: folder's class names, its training split's mean/std); a returned value wins over the declared attribute.
 DESCRIBED_KEYS = ("class_names", "num_classes", "mean", "std")
+"""What a dataset may also return in its mapping when it knows it only once it has read its files (an image
+folder's class names, its training split's mean/std); a returned value wins over the declared attribute."""
 
 
 class DatasetContractError(ValueError):
@@ -58,9 +61,9 @@ class DatasetContractError(ValueError):
 
 
 def to_data_splits(result: Any, *, name: str, declared: Any = None) -> DataSplits:
-    """``result`` (what dataset ``name`` returned) as validated ``DataSplits``; ``declared`` is the dataset
-    callable, whose attributes (``task``, ``num_classes``, ``class_names``, ``mean``, ``std``,
-    ``class_disjoint``) describe it."""
+    """`result` (what dataset `name` returned) as validated `DataSplits`; `declared` is the dataset
+    callable, whose attributes (`task`, `num_classes`, `class_names`, `mean`, `std`,
+    `class_disjoint`) describe it."""
     if isinstance(result, DataSplits):
         return result
     if _is_datamodule(result):
@@ -127,7 +130,7 @@ def _is_datamodule(result: Any) -> bool:
 
 
 def _from_datamodule(module: Any, name: str) -> dict[str, Any]:
-    """The datasets behind a ``LightningDataModule``'s three loaders (its loaders themselves are not used)."""
+    """The datasets behind a `LightningDataModule`'s three loaders (its loaders themselves are not used)."""
     module.prepare_data()
     module.setup("fit")
     splits = {"train": module.train_dataloader().dataset, "val": module.val_dataloader().dataset}
@@ -137,7 +140,7 @@ def _from_datamodule(module: Any, name: str) -> dict[str, Any]:
 
 
 def _read_split(value: Any, name: str, split: str) -> tuple[Any, Any]:
-    """``(features, targets)`` of one split, features as a tensor; targets as given (text labels kept)."""
+    """`(features, targets)` of one split, features as a tensor; targets as given (text labels kept)."""
     where = f"dataset {name!r}, {split} split"
     if isinstance(value, torch.utils.data.Dataset):
         return _read_torch_dataset(value, where)
@@ -184,7 +187,7 @@ def _features(values: Any, where: str) -> Tensor:
 def _encode_text_labels(
     raw: dict[str, tuple[Tensor, Any]], class_names: tuple[str, ...], task: Task, name: str
 ) -> tuple[dict[str, tuple[Tensor, Any]], tuple[str, ...]]:
-    """Text class labels → indices (in ``class_names``' order, else sorted); other targets unchanged."""
+    """Text class labels → indices (in `class_names`' order, else sorted); other targets unchanged."""
     arrays = {
         split: np.asarray(targets.numpy() if isinstance(targets, Tensor) else targets)
         for split, (_, targets) in raw.items()

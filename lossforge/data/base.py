@@ -1,17 +1,20 @@
-"""What every dataset shares: the ``Split``/``DataSplits`` types, seeded splitting, standardisation fitted
+"""What every dataset shares: the `Split`/`DataSplits` types, seeded splitting, standardisation fitted
 on train only, and validators that explain what is wrong with a dataset.
 
-A dataset is a function ``name(*, seed, **params)`` returning ``DataSplits`` or anything
-:mod:`lossforge.data.adapter` turns into one. ``DataSplits`` validates itself when it is built, so a dataset
-that reaches training has finite float32 (or ``uint8`` image) features of one per-sample shape, targets of
+A dataset is a function `name(*, seed, **params)` returning `DataSplits` or anything
+[lossforge.data.adapter][] turns into one. `DataSplits` validates itself when it is built, so a dataset
+that reaches training has finite float32 (or `uint8` image) features of one per-sample shape, targets of
 the dtype and shape its task needs, labels in range and no empty split. The validators are plain functions and work on
 tensors from anywhere:
 
+```pycon
 >>> validate_targets(torch.tensor([0, 3]), task=Task.MULTICLASS, num_outputs=3,
 ...                  dataset="toy")  # doctest: +ELLIPSIS
 Traceback (most recent call last):
 ...
 ValueError: dataset 'toy', train split: multiclass targets must be class indices in [0, 3), got 1 value(s)...
+
+```
 """
 
 from __future__ import annotations
@@ -35,13 +38,13 @@ class Split:
     """One split of a dataset: features and the targets the task needs.
 
     Shape:
-        - features: :math:`(N, *S)` float32 for any per-sample shape :math:`S` (``(F,)`` for tables), or
-          ``uint8`` images :math:`(N, C, H, W)`, converted to float and normalised on the training device.
-        - targets: multiclass/binary :math:`(N,)` int64 class index (binary: 0/1); multilabel
-          :math:`(N, K)` float32 in {0, 1}; regression :math:`(N,)` or :math:`(N, D)` float32 (what each
-          task accepts is its ``TaskSpec.check_targets``).
+        - features: $(N, *S)$ float32 for any per-sample shape $S$ (`(F,)` for tables), or
+          `uint8` images $(N, C, H, W)$, converted to float and normalised on the training device.
+        - targets: multiclass/binary $(N,)$ int64 class index (binary: 0/1); multilabel
+          $(N, K)$ float32 in {0, 1}; regression $(N,)$ or $(N, D)$ float32 (what each
+          task accepts is its `TaskSpec.check_targets`).
 
-    Example:
+    Examples:
         >>> split = Split(torch.zeros(4, 2), torch.tensor([0, 1, 1, 0]))
         >>> len(split)
         4
@@ -56,7 +59,7 @@ class Split:
         return int(self.features.shape[0])
 
     def subset(self, indices: Tensor) -> Split:
-        """The samples at ``indices`` (an int64 index tensor), as a new ``Split``."""
+        """The samples at `indices` (an int64 index tensor), as a new `Split`."""
         return Split(self.features[indices], self.targets[indices])
 
     @property
@@ -70,13 +73,13 @@ class Split:
         return self.features.dtype
 
     def head(self, count: int) -> Tensor:
-        """The first ``count`` samples' features, ``(count, *sample_shape)``."""
+        """The first `count` samples' features, `(count, *sample_shape)`."""
         return self.features[:count]
 
 
 class _Samples(torch.utils.data.Dataset):
-    """A streamed split's dataset as lossforge's loaders read it: ``(features tensor, target)`` per index,
-    the target taken from the split's ``targets`` (so its dtype is the task's, whatever the dataset returns)."""
+    """A streamed split's dataset as lossforge's loaders read it: `(features tensor, target)` per index,
+    the target taken from the split's `targets` (so its dtype is the task's, whatever the dataset returns)."""
 
     def __init__(self, dataset: Any, targets: Tensor) -> None:
         self.dataset, self.targets = dataset, targets
@@ -90,15 +93,15 @@ class _Samples(torch.utils.data.Dataset):
 
 @dataclass(frozen=True, eq=False)
 class StreamedSplit:
-    """A split whose samples stay where the dataset keeps them (files on disk): a ``torch.utils.data.Dataset``
+    """A split whose samples stay where the dataset keeps them (files on disk): a `torch.utils.data.Dataset`
     read by DataLoader workers batch by batch, with all of its targets held in memory (samplers, class weights
     and class-disjoint splits read them without decoding a sample).
 
     Shape:
-        - each sample: ``sample_shape`` of ``dtype`` (float32, or uint8 images).
-        - targets: as :class:`Split`'s.
+        - each sample: `sample_shape` of `dtype` (float32, or uint8 images).
+        - targets: as [Split][lossforge.data.base.Split]'s.
 
-    Example:
+    Examples:
         >>> samples = [(torch.full((1, 2, 2), i, dtype=torch.uint8), i % 2) for i in range(4)]
         >>> split = StreamedSplit.of(samples, torch.tensor([0, 1, 0, 1]))
         >>> len(split), split.sample_shape, split.dtype, tuple(split.head(3).shape)
@@ -113,7 +116,7 @@ class StreamedSplit:
 
     @classmethod
     def of(cls, dataset: Any, targets: Tensor, *, num_workers: int = 0) -> StreamedSplit:
-        """A streamed split of ``dataset``; its first sample gives the shape and dtype."""
+        """A streamed split of `dataset`; its first sample gives the shape and dtype."""
         first = torch.as_tensor(numpy.asarray(dataset[0][0])) if len(targets) else torch.zeros(0)
         return cls(dataset, targets, tuple(int(size) for size in first.shape), first.dtype, num_workers)
 
@@ -121,17 +124,17 @@ class StreamedSplit:
         return len(self.targets)
 
     def subset(self, indices: Tensor) -> StreamedSplit:
-        """The samples at ``indices``, still streamed."""
+        """The samples at `indices`, still streamed."""
         chosen = torch.utils.data.Subset(self.dataset, indices.tolist())
         return StreamedSplit(chosen, self.targets[indices], self.sample_shape, self.dtype, self.num_workers)
 
     def head(self, count: int) -> Tensor:
-        """The first ``count`` samples, decoded and stacked, ``(count, *sample_shape)``."""
+        """The first `count` samples, decoded and stacked, `(count, *sample_shape)`."""
         samples = _Samples(self.dataset, self.targets)
         return torch.stack([samples[index][0] for index in range(min(count, len(self)))])
 
     def samples(self) -> torch.utils.data.Dataset:
-        """The dataset as lossforge's loaders read it: ``(features, target)`` tensors per index."""
+        """The dataset as lossforge's loaders read it: `(features, target)` tensors per index."""
         return _Samples(self.dataset, self.targets)
 
 
@@ -139,9 +142,9 @@ class StreamedSplit:
 class DataSplits:
     """A dataset ready for training: three validated splits and what the model needs to know.
 
-    Building one runs :func:`validate_data_splits`, so an instance is always valid.
+    Building one runs [validate_data_splits][lossforge.data.base.validate_data_splits], so an instance is always valid.
 
-    Example:
+    Examples:
         >>> train = Split(torch.randn(6, 3), torch.tensor([0, 1, 2, 0, 1, 2]))
         >>> small = Split(torch.randn(3, 3), torch.tensor([0, 1, 2]))
         >>> data = DataSplits("toy", Task.MULTICLASS, train, small, small, num_outputs=3,
@@ -168,40 +171,46 @@ class DataSplits:
 
     @property
     def input_shape(self) -> tuple[int, ...]:
-        """One sample's shape: ``(F,)`` for a table, ``(C, H, W)`` for images."""
+        """One sample's shape: `(F,)` for a table, `(C, H, W)` for images."""
         return self.train.sample_shape
 
     @property
     def input_dim(self) -> int:
-        """Number of values per sample (the product of :attr:`input_shape`)."""
+        """Number of values per sample (the product of [input_shape][lossforge.data.base.DataSplits.input_shape])."""
         return math.prod(self.input_shape)
 
     def splits(self) -> dict[str, Split | StreamedSplit]:
-        """``{"train": ..., "val": ..., "test": ...}``, for loops over the three splits."""
+        """`{"train": ..., "val": ..., "test": ...}`, for loops over the three splits."""
         return {"train": self.train, "val": self.val, "test": self.test}
 
 
 # -- splitting -------------------------------------------------------------------------------------------
 def check_fraction(name: str, value: float) -> None:
-    """Raise a ``ValueError`` unless the split fraction ``value`` is strictly between 0 and 1.
+    """Raise a `ValueError` unless the split fraction `value` is strictly between 0 and 1.
 
+    ```pycon
     >>> check_fraction("val_fraction", 15)
     Traceback (most recent call last):
     ...
     ValueError: Expected `val_fraction` in (0, 1) (a share of the samples, e.g. 0.15), got 15
+
+    ```
     """
     if isinstance(value, bool) or not isinstance(value, int | float) or not 0.0 < value < 1.0:
         raise ValueError(f"Expected `{name}` in (0, 1) (a share of the samples, e.g. 0.15), got {value!r}")
 
 
 def check_fractions(val_fraction: float, test_fraction: float) -> None:
-    """Raise a ``ValueError`` unless both fractions are in (0, 1) and leave something to train on.
+    """Raise a `ValueError` unless both fractions are in (0, 1) and leave something to train on.
 
+    ```pycon
     >>> check_fractions(0.15, 0.15)
     >>> check_fractions(0.5, 0.5)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ValueError: Expected val_fraction + test_fraction < 1 so that some data is left to train on, got 0.5 + ...
+
+    ```
     """
     check_fraction("val_fraction", val_fraction)
     check_fraction("test_fraction", test_fraction)
@@ -213,11 +222,14 @@ def check_fractions(val_fraction: float, test_fraction: float) -> None:
 
 
 def seeded_generator(seed: int) -> torch.Generator:
-    """A CPU ``torch.Generator`` seeded with ``seed``, so that a dataset never touches the global RNG.
+    """A CPU `torch.Generator` seeded with `seed`, so that a dataset never touches the global RNG.
 
+    ```pycon
     >>> torch.randint(10, (3,), generator=seeded_generator(0)).tolist() == torch.randint(
     ...     10, (3,), generator=seeded_generator(0)).tolist()
     True
+
+    ```
     """
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise ValueError(f"Expected `seed` to be an int, got {seed!r} ({type(seed).__name__})")
@@ -225,7 +237,7 @@ def seeded_generator(seed: int) -> torch.Generator:
 
 
 def _apportion(counts: list[int], fraction: float, capacity: list[int], generator: torch.Generator) -> list[int]:
-    """Split ``round(sum(counts) * fraction)`` samples over groups in proportion to ``counts``.
+    """Split `round(sum(counts) * fraction)` samples over groups in proportion to `counts`.
 
     Largest-remainder rounding keeps the total exact (per-group rounding can leave a small split empty);
     ties are broken in a seeded random order so that no class is always the one that gets the extra sample.
@@ -247,13 +259,13 @@ def _apportion(counts: list[int], fraction: float, capacity: list[int], generato
 def partition_indices(
     strata: Tensor, fractions: dict[str, float], *, seed: int, rest: str = "train"
 ) -> dict[str, Tensor]:
-    """Seeded, stratified partition of ``range(N)`` into named parts of the given fractions plus the rest.
+    """Seeded, stratified partition of `range(N)` into named parts of the given fractions plus the rest.
 
-    Each stratum is shuffled with a generator seeded by ``seed``; part ``name`` gets
-    ``round(N * fractions[name])`` samples in total, spread over strata in proportion to their sizes, and
-    ``rest`` gets what is left. Every part must be non-empty. Each returned tensor is sorted.
+    Each stratum is shuffled with a generator seeded by `seed`; part `name` gets
+    `round(N * fractions[name])` samples in total, spread over strata in proportion to their sizes, and
+    `rest` gets what is left. Every part must be non-empty. Each returned tensor is sorted.
 
-    Example:
+    Examples:
         >>> labels = torch.tensor([0] * 6 + [1] * 2)
         >>> parts = partition_indices(labels, {"val": 0.5}, seed=0)
         >>> labels[parts["val"]].tolist(), len(parts["train"])
@@ -300,19 +312,19 @@ def split_indices(
     seed: int,
     strata: Tensor | None = None,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Seeded train/val/test indices, stratified by ``strata`` (e.g. class labels) when given.
+    """Seeded train/val/test indices, stratified by `strata` (e.g. class labels) when given.
 
-    Val and test get ``round(N * fraction)`` samples each, spread over strata in proportion to their sizes
-    (see :func:`partition_indices`). The same seed always gives the same indices.
+    Val and test get `round(N * fraction)` samples each, spread over strata in proportion to their sizes
+    (see [partition_indices][lossforge.data.base.partition_indices]). The same seed always gives the same indices.
 
     Args:
-        num_samples: :math:`N`, the number of samples to split.
+        num_samples: $N$, the number of samples to split.
         val_fraction: share of the samples in the validation split, in (0, 1).
         test_fraction: share of the samples in the test split, in (0, 1).
         seed: seeds the shuffle.
-        strata: :math:`(N,)` int64 group of each sample; ``None`` splits without stratifying.
+        strata: $(N,)$ int64 group of each sample; `None` splits without stratifying.
 
-    Example:
+    Examples:
         >>> labels = torch.tensor([0] * 10 + [1] * 10)
         >>> train, val, test = split_indices(20, val_fraction=0.2, test_fraction=0.2, seed=0, strata=labels)
         >>> len(train), len(val), len(test)
@@ -334,9 +346,9 @@ def split_indices(
 class Standardizer:
     """Subtracts a mean and divides by a standard deviation fitted on one tensor (the training split).
 
-    A column that does not vary gets ``std = 1``, so it becomes 0 instead of NaN.
+    A column that does not vary gets `std = 1`, so it becomes 0 instead of NaN.
 
-    Example:
+    Examples:
         >>> train = torch.tensor([[1.0, 5.0], [3.0, 5.0]])
         >>> scaler = Standardizer.fit(train)
         >>> scaler(train)
@@ -351,7 +363,7 @@ class Standardizer:
 
     @classmethod
     def fit(cls, values: Tensor, *, per_column: bool = True) -> Standardizer:
-        """Fit on ``values`` (:math:`(N,)` or :math:`(N, F)`): per column, or one scalar pair for all."""
+        """Fit on `values` ($(N,)$ or $(N, F)$): per column, or one scalar pair for all."""
         # float64 so that a constant column gives std exactly 0 rather than rounding noise
         data = values.double() if per_column else values.double().flatten()
         mean = data.mean(dim=0)
@@ -367,15 +379,18 @@ class Standardizer:
 def standardize_features(
     train: Split, val: Split, test: Split, *, per_feature: bool = True
 ) -> tuple[Split, Split, Split]:
-    """Standardise the features of all three splits with statistics fitted on ``train`` only.
+    """Standardise the features of all three splits with statistics fitted on `train` only.
 
-    Fitting on val or test would leak their statistics into training. ``per_feature=False`` uses one mean
+    Fitting on val or test would leak their statistics into training. `per_feature=False` uses one mean
     and std for all features (images, where rarely-lit border pixels would otherwise explode).
 
+    ```pycon
     >>> train, other = Split(torch.tensor([[0.0], [2.0]]), torch.tensor([0, 1])), Split(
     ...     torch.tensor([[4.0]]), torch.tensor([0]))
     >>> [split.features.flatten().tolist() for split in standardize_features(train, other, other)]
     [[-1.0, 1.0], [3.0], [3.0]]
+
+    ```
     """
     scaler = Standardizer.fit(train.features, per_column=per_feature)
     return tuple(Split(scaler(split.features), split.targets) for split in (train, val, test))  # type: ignore[return-value]
@@ -387,14 +402,17 @@ def _where(dataset: str, split: str) -> str:
 
 
 def validate_features(features: Tensor, *, dataset: str = "<unnamed>", split: str = "train") -> None:
-    """Raise a ``ValueError`` unless ``features`` is a non-empty :math:`(N, *S)` tensor: finite float32, or
-    ``uint8`` (images, normalised on the device).
+    """Raise a `ValueError` unless `features` is a non-empty $(N, *S)$ tensor: finite float32, or
+    `uint8` (images, normalised on the device).
 
+    ```pycon
     >>> validate_features(torch.tensor([[0.0, float("nan")]]),
     ...                   dataset="toy", split="val")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ValueError: dataset 'toy', val split: features contain 1 NaN and 0 infinite value(s) out of 2. One NaN...
+
+    ```
     """
     where = _where(dataset, split)
     if not isinstance(features, Tensor):
@@ -431,18 +449,21 @@ def _check_task(task: str, where: str) -> Task:
 def validate_targets(
     targets: Tensor, *, task: str, num_outputs: int, dataset: str = "<unnamed>", split: str = "train"
 ) -> None:
-    """Raise a ``ValueError`` unless ``targets`` has the dtype, shape and values ``task`` needs.
+    """Raise a `ValueError` unless `targets` has the dtype, shape and values `task` needs.
 
-    Multiclass: :math:`(N,)` int64 in ``[0, num_outputs)``; binary: :math:`(N,)` int64 in {0, 1};
-    multilabel: :math:`(N, K)` float32 in {0, 1} with ``K = num_outputs``; regression: finite float32,
-    :math:`(N,)` when ``num_outputs == 1`` or :math:`(N, D)` with ``D = num_outputs``. The rules per task
-    are its ``TaskSpec.check_targets`` (:mod:`lossforge.tasks`).
+    Multiclass: $(N,)$ int64 in `[0, num_outputs)`; binary: $(N,)$ int64 in {0, 1};
+    multilabel: $(N, K)$ float32 in {0, 1} with `K = num_outputs`; regression: finite float32,
+    $(N,)$ when `num_outputs == 1` or $(N, D)$ with `D = num_outputs`. The rules per task
+    are its `TaskSpec.check_targets` ([lossforge.tasks][]).
 
+    ```pycon
     >>> validate_targets(torch.tensor([0.0, 1.0]), task=Task.BINARY, num_outputs=1,
     ...                  dataset="toy")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ValueError: dataset 'toy', train split: binary targets must be torch.int64, got torch.float32; store...
+
+    ```
     """
     where = _where(dataset, split)
     spec = spec_for(_check_task(task, where))
@@ -460,11 +481,14 @@ def validate_split(
 ) -> None:
     """Validate the features and targets of one split, and that they describe the same samples.
 
+    ```pycon
     >>> validate_split(Split(torch.zeros(3, 2), torch.tensor([0, 1])),
     ...                task=Task.BINARY, num_outputs=1)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ValueError: dataset '<unnamed>', train split: 3 feature rows but 2 targets; each sample needs exactly...
+
+    ```
     """
     validate_features(split.features, dataset=dataset, split=split_name)
     validate_targets(split.targets, task=task, num_outputs=num_outputs, dataset=dataset, split=split_name)
@@ -476,9 +500,9 @@ def validate_split(
 
 
 def validate_data_splits(data: DataSplits) -> None:
-    """Validate a whole dataset: its task, ``num_outputs``, ``class_names`` and all three splits.
+    """Validate a whole dataset: its task, `num_outputs`, `class_names` and all three splits.
 
-    ``DataSplits`` calls this when it is built; call it yourself on a dataset assembled elsewhere.
+    `DataSplits` calls this when it is built; call it yourself on a dataset assembled elsewhere.
     """
     label = f"dataset {data.name!r}"
     spec = spec_for(_check_task(data.task, label))
@@ -526,15 +550,18 @@ def validate_data_splits(data: DataSplits) -> None:
 # -- provenance ------------------------------------------------------------------------------------------
 def split_fingerprint(split: Split | StreamedSplit) -> str:
     """SHA-256 (hex) over a split's targets and a content hash of its features — dtypes, shapes and bytes —
-    so two runs that tested on the same examples log the same value (``data.test_digest``, docs/decisions.md
+    so two runs that tested on the same examples log the same value (`data.test_digest`, docs/decisions.md
     §1), whatever their run seed. A streamed split is not decoded: its targets, sample shape and dtype are
-    hashed with its dataset's ``fingerprint`` attribute when it has one (an image folder's file-list digest).
+    hashed with its dataset's `fingerprint` attribute when it has one (an image folder's file-list digest).
 
+    ```pycon
     >>> a = Split(torch.zeros(3, 2), torch.tensor([0, 1, 0]))
     >>> split_fingerprint(a) == split_fingerprint(Split(torch.zeros(3, 2), torch.tensor([0, 1, 0])))
     True
     >>> split_fingerprint(a) == split_fingerprint(Split(torch.ones(3, 2), torch.tensor([0, 1, 0])))
     False
+
+    ```
     """
     features = hashlib.sha256()
     if isinstance(split, StreamedSplit):

@@ -1,17 +1,20 @@
-"""What happens to a batch of images on the training device: ``uint8 → float`` in [0, 1], augmentation
-(training split only, batched with ``kornia.augmentation``), then per-channel normalisation with the dataset's
-``mean`` / ``std``.
+"""What happens to a batch of images on the training device: `uint8 → float` in [0, 1], augmentation
+(training split only, batched with `kornia.augmentation`), then per-channel normalisation with the dataset's
+`mean` / `std`.
 
-Images stay ``uint8`` in memory and in the loaders (a float32 copy of CUB at 224 px would be ~7 GB); the
-conversion costs one pass on the device. Augmentation is configured as ``dataset.augment``, a list of names or
-``{name: {parameter: value}}`` (:data:`AUGMENTATIONS`); its random draws come from torch's generator, which the
-run seed seeds (docs/decisions.md §1: augmentation draws vary with ``seed``). In eval mode (validation, test)
-nothing is augmented.
+Images stay `uint8` in memory and in the loaders (a float32 copy of CUB at 224 px would be ~7 GB); the
+conversion costs one pass on the device. Augmentation is configured as `dataset.augment`, a list of names or
+`{name: {parameter: value}}` ([AUGMENTATIONS][lossforge.data.device.AUGMENTATIONS]); its random draws come from torch's
+generator, which the run seed seeds (docs/decisions.md §1: augmentation draws vary with `seed`). In eval mode
+(validation, test) nothing is augmented.
 
+```pycon
 >>> import torch
 >>> pipeline = InputPipeline(mean=(0.5,), std=(0.25,), augment=["horizontal_flip"], image_shape=(1, 4, 4))
 >>> pipeline.eval()(torch.full((2, 1, 4, 4), 255, dtype=torch.uint8)).unique().tolist()
 [2.0]
+
+```
 """
 
 from __future__ import annotations
@@ -36,8 +39,6 @@ def _random_resized_crop(image_shape: Sequence[int], **options: Any) -> nn.Modul
     return _kornia().RandomResizedCrop(size=(int(image_shape[1]), int(image_shape[2])), **options)
 
 
-#: ``dataset.augment`` names → a builder ``(image_shape, **options) -> nn.Module`` (kornia's defaults, except
-#: where a comment says otherwise).
 AUGMENTATIONS: dict[str, Callable[..., nn.Module]] = {
     "random_resized_crop": _random_resized_crop,  # scale (0.5, 1.0) by default, back to the input size
     "horizontal_flip": lambda image_shape, **options: _kornia().RandomHorizontalFlip(**options),
@@ -48,15 +49,20 @@ AUGMENTATIONS: dict[str, Callable[..., nn.Module]] = {
     "grayscale": lambda image_shape, **options: _kornia().RandomGrayscale(**{"p": 0.2, **options}),
     "rotation": lambda image_shape, **options: _kornia().RandomRotation(**{"degrees": 15.0, **options}),
 }
+"""`dataset.augment` names → a builder `(image_shape, **options) -> nn.Module` (kornia's defaults, except
+where a comment says otherwise)."""
 
 
 def build_augmentation(specs: Sequence[Any], image_shape: Sequence[int]) -> nn.Module:
-    """The augmentations ``specs`` names, applied in order, for images of ``image_shape`` ``(C, H, W)``.
+    """The augmentations `specs` names, applied in order, for images of `image_shape` `(C, H, W)`.
 
+    ```pycon
     >>> build_augmentation(["horizontal_flp"], (3, 8, 8))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ValueError: dataset.augment: unknown augmentation 'horizontal_flp'. Did you mean 'horizontal_flip'? ...
+
+    ```
     """
     if len(image_shape) != 3:
         raise ValueError(
@@ -86,16 +92,16 @@ def build_augmentation(specs: Sequence[Any], image_shape: Sequence[int]) -> nn.M
 
 
 class InputPipeline(nn.Module):
-    """``uint8`` images → float in [0, 1] → augmentation (training mode only) → ``(x - mean) / std``.
+    """`uint8` images → float in [0, 1] → augmentation (training mode only) → `(x - mean) / std`.
 
     Args:
-        mean: per-channel mean (``()``: none), in the [0, 1] scale.
-        std: per-channel standard deviation, as ``mean``.
-        augment: ``dataset.augment`` specs (``()``: none).
-        image_shape: one sample's shape ``(C, H, W)``.
+        mean: per-channel mean (`()`: none), in the [0, 1] scale.
+        std: per-channel standard deviation, as `mean`.
+        augment: `dataset.augment` specs (`()`: none).
+        image_shape: one sample's shape `(C, H, W)`.
 
     Shape:
-        ``(N, C, H, W)`` uint8 or float → ``(N, C, H, W)`` float32
+        `(N, C, H, W)` uint8 or float → `(N, C, H, W)` float32
     """
 
     def __init__(
@@ -131,7 +137,7 @@ def input_pipeline(
     std: Sequence[float],
     augment: Sequence[Any],
 ) -> InputPipeline | None:
-    """The pipeline a dataset needs, or ``None`` for float features without augmentation or normalisation."""
+    """The pipeline a dataset needs, or `None` for float features without augmentation or normalisation."""
     if dtype != torch.uint8 and not mean and not augment:
         return None
     return InputPipeline(mean=mean, std=std, augment=augment, image_shape=input_shape)

@@ -2,11 +2,13 @@
 
 Four variants share one loader, so a loss can be compared across task types on the same images:
 
-* :func:`digits` — 10-class classification; optionally with classes held out of training for metric
-  learning.
-* :func:`digits_imbalanced` — the same with a long-tailed training set (balanced val/test).
-* :func:`digits_binary` — a 0/1 task: is the digit one of ``positive_digits``?
-* :func:`digits_multilabel` — four yes/no properties of the digit (:data:`MULTILABEL_DEFINITIONS`).
+* [digits][lossforge.data.digits.digits] — 10-class classification; optionally with classes held out of training for
+  metric learning.
+* [digits_imbalanced][lossforge.data.digits.digits_imbalanced] — the same with a long-tailed training set (balanced
+  val/test).
+* [digits_binary][lossforge.data.digits.digits_binary] — a 0/1 task: is the digit one of `positive_digits`?
+* [digits_multilabel][lossforge.data.digits.digits_multilabel] — four yes/no properties of the digit
+  ([MULTILABEL_DEFINITIONS][lossforge.data.digits.MULTILABEL_DEFINITIONS]).
 
 Every split is stratified by digit and seeded; features (64 pixel intensities, 0–16) are standardised per
 pixel with training statistics.
@@ -35,26 +37,30 @@ from lossforge.data.base import (
 NUM_DIGITS = 10
 DIGIT_NAMES = tuple(str(digit) for digit in range(NUM_DIGITS))
 
-#: The labels of :func:`digits_multilabel`: label name → the digits for which it is 1. A "closed loop" is
-#: an enclosed region in the digit's usual printed shape: 0, 6, 9 (one), 8 (two) and 4 (its closed top).
-#: Labels are defined from the digit class, not the pixels, so an open handwritten 4 still has the label.
 MULTILABEL_DEFINITIONS: dict[str, frozenset[int]] = {
     "even": frozenset({0, 2, 4, 6, 8}),
     "at_least_5": frozenset({5, 6, 7, 8, 9}),
     "prime": frozenset({2, 3, 5, 7}),
     "closed_loop": frozenset({0, 4, 6, 8, 9}),
 }
+"""The labels of [digits_multilabel][lossforge.data.digits.digits_multilabel]: label name → the digits for which it is
+1. A "closed loop" is an enclosed region in the digit's usual printed shape: 0, 6, 9 (one), 8 (two) and 4 (its closed
+   top).
+Labels are defined from the digit class, not the pixels, so an open handwritten 4 still has the label."""
 
 
 @lru_cache(maxsize=1)
 def load_digit_images() -> tuple[Tensor, Tensor]:
-    """All 1,797 digits: features :math:`(1797, 64)` float32 (raw 0–16) and labels :math:`(1797,)` int64.
+    """All 1,797 digits: features $(1797, 64)$ float32 (raw 0–16) and labels $(1797,)$ int64.
 
     Cached: callers index into the tensors (which copies) and must not modify them in place.
 
+    ```pycon
     >>> features, labels = load_digit_images()
     >>> tuple(features.shape), labels.bincount().tolist()[:3]
     ((1797, 64), [178, 182, 177])
+
+    ```
     """
     from sklearn.datasets import load_digits  # deferred: importing lossforge.data stays cheap
 
@@ -63,7 +69,7 @@ def load_digit_images() -> tuple[Tensor, Tensor]:
 
 
 def _digit_list(values: Sequence[int] | None, parameter: str) -> tuple[int, ...]:
-    """``values`` as a sorted tuple of distinct digits 0–9; a ValueError names ``parameter`` otherwise."""
+    """`values` as a sorted tuple of distinct digits 0–9; a ValueError names `parameter` otherwise."""
     if values is None:
         return ()
     if isinstance(values, str | bytes) or not isinstance(values, Sequence):
@@ -97,25 +103,25 @@ def digits(
 ) -> DataSplits:
     """The 8×8 digits as a 10-class task, split 70/15/15 by default, stratified by digit.
 
-    With ``held_out_classes`` (e.g. ``[7, 8, 9]``) the split becomes an open-set retrieval benchmark:
-    train and val hold only the other digits (split by ``val_fraction``), and test holds *every* image of
-    the held-out digits and nothing else (``test_fraction`` is then unused). Only metric losses (contrastive,
+    With `held_out_classes` (e.g. `[7, 8, 9]`) the split becomes an open-set retrieval benchmark:
+    train and val hold only the other digits (split by `val_fraction`), and test holds *every* image of
+    the held-out digits and nothing else (`test_fraction` is then unused). Only metric losses (contrastive,
     triplet, ...) can be evaluated this way — through embeddings, e.g. recall@k — since a classifier cannot
-    predict a class it never saw. Targets keep their digit values, so ``num_outputs`` stays 10.
+    predict a class it never saw. Targets keep their digit values, so `num_outputs` stays 10.
 
-    With ``val_classes`` as well (e.g. ``[5, 6]``), validation is class-disjoint too: it holds every image
+    With `val_classes` as well (e.g. `[5, 6]`), validation is class-disjoint too: it holds every image
     of those digits and training none — so hyper-parameters are chosen, like the test verdict, on classes
     the embedding never saw ("A Metric Learning Reality Check" tunes this way, with k folds over class
-    partitions: ``lossforge benchmark --class-folds``).
+    partitions: `lossforge benchmark --class-folds`).
 
     Args:
         seed: seeds the split.
-        val_fraction: share of the images (of the seen digits, with ``held_out_classes``) for validation.
-        test_fraction: share of the images for testing; unused with ``held_out_classes``.
-        held_out_classes: digits that appear only in the test split; ``None`` keeps all digits everywhere.
-        val_classes: digits that appear only in the validation split (needs ``held_out_classes``).
+        val_fraction: share of the images (of the seen digits, with `held_out_classes`) for validation.
+        test_fraction: share of the images for testing; unused with `held_out_classes`.
+        held_out_classes: digits that appear only in the test split; `None` keeps all digits everywhere.
+        val_classes: digits that appear only in the validation split (needs `held_out_classes`).
 
-    Example:
+    Examples:
         >>> data = digits(seed=0)
         >>> data.task.name, data.num_outputs, data.input_dim, len(data.train), len(data.val), len(data.test)
         ('MULTICLASS', 10, 64, 1257, 270, 270)
@@ -161,10 +167,13 @@ def digits(
 
 
 def imbalanced_class_sizes(largest: int, imbalance_ratio: float, num_classes: int = NUM_DIGITS) -> list[int]:
-    """Exponential long-tail profile :math:`n_c = \\mathrm{round}(n_{max} \\cdot r^{-c/(C-1)})`, at least 1.
+    """Exponential long-tail profile $n_c = \\mathrm{round}(n_{max} \\cdot r^{-c/(C-1)})$, at least 1.
 
+    ```pycon
     >>> imbalanced_class_sizes(100, 10.0, num_classes=3)
     [100, 32, 10]
+
+    ```
     """
     if not imbalance_ratio >= 1.0:
         raise ValueError(f"Expected `imbalance_ratio` >= 1 (largest / smallest class), got {imbalance_ratio!r}")
@@ -180,12 +189,12 @@ def digits_imbalanced(
 ) -> DataSplits:
     """The digits with a long-tailed *training* set; val and test stay balanced.
 
-    After the usual stratified split, digit ``c`` keeps a seeded random
-    :math:`n_c = n_{max} \\cdot r^{-c/9}` of its training images (:func:`imbalanced_class_sizes`), where
-    :math:`n_{max}` is the smallest per-digit training count (so every digit can fill its quota) and
-    :math:`r` is ``imbalance_ratio``. Digit 0 is the majority class and digit 9 the rarest; 7, 8, 9 are the
-    minority classes to watch. Val and test keep all their (roughly 27 per digit) images, so per-class
-    recall on the minority digits is measurable.
+    After the usual stratified split, digit `c` keeps a seeded random
+    $n_c = n_{max} \\cdot r^{-c/9}$ of its training images
+    ([imbalanced_class_sizes][lossforge.data.digits.imbalanced_class_sizes]), where $n_{max}$ is the smallest per-digit
+    training count (so every digit can fill its quota) and $r$ is `imbalance_ratio`. Digit 0 is the majority class and
+    digit 9 the rarest; 7, 8, 9 are the minority classes to watch. Val and test keep all their (roughly 27 per digit)
+    images, so per-class recall on the minority digits is measurable.
 
     Args:
         seed: seeds the split and the subsampling.
@@ -194,7 +203,7 @@ def digits_imbalanced(
         val_fraction: share of the images for validation.
         test_fraction: share of the images for testing.
 
-    Example:
+    Examples:
         >>> data = digits_imbalanced(seed=0, imbalance_ratio=10.0)
         >>> data.train.targets.bincount().tolist()
         [122, 94, 73, 57, 44, 34, 26, 20, 16, 12]
@@ -224,9 +233,9 @@ def digits_binary(
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
 ) -> DataSplits:
-    """A binary task: label 1 when the digit is in ``positive_digits`` (default: odd digits), else 0.
+    """A binary task: label 1 when the digit is in `positive_digits` (default: odd digits), else 0.
 
-    The default is nearly balanced (906 odd vs 891 even images); pass e.g. ``[9]`` for a 1-in-10
+    The default is nearly balanced (906 odd vs 891 even images); pass e.g. `[9]` for a 1-in-10
     imbalanced detection task. Targets are 0/1 int64 (losses that want ±1 convert them), and splits are
     stratified by the digit, which also stratifies the binary label.
 
@@ -236,7 +245,7 @@ def digits_binary(
         val_fraction: share of the images for validation.
         test_fraction: share of the images for testing.
 
-    Example:
+    Examples:
         >>> data = digits_binary(seed=0)
         >>> data.task.name, data.num_outputs, data.class_names
         ('BINARY', 1, ('digits 0,2,4,6,8', 'digits 1,3,5,7,9'))
@@ -259,11 +268,14 @@ def digits_binary(
 
 
 def multilabel_targets(labels: Tensor) -> Tensor:
-    """:math:`(N,)` digit labels → :math:`(N, K)` float32 0/1 rows, one column per
-    :data:`MULTILABEL_DEFINITIONS` entry (even, at_least_5, prime, closed_loop).
+    """$(N,)$ digit labels → $(N, K)$ float32 0/1 rows, one column per
+    [MULTILABEL_DEFINITIONS][lossforge.data.digits.MULTILABEL_DEFINITIONS] entry (even, at_least_5, prime, closed_loop).
 
+    ```pycon
     >>> multilabel_targets(torch.tensor([2, 8])).tolist()
     [[1.0, 0.0, 1.0, 0.0], [1.0, 1.0, 0.0, 1.0]]
+
+    ```
     """
     columns = [torch.isin(labels, torch.tensor(sorted(members))) for members in MULTILABEL_DEFINITIONS.values()]
     return torch.stack(columns, dim=1).float()  # (N, K)
@@ -275,9 +287,10 @@ def digits_multilabel(
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
 ) -> DataSplits:
-    """A multilabel task: four yes/no properties of each digit (:data:`MULTILABEL_DEFINITIONS`).
+    """A multilabel task: four yes/no properties of each digit
+    ([MULTILABEL_DEFINITIONS][lossforge.data.digits.MULTILABEL_DEFINITIONS]).
 
-    Labels: ``even`` (0 2 4 6 8), ``at_least_5`` (5–9), ``prime`` (2 3 5 7) and ``closed_loop``
+    Labels: `even` (0 2 4 6 8), `at_least_5` (5–9), `prime` (2 3 5 7) and `closed_loop`
     (0 4 6 8 9). Several can be 1 at once (8 is even, ≥ 5 and has loops) or none (1). Splits are stratified
     by the digit.
 
@@ -286,7 +299,7 @@ def digits_multilabel(
         val_fraction: share of the images for validation.
         test_fraction: share of the images for testing.
 
-    Example:
+    Examples:
         >>> data = digits_multilabel(seed=0)
         >>> data.task.name, data.num_outputs, tuple(data.train.targets.shape)
         ('MULTILABEL', 4, (1257, 4))

@@ -1,23 +1,26 @@
-"""Image data: decode files with Pillow into ``uint8`` ``(N, C, H, W)``, in memory or streamed from disk.
+"""Image data: decode files with Pillow into `uint8` `(N, C, H, W)`, in memory or streamed from disk.
 
-Every image dataset of lossforge (``image_folder`` and the standard benchmarks in
-:mod:`lossforge.data.benchmarks`) follows the dataset contract: a function of keyword-only parameters and
-the split seed ``seed`` that returns ``{"train": ..., "val": ..., "test": ...}``. Each split is either a
-pair of numpy arrays ``(images, targets)`` — images ``uint8`` :math:`(N, C, H, W)`, targets ``int64``
-:math:`(N,)` — or, when the decoded images would exceed ``memory_budget_mb``, an :class:`ImageFiles`
-dataset that decodes one file per ``__getitem__`` in DataLoader workers and holds all its targets in
-``targets``. Images stay ``uint8`` (a float32 copy of CUB-200-2011 at 224 px would be about 7 GB);
-``mean`` / ``std`` per channel, on the ``[0, 1]`` scale (``uint8 / 255``), tell lossforge how to normalise
+Every image dataset of lossforge (`image_folder` and the standard benchmarks in
+[lossforge.data.benchmarks][]) follows the dataset contract: a function of keyword-only parameters and
+the split seed `seed` that returns `{"train": ..., "val": ..., "test": ...}`. Each split is either a
+pair of numpy arrays `(images, targets)` — images `uint8` $(N, C, H, W)$, targets `int64`
+$(N,)$ — or, when the decoded images would exceed `memory_budget_mb`, an [ImageFiles][lossforge.data.images.ImageFiles]
+dataset that decodes one file per `__getitem__` in DataLoader workers and holds all its targets in
+`targets`. Images stay `uint8` (a float32 copy of CUB-200-2011 at 224 px would be about 7 GB);
+`mean` / `std` per channel, on the `[0, 1]` scale (`uint8 / 255`), tell lossforge how to normalise
 them on the training device.
 
-Besides the splits, the returned mapping carries ``class_names``, ``mean``, ``std`` (what the folder
-holds, so not known before it is read) and ``provenance`` — ``{"file_list_sha256": ...}``, the SHA-256 of
-the sorted relative paths and sizes of every file read (:func:`file_list_sha256`), cheap to compute and to
-log to MLflow in place of the decoded tensors. A streamed split carries its DataLoader worker count as
-``ImageFiles.num_workers``.
+Besides the splits, the returned mapping carries `class_names`, `mean`, `std` (what the folder
+holds, so not known before it is read) and `provenance` — `{"file_list_sha256": ...}`, the SHA-256 of
+the sorted relative paths and sizes of every file read ([file_list_sha256][lossforge.data.images.file_list_sha256]),
+cheap to compute and to log to MLflow in place of the decoded tensors. A streamed split carries its DataLoader worker
+count as `ImageFiles.num_workers`.
 
+```pycon
 >>> image_bytes(1000, channels=3, image_size=(32, 32))
 3072000
+
+```
 """
 
 from __future__ import annotations
@@ -34,26 +37,29 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
-#: File suffixes read as images (case-insensitive); other files in a class folder are ignored.
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
-#: How many unreadable files one error names before it says "and N more".
+"""File suffixes read as images (case-insensitive); other files in a class folder are ignored."""
 MAX_NAMED_FAILURES = 20
-#: The names of the sub-trees of a folder that is split already.
+"""How many unreadable files one error names before it says "and N more"."""
 SPLIT_FOLDERS = ("train", "val", "test")
-#: ImageNet's per-channel mean and std on the [0, 1] scale: what pretrained trunks expect.
+"""The names of the sub-trees of a folder that is split already."""
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
+"""ImageNet's per-channel mean and std on the [0, 1] scale: what pretrained trunks expect."""
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
 def image_size_pair(image_size: int | Sequence[int]) -> tuple[int, int]:
-    """``image_size`` as ``(height, width)``: an int is a square side.
+    """`image_size` as `(height, width)`: an int is a square side.
 
+    ```pycon
     >>> image_size_pair(32), image_size_pair([24, 32])
     ((32, 32), (24, 32))
     >>> image_size_pair(0)
     Traceback (most recent call last):
     ...
     ValueError: Expected `image_size` to be a positive int or [height, width], got 0
+
+    ```
     """
     if isinstance(image_size, int) and not isinstance(image_size, bool):
         sides = [image_size, image_size]
@@ -67,20 +73,20 @@ def image_size_pair(image_size: int | Sequence[int]) -> tuple[int, int]:
 
 
 def check_channels(channels: int) -> int:
-    """``channels`` if it is 1 (grey, Pillow's ``L``) or 3 (``RGB``); a ``ValueError`` otherwise."""
+    """`channels` if it is 1 (grey, Pillow's `L`) or 3 (`RGB`); a `ValueError` otherwise."""
     if channels not in (1, 3) or isinstance(channels, bool):
         raise ValueError(f"Expected `channels` to be 1 (greyscale) or 3 (RGB), got {channels!r}")
     return channels
 
 
 def image_bytes(count: int, *, channels: int, image_size: int | Sequence[int]) -> int:
-    """Bytes that ``count`` decoded ``uint8`` images take in memory: :math:`N \\cdot C \\cdot H \\cdot W`."""
+    """Bytes that `count` decoded `uint8` images take in memory: $N \\cdot C \\cdot H \\cdot W$."""
     height, width = image_size_pair(image_size)
     return count * channels * height * width
 
 
 def default_num_workers() -> int:
-    """DataLoader workers by default: the cores this process may run on (``os.sched_getaffinity``), which
+    """DataLoader workers by default: the cores this process may run on (`os.sched_getaffinity`), which
     the parallel launcher narrows per job — never more cores than the job was given."""
     try:
         return len(os.sched_getaffinity(0))
@@ -89,12 +95,12 @@ def default_num_workers() -> int:
 
 
 def decode_image(path: str | os.PathLike[str], *, channels: int, image_size: int | Sequence[int]) -> np.ndarray:
-    """One image file → ``uint8`` :math:`(C, H, W)`: converted to RGB (3) or grey (1), resized bilinearly.
+    """One image file → `uint8` $(C, H, W)$: converted to RGB (3) or grey (1), resized bilinearly.
 
     Shape:
-        - output: :math:`(C, H, W)`, ``C = channels``, ``(H, W) = image_size``.
+        - output: $(C, H, W)$, `C = channels`, `(H, W) = image_size`.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from PIL import Image
         >>> with tempfile.TemporaryDirectory() as folder:
@@ -119,8 +125,8 @@ def _failure(path: Path, error: BaseException) -> str:
 
 
 def unreadable_files_error(failures: Sequence[str], total: int) -> ValueError:
-    """One error naming every unreadable file (up to :data:`MAX_NAMED_FAILURES`), so a user fixes them all
-    at once instead of one per run."""
+    """One error naming every unreadable file (up to [MAX_NAMED_FAILURES][lossforge.data.images.MAX_NAMED_FAILURES]), so
+    a user fixes them all at once instead of one per run."""
     named = "\n  ".join(failures[:MAX_NAMED_FAILURES])
     more = f"\n  ... and {len(failures) - MAX_NAMED_FAILURES} more" if len(failures) > MAX_NAMED_FAILURES else ""
     return ValueError(
@@ -132,10 +138,10 @@ def unreadable_files_error(failures: Sequence[str], total: int) -> ValueError:
 def decode_images(
     paths: Sequence[Path], *, channels: int, image_size: int | Sequence[int], num_workers: int = 1
 ) -> np.ndarray:
-    """Decode every file in ``paths`` into one ``uint8`` :math:`(N, C, H, W)` array.
+    """Decode every file in `paths` into one `uint8` $(N, C, H, W)$ array.
 
-    Pillow releases the GIL while it decodes, so ``num_workers`` threads decode in parallel. Files that
-    cannot be decoded are all collected and named in one ``ValueError``.
+    Pillow releases the GIL while it decodes, so `num_workers` threads decode in parallel. Files that
+    cannot be decoded are all collected and named in one `ValueError`.
     """
     height, width = image_size_pair(image_size)
     images = np.empty((len(paths), channels, height, width), dtype=np.uint8)  # (N, C, H, W)
@@ -178,19 +184,19 @@ def check_readable(paths: Sequence[Path], *, num_workers: int = 1) -> None:
 
 
 class ImageFiles(Dataset):
-    """A split streamed from disk: ``__getitem__`` decodes one file; ``targets`` holds every target.
+    """A split streamed from disk: `__getitem__` decodes one file; `targets` holds every target.
 
-    Samplers, class weights and class-disjoint re-splitting read ``targets`` without decoding a single
-    image. ``num_workers`` is how many DataLoader worker processes should decode in parallel.
+    Samplers, class weights and class-disjoint re-splitting read `targets` without decoding a single
+    image. `num_workers` is how many DataLoader worker processes should decode in parallel.
 
     Args:
         paths: one image file per sample.
-        targets: :math:`(N,)` int64 class index per sample.
+        targets: $(N,)$ int64 class index per sample.
         channels: 1 (grey) or 3 (RGB).
-        image_size: ``(height, width)`` or a square side.
+        image_size: `(height, width)` or a square side.
         num_workers: DataLoader workers that should read this split.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> from PIL import Image
         >>> with tempfile.TemporaryDirectory() as folder:
@@ -224,7 +230,7 @@ class ImageFiles(Dataset):
     def fingerprint(self) -> str:
         """SHA-256 of what this split decodes to, without decoding it: the decoding settings and, in sample
         order, each file's path (relative to the files' common folder) and size — what lossforge hashes
-        into ``data.test_digest`` for a streamed split."""
+        into `data.test_digest` for a streamed split."""
         digest = hashlib.sha256(f"{self.channels};{self.image_size};".encode())
         base = Path(os.path.commonpath(self.paths)) if self.paths else Path()
         for path in self.paths:
@@ -242,9 +248,10 @@ class ImageFiles(Dataset):
 
 
 def file_list_sha256(root: str | os.PathLike[str], paths: Sequence[Path]) -> str:
-    """SHA-256 of the sorted ``relative path + size`` lines of ``paths``: a cheap fingerprint of an image
+    """SHA-256 of the sorted `relative path + size` lines of `paths`: a cheap fingerprint of an image
     collection (renaming, adding, removing or resizing a file changes it; reading no pixel).
 
+    ```pycon
     >>> import tempfile
     >>> with tempfile.TemporaryDirectory() as folder:
     ...     _ = (Path(folder) / "a.png").write_bytes(b"12")
@@ -252,6 +259,8 @@ def file_list_sha256(root: str | os.PathLike[str], paths: Sequence[Path]) -> str
     ...     _ = (Path(folder) / "a.png").write_bytes(b"123")
     ...     first == file_list_sha256(folder, [Path(folder) / "a.png"])
     False
+
+    ```
     """
     base = Path(root)
     lines = sorted(f"{Path(path).relative_to(base).as_posix()}\t{Path(path).stat().st_size}\n" for path in paths)
@@ -262,10 +271,13 @@ def file_list_sha256(root: str | os.PathLike[str], paths: Sequence[Path]) -> str
 
 
 def channel_statistics(images: np.ndarray) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean and std of ``uint8`` :math:`(N, C, H, W)` images, on the [0, 1] scale.
+    """Per-channel mean and std of `uint8` $(N, C, H, W)$ images, on the [0, 1] scale.
 
+    ```pycon
     >>> channel_statistics(np.array([[[[0, 255]]]], dtype=np.uint8))
     ((0.5,), (0.5,))
+
+    ```
     """
     scaled = images.astype(np.float64) / 255.0
     mean = scaled.mean(axis=(0, 2, 3))
@@ -281,10 +293,11 @@ def load_splits(
     memory_budget_mb: float,
     num_workers: int | None,
 ) -> dict[str, Any]:
-    """Split name → ``(paths, targets)`` into the contract's splits: decoded arrays when all of them fit in
-    ``memory_budget_mb``, otherwise :class:`ImageFiles` streamed by ``num_workers`` DataLoader workers.
+    """Split name → `(paths, targets)` into the contract's splits: decoded arrays when all of them fit in
+    `memory_budget_mb`, otherwise [ImageFiles][lossforge.data.images.ImageFiles] streamed by `num_workers` DataLoader
+    workers.
 
-    Returns the three splits: all ``(images, targets)`` arrays, or all :class:`ImageFiles`.
+    Returns the three splits: all `(images, targets)` arrays, or all [ImageFiles][lossforge.data.images.ImageFiles].
     """
     if isinstance(memory_budget_mb, bool) or not isinstance(memory_budget_mb, int | float) or memory_budget_mb < 0:
         raise ValueError(
@@ -317,7 +330,7 @@ def load_splits(
 def training_statistics(
     train: Any, *, channels: int, sample: int = 512, seed: int = 0
 ) -> tuple[tuple[float, ...], tuple[float, ...]]:
-    """Per-channel mean/std of the training split: all of it in memory, or a seeded sample of ``sample``
+    """Per-channel mean/std of the training split: all of it in memory, or a seeded sample of `sample`
     images when it streams (decoding every file once more only to normalise would double the start-up)."""
     if isinstance(train, ImageFiles):
         generator = torch.Generator().manual_seed(seed)
@@ -332,7 +345,7 @@ def training_statistics(
 
 # -- image_folder ----------------------------------------------------------------------------------------
 def _images_under(folder: Path) -> list[Path]:
-    """Every image file below ``folder`` (recursively), hidden files and folders skipped, sorted."""
+    """Every image file below `folder` (recursively), hidden files and folders skipped, sorted."""
     found = []
     for path in folder.rglob("*"):
         relative = path.relative_to(folder).parts
@@ -348,8 +361,8 @@ def _class_folders(folder: Path) -> list[str]:
 
 
 def scan_class_folders(folder: Path, classes: Sequence[str]) -> tuple[list[Path], np.ndarray]:
-    """Files and class indices of ``folder/<class>/**`` for each class name (index = position in
-    ``classes``); a class absent from ``folder`` simply contributes no files."""
+    """Files and class indices of `folder/<class>/**` for each class name (index = position in
+    `classes`); a class absent from `folder` simply contributes no files."""
     paths: list[Path] = []
     targets: list[int] = []
     for index, name in enumerate(classes):
@@ -378,36 +391,36 @@ def image_folder(
     memory_budget_mb: float = 2048,
     num_workers: int | None = None,
 ) -> dict[str, Any]:
-    """Images from ``root/<class>/…`` — or ``root/train|val|test/<class>/…`` — as a multiclass dataset.
+    """Images from `root/<class>/…` — or `root/train|val|test/<class>/…` — as a multiclass dataset.
 
     Class names are the sorted names of the class folders (over all three sub-trees when the folder is
     split already), so a class absent from one split still counts. Files are found recursively below each
-    class folder by suffix (:data:`IMAGE_SUFFIXES`); hidden files are skipped.
+    class folder by suffix ([IMAGE_SUFFIXES][lossforge.data.images.IMAGE_SUFFIXES]); hidden files are skipped.
 
-    Splits: with ``train/`` (and optionally ``val/`` and ``test/``) sub-trees they are used as given; a
-    missing ``val/`` or ``test/`` is carved out of ``train/`` by a seeded, stratified ``val_fraction`` /
-    ``test_fraction`` (of all images). Without them, the images are split the same way from the class folders.
+    Splits: with `train/` (and optionally `val/` and `test/`) sub-trees they are used as given; a
+    missing `val/` or `test/` is carved out of `train/` by a seeded, stratified `val_fraction` /
+    `test_fraction` (of all images). Without them, the images are split the same way from the class folders.
 
-    Decoding: Pillow, converted to RGB (``channels=3``) or grey (``channels=1``), resized to ``image_size``,
-    kept ``uint8`` :math:`(N, C, H, W)`. When all images fit in ``memory_budget_mb`` MiB they are decoded
-    once (threads, ``num_workers``) and held in memory; above it every split is an :class:`ImageFiles`
-    streamed by ``num_workers`` DataLoader workers (default: the cores this job may use). Every file
-    that cannot be read is named in one error.
+    Decoding: Pillow, converted to RGB (`channels=3`) or grey (`channels=1`), resized to `image_size`,
+    kept `uint8` $(N, C, H, W)$. When all images fit in `memory_budget_mb` MiB they are decoded
+    once (threads, `num_workers`) and held in memory; above it every split is an
+    [ImageFiles][lossforge.data.images.ImageFiles] streamed by `num_workers` DataLoader workers (default: the cores this
+    job may use). Every file that cannot be read is named in one error.
 
     Args:
-        seed: the split seed (``dataset.split_seed``): which images are train, validation and test.
-        root: the folder (``~`` is expanded; relative paths are relative to the working directory).
-        image_size: side of the square every image is resized to, or ``[height, width]``.
+        seed: the split seed (`dataset.split_seed`): which images are train, validation and test.
+        root: the folder (`~` is expanded; relative paths are relative to the working directory).
+        image_size: side of the square every image is resized to, or `[height, width]`.
         channels: 3 (RGB) or 1 (greyscale).
-        val_fraction: share of the images for validation when there is no ``val/`` sub-tree.
-        test_fraction: share of the images for testing when there is no ``test/`` sub-tree.
+        val_fraction: share of the images for validation when there is no `val/` sub-tree.
+        test_fraction: share of the images for testing when there is no `test/` sub-tree.
         memory_budget_mb: MiB of decoded images held in memory; above it the images stream from disk.
-        num_workers: decoding threads / DataLoader workers; ``None``: ``len(os.sched_getaffinity(0))``.
+        num_workers: decoding threads / DataLoader workers; `None`: `len(os.sched_getaffinity(0))`.
 
     Returns:
-        ``{"train", "val", "test"}`` splits, ``class_names``, ``mean`` / ``std`` (per channel of the
-        training split, [0, 1] scale) and ``provenance``
-        (``file_list_sha256``, ``root``, ``num_files``).
+        `{"train", "val", "test"}` splits, `class_names`, `mean` / `std` (per channel of the
+        training split, [0, 1] scale) and `provenance`
+        (`file_list_sha256`, `root`, `num_files`).
     """
     from lossforge.data.base import check_fraction, partition_indices  # deferred: base imports the task specs
 

@@ -1,13 +1,14 @@
 """Batches from in-memory tensors: one indexing operation per batch, not one per sample.
 
-A ``DataLoader`` over a ``TensorDataset`` fetches every sample separately and collates them — on small
-models that bookkeeping costs more than the forward pass. ``InMemoryDataset.__getitems__`` hands the
+A `DataLoader` over a `TensorDataset` fetches every sample separately and collates them — on small
+models that bookkeeping costs more than the forward pass. `InMemoryDataset.__getitems__` hands the
 loader the whole batch in one fancy-indexing call, while staying a real map-style dataset, so Lightning
-can still insert a ``DistributedSampler`` under DDP.
+can still insert a `DistributedSampler` under DDP.
 
-The training order is a config group, ``sampler``: ``random`` (``EpochShuffle``, the default) or
-``m_per_class`` (``MPerClassSampler``: every batch holds ``batch_size // m`` classes with ``m`` samples
-each, so a metric loss always finds positives). :func:`train_sampler` builds the configured one.
+The training order is a config group, `sampler`: `random` (`EpochShuffle`, the default) or
+`m_per_class` (`MPerClassSampler`: every batch holds `batch_size // m` classes with `m` samples
+each, so a metric loss always finds positives). [train_sampler][lossforge.data.loaders.train_sampler] builds the
+configured one.
 """
 
 from __future__ import annotations
@@ -23,8 +24,8 @@ from torch.utils.data import DataLoader, Dataset, Sampler
 from lossforge.data.base import Split, StreamedSplit
 from lossforge.tasks import spec_for
 
-#: The options of the ``sampler`` config group (``conf/sampler/``).
 SAMPLERS = ("random", "m_per_class")
+"""The options of the `sampler` config group (`conf/sampler/`)."""
 
 
 class InMemoryDataset(Dataset):
@@ -47,9 +48,9 @@ class InMemoryDataset(Dataset):
 
 
 class EpochShuffle(Sampler[int]):
-    """A random order that is a function of ``(seed, epoch)`` alone.
+    """A random order that is a function of `(seed, epoch)` alone.
 
-    Lightning calls ``set_epoch`` before every epoch, so a run resumed at epoch ``k`` sees exactly the
+    Lightning calls `set_epoch` before every epoch, so a run resumed at epoch `k` sees exactly the
     orders an uninterrupted run would have — a generator carried across epochs would restart instead.
     """
 
@@ -68,14 +69,14 @@ class EpochShuffle(Sampler[int]):
 
 
 def _epoch_generator(seed: int, epoch: int) -> torch.Generator:
-    """The generator of one epoch's order: a function of ``(seed, epoch)`` alone (see ``EpochShuffle``)."""
+    """The generator of one epoch's order: a function of `(seed, epoch)` alone (see `EpochShuffle`)."""
     return torch.Generator().manual_seed(seed * 1_000_003 + epoch)
 
 
 class _Cycle:
-    """Items handed out ``count`` at a time from a reshuffled cycle, never twice in one draw.
+    """Items handed out `count` at a time from a reshuffled cycle, never twice in one draw.
 
-    Every item is drawn once before any is drawn again; when fewer than ``count`` are left in the round,
+    Every item is drawn once before any is drawn again; when fewer than `count` are left in the round,
     those few come first and the rest of the draw starts a fresh round without them.
     """
 
@@ -99,37 +100,38 @@ class _Cycle:
 
 
 class MPerClassSampler(Sampler[int]):
-    """Batches of ``batch_size // m`` distinct classes with ``m`` samples each, redrawn every epoch.
+    """Batches of `batch_size // m` distinct classes with `m` samples each, redrawn every epoch.
 
     Random batches over many classes hold few positives (a batch of 64 over 100 classes has on average
     0.6 samples per class); a metric loss or miner needs several samples of each class in the batch
-    (P×K batches, Hermans et al. 2017). Each batch takes the next ``batch_size // m`` classes of a
+    (P×K batches, Hermans et al. 2017). Each batch takes the next `batch_size // m` classes of a
     reshuffled cycle over the classes (so every class gets its turn equally often), and of each class the
-    next ``m`` samples of a reshuffled cycle over its samples (so every sample of a class is seen before
-    any is seen again); a class with fewer than ``m`` samples gives each once and the rest drawn again at
-    random (with replacement). An epoch is ``ceil(N / (batch_size × num_replicas))`` steps of whole
-    batches, about the dataset's size; like ``EpochShuffle``, the order is a function of ``(seed, epoch)``
-    alone (``set_epoch``), so a resumed run sees the orders an uninterrupted one would.
+    next `m` samples of a reshuffled cycle over its samples (so every sample of a class is seen before
+    any is seen again); a class with fewer than `m` samples gives each once and the rest drawn again at
+    random (with replacement). An epoch is `ceil(N / (batch_size × num_replicas))` steps of whole
+    batches, about the dataset's size; like `EpochShuffle`, the order is a function of `(seed, epoch)`
+    alone (`set_epoch`), so a resumed run sees the orders an uninterrupted one would.
 
-    DDP: every process draws the same epoch plan and takes its own batches of each step (rank ``r`` of
-    ``W``: batches ``r, r + W, …``), so processes never share a batch and each process's batch is itself
-    m-per-class. When there are at least ``W × batch_size // m`` classes, the batches of one step have
-    distinct classes, so the global batch the loss sees (``lossforge.distributed.global_batch``) is
-    m-per-class too; with fewer, a class may appear in the batches of two processes (``2m`` of it in the
-    global batch). ``shard_loader`` makes the per-rank copy with :meth:`for_rank`.
+    DDP: every process draws the same epoch plan and takes its own batches of each step (rank `r` of
+    `W`: batches `r, r + W, …`), so processes never share a batch and each process's batch is itself
+    m-per-class. When there are at least `W × batch_size // m` classes, the batches of one step have
+    distinct classes, so the global batch the loss sees (`lossforge.distributed.global_batch`) is
+    m-per-class too; with fewer, a class may appear in the batches of two processes (`2m` of it in the
+    global batch). `shard_loader` makes the per-rank copy with
+    [for_rank][lossforge.data.loaders.MPerClassSampler.for_rank].
 
     Args:
         labels: class label of every training sample.
         m: samples per class in a batch.
-        batch_size: samples per batch (per process); a multiple of ``m``.
+        batch_size: samples per batch (per process); a multiple of `m`.
         seed: seeds every epoch's draw together with the epoch.
         rank: this process's rank (DDP); 0 in one process.
         num_replicas: the number of processes.
 
     Shape:
-        - labels: :math:`(N,)` int64
+        - labels: $(N,)$ int64
 
-    Example:
+    Examples:
         >>> labels = torch.tensor([0, 0, 0, 1, 1, 1, 2, 2, 2, 3, 3, 3])
         >>> sampler = MPerClassSampler(labels, m=2, batch_size=4, seed=0)
         >>> batches = [list(sampler)[start : start + 4] for start in range(0, len(sampler), 4)]
@@ -178,7 +180,7 @@ class MPerClassSampler(Sampler[int]):
         self.epoch = epoch
 
     def for_rank(self, *, rank: int, num_replicas: int) -> MPerClassSampler:
-        """This sampler for process ``rank`` of ``num_replicas`` (what ``shard_loader`` asks for)."""
+        """This sampler for process `rank` of `num_replicas` (what `shard_loader` asks for)."""
         sampler = MPerClassSampler(
             self.labels, m=self.m, batch_size=self.batch_size, seed=self.seed, rank=rank, num_replicas=num_replicas
         )
@@ -186,8 +188,8 @@ class MPerClassSampler(Sampler[int]):
         return sampler
 
     def epoch_batches(self) -> list[list[int]]:
-        """Every process's batches of this epoch, step by step: process ``r``'s batch of step ``s`` is at
-        ``s × num_replicas + r``. The same on every process."""
+        """Every process's batches of this epoch, step by step: process `r`'s batch of step `s` is at
+        `s × num_replicas + r`. The same on every process."""
         generator = _epoch_generator(self.seed, self.epoch)
         class_cycle = _Cycle(list(range(len(self.members))), generator)
         sample_cycles = [_Cycle(members, generator) for members in self.members]
@@ -213,15 +215,18 @@ class MPerClassSampler(Sampler[int]):
 def train_sampler(
     config: Mapping[str, Any] | None, targets: Tensor, *, task: str, batch_size: int, seed: int
 ) -> Sampler[int]:
-    """The training order the ``sampler`` config group names (``None``: ``random``, as before it existed).
+    """The training order the `sampler` config group names (`None`: `random`, as before it existed).
 
-    ``task`` is the dataset's task: ``m_per_class`` needs one class label per sample.
+    `task` is the dataset's task: `m_per_class` needs one class label per sample.
 
+    ```pycon
     >>> train_sampler({"name": "m_per_class", "m": 4}, torch.zeros(8), task="regression", batch_size=8,
     ...               seed=0)  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ValueError: sampler=m_per_class draws m samples of each class, so it needs class labels, but the dataset is ...
+
+    ```
     """
     options = dict(config or {"name": "random"})
     name = options.pop("name", "random")
@@ -243,7 +248,7 @@ def train_sampler(
 
 
 def keep_batch(batch: Any) -> Any:
-    """The collate function for ``__getitems__`` batches: they are already stacked ``(features, targets)``."""
+    """The collate function for `__getitems__` batches: they are already stacked `(features, targets)`."""
     return batch
 
 
@@ -256,11 +261,11 @@ def make_loader(
     per_sample: bool = False,
     sampler: Sampler[int] | None = None,
 ) -> DataLoader:
-    """A loader over ``split``; ``per_sample=True`` gives the classic per-sample collation (benchmarks).
+    """A loader over `split`; `per_sample=True` gives the classic per-sample collation (benchmarks).
 
-    ``sampler`` (e.g. :func:`train_sampler`'s) sets the order; without one, ``shuffle`` chooses between an
-    ``EpochShuffle`` and the split's own order. A :class:`StreamedSplit` is read per sample by its
-    ``num_workers`` DataLoader worker processes (kept alive between epochs).
+    `sampler` (e.g. [train_sampler][lossforge.data.loaders.train_sampler]'s) sets the order; without one, `shuffle`
+    chooses between an `EpochShuffle` and the split's own order. A [StreamedSplit][lossforge.data.base.StreamedSplit] is
+    read per sample by its `num_workers` DataLoader worker processes (kept alive between epochs).
     """
     if batch_size < 1:
         raise ValueError(f"expected `batch_size` >= 1, got {batch_size}")

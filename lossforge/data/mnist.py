@@ -1,14 +1,14 @@
 """MNIST from its four IDX files, read by a strict IDX reader; downloaded only when asked.
 
-Put ``train-images-idx3-ubyte``, ``train-labels-idx1-ubyte``, ``t10k-images-idx3-ubyte`` and
-``t10k-labels-idx1-ubyte`` (each optionally gzipped, ``.gz``) in one folder and pass it as ``root``, or
-pass ``download=True`` to fetch them (about 11 MB) from a public mirror, checked against their published
+Put `train-images-idx3-ubyte`, `train-labels-idx1-ubyte`, `t10k-images-idx3-ubyte` and
+`t10k-labels-idx1-ubyte` (each optionally gzipped, `.gz`) in one folder and pass it as `root`, or
+pass `download=True` to fetch them (about 11 MB) from a public mirror, checked against their published
 MD5 sums. Nothing is downloaded by default. Other datasets in the same format (Fashion-MNIST, KMNIST) load
-the same way; only ``class_names`` would be wrong.
+the same way; only `class_names` would be wrong.
 
-The IDX format: 2 zero bytes, a dtype code, the number of dimensions ``d``, then ``d`` big-endian uint32
-sizes, then the values, big-endian, in C order. :func:`read_idx` checks all of it and names the file and
-the problem when something is off.
+The IDX format: 2 zero bytes, a dtype code, the number of dimensions `d`, then `d` big-endian uint32
+sizes, then the values, big-endian, in C order. [read_idx][lossforge.data.mnist.read_idx] checks all of it and names the
+file and the problem when something is off.
 """
 
 from __future__ import annotations
@@ -30,7 +30,6 @@ from torch import Tensor
 from lossforge.contract import Task
 from lossforge.data.base import DataSplits, Split, check_fraction, partition_indices, standardize_features
 
-#: IDX dtype code → numpy dtype (big-endian, as stored).
 IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),
     0x09: np.dtype(">i1"),
@@ -39,20 +38,21 @@ IDX_DTYPES: dict[int, np.dtype] = {
     0x0D: np.dtype(">f4"),
     0x0E: np.dtype(">f8"),
 }
+"""IDX dtype code → numpy dtype (big-endian, as stored)."""
 _GZIP_MAGIC = b"\x1f\x8b"
 
-#: The four files, each with the MD5 of its published ``.gz`` form (checked after a download).
 MNIST_FILES: dict[str, str] = {
     "train-images-idx3-ubyte": "f68b3c2dcbeaaa9fbdd348bbdeb94873",
     "train-labels-idx1-ubyte": "d53e105ee54ea40749a09fcbcd1e9432",
     "t10k-images-idx3-ubyte": "9fb629c4189551a2d022fa330f9573f3",
     "t10k-labels-idx1-ubyte": "ec29112dd5afa0611ce80d1b7f02629c",
 }
-#: Public mirrors serving ``<file>.gz``, tried in order (the original yann.lecun.com site often refuses).
+"""The four files, each with the MD5 of its published `.gz` form (checked after a download)."""
 MNIST_MIRRORS = (
     "https://ossci-datasets.s3.amazonaws.com/mnist/",
     "https://storage.googleapis.com/cvdf-datasets/mnist/",
 )
+"""Public mirrors serving `<file>.gz`, tried in order (the original yann.lecun.com site often refuses)."""
 
 
 def _read_bytes(path: Path) -> bytes:
@@ -76,12 +76,12 @@ def read_idx(path: str | os.PathLike[str]) -> Tensor:
     """Read an IDX file (plain or gzipped) into a tensor of its stored shape and dtype.
 
     Every part is checked: the magic number, the dtype code, the header length and that the data holds
-    exactly as many bytes as the sizes promise. Any problem raises a ``ValueError`` naming the file.
+    exactly as many bytes as the sizes promise. Any problem raises a `ValueError` naming the file.
 
     Args:
         path: the file; gzip is recognised by content, not by name.
 
-    Example:
+    Examples:
         >>> import tempfile
         >>> with tempfile.TemporaryDirectory() as folder:
         ...     write_idx(Path(folder) / "x-idx2-ubyte.gz", torch.arange(6, dtype=torch.uint8).reshape(2, 3))
@@ -126,7 +126,8 @@ def read_idx(path: str | os.PathLike[str]) -> Tensor:
 
 
 def write_idx(path: str | os.PathLike[str], values: Tensor) -> None:
-    """Write ``values`` as an IDX file, gzipped if ``path`` ends in ``.gz``; the inverse of :func:`read_idx`.
+    """Write `values` as an IDX file, gzipped if `path` ends in `.gz`; the inverse of
+    [read_idx][lossforge.data.mnist.read_idx].
 
     Handy for building small fixtures or converting other data to the IDX format.
     """
@@ -149,18 +150,18 @@ def _candidates(root: Path, stem: str) -> list[Path]:
 
 
 def find_mnist_files(root: str | os.PathLike[str]) -> dict[str, Path | None]:
-    """Each of the four MNIST file names → its path in ``root`` (plain or ``.gz``), or ``None`` if absent."""
+    """Each of the four MNIST file names → its path in `root` (plain or `.gz`), or `None` if absent."""
     return find_idx_files(root, MNIST_FILES)
 
 
 def find_idx_files(root: str | os.PathLike[str], stems: Iterable[str]) -> dict[str, Path | None]:
-    """Each IDX file stem → its path in ``root`` (plain, ``.gz``, or dotted ``.idx`` spelling), or ``None``."""
+    """Each IDX file stem → its path in `root` (plain, `.gz`, or dotted `.idx` spelling), or `None`."""
     folder = Path(root).expanduser()
     return {stem: next((path for path in _candidates(folder, stem) if path.is_file()), None) for stem in stems}
 
 
 def download_mnist(root: str | os.PathLike[str], *, timeout_s: float = 60.0) -> None:
-    """Download the missing MNIST files into ``root`` as ``.gz``, verifying each file's MD5."""
+    """Download the missing MNIST files into `root` as `.gz`, verifying each file's MD5."""
     download_idx_files(root, MNIST_FILES, MNIST_MIRRORS, label="MNIST", timeout_s=timeout_s)
 
 
@@ -172,7 +173,7 @@ def download_idx_files(
     label: str,
     timeout_s: float = 60.0,
 ) -> None:
-    """Download the missing IDX files ``files`` (stem → MD5 of ``<stem>.gz``) from ``mirrors`` into ``root``.
+    """Download the missing IDX files `files` (stem → MD5 of `<stem>.gz`) from `mirrors` into `root`.
 
     Each file is written under a temporary name and renamed only once verified, so an interrupted download
     never leaves a half-written file that looks complete. MNIST and Fashion-MNIST share this.
@@ -217,14 +218,14 @@ def _missing_files_error(folder: Path, missing: list[str]) -> ValueError:
 
 
 def _load_pair(images_path: Path, labels_path: Path) -> Split:
-    """Images and labels of one MNIST file pair as a ``Split``: (N, H·W) float32 in [0, 1], (N,) int64."""
+    """Images and labels of one MNIST file pair as a `Split`: (N, H·W) float32 in [0, 1], (N,) int64."""
     images, labels = read_idx_pair(images_path, labels_path, num_classes=10, label="MNIST")
     return Split(images.flatten(1).float() / 255.0, labels.long())  # (N, H·W), (N,)
 
 
 def read_idx_pair(images_path: Path, labels_path: Path, *, num_classes: int, label: str) -> tuple[Tensor, Tensor]:
-    """One images + labels IDX file pair, checked: uint8 :math:`(N, H, W)` images, uint8 :math:`(N,)` labels
-    below ``num_classes`` (MNIST and Fashion-MNIST share this)."""
+    """One images + labels IDX file pair, checked: uint8 $(N, H, W)$ images, uint8 $(N,)$ labels
+    below `num_classes` (MNIST and Fashion-MNIST share this)."""
     images, labels = read_idx(images_path), read_idx(labels_path)
     if images.dim() != 3 or images.dtype != torch.uint8:
         raise ValueError(
@@ -257,19 +258,19 @@ def mnist(
 ) -> DataSplits:
     """Handwritten digits 28×28: 60,000 training images (split into train and val) and the 10,000 test set.
 
-    The validation split is a seeded stratified ``val_fraction`` of the 60,000 training images; the test
+    The validation split is a seeded stratified `val_fraction` of the 60,000 training images; the test
     split is exactly the official t10k set. Pixels are scaled to [0, 1], then standardised with *one* mean
     and std fitted on the training split (about 0.13 and 0.31) rather than per pixel: per-pixel statistics
     would turn a border pixel that is lit in a handful of training images into a huge feature value.
 
     Args:
         seed: seeds the train/val split.
-        root: folder holding the four IDX files (``~`` is expanded; a relative path is relative to the
+        root: folder holding the four IDX files (`~` is expanded; a relative path is relative to the
             working directory).
-        download: fetch the missing files into ``root`` from a public mirror (about 11 MB).
+        download: fetch the missing files into `root` from a public mirror (about 11 MB).
         val_fraction: share of the 60,000 training images held out for validation, in (0, 1).
 
-    Example (with the files in ``data/mnist``):
+    Example (with the files in `data/mnist`):
         >>> data = mnist(seed=0)  # doctest: +SKIP
         >>> len(data.train), len(data.val), len(data.test), data.input_dim  # doctest: +SKIP
         (54000, 6000, 10000, 784)

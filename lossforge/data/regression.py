@@ -1,8 +1,8 @@
 """Regression datasets: a synthetic problem with outliers in its training targets; scikit-learn's diabetes.
 
-:func:`regression_outliers` is the robustness benchmark: the training targets are contaminated, val and
-test are clean, so a loss that resists outliers (L1, Huber) shows a lower test MAE than one that chases
-them (L2).
+[regression_outliers][lossforge.data.regression.regression_outliers] is the robustness benchmark: the training targets
+are contaminated, val and test are clean, so a loss that resists outliers (L1, Huber) shows a lower test MAE than one
+that chases them (L2).
 """
 
 from __future__ import annotations
@@ -39,40 +39,41 @@ def regression_outliers(
     val_fraction: float = 0.15,
     test_fraction: float = 0.15,
 ) -> DataSplits:
-    """A linear problem :math:`y = x \\cdot w + \\epsilon` whose *training* targets contain outliers.
+    """A linear problem $y = x \\cdot w + \\epsilon$ whose *training* targets contain outliers.
 
-    .. math::
-        x \\sim \\mathcal{N}(0, I_F), \\quad \\|w\\| = 1, \\quad \\epsilon \\sim \\mathcal{N}(0, \\sigma^2),
-        \\quad \\tilde y_i = y_i + s_i \\, u_i \\, k \\, \\sqrt{1 + \\sigma^2} \\text{ for outliers}
+    $$
+    x \\sim \\mathcal{N}(0, I_F), \\quad \\|w\\| = 1, \\quad \\epsilon \\sim \\mathcal{N}(0, \\sigma^2),
+    \\quad \\tilde y_i = y_i + s_i \\, u_i \\, k \\, \\sqrt{1 + \\sigma^2} \\text{ for outliers}
+    $$
 
-    with :math:`\\sigma` = ``noise``, :math:`k` = ``outlier_scale``, :math:`u_i \\sim U(0.5, 1.5)` and
-    :math:`s_i = +1` (one-sided, the default) or a random sign (``symmetric_outliers=True``). A random
-    ``outlier_fraction`` of the training samples are outliers; val and test targets are clean, so early
-    stopping and model selection see the true function. :math:`\\sqrt{1 + \\sigma^2}` is the standard
-    deviation of clean targets, so ``outlier_scale`` is in target-std units.
+    with $\\sigma$ = `noise`, $k$ = `outlier_scale`, $u_i \\sim U(0.5, 1.5)$ and
+    $s_i = +1$ (one-sided, the default) or a random sign (`symmetric_outliers=True`). A random
+    `outlier_fraction` of the training samples are outliers; val and test targets are clean, so early
+    stopping and model selection see the true function. $\\sqrt{1 + \\sigma^2}$ is the standard
+    deviation of clean targets, so `outlier_scale` is in target-std units.
 
     One-sided outliers are the default because they bias the mean: an L2 fit shifts by about
-    ``outlier_fraction * outlier_scale`` standard deviations, while the median (L1) barely moves. With
+    `outlier_fraction * outlier_scale` standard deviations, while the median (L1) barely moves. With
     symmetric outliers the mean is unbiased and L2 only becomes noisier.
 
     Features are standardised with training statistics. Targets are left in their generated units (clean
     std ≈ 1 already): standardising them with training statistics would let the outliers set the scale.
     So val/test MAE is in the units of the clean function and comparable across losses. The seed draws the
-    problem (``x``, ``w``, noise), the split and the outliers; changing only the outlier parameters keeps
+    problem (`x`, `w`, noise), the split and the outliers; changing only the outlier parameters keeps
     the features, the split and every clean target.
 
     Args:
         seed: seeds the data, the split and the outliers.
         num_samples: total number of samples over the three splits.
-        num_features: :math:`F`, the input dimension.
-        noise: :math:`\\sigma`, the standard deviation of the Gaussian noise on every target, >= 0.
+        num_features: $F$, the input dimension.
+        noise: $\\sigma$, the standard deviation of the Gaussian noise on every target, >= 0.
         outlier_fraction: share of the training samples that are outliers, in [0, 1).
-        outlier_scale: :math:`k`, the mean outlier offset in units of the clean target std, >= 0.
+        outlier_scale: $k$, the mean outlier offset in units of the clean target std, >= 0.
         symmetric_outliers: random-sign offsets instead of one-sided (positive) ones.
         val_fraction: share of the samples for validation.
         test_fraction: share of the samples for testing.
 
-    Example:
+    Examples:
         >>> data = regression_outliers(seed=0)
         >>> data.task.name, data.num_outputs, data.input_dim, len(data.train), len(data.val), len(data.test)
         ('REGRESSION', 1, 8, 700, 150, 150)
@@ -127,7 +128,7 @@ def diabetes(*, seed: int, val_fraction: float = 0.15, test_fraction: float = 0.
         val_fraction: share of the samples for validation.
         test_fraction: share of the samples for testing.
 
-    Example:
+    Examples:
         >>> data = diabetes(seed=0)
         >>> data.task.name, data.num_outputs, data.input_dim, len(data.train), len(data.val), len(data.test)
         ('REGRESSION', 1, 10, 310, 66, 66)

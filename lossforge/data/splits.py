@@ -5,12 +5,15 @@ and validate on some classes, test on the others. CUB-200-2011, Cars196 and SOP 
 other multiclass dataset is re-partitioned here, from the split seed: every sample of every split is
 pooled, the classes are divided into training classes and test classes — the first half of the sorted
 class ids (the benchmarks' convention) or a seeded random half — the test split gets every sample of
-the test classes, and validation a seeded, class-stratified ``val_fraction`` of the training classes'
+the test classes, and validation a seeded, class-stratified `val_fraction` of the training classes'
 samples.
 
+```pycon
 >>> targets = np.array([0, 0, 1, 1, 2, 2, 3, 3])
 >>> choose_test_classes(targets, share=0.5, seed=0, order="first")
 [2, 3]
+
+```
 """
 
 from __future__ import annotations
@@ -28,18 +31,18 @@ from torch.utils.data import ConcatDataset, Dataset
 from lossforge.data.base import check_fraction, partition_indices
 
 SPLIT_NAMES = ("train", "val", "test")
-#: How the test classes are chosen: the upper half of the sorted class ids, or a seeded random half.
 ORDERS = ("first", "seeded")
+"""How the test classes are chosen: the upper half of the sorted class ids, or a seeded random half."""
 
 
 def choose_test_classes(targets: np.ndarray, *, share: float = 0.5, seed: int, order: str = "first") -> list[int]:
-    """The classes that go to test: ``floor(K * share)`` of the ``K`` classes present in ``targets``.
+    """The classes that go to test: `floor(K * share)` of the `K` classes present in `targets`.
 
-    ``order="first"`` keeps the first classes (sorted ids) for training and tests on the last ones, the
-    convention of CUB-200-2011 (1–100 / 101–200) and Cars196; ``"seeded"`` draws the test classes at
-    random from the split seed (a different class partition per ``dataset.split_seed``).
+    `order="first"` keeps the first classes (sorted ids) for training and tests on the last ones, the
+    convention of CUB-200-2011 (1–100 / 101–200) and Cars196; `"seeded"` draws the test classes at
+    random from the split seed (a different class partition per `dataset.split_seed`).
 
-    Example:
+    Examples:
         >>> choose_test_classes(np.arange(10), share=0.3, seed=0)
         [7, 8, 9]
         >>> len(choose_test_classes(np.arange(10), share=0.5, seed=1, order="seeded"))
@@ -64,7 +67,7 @@ def choose_test_classes(targets: np.ndarray, *, share: float = 0.5, seed: int, o
 
 
 class TargetedSubset(Dataset):
-    """``dataset[indices]`` that keeps a ``targets`` array (samplers read it without loading samples)."""
+    """`dataset[indices]` that keeps a `targets` array (samplers read it without loading samples)."""
 
     def __init__(self, dataset: Dataset, indices: Sequence[int], targets: Tensor, *, num_workers: int = 0) -> None:
         self.dataset, self.indices, self.targets = dataset, list(indices), targets
@@ -92,7 +95,7 @@ def _targets_of(split: Any) -> np.ndarray:
 
 
 def _is_streamed(split: Any) -> bool:
-    """lossforge's ``StreamedSplit``: a ``dataset`` read by DataLoader workers, with all its ``targets``."""
+    """lossforge's `StreamedSplit`: a `dataset` read by DataLoader workers, with all its `targets`."""
     return hasattr(split, "dataset") and hasattr(split, "targets") and hasattr(split, "sample_shape")
 
 
@@ -140,18 +143,18 @@ def class_disjoint_split(
     """Re-partition a class-labelled dataset's splits so that test classes are never trained on.
 
     Args:
-        data: a dataset's result: ``{"train", "val", "test"}`` of ``(features, targets)`` pairs (numpy or
-            torch), ``Dataset``\\ s with ``targets``, or lossforge ``Split``\\ s; other keys are kept.
-        seed: the split seed: the validation draw and, with ``order="seeded"``, the test classes.
+        data: a dataset's result: `{"train", "val", "test"}` of `(features, targets)` pairs (numpy or
+            torch), `Dataset`\\ s with `targets`, or lossforge `Split`\\ s; other keys are kept.
+        seed: the split seed: the validation draw and, with `order="seeded"`, the test classes.
         test_class_share: share of the classes held out for test (0.5: the Reality Check's halves).
         val_fraction: share of the training classes' samples held out for validation (stratified).
-        order: ``"first"`` (test on the last classes by sorted id) or ``"seeded"`` (a random choice).
+        order: `"first"` (test on the last classes by sorted id) or `"seeded"` (a random choice).
 
     Returns:
-        The same mapping with new splits, ``classes_disjoint: True`` and the test classes recorded as
-        ``provenance["test_classes"]`` (comma-separated class indices).
+        The same mapping with new splits, `classes_disjoint: True` and the test classes recorded as
+        `provenance["test_classes"]` (comma-separated class indices).
 
-    Example:
+    Examples:
         >>> images = np.arange(40).reshape(20, 1, 2, 1).astype(np.uint8)
         >>> labels = np.repeat(np.arange(4), 5)
         >>> data = {"train": (images[:12], labels[:12]), "val": (images[12:16], labels[12:16]),
@@ -187,16 +190,16 @@ def class_disjoint_split(
 
 def is_class_disjoint(dataset: Any, data: Mapping[str, Any] | None = None) -> bool:
     """Whether a dataset splits test classes from training classes already: the function's
-    ``class_disjoint`` attribute, or a ``"classes_disjoint": True`` marker in what it returned."""
+    `class_disjoint` attribute, or a `"classes_disjoint": True` marker in what it returned."""
     return bool(getattr(dataset, "class_disjoint", False) or (data is not None and data.get("classes_disjoint")))
 
 
 def class_disjoint_data_splits(
     data: Any, *, seed: int, test_class_share: float = 0.5, val_fraction: float = 0.15, order: str = "first"
 ) -> Any:
-    """:func:`class_disjoint_split` for lossforge's ``DataSplits``: the same dataset with its three splits
-    re-partitioned by class, marked ``class_disjoint`` and the test classes added to its ``provenance``
-    (where this version of ``DataSplits`` has those fields)."""
+    """[class_disjoint_split][lossforge.data.splits.class_disjoint_split] for lossforge's `DataSplits`: the same dataset
+    with its three splits re-partitioned by class, marked `class_disjoint` and the test classes added to its
+    `provenance` (where this version of `DataSplits` has those fields)."""
     result = class_disjoint_split(
         {**data.splits(), "provenance": dict(getattr(data, "provenance", {}) or {})},
         seed=seed,

@@ -1,28 +1,31 @@
-"""``dataset=csv``: a CSV or Parquet file of one row per sample, its label column(s) named by ``dataset.target``.
+"""`dataset=csv`: a CSV or Parquet file of one row per sample, its label column(s) named by `dataset.target`.
 
-The task, unless ``dataset.task`` says it, follows one written rule (:func:`infer_task`), and the choice is
-logged:
+The task, unless `dataset.task` says it, follows one written rule ([infer_task][lossforge.data.tables.infer_task]), and
+the choice is logged:
 
-* several target columns: all 0/1 → ``multilabel``, else multi-output ``regression``;
-* text labels (or booleans) → ``multiclass`` (``binary`` when there are exactly two);
-* an integer column with values 0/1 only → ``binary``; with at most :data:`MAX_CLASSES` (50) distinct values
-  → ``multiclass``; more → ``regression``;
-* a float column → ``regression`` (``multiclass`` rules apply when every value is a whole number, as for an
+* several target columns: all 0/1 → `multilabel`, else multi-output `regression`;
+* text labels (or booleans) → `multiclass` (`binary` when there are exactly two);
+* an integer column with values 0/1 only → `binary`; with at most [MAX_CLASSES][lossforge.data.tables.MAX_CLASSES] (50)
+  distinct values → `multiclass`; more → `regression`;
+* a float column → `regression` (`multiclass` rules apply when every value is a whole number, as for an
   integer column: a label column read from CSV with a missing value would have become float — but missing
   values are refused anyway).
 
 Splits are stratified by class (classification) and drawn from the split seed, or read from
-``dataset.split_column`` (values ``train`` / ``val`` / ``test``). Features are standardised with statistics
+`dataset.split_column` (values `train` / `val` / `test`). Features are standardised with statistics
 fitted on the training split only. A non-numeric feature column, a missing value and an unknown column are
 each one error naming the column. The file's path and SHA-256 are the run's provenance (MLflow tags
-``data.path`` and ``data.sha256``).
+`data.path` and `data.sha256`).
 
+```pycon
 >>> import tempfile, pathlib
 >>> path = pathlib.Path(tempfile.mkdtemp()) / "toy.csv"
 >>> _ = path.write_text("a,b,label\\n" + "".join(f"{i},{i % 3},{'xy'[i % 2]}\\n" for i in range(40)))
 >>> data = csv(seed=0, path=str(path), target="label")
 >>> data.task.value, data.class_names, data.input_shape, data.provenance["path"] == str(path)
 ('binary', ('x', 'y'), (2,), True)
+
+```
 """
 
 from __future__ import annotations
@@ -41,8 +44,8 @@ from lossforge.data.base import DataSplits, Split, check_fractions, split_indice
 
 log = logging.getLogger("lossforge")
 
-#: An integer label column with at most this many distinct values is read as classes (multiclass).
 MAX_CLASSES = 50
+"""An integer label column with at most this many distinct values is read as classes (multiclass)."""
 SPLIT_NAMES = ("train", "val", "test")
 
 
@@ -56,7 +59,7 @@ def file_sha256(path: Path) -> str:
 
 
 def read_table(path: Path) -> Any:
-    """The file as a ``pyarrow.Table``: Parquet (``.parquet``, ``.pq``) or CSV (anything else)."""
+    """The file as a `pyarrow.Table`: Parquet (`.parquet`, `.pq`) or CSV (anything else)."""
     if not path.is_file():
         raise FileNotFoundError(f"dataset.path={path}: no such file")
     if path.suffix.lower() in (".parquet", ".pq"):
@@ -69,12 +72,15 @@ def read_table(path: Path) -> Any:
 
 
 def infer_task(columns: dict[str, np.ndarray]) -> tuple[Task, str]:
-    """The task the target ``columns`` imply, and the reason in words (see the module docstring).
+    """The task the target `columns` imply, and the reason in words (see the module docstring).
 
+    ```pycon
     >>> infer_task({"y": np.array([0, 1, 1])})[0], infer_task({"y": np.array([0.5, 1.0])})[0]
     (<Task.BINARY: 'binary'>, <Task.REGRESSION: 'regression'>)
     >>> infer_task({"y": np.arange(100)})
     (<Task.REGRESSION: 'regression'>, "integer column 'y' with 100 distinct values (> 50)")
+
+    ```
     """
     if len(columns) > 1:
         values = np.concatenate([np.asarray(column, dtype=object) for column in columns.values()])
@@ -133,18 +139,19 @@ def csv(
     test_fraction: float = 0.15,
     standardize: bool = True,
 ) -> DataSplits:
-    """A table read from ``path`` (CSV, or Parquet by its suffix).
+    """A table read from `path` (CSV, or Parquet by its suffix).
 
     Args:
-        seed: the split seed (``dataset.split_seed``).
-        path: the CSV or Parquet file (``~`` expanded).
+        seed: the split seed (`dataset.split_seed`).
+        path: the CSV or Parquet file (`~` expanded).
         target: the label column, or a list of columns (multilabel, multi-output regression).
-        features: the feature columns; ``None``: every other column (except ``split_column``).
-        task: ``multiclass`` | ``binary`` | ``multilabel`` | ``regression``; ``None``: :func:`infer_task`.
-        split_column: a column of ``train`` / ``val`` / ``test`` per row; ``None``: a seeded split, stratified
+        features: the feature columns; `None`: every other column (except `split_column`).
+        task: `multiclass` | `binary` | `multilabel` | `regression`; `None`:
+            [infer_task][lossforge.data.tables.infer_task].
+        split_column: a column of `train` / `val` / `test` per row; `None`: a seeded split, stratified
             by class for classification.
-        val_fraction: share of the rows in the validation split (without ``split_column``).
-        test_fraction: share of the rows in the test split (without ``split_column``).
+        val_fraction: share of the rows in the validation split (without `split_column`).
+        test_fraction: share of the rows in the test split (without `split_column`).
         standardize: standardise every feature with the training split's mean and std.
     """
     if path is None or not target:

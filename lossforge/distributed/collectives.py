@@ -17,7 +17,7 @@ def is_distributed() -> bool:
 
 
 def _all_gather(tensor: Tensor) -> list[Tensor]:
-    """Every process's ``tensor`` (no gradient), in rank order; dim 0 may differ between processes."""
+    """Every process's `tensor` (no gradient), in rank order; dim 0 may differ between processes."""
     if tensor.dtype == torch.bool:  # not every backend gathers bools
         return [part.bool() for part in _all_gather(tensor.to(torch.uint8))]
     world_size = dist.get_world_size()
@@ -33,11 +33,11 @@ def _all_gather(tensor: Tensor) -> list[Tensor]:
 
 
 def gather(tensor: Tensor) -> Tensor:
-    """Every process's ``tensor`` concatenated along dim 0 in rank order, without gradient.
+    """Every process's `tensor` concatenated along dim 0 in rank order, without gradient.
 
-    Not distributed: ``tensor`` itself.
+    Not distributed: `tensor` itself.
 
-    Example:
+    Examples:
         >>> labels = torch.tensor([0, 1, 1])
         >>> gather(labels) is labels
         True
@@ -48,21 +48,21 @@ def gather(tensor: Tensor) -> Tensor:
 
 
 def gather_with_grad(tensor: Tensor) -> Tensor:
-    """Every process's ``tensor`` concatenated along dim 0 in rank order; gradients reach the local slice.
+    """Every process's `tensor` concatenated along dim 0 in rank order; gradients reach the local slice.
 
-    The other processes' slices are constants here: a loss :math:`L` of the result backpropagates
-    :math:`\\partial L / \\partial x_r` into this process's own rows :math:`x_r` only. Each process owns
-    different rows, so the sum over processes of these partial gradients is the gradient of :math:`L`
-    with respect to the whole global batch (``global_batch`` undoes DDP's averaging).
+    The other processes' slices are constants here: a loss $L$ of the result backpropagates
+    $\\partial L / \\partial x_r$ into this process's own rows $x_r$ only. Each process owns
+    different rows, so the sum over processes of these partial gradients is the gradient of $L$
+    with respect to the whole global batch (`global_batch` undoes DDP's averaging).
 
     Args:
         tensor: this process's part of the batch; dim 0 may differ between processes.
 
     Shape:
-        - tensor: :math:`(B_r, *)`
-        - Output: :math:`(\\sum_r B_r, *)`, rows of rank 0 first
+        - tensor: $(B_r, *)$
+        - Output: $(\\sum_r B_r, *)$, rows of rank 0 first
 
-    Example:
+    Examples:
         >>> embeddings = torch.ones(2, 3, requires_grad=True)
         >>> gather_with_grad(embeddings) is embeddings  # not distributed: the identity
         True
@@ -77,16 +77,16 @@ def gather_with_grad(tensor: Tensor) -> Tensor:
 def global_batch(outputs: Tensor, targets: Tensor) -> tuple[Tensor, Tensor, int]:
     """The batch a training loss sees: every process's outputs and targets, and the gradient scale.
 
-    Returns ``(outputs, targets, scale)``: outputs gathered with ``gather_with_grad``, targets with
-    ``gather``, and ``scale`` = the world size — multiply the loss by it before ``backward`` so that DDP's
+    Returns `(outputs, targets, scale)`: outputs gathered with `gather_with_grad`, targets with
+    `gather`, and `scale` = the world size — multiply the loss by it before `backward` so that DDP's
     average of the per-process gradients equals the single-process gradient of the global batch. Not
-    distributed: ``(outputs, targets, 1)``.
+    distributed: `(outputs, targets, 1)`.
 
     Shape:
-        - outputs: :math:`(B_r, *)`, targets: :math:`(B_r, *)`
-        - Output: :math:`(B, *)`, :math:`(B, *)` with :math:`B = \\sum_r B_r`, and an int
+        - outputs: $(B_r, *)$, targets: $(B_r, *)$
+        - Output: $(B, *)$, $(B, *)$ with $B = \\sum_r B_r$, and an int
 
-    Example:
+    Examples:
         >>> outputs, targets = torch.zeros(4, 10), torch.arange(4)
         >>> global_batch(outputs, targets)[2]
         1

@@ -1,8 +1,8 @@
 """Processes: how many train one experiment, which one this is, and starting ranks 1 … N−1 on this machine.
 
-With one node and no launcher, this process (Hydra's job) is rank 0 and ``start_processes`` starts the
+With one node and no launcher, this process (Hydra's job) is rank 0 and `start_processes` starts the
 others as fresh interpreters; under SLURM or torchrun the processes exist already and only read their
-place from the environment (``LAUNCH_VARIABLES``).
+place from the environment (`LAUNCH_VARIABLES`).
 """
 
 from __future__ import annotations
@@ -22,8 +22,8 @@ import torch.distributed as dist
 
 log = logging.getLogger("lossforge")
 
-#: The variables through which a launcher tells a process its place (read by Lightning and torch).
 LAUNCH_VARIABLES = ("MASTER_ADDR", "MASTER_PORT", "WORLD_SIZE", "NODE_RANK", "RANK", "LOCAL_RANK")
+"""The variables through which a launcher tells a process its place (read by Lightning and torch)."""
 
 
 class DistributedConfigError(ValueError):
@@ -49,13 +49,13 @@ class Processes:
 
 
 def plan_processes(trainer: Mapping[str, Any]) -> Processes:
-    """The processes that the ``trainer`` config (``lightning.Trainer`` arguments) asks for.
+    """The processes that the `trainer` config (`lightning.Trainer` arguments) asks for.
 
-    One process unless ``devices × num_nodes`` > 1. If SLURM (``srun``), torchrun or another launcher
-    started the processes (``LOCAL_RANK``/``RANK`` or SLURM's variables are set), this is one of them and
+    One process unless `devices × num_nodes` > 1. If SLURM (`srun`), torchrun or another launcher
+    started the processes (`LOCAL_RANK`/`RANK` or SLURM's variables are set), this is one of them and
     its rank comes from there; otherwise lossforge will start the others on this machine.
 
-    Example:
+    Examples:
         >>> plan_processes({"accelerator": "cpu", "devices": 1})
         Processes(rank=0, world_size=1, per_node=1, start_here=False)
     """
@@ -83,7 +83,7 @@ def plan_processes(trainer: Mapping[str, Any]) -> Processes:
 
 
 def _count_devices(devices: Any, accelerator: str) -> int:
-    """How many processes ``Trainer(devices=...)`` means on one node (``"auto"``/-1: every GPU, or 1)."""
+    """How many processes `Trainer(devices=...)` means on one node (`"auto"`/-1: every GPU, or 1)."""
     if isinstance(devices, list | tuple):
         return len(devices)
     text = str(devices).strip()
@@ -97,7 +97,7 @@ def _count_devices(devices: Any, accelerator: str) -> int:
 
 
 def launched_externally() -> bool:
-    """True when a launcher (SLURM's ``srun``, torchrun, or a user setting ``LOCAL_RANK``) started us."""
+    """True when a launcher (SLURM's `srun`, torchrun, or a user setting `LOCAL_RANK`) started us."""
     from lightning.fabric.plugins.environments import SLURMEnvironment, TorchElasticEnvironment
 
     return "LOCAL_RANK" in os.environ or SLURMEnvironment.detect() or TorchElasticEnvironment.detect()
@@ -113,7 +113,7 @@ def _rank_from_environment(per_node: int) -> int:
 
 
 def check_agrees(processes: Processes, *, global_rank: int, world_size: int) -> None:
-    """Fail clearly if Lightning placed this process differently from ``processes`` (data would overlap),
+    """Fail clearly if Lightning placed this process differently from `processes` (data would overlap),
     or a process group of another size is still open (it would be joined instead of a new one)."""
     if dist.is_available() and dist.is_initialized() and dist.get_world_size() != processes.world_size:
         raise DistributedConfigError(
@@ -135,8 +135,8 @@ def free_port(host: str = "127.0.0.1") -> int:
         return int(probe.getsockname()[1])
 
 
-#: A rank-≥1 process runs ``target(rank, ready, *args)`` and calls ``ready()`` just before training.
 Target = Callable[..., Any]
+"""A rank-≥1 process runs `target(rank, ready, *args)` and calls `ready()` just before training."""
 
 
 @contextmanager
@@ -148,17 +148,17 @@ def start_processes(
     startup_timeout: float = 600.0,
     exit_timeout: float = 120.0,
 ) -> Iterator[None]:
-    """Run ranks 1 … N−1 as ``target(rank, ready, *args)`` in fresh processes; this one becomes rank 0.
+    """Run ranks 1 … N−1 as `target(rank, ready, *args)` in fresh processes; this one becomes rank 0.
 
-    With ``processes.start_here``, on entry the others are started (start method ``spawn``: a fork would
-    copy MLflow's and Hydra's state, and CUDA) and entry returns once each has called ``ready()``, so a
+    With `processes.start_here`, on entry the others are started (start method `spawn`: a fork would
+    copy MLflow's and Hydra's state, and CUDA) and entry returns once each has called `ready()`, so a
     process that dies while starting fails here, naming its rank, instead of leaving rank 0 waiting for
     it. On exit they are joined; on an error in the body they are stopped. Each process gets
-    ``threads ÷ per_node`` torch threads (unless ``OMP_NUM_THREADS`` is set), and exits by itself if this
+    `threads ÷ per_node` torch threads (unless `OMP_NUM_THREADS` is set), and exits by itself if this
     process dies. Processes that a launcher started (SLURM, torchrun) are left as they are.
 
     Afterwards this process's launch variables, torch threads and process group are as before — also for
-    one process with ``strategy=ddp``, where Lightning sets ``LOCAL_RANK`` and opens a one-process group:
+    one process with `strategy=ddp`, where Lightning sets `LOCAL_RANK` and opens a one-process group:
     left behind, they would make the next job of a sweep look launched from outside and join that group.
     """
     if processes.world_size > 1 and not processes.start_here:  # a launcher's processes: its environment
@@ -237,7 +237,7 @@ def _others_started(
 @contextmanager
 def _standard_start_method() -> Iterator[None]:
     """A child inherits the parent's default start method; in a joblib/loky worker (hydra/launcher=joblib)
-    that is ``"loky"``, which a fresh interpreter cannot set up — so start the children under ``"spawn"``."""
+    that is `"loky"`, which a fresh interpreter cannot set up — so start the children under `"spawn"`."""
     import multiprocessing
 
     method = multiprocessing.get_start_method(allow_none=True)
@@ -260,7 +260,7 @@ def _worker(
     target: Target,
     args: tuple[Any, ...],
 ) -> None:
-    """The body of a process that ``start_processes`` started."""
+    """The body of a process that `start_processes` started."""
     os.environ.update(environment, RANK=str(rank), LOCAL_RANK=str(rank))
     if threads is not None:
         torch.set_num_threads(threads)
@@ -273,7 +273,7 @@ def _worker(
 
 
 def _exit_with_parent(parent: int) -> None:
-    """Rank 0 was killed (even ``kill -9``): do not wait for it in a collective for the next 30 minutes."""
+    """Rank 0 was killed (even `kill -9`): do not wait for it in a collective for the next 30 minutes."""
     while os.getppid() == parent:
         time.sleep(1.0)
     os._exit(1)

@@ -18,17 +18,17 @@ class StopTogetherOnSigterm(L.Callback):
     """DDP: a SIGTERM stops every process at the same training step, or after the test pass.
 
     The handler only notes the signal. At the start of each training step rank 0's note is broadcast
-    and, if set, given to Lightning on every process, so all of them raise ``SIGTERMException`` at the
-    next step together, save ``interrupted.ckpt`` together, and rank 0 marks the run KILLED. A SIGTERM
-    during the test pass (or after the last training step) ends the run after it: ``fit_and_test`` then
-    raises ``SIGTERMException`` on its own.
+    and, if set, given to Lightning on every process, so all of them raise `SIGTERMException` at the
+    next step together, save `interrupted.ckpt` together, and rank 0 marks the run KILLED. A SIGTERM
+    during the test pass (or after the last training step) ends the run after it: `fit_and_test` then
+    raises `SIGTERMException` on its own.
 
     Why: Lightning 2.6's SIGTERM handler broadcasts from *inside* the handler — a collective at whatever
     point the signal interrupted rank 0, which the others are not making then — and rank 0 also checks
-    its flag alone at epoch end and during validation. Measured here, ``kill <rank 0>`` of a
-    ``trainer=ddp_cpu`` run left both processes waiting for each other forever (Lightning-AI/
+    its flag alone at epoch end and during validation. Measured here, `kill <rank 0>` of a
+    `trainer=ddp_cpu` run left both processes waiting for each other forever (Lightning-AI/
     pytorch-lightning#20806: SIGTERM not handled consistently across ranks). Lightning restores its own
-    handler after ``fit``/``test``; with one process this callback does nothing.
+    handler after `fit`/`test`; with one process this callback does nothing.
     """
 
     def __init__(self) -> None:

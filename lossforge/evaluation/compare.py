@@ -55,15 +55,15 @@ from lossforge.tracking.store import DEFAULT_STORE, sqlite_path
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-#: The tag ``lossforge benchmark`` puts on its runs: ``comparison`` (the parent), ``study``, ``final``.
 PROTOCOL_STAGE = "lossforge.protocol.stage"
-#: The parameter a comparison always pools over: runs that differ only in it are one group.
+"""The tag `lossforge benchmark` puts on its runs: `comparison` (the parent), `study`, `final`."""
 SEED = "seed"
-#: Parameters that never tell groups apart: Hydra's bookkeeping, names, and switches that change no result.
+"""The parameter a comparison always pools over: runs that differ only in it are one group."""
 IGNORED_PARAMS = ("hydra", "run_name", "resume", "verbose", "sweep.", "trainer.enable_progress_bar")
-#: The outcomes a comparison counts (docs/decisions.md §2): finished runs give values, diverged ones are
-#: reported as "diverged on k of n seeds". Failed and killed runs are listed under the table.
+"""Parameters that never tell groups apart: Hydra's bookkeeping, names, and switches that change no result."""
 COUNTED = ("finished", "diverged")
+"""The outcomes a comparison counts (docs/decisions.md §2): finished runs give values, diverged ones are
+reported as "diverged on k of n seeds". Failed and killed runs are listed under the table."""
 LEGEND = (
     "± is the sample standard deviation over a group's runs; [low, high] is the 95 % confidence interval "
     "(Student t). ↑: higher is better, ↓: lower is better."
@@ -75,7 +75,7 @@ DIVERGED_RULE = (
 
 
 def run_outcome(status: str, tags: Mapping[str, str]) -> str:
-    """How a run ended: its ``lossforge.outcome`` tag, else what its MLflow status and ``lossforge.error`` say.
+    """How a run ended: its `lossforge.outcome` tag, else what its MLflow status and `lossforge.error` say.
 
     Examples:
         >>> run_outcome("FAILED", {"lossforge.outcome": "diverged"}), run_outcome("KILLED", {})
@@ -127,7 +127,7 @@ def row_of(run: Any) -> Row:
 
 @dataclass(frozen=True)
 class Group:
-    """Runs that differ only in the pooled parameters ``keys`` (the seed); with no ``keys``, one run."""
+    """Runs that differ only in the pooled parameters `keys` (the seed); with no `keys`, one run."""
 
     label: str  # unique in the table: the loss (+ miner), and what else tells the group apart
     loss: str  # loss name (+ "+miner"), what ``--baseline`` matches besides the label
@@ -135,7 +135,7 @@ class Group:
     keys: tuple[str, ...]  # the pooled parameters: their values name a run's seed inside the group
 
     def seed(self, run: Row) -> str:
-        """The run's place in the group: its seed (``0``), the pooled values (``0/1``), or its run name."""
+        """The run's place in the group: its seed (`0`), the pooled values (`0/1`), or its run name."""
         if not self.keys:
             return run.params.get(SEED, run.run_name)
         return "/".join(run.params.get(key, "") for key in self.keys)
@@ -172,7 +172,7 @@ class Group:
 
     @property
     def status(self) -> str:
-        """``finished``, ``k of n seeds diverged``, or how its only runs ended."""
+        """`finished`, `k of n seeds diverged`, or how its only runs ended."""
         diverged = len(self.diverged())
         if diverged:
             return f"{diverged} of {self.seeds} seeds diverged"
@@ -181,7 +181,7 @@ class Group:
         return ", ".join(sorted({run.outcome for run in self.runs}))
 
     def values(self, metric: str) -> dict[str, float]:
-        """Seed → the finite value of ``metric`` in the newest finished run of that seed."""
+        """Seed → the finite value of `metric` in the newest finished run of that seed."""
         values: dict[str, float] = {}
         for seed, run in self.kept().items():
             value = run.metrics.get(metric)
@@ -190,7 +190,7 @@ class Group:
         return values
 
     def missing(self, metric: str) -> list[str]:
-        """The seeds whose kept run has no finite value of ``metric``."""
+        """The seeds whose kept run has no finite value of `metric`."""
         return [seed for seed in self.kept() if seed not in self.values(metric)]
 
 
@@ -201,20 +201,26 @@ def _ignored(key: str) -> bool:
 def varying_params(rows: Sequence[Row]) -> list[str]:
     """Parameter keys whose values differ between rows — the ones that explain the differences.
 
+    ```pycon
     >>> rows = [Row("a", "FINISHED", {"loss.name": "l1", "seed": "0"}, {}),
     ...         Row("b", "FINISHED", {"loss.name": "l2", "seed": "0"}, {})]
     >>> varying_params(rows)
     ['loss.name']
+
+    ```
     """
     keys = sorted({key for row in rows for key in row.params})
     return [key for key in keys if not _ignored(key) and len({row.params.get(key) for row in rows}) > 1]
 
 
 def loss_label(params: Mapping[str, str]) -> str:
-    """``loss`` or ``loss+miner`` from a run's params.
+    """`loss` or `loss+miner` from a run's params.
 
+    ```pycon
     >>> loss_label({"loss.name": "triplet", "miner.name": "semihard_triplets"}), loss_label({"loss.name": "l1"})
     ('triplet+semihard_triplets', 'l1')
+
+    ```
     """
     name = params.get("loss.name", "?")
     miner = params.get("miner.name")
@@ -222,11 +228,14 @@ def loss_label(params: Mapping[str, str]) -> str:
 
 
 def pooled_keys(mean_over: str | Sequence[str] | None) -> tuple[str, ...]:
-    """The parameters a comparison pools over: the seed always, and ``mean_over`` (comma-separated) too;
-    ``"none"``: nothing (every run its own row).
+    """The parameters a comparison pools over: the seed always, and `mean_over` (comma-separated) too;
+    `"none"`: nothing (every run its own row).
 
+    ```pycon
     >>> pooled_keys(None), pooled_keys("dataset.split_seed"), pooled_keys("seed"), pooled_keys("none")
     (('seed',), ('seed', 'dataset.split_seed'), ('seed',), ())
+
+    ```
     """
     names = mean_over.split(",") if isinstance(mean_over, str) else list(mean_over or [])
     names = [name.strip() for name in names if name.strip()]
@@ -236,13 +245,13 @@ def pooled_keys(mean_over: str | Sequence[str] | None) -> tuple[str, ...]:
 
 
 def _short(key: str) -> str:
-    """A parameter as a group's name shows it: the loss's own options without ``loss.``."""
+    """A parameter as a group's name shows it: the loss's own options without `loss.`."""
     return key.removeprefix("loss.")
 
 
 def group_runs(rows: Sequence[Row], keys: str | Sequence[str] = (SEED,)) -> list[Group]:
-    """Groups of rows that differ only in the pooled parameters ``keys`` (and names and Hydra's
-    bookkeeping), in order of first run; without ``keys`` every run is its own group.
+    """Groups of rows that differ only in the pooled parameters `keys` (and names and Hydra's
+    bookkeeping), in order of first run; without `keys` every run is its own group.
 
     A group is named by its loss (+ miner) and, where other groups share that, by what tells them apart:
     `focal gamma=0` and `focal gamma=2`.
@@ -282,8 +291,8 @@ def _unique(labels: Sequence[str]) -> list[str]:
 
 
 def default_baselines(rows: Sequence[Row]) -> list[str]:
-    """The baseline each task of the runs declares (``TaskSpec.baseline``: `l2` for regression,
-    `cross_entropy` for multiclass, …); runs without a ``task`` tag: every task's, in turn."""
+    """The baseline each task of the runs declares (`TaskSpec.baseline`: `l2` for regression,
+    `cross_entropy` for multiclass, …); runs without a `task` tag: every task's, in turn."""
     from lossforge.tasks import SPECS, spec_for
 
     tasks = dict.fromkeys(row.task for row in rows if row.task)
@@ -295,10 +304,10 @@ def resolve_baseline(
     groups: Sequence[Group], requested: str | None, defaults: Sequence[str] = ("cross_entropy",)
 ) -> tuple[str | None, str]:
     """The label of the baseline group, and a note when there is none; an unknown name raises
-    :class:`ComparisonError` with a hint.
+    [ComparisonError][lossforge.evaluation.compare.ComparisonError] with a hint.
 
-    ``requested`` matches a group's label, else its loss (+ miner) name; ``None`` picks the task's baseline
-    (``defaults``, the first that exactly one group trained); ``"none"`` turns the comparison off.
+    `requested` matches a group's label, else its loss (+ miner) name; `None` picks the task's baseline
+    (`defaults`, the first that exactly one group trained); `"none"` turns the comparison off.
     """
     if requested is not None and requested.lower() == "none":
         return None, ""
@@ -329,7 +338,7 @@ def resolve_baseline(
 
 
 def headline_metrics(groups: Sequence[Group], prefix: str = "test/") -> list[str]:
-    """Metrics under ``prefix`` that any counted run has (per-class breakdowns, with a second ``/``, left
+    """Metrics under `prefix` that any counted run has (per-class breakdowns, with a second `/`, left
     out): a run that died early, or lacks one metric, no longer removes a metric for every group."""
     keys = {key for group in groups for run in group.kept().values() for key in run.metrics}
     return sorted(key for key in keys if key.startswith(prefix) and key.count("/") == 1)
@@ -340,9 +349,9 @@ def choose_metrics(
 ) -> tuple[list[str], list[str]]:
     """The metrics to compare, and a reason for each test metric left out of the default columns.
 
-    Asked-for metrics must exist and be comparable (else :class:`ComparisonError` says why); by default every
-    ``test/*`` metric a finished run has whose direction is known — never ``test/loss``, a different function
-    for every loss.
+    Asked-for metrics must exist and be comparable (else [ComparisonError][lossforge.evaluation.compare.ComparisonError]
+    says why); by default every `test/*` metric a finished run has whose direction is known — never `test/loss`, a
+    different function for every loss.
     """
     available = sorted({key for group in groups for run in group.runs for key in run.metrics})
     if requested:
@@ -446,10 +455,13 @@ def _markdown(header: Sequence[str], lines: Sequence[Sequence[str]]) -> str:
 def _clip(
     low: float | None, high: float | None, bounds: tuple[float | None, float | None]
 ) -> tuple[float | None, float | None, bool]:
-    """An interval cut to ``bounds``, and whether it was cut.
+    """An interval cut to `bounds`, and whether it was cut.
 
+    ```pycon
     >>> _clip(0.97, 1.02, (0.0, 1.0)), _clip(-1.0, 2.0, (None, None))
     ((0.97, 1.0, True), (-1.0, 2.0, False))
+
+    ```
     """
     if low is None or high is None:
         return low, high, False
@@ -469,7 +481,7 @@ def verdicts_to_markdown(
 ) -> str:
     """One metric's verdict table as markdown: n, mean, CI and, against a baseline, difference, p, verdict.
 
-    A group's interval is shown within the metric's ``bounds`` (an accuracy's t interval can reach past 1),
+    A group's interval is shown within the metric's `bounds` (an accuracy's t interval can reach past 1),
     marked `*` where it was cut; the p-values and the JSON keep the interval as computed.
 
     Examples:
@@ -515,13 +527,16 @@ def verdicts_to_csv(rows: Sequence[VerdictRow]) -> str:
 
 
 def verdicts_to_json(rows: Sequence[VerdictRow | Mapping[str, Any]], failed: Sequence[Mapping[str, Any]] = ()) -> str:
-    """Rows of any metrics as a JSON list of objects (``null`` where a number does not exist), then the
-    ``failed`` entries (``{"group", "metric", "n": 0, "verdict": "failed" | "left out" | …, "error", …}``).
+    """Rows of any metrics as a JSON list of objects (`null` where a number does not exist), then the
+    `failed` entries (`{"group", "metric", "n": 0, "verdict": "failed" | "left out" | …, "error", …}`).
 
+    ```pycon
     >>> from lossforge.evaluation.statistics import verdict_table
     >>> rows = json.loads(verdicts_to_json(verdict_table({"a": {0: 1.0}}, metric="test/mae")))
     >>> rows[0]["group"], rows[0]["n"], rows[0]["ci_low"], rows[0]["direction"]
     ('a', 1, None, 'lower')
+
+    ```
     """
     everything = [row.as_dict() if isinstance(row, VerdictRow) else dict(row) for row in rows]
     everything += [dict(row) for row in failed]
@@ -529,7 +544,7 @@ def verdicts_to_json(rows: Sequence[VerdictRow | Mapping[str, Any]], failed: Seq
 
 
 def overview_table(groups: Sequence[Group], params: Sequence[str], tables: Mapping[str, Sequence[VerdictRow]]) -> str:
-    """One line per group: label, how its runs ended, n (seeds), the parameters that differ, ``mean ± std``
+    """One line per group: label, how its runs ended, n (seeds), the parameters that differ, `mean ± std`
     per metric."""
     by_group = {metric: {row.group: row for row in rows} for metric, rows in tables.items()}
     merged = any(group.keys for group in groups)
@@ -557,8 +572,11 @@ def _shared(group: Group, param: str) -> str:
 def _param(value: str) -> str:
     """A parameter as the table shows it: tuned floats to 4 significant digits, the rest as logged.
 
+    ```pycon
     >>> _param("0.0022373901095679746"), _param("1e-05"), _param("64"), _param("euclidean")
     ('0.002237', '1e-05', '64', 'euclidean')
+
+    ```
     """
     try:
         number = float(value)
@@ -568,8 +586,8 @@ def _param(value: str) -> str:
 
 
 def holm_family(rows: Sequence[VerdictRow]) -> str:
-    """What a table's p-values were adjusted over, named: ``Holm-adjusted over the 2 comparisons against l2
-    on test/mae`` — only the rows with a test (a group with one run, or one that diverged, is outside)."""
+    """What a table's p-values were adjusted over, named: `Holm-adjusted over the 2 comparisons against l2
+    on test/mae` — only the rows with a test (a group with one run, or one that diverged, is outside)."""
     baseline = next((row.baseline for row in rows if row.baseline), None)
     family = sum(row.p_value is not None and row.group != baseline for row in rows)
     plural = "s" if family != 1 else ""
@@ -605,7 +623,7 @@ def comparison_markdown(
     under: Sequence[str] = (),
 ) -> str:
     """The whole comparison as markdown: the overview, the legend, notes, a verdict table per metric (the
-    intervals within the metric's ``bounds``), then what was left out (``under``)."""
+    intervals within the metric's `bounds`), then what was left out (`under`)."""
     parts = [overview_table(groups, params, tables), LEGEND]
     if any(group.keys for group in groups) and any(row.n == 1 for rows in tables.values() for row in rows):
         parts.append(
@@ -645,9 +663,11 @@ class ComparisonError(ValueError):
 
 @dataclass(frozen=True)
 class ComparisonReport:
-    """A sweep's (or a ``lossforge benchmark`` comparison's) runs compared: the groups, a verdict table per
-    metric, the notes, and the figure; rendered by :meth:`to_text`, :meth:`to_markdown`, :meth:`to_csv` and
-    :meth:`to_json` (what ``lossforge compare --format`` prints)."""
+    """A sweep's (or a `lossforge benchmark` comparison's) runs compared: the groups, a verdict table per
+    metric, the notes, and the figure; rendered by [to_text][lossforge.evaluation.compare.ComparisonReport.to_text],
+    [to_markdown][lossforge.evaluation.compare.ComparisonReport.to_markdown],
+    [to_csv][lossforge.evaluation.compare.ComparisonReport.to_csv] and
+    [to_json][lossforge.evaluation.compare.ComparisonReport.to_json] (what `lossforge compare --format` prints)."""
 
     run_id: str  # the parent run compared
     kind: str  # "Sweep" or "Comparison" (lossforge benchmark's)
@@ -717,17 +737,18 @@ class ComparisonReport:
         return rows
 
     def to_markdown(self) -> str:
-        """The whole comparison as markdown (:func:`comparison_markdown`)."""
+        """The whole comparison as markdown
+        ([comparison_markdown][lossforge.evaluation.compare.comparison_markdown])."""
         return comparison_markdown(
             self.groups, self.params, self.tables, notes=self.notes, bounds=self.bounds, under=self.under_table()
         )
 
     def to_text(self) -> str:
-        """A line naming the sweep, then the markdown: what ``lossforge compare`` prints by default."""
+        """A line naming the sweep, then the markdown: what `lossforge compare` prints by default."""
         return f"{self.kind} {self.run_id} ({self.overrides}): {self.summary}\n\n{self.to_markdown()}"
 
     def to_csv(self) -> str:
-        """The verdict rows as CSV (:func:`verdicts_to_csv`)."""
+        """The verdict rows as CSV ([verdicts_to_csv][lossforge.evaluation.compare.verdicts_to_csv])."""
         return verdicts_to_csv(self.rows)
 
     def to_json(self) -> str:
@@ -735,14 +756,15 @@ class ComparisonReport:
         return verdicts_to_json(self.json_rows())
 
     def render(self, format: str = "table") -> str:
-        """``"table"`` (:meth:`to_text`), ``"markdown"``, ``"csv"`` or ``"json"``."""
+        """`"table"` ([to_text][lossforge.evaluation.compare.ComparisonReport.to_text]), `"markdown"`, `"csv"` or
+        `"json"`."""
         renderers = {"table": self.to_text, "markdown": self.to_markdown, "csv": self.to_csv, "json": self.to_json}
         if format not in renderers:
             raise ValueError(f"Expected `format` in {sorted(renderers)}, got {format!r}")
         return renderers[format]()
 
     def save_figure(self, path: str | Path) -> Path | None:
-        """Write the figure to ``path`` (its folder created); ``None`` when there is no figure."""
+        """Write the figure to `path` (its folder created); `None` when there is no figure."""
         if self.figure is None:
             return None
         output = Path(path)
@@ -753,14 +775,14 @@ class ComparisonReport:
     def seeds_for_a_verdict(self) -> int | None:
         """The paired seeds every group needs for a verdict to be possible against the baseline
         ([seeds_needed][lossforge.evaluation.statistics.seeds_needed] for one comparison per other group);
-        ``None`` without a baseline or another group."""
+        `None` without a baseline or another group."""
         comparisons = sum(group.label != self.baseline for group in self.groups)
         if self.baseline is None or comparisons == 0:
             return None
         return seeds_needed(comparisons)
 
     def footer(self, plot: Path | None) -> list[str]:
-        """The lines ``lossforge compare`` prints after the tables: where the plot went, what was logged."""
+        """The lines `lossforge compare` prints after the tables: where the plot went, what was logged."""
         lines = [f"Plot: {plot}"] if plot is not None else []
         if self.logged:
             logged = f"{', '.join(ARTIFACTS)}, group metrics"
@@ -769,7 +791,7 @@ class ComparisonReport:
 
 
 def open_store(tracking_uri: str | None, base_dir: Path | None) -> Any:
-    """An ``MlflowClient`` on the store a comparison reads; creates nothing (training creates stores).
+    """An `MlflowClient` on the store a comparison reads; creates nothing (training creates stores).
 
     Raises:
         ComparisonError: no store where it looked; the message says where, and how to point elsewhere.
@@ -790,7 +812,7 @@ def open_store(tracking_uri: str | None, base_dir: Path | None) -> Any:
 
 
 def read_runs(client: Any, parent: Any) -> tuple[list[Row], list[dict[str, Any]], bool]:
-    """The runs a sweep (or a ``lossforge benchmark`` comparison, through its studies) compares, the
+    """The runs a sweep (or a `lossforge benchmark` comparison, through its studies) compares, the
     comparison's entries whose every tuning trial failed, and whether it is a comparison. Superseded runs
     (replaced by a resume, moved to the deleted runs) are not read."""
     experiment_id = parent.info.experiment_id
@@ -868,24 +890,24 @@ def compare(
     log: bool = False,
     base_dir: Path | None = None,
 ) -> ComparisonReport:
-    """Compare the runs of the sweep ``run_id`` (default: the experiment's latest) — or of a ``lossforge
-    benchmark`` comparison, whose seed runs are read through its studies. Reads only, unless ``log``.
+    """Compare the runs of the sweep `run_id` (default: the experiment's latest) — or of a `lossforge
+    benchmark` comparison, whose seed runs are read through its studies. Reads only, unless `log`.
 
     Which runs count (docs/decisions.md §2): the newest finished run of each seed of a group; a group that
     diverged on some seeds is reported "diverged on k of n seeds" without a statistical verdict; failed and
     killed runs are listed under the tables; superseded runs never count.
 
     Args:
-        run_id: the sweep's (or comparison's) parent run; ``None``: the experiment's most recent sweep.
-        tracking_uri: the MLflow store (default: ``$MLFLOW_TRACKING_URI``, else ``outputs/mlflow.db`` under
-            ``base_dir``).
+        run_id: the sweep's (or comparison's) parent run; `None`: the experiment's most recent sweep.
+        tracking_uri: the MLflow store (default: `$MLFLOW_TRACKING_URI`, else `outputs/mlflow.db` under
+            `base_dir`).
         experiment: the MLflow experiment's name.
-        metrics: the metrics to compare (default: every comparable ``test/*`` metric a finished run has).
-        mean_over: parameters to pool over besides the seed (comma-separated, or a list); ``"none"``: every
+        metrics: the metrics to compare (default: every comparable `test/*` metric a finished run has).
+        mean_over: parameters to pool over besides the seed (comma-separated, or a list); `"none"`: every
             run its own row.
-        baseline: the group the others are judged against (a loss name or a full group label; ``"none"``
-            for no verdicts); default: the task's baseline (``TaskSpec.baseline``) where one group trained it.
-        directions: ``{"higher"|"lower"}`` per metric whose direction lossforge does not know.
+        baseline: the group the others are judged against (a loss name or a full group label; `"none"`
+            for no verdicts); default: the task's baseline (`TaskSpec.baseline`) where one group trained it.
+        directions: `{"higher"|"lower"}` per metric whose direction lossforge does not know.
         log: write the tables, the figure and each group's mean and CI onto the parent run
             ([log_comparison][lossforge.evaluation.dashboard.log_comparison]); by default nothing is written.
         base_dir: where a relative store is (default: the current directory).
@@ -955,7 +977,7 @@ def compare(
 
 
 def find_sweep(client: Any, experiment_id: str, sweep: str | None) -> Any:
-    """The parent run ``sweep`` (a run id), or the most recent sweep of the experiment."""
+    """The parent run `sweep` (a run id), or the most recent sweep of the experiment."""
     if sweep:
         from mlflow.exceptions import MlflowException
 
@@ -999,8 +1021,8 @@ def _without_dataset(row: Row) -> Row:
 
 @dataclass(frozen=True)
 class AcrossReport:
-    """Losses ranked on several datasets (:func:`compare_across`): Friedman's test, the Nemenyi critical
-    difference, and its diagram."""
+    """Losses ranked on several datasets ([compare_across][lossforge.evaluation.compare.compare_across]): Friedman's
+    test, the Nemenyi critical difference, and its diagram."""
 
     metric: str
     result: Any  # lossforge.evaluation.statistics.FriedmanResult
@@ -1037,8 +1059,8 @@ def compare_across(
     directions: Mapping[str, Direction] | None = None,
     base_dir: Path | None = None,
 ) -> AcrossReport:
-    """Each run of ``run_ids`` (a sweep or a comparison on one dataset) gives each group (a loss
-    configuration: `focal gamma=0.5` and `focal gamma=2` apart) its mean ``metric`` over the newest finished
+    """Each run of `run_ids` (a sweep or a comparison on one dataset) gives each group (a loss
+    configuration: `focal gamma=0.5` and `focal gamma=2` apart) its mean `metric` over the newest finished
     run of each seed; the groups all runs share are ranked per dataset and compared by Friedman's test with the
     Nemenyi critical difference (Demšar 2006), drawn as a diagram.
 

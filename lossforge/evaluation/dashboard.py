@@ -43,20 +43,20 @@ ARTIFACTS = {  # artifact path on the parent run → what it holds
     "comparison/plot.png": "each seed as a dot, the mean with its 95 % CI",
 }
 PLOT = "comparison/plot.png"
-#: The MLflow tag whose markdown the run page shows first, as the run's description.
 DESCRIPTION_TAG = "mlflow.note.content"
+"""The MLflow tag whose markdown the run page shows first, as the run's description."""
 WINNER_TAG = "lossforge.winner"
 BASELINE_TAG = "lossforge.baseline"
 VERDICT_TAG = "lossforge.verdict"  # on the parent: `lossforge.verdict.<metric>`; on a child: its group's verdicts
 GROUP_TAG = "lossforge.group"
 NO_SIGNIFICANT_DIFFERENCE = "no significant difference"
-#: The description's last line: what a later `--log` replaces ends here, and what a person wrote below it stays.
 DESCRIPTION_END = "*Written by `lossforge compare --log`; the next log replaces all above this line, not below.*"
-#: The longest tag value MLflow stores (`mlflow.utils.validation.MAX_TAG_VAL_LENGTH`), the description included.
+"""The description's last line: what a later `--log` replaces ends here, and what a person wrote below it stays."""
 MAX_DESCRIPTION = 8000
-#: A panel's y-axis spans at least this fraction of its largest absolute value: a 0.0009 difference between
-#: accuracies of 0.95 must not fill the panel as if it were a cliff.
+"""The longest tag value MLflow stores (`mlflow.utils.validation.MAX_TAG_VAL_LENGTH`), the description included."""
 MIN_RELATIVE_SPAN = 0.05
+"""A panel's y-axis spans at least this fraction of its largest absolute value: a 0.0009 difference between
+accuracies of 0.95 must not fill the panel as if it were a cliff."""
 
 
 # -- who won: plain rows in, plain answers out --------------------------------------------------------------

@@ -2,26 +2,28 @@
 
 The axis follows from the task the loss is plotted for:
 
-* ``regression`` — the residual :math:`r` = prediction − target (target 0, prediction :math:`r`);
-* ``binary`` and ``multilabel`` — the margin :math:`y f`: a positive example (target 1, score :math:`f`)
+* `regression` — the residual $r$ = prediction − target (target 0, prediction $r$);
+* `binary` and `multilabel` — the margin $y f$: a positive example (target 1, score $f$)
   and, drawn only where it differs, a negative one (target 0, or −1 for a loss that declares
-  ``binary_target_encoding = "plus_minus_one"``, score :math:`-f`); a multilabel loss sees one label;
-* ``multiclass`` — :math:`p_t`, the probability of the true class: a 2-class logit pair
-  ``(logit(p_t), 0)`` whose softmax gives :math:`p_t` (the focal-loss paper's Figure 1);
-* ``metric`` — the distance between embeddings. A pair loss is called on a 2-point batch at distance
-  :math:`d`, once with the same label (positive pair) and once with different labels (negative pair); a
-  triplet loss on a 3-point batch, against :math:`\\|a - n\\|` with :math:`\\|a - p\\| = 1` fixed. The
-  embeddings are 1-D points, or 2-D unit vectors at an angle for a loss whose ``distance`` is
-  ``"cosine"`` (1-D points have no angle between them). A proxy loss (one whose learnable parameters are
-  class ``proxies`` ``(C, D)``: ``arcface``, ``proxy_anchor``, …) is drawn against the angle between one
+  `binary_target_encoding = "plus_minus_one"`, score $-f$); a multilabel loss sees one label;
+* `multiclass` — $p_t$, the probability of the true class: a 2-class logit pair
+  `(logit(p_t), 0)` whose softmax gives $p_t$ (the focal-loss paper's Figure 1);
+* `metric` — the distance between embeddings. A pair loss is called on a 2-point batch at distance
+  $d$, once with the same label (positive pair) and once with different labels (negative pair); a
+  triplet loss on a 3-point batch, against $\\|a - n\\|$ with $\\|a - p\\| = 1$ fixed. The
+  embeddings are 1-D points, or 2-D unit vectors at an angle for a loss whose `distance` is
+  `"cosine"` (1-D points have no angle between them). A proxy loss (one whose learnable parameters are
+  class `proxies` `(C, D)`: `arcface`, `proxy_anchor`, …) is drawn against the angle between one
   unit embedding and its own class's proxy, with two classes whose proxies point opposite ways — the loss's
   shape (margin, scale), whatever proxies a run has learnt.
 
-The values come from the loss module itself with ``reduction="none"`` on a batch of points along the axis,
-and the derivatives from ``torch.autograd.grad`` with respect to the axis variable, so a plugin loss is
-plotted with no plotting code of its own. :func:`probe` and :func:`loss_curves` are plain numbers;
-:func:`loss_figure` draws them (matplotlib is imported only there, headless); :func:`plot_losses` does it
-all for a command line's overrides (``lossforge plot``, :mod:`lossforge.commands.plot`, is the command).
+The values come from the loss module itself with `reduction="none"` on a batch of points along the axis,
+and the derivatives from `torch.autograd.grad` with respect to the axis variable, so a plugin loss is
+plotted with no plotting code of its own. [probe][lossforge.evaluation.loss_figures.probe] and
+[loss_curves][lossforge.evaluation.loss_figures.loss_curves] are plain numbers;
+[loss_figure][lossforge.evaluation.loss_figures.loss_figure] draws them (matplotlib is imported only there, headless);
+[plot_losses][lossforge.evaluation.loss_figures.plot_losses] does it all for a command line's overrides
+(`lossforge plot`, [lossforge.commands.plot][], is the command).
 """
 
 from __future__ import annotations
@@ -59,8 +61,8 @@ class Axis:
     symbol: str  # the axis variable in mathtext, for the derivative's label dℓ/d<symbol>
     low: float
     high: float
-    #: Where the derivative panel is cut when the curves run off (−1/p_t as p_t → 0); ``None``: never.
     derivative_limits: tuple[float, float] | None = None
+    """Where the derivative panel is cut when the curves run off (−1/p_t as p_t → 0); `None`: never."""
 
 
 RESIDUAL = Axis("residual r = prediction − target", "r", -3.0, 3.0)
@@ -72,10 +74,10 @@ PAIR_ANGLE = Axis("angle θ between the pair's unit embeddings (rad)", r"\theta"
 NEGATIVE_DISTANCE = Axis("distance d(a, n) to the negative, d(a, p) = 1 (1-D embeddings)", "d_{an}", 0.0, 3.0)
 NEGATIVE_ANGLE = Axis("angle θ(a, n) to the negative, θ(a, p) = 1 rad (unit embeddings)", r"\theta_{an}", 0.0, math.pi)
 PROXY_ANGLE = Axis("angle θ between the unit embedding and its class's proxy (rad)", r"\theta_y", 0.0, math.pi)
-#: The probe's proxies for a proxy loss: class 0 at angle 0, class 1 opposite it (2-D unit vectors).
 PROBE_PROXIES = ((1.0, 0.0), (-1.0, 0.0))
-#: The fixed distance (or angle) between a triplet's anchor and positive.
+"""The probe's proxies for a proxy loss: class 0 at angle 0, class 1 opposite it (2-D unit vectors)."""
 ANCHOR_TO_POSITIVE = 1.0
+"""The fixed distance (or angle) between a triplet's anchor and positive."""
 
 _FIXED_AXES = {Task.REGRESSION: RESIDUAL, Task.BINARY: MARGIN, Task.MULTILABEL: MARGIN, Task.MULTICLASS: TRUE_CLASS}
 
@@ -97,11 +99,14 @@ class Curve:
 
 
 def plot_task(loss: Any, task: str | None = None) -> Task:
-    """The task a loss is plotted for: ``task`` when the loss declares it, else its first declared task.
+    """The task a loss is plotted for: `task` when the loss declares it, else its first declared task.
 
+    ```pycon
     >>> from lossforge.losses.classification import FocalLoss
     >>> plot_task(FocalLoss()), plot_task(FocalLoss(), "binary")
     (<Task.MULTICLASS: 'multiclass'>, <Task.BINARY: 'binary'>)
+
+    ```
     """
     traits = loss_traits(loss)
     if task is None:
@@ -118,7 +123,7 @@ def _cosine(loss: Any) -> bool:
 
 
 def _proxies(loss: Any) -> bool:
-    """Whether ``loss`` keeps class proxies as ``proxies`` (lossforge's proxy losses; ``None`` until prepared)."""
+    """Whether `loss` keeps class proxies as `proxies` (lossforge's proxy losses; `None` until prepared)."""
     return isinstance(loss, torch.nn.Module) and hasattr(loss, "proxies")
 
 
@@ -127,11 +132,14 @@ def _triplets(loss: Any) -> bool:
 
 
 def axis_for(loss: Any, task: str) -> Axis:
-    """The x-axis ``loss`` is drawn against for ``task`` (see the module's docstring).
+    """The x-axis `loss` is drawn against for `task` (see the module's docstring).
 
+    ```pycon
     >>> from lossforge.losses.metric import TripletLoss
     >>> axis_for(TripletLoss(), "metric").symbol, axis_for(TripletLoss(), "regression").symbol
     ('d_{an}', 'r')
+
+    ```
     """
     if Task(task) is not Task.METRIC:
         return _FIXED_AXES[Task(task)]
@@ -143,12 +151,15 @@ def axis_for(loss: Any, task: str) -> Axis:
 
 
 def has_negative(loss: Any, task: str) -> bool:
-    """Whether :func:`probe` has a ``negative`` variant for ``task``: a negative example of a binary or
-    multilabel loss, a negative pair of a metric pair loss.
+    """Whether [probe][lossforge.evaluation.loss_figures.probe] has a `negative` variant for `task`: a negative example
+    of a binary or multilabel loss, a negative pair of a metric pair loss.
 
+    ```pycon
     >>> from lossforge.losses.regression import HuberLoss
     >>> has_negative(HuberLoss(), "regression")
     False
+
+    ```
     """
     task = Task(task)
     if task is Task.METRIC:
@@ -160,7 +171,7 @@ def has_negative(loss: Any, task: str) -> bool:
 
 
 def _per_sample(loss: Any) -> Any:
-    """A CPU copy of ``loss`` that returns per-sample values, leaving the caller's (training) loss as it is."""
+    """A CPU copy of `loss` that returns per-sample values, leaving the caller's (training) loss as it is."""
     probe_loss = copy.deepcopy(loss)
     if isinstance(probe_loss, torch.nn.Module):
         probe_loss = probe_loss.cpu()
@@ -192,19 +203,19 @@ def _supervised(task: Task, classes: int = 2) -> Callable[[Tensor, str, bool], t
 
 
 def _embedding(offset: Tensor, cosine: bool) -> Tensor:
-    """A point at ``offset`` from the origin (1-D), or the unit vector at angle ``offset`` (2-D)."""
+    """A point at `offset` from the origin (1-D), or the unit vector at angle `offset` (2-D)."""
     if cosine:
         return torch.stack([torch.cos(offset), torch.sin(offset)])  # (2,)
     return offset[None]  # (1,)
 
 
 def _proxy_value(loss: Any, x: Tensor) -> Tensor:
-    """The loss of one unit embedding of class 0 at angle ``x`` (0-d) from its proxy (``PROBE_PROXIES``)."""
+    """The loss of one unit embedding of class 0 at angle `x` (0-d) from its proxy (`PROBE_PROXIES`)."""
     return loss(_embedding(x, cosine=True)[None], torch.tensor([0]), None).sum()  # (1, 2)
 
 
 def _metric_value(loss: Any, x: Tensor, *, cosine: bool, triplet: bool, negative: bool) -> Tensor:
-    """The loss of one tiny batch built at ``x`` (0-d): the sum of what ``reduction="none"`` returns
+    """The loss of one tiny batch built at `x` (0-d): the sum of what `reduction="none"` returns
     (for one pair or triplet, its loss; a per-anchor loss sums over the batch's anchors)."""
     zero, empty = torch.zeros_like(x), torch.zeros(0, dtype=torch.long)
     indices: tuple[Tensor, ...]
@@ -230,26 +241,28 @@ def probe(
     high: float | None = None,
     classes: int = 2,
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """``(x, values, derivatives)`` of ``loss`` along its axis for ``task`` (:func:`axis_for`), float64.
+    """`(x, values, derivatives)` of `loss` along its axis for `task`
+    ([axis_for][lossforge.evaluation.loss_figures.axis_for]), float64.
 
-    The loss is called on a batch of points along the axis with ``reduction="none"`` (on a copy: the
-    given module is not changed) and differentiated with ``torch.autograd.grad`` with respect to the axis
+    The loss is called on a batch of points along the axis with `reduction="none"` (on a copy: the
+    given module is not changed) and differentiated with `torch.autograd.grad` with respect to the axis
     variable.
 
     Args:
-        loss: a loss module (any reduction); it must declare ``task``.
-        task: ``"regression"``, ``"binary"``, ``"multiclass"``, ``"multilabel"`` or ``"metric"``.
+        loss: a loss module (any reduction); it must declare `task`.
+        task: `"regression"`, `"binary"`, `"multiclass"`, `"multilabel"` or `"metric"`.
         negative: a negative example (binary, multilabel) or a negative pair (metric pair losses); see
-            :func:`has_negative`.
+            [has_negative][lossforge.evaluation.loss_figures.has_negative].
         points: how many points along the axis.
-        low, high: the axis range; default: the axis's own.
+        low: where the axis starts; default: the axis's own.
+        high: where the axis ends; default: the axis's own.
         classes: multiclass: how many classes the logits have (a loss prepared for C classes needs C);
             the curve against p_t is the same for any C for a loss that treats wrong classes alike.
 
     Returns:
-        ``x``, the loss at each point, and its derivative :math:`d\\ell/dx`, each ``(points,)``.
+        `x`, the loss at each point, and its derivative $d\\ell/dx$, each `(points,)`.
 
-    Example:
+    Examples:
         >>> from lossforge.losses.regression import L2Loss
         >>> x, values, derivatives = probe(L2Loss(), "regression", points=3, low=-1.0, high=1.0)
         >>> values.tolist(), derivatives.tolist()
@@ -287,11 +300,27 @@ def probe(
 
 
 def _math_block(doc: str | None) -> list[str] | None:
-    """The lines of the first ``.. math::`` block of a docstring, or ``None`` without one."""
+    r"""The lines of the first display formula of a docstring, or `None` without one: a Markdown `$$` … `$$`
+    block (lossforge's dialect) or a reStructuredText `.. math::` block (a plugin's older docstring).
+
+    ```pycon
+    >>> _math_block("Summary.\n\n    $$\n    a = b\n    $$\n")
+    ['a = b']
+    >>> _math_block("Summary.\n\n.. math::\n    a = b\n") is None
+    False
+
+    ```
+    """
     lines = inspect.cleandoc(doc or "").splitlines()
     for index, line in enumerate(lines):
+        block: list[str] = []
+        if line.strip() == "$$":
+            for body in lines[index + 1 :]:
+                if body.strip() == "$$":
+                    return block
+                block.append(body.strip())
+            return block
         if line.strip() == ".. math::":
-            block: list[str] = []
             for body in lines[index + 1 :]:
                 if not body.strip():
                     if block:
@@ -303,10 +332,20 @@ def _math_block(doc: str | None) -> list[str] | None:
 
 
 def _summary(doc: str | None) -> str:
-    """The docstring's first line in mathtext: ``:math:`x``` → ``$x$``, ````name```` → ``name``."""
+    """The docstring's first line in mathtext: Markdown code and cross-references become plain names
+    (`` `name` `` and `[name][path]` → `name`); reStructuredText roles are read too.
+
+    ```pycon
+    >>> _summary("Focal loss with `alpha`, see [FocalLoss][lossforge.losses.classification.focal.FocalLoss].")
+    'Focal loss with alpha, see FocalLoss.'
+
+    ```
+    """
     first = inspect.cleandoc(doc or "").split("\n", 1)[0]
     first = re.sub(r":math:`([^`]*)`", r"$\1$", first)
-    return re.sub(r":[\w:]+:`~?([^`]*)`", r"\1", first).replace("``", "")
+    first = re.sub(r":[\w:]+:`~?([^`]*)`", r"\1", first).replace("``", "")
+    first = re.sub(r"\[([^\]]*)\]\[[^\]]*\]", r"\1", first)
+    return first.replace("`", "")
 
 
 def _renders(text: str) -> bool:
@@ -320,16 +359,19 @@ def _renders(text: str) -> bool:
 
 
 def formula(loss: Any) -> str:
-    r"""The title for ``loss``: the first ``.. math::`` block of its class's docstring — or, without one,
-    of its pure function's (``<name>_loss`` or ``<name>`` in the class's module) — when that block is one
+    r"""The title for `loss`: the first `.. math::` block of its class's docstring — or, without one,
+    of its pure function's (`<name>_loss` or `<name>` in the class's module) — when that block is one
     line that matplotlib can typeset; else the class's one-line summary.
 
+    ```pycon
     >>> from lossforge.losses.classification import FocalLoss
     >>> from lossforge.losses.regression import HuberLoss
     >>> print(formula(FocalLoss()))
     $\ell_i = -\alpha_t (1 - p_t)^\gamma \log p_t$
     >>> formula(HuberLoss())  # a two-line formula: the summary instead
     'Huber loss, registered as huber: L2 near zero, L1 in the tails.'
+
+    ```
     """
     cls = loss if inspect.isclass(loss) else type(loss)
     name = loss_traits(loss).name
@@ -349,10 +391,13 @@ def describe(
     name: str, parameters: Mapping[str, Any], defaults: Mapping[str, Any], *, always: Sequence[str] = ()
 ) -> str:
     """The legend of a loss: its name and the parameters that differ from their defaults, or are named in
-    ``always`` (those a command line sweeps, so every line of a sweep says its value).
+    `always` (those a command line sweeps, so every line of a sweep says its value).
 
+    ```pycon
     >>> describe("huber", {"delta": 0.5, "reduction": "none"}, {"delta": 1.0, "reduction": "mean"})
     'huber (delta=0.5)'
+
+    ```
     """
     changed = [
         f"{key}={value:g}" if isinstance(value, float) else f"{key}={value}"
@@ -379,13 +424,16 @@ def loss_curves(
     high: float | None = None,
     classes: int = 2,
 ) -> list[Curve]:
-    """Every line of ``loss`` for ``task`` (default: its first declared task): one, or two for a metric
+    """Every line of `loss` for `task` (default: its first declared task): one, or two for a metric
     pair loss (positive and negative pair) and for a binary or multilabel loss whose negative example's
-    curve differs from the positive's (``alpha``, ``pos_weight``, asymmetric focusing).
+    curve differs from the positive's (`alpha`, `pos_weight`, asymmetric focusing).
 
+    ```pycon
     >>> from lossforge.losses.metric import ContrastiveLoss
     >>> [curve.series for curve in loss_curves(ContrastiveLoss(), points=5)]
     ['positive pair', 'negative pair']
+
+    ```
     """
     task = plot_task(loss, task)
     label = label or loss_traits(loss).name
@@ -419,11 +467,11 @@ def _limits(values: Sequence[Tensor], cut: tuple[float, float] | None) -> tuple[
 
 def loss_figure(curves: Sequence[Curve], *, title: str | None = None) -> Figure:
     """Two panels per axis — the value and the derivative — with one line per curve, a legend, axis labels
-    and, as the title, the formula of each loss drawn (or ``title``).
+    and, as the title, the formula of each loss drawn (or `title`).
 
     Curves on different axes (a regression and a binary loss, say) get a row of panels each.
 
-    Example:
+    Examples:
         >>> from lossforge.losses.regression import HuberLoss, L1Loss
         >>> figure = loss_figure(loss_curves(L1Loss(), points=11) + loss_curves(HuberLoss(), points=11))
         >>> [axes.get_xlabel() for axes in figure.axes][:1], len(figure.axes)
@@ -464,15 +512,15 @@ def loss_figure(curves: Sequence[Curve], *, title: str | None = None) -> Figure:
 def trained_loss_figure(
     loss: Any, task: str, *, parameters: Mapping[str, Any] | None = None, classes: int = 2
 ) -> Figure:
-    """The figure of the loss a run trains, for the run's artifacts (``loss.png``).
+    """The figure of the loss a run trains, for the run's artifacts (`loss.png`).
 
     Args:
         loss: the run's loss module (left unchanged: the probe works on a CPU copy).
         task: the task it trains.
-        parameters: its config (``params(cfg.loss)``); those that differ from the defaults join the legend.
+        parameters: its config (`params(cfg.loss)`); those that differ from the defaults join the legend.
         classes: the dataset's classes (a loss prepared with per-class weights needs as many logits).
 
-    Example:
+    Examples:
         >>> from lossforge.losses.classification import FocalLoss
         >>> figure = trained_loss_figure(FocalLoss(gamma=1.0), "multiclass", parameters={"gamma": 1.0})
         >>> figure.axes[0].get_legend().get_texts()[0].get_text()
@@ -488,10 +536,13 @@ def trained_loss_figure(
 
 
 def expand(overrides: Sequence[str]) -> list[list[str]]:
-    """Every combination of Hydra sweep overrides (``loss=a,b loss.delta=1,2``), as a multirun expands them.
+    """Every combination of Hydra sweep overrides (`loss=a,b loss.delta=1,2`), as a multirun expands them.
 
+    ```pycon
     >>> expand(["loss=l1,huber", "loss.delta=1"])
     [['loss=l1', 'loss.delta=1'], ['loss=huber', 'loss.delta=1']]
+
+    ```
     """
     from hydra._internal.core_plugins.basic_sweeper import BasicSweeper
     from hydra.core.override_parser.overrides_parser import OverridesParser
@@ -501,7 +552,7 @@ def expand(overrides: Sequence[str]) -> list[list[str]]:
 
 
 def _check_parameters(combination: Sequence[str], name: str) -> None:
-    """The registry's teaching error for a ``loss.<parameter>`` the loss does not have (Hydra's own only
+    """The registry's teaching error for a `loss.<parameter>` the loss does not have (Hydra's own only
     says it could not override it)."""
     accepted = LOSSES.parameters(name)
     for override in combination:
@@ -545,16 +596,16 @@ def plot_losses(
     low: float | None = None,
     high: float | None = None,
 ) -> Figure:
-    """Each loss the Hydra ``overrides`` name — comma-separated values overlay each combination
-    (``["loss=focal", "loss.gamma=0,2"]``) — and its derivative, against its task's axis (``task``: the first
+    """Each loss the Hydra `overrides` name — comma-separated values overlay each combination
+    (`["loss=focal", "loss.gamma=0,2"]`) — and its derivative, against its task's axis (`task`: the first
     task the losses share, else each loss's own), as one figure.
 
     Raises:
         RegistryError: an unknown loss, or a parameter it does not have (with "did you mean").
         hydra.errors.HydraException: overrides Hydra cannot compose.
-        ValueError, TypeError: a loss that cannot be probed for ``task``.
+        ValueError, TypeError: a loss that cannot be probed for `task`.
 
-    Example:
+    Examples:
         >>> plot_losses(["loss=l1,huber"], points=11).axes[0].get_xlabel()
         'residual r = prediction − target'
     """
@@ -579,10 +630,13 @@ def _loss_name(combination: Sequence[str]) -> str:
 
 def common_task(names: Sequence[str]) -> str | None:
     """The first task of the first loss that every named loss declares, so one figure shares one axis
-    (``hinge,bce,focal`` → binary: the margin); ``None`` when they share none (each gets its own row).
+    (`hinge,bce,focal` → binary: the margin); `None` when they share none (each gets its own row).
 
+    ```pycon
     >>> common_task(["focal"]), common_task(["hinge", "bce", "focal"]), common_task(["l1", "focal"])
     ('multiclass', 'binary', None)
+
+    ```
     """
     declared = [loss_traits(LOSSES.load(name)).tasks for name in dict.fromkeys(names)]
     return next((str(task) for task in declared[0] if all(task in tasks for tasks in declared)), None)

@@ -1,8 +1,8 @@
-"""Plots a reviewer would rather look at than read, each a pure function ``(data) → Figure``.
+"""Plots a reviewer would rather look at than read, each a pure function `(data) → Figure`.
 
 Confusion matrix and reliability diagram for classification, predicted-vs-true scatter for regression,
 a 2-D projection of embeddings for metric learning, and loss/metric curves for every run. matplotlib
-runs headless (Agg); nothing here touches MLflow — ``tracking`` saves the figures.
+runs headless (Agg); nothing here touches MLflow — `tracking` saves the figures.
 """
 
 from __future__ import annotations
@@ -96,7 +96,7 @@ def embedding_figure(embeddings: Tensor, labels: Tensor, class_names: Sequence[s
 
 
 def curves_figure(history: Mapping[str, Sequence[tuple[int, float]]]) -> Figure:
-    """Loss and metric curves by epoch: one panel per metric name after the stage (``loss``, …)."""
+    """Loss and metric curves by epoch: one panel per metric name after the stage (`loss`, …)."""
     names = sorted({key.split("/", 1)[1] for key in history})
     figure, panels = plt.subplots(1, len(names), figsize=(3.2 * len(names), 3), squeeze=False)
     for axes, name in zip(panels[0], names, strict=True):

@@ -4,11 +4,14 @@ Every sample is a query against all the *other* samples of the same set (as metr
 evaluate on test classes). A query whose class has no other member cannot retrieve anything correct and
 is left out of the averages.
 
+```pycon
 >>> embeddings = torch.tensor([[0.0], [0.1], [5.0], [5.1], [0.25]])
 >>> labels = torch.tensor([0, 0, 1, 1, 1])
 >>> metrics = retrieval_metrics(embeddings, labels, ks=(1,))
 >>> round(metrics["recall_at_1"], 4)  # the last sample's nearest neighbour is a 0
 0.8
+
+```
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ from torch.nn import functional as F
 
 
 def _neighbours(embeddings: Tensor, k: int, cosine: bool, chunk: int = 1024) -> Tensor:
-    """Indices of the ``k`` nearest other samples of every sample, nearest first: ``(N, k)``."""
+    """Indices of the `k` nearest other samples of every sample, nearest first: `(N, k)`."""
     if cosine:
         embeddings = F.normalize(embeddings, dim=1)
     rows = []
@@ -34,19 +37,20 @@ def _neighbours(embeddings: Tensor, k: int, cosine: bool, chunk: int = 1024) -> 
 def retrieval_metrics(
     embeddings: Tensor, labels: Tensor, *, ks: tuple[int, ...] = (1, 5), knn_k: int = 5, cosine: bool = False
 ) -> dict[str, float]:
-    """Recall@k for each ``k`` in ``ks``, MAP@R and ``knn_k``-nearest-neighbour accuracy.
+    """Recall@k for each `k` in `ks`, MAP@R and `knn_k`-nearest-neighbour accuracy.
 
-    .. math::
-        \\text{Recall@}k = \\frac{1}{|Q|}\\sum_{q \\in Q} [\\exists\\, i \\le k: y_{(i)} = y_q], \\qquad
-        \\text{MAP@R} = \\frac{1}{|Q|}\\sum_{q} \\frac{1}{R_q}\\sum_{i=1}^{R_q} P_q(i)\\,[y_{(i)} = y_q]
+    $$
+    \\text{Recall@}k = \\frac{1}{|Q|}\\sum_{q \\in Q} [\\exists\\, i \\le k: y_{(i)} = y_q], \\qquad
+    \\text{MAP@R} = \\frac{1}{|Q|}\\sum_{q} \\frac{1}{R_q}\\sum_{i=1}^{R_q} P_q(i)\\,[y_{(i)} = y_q]
+    $$
 
-    where :math:`y_{(i)}` is the label of the :math:`i`-th nearest other sample and :math:`R_q` the number of
+    where $y_{(i)}$ is the label of the $i$-th nearest other sample and $R_q$ the number of
     other samples of the query's class. Recall@1 equals precision@1.
 
     Args:
-        embeddings: ``(N, D)`` embeddings.
-        labels: ``(N,)`` integer labels.
-        ks: the ``k`` of each Recall@k.
+        embeddings: `(N, D)` embeddings.
+        labels: `(N,)` integer labels.
+        ks: the `k` of each Recall@k.
         knn_k: neighbours voting in kNN accuracy (ties go to the class of the nearest voter among them).
         cosine: rank by cosine distance instead of Euclidean.
     """

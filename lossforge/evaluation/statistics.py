@@ -4,29 +4,32 @@ Musgrave et al., "A Metric Learning Reality Check" (ECCV 2020), found that most 
 improvements vanish once every loss gets the same tuning budget and results are averaged over repeated
 runs. This module turns repeated runs (one value per seed) into numbers that say how sure we are:
 
-* :func:`metric_direction` — which way is better for a metric (``accuracy`` up, ``mae`` down); the
-  training ``loss`` is refused: it is a different function for every loss, so its values do not compare.
-* :func:`summarize` — n, mean, sample standard deviation and the 95 % confidence interval of the mean.
-* :func:`compare_to_baseline` — the mean difference to a baseline with its 95 % confidence interval and
-  a permutation-test p-value, paired by seed when both sides ran the same seeds.
-* :func:`verdict_table` — one row per group with a verdict against the baseline (``better``, ``worse``,
-  ``no detectable difference`` or ``too few runs…``), p-values Holm-adjusted over the table.
-* :func:`friedman_nemenyi` and :func:`critical_difference_figure` — several losses over several
+* [metric_direction][lossforge.evaluation.statistics.metric_direction] — which way is better for a metric (`accuracy`
+  up, `mae` down); the training `loss` is refused: it is a different function for every loss, so its values do not
+  compare.
+* [summarize][lossforge.evaluation.statistics.summarize] — n, mean, sample standard deviation and the 95 % confidence
+  interval of the mean.
+* [compare_to_baseline][lossforge.evaluation.statistics.compare_to_baseline] — the mean difference to a baseline with
+  its 95 % confidence interval and a permutation-test p-value, paired by seed when both sides ran the same seeds.
+* [verdict_table][lossforge.evaluation.statistics.verdict_table] — one row per group with a verdict against the baseline
+  (`better`, `worse`, `no detectable difference` or `too few runs…`), p-values Holm-adjusted over the table.
+* [friedman_nemenyi][lossforge.evaluation.statistics.friedman_nemenyi] and
+  [critical_difference_figure][lossforge.evaluation.statistics.critical_difference_figure] — several losses over several
   datasets: Friedman test, average ranks and the Nemenyi critical difference (Demšar, JMLR 2006).
 
-Everything works on plain numbers (``group → seed → value``); nothing here touches MLflow or torch.
+Everything works on plain numbers (`group → seed → value`); nothing here touches MLflow or torch.
 scipy, statsmodels and matplotlib are imported inside the functions that use them, so importing this
-module (and ``lossforge compare``) stays fast.
+module (and `lossforge compare`) stays fast.
 
-How many seeds? With ``n`` paired seeds the exact sign-flip test can give no p-value below
-``2 / 2**n`` — reached when every seed moves the same way. Holm multiplies the smallest p-value of a table
-by the number of comparisons ``m``, so a verdict is possible at all only when ``m * 2 / 2**n <= 0.05``,
-i.e. ``n >= 1 + log2(20 m)``: one comparison needs 6 seeds, 2–3 need 7, 4–6 need 8, 7–12 need 9
-(:func:`seeds_needed`). :data:`RECOMMENDED_SEEDS` is 10, one margin above that floor for a handful
-(five) of losses against a baseline: a large effect that shows in every seed gives ``5 * 2/1024 = 0.01``,
-and it is still detected when the smallest one or two differences point the other way (at best
-``5 * 4/1024 = 0.02`` and ``5 * 8/1024 = 0.04``). With 8 seeds — the floor — a single contrary seed
-already loses the verdict (``5 * 4/256 = 0.078``).
+How many seeds? With `n` paired seeds the exact sign-flip test can give no p-value below
+`2 / 2**n` — reached when every seed moves the same way. Holm multiplies the smallest p-value of a table
+by the number of comparisons `m`, so a verdict is possible at all only when `m * 2 / 2**n <= 0.05`,
+i.e. `n >= 1 + log2(20 m)`: one comparison needs 6 seeds, 2–3 need 7, 4–6 need 8, 7–12 need 9
+([seeds_needed][lossforge.evaluation.statistics.seeds_needed]).
+[RECOMMENDED_SEEDS][lossforge.evaluation.statistics.RECOMMENDED_SEEDS] is 10, one margin above that floor for a handful
+(five) of losses against a baseline: a large effect that shows in every seed gives `5 * 2/1024 = 0.01`, and it is still
+detected when the smallest one or two differences point the other way (at best `5 * 4/1024 = 0.02` and
+`5 * 8/1024 = 0.04`). With 8 seeds — the floor — a single contrary seed already loses the verdict (`5 * 4/256 = 0.078`).
 """
 
 from __future__ import annotations
@@ -44,27 +47,27 @@ from lossforge.contract import did_you_mean
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
 
-#: Significance level of every test, after Holm's correction.
 ALPHA = 0.05
-#: Level of every confidence interval.
+"""Significance level of every test, after Holm's correction."""
 CONFIDENCE = 0.95
-#: Seeds per configuration the tuning protocol should run (module docstring: the arithmetic behind it).
+"""Level of every confidence interval."""
 RECOMMENDED_SEEDS = 10
-#: Permutations a test may enumerate exactly; with more possible arrangements it samples this many
-#: (from a fixed seed, so the same runs always give the same p-value).
+"""Seeds per configuration the tuning protocol should run (module docstring: the arithmetic behind it)."""
 PERMUTATIONS = 9999
+"""Permutations a test may enumerate exactly; with more possible arrangements it samples this many
+(from a fixed seed, so the same runs always give the same p-value)."""
 
 Direction = Literal["higher", "lower"]
 Seed = TypeVar("Seed", bound=Hashable)
 
-#: Metric names (the part after ``train/``, ``val/`` or ``test/``; fnmatch patterns) by better direction.
 HIGHER_IS_BETTER = ("accuracy", "f1_macro", "subset_accuracy", "recall*", "map_at_r", "knn_accuracy")
+"""Metric names (the part after `train/`, `val/` or `test/`; fnmatch patterns) by better direction."""
 LOWER_IS_BETTER = ("mae", "rmse", "nll", "ece")
-#: Metrics whose values mean something different for every loss, so rows cannot be compared on them.
 NOT_COMPARABLE = {
     "loss": "it is each run's own training objective — L1, cross-entropy and triplet losses measure different "
     "things on different scales — so its values do not compare across losses",
 }
+"""Metrics whose values mean something different for every loss, so rows cannot be compared on them."""
 _STAGES = ("train", "val", "test")
 
 BETTER = "better"
@@ -76,21 +79,27 @@ SINGLE_RUN_NOTE = "n = 1: mean only — an interval needs at least 2 runs to est
 def too_few_runs(seeds_needed: int) -> str:
     """The verdict for a comparison whose test could not reach significance even on the most extreme data.
 
+    ```pycon
     >>> too_few_runs(8)
     'too few runs for a verdict (needs ≥ 8 seeds)'
+
+    ```
     """
     return f"too few runs for a verdict (needs ≥ {seeds_needed} seeds)"
 
 
 class NotComparableError(ValueError):
-    """A metric whose values cannot be compared across rows (``loss``) was asked for a verdict."""
+    """A metric whose values cannot be compared across rows (`loss`) was asked for a verdict."""
 
 
 def metric_base_name(metric: str) -> str:
     """The metric's own name: without its stage prefix, and without a per-class suffix.
 
+    ```pycon
     >>> metric_base_name("test/accuracy"), metric_base_name("test/recall/3"), metric_base_name("map_at_r")
     ('accuracy', 'recall', 'map_at_r')
+
+    ```
     """
     parts = metric.split("/")
     if len(parts) > 1 and parts[0] in _STAGES:
@@ -99,18 +108,18 @@ def metric_base_name(metric: str) -> str:
 
 
 def metric_direction(metric: str, *, override: Direction | None = None) -> Direction:
-    """Whether a higher or a lower value of ``metric`` is better.
+    """Whether a higher or a lower value of `metric` is better.
 
     Args:
-        metric: a logged metric name, e.g. ``test/accuracy``, ``val/mae``, ``test/recall/3``.
+        metric: a logged metric name, e.g. `test/accuracy`, `val/mae`, `test/recall/3`.
         override: the caller's answer for a metric lossforge does not know (a plugin's own metric);
             it also replaces the built-in answer for a known one.
 
     Raises:
-        NotComparableError: for ``loss``, whatever the override: it is not the same function in two rows.
-        ValueError: for an unknown metric without ``override``, naming the known ones.
+        NotComparableError: for `loss`, whatever the override: it is not the same function in two rows.
+        ValueError: for an unknown metric without `override`, naming the known ones.
 
-    Example:
+    Examples:
         >>> metric_direction("test/accuracy"), metric_direction("test/recall_at_1"), metric_direction("val/ece")
         ('higher', 'higher', 'lower')
         >>> metric_direction("test/brier", override="lower")
@@ -144,10 +153,13 @@ def metric_direction(metric: str, *, override: Direction | None = None) -> Direc
 
 
 def is_comparable(metric: str) -> bool:
-    """Whether ``metric`` has a known direction and means the same in every row (default table columns).
+    """Whether `metric` has a known direction and means the same in every row (default table columns).
 
+    ```pycon
     >>> is_comparable("test/mae"), is_comparable("test/loss"), is_comparable("test/brier")
     (True, False, False)
+
+    ```
     """
     try:
         metric_direction(metric)
@@ -161,7 +173,7 @@ def is_comparable(metric: str) -> bool:
 
 @dataclass(frozen=True)
 class Summary:
-    """A group's values in numbers: ``n``, mean, sample standard deviation and the CI of the mean."""
+    """A group's values in numbers: `n`, mean, sample standard deviation and the CI of the mean."""
 
     n: int
     mean: float
@@ -172,11 +184,12 @@ class Summary:
 
 
 def summarize(values: Sequence[float], *, confidence: float = CONFIDENCE) -> Summary:
-    """Mean, sample standard deviation and Student-t confidence interval of the mean of ``values``.
+    """Mean, sample standard deviation and Student-t confidence interval of the mean of `values`.
 
-    .. math::
-        \\bar x \\pm t_{1-(1-c)/2,\\; n-1} \\, \\frac{s}{\\sqrt n}, \\qquad
-        s = \\sqrt{\\tfrac{1}{n-1} \\textstyle\\sum_i (x_i - \\bar x)^2}
+    $$
+    \\bar x \\pm t_{1-(1-c)/2,\\; n-1} \\, \\frac{s}{\\sqrt n}, \\qquad
+    s = \\sqrt{\\tfrac{1}{n-1} \\textstyle\\sum_i (x_i - \\bar x)^2}
+    $$
 
     Why Student t and not the bootstrap: with the 3–10 seeds a loss comparison has, a percentile
     bootstrap interval is too narrow (with 3 values there are only 10 distinct resamples, none wider
@@ -187,7 +200,7 @@ def summarize(values: Sequence[float], *, confidence: float = CONFIDENCE) -> Sum
         values: one value per run (seed), at least one.
         confidence: level of the interval.
 
-    Example:
+    Examples:
         >>> s = summarize([0.90, 0.92, 0.94])
         >>> s.n, round(s.mean, 4), round(s.std, 4), round(s.ci_low, 4), round(s.ci_high, 4)
         (3, 0.92, 0.02, 0.8703, 0.9697)
@@ -214,7 +227,7 @@ def summarize(values: Sequence[float], *, confidence: float = CONFIDENCE) -> Sum
 
 @dataclass(frozen=True)
 class Difference:
-    """``candidate − baseline``: the mean difference, its CI, and a permutation-test p-value."""
+    """`candidate − baseline`: the mean difference, its CI, and a permutation-test p-value."""
 
     difference: float  # mean(candidate) − mean(baseline); paired, the same number as the mean of the differences
     ci_low: float | None  # None where the spread cannot be estimated (n = 1 on a side)
@@ -228,15 +241,18 @@ class Difference:
 def min_p_value(n: int, *, n_baseline: int | None = None, n_resamples: int = PERMUTATIONS) -> float:
     """The smallest two-sided p-value a permutation test can give with these sample sizes.
 
-    Paired (``n_baseline`` None): ``2 / 2**n`` — ``2**n`` sign patterns, the observed one the most extreme,
-    doubled for two sides. Unpaired: ``2 / C(n + n_baseline, n)`` labellings. Where there are more
-    arrangements than ``n_resamples``, the test samples them and can go no lower than
-    ``2 / (n_resamples + 1)``.
+    Paired (`n_baseline` None): `2 / 2**n` — `2**n` sign patterns, the observed one the most extreme,
+    doubled for two sides. Unpaired: `2 / C(n + n_baseline, n)` labellings. Where there are more
+    arrangements than `n_resamples`, the test samples them and can go no lower than
+    `2 / (n_resamples + 1)`.
 
+    ```pycon
     >>> min_p_value(5)  # 5 paired seeds: never below 0.05
     0.0625
     >>> round(min_p_value(4, n_baseline=4), 4)  # 4 + 4 unpaired runs: 70 labellings
     0.0286
+
+    ```
     """
     arrangements = 2**n if n_baseline is None else math.comb(n + n_baseline, n)
     if arrangements > n_resamples:
@@ -245,11 +261,11 @@ def min_p_value(n: int, *, n_baseline: int | None = None, n_resamples: int = PER
 
 
 def seeds_needed(comparisons: int, *, paired: bool = True, alpha: float = ALPHA, n_baseline: int | None = None) -> int:
-    """The fewest seeds per group at which ``comparisons`` Holm-corrected tests can reach ``alpha``.
+    """The fewest seeds per group at which `comparisons` Holm-corrected tests can reach `alpha`.
 
-    A verdict needs ``comparisons * min_p_value(n) <= alpha`` (Holm multiplies the smallest p-value by the
-    number of comparisons). Paired, ``n`` counts the seeds both sides ran. Unpaired, the baseline has
-    ``n_baseline`` runs (``None``: as many as the group, ``n``).
+    A verdict needs `comparisons * min_p_value(n) <= alpha` (Holm multiplies the smallest p-value by the
+    number of comparisons). Paired, `n` counts the seeds both sides ran. Unpaired, the baseline has
+    `n_baseline` runs (`None`: as many as the group, `n`).
 
     Args:
         comparisons: the size of the Holm family.
@@ -281,20 +297,21 @@ def compare_to_baseline(
     confidence: float = CONFIDENCE,
     n_resamples: int = PERMUTATIONS,
 ) -> Difference:
-    """The difference ``candidate − baseline`` with its confidence interval and a permutation-test p-value.
+    """The difference `candidate − baseline` with its confidence interval and a permutation-test p-value.
 
     Paired by seed when both sides ran exactly the same seeds — the seed fixes the data split and the
     initialisation, so differences within a seed remove that shared noise:
 
-    .. math::
-        d_s = x_s - b_s, \\qquad \\bar d \\pm t_{n-1} \\frac{s_d}{\\sqrt n}, \\qquad
-        p = P\\big(|\\textstyle\\frac1n \\sum_s \\varepsilon_s d_s| \\ge |\\bar d|\\big),\\;
-        \\varepsilon_s = \\pm 1
+    $$
+    d_s = x_s - b_s, \\qquad \\bar d \\pm t_{n-1} \\frac{s_d}{\\sqrt n}, \\qquad
+    p = P\\big(|\\textstyle\\frac1n \\sum_s \\varepsilon_s d_s| \\ge |\\bar d|\\big),\\;
+    \\varepsilon_s = \\pm 1
+    $$
 
-    (``scipy.stats.ttest_rel`` for the interval, ``scipy.stats.permutation_test`` flipping signs for
-    ``p``). Otherwise unpaired: Welch's interval (``ttest_ind(equal_var=False)``) and a permutation test
+    (`scipy.stats.ttest_rel` for the interval, `scipy.stats.permutation_test` flipping signs for
+    `p`). Otherwise unpaired: Welch's interval (`ttest_ind(equal_var=False)`) and a permutation test
     relabelling the runs, on the difference of means. The permutation tests assume no distribution, and
-    are exact (every arrangement enumerated) up to ``n_resamples`` arrangements — 13 paired seeds.
+    are exact (every arrangement enumerated) up to `n_resamples` arrangements — 13 paired seeds.
 
     Args:
         candidate: seed → value of the group being judged.
@@ -302,7 +319,7 @@ def compare_to_baseline(
         confidence: level of the interval.
         n_resamples: the most permutations enumerated; beyond, this many are sampled from a fixed seed.
 
-    Example:
+    Examples:
         Five seeds, each better than the baseline — yet no sign-flip test on 5 values goes below 2/32:
 
         >>> diff = compare_to_baseline({0: 0.91, 1: 0.93, 2: 0.92, 3: 0.95, 4: 0.94},
@@ -349,7 +366,7 @@ def _difference_of_means(x: np.ndarray, y: np.ndarray, axis: int = -1) -> np.nda
 
 
 def _mean_interval(values: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
-    """Student-t interval of the mean (``ttest_1samp``), a point for identical values, None for one."""
+    """Student-t interval of the mean (`ttest_1samp`), a point for identical values, None for one."""
     from scipy import stats
 
     if values.size < 2:
@@ -366,7 +383,7 @@ def _constant(values: np.ndarray) -> bool:
 
 
 def _welch_interval(x: np.ndarray, b: np.ndarray, confidence: float) -> tuple[float | None, float | None]:
-    """Welch's interval of ``mean(x) − mean(b)``; needs a spread on each side (n ≥ 2)."""
+    """Welch's interval of `mean(x) − mean(b)`; needs a spread on each side (n ≥ 2)."""
     from scipy import stats
 
     if x.size < 2 or b.size < 2:
@@ -402,16 +419,20 @@ def shared_seeds(
 
 
 def holm(p_values: Sequence[float], *, alpha: float = ALPHA) -> list[float]:
-    """Holm-adjusted p-values (``statsmodels.stats.multitest.multipletests(method="holm")``).
+    """Holm-adjusted p-values (`statsmodels.stats.multitest.multipletests(method="holm")`).
 
-    .. math::
-        \\tilde p_{(i)} = \\min\\big(1, \\max_{j \\le i} (m - j + 1)\\, p_{(j)}\\big)
+    $$
+    \\tilde p_{(i)} = \\min\\big(1, \\max_{j \\le i} (m - j + 1)\\, p_{(j)}\\big)
+    $$
 
-    for the p-values sorted ascending; reject where ``p̃ <= alpha``. It controls the chance of any false
-    "better"/"worse" in a table at ``alpha``, whatever the dependence between the comparisons.
+    for the p-values sorted ascending; reject where `p̃ <= alpha`. It controls the chance of any false
+    "better"/"worse" in a table at `alpha`, whatever the dependence between the comparisons.
 
+    ```pycon
     >>> [round(p, 3) for p in holm([0.01, 0.04, 0.03])]
     [0.03, 0.06, 0.06]
+
+    ```
     """
     if not p_values:
         return []
@@ -447,7 +468,7 @@ class VerdictRow:
     verdict: str | None = None
 
     def as_dict(self) -> dict[str, Any]:
-        """Plain types only: what ``json.dumps`` and ``csv`` take."""
+        """Plain types only: what `json.dumps` and `csv` take."""
         return asdict(self)
 
 
@@ -461,28 +482,32 @@ def verdict_table(
     confidence: float = CONFIDENCE,
     n_resamples: int = PERMUTATIONS,
 ) -> list[VerdictRow]:
-    """A row per group — n, mean, sample std, CI — and, with a ``baseline``, a verdict for every other group.
+    """A row per group — n, mean, sample std, CI — and, with a `baseline`, a verdict for every other group.
 
-    Each non-baseline group is compared to the baseline with :func:`compare_to_baseline`; the p-values of
-    the table are adjusted together with :func:`holm`. The verdict of a row is
+    Each non-baseline group is compared to the baseline with
+    [compare_to_baseline][lossforge.evaluation.statistics.compare_to_baseline]; the p-values of the table are adjusted
+    together with [holm][lossforge.evaluation.statistics.holm]. The verdict of a row is
 
-    * ``better`` / ``worse`` — Holm-adjusted ``p <= alpha``, in the metric's better/worse direction;
-    * ``too few runs for a verdict (needs ≥ K seeds)`` — even the most extreme data could not reach
-      ``alpha`` with these n after the correction (the Holm-adjusted :func:`min_p_value`), so "no
-      difference" would be a claim the runs cannot support; ``K`` is :func:`seeds_needed` for the table;
-    * ``no detectable difference`` — otherwise.
+    * `better` / `worse` — Holm-adjusted `p <= alpha`, in the metric's better/worse direction;
+    * `too few runs for a verdict (needs ≥ K seeds)` — even the most extreme data could not reach
+      `alpha` with these n after the correction (the Holm-adjusted
+      [min_p_value][lossforge.evaluation.statistics.min_p_value]), so "no difference" would be a claim the runs cannot
+      support; `K` is [seeds_needed][lossforge.evaluation.statistics.seeds_needed] for the table;
+    * `no detectable difference` — otherwise.
 
     Args:
-        groups: group label → seed → value, e.g. ``{"cross_entropy": {0: 0.91, 1: 0.93}, ...}``; the
+        groups: group label → seed → value, e.g. `{"cross_entropy": {0: 0.91, 1: 0.93}, ...}`; the
             order of the groups is the order of the rows.
-        metric: the metric the values are of; decides the direction (:func:`metric_direction`).
+        metric: the metric the values are of; decides the direction
+            ([metric_direction][lossforge.evaluation.statistics.metric_direction]).
         baseline: the label of the group the others are compared to; None for summaries only.
-        direction: ``"higher"`` or ``"lower"``, for a metric :func:`metric_direction` does not know.
+        direction: `"higher"` or `"lower"`, for a metric
+            [metric_direction][lossforge.evaluation.statistics.metric_direction] does not know.
         alpha: significance level after Holm's correction.
         confidence: level of the confidence intervals.
         n_resamples: permutations enumerated exactly up to this many; beyond, sampled.
 
-    Example:
+    Examples:
         >>> rows = verdict_table({"cross_entropy": {0: 0.90, 1: 0.91, 2: 0.92},
         ...                       "focal": {0: 0.93, 1: 0.94, 2: 0.95}}, metric="test/accuracy",
         ...                      baseline="cross_entropy")
@@ -584,14 +609,18 @@ class FriedmanResult:
 def critical_difference(methods: int, datasets: int, *, alpha: float = ALPHA) -> float:
     """Nemenyi's critical difference of average ranks (Demšar 2006, eq. 5).
 
-    .. math::
-        CD = q_\\alpha \\sqrt{\\frac{k (k + 1)}{6 N}}, \\qquad
-        q_\\alpha = \\frac{\\text{studentized range}_{1-\\alpha}(k, \\infty)}{\\sqrt 2}
+    $$
+    CD = q_\\alpha \\sqrt{\\frac{k (k + 1)}{6 N}}, \\qquad
+    q_\\alpha = \\frac{\\text{studentized range}_{1-\\alpha}(k, \\infty)}{\\sqrt 2}
+    $$
 
-    for ``k`` methods on ``N`` datasets (``scipy.stats.studentized_range``).
+    for `k` methods on `N` datasets (`scipy.stats.studentized_range`).
 
+    ```pycon
     >>> round(critical_difference(4, 10), 3)  # Demšar's table: q_0.05 = 2.569 for k = 4
     1.483
+
+    ```
     """
     from scipy import stats
 
@@ -608,18 +637,20 @@ def friedman_nemenyi(
 ) -> FriedmanResult:
     """Do several methods (losses) rank differently over several datasets? Friedman, ranks, Nemenyi CD.
 
-    Each dataset ranks the methods (1 = best; ties share the mean rank, ``scipy.stats.rankdata``); the
-    Friedman test (``scipy.stats.friedmanchisquare``) asks whether the average ranks differ more than
-    chance; two methods whose average ranks differ by at least :func:`critical_difference` differ at
-    ``alpha`` (Nemenyi post-hoc test). Use one value per method and dataset — e.g. the mean over seeds.
+    Each dataset ranks the methods (1 = best; ties share the mean rank, `scipy.stats.rankdata`); the
+    Friedman test (`scipy.stats.friedmanchisquare`) asks whether the average ranks differ more than
+    chance; two methods whose average ranks differ by at least
+    [critical_difference][lossforge.evaluation.statistics.critical_difference] differ at `alpha` (Nemenyi post-hoc
+    test). Use one value per method and dataset — e.g. the mean over seeds.
 
     Args:
         scores: method → dataset → value; every method needs a value on every dataset.
         metric: what the values are of; decides the direction of a rank.
-        direction: ``"higher"`` or ``"lower"``, for a metric :func:`metric_direction` does not know.
+        direction: `"higher"` or `"lower"`, for a metric
+            [metric_direction][lossforge.evaluation.statistics.metric_direction] does not know.
         alpha: level of the Nemenyi critical difference.
 
-    Example:
+    Examples:
         >>> scores = {"cross_entropy": {"a": 0.90, "b": 0.80, "c": 0.70, "d": 0.95},
         ...           "focal": {"a": 0.92, "b": 0.82, "c": 0.71, "d": 0.96},
         ...           "hinge": {"a": 0.85, "b": 0.79, "c": 0.60, "d": 0.90}}
@@ -660,10 +691,13 @@ def friedman_nemenyi(
 
 
 def indistinguishable_runs(ranks: Sequence[float], critical: float) -> list[tuple[int, int]]:
-    """Maximal runs ``(first, last)`` of sorted ``ranks`` closer than ``critical``: the bars of a CD diagram.
+    """Maximal runs `(first, last)` of sorted `ranks` closer than `critical`: the bars of a CD diagram.
 
+    ```pycon
     >>> indistinguishable_runs([1.0, 1.5, 2.2, 3.9], 1.3)
     [(0, 2)]
+
+    ```
     """
     spans: list[tuple[int, int]] = []
     for first in range(len(ranks)):

@@ -1,7 +1,7 @@
-"""What every built-in loss shares: ``reduction``, the thin ``Loss`` base, and errors that teach.
+"""What every built-in loss shares: `reduction`, the thin `Loss` base, and errors that teach.
 
-A third-party loss does not need anything from here (the plugin contract is plain ``torch.nn.Module`` +
-class attributes, written down in :mod:`lossforge.contract`); lossforge's own losses use it so they
+A third-party loss does not need anything from here (the plugin contract is plain `torch.nn.Module` +
+class attributes, written down in [lossforge.contract][]); lossforge's own losses use it so they
 meet that contract in one way.
 """
 
@@ -24,10 +24,13 @@ class LossInputError(ValueError):
 
 
 def check_reduction(loss_name: str, reduction: str, allowed: tuple[str, ...] = REDUCTIONS) -> Reduction:
-    """Return ``reduction`` if it is one of ``allowed``, else raise a ``ValueError`` naming the loss.
+    """Return `reduction` if it is one of `allowed`, else raise a `ValueError` naming the loss.
 
+    ```pycon
     >>> check_reduction("l1", "sum")
     'sum'
+
+    ```
     """
     if reduction not in allowed:
         raise ValueError(f"{loss_name}: expected `reduction` in {list(allowed)}, got {reduction!r}")
@@ -35,16 +38,19 @@ def check_reduction(loss_name: str, reduction: str, allowed: tuple[str, ...] = R
 
 
 def reduce(values: Tensor, reduction: str, weights: Tensor | None = None) -> Tensor:
-    """Reduce per-element ``values`` by ``"mean"``, ``"sum"`` or ``"none"``.
+    """Reduce per-element `values` by `"mean"`, `"sum"` or `"none"`.
 
-    With ``weights`` the mean is the weighted mean :math:`\\sum_i w_i \\ell_i / \\sum_i w_i` and the sum is
-    :math:`\\sum_i w_i \\ell_i`; ``"none"`` returns :math:`w_i \\ell_i`. An empty input reduces to ``0``
-    (``"mean"`` of nothing is defined as 0 here, so a batch without valid tuples still backpropagates).
+    With `weights` the mean is the weighted mean $\\sum_i w_i \\ell_i / \\sum_i w_i$ and the sum is
+    $\\sum_i w_i \\ell_i$; `"none"` returns $w_i \\ell_i$. An empty input reduces to `0`
+    (`"mean"` of nothing is defined as 0 here, so a batch without valid tuples still backpropagates).
 
+    ```pycon
     >>> reduce(torch.tensor([1.0, 2.0, 3.0]), "mean")
     tensor(2.)
     >>> reduce(torch.tensor([1.0, 3.0]), "mean", weights=torch.tensor([3.0, 1.0]))
     tensor(1.5000)
+
+    ```
     """
     if weights is not None:
         values = values * weights
@@ -64,18 +70,21 @@ def reduce(values: Tensor, reduction: str, weights: Tensor | None = None) -> Ten
 def input_error(loss_name: str, expected: str, got: str) -> LossInputError:
     """Build the error every loss raises for bad input: which loss, what it expected, what it got.
 
+    ```pycon
     >>> str(input_error("l1", "prediction and target of the same shape", "(4,) and (4, 2)"))
     'l1: expected prediction and target of the same shape, got (4,) and (4, 2)'
+
+    ```
     """
     return LossInputError(f"{loss_name}: expected {expected}, got {got}")
 
 
 class Loss(nn.Module):
-    """Thin base for lossforge's built-in losses: holds ``reduction`` and ``scan_targets``, declares ``tasks``.
+    """Thin base for lossforge's built-in losses: holds `reduction` and `scan_targets`, declares `tasks`.
 
-    Subclasses set ``name`` (the registry name, used in error messages) and ``tasks``, take keyword-only
-    constructor parameters with defaults, and validate them eagerly. ``scan_targets`` (see
-    :class:`lossforge.contract.LossPlugin`) starts ``True``: a loss called on its own checks its targets'
+    Subclasses set `name` (the registry name, used in error messages) and `tasks`, take keyword-only
+    constructor parameters with defaults, and validate them eagerly. `scan_targets` (see
+    [lossforge.contract.LossPlugin][]) starts `True`: a loss called on its own checks its targets'
     values; the training module turns it off because the data were validated once when they were built.
     Losses that scan nothing ignore it.
     """
@@ -93,5 +102,5 @@ class Loss(nn.Module):
 
 
 def as_float(tensor: Tensor, like: Tensor) -> Tensor:
-    """``tensor`` in ``like``'s floating dtype and device (targets given as ints/bools become floats)."""
+    """`tensor` in `like`'s floating dtype and device (targets given as ints/bools become floats)."""
     return tensor.to(device=like.device, dtype=like.dtype if like.is_floating_point() else torch.float32)

@@ -1,30 +1,30 @@
 """Metric-learning losses: contrastive (pairs) and triplet.
 
-Both are called ``loss(embeddings (N, D), labels (N,), indices_tuple=None)``. ``indices_tuple`` is a
-miner's output — pairs ``(a1, p, a2, n)`` or triplets ``(a, p, n)`` of int64 indices into the batch;
-``None`` means every valid pair / triplet of the batch. Besides ``"mean"``, ``"sum"`` and ``"none"``,
-both accept ``reduction="mean_nonzero"``: the mean over the tuples whose loss is non-zero. For triplets
-that is exactly pytorch-metric-learning's (PML) default (``AvgNonZeroReducer``). For pairs it is not: PML
+Both are called `loss(embeddings (N, D), labels (N,), indices_tuple=None)`. `indices_tuple` is a
+miner's output — pairs `(a1, p, a2, n)` or triplets `(a, p, n)` of int64 indices into the batch;
+`None` means every valid pair / triplet of the batch. Besides `"mean"`, `"sum"` and `"none"`,
+both accept `reduction="mean_nonzero"`: the mean over the tuples whose loss is non-zero. For triplets
+that is exactly pytorch-metric-learning's (PML) default (`AvgNonZeroReducer`). For pairs it is not: PML
 reduces the positive and the negative pairs *separately*, each by the mean over its non-zero terms, and
-adds the two means — the contrastive loss offers that as ``reduction="pos_neg_mean"``. (The two differ
-whenever the numbers of active positive and negative pairs differ: with 10 classes, ``"mean_nonzero"``
-weighs the ~9× more numerous negatives ~9× more.) lossforge's ``"mean"`` is over *all* tuples
+adds the two means — the contrastive loss offers that as `reduction="pos_neg_mean"`. (The two differ
+whenever the numbers of active positive and negative pairs differ: with 10 classes, `"mean_nonzero"`
+weighs the ~9× more numerous negatives ~9× more.) lossforge's `"mean"` is over *all* tuples
 considered, as in the lecture. A batch without a valid tuple gives a loss of 0 that is still
 connected to the embeddings (it backpropagates zeros, never NaN).
 
-After each forward a loss module sets ``last_num_tuples`` and ``last_num_active`` (0-dim int64 tensors,
+After each forward a loss module sets `last_num_tuples` and `last_num_active` (0-dim int64 tensors,
 detached): how many tuples it considered and how many had non-zero loss. Logged over training, they show
 the lecture's point that most triplets become easy.
 
 Differences from PML's defaults, on purpose (each is a constructor argument here):
 
 * PML's distance is the *unsquared* Euclidean distance on L2-*normalised* embeddings; lossforge does not
-  normalise (normalise in the model, or use ``distance="cosine"``), and its triplet loss uses the
+  normalise (normalise in the model, or use `distance="cosine"`), and its triplet loss uses the
   squared Euclidean distance, as in the lecture and FaceNet.
-* PML's contrastive loss is the unsquared hinge :math:`[d - m_{pos}]_+ + [m_{neg} - d]_+`; lossforge's is
-  :math:`y\\, d^2 + (1 - y) [m - d]_+^2` (Hadsell, Chopra & LeCun 2006).
+* PML's contrastive loss is the unsquared hinge $[d - m_{pos}]_+ + [m_{neg} - d]_+$; lossforge's is
+  $y\\, d^2 + (1 - y) [m - d]_+^2$ (Hadsell, Chopra & LeCun 2006).
 * PML reduces with the mean over non-zero terms (pairs: of positives and of negatives separately, then
-  added); lossforge's default ``"mean"`` averages all tuples (``"mean_nonzero"`` / ``"pos_neg_mean"``
+  added); lossforge's default `"mean"` averages all tuples (`"mean_nonzero"` / `"pos_neg_mean"`
   give PML's reductions).
 """
 
@@ -47,11 +47,11 @@ from lossforge.mining.tuples import (
     padded_positive_distances,
 )
 
-#: The reductions the metric losses accept.
 METRIC_REDUCTIONS = ("mean", "sum", "none", "mean_nonzero")
-#: The contrastive loss's: also PML's pair convention, the mean over non-zero positive-pair terms plus the
-#: mean over non-zero negative-pair terms.
+"""The reductions the metric losses accept."""
 CONTRASTIVE_REDUCTIONS = (*METRIC_REDUCTIONS, "pos_neg_mean")
+"""The contrastive loss's: also PML's pair convention, the mean over non-zero positive-pair terms plus the
+mean over non-zero negative-pair terms."""
 
 # (loss value, tuples considered, tuples with non-zero loss)
 _Result = tuple[Tensor, Tensor, Tensor]
@@ -176,31 +176,32 @@ def contrastive_loss(
 ) -> Tensor:
     """Contrastive loss over pairs: pull positives together, push negatives beyond the margin.
 
-    .. math::
-        \\ell(i, j) = y_{ij}\\, d_{ij}^2 + (1 - y_{ij}) \\max(m - d_{ij}, 0)^2
+    $$
+    \\ell(i, j) = y_{ij}\\, d_{ij}^2 + (1 - y_{ij}) \\max(m - d_{ij}, 0)^2
+    $$
 
-    with :math:`y_{ij} = 1` for a positive pair (same label) and 0 for a negative pair, and :math:`d` the
+    with $y_{ij} = 1$ for a positive pair (same label) and 0 for a negative pair, and $d$ the
     chosen distance (Euclidean by default, as in Hadsell et al. 2006).
 
     Args:
         embeddings: the batch's embeddings.
         labels: integer class labels.
-        indices_tuple: pairs ``(a1, p, a2, n)`` from a pair miner; triplets ``(a, p, n)`` are converted to
+        indices_tuple: pairs `(a1, p, a2, n)` from a pair miner; triplets `(a, p, n)` are converted to
             their distinct (a, p) and (a, n) pairs (each counted once, however many triplets share it);
-            ``None`` uses every ordered pair of the batch (so each unordered pair counts twice, as in PML).
-        margin: :math:`m \\ge 0`.
-        distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``.
-        reduction: ``"mean"`` (over all pairs), ``"sum"``, ``"mean_nonzero"`` (over the pairs with non-zero
-            loss), ``"pos_neg_mean"`` (PML's convention: the mean over the positive pairs with non-zero
-            loss plus the mean over the negative pairs with non-zero loss) or ``"none"``: the per-pair
-            losses, positive pairs first, then negative pairs, each in the order given (``None``: sorted
+            `None` uses every ordered pair of the batch (so each unordered pair counts twice, as in PML).
+        margin: $m \\ge 0$.
+        distance: `"euclidean"`, `"squared_euclidean"` or `"cosine"`.
+        reduction: `"mean"` (over all pairs), `"sum"`, `"mean_nonzero"` (over the pairs with non-zero
+            loss), `"pos_neg_mean"` (PML's convention: the mean over the positive pairs with non-zero
+            loss plus the mean over the negative pairs with non-zero loss) or `"none"`: the per-pair
+            losses, positive pairs first, then negative pairs, each in the order given (`None`: sorted
             by (i, j); from triplets: sorted distinct pairs).
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`
-        - Output: scalar, or :math:`(P + Q,)` for ``"none"`` with P positive and Q negative pairs
+        - embeddings: $(N, D)$, labels: $(N,)$
+        - Output: scalar, or $(P + Q,)$ for `"none"` with P positive and Q negative pairs
 
-    Example:
+    Examples:
         >>> embeddings = torch.tensor([[0.0], [0.5], [1.0]])
         >>> contrastive_loss(embeddings, torch.tensor([0, 0, 1]), reduction="none")
         tensor([0.2500, 0.2500, 0.0000, 0.2500, 0.0000, 0.2500])
@@ -222,14 +223,15 @@ def _all_triplets_total(
 ) -> tuple[Tensor, Tensor, Tensor]:
     """Sum of the hinge over ALL valid triplets in O(N²) memory and O(N² log N) time.
 
-    For an anchor a, triplet (a, p, n) is active iff :math:`d_{an} < d_{ap} + m`. Let
-    :math:`c_{ap}` = #negatives active with positive p (sort the anchor's negative distances once and
-    ``searchsorted`` each :math:`d_{ap} + m`) and :math:`w_{an}` = #positives active with negative n
-    (the active negatives of p are a prefix of that sorted row, so :math:`w` is a suffix sum of the
-    histogram of :math:`c`). Then
+    For an anchor a, triplet (a, p, n) is active iff $d_{an} < d_{ap} + m$. Let
+    $c_{ap}$ = #negatives active with positive p (sort the anchor's negative distances once and
+    `searchsorted` each $d_{ap} + m$) and $w_{an}$ = #positives active with negative n
+    (the active negatives of p are a prefix of that sorted row, so $w$ is a suffix sum of the
+    histogram of $c$). Then
 
-    .. math::
-        \\sum_{p, n} [m + d_{ap} - d_{an}]_+ = \\sum_p c_{ap} (m + d_{ap}) - \\sum_n w_{an} d_{an}
+    $$
+    \\sum_{p, n} [m + d_{ap} - d_{an}]_+ = \\sum_p c_{ap} (m + d_{ap}) - \\sum_n w_{an} d_{an}
+    $$
 
     The counts are piecewise constant in the embeddings, so this is a weighted sum of the (N, N) distance
     matrix with integer weights, and autograd only sees the matrix: no triplet is ever built.
@@ -301,34 +303,35 @@ def triplet_loss(
 ) -> Tensor:
     """Triplet margin loss: each anchor closer to its positive than to its negative by a margin.
 
-    .. math::
-        \\ell(a, p, n) = \\max(m + d(a, p) - d(a, n), 0)
+    $$
+    \\ell(a, p, n) = \\max(m + d(a, p) - d(a, n), 0)
+    $$
 
-    with :math:`d` the squared Euclidean distance by default (the lecture, FaceNet). A triplet is valid
-    when ``labels[a] == labels[p]``, ``a != p`` and ``labels[n] != labels[a]``.
+    with $d$ the squared Euclidean distance by default (the lecture, FaceNet). A triplet is valid
+    when `labels[a] == labels[p]`, `a != p` and `labels[n] != labels[a]`.
 
-    With ``indices_tuple=None`` every valid triplet counts, but ``"mean"``, ``"sum"`` and
-    ``"mean_nonzero"`` are computed from the (N, N) distance matrix in O(N²) memory and O(N² log N) time,
-    without building the O(N³) triplets (exact: see ``_all_triplets_total``); ``"none"`` has to return one
+    With `indices_tuple=None` every valid triplet counts, but `"mean"`, `"sum"` and
+    `"mean_nonzero"` are computed from the (N, N) distance matrix in O(N²) memory and O(N² log N) time,
+    without building the O(N³) triplets (exact: see `_all_triplets_total`); `"none"` has to return one
     value per triplet and does materialise them.
 
     Args:
         embeddings: the batch's embeddings.
         labels: integer class labels.
-        indices_tuple: triplets ``(a, p, n)`` from a triplet miner, or ``None`` for all valid triplets.
-            Pairs ``(a1, p, a2, n)`` are refused with a ``LossInputError`` (there is no unique way to make
+        indices_tuple: triplets `(a, p, n)` from a triplet miner, or `None` for all valid triplets.
+            Pairs `(a1, p, a2, n)` are refused with a `LossInputError` (there is no unique way to make
             triplets of them).
-        margin: :math:`m \\ge 0`.
-        distance: ``"squared_euclidean"``, ``"euclidean"`` (PML's choice) or ``"cosine"``.
-        reduction: ``"mean"`` (over all triplets), ``"sum"``, ``"mean_nonzero"`` (over the triplets with
-            non-zero loss, PML's default) or ``"none"``: per-triplet losses, in the order given
-            (``None``: sorted by (a, p, n)).
+        margin: $m \\ge 0$.
+        distance: `"squared_euclidean"`, `"euclidean"` (PML's choice) or `"cosine"`.
+        reduction: `"mean"` (over all triplets), `"sum"`, `"mean_nonzero"` (over the triplets with
+            non-zero loss, PML's default) or `"none"`: per-triplet losses, in the order given
+            (`None`: sorted by (a, p, n)).
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`
-        - Output: scalar, or :math:`(T,)` for ``"none"``
+        - embeddings: $(N, D)$, labels: $(N,)$
+        - Output: scalar, or $(T,)$ for `"none"`
 
-    Example:
+    Examples:
         >>> embeddings = torch.tensor([[0.0], [0.5], [1.0]])
         >>> triplet_loss(embeddings, torch.tensor([0, 0, 1]), margin=0.5, reduction="none")
         tensor([0.0000, 0.5000])
@@ -355,7 +358,7 @@ def _check_options(
 
 
 class _MetricLoss(Loss):
-    """Shared plumbing of the metric losses that score tuples (here and in ``losses/pairwise.py``): the
+    """Shared plumbing of the metric losses that score tuples (here and in `losses/pairwise.py`): the
     metric task, pair tuples by default, input checks and the tuple counters."""
 
     tasks: ClassVar[tuple[Task, ...]] = (Task.METRIC,)
@@ -378,19 +381,19 @@ class _MetricLoss(Loss):
 
 
 class ContrastiveLoss(_MetricLoss):
-    """Contrastive loss over positive and negative pairs; the math is ``contrastive_loss``.
+    """Contrastive loss over positive and negative pairs; the math is `contrastive_loss`.
 
     Args:
-        margin: negatives closer than this are pushed apart (:math:`m \\ge 0`).
-        distance: ``"euclidean"``, ``"squared_euclidean"`` or ``"cosine"``.
-        reduction: ``"mean"``, ``"sum"``, ``"mean_nonzero"``, ``"pos_neg_mean"`` (PML's pair convention) or
-            ``"none"`` (per pair: positives, then negatives).
+        margin: negatives closer than this are pushed apart ($m \\ge 0$).
+        distance: `"euclidean"`, `"squared_euclidean"` or `"cosine"`.
+        reduction: `"mean"`, `"sum"`, `"mean_nonzero"`, `"pos_neg_mean"` (PML's pair convention) or
+            `"none"` (per pair: positives, then negatives).
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`, ``indices_tuple``: pairs or triplets or None
-        - Output: scalar, or per pair for ``"none"``
+        - embeddings: $(N, D)$, labels: $(N,)$, `indices_tuple`: pairs or triplets or None
+        - Output: scalar, or per pair for `"none"`
 
-    Example:
+    Examples:
         >>> loss = ContrastiveLoss(margin=1.0)
         >>> embeddings = torch.tensor([[0.0], [0.5], [1.0]], requires_grad=True)
         >>> loss(embeddings, torch.tensor([0, 0, 1]))
@@ -419,18 +422,18 @@ class ContrastiveLoss(_MetricLoss):
 
 
 class TripletLoss(_MetricLoss):
-    """Triplet margin loss :math:`\\max(m + d(a, p) - d(a, n), 0)`; the math is ``triplet_loss``.
+    """Triplet margin loss $\\max(m + d(a, p) - d(a, n), 0)$; the math is `triplet_loss`.
 
     Args:
-        margin: :math:`m \\ge 0`.
-        distance: ``"squared_euclidean"`` (default, the lecture's), ``"euclidean"`` or ``"cosine"``.
-        reduction: ``"mean"``, ``"sum"``, ``"mean_nonzero"`` or ``"none"`` (per triplet).
+        margin: $m \\ge 0$.
+        distance: `"squared_euclidean"` (default, the lecture's), `"euclidean"` or `"cosine"`.
+        reduction: `"mean"`, `"sum"`, `"mean_nonzero"` or `"none"` (per triplet).
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`, ``indices_tuple``: triplets or None
-        - Output: scalar, or per triplet for ``"none"``
+        - embeddings: $(N, D)$, labels: $(N,)$, `indices_tuple`: triplets or None
+        - Output: scalar, or per triplet for `"none"`
 
-    Example:
+    Examples:
         >>> loss = TripletLoss(margin=0.5)
         >>> embeddings = torch.tensor([[0.0], [0.5], [1.0]], requires_grad=True)
         >>> loss(embeddings, torch.tensor([0, 0, 1]))

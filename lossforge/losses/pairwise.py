@@ -1,30 +1,30 @@
 """Metric-learning losses over all pairs of a batch: supervised contrastive (SupCon), Circle, lifted structure.
 
-Each is called ``loss(embeddings (N, D), labels (N,), indices_tuple=None)``, like the losses in
-:mod:`lossforge.losses.metric`. Where the contrastive and triplet losses score tuples one by one, these
+Each is called `loss(embeddings (N, D), labels (N,), indices_tuple=None)`, like the losses in
+[lossforge.losses.metric][]. Where the contrastive and triplet losses score tuples one by one, these
 score an anchor (SupCon, Circle) or a positive pair (lifted structure) against *sets* of pairs through a
 log-sum-exp, so they work from the (N, N) similarity or distance matrix and a positive and a negative
-mask. ``indices_tuple=None`` means every pair of the batch (the losses' definitions); mined pairs
-``(a1, p, a2, n)`` restrict the two masks to those pairs, and triplets ``(a, p, n)`` count as their pairs
-``(a, p)`` and ``(a, n)``, as in pytorch-metric-learning (PML). Each distinct pair counts once.
+mask. `indices_tuple=None` means every pair of the batch (the losses' definitions); mined pairs
+`(a1, p, a2, n)` restrict the two masks to those pairs, and triplets `(a, p, n)` count as their pairs
+`(a, p)` and `(a, n)`, as in pytorch-metric-learning (PML). Each distinct pair counts once.
 
-Reductions are those of the other metric losses: ``"mean"`` (over the terms the loss defines: anchors or
-positive pairs), ``"sum"``, ``"none"`` (those terms) and ``"mean_nonzero"`` (the mean over non-zero terms,
-PML's ``AvgNonZeroReducer``, its default for all three). A batch without a term gives 0, still attached to
-the embeddings. After each forward ``last_num_tuples`` and ``last_num_active`` count the terms and the
+Reductions are those of the other metric losses: `"mean"` (over the terms the loss defines: anchors or
+positive pairs), `"sum"`, `"none"` (those terms) and `"mean_nonzero"` (the mean over non-zero terms,
+PML's `AvgNonZeroReducer`, its default for all three). A batch without a term gives 0, still attached to
+the embeddings. After each forward `last_num_tuples` and `last_num_active` count the terms and the
 non-zero ones.
 
-Conventions against PML (``SupConLoss``, ``CircleLoss``, ``LiftedStructureLoss``), each tested numerically:
+Conventions against PML (`SupConLoss`, `CircleLoss`, `LiftedStructureLoss`), each tested numerically:
 
 * SupCon and Circle use the cosine similarity of L2-normalised embeddings, as PML's defaults do; Circle's
-  ``relaxation`` and ``scale`` are PML's ``m`` and ``gamma``.
-* SupCon's and Circle's ``"mean"`` averages over the anchors that have a term (SupCon: a positive;
-  Circle: a positive and a negative); PML's ``"mean_nonzero"`` also drops anchors whose loss is exactly 0.
-* Lifted structure scores each *ordered* positive pair with :math:`[J_{ij}]_+^2 / 2` like PML, so
-  ``"mean"`` over all pairs is Oh Song et al.'s :math:`\\frac{1}{2|P|}\\sum_{(i,j)} [J_{ij}]_+^2` over
+  `relaxation` and `scale` are PML's `m` and `gamma`.
+* SupCon's and Circle's `"mean"` averages over the anchors that have a term (SupCon: a positive;
+  Circle: a positive and a negative); PML's `"mean_nonzero"` also drops anchors whose loss is exactly 0.
+* Lifted structure scores each *ordered* positive pair with $[J_{ij}]_+^2 / 2$ like PML, so
+  `"mean"` over all pairs is Oh Song et al.'s $\\frac{1}{2|P|}\\sum_{(i,j)} [J_{ij}]_+^2$ over
   unordered pairs. Distance: lossforge's (Euclidean by default, no normalisation; PML normalises). A
   positive pair neither of whose members has a negative has no term here; PML scores it
-  :math:`[d_{ij}]_+^2/2` (its empty log-sum-exp is 0). PML's version also builds a (positive pairs ×
+  $[d_{ij}]_+^2/2$ (its empty log-sum-exp is 0). PML's version also builds a (positive pairs ×
   negative pairs) matrix, O(N⁴) memory for all pairs; here it is O(N²).
 """
 
@@ -54,10 +54,10 @@ from lossforge.mining.tuples import label_masks
 def pair_masks(labels: Tensor, indices_tuple: tuple[Tensor, ...] | None) -> tuple[Tensor, Tensor]:
     """Boolean (N, N) masks of the positive and the negative pairs to score.
 
-    ``None``: every pair of the batch (``label_masks``). Pairs ``(a1, p, a2, n)``: exactly those; triplets
-    ``(a, p, n)``: their pairs ``(a, p)`` and ``(a, n)``. A pair listed twice counts once.
+    `None`: every pair of the batch (`label_masks`). Pairs `(a1, p, a2, n)`: exactly those; triplets
+    `(a, p, n)`: their pairs `(a, p)` and `(a, n)`. A pair listed twice counts once.
 
-    Example:
+    Examples:
         >>> positive, negative = pair_masks(torch.tensor([0, 0, 1]), (torch.tensor([0]), torch.tensor([1]),
         ...                                 torch.tensor([1]), torch.tensor([2])))
         >>> positive.nonzero().tolist(), negative.nonzero().tolist()
@@ -79,8 +79,8 @@ def pair_masks(labels: Tensor, indices_tuple: tuple[Tensor, ...] | None) -> tupl
 
 
 def _masked_logsumexp(values: Tensor, mask: Tensor, rows: Tensor) -> Tensor:
-    """Per-row log-sum-exp over ``mask``, for the rows in ``rows`` (the others come out finite but
-    meaningless: they keep their values, so no row is all ``-inf`` and no gradient is NaN)."""
+    """Per-row log-sum-exp over `mask`, for the rows in `rows` (the others come out finite but
+    meaningless: they keep their values, so no row is all `-inf` and no gradient is NaN)."""
     return values.masked_fill(~mask & rows[:, None], -torch.inf).logsumexp(dim=1)  # (N,)
 
 
@@ -114,30 +114,31 @@ def supcon_loss(
     temperature: float = 0.1,
     reduction: str = "mean",
 ) -> Tensor:
-    """Supervised contrastive loss (Khosla et al. 2020, :math:`\\mathcal{L}^{sup}_{out}`).
+    """Supervised contrastive loss (Khosla et al. 2020, $\\mathcal{L}^{sup}_{out}$).
 
-    .. math::
-        \\ell_i = -\\frac{1}{|P(i)|} \\sum_{p \\in P(i)}
-        \\log \\frac{\\exp(s_{ip} / \\tau)}{\\sum_{a \\in A(i)} \\exp(s_{ia} / \\tau)}
+    $$
+    \\ell_i = -\\frac{1}{|P(i)|} \\sum_{p \\in P(i)}
+    \\log \\frac{\\exp(s_{ip} / \\tau)}{\\sum_{a \\in A(i)} \\exp(s_{ia} / \\tau)}
+    $$
 
-    with :math:`s` the cosine similarity, :math:`P(i)` the positives of anchor :math:`i` and :math:`A(i)`
+    with $s$ the cosine similarity, $P(i)$ the positives of anchor $i$ and $A(i)$
     its positives and negatives (every other sample, unless pairs are mined). Only anchors with a positive
     have a term.
 
     Args:
         embeddings: the batch's embeddings (normalised here).
         labels: integer class labels.
-        indices_tuple: mined pairs ``(a1, p, a2, n)`` or triplets, restricting :math:`P` and :math:`A`;
-            ``None`` (the paper's loss): every pair.
-        temperature: :math:`\\tau > 0`.
-        reduction: ``"mean"`` (over anchors with a positive), ``"sum"``, ``"mean_nonzero"`` (PML's default)
-            or ``"none"``: one value per anchor with a positive, in index order.
+        indices_tuple: mined pairs `(a1, p, a2, n)` or triplets, restricting $P$ and $A$;
+            `None` (the paper's loss): every pair.
+        temperature: $\\tau > 0$.
+        reduction: `"mean"` (over anchors with a positive), `"sum"`, `"mean_nonzero"` (PML's default)
+            or `"none"`: one value per anchor with a positive, in index order.
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`
-        - Output: scalar, or :math:`(A,)` for ``"none"``
+        - embeddings: $(N, D)$, labels: $(N,)$
+        - Output: scalar, or $(A,)$ for `"none"`
 
-    Example:
+    Examples:
         >>> embeddings = torch.tensor([[1.0, 0.0], [1.0, 0.2], [0.0, 1.0]])
         >>> supcon_loss(embeddings, torch.tensor([0, 0, 1]), temperature=0.5, reduction="none")
         tensor([0.1316, 0.1892])
@@ -190,29 +191,30 @@ def circle_loss(
 ) -> Tensor:
     """Circle loss (Sun et al. 2020), one term per anchor with a positive and a negative.
 
-    .. math::
-        \\ell_i = \\log\\Big(1 + \\sum_{n \\in N(i)} e^{\\gamma \\alpha_n (s_{in} - \\Delta_n)}
-        \\sum_{p \\in P(i)} e^{-\\gamma \\alpha_p (s_{ip} - \\Delta_p)}\\Big)
+    $$
+    \\ell_i = \\log\\Big(1 + \\sum_{n \\in N(i)} e^{\\gamma \\alpha_n (s_{in} - \\Delta_n)}
+    \\sum_{p \\in P(i)} e^{-\\gamma \\alpha_p (s_{ip} - \\Delta_p)}\\Big)
+    $$
 
-    with :math:`s` the cosine similarity, :math:`\\alpha_p = [1 + m - s_{ip}]_+`,
-    :math:`\\alpha_n = [s_{in} + m]_+` (held constant in the gradient, as in the paper),
-    :math:`\\Delta_p = 1 - m`, :math:`\\Delta_n = m`, :math:`m` the relaxation and :math:`\\gamma` the scale.
+    with $s$ the cosine similarity, $\\alpha_p = [1 + m - s_{ip}]_+$,
+    $\\alpha_n = [s_{in} + m]_+$ (held constant in the gradient, as in the paper),
+    $\\Delta_p = 1 - m$, $\\Delta_n = m$, $m$ the relaxation and $\\gamma$ the scale.
 
     Args:
         embeddings: the batch's embeddings (normalised here).
         labels: integer class labels.
-        indices_tuple: mined pairs ``(a1, p, a2, n)`` or triplets, restricting :math:`P` and :math:`N`;
-            ``None``: every pair.
-        relaxation: :math:`m \\in [0, 1)` (PML's ``m``; the paper's retrieval setting is 0.4).
-        scale: :math:`\\gamma > 0` (PML's ``gamma``).
-        reduction: ``"mean"`` (over anchors with a positive and a negative), ``"sum"``, ``"mean_nonzero"``
-            (PML's default) or ``"none"``: one value per such anchor, in index order.
+        indices_tuple: mined pairs `(a1, p, a2, n)` or triplets, restricting $P$ and $N$;
+            `None`: every pair.
+        relaxation: $m \\in [0, 1)$ (PML's `m`; the paper's retrieval setting is 0.4).
+        scale: $\\gamma > 0$ (PML's `gamma`).
+        reduction: `"mean"` (over anchors with a positive and a negative), `"sum"`, `"mean_nonzero"`
+            (PML's default) or `"none"`: one value per such anchor, in index order.
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`
-        - Output: scalar, or :math:`(A,)` for ``"none"``
+        - embeddings: $(N, D)$, labels: $(N,)$
+        - Output: scalar, or $(A,)$ for `"none"`
 
-    Example:
+    Examples:
         >>> embeddings = torch.tensor([[1.0, 0.0], [1.0, 0.2], [0.0, 1.0]])
         >>> circle_loss(embeddings, torch.tensor([0, 0, 1]), scale=4.0, reduction="none")
         tensor([0.2457, 0.2812])
@@ -265,29 +267,30 @@ def lifted_structure_loss(
 ) -> Tensor:
     """Lifted structured loss (Oh Song et al. 2016): each positive pair against all negatives of both ends.
 
-    .. math::
-        J_{ij} = \\log\\Big(\\sum_{k \\in N(i)} e^{m - d_{ik}} + \\sum_{l \\in N(j)} e^{m - d_{jl}}\\Big)
-        + d_{ij}, \\qquad \\ell(i, j) = \\tfrac{1}{2} [J_{ij}]_+^2
+    $$
+    J_{ij} = \\log\\Big(\\sum_{k \\in N(i)} e^{m - d_{ik}} + \\sum_{l \\in N(j)} e^{m - d_{jl}}\\Big)
+    + d_{ij}, \\qquad \\ell(i, j) = \\tfrac{1}{2} [J_{ij}]_+^2
+    $$
 
-    for every ordered positive pair :math:`(i, j)`, so ``"mean"`` is the paper's
-    :math:`\\frac{1}{2|P|} \\sum [J_{ij}]_+^2` over unordered pairs. :math:`N(i)`: the negatives of
-    :math:`i`; a pair neither of whose ends has one has no term.
+    for every ordered positive pair $(i, j)$, so `"mean"` is the paper's
+    $\\frac{1}{2|P|} \\sum [J_{ij}]_+^2$ over unordered pairs. $N(i)$: the negatives of
+    $i$; a pair neither of whose ends has one has no term.
 
     Args:
         embeddings: the batch's embeddings.
         labels: integer class labels.
-        indices_tuple: mined pairs ``(a1, p, a2, n)`` or triplets: the positive pairs scored and the
-            negative pairs :math:`N(\\cdot)` holds; ``None``: every pair.
-        margin: :math:`m` (PML's ``neg_margin``).
-        distance: ``"euclidean"`` (the paper's), ``"squared_euclidean"`` or ``"cosine"``.
-        reduction: ``"mean"``, ``"sum"``, ``"mean_nonzero"`` (PML's default) or ``"none"``: one value per
+        indices_tuple: mined pairs `(a1, p, a2, n)` or triplets: the positive pairs scored and the
+            negative pairs $N(\\cdot)$ holds; `None`: every pair.
+        margin: $m$ (PML's `neg_margin`).
+        distance: `"euclidean"` (the paper's), `"squared_euclidean"` or `"cosine"`.
+        reduction: `"mean"`, `"sum"`, `"mean_nonzero"` (PML's default) or `"none"`: one value per
             ordered positive pair with a term, sorted by (i, j).
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`
-        - Output: scalar, or :math:`(K,)` for ``"none"``
+        - embeddings: $(N, D)$, labels: $(N,)$
+        - Output: scalar, or $(K,)$ for `"none"`
 
-    Example:
+    Examples:
         >>> embeddings = torch.tensor([[0.0], [0.5], [1.0]])
         >>> lifted_structure_loss(embeddings, torch.tensor([0, 0, 1]), reduction="none")
         tensor([1.0865, 1.0865])
@@ -310,17 +313,17 @@ def _check_lifted_options(loss_name: str, margin: float, distance: str, reductio
 
 
 class SupConLoss(_MetricLoss):
-    """Supervised contrastive loss on cosine similarities; the math is ``supcon_loss``.
+    """Supervised contrastive loss on cosine similarities; the math is `supcon_loss`.
 
     Args:
-        temperature: :math:`\\tau > 0` (0.1: the paper's and PML's default).
-        reduction: ``"mean"``, ``"sum"``, ``"mean_nonzero"`` or ``"none"`` (per anchor with a positive).
+        temperature: $\\tau > 0$ (0.1: the paper's and PML's default).
+        reduction: `"mean"`, `"sum"`, `"mean_nonzero"` or `"none"` (per anchor with a positive).
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`, ``indices_tuple``: pairs, triplets or None
-        - Output: scalar, or per anchor for ``"none"``
+        - embeddings: $(N, D)$, labels: $(N,)$, `indices_tuple`: pairs, triplets or None
+        - Output: scalar, or per anchor for `"none"`
 
-    Example:
+    Examples:
         >>> loss = SupConLoss(temperature=0.5)
         >>> embeddings = torch.tensor([[1.0, 0.0], [1.0, 0.2], [0.0, 1.0]], requires_grad=True)
         >>> loss(embeddings, torch.tensor([0, 0, 1]))
@@ -349,18 +352,18 @@ class SupConLoss(_MetricLoss):
 
 
 class CircleLoss(_MetricLoss):
-    """Circle loss on cosine similarities, per anchor; the math is ``circle_loss``.
+    """Circle loss on cosine similarities, per anchor; the math is `circle_loss`.
 
     Args:
-        relaxation: :math:`m \\in [0, 1)`, PML's ``m`` (0.4: the paper's retrieval setting, PML's default).
-        scale: :math:`\\gamma > 0`, PML's ``gamma`` (80: the same).
-        reduction: ``"mean"``, ``"sum"``, ``"mean_nonzero"`` or ``"none"`` (per anchor with a term).
+        relaxation: $m \\in [0, 1)$, PML's `m` (0.4: the paper's retrieval setting, PML's default).
+        scale: $\\gamma > 0$, PML's `gamma` (80: the same).
+        reduction: `"mean"`, `"sum"`, `"mean_nonzero"` or `"none"` (per anchor with a term).
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`, ``indices_tuple``: pairs, triplets or None
-        - Output: scalar, or per anchor for ``"none"``
+        - embeddings: $(N, D)$, labels: $(N,)$, `indices_tuple`: pairs, triplets or None
+        - Output: scalar, or per anchor for `"none"`
 
-    Example:
+    Examples:
         >>> loss = CircleLoss(scale=4.0)
         >>> embeddings = torch.tensor([[1.0, 0.0], [1.0, 0.2], [0.0, 1.0]], requires_grad=True)
         >>> loss(embeddings, torch.tensor([0, 0, 1]))
@@ -389,18 +392,18 @@ class CircleLoss(_MetricLoss):
 
 
 class LiftedStructureLoss(_MetricLoss):
-    """Lifted structured loss, per ordered positive pair; the math is ``lifted_structure_loss``.
+    """Lifted structured loss, per ordered positive pair; the math is `lifted_structure_loss`.
 
     Args:
-        margin: :math:`m`, how far negatives should be (PML's ``neg_margin``); also a pair miner's margin.
-        distance: ``"euclidean"`` (default), ``"squared_euclidean"`` or ``"cosine"``.
-        reduction: ``"mean"``, ``"sum"``, ``"mean_nonzero"`` or ``"none"`` (per positive pair).
+        margin: $m$, how far negatives should be (PML's `neg_margin`); also a pair miner's margin.
+        distance: `"euclidean"` (default), `"squared_euclidean"` or `"cosine"`.
+        reduction: `"mean"`, `"sum"`, `"mean_nonzero"` or `"none"` (per positive pair).
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`, ``indices_tuple``: pairs, triplets or None
-        - Output: scalar, or per ordered positive pair for ``"none"``
+        - embeddings: $(N, D)$, labels: $(N,)$, `indices_tuple`: pairs, triplets or None
+        - Output: scalar, or per ordered positive pair for `"none"`
 
-    Example:
+    Examples:
         >>> loss = LiftedStructureLoss()
         >>> embeddings = torch.tensor([[0.0], [0.5], [1.0]], requires_grad=True)
         >>> loss(embeddings, torch.tensor([0, 0, 1]))

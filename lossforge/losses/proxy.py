@@ -2,32 +2,32 @@
 
 Each compares every embedding with **one learnable vector per class** — a class proxy, or the row of a
 normalised classifier's weight matrix — instead of with the other embeddings of the batch. The vectors are
-the loss's own parameters, ``proxies`` of shape ``(C, D)``: the optimizer trains them (in a group of their
-own at ``lr * lr_multiplier``, no weight decay: :mod:`lossforge.training.optim`), checkpoints hold them and
-``resume=`` restores them. They are sized from the data: lossforge's training calls
-``prepare(targets=…, num_classes=C, embedding_dim=D)`` (see :class:`lossforge.contract.LossPlugin`), which
-draws them from the run's seeded generator; used on its own, a loss takes ``num_classes`` and
-``embedding_dim`` in its constructor instead.
+the loss's own parameters, `proxies` of shape `(C, D)`: the optimizer trains them (in a group of their
+own at `lr * lr_multiplier`, no weight decay: [lossforge.training.optim][]), checkpoints hold them and
+`resume=` restores them. They are sized from the data: lossforge's training calls
+`prepare(targets=…, num_classes=C, embedding_dim=D)` (see [lossforge.contract.LossPlugin][]), which
+draws them from the run's seeded generator; used on its own, a loss takes `num_classes` and
+`embedding_dim` in its constructor instead.
 
-Called ``loss(embeddings (N, D), labels (N,), indices_tuple=None)`` like the other metric losses. They
-take no pairs or triplets: a miner's ``indices_tuple`` is refused with a ``LossInputError`` (so
-``miner=...`` with one of them fails at its first step, naming the loss). Every loss here compares
-L2-*normalised* embeddings with L2-normalised proxies (cosine similarity), so ``distance = "cosine"``
+Called `loss(embeddings (N, D), labels (N,), indices_tuple=None)` like the other metric losses. They
+take no pairs or triplets: a miner's `indices_tuple` is refused with a `LossInputError` (so
+`miner=...` with one of them fails at its first step, naming the loss). Every loss here compares
+L2-*normalised* embeddings with L2-normalised proxies (cosine similarity), so `distance = "cosine"`
 and retrieval is evaluated by cosine.
 
 Against pytorch-metric-learning (PML) 2.9, the same losses with these conventions (the tests compare
 them on the same weights):
 
-* PML stores ArcFace's, CosFace's and normalised softmax's weights as ``W`` of shape ``(D, C)``; here
-  they are ``proxies`` ``(C, D)`` (``pml.W.data = proxies.T``). PML names ``embedding_dim``
-  ``embedding_size``.
-* ArcFace's ``margin`` is in **radians** here (the paper's m = 0.5); PML's is in degrees (default 28.6°,
+* PML stores ArcFace's, CosFace's and normalised softmax's weights as `W` of shape `(D, C)`; here
+  they are `proxies` `(C, D)` (`pml.W.data = proxies.T`). PML names `embedding_dim`
+  `embedding_size`.
+* ArcFace's `margin` is in **radians** here (the paper's m = 0.5); PML's is in degrees (default 28.6°,
   i.e. 0.499 rad).
 * ProxyNCA: PML's softmax includes the true class's proxy in the denominator (as ProxyNCA++ does; the
   2017 paper left it out), over the squared Euclidean distance of normalised vectors; so does lossforge.
   PML drops a sample whose probability underflows to 0; lossforge computes the log-softmax directly, so
   it never underflows and every sample counts.
-* Proxy Anchor's ``"none"`` here returns one value per proxy, scaled so that their mean is the loss
+* Proxy Anchor's `"none"` here returns one value per proxy, scaled so that their mean is the loss
   (PML's divisor reducer has no per-element form).
 * PML accepts a miner's tuples and turns them into per-sample weights; lossforge refuses them.
 
@@ -55,7 +55,7 @@ EXPECTED_INPUTS = "embeddings (N, D) of a floating dtype and integer labels (N,)
 
 
 def _check_inputs(loss_name: str, embeddings: Tensor, labels: Tensor, proxies: Tensor, *, scan: bool = True) -> None:
-    """Shapes and dtypes of embeddings, labels and proxies; with ``scan``, labels in ``[0, C)``."""
+    """Shapes and dtypes of embeddings, labels and proxies; with `scan`, labels in `[0, C)`."""
     is_integer = not (labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool)
     if not (
         embeddings.dim() == 2
@@ -112,30 +112,31 @@ def arcface_loss(
     reduction: str = "mean",
 ) -> Tensor:
     """ArcFace (additive angular margin; Deng et al. 2019): cross-entropy over scaled cosines, the true
-    class's angle widened by ``margin``.
+    class's angle widened by `margin`.
 
-    .. math::
-        \\ell_i = -\\log \\frac{e^{s \\psi(\\theta_{i y_i})}}{e^{s \\psi(\\theta_{i y_i})} +
-        \\sum_{c \\ne y_i} e^{s \\cos \\theta_{ic}}}, \\quad
-        \\psi(\\theta) = \\begin{cases} \\cos(\\theta + m) & \\theta \\le \\pi - m \\\\
-        \\cos\\theta - m \\sin m & \\text{otherwise} \\end{cases}
+    $$
+    \\ell_i = -\\log \\frac{e^{s \\psi(\\theta_{i y_i})}}{e^{s \\psi(\\theta_{i y_i})} +
+    \\sum_{c \\ne y_i} e^{s \\cos \\theta_{ic}}}, \\quad
+    \\psi(\\theta) = \\begin{cases} \\cos(\\theta + m) & \\theta \\le \\pi - m \\\\
+    \\cos\\theta - m \\sin m & \\text{otherwise} \\end{cases}
+    $$
 
-    with :math:`\\cos \\theta_{ic}` the cosine of embedding :math:`i` and proxy :math:`c` (the
-    fallback keeps :math:`\\psi` decreasing past :math:`\\pi - m`, as in the paper's code and PML).
+    with $\\cos \\theta_{ic}$ the cosine of embedding $i$ and proxy $c$ (the
+    fallback keeps $\\psi$ decreasing past $\\pi - m$, as in the paper's code and PML).
 
     Args:
         embeddings: the batch's embeddings (normalised here).
-        labels: class indices in ``[0, C)``.
+        labels: class indices in `[0, C)`.
         proxies: one vector per class (normalised here).
-        margin: :math:`m` in radians, in ``[0, π/2]`` (PML's is in degrees: 28.6° = 0.499 rad).
-        scale: :math:`s > 0`.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample).
+        margin: $m$ in radians, in `[0, π/2]` (PML's is in degrees: 28.6° = 0.499 rad).
+        scale: $s > 0$.
+        reduction: `"mean"`, `"sum"` or `"none"` (per sample).
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`, proxies: :math:`(C, D)`
-        - Output: scalar, or :math:`(N,)` for ``"none"``
+        - embeddings: $(N, D)$, labels: $(N,)$, proxies: $(C, D)$
+        - Output: scalar, or $(N,)$ for `"none"`
 
-    Example:
+    Examples:
         >>> proxies = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
         >>> embeddings = torch.tensor([[1.0, 0.0], [0.0, 2.0]])
         >>> arcface_loss(embeddings, torch.tensor([0, 1]), proxies, margin=0.5, scale=4.0, reduction="none")
@@ -170,23 +171,24 @@ def cosface_loss(
 ) -> Tensor:
     """CosFace (additive cosine margin, large margin cosine loss; Wang et al. 2018).
 
-    .. math::
-        \\ell_i = -\\log \\frac{e^{s (\\cos \\theta_{i y_i} - m)}}{e^{s (\\cos \\theta_{i y_i} - m)} +
-        \\sum_{c \\ne y_i} e^{s \\cos \\theta_{ic}}}
+    $$
+    \\ell_i = -\\log \\frac{e^{s (\\cos \\theta_{i y_i} - m)}}{e^{s (\\cos \\theta_{i y_i} - m)} +
+    \\sum_{c \\ne y_i} e^{s \\cos \\theta_{ic}}}
+    $$
 
     Args:
         embeddings: the batch's embeddings (normalised here).
-        labels: class indices in ``[0, C)``.
+        labels: class indices in `[0, C)`.
         proxies: one vector per class (normalised here).
-        margin: :math:`m \\ge 0`, subtracted from the true class's cosine.
-        scale: :math:`s > 0`.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample).
+        margin: $m \\ge 0$, subtracted from the true class's cosine.
+        scale: $s > 0$.
+        reduction: `"mean"`, `"sum"` or `"none"` (per sample).
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`, proxies: :math:`(C, D)`
-        - Output: scalar, or :math:`(N,)` for ``"none"``
+        - embeddings: $(N, D)$, labels: $(N,)$, proxies: $(C, D)$
+        - Output: scalar, or $(N,)$ for `"none"`
 
-    Example:
+    Examples:
         >>> proxies = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
         >>> cosface_loss(torch.tensor([[1.0, 0.0]]), torch.tensor([0]), proxies, margin=0.5, scale=2.0)
         tensor(0.3133)
@@ -215,21 +217,22 @@ def normalized_softmax_loss(
     """Normalised softmax (NormFace; Wang et al. 2017; Zhai & Wu 2018): cross-entropy over the cosines
     with the class proxies, divided by a temperature.
 
-    .. math::
-        \\ell_i = -\\log \\frac{e^{\\cos \\theta_{i y_i} / T}}{\\sum_c e^{\\cos \\theta_{ic} / T}}
+    $$
+    \\ell_i = -\\log \\frac{e^{\\cos \\theta_{i y_i} / T}}{\\sum_c e^{\\cos \\theta_{ic} / T}}
+    $$
 
     Args:
         embeddings: the batch's embeddings (normalised here).
-        labels: class indices in ``[0, C)``.
+        labels: class indices in `[0, C)`.
         proxies: one vector per class (normalised here).
-        temperature: :math:`T > 0`.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample).
+        temperature: $T > 0$.
+        reduction: `"mean"`, `"sum"` or `"none"` (per sample).
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`, proxies: :math:`(C, D)`
-        - Output: scalar, or :math:`(N,)` for ``"none"``
+        - embeddings: $(N, D)$, labels: $(N,)$, proxies: $(C, D)$
+        - Output: scalar, or $(N,)$ for `"none"`
 
-    Example:
+    Examples:
         >>> proxies = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
         >>> normalized_softmax_loss(torch.tensor([[1.0, 0.0]]), torch.tensor([0]), proxies, temperature=1.0)
         tensor(0.3133)
@@ -257,24 +260,25 @@ def proxy_nca_loss(
     """ProxyNCA (Movshovitz-Attias et al. 2017), in PML's and ProxyNCA++'s form: a softmax over the
     negative squared distances of the normalised embedding to every normalised proxy.
 
-    .. math::
-        \\ell_i = -\\log \\frac{e^{-s \\|\\hat x_i - \\hat p_{y_i}\\|^2}}{\\sum_c e^{-s \\|\\hat x_i - \\hat p_c\\|^2}},
-        \\qquad \\|\\hat x - \\hat p\\|^2 = 2 - 2 \\cos \\theta
+    $$
+    \\ell_i = -\\log \\frac{e^{-s \\|\\hat x_i - \\hat p_{y_i}\\|^2}}{\\sum_c e^{-s \\|\\hat x_i - \\hat p_c\\|^2}},
+    \\qquad \\|\\hat x - \\hat p\\|^2 = 2 - 2 \\cos \\theta
+    $$
 
     (the 2017 paper's denominator leaves out the true class; that loss has no lower bound).
 
     Args:
         embeddings: the batch's embeddings (normalised here).
-        labels: class indices in ``[0, C)``.
+        labels: class indices in `[0, C)`.
         proxies: one vector per class (normalised here).
-        softmax_scale: :math:`s > 0` (an inverse temperature; ProxyNCA++ uses 9).
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample).
+        softmax_scale: $s > 0$ (an inverse temperature; ProxyNCA++ uses 9).
+        reduction: `"mean"`, `"sum"` or `"none"` (per sample).
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`, proxies: :math:`(C, D)`
-        - Output: scalar, or :math:`(N,)` for ``"none"``
+        - embeddings: $(N, D)$, labels: $(N,)$, proxies: $(C, D)$
+        - Output: scalar, or $(N,)$ for `"none"`
 
-    Example:
+    Examples:
         >>> proxies = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
         >>> proxy_nca_loss(torch.tensor([[1.0, 0.0]]), torch.tensor([0]), proxies)
         tensor(0.1269)
@@ -301,28 +305,29 @@ def proxy_anchor_loss(
     """Proxy Anchor (Kim et al. 2020): each proxy is an anchor that pulls the batch's embeddings of its class
     and pushes the others, weighting hard ones more (a smooth LogSumExp over the batch).
 
-    .. math::
-        \\ell = \\frac{1}{|P^+|} \\sum_{p \\in P^+}
-        \\log\\Big(1 + \\sum_{x \\in X_p^+} e^{-\\alpha (s(x, p) - \\delta)}\\Big)
-        + \\frac{1}{|P|} \\sum_{p \\in P} \\log\\Big(1 + \\sum_{x \\in X_p^-} e^{\\alpha (s(x, p) + \\delta)}\\Big)
+    $$
+    \\ell = \\frac{1}{|P^+|} \\sum_{p \\in P^+}
+    \\log\\Big(1 + \\sum_{x \\in X_p^+} e^{-\\alpha (s(x, p) - \\delta)}\\Big)
+    + \\frac{1}{|P|} \\sum_{p \\in P} \\log\\Big(1 + \\sum_{x \\in X_p^-} e^{\\alpha (s(x, p) + \\delta)}\\Big)
+    $$
 
-    with :math:`s` the cosine similarity, :math:`P` all proxies, :math:`P^+` those with an embedding of
-    their class in the batch, :math:`X_p^{+}` / :math:`X_p^{-}` the batch's embeddings of / not of p's class.
+    with $s$ the cosine similarity, $P$ all proxies, $P^+$ those with an embedding of
+    their class in the batch, $X_p^{+}$ / $X_p^{-}$ the batch's embeddings of / not of p's class.
 
     Args:
         embeddings: the batch's embeddings (normalised here).
-        labels: class indices in ``[0, C)``.
+        labels: class indices in `[0, C)`.
         proxies: one vector per class (normalised here).
-        margin: :math:`\\delta \\ge 0`.
-        alpha: :math:`\\alpha > 0`, the scale (how much harder examples weigh).
-        reduction: ``"mean"`` (the loss above), ``"sum"`` or ``"none"``: one value per proxy,
-            :math:`\\ell_p = \\frac{|P|}{|P^+|} \\ell^+_p + \\ell^-_p`, whose mean is the loss.
+        margin: $\\delta \\ge 0$.
+        alpha: $\\alpha > 0$, the scale (how much harder examples weigh).
+        reduction: `"mean"` (the loss above), `"sum"` or `"none"`: one value per proxy,
+            $\\ell_p = \\frac{|P|}{|P^+|} \\ell^+_p + \\ell^-_p$, whose mean is the loss.
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`, proxies: :math:`(C, D)`
-        - Output: scalar, or :math:`(C,)` for ``"none"``
+        - embeddings: $(N, D)$, labels: $(N,)$, proxies: $(C, D)$
+        - Output: scalar, or $(C,)$ for `"none"`
 
-    Example:
+    Examples:
         >>> proxies = torch.tensor([[1.0, 0.0], [0.0, 1.0]])
         >>> proxy_anchor_loss(torch.tensor([[1.0, 0.0]]), torch.tensor([0]), proxies, margin=0.0, alpha=1.0)
         tensor(0.6598)
@@ -383,15 +388,15 @@ def _check_proxy_anchor(margin: float, alpha: float, reduction: str) -> None:
 
 
 class _ProxyLoss(Loss):
-    """What the five share: the ``proxies`` parameter — made by ``prepare`` or the constructor, checked
+    """What the five share: the `proxies` parameter — made by `prepare` or the constructor, checked
     against a checkpoint's — and the input checks."""
 
     tasks: ClassVar[tuple[Task, ...]] = (Task.METRIC,)
     tuple_kind: ClassVar[str | None] = None  # no pairs or triplets: the proxies are the other side
-    #: Everything here compares normalised vectors, so retrieval is evaluated by cosine too.
     distance: ClassVar[str] = "cosine"
-    #: The proxies' learning rate is ``optimizer.lr`` times this (``optimizer.loss_lr_multiplier`` overrides).
+    """Everything here compares normalised vectors, so retrieval is evaluated by cosine too."""
     lr_multiplier: ClassVar[float] = 1.0
+    """The proxies' learning rate is `optimizer.lr` times this (`optimizer.loss_lr_multiplier` overrides)."""
 
     proxies: nn.Parameter | None
 
@@ -419,10 +424,10 @@ class _ProxyLoss(Loss):
         nn.init.normal_(proxies)
 
     def prepare(self, *, targets: Tensor, num_classes: int, embedding_dim: int | None = None) -> None:
-        """Make the proxies ``(num_classes, embedding_dim)``; keep existing ones of that shape (a second call,
+        """Make the proxies `(num_classes, embedding_dim)`; keep existing ones of that shape (a second call,
         or sizes given to the constructor); an error naming both shapes if they differ. A binary dataset
-        says ``num_classes=1`` (one output); its labels 0 and 1 get a proxy each, as do any labels
-        ``targets`` holds beyond ``num_classes``."""
+        says `num_classes=1` (one output); its labels 0 and 1 get a proxy each, as do any labels
+        `targets` holds beyond `num_classes`."""
         if isinstance(targets, Tensor) and targets.numel() and not targets.is_floating_point():
             num_classes = max(num_classes, int(targets.max()) + 1)
         if embedding_dim is None:
@@ -486,20 +491,21 @@ class _ProxyLoss(Loss):
 
 
 class ArcFaceLoss(_ProxyLoss):
-    """ArcFace, additive angular margin; the math is ``arcface_loss``.
+    """ArcFace, additive angular margin; the math is `arcface_loss`.
 
     Args:
-        margin: :math:`m` in radians, in ``[0, π/2]`` (PML: degrees).
-        scale: :math:`s > 0`.
-        num_classes, embedding_dim: the proxies' size, for use outside lossforge's training (which
-            sizes them from the data through ``prepare``); both or neither.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample).
+        margin: $m$ in radians, in `[0, π/2]` (PML: degrees).
+        scale: $s > 0$.
+        num_classes: the number of proxies, for use outside lossforge's training (which sizes them from
+            the data through `prepare`); with `embedding_dim` or neither.
+        embedding_dim: the proxies' width outside lossforge's training; with `num_classes` or neither.
+        reduction: `"mean"`, `"sum"` or `"none"` (per sample).
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`; proxies :math:`(C, D)`
-        - Output: scalar, or :math:`(N,)` for ``"none"``
+        - embeddings: $(N, D)$, labels: $(N,)$; proxies $(C, D)$
+        - Output: scalar, or $(N,)$ for `"none"`
 
-    Example:
+    Examples:
         >>> torch.manual_seed(0) and None
         >>> loss = ArcFaceLoss(num_classes=3, embedding_dim=2)
         >>> value = loss(torch.randn(4, 2), torch.tensor([0, 1, 2, 0]))
@@ -538,19 +544,20 @@ class ArcFaceLoss(_ProxyLoss):
 
 
 class CosFaceLoss(_ProxyLoss):
-    """CosFace, additive cosine margin; the math is ``cosface_loss``.
+    """CosFace, additive cosine margin; the math is `cosface_loss`.
 
     Args:
-        margin: :math:`m \\ge 0`.
-        scale: :math:`s > 0`.
-        num_classes, embedding_dim: the proxies' size outside lossforge's training; both or neither.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample).
+        margin: $m \\ge 0$.
+        scale: $s > 0$.
+        num_classes: the number of proxies outside lossforge's training; with `embedding_dim` or neither.
+        embedding_dim: the proxies' width outside lossforge's training; with `num_classes` or neither.
+        reduction: `"mean"`, `"sum"` or `"none"` (per sample).
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`; proxies :math:`(C, D)`
-        - Output: scalar, or :math:`(N,)` for ``"none"``
+        - embeddings: $(N, D)$, labels: $(N,)$; proxies $(C, D)$
+        - Output: scalar, or $(N,)$ for `"none"`
 
-    Example:
+    Examples:
         >>> loss = CosFaceLoss(margin=0.5, scale=2.0, num_classes=2, embedding_dim=2)
         >>> with torch.no_grad():
         ...     _ = loss.proxies.copy_(torch.eye(2))
@@ -587,18 +594,19 @@ class CosFaceLoss(_ProxyLoss):
 
 
 class NormalizedSoftmaxLoss(_ProxyLoss):
-    """Normalised softmax (NormFace); the math is ``normalized_softmax_loss``.
+    """Normalised softmax (NormFace); the math is `normalized_softmax_loss`.
 
     Args:
-        temperature: :math:`T > 0`.
-        num_classes, embedding_dim: the proxies' size outside lossforge's training; both or neither.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample).
+        temperature: $T > 0$.
+        num_classes: the number of proxies outside lossforge's training; with `embedding_dim` or neither.
+        embedding_dim: the proxies' width outside lossforge's training; with `num_classes` or neither.
+        reduction: `"mean"`, `"sum"` or `"none"` (per sample).
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`; proxies :math:`(C, D)`
-        - Output: scalar, or :math:`(N,)` for ``"none"``
+        - embeddings: $(N, D)$, labels: $(N,)$; proxies $(C, D)$
+        - Output: scalar, or $(N,)$ for `"none"`
 
-    Example:
+    Examples:
         >>> loss = NormalizedSoftmaxLoss(temperature=1.0, num_classes=2, embedding_dim=2)
         >>> with torch.no_grad():
         ...     _ = loss.proxies.copy_(torch.eye(2))
@@ -631,18 +639,19 @@ class NormalizedSoftmaxLoss(_ProxyLoss):
 
 
 class ProxyNCALoss(_ProxyLoss):
-    """ProxyNCA; the math is ``proxy_nca_loss``.
+    """ProxyNCA; the math is `proxy_nca_loss`.
 
     Args:
-        softmax_scale: :math:`s > 0`, the inverse temperature of the softmax over squared distances.
-        num_classes, embedding_dim: the proxies' size outside lossforge's training; both or neither.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per sample).
+        softmax_scale: $s > 0$, the inverse temperature of the softmax over squared distances.
+        num_classes: the number of proxies outside lossforge's training; with `embedding_dim` or neither.
+        embedding_dim: the proxies' width outside lossforge's training; with `num_classes` or neither.
+        reduction: `"mean"`, `"sum"` or `"none"` (per sample).
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`; proxies :math:`(C, D)`
-        - Output: scalar, or :math:`(N,)` for ``"none"``
+        - embeddings: $(N, D)$, labels: $(N,)$; proxies $(C, D)$
+        - Output: scalar, or $(N,)$ for `"none"`
 
-    Example:
+    Examples:
         >>> loss = ProxyNCALoss(num_classes=3, embedding_dim=4, reduction="none")
         >>> loss(torch.randn(5, 4), torch.tensor([0, 1, 2, 0, 1])).shape
         torch.Size([5])
@@ -675,19 +684,20 @@ class ProxyNCALoss(_ProxyLoss):
 
 
 class ProxyAnchorLoss(_ProxyLoss):
-    """Proxy Anchor; the math is ``proxy_anchor_loss``.
+    """Proxy Anchor; the math is `proxy_anchor_loss`.
 
     Args:
-        margin: :math:`\\delta \\ge 0`.
-        alpha: :math:`\\alpha > 0`.
-        num_classes, embedding_dim: the proxies' size outside lossforge's training; both or neither.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"`` (per proxy, scaled so that the mean is the loss).
+        margin: $\\delta \\ge 0$.
+        alpha: $\\alpha > 0$.
+        num_classes: the number of proxies outside lossforge's training; with `embedding_dim` or neither.
+        embedding_dim: the proxies' width outside lossforge's training; with `num_classes` or neither.
+        reduction: `"mean"`, `"sum"` or `"none"` (per proxy, scaled so that the mean is the loss).
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`; proxies :math:`(C, D)`
-        - Output: scalar, or :math:`(C,)` for ``"none"``
+        - embeddings: $(N, D)$, labels: $(N,)$; proxies $(C, D)$
+        - Output: scalar, or $(C,)$ for `"none"`
 
-    Example:
+    Examples:
         >>> loss = ProxyAnchorLoss(num_classes=3, embedding_dim=4, reduction="none")
         >>> loss(torch.randn(5, 4), torch.tensor([0, 1, 0, 0, 1])).shape  # one value per proxy
         torch.Size([3])

@@ -1,21 +1,22 @@
 r"""Regression losses: L1, L2, Huber and the robust family, as pure functions and then as registered modules.
 
 The robust family continues the lecture's "L1 is robust to outliers" story. What makes a loss robust is
-its *influence function* :math:`\psi(r) = \rho'(r)`, how hard one residual pulls on the fit:
+its *influence function* $\psi(r) = \rho'(r)$, how hard one residual pulls on the fit:
 
-* unbounded: L2 (:math:`\psi = 2r`) — one far outlier can move the fit anywhere;
+* unbounded: L2 ($\psi = 2r$) — one far outlier can move the fit anywhere;
 * bounded: L1, Huber, Charbonnier (pseudo-Huber), log-cosh — an outlier pulls, but no harder than a
   fixed amount;
 * redescending: Cauchy, Tukey's biweight — the pull *falls* back towards 0 for large residuals, so far
-  outliers are all but ignored (for Tukey exactly ignored beyond :math:`c`). The price: these losses
-  are not convex, and a fit started far from the data can stall (see :class:`TukeyLoss`);
-* asymmetric: the quantile (pinball) loss estimates a quantile rather than a centre; :math:`\tau = 0.5`
+  outliers are all but ignored (for Tukey exactly ignored beyond $c$). The price: these losses
+  are not convex, and a fit started far from the data can stall (see
+  [TukeyLoss][lossforge.losses.regression.TukeyLoss]);
+* asymmetric: the quantile (pinball) loss estimates a quantile rather than a centre; $\tau = 0.5$
   is half of L1, the median.
 
-Every function takes ``prediction`` and ``target`` of the same shape, ``(N,)`` or ``(N, D)``. With ``D``
+Every function takes `prediction` and `target` of the same shape, `(N,)` or `(N, D)`. With `D`
 outputs the per-sample loss is the **sum** over the outputs (for L2 that is the squared Euclidean
-distance), the same convention ``bce`` uses over labels. ``torch.nn``'s losses average over all ``N·D``
-elements instead, so for ``D > 1`` their ``"mean"`` is ours divided by ``D``.
+distance), the same convention `bce` uses over labels. `torch.nn`'s losses average over all `N·D`
+elements instead, so for `D > 1` their `"mean"` is ours divided by `D`.
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ from lossforge.losses.base import Loss, Reduction, as_float, check_reduction, in
 
 
 def _per_sample(values: Tensor) -> Tensor:
-    """Elementwise losses ``(N,)`` or ``(N, D)`` → per-sample losses ``(N,)``."""
+    """Elementwise losses `(N,)` or `(N, D)` → per-sample losses `(N,)`."""
     return values.sum(dim=1) if values.dim() == 2 else values
 
 
@@ -41,7 +42,7 @@ def _reduce_elementwise(
     elementwise: Callable[..., Tensor], prediction: Tensor, target: Tensor, reduction: str, **options: float
 ) -> Tensor:
     """Reduce torch's fused elementwise loss (one kernel forward and back, no temporaries) our way: summed
-    over the ``D`` outputs of a sample, then over samples (``"mean"``: divided by ``N``; 0 for no samples)."""
+    over the `D` outputs of a sample, then over samples (`"mean"`: divided by `N`; 0 for no samples)."""
     if reduction == "none":
         return _per_sample(elementwise(prediction, target, reduction="none", **options))
     total = elementwise(prediction, target, reduction="sum", **options)
@@ -68,15 +69,16 @@ def _checked_target(loss_name: str, prediction: Tensor, target: Tensor) -> Tenso
 def l1_loss(prediction: Tensor, target: Tensor, *, reduction: Reduction = "mean") -> Tensor:
     r"""Absolute error, summed over outputs per sample.
 
-    .. math::
-        \ell_i = \sum_d |y_{id} - \hat y_{id}|
+    $$
+    \ell_i = \sum_d |y_{id} - \hat y_{id}|
+    $$
 
     Args:
-        prediction: predictions :math:`\hat y`, ``(N,)`` or ``(N, D)``.
-        target: targets :math:`y`, the same shape.
-        reduction: ``"mean"`` over samples, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values.
+        prediction: predictions $\hat y$, `(N,)` or `(N, D)`.
+        target: targets $y$, the same shape.
+        reduction: `"mean"` over samples, `"sum"`, or `"none"` for the per-sample `(N,)` values.
 
-    Example:
+    Examples:
         >>> import torch
         >>> l1_loss(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 5.0]))
         tensor(2.)
@@ -88,15 +90,16 @@ def l1_loss(prediction: Tensor, target: Tensor, *, reduction: Reduction = "mean"
 def l2_loss(prediction: Tensor, target: Tensor, *, reduction: Reduction = "mean") -> Tensor:
     r"""Squared error, summed over outputs per sample.
 
-    .. math::
-        \ell_i = \sum_d (y_{id} - \hat y_{id})^2
+    $$
+    \ell_i = \sum_d (y_{id} - \hat y_{id})^2
+    $$
 
     Args:
-        prediction: predictions :math:`\hat y`, ``(N,)`` or ``(N, D)``.
-        target: targets :math:`y`, the same shape.
-        reduction: ``"mean"`` over samples, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values.
+        prediction: predictions $\hat y$, `(N,)` or `(N, D)`.
+        target: targets $y$, the same shape.
+        reduction: `"mean"` over samples, `"sum"`, or `"none"` for the per-sample `(N,)` values.
 
-    Example:
+    Examples:
         >>> import torch
         >>> l2_loss(torch.tensor([0.0, 2.0]), torch.tensor([1.0, 5.0]))
         tensor(5.)
@@ -112,23 +115,24 @@ def _check_delta(delta: float) -> float:
 
 
 def huber_loss(prediction: Tensor, target: Tensor, *, delta: float = 1.0, reduction: Reduction = "mean") -> Tensor:
-    r"""Huber loss: quadratic for small residuals, linear (slope :math:`\delta`) for large ones.
+    r"""Huber loss: quadratic for small residuals, linear (slope $\delta$) for large ones.
 
-    .. math::
-        \ell_i = \sum_d h_\delta(y_{id} - \hat y_{id}), \qquad
-        h_\delta(r) = \begin{cases} \tfrac12 r^2 & |r| < \delta \\
-                                    \delta\,(|r| - \tfrac12 \delta) & \text{otherwise} \end{cases}
+    $$
+    \ell_i = \sum_d h_\delta(y_{id} - \hat y_{id}), \qquad
+    h_\delta(r) = \begin{cases} \tfrac12 r^2 & |r| < \delta \\
+                                \delta\,(|r| - \tfrac12 \delta) & \text{otherwise} \end{cases}
+    $$
 
-    ``torch.nn.SmoothL1Loss(beta=b)`` is this loss divided by ``b``: ``huber(delta=b) / b``; for
-    ``delta = 1`` they coincide.
+    `torch.nn.SmoothL1Loss(beta=b)` is this loss divided by `b`: `huber(delta=b) / b`; for
+    `delta = 1` they coincide.
 
     Args:
-        prediction: predictions :math:`\hat y`, ``(N,)`` or ``(N, D)``.
-        target: targets :math:`y`, the same shape.
-        delta: where the quadratic part turns linear, ``> 0``.
-        reduction: ``"mean"`` over samples, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values.
+        prediction: predictions $\hat y$, `(N,)` or `(N, D)`.
+        target: targets $y$, the same shape.
+        delta: where the quadratic part turns linear, `> 0`.
+        reduction: `"mean"` over samples, `"sum"`, or `"none"` for the per-sample `(N,)` values.
 
-    Example:
+    Examples:
         >>> import torch
         >>> huber_loss(torch.tensor([0.0, 0.0]), torch.tensor([0.5, 3.0]), reduction="none")
         tensor([0.1250, 2.5000])
@@ -155,7 +159,7 @@ def _check_tau(tau: float) -> float:
 
 
 def _reduce_values(values: Tensor, reduction: str) -> Tensor:
-    """Elementwise values ``(N,)`` or ``(N, D)`` → summed over ``D`` per sample, then reduced over samples."""
+    """Elementwise values `(N,)` or `(N, D)` → summed over `D` per sample, then reduced over samples."""
     return reduce(_per_sample(values), reduction)
 
 
@@ -164,30 +168,31 @@ def charbonnier_loss(
 ) -> Tensor:
     r"""Charbonnier loss: a smooth L1, quadratic near zero, slope 1 in the tails.
 
-    .. math::
-        \ell_i = \sum_d \left(\sqrt{r_{id}^2 + \varepsilon^2} - \varepsilon\right), \qquad r = y - \hat y
+    $$
+    \ell_i = \sum_d \left(\sqrt{r_{id}^2 + \varepsilon^2} - \varepsilon\right), \qquad r = y - \hat y
+    $$
 
-    For :math:`|r| \ll \varepsilon` it is :math:`r^2 / (2\varepsilon)`, for :math:`|r| \gg \varepsilon`
-    it is :math:`|r| - \varepsilon`, and :math:`\varepsilon \to 0` gives L1. Its influence
-    :math:`\psi(r) = r / \sqrt{r^2 + \varepsilon^2}` is bounded by 1.
+    For $|r| \ll \varepsilon$ it is $r^2 / (2\varepsilon)$, for $|r| \gg \varepsilon$
+    it is $|r| - \varepsilon$, and $\varepsilon \to 0$ gives L1. Its influence
+    $\psi(r) = r / \sqrt{r^2 + \varepsilon^2}$ is bounded by 1.
 
-    **The pseudo-Huber loss is the same curve, scaled:** :math:`\delta^2 (\sqrt{1 + (r/\delta)^2} - 1)
-    = \delta \cdot \text{charbonnier}_{\varepsilon = \delta}(r)`; it is :math:`r^2/2` near zero and has
-    slope :math:`\delta` in the tails, like Huber's :math:`h_\delta`. So ``pseudo-Huber(δ)`` is
-    ``charbonnier(epsilon=δ)`` times :math:`\delta` (the same minimiser and gradient direction; under SGD
-    a learning rate :math:`\delta` times larger), and at the default :math:`\varepsilon = \delta = 1` the
+    **The pseudo-Huber loss is the same curve, scaled:**
+    $\delta^2 (\sqrt{1 + (r/\delta)^2} - 1) = \delta \cdot \text{charbonnier}_{\varepsilon = \delta}(r)$ ; it is $r^2/2$
+    near zero and has slope $\delta$ in the tails, like Huber's $h_\delta$. So `pseudo-Huber(δ)` is
+    `charbonnier(epsilon=δ)` times $\delta$ (the same minimiser and gradient direction; under SGD
+    a learning rate $\delta$ times larger), and at the default $\varepsilon = \delta = 1$ the
     two coincide exactly.
 
-    Computed as :math:`|r| \cdot |r| / (\operatorname{hypot}(r, \varepsilon) + \varepsilon)`: no
-    cancellation for :math:`|r| \ll \varepsilon` and no overflow for any residual.
+    Computed as $|r| \cdot |r| / (\operatorname{hypot}(r, \varepsilon) + \varepsilon)$: no
+    cancellation for $|r| \ll \varepsilon$ and no overflow for any residual.
 
     Args:
-        prediction: predictions :math:`\hat y`, ``(N,)`` or ``(N, D)``.
-        target: targets :math:`y`, the same shape.
-        epsilon: :math:`\varepsilon > 0`, the residual scale where quadratic turns linear.
-        reduction: ``"mean"`` over samples, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values.
+        prediction: predictions $\hat y$, `(N,)` or `(N, D)`.
+        target: targets $y$, the same shape.
+        epsilon: $\varepsilon > 0$, the residual scale where quadratic turns linear.
+        reduction: `"mean"` over samples, `"sum"`, or `"none"` for the per-sample `(N,)` values.
 
-    Example:
+    Examples:
         >>> charbonnier_loss(torch.tensor([0.0, 0.0]), torch.tensor([0.0, 3.0]), epsilon=4.0, reduction="none")
         tensor([0., 1.])
     """
@@ -200,22 +205,23 @@ def charbonnier_loss(
 
 
 def log_cosh_loss(prediction: Tensor, target: Tensor, *, reduction: Reduction = "mean") -> Tensor:
-    r"""Log-cosh loss: :math:`r^2/2` near zero, :math:`|r| - \log 2` in the tails, smooth everywhere.
+    r"""Log-cosh loss: $r^2/2$ near zero, $|r| - \log 2$ in the tails, smooth everywhere.
 
-    .. math::
-        \ell_i = \sum_d \log\cosh(y_{id} - \hat y_{id})
+    $$
+    \ell_i = \sum_d \log\cosh(y_{id} - \hat y_{id})
+    $$
 
-    Its influence :math:`\psi(r) = \tanh r` is bounded by 1. :math:`\cosh r` itself overflows float32 at
-    :math:`|r| \approx 89`, so the tails are computed as :math:`|r| + \operatorname{softplus}(-2|r|) -
-    \log 2` (finite for any residual); for :math:`|r| < 1`, where that form cancels, as
-    :math:`\operatorname{log1p}(2 \sinh^2(r/2))`, exact down to the smallest residuals.
+    Its influence $\psi(r) = \tanh r$ is bounded by 1. $\cosh r$ itself overflows float32 at
+    $|r| \approx 89$, so the tails are computed as $|r| + \operatorname{softplus}(-2|r|) - \log 2$
+     (finite for any residual); for $|r| < 1$, where that form cancels, as
+    $\operatorname{log1p}(2 \sinh^2(r/2))$, exact down to the smallest residuals.
 
     Args:
-        prediction: predictions :math:`\hat y`, ``(N,)`` or ``(N, D)``.
-        target: targets :math:`y`, the same shape.
-        reduction: ``"mean"`` over samples, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values.
+        prediction: predictions $\hat y$, `(N,)` or `(N, D)`.
+        target: targets $y$, the same shape.
+        reduction: `"mean"` over samples, `"sum"`, or `"none"` for the per-sample `(N,)` values.
 
-    Example:
+    Examples:
         >>> log_cosh_loss(torch.tensor([0.0, 0.0]), torch.tensor([0.5, 1e4]), reduction="none")
         tensor([1.2011e-01, 9.9993e+03])
     """
@@ -230,24 +236,25 @@ def log_cosh_loss(prediction: Tensor, target: Tensor, *, reduction: Reduction = 
 
 
 def cauchy_loss(prediction: Tensor, target: Tensor, *, c: float = 2.3849, reduction: Reduction = "mean") -> Tensor:
-    r"""Cauchy (Lorentzian) loss: :math:`r^2/2` near zero, growing only logarithmically in the tails.
+    r"""Cauchy (Lorentzian) loss: $r^2/2$ near zero, growing only logarithmically in the tails.
 
-    .. math::
-        \ell_i = \sum_d \frac{c^2}{2} \log\left(1 + (r_{id}/c)^2\right), \qquad r = y - \hat y
+    $$
+    \ell_i = \sum_d \frac{c^2}{2} \log\left(1 + (r_{id}/c)^2\right), \qquad r = y - \hat y
+    $$
 
-    Its influence :math:`\psi(r) = r / (1 + (r/c)^2)` peaks at :math:`|r| = c` (value :math:`c/2`) and
-    then *redescends* towards 0: far outliers pull less than near ones. Not convex for :math:`|r| > c`.
-    The default :math:`c = 2.3849` gives 95 % of the mean's efficiency on Gaussian noise of unit scale.
-    Computed without overflow for any residual (as :math:`c^2 \log \operatorname{hypot}(1, r/c)` for
-    :math:`|r| \ge c`).
+    Its influence $\psi(r) = r / (1 + (r/c)^2)$ peaks at $|r| = c$ (value $c/2$) and
+    then *redescends* towards 0: far outliers pull less than near ones. Not convex for $|r| > c$.
+    The default $c = 2.3849$ gives 95 % of the mean's efficiency on Gaussian noise of unit scale.
+    Computed without overflow for any residual (as $c^2 \log \operatorname{hypot}(1, r/c)$ for
+    $|r| \ge c$).
 
     Args:
-        prediction: predictions :math:`\hat y`, ``(N,)`` or ``(N, D)``.
-        target: targets :math:`y`, the same shape.
-        c: the residual scale :math:`c > 0` where the influence peaks.
-        reduction: ``"mean"`` over samples, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values.
+        prediction: predictions $\hat y$, `(N,)` or `(N, D)`.
+        target: targets $y$, the same shape.
+        c: the residual scale $c > 0$ where the influence peaks.
+        reduction: `"mean"` over samples, `"sum"`, or `"none"` for the per-sample `(N,)` values.
 
-    Example:
+    Examples:
         >>> cauchy_loss(torch.tensor([0.0, 0.0]), torch.tensor([1.0, 100.0]), c=1.0, reduction="none")
         tensor([0.3466, 4.6052])
     """
@@ -262,27 +269,28 @@ def cauchy_loss(prediction: Tensor, target: Tensor, *, c: float = 2.3849, reduct
 
 
 def tukey_loss(prediction: Tensor, target: Tensor, *, c: float = 4.685, reduction: Reduction = "mean") -> Tensor:
-    r"""Tukey's biweight (bisquare) loss: about :math:`r^2/2` near zero, constant :math:`c^2/6` beyond :math:`c`.
+    r"""Tukey's biweight (bisquare) loss: about $r^2/2$ near zero, constant $c^2/6$ beyond $c$.
 
-    .. math::
-        \ell_i = \sum_d \rho_c(r_{id}), \qquad
-        \rho_c(r) = \begin{cases} \tfrac{c^2}{6}\big(1 - (1 - (r/c)^2)^3\big) & |r| \le c \\
-                                  \tfrac{c^2}{6} & |r| > c \end{cases}
+    $$
+    \ell_i = \sum_d \rho_c(r_{id}), \qquad
+    \rho_c(r) = \begin{cases} \tfrac{c^2}{6}\big(1 - (1 - (r/c)^2)^3\big) & |r| \le c \\
+                              \tfrac{c^2}{6} & |r| > c \end{cases}
+    $$
 
-    Its influence :math:`\psi(r) = r\,(1 - (r/c)^2)^2` for :math:`|r| \le c` and **exactly 0 beyond**:
-    residuals larger than :math:`c` neither add to the gradient nor change the loss. That is what rejects
-    gross outliers, and also the trap: a model whose residuals all start beyond :math:`c` gets no
+    Its influence $\psi(r) = r\,(1 - (r/c)^2)^2$ for $|r| \le c$ and **exactly 0 beyond**:
+    residuals larger than $c$ neither add to the gradient nor change the loss. That is what rejects
+    gross outliers, and also the trap: a model whose residuals all start beyond $c$ gets no
     gradient at all and stays where it is. Start it near the data (standardised targets, a small
-    initial output) or from an L2/Huber fit. The default :math:`c = 4.685` gives 95 % of the mean's
+    initial output) or from an L2/Huber fit. The default $c = 4.685$ gives 95 % of the mean's
     efficiency on Gaussian noise of unit scale.
 
     Args:
-        prediction: predictions :math:`\hat y`, ``(N,)`` or ``(N, D)``.
-        target: targets :math:`y`, the same shape.
-        c: :math:`c > 0`, the residual beyond which a sample is ignored.
-        reduction: ``"mean"`` over samples, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values.
+        prediction: predictions $\hat y$, `(N,)` or `(N, D)`.
+        target: targets $y$, the same shape.
+        c: $c > 0$, the residual beyond which a sample is ignored.
+        reduction: `"mean"` over samples, `"sum"`, or `"none"` for the per-sample `(N,)` values.
 
-    Example:
+    Examples:
         >>> tukey_loss(torch.tensor([0.0, 0.0]), torch.tensor([1.0, 5.0]), c=3.0, reduction="none")
         tensor([0.4465, 1.5000])
     """
@@ -296,22 +304,23 @@ def tukey_loss(prediction: Tensor, target: Tensor, *, c: float = 4.685, reductio
 
 
 def quantile_loss(prediction: Tensor, target: Tensor, *, tau: float = 0.5, reduction: Reduction = "mean") -> Tensor:
-    r"""Quantile (pinball) loss: its minimiser is the :math:`\tau`-quantile of the target, not its centre.
+    r"""Quantile (pinball) loss: its minimiser is the $\tau$-quantile of the target, not its centre.
 
-    .. math::
-        \ell_i = \sum_d \max\left(\tau\, r_{id},\; (\tau - 1)\, r_{id}\right), \qquad r = y - \hat y
+    $$
+    \ell_i = \sum_d \max\left(\tau\, r_{id},\; (\tau - 1)\, r_{id}\right), \qquad r = y - \hat y
+    $$
 
-    Predicting :math:`u` too low costs :math:`\tau u`, :math:`u` too high :math:`(1 - \tau) u`;
-    :math:`\tau = 0.5` is half of L1 (the median). Its influence is bounded by :math:`\max(\tau, 1-\tau)`.
-    At :math:`r = 0` the gradient is the midpoint of the two slopes (0 for :math:`\tau = 0.5`, as L1's).
+    Predicting $u$ too low costs $\tau u$, $u$ too high $(1 - \tau) u$;
+    $\tau = 0.5$ is half of L1 (the median). Its influence is bounded by $\max(\tau, 1-\tau)$.
+    At $r = 0$ the gradient is the midpoint of the two slopes (0 for $\tau = 0.5$, as L1's).
 
     Args:
-        prediction: predictions :math:`\hat y`, ``(N,)`` or ``(N, D)``.
-        target: targets :math:`y`, the same shape.
-        tau: the quantile :math:`\tau \in (0, 1)`.
-        reduction: ``"mean"`` over samples, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values.
+        prediction: predictions $\hat y$, `(N,)` or `(N, D)`.
+        target: targets $y$, the same shape.
+        tau: the quantile $\tau \in (0, 1)$.
+        reduction: `"mean"` over samples, `"sum"`, or `"none"` for the per-sample `(N,)` values.
 
-    Example:
+    Examples:
         >>> quantile_loss(torch.tensor([0.0, 0.0]), torch.tensor([2.0, -2.0]), tau=0.9, reduction="none")
         tensor([1.8000, 0.2000])
     """
@@ -322,19 +331,20 @@ def quantile_loss(prediction: Tensor, target: Tensor, *, tau: float = 0.5, reduc
 
 
 class L1Loss(Loss):
-    r"""Mean absolute error, registered as ``l1``; robust to outliers (its constant minimiser is the median).
+    r"""Mean absolute error, registered as `l1`; robust to outliers (its constant minimiser is the median).
 
-    .. math::
-        \ell_i = \sum_d |y_{id} - \hat y_{id}|
+    $$
+    \ell_i = \sum_d |y_{id} - \hat y_{id}|
+    $$
 
     Args:
-        reduction: ``"mean"`` (over samples), ``"sum"`` or ``"none"``.
+        reduction: `"mean"` (over samples), `"sum"` or `"none"`.
 
     Shape:
-        - prediction: ``(N,)`` or ``(N, D)``; target: the same shape.
-        - output: a scalar, or ``(N,)`` (the per-sample sum over ``D``) for ``reduction="none"``.
+        - prediction: `(N,)` or `(N, D)`; target: the same shape.
+        - output: a scalar, or `(N,)` (the per-sample sum over `D`) for `reduction="none"`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> L1Loss()(torch.tensor([[0.0, 1.0]]), torch.tensor([[1.0, 3.0]]))
         tensor(3.)
@@ -351,23 +361,24 @@ class L1Loss(Loss):
 
 
 class L2Loss(Loss):
-    r"""Squared error, registered as ``l2``; its constant minimiser is the mean.
+    r"""Squared error, registered as `l2`; its constant minimiser is the mean.
 
-    Also usable for binary classification on :math:`\pm 1` labels, as in the lecture: the class attribute
-    ``binary_target_encoding = "plus_minus_one"`` tells the training pipeline to hand it :math:`\pm 1`
+    Also usable for binary classification on $\pm 1$ labels, as in the lecture: the class attribute
+    `binary_target_encoding = "plus_minus_one"` tells the training pipeline to hand it $\pm 1$
     targets instead of 0/1.
 
-    .. math::
-        \ell_i = \sum_d (y_{id} - \hat y_{id})^2
+    $$
+    \ell_i = \sum_d (y_{id} - \hat y_{id})^2
+    $$
 
     Args:
-        reduction: ``"mean"`` (over samples), ``"sum"`` or ``"none"``.
+        reduction: `"mean"` (over samples), `"sum"` or `"none"`.
 
     Shape:
-        - prediction: ``(N,)`` or ``(N, D)``; target: the same shape.
-        - output: a scalar, or ``(N,)`` (the per-sample sum over ``D``) for ``reduction="none"``.
+        - prediction: `(N,)` or `(N, D)`; target: the same shape.
+        - output: a scalar, or `(N,)` (the per-sample sum over `D`) for `reduction="none"`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> L2Loss(reduction="none")(torch.tensor([0.5, -2.0]), torch.tensor([1.0, -1.0]))
         tensor([0.2500, 1.0000])
@@ -385,23 +396,24 @@ class L2Loss(Loss):
 
 
 class HuberLoss(Loss):
-    r"""Huber loss, registered as ``huber``: L2 near zero, L1 in the tails.
+    r"""Huber loss, registered as `huber`: L2 near zero, L1 in the tails.
 
-    .. math::
-        h_\delta(r) = \begin{cases} \tfrac12 r^2 & |r| < \delta \\
-                                    \delta\,(|r| - \tfrac12 \delta) & \text{otherwise} \end{cases}
+    $$
+    h_\delta(r) = \begin{cases} \tfrac12 r^2 & |r| < \delta \\
+                                \delta\,(|r| - \tfrac12 \delta) & \text{otherwise} \end{cases}
+    $$
 
-    ``torch.nn.SmoothL1Loss(beta=b)`` equals ``HuberLoss(delta=b)`` divided by ``b``.
+    `torch.nn.SmoothL1Loss(beta=b)` equals `HuberLoss(delta=b)` divided by `b`.
 
     Args:
-        delta: the residual size where quadratic turns linear, ``> 0``.
-        reduction: ``"mean"`` (over samples), ``"sum"`` or ``"none"``.
+        delta: the residual size where quadratic turns linear, `> 0`.
+        reduction: `"mean"` (over samples), `"sum"` or `"none"`.
 
     Shape:
-        - prediction: ``(N,)`` or ``(N, D)``; target: the same shape.
-        - output: a scalar, or ``(N,)`` (the per-sample sum over ``D``) for ``reduction="none"``.
+        - prediction: `(N,)` or `(N, D)`; target: the same shape.
+        - output: a scalar, or `(N,)` (the per-sample sum over `D`) for `reduction="none"`.
 
-    Example:
+    Examples:
         >>> import torch
         >>> HuberLoss(delta=2.0)(torch.tensor([0.0, 0.0]), torch.tensor([1.0, 4.0]))
         tensor(3.2500)
@@ -425,25 +437,26 @@ class HuberLoss(Loss):
 
 
 class CharbonnierLoss(Loss):
-    r"""Charbonnier loss, registered as ``charbonnier``: a smooth L1; pseudo-Huber up to a scale.
+    r"""Charbonnier loss, registered as `charbonnier`: a smooth L1; pseudo-Huber up to a scale.
 
-    .. math::
-        \ell_i = \sum_d \left(\sqrt{r_{id}^2 + \varepsilon^2} - \varepsilon\right)
+    $$
+    \ell_i = \sum_d \left(\sqrt{r_{id}^2 + \varepsilon^2} - \varepsilon\right)
+    $$
 
-    :math:`r^2/(2\varepsilon)` near zero, :math:`|r| - \varepsilon` in the tails, L1 as
-    :math:`\varepsilon \to 0`. The pseudo-Huber loss with :math:`\delta` is this loss with
-    :math:`\varepsilon = \delta`, multiplied by :math:`\delta`; at the default :math:`\varepsilon = 1`
-    they are equal (see :func:`charbonnier_loss`).
+    $r^2/(2\varepsilon)$ near zero, $|r| - \varepsilon$ in the tails, L1 as
+    $\varepsilon \to 0$. The pseudo-Huber loss with $\delta$ is this loss with
+    $\varepsilon = \delta$, multiplied by $\delta$; at the default $\varepsilon = 1$
+    they are equal (see [charbonnier_loss][lossforge.losses.regression.charbonnier_loss]).
 
     Args:
-        epsilon: :math:`\varepsilon > 0`, the residual scale where quadratic turns linear.
-        reduction: ``"mean"`` (over samples), ``"sum"`` or ``"none"``.
+        epsilon: $\varepsilon > 0$, the residual scale where quadratic turns linear.
+        reduction: `"mean"` (over samples), `"sum"` or `"none"`.
 
     Shape:
-        - prediction: ``(N,)`` or ``(N, D)``; target: the same shape.
-        - output: a scalar, or ``(N,)`` (the per-sample sum over ``D``) for ``reduction="none"``.
+        - prediction: `(N,)` or `(N, D)`; target: the same shape.
+        - output: a scalar, or `(N,)` (the per-sample sum over `D`) for `reduction="none"`.
 
-    Example:
+    Examples:
         >>> CharbonnierLoss(epsilon=4.0)(torch.tensor([[0.0, 0.0]]), torch.tensor([[3.0, -3.0]]))
         tensor(2.)
     """
@@ -466,21 +479,22 @@ class CharbonnierLoss(Loss):
 
 
 class LogCoshLoss(Loss):
-    r"""Log-cosh loss, registered as ``log_cosh``: L2/2 near zero, L1 in the tails, with no parameter.
+    r"""Log-cosh loss, registered as `log_cosh`: L2/2 near zero, L1 in the tails, with no parameter.
 
-    .. math::
-        \ell_i = \sum_d \log\cosh(y_{id} - \hat y_{id})
+    $$
+    \ell_i = \sum_d \log\cosh(y_{id} - \hat y_{id})
+    $$
 
-    Finite for any residual (see :func:`log_cosh_loss`); its gradient is :math:`\tanh r`.
+    Finite for any residual (see [log_cosh_loss][lossforge.losses.regression.log_cosh_loss]); its gradient is $\tanh r$.
 
     Args:
-        reduction: ``"mean"`` (over samples), ``"sum"`` or ``"none"``.
+        reduction: `"mean"` (over samples), `"sum"` or `"none"`.
 
     Shape:
-        - prediction: ``(N,)`` or ``(N, D)``; target: the same shape.
-        - output: a scalar, or ``(N,)`` (the per-sample sum over ``D``) for ``reduction="none"``.
+        - prediction: `(N,)` or `(N, D)`; target: the same shape.
+        - output: a scalar, or `(N,)` (the per-sample sum over `D`) for `reduction="none"`.
 
-    Example:
+    Examples:
         >>> round(LogCoshLoss()(torch.tensor([0.0]), torch.tensor([1.0])).item(), 4)  # log cosh 1
         0.4338
     """
@@ -496,24 +510,25 @@ class LogCoshLoss(Loss):
 
 
 class CauchyLoss(Loss):
-    r"""Cauchy (Lorentzian) loss, registered as ``cauchy``: redescending, so far outliers pull less.
+    r"""Cauchy (Lorentzian) loss, registered as `cauchy`: redescending, so far outliers pull less.
 
-    .. math::
-        \ell_i = \sum_d \frac{c^2}{2} \log\left(1 + (r_{id}/c)^2\right)
+    $$
+    \ell_i = \sum_d \frac{c^2}{2} \log\left(1 + (r_{id}/c)^2\right)
+    $$
 
-    :math:`r^2/2` near zero; the influence :math:`r / (1 + (r/c)^2)` peaks at :math:`|r| = c` and falls
-    back towards 0 (see :func:`cauchy_loss`).
+    $r^2/2$ near zero; the influence $r / (1 + (r/c)^2)$ peaks at $|r| = c$ and falls
+    back towards 0 (see [cauchy_loss][lossforge.losses.regression.cauchy_loss]).
 
     Args:
-        c: :math:`c > 0`, the residual scale where the influence peaks (default 2.3849: 95 % efficiency
+        c: $c > 0$, the residual scale where the influence peaks (default 2.3849: 95 % efficiency
             on unit Gaussian noise).
-        reduction: ``"mean"`` (over samples), ``"sum"`` or ``"none"``.
+        reduction: `"mean"` (over samples), `"sum"` or `"none"`.
 
     Shape:
-        - prediction: ``(N,)`` or ``(N, D)``; target: the same shape.
-        - output: a scalar, or ``(N,)`` (the per-sample sum over ``D``) for ``reduction="none"``.
+        - prediction: `(N,)` or `(N, D)`; target: the same shape.
+        - output: a scalar, or `(N,)` (the per-sample sum over `D`) for `reduction="none"`.
 
-    Example:
+    Examples:
         >>> CauchyLoss(c=1.0)(torch.tensor([0.0, 0.0]), torch.tensor([1.0, -1.0]))
         tensor(0.3466)
     """
@@ -536,26 +551,27 @@ class CauchyLoss(Loss):
 
 
 class TukeyLoss(Loss):
-    r"""Tukey's biweight loss, registered as ``tukey``: residuals beyond :math:`c` are ignored outright.
+    r"""Tukey's biweight loss, registered as `tukey`: residuals beyond $c$ are ignored outright.
 
-    .. math::
-        \rho_c(r) = \begin{cases} \tfrac{c^2}{6}\big(1 - (1 - (r/c)^2)^3\big) & |r| \le c \\
-                                  \tfrac{c^2}{6} & |r| > c \end{cases}
+    $$
+    \rho_c(r) = \begin{cases} \tfrac{c^2}{6}\big(1 - (1 - (r/c)^2)^3\big) & |r| \le c \\
+                              \tfrac{c^2}{6} & |r| > c \end{cases}
+    $$
 
-    summed over outputs. The gradient is exactly zero beyond :math:`c`, which rejects gross outliers —
-    and stalls a model whose residuals all start beyond :math:`c` (it never moves); start near the data
-    (see :func:`tukey_loss`).
+    summed over outputs. The gradient is exactly zero beyond $c$, which rejects gross outliers —
+    and stalls a model whose residuals all start beyond $c$ (it never moves); start near the data
+    (see [tukey_loss][lossforge.losses.regression.tukey_loss]).
 
     Args:
-        c: :math:`c > 0`, the residual beyond which a sample is ignored (default 4.685: 95 % efficiency
+        c: $c > 0$, the residual beyond which a sample is ignored (default 4.685: 95 % efficiency
             on unit Gaussian noise).
-        reduction: ``"mean"`` (over samples), ``"sum"`` or ``"none"``.
+        reduction: `"mean"` (over samples), `"sum"` or `"none"`.
 
     Shape:
-        - prediction: ``(N,)`` or ``(N, D)``; target: the same shape.
-        - output: a scalar, or ``(N,)`` (the per-sample sum over ``D``) for ``reduction="none"``.
+        - prediction: `(N,)` or `(N, D)`; target: the same shape.
+        - output: a scalar, or `(N,)` (the per-sample sum over `D`) for `reduction="none"`.
 
-    Example:
+    Examples:
         >>> TukeyLoss(c=3.0)(torch.tensor([0.0, 0.0]), torch.tensor([5.0, -50.0]))  # both beyond c: c²/6
         tensor(1.5000)
     """
@@ -578,23 +594,24 @@ class TukeyLoss(Loss):
 
 
 class QuantileLoss(Loss):
-    r"""Quantile (pinball) loss, registered as ``quantile``: fits the :math:`\tau`-quantile.
+    r"""Quantile (pinball) loss, registered as `quantile`: fits the $\tau$-quantile.
 
-    .. math::
-        \ell_i = \sum_d \max\left(\tau\, r_{id},\; (\tau - 1)\, r_{id}\right), \qquad r = y - \hat y
+    $$
+    \ell_i = \sum_d \max\left(\tau\, r_{id},\; (\tau - 1)\, r_{id}\right), \qquad r = y - \hat y
+    $$
 
-    Under-predicting costs :math:`\tau` per unit, over-predicting :math:`1 - \tau`; :math:`\tau = 0.5`
-    is half of L1. Against one-sided outliers a :math:`\tau` below 0.5 leans away from them.
+    Under-predicting costs $\tau$ per unit, over-predicting $1 - \tau$; $\tau = 0.5$
+    is half of L1. Against one-sided outliers a $\tau$ below 0.5 leans away from them.
 
     Args:
-        tau: :math:`\tau \in (0, 1)`, the quantile (0.5: the median).
-        reduction: ``"mean"`` (over samples), ``"sum"`` or ``"none"``.
+        tau: $\tau \in (0, 1)$, the quantile (0.5: the median).
+        reduction: `"mean"` (over samples), `"sum"` or `"none"`.
 
     Shape:
-        - prediction: ``(N,)`` or ``(N, D)``; target: the same shape.
-        - output: a scalar, or ``(N,)`` (the per-sample sum over ``D``) for ``reduction="none"``.
+        - prediction: `(N,)` or `(N, D)`; target: the same shape.
+        - output: a scalar, or `(N,)` (the per-sample sum over `D`) for `reduction="none"`.
 
-    Example:
+    Examples:
         >>> QuantileLoss(tau=0.9)(torch.tensor([0.0, 0.0]), torch.tensor([2.0, -2.0]))
         tensor(1.)
     """

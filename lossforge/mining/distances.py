@@ -2,24 +2,24 @@
 
 Three distances, selected by name:
 
-* ``"euclidean"`` — :math:`\\lVert x - y \\rVert_2`
-* ``"squared_euclidean"`` — :math:`\\lVert x - y \\rVert_2^2`
-* ``"cosine"`` — :math:`1 - \\cos(x, y)`, computed on L2-normalised embeddings (values in ``[0, 2]``)
+* `"euclidean"` — $\\lVert x - y \\rVert_2$
+* `"squared_euclidean"` — $\\lVert x - y \\rVert_2^2$
+* `"cosine"` — $1 - \\cos(x, y)$, computed on L2-normalised embeddings (values in `[0, 2]`)
 
-``pairwise_distance`` returns the (N, M) matrix between two sets of embeddings (the miners and the
-all-tuples losses use it); ``paired_distance`` the (K,) distances between row ``k`` of one set and row
-``k`` of the other (note: ``torch.nn.functional.pairwise_distance`` is the row-wise one; the names here
-follow scikit-learn's ``pairwise_distances`` / ``paired_distances``); ``indexed_distances`` the distances
+`pairwise_distance` returns the (N, M) matrix between two sets of embeddings (the miners and the
+all-tuples losses use it); `paired_distance` the (K,) distances between row `k` of one set and row
+`k` of the other (note: `torch.nn.functional.pairwise_distance` is the row-wise one; the names here
+follow scikit-learn's `pairwise_distances` / `paired_distances`); `indexed_distances` the distances
 of index pairs into one batch, by whichever of the two is cheaper.
 
 Every distance has finite gradients at zero distance (identical embeddings): the square root of a sum of
 squares has an infinite derivative at 0, so the Euclidean distance is
-:math:`\\sqrt{\\max(\\lVert x - y \\rVert^2, \\epsilon)}` with :math:`\\epsilon = 10^{-12}` (the smallest
-normal number for ``float16``). Distances below :math:`\\sqrt{\\epsilon} = 10^{-6}` therefore read as
-:math:`10^{-6}` and have zero gradient.
+$\\sqrt{\\max(\\lVert x - y \\rVert^2, \\epsilon)}$ with $\\epsilon = 10^{-12}$ (the smallest
+normal number for `float16`). Distances below $\\sqrt{\\epsilon} = 10^{-6}$ therefore read as
+$10^{-6}$ and have zero gradient.
 
-Unlike pytorch-metric-learning's ``LpDistance``, no distance here normalises the embeddings (only
-``"cosine"`` does, by definition): normalise in the model if you want PML's default.
+Unlike pytorch-metric-learning's `LpDistance`, no distance here normalises the embeddings (only
+`"cosine"` does, by definition): normalise in the model if you want PML's default.
 """
 
 from __future__ import annotations
@@ -30,23 +30,26 @@ from torch import Tensor
 
 from lossforge.contract import did_you_mean
 
-#: The distance names every metric loss and miner accepts.
 DISTANCES = ("euclidean", "squared_euclidean", "cosine")
+"""The distance names every metric loss and miner accepts."""
 
 _SQRT_EPS = 1e-12
 
 
 def check_distance(distance: str, owner: str = "distance") -> str:
-    """Return ``distance`` if it is a known distance name, else raise a ``ValueError`` that lists them.
+    """Return `distance` if it is a known distance name, else raise a `ValueError` that lists them.
 
-    ``owner`` (a loss or miner name) starts the message, so a typo in a config names the component.
+    `owner` (a loss or miner name) starts the message, so a typo in a config names the component.
 
+    ```pycon
     >>> check_distance("cosine")
     'cosine'
     >>> check_distance("euclidian", owner="triplet")
     Traceback (most recent call last):
     ...
     ValueError: triplet: unknown `distance` 'euclidian'. Did you mean 'euclidean'? Available distances: euclidean, squared_euclidean, cosine
+
+    ```
     """  # noqa: E501
     if distance in DISTANCES:
         return distance
@@ -62,26 +65,27 @@ def _safe_sqrt(squared: Tensor) -> Tensor:
 
 
 def squared_euclidean(x: Tensor, y: Tensor | None = None) -> Tensor:
-    """Matrix of squared Euclidean distances between the rows of ``x`` and the rows of ``y``.
+    """Matrix of squared Euclidean distances between the rows of `x` and the rows of `y`.
 
-    .. math::
-        D_{ij} = \\lVert x_i - y_j \\rVert_2^2 = \\lVert x_i \\rVert^2 + \\lVert y_j \\rVert^2
-        - 2 \\langle x_i, y_j \\rangle
+    $$
+    D_{ij} = \\lVert x_i - y_j \\rVert_2^2 = \\lVert x_i \\rVert^2 + \\lVert y_j \\rVert^2
+    - 2 \\langle x_i, y_j \\rangle
+    $$
 
     The expansion costs O(N·M) memory instead of the O(N·M·D) of explicit differences (the same choice
-    ``torch.cdist`` makes for large inputs). Both sets are first shifted by the mean of ``x``, which leaves
+    `torch.cdist` makes for large inputs). Both sets are first shifted by the mean of `x`, which leaves
     the distances unchanged but shrinks the norms and with them the cancellation error; values are
-    clamped at 0, and with ``y=None`` the diagonal is exactly 0.
+    clamped at 0, and with `y=None` the diagonal is exactly 0.
 
     Args:
         x: embeddings.
-        y: a second set of embeddings; ``None`` means ``x`` (distances within one batch).
+        y: a second set of embeddings; `None` means `x` (distances within one batch).
 
     Shape:
-        - x: :math:`(N, D)`, y: :math:`(M, D)`
-        - Output: :math:`(N, M)` (``(N, N)`` when ``y`` is ``None``)
+        - x: $(N, D)$, y: $(M, D)$
+        - Output: $(N, M)$ (`(N, N)` when `y` is `None`)
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[0.0, 0.0], [3.0, 4.0]])
         >>> squared_euclidean(x)
         tensor([[ 0., 25.],
@@ -103,18 +107,19 @@ def squared_euclidean(x: Tensor, y: Tensor | None = None) -> Tensor:
 def euclidean(x: Tensor, y: Tensor | None = None) -> Tensor:
     """Matrix of Euclidean distances, with finite gradients at zero distance.
 
-    .. math::
-        D_{ij} = \\sqrt{\\max(\\lVert x_i - y_j \\rVert_2^2, \\epsilon)}, \\quad \\epsilon = 10^{-12}
+    $$
+    D_{ij} = \\sqrt{\\max(\\lVert x_i - y_j \\rVert_2^2, \\epsilon)}, \\quad \\epsilon = 10^{-12}
+    $$
 
     Args:
         x: embeddings.
-        y: a second set of embeddings; ``None`` means ``x``.
+        y: a second set of embeddings; `None` means `x`.
 
     Shape:
-        - x: :math:`(N, D)`, y: :math:`(M, D)`
-        - Output: :math:`(N, M)`
+        - x: $(N, D)$, y: $(M, D)$
+        - Output: $(N, M)$
 
-    Example:
+    Examples:
         >>> x = torch.tensor([[0.0, 0.0], [3.0, 4.0]], requires_grad=True)
         >>> distances = euclidean(x)
         >>> distances[0, 1]
@@ -127,23 +132,24 @@ def euclidean(x: Tensor, y: Tensor | None = None) -> Tensor:
 
 
 def cosine(x: Tensor, y: Tensor | None = None) -> Tensor:
-    """Matrix of cosine distances :math:`1 - \\cos`, computed on L2-normalised embeddings.
+    """Matrix of cosine distances $1 - \\cos$, computed on L2-normalised embeddings.
 
-    .. math::
-        D_{ij} = 1 - \\frac{\\langle x_i, y_j \\rangle}{\\lVert x_i \\rVert \\, \\lVert y_j \\rVert}
+    $$
+    D_{ij} = 1 - \\frac{\\langle x_i, y_j \\rangle}{\\lVert x_i \\rVert \\, \\lVert y_j \\rVert}
+    $$
 
-    A zero vector normalises to zero (``F.normalize``), so its distance to anything is 1. Values are
-    clamped to ``[0, 2]``; with ``y=None`` the diagonal is exactly 0.
+    A zero vector normalises to zero (`F.normalize`), so its distance to anything is 1. Values are
+    clamped to `[0, 2]`; with `y=None` the diagonal is exactly 0.
 
     Args:
         x: embeddings.
-        y: a second set of embeddings; ``None`` means ``x``.
+        y: a second set of embeddings; `None` means `x`.
 
     Shape:
-        - x: :math:`(N, D)`, y: :math:`(M, D)`
-        - Output: :math:`(N, M)`
+        - x: $(N, D)$, y: $(M, D)$
+        - Output: $(N, M)$
 
-    Example:
+    Examples:
         >>> cosine(torch.tensor([[1.0, 0.0], [0.0, 2.0], [-3.0, 0.0]]))
         tensor([[0., 1., 2.],
                 [1., 0., 1.],
@@ -161,18 +167,18 @@ _MATRIX = {"euclidean": euclidean, "squared_euclidean": squared_euclidean, "cosi
 
 
 def pairwise_distance(x: Tensor, y: Tensor | None = None, *, distance: str = "euclidean") -> Tensor:
-    """Matrix of distances between the rows of ``x`` and ``y``, the distance chosen by name.
+    """Matrix of distances between the rows of `x` and `y`, the distance chosen by name.
 
     Args:
         x: embeddings.
-        y: a second set of embeddings; ``None`` means ``x``.
-        distance: one of ``"euclidean"``, ``"squared_euclidean"``, ``"cosine"``.
+        y: a second set of embeddings; `None` means `x`.
+        distance: one of `"euclidean"`, `"squared_euclidean"`, `"cosine"`.
 
     Shape:
-        - x: :math:`(N, D)`, y: :math:`(M, D)`
-        - Output: :math:`(N, M)`
+        - x: $(N, D)$, y: $(M, D)$
+        - Output: $(N, M)$
 
-    Example:
+    Examples:
         >>> pairwise_distance(torch.tensor([[0.0, 0.0], [3.0, 4.0]]), distance="squared_euclidean")
         tensor([[ 0., 25.],
                 [25.,  0.]])
@@ -181,21 +187,21 @@ def pairwise_distance(x: Tensor, y: Tensor | None = None, *, distance: str = "eu
 
 
 def paired_distance(x: Tensor, y: Tensor, *, distance: str = "euclidean") -> Tensor:
-    """Distance between row ``k`` of ``x`` and row ``k`` of ``y``, for every ``k``.
+    """Distance between row `k` of `x` and row `k` of `y`, for every `k`.
 
     Computed from explicit differences (exact, O(K·D) memory), with the same finite-gradient square root
-    and cosine normalisation as ``pairwise_distance``, so it agrees with the matrix entries up to rounding.
+    and cosine normalisation as `pairwise_distance`, so it agrees with the matrix entries up to rounding.
 
     Args:
         x: embeddings.
-        y: embeddings paired row by row with ``x``.
-        distance: one of ``"euclidean"``, ``"squared_euclidean"``, ``"cosine"``.
+        y: embeddings paired row by row with `x`.
+        distance: one of `"euclidean"`, `"squared_euclidean"`, `"cosine"`.
 
     Shape:
-        - x, y: :math:`(K, D)`
-        - Output: :math:`(K,)`
+        - x, y: $(K, D)$
+        - Output: $(K,)$
 
-    Example:
+    Examples:
         >>> paired_distance(torch.tensor([[0.0, 0.0], [1.0, 1.0]]), torch.tensor([[3.0, 4.0], [1.0, 1.0]]))
         tensor([5.0000e+00, 1.0000e-06])
     """
@@ -209,7 +215,7 @@ def paired_distance(x: Tensor, y: Tensor, *, distance: str = "euclidean") -> Ten
 def indexed_distances(
     embeddings: Tensor, *index_pairs: tuple[Tensor, Tensor], distance: str = "euclidean"
 ) -> tuple[Tensor, ...]:
-    """Distances :math:`d(e_{i_k}, e_{j_k})` for index pairs into one batch of embeddings.
+    """Distances $d(e_{i_k}, e_{j_k})$ for index pairs into one batch of embeddings.
 
     Gathering rows costs O(K·D) memory for K pairs, the distance matrix O(N²); a miner may return far
     more pairs than N²/D (semi-hard mining gives one triplet per positive pair), so the matrix is built
@@ -221,14 +227,14 @@ def indexed_distances(
 
     Args:
         embeddings: the batch.
-        *index_pairs: ``(first, second)`` int64 index tensors of equal length.
-        distance: one of ``"euclidean"``, ``"squared_euclidean"``, ``"cosine"``.
+        *index_pairs: `(first, second)` int64 index tensors of equal length.
+        distance: one of `"euclidean"`, `"squared_euclidean"`, `"cosine"`.
 
     Shape:
-        - embeddings: :math:`(N, D)`; each index tensor :math:`(K_i,)`
-        - Output: one :math:`(K_i,)` tensor per index pair
+        - embeddings: $(N, D)$; each index tensor $(K_i,)$
+        - Output: one $(K_i,)$ tensor per index pair
 
-    Example:
+    Examples:
         >>> embeddings = torch.tensor([[0.0, 0.0], [3.0, 4.0], [6.0, 8.0]])
         >>> indexed_distances(embeddings, (torch.tensor([0, 0]), torch.tensor([1, 2])))
         (tensor([ 5., 10.]),)

@@ -1,30 +1,31 @@
 """Cross-batch memory (XBM, Wang et al., "Cross-Batch Memory for Embedding Learning", CVPR 2020).
 
 A batch of 128 over many classes holds few positives and few hard negatives. The embeddings of recent
-batches change slowly once training has warmed up ("slow drift"), so XBM keeps the last ``size`` of them,
+batches change slowly once training has warmed up ("slow drift"), so XBM keeps the last `size` of them,
 detached, in a ring buffer and mines each batch's anchors against the batch *and* the memory:
 
-.. math::
-    \\mathcal{L} = \\ell\\big(\\,[E_{\\text{batch}};\\ \\operatorname{sg}(E_{\\text{memory}})],\\
-    [y_{\\text{batch}};\\ y_{\\text{memory}}],\\ T\\big), \\qquad
-    T \\subseteq \\{\\text{tuples whose anchor is in the batch}\\}
+$$
+\\mathcal{L} = \\ell\\big(\\,[E_{\\text{batch}};\\ \\operatorname{sg}(E_{\\text{memory}})],\\
+[y_{\\text{batch}};\\ y_{\\text{memory}}],\\ T\\big), \\qquad
+T \\subseteq \\{\\text{tuples whose anchor is in the batch}\\}
+$$
 
-where :math:`\\ell` is any pair or triplet loss of the registry and :math:`T` the index tuples (the
-contract of :mod:`lossforge.mining.tuples`) of the miner run on the concatenation, or every pair /
-triplet when there is no miner; :math:`\\operatorname{sg}` stops the gradient, so only the batch's
+where $\\ell$ is any pair or triplet loss of the registry and $T$ the index tuples (the
+contract of [lossforge.mining.tuples][]) of the miner run on the concatenation, or every pair /
+triplet when there is no miner; $\\operatorname{sg}$ stops the gradient, so only the batch's
 embeddings are trained. Then the batch is enqueued, overwriting the oldest entries.
 
 The miner contract has no separate "reference" set (PML's miners take one), so the miner sees the whole
 concatenation and the tuples anchored in the memory are dropped afterwards: correct for every miner of the
-registry, at the price of mining ``(B + M)²`` distances instead of ``B × (B + M)``.
+registry, at the price of mining `(B + M)²` distances instead of `B × (B + M)`.
 
 **Checkpoints.** The buffers (embeddings, labels) and the fill state are part of the module's
-``state_dict``, so a checkpoint holds the memory and a resumed run continues with the memory it had
-(``size × D`` floats: 256 KiB for 1024 × 64).
+`state_dict`, so a checkpoint holds the memory and a resumed run continues with the memory it had
+(`size × D` floats: 256 KiB for 1024 × 64).
 
-**DDP.** The loss of a training step sees the global batch (:func:`lossforge.distributed.global_batch`),
-so every process enqueues the same gathered embeddings and holds the same memory: the memory is the
-global one, not one per process.
+**DDP.** The loss of a training step sees the global batch
+([lossforge.distributed.global_batch][lossforge.distributed.collectives.global_batch]), so every process enqueues the
+same gathered embeddings and holds the same memory: the memory is the global one, not one per process.
 """
 
 from __future__ import annotations
@@ -36,18 +37,18 @@ from torch import Tensor, nn
 
 from lossforge.contract import loss_traits
 
-#: The options of the ``memory`` config group (``conf/memory/``).
 MEMORIES = ("xbm",)
+"""The options of the `memory` config group (`conf/memory/`)."""
 
 
 def anchored_tuples(indices: tuple[Tensor, ...], num_anchors: int) -> tuple[Tensor, ...]:
-    """The tuples of ``indices`` whose anchor is one of the first ``num_anchors`` samples, without a
+    """The tuples of `indices` whose anchor is one of the first `num_anchors` samples, without a
     positive pair of a sample with itself.
 
-    Pairs ``(a1, p, a2, n)`` are filtered as two lists (positives by ``a1``, negatives by ``a2``);
-    triplets ``(a, p, n)`` by ``a``.
+    Pairs `(a1, p, a2, n)` are filtered as two lists (positives by `a1`, negatives by `a2`);
+    triplets `(a, p, n)` by `a`.
 
-    Example:
+    Examples:
         >>> pairs = (torch.tensor([0, 2, 1]), torch.tensor([2, 0, 1]), torch.tensor([3, 1]), torch.tensor([1, 3]))
         >>> anchored_tuples(pairs, 2)  # anchors 0 and 1 are the batch; (1, 1) pairs a sample with itself
         (tensor([0]), tensor([2]), tensor([1]), tensor([3]))
@@ -73,9 +74,9 @@ def _anchored_masks(labels: Tensor, num_anchors: int) -> tuple[Tensor, Tensor]:
 
 
 def anchored_pair_indices(labels: Tensor, num_anchors: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Every positive and negative pair ``(a1, p, a2, n)`` whose anchor is among the first ``num_anchors``.
+    """Every positive and negative pair `(a1, p, a2, n)` whose anchor is among the first `num_anchors`.
 
-    Example:
+    Examples:
         >>> anchored_pair_indices(torch.tensor([0, 1, 0, 1]), 2)
         (tensor([0, 1]), tensor([2, 3]), tensor([0, 0, 1, 1]), tensor([1, 3, 0, 2]))
     """
@@ -88,19 +89,19 @@ def anchored_pair_indices(labels: Tensor, num_anchors: int) -> tuple[Tensor, Ten
 def anchored_triplet_indices(
     labels: Tensor, num_anchors: int, max_triplets: int | None = None
 ) -> tuple[Tensor, Tensor, Tensor]:
-    """Every valid triplet ``(a, p, n)`` with ``a`` among the first ``num_anchors``; at most ``max_triplets``.
+    """Every valid triplet `(a, p, n)` with `a` among the first `num_anchors`; at most `max_triplets`.
 
-    The anchors × all-samples version of :func:`lossforge.mining.tuples.all_triplet_indices`: triplets
-    are numbered in ``(a, p, n)`` order without being built (positive pair ``k`` of anchor ``a`` owns
-    ``#negatives(a)`` consecutive numbers) and only the numbers kept are decoded, so memory is
-    O(B·N + max_triplets). Over the cap, ``max_triplets`` numbers are drawn uniformly with replacement
+    The anchors × all-samples version of [lossforge.mining.tuples.all_triplet_indices][]: triplets
+    are numbered in `(a, p, n)` order without being built (positive pair `k` of anchor `a` owns
+    `#negatives(a)` consecutive numbers) and only the numbers kept are decoded, so memory is
+    O(B·N + max_triplets). Over the cap, `max_triplets` numbers are drawn uniformly with replacement
     and the distinct ones kept (a uniform sample of slightly fewer triplets), from torch's global generator.
 
     Shape:
-        - labels: :math:`(N,)`, the batch's first
-        - Output: three :math:`(T,)` int64 tensors, sorted
+        - labels: $(N,)$, the batch's first
+        - Output: three $(T,)$ int64 tensors, sorted
 
-    Example:
+    Examples:
         >>> anchored_triplet_indices(torch.tensor([0, 1, 0, 1]), 1)
         (tensor([0, 0]), tensor([2, 2]), tensor([1, 3]))
     """
@@ -131,13 +132,14 @@ def memory_tuples(
     tuple_kind: str,
     max_triplets: int | None = None,
 ) -> tuple[Tensor, ...]:
-    """The index tuples of an XBM step: anchored in the batch (the first ``num_anchors`` rows), with
+    """The index tuples of an XBM step: anchored in the batch (the first `num_anchors` rows), with
     positives and negatives anywhere in batch ∪ memory.
 
     With a miner: its tuples on the whole concatenation, those anchored in the memory dropped
-    (:func:`anchored_tuples`). Without one: every pair, or every triplet up to ``max_triplets``.
+    ([anchored_tuples][lossforge.mining.memory.anchored_tuples]). Without one: every pair, or every triplet up to
+    `max_triplets`.
 
-    Example:
+    Examples:
         >>> memory_tuples(None, torch.zeros(3, 2), torch.tensor([0, 1, 0]), 1, tuple_kind="pair")
         (tensor([0]), tensor([2]), tensor([0]), tensor([1]))
     """
@@ -161,13 +163,13 @@ def cross_batch_loss(
     max_triplets: int | None = None,
     tuple_kind: str | None = None,
 ) -> Tensor:
-    """``loss`` of the batch's anchors mined against the batch and the (detached) memory; see the module.
-    ``tuple_kind``: the loss's (``"pair"`` or ``"triplet"``), as the run read it when it was built; read from
-    ``loss`` when not given.
+    """`loss` of the batch's anchors mined against the batch and the (detached) memory; see the module.
+    `tuple_kind`: the loss's (`"pair"` or `"triplet"`), as the run read it when it was built; read from
+    `loss` when not given.
 
     Args:
-        loss: a pair or triplet loss (``tuple_kind`` set), called ``loss(embeddings, labels, indices)``.
-        miner: a miner of the loss's tuple kind, or ``None`` for every pair / triplet.
+        loss: a pair or triplet loss (`tuple_kind` set), called `loss(embeddings, labels, indices)`.
+        miner: a miner of the loss's tuple kind, or `None` for every pair / triplet.
         embeddings: the batch's embeddings; the only tensor the result backpropagates into.
         labels: the batch's class labels.
         memory_embeddings: embeddings of earlier batches (detached here).
@@ -175,11 +177,11 @@ def cross_batch_loss(
         max_triplets: without a miner, a triplet loss sees at most this many triplets.
 
     Shape:
-        - embeddings: :math:`(B, D)`, labels: :math:`(B,)`
-        - memory_embeddings: :math:`(M, D)`, memory_labels: :math:`(M,)`; :math:`M = 0` is the plain loss
-        - Output: what ``loss`` returns for its reduction
+        - embeddings: $(B, D)$, labels: $(B,)$
+        - memory_embeddings: $(M, D)$, memory_labels: $(M,)$; $M = 0$ is the plain loss
+        - Output: what `loss` returns for its reduction
 
-    Example:
+    Examples:
         >>> from lossforge.losses.metric import ContrastiveLoss
         >>> batch, labels = torch.tensor([[0.0, 0.0], [1.0, 0.0]]), torch.tensor([0, 1])
         >>> memory, memory_labels = torch.tensor([[0.0, 0.5]]), torch.tensor([0])
@@ -203,22 +205,22 @@ def cross_batch_loss(
 
 
 class CrossBatchMemory(nn.Module):
-    """A ring buffer of the last ``size`` training embeddings and labels, and the XBM loss that mines
-    against it (:func:`cross_batch_loss`).
+    """A ring buffer of the last `size` training embeddings and labels, and the XBM loss that mines
+    against it ([cross_batch_loss][lossforge.mining.memory.cross_batch_loss]).
 
-    ``loss(...)`` computes the loss of a batch against what the memory holds, then enqueues the batch
-    (detached); for its first ``start_after_steps`` calls the memory is filled but not yet used (XBM's
+    `loss(...)` computes the loss of a batch against what the memory holds, then enqueues the batch
+    (detached); for its first `start_after_steps` calls the memory is filled but not yet used (XBM's
     warm-up: the embeddings of an untrained model drift too fast to be worth remembering).
 
     Args:
         size: how many embeddings the memory holds.
-        embedding_dim: the width :math:`D` of an embedding.
+        embedding_dim: the width $D$ of an embedding.
         start_after_steps: training steps that use the batch alone.
         max_triplets: without a miner, a triplet loss sees at most this many triplets per step.
-        tuple_kind: the loss's tuple kind, as the run read it when it built the loss (``None``: read from
+        tuple_kind: the loss's tuple kind, as the run read it when it built the loss (`None`: read from
             the loss at each step).
 
-    Example:
+    Examples:
         >>> memory = CrossBatchMemory(size=3, embedding_dim=1)
         >>> memory.enqueue(torch.tensor([[1.0], [2.0]]), torch.tensor([0, 1]))
         >>> memory.enqueue(torch.tensor([[3.0], [4.0]]), torch.tensor([2, 3]))
@@ -259,7 +261,7 @@ class CrossBatchMemory(nn.Module):
         return self.filled
 
     def enqueue(self, embeddings: Tensor, labels: Tensor) -> None:
-        """Write a batch over the oldest entries (a batch larger than the memory keeps its last ``size``)."""
+        """Write a batch over the oldest entries (a batch larger than the memory keeps its last `size`)."""
         if embeddings.dim() != 2 or embeddings.shape[1] != self.embeddings.shape[1] or len(labels) != len(embeddings):
             raise ValueError(
                 f"memory=xbm: expected embeddings (B, {self.embeddings.shape[1]}) and labels (B,), got "
@@ -273,7 +275,7 @@ class CrossBatchMemory(nn.Module):
         self.filled = min(self.filled + count, self.size)
 
     def contents(self) -> tuple[Tensor, Tensor]:
-        """What the memory holds, oldest first: embeddings :math:`(M, D)` and labels :math:`(M,)`, copies."""
+        """What the memory holds, oldest first: embeddings $(M, D)$ and labels $(M,)$, copies."""
         start = self.position if self.filled == self.size else 0
         order = (start + torch.arange(self.filled, device=self.embeddings.device)) % self.size  # (M,)
         return self.embeddings[order], self.labels[order]

@@ -1,24 +1,24 @@
 """Miners: choose which pairs or triplets of a batch a metric loss sees.
 
-A miner is called ``miner(embeddings (N, D), labels (N,))`` and returns plain int64 index tensors, the
+A miner is called `miner(embeddings (N, D), labels (N,))` and returns plain int64 index tensors, the
 same contract as pytorch-metric-learning (PML):
 
-* pair miners (``tuple_kind = "pair"``): ``(a1, p, a2, n)`` — positive pairs ``(a1[k], p[k])`` (same
-  label, ``a1 != p``) and negative pairs ``(a2[k], n[k])`` (different labels);
-* triplet miners (``tuple_kind = "triplet"``): ``(a, p, n)``.
+* pair miners (`tuple_kind = "pair"`): `(a1, p, a2, n)` — positive pairs `(a1[k], p[k])` (same
+  label, `a1 != p`) and negative pairs `(a2[k], n[k])` (different labels);
+* triplet miners (`tuple_kind = "triplet"`): `(a, p, n)`.
 
-Pairs are ordered, as in PML: ``(i, j)`` and ``(j, i)`` are both listed. Every miner works under
-``torch.no_grad()`` from ONE (N, N) distance matrix (or from the labels alone) and never builds an
+Pairs are ordered, as in PML: `(i, j)` and `(j, i)` are both listed. Every miner works under
+`torch.no_grad()` from ONE (N, N) distance matrix (or from the labels alone) and never builds an
 O(N³) tensor. Indices come out sorted by anchor, then positive, then negative.
 
-The pure functions (``*_indices``) take a precomputed distance matrix, so they can be tested on
+The pure functions (`*_indices`) take a precomputed distance matrix, so they can be tested on
 hand-built matrices; the modules compute it from the embeddings and call them.
 
-``margin`` and ``distance`` default to ``None``, meaning "use the loss's": the training pipeline fills
+`margin` and `distance` default to `None`, meaning "use the loss's": the training pipeline fills
 them from the loss so a loss and its miner share one margin and one distance unless told otherwise.
-Still ``None`` when called, they fall back to the defaults of the matching lossforge loss: pair miners
-use ``"euclidean"`` and margin 1.0 (``contrastive``), triplet miners ``"squared_euclidean"`` and margin
-0.2 (``triplet``). PML's miners instead default to Euclidean distance on normalised embeddings, and
+Still `None` when called, they fall back to the defaults of the matching lossforge loss: pair miners
+use `"euclidean"` and margin 1.0 (`contrastive`), triplet miners `"squared_euclidean"` and margin
+0.2 (`triplet`). PML's miners instead default to Euclidean distance on normalised embeddings, and
 PML's examples pair a miner margin of 0.2 with a loss margin of 0.05.
 """
 
@@ -45,33 +45,34 @@ from lossforge.mining.tuples import (
 PAIR_DEFAULT_DISTANCE, PAIR_DEFAULT_MARGIN = "euclidean", 1.0
 TRIPLET_DEFAULT_DISTANCE, TRIPLET_DEFAULT_MARGIN = "squared_euclidean", 0.2
 
-#: What a metric loss or miner expects, for error messages.
 _CHUNK_ELEMENTS = 1 << 22
+"""What a metric loss or miner expects, for error messages."""
 
 
 def hard_pair_indices(distances: Tensor, labels: Tensor, margin: float) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     """Hard pairs: positives farther than their anchor's closest negative; negatives closer than their
     anchor's farthest positive or inside the margin.
 
-    .. math::
-        (a, p) \\text{ hard} \\iff d(a, p) > \\min_{n} d(a, n), \\qquad
-        (a, n) \\text{ hard} \\iff d(a, n) < \\max_{p} d(a, p) \\ \\text{or}\\ d(a, n) < m
+    $$
+    (a, p) \\text{ hard} \\iff d(a, p) > \\min_{n} d(a, n), \\qquad
+    (a, n) \\text{ hard} \\iff d(a, n) < \\max_{p} d(a, p) \\ \\text{or}\\ d(a, n) < m
+    $$
 
-    Inequalities are strict (a tie is not hard). The minimum over no negatives is :math:`+\\infty` (an
-    anchor without negatives has no hard positive), the maximum over no positives :math:`-\\infty` (only
+    Inequalities are strict (a tie is not hard). The minimum over no negatives is $+\\infty$ (an
+    anchor without negatives has no hard positive), the maximum over no positives $-\\infty$ (only
     the margin applies). A negative inside the margin is exactly one with non-zero contrastive loss; every
     positive has non-zero loss, so for positives only the ranking test says something.
 
     Args:
         distances: the batch's distance matrix.
         labels: class labels.
-        margin: the contrastive margin :math:`m`, in the units of ``distances``.
+        margin: the contrastive margin $m$, in the units of `distances`.
 
     Shape:
-        - distances: :math:`(N, N)`, labels: :math:`(N,)`
-        - Output: four :math:`(K,)` int64 tensors ``(a1, p, a2, n)``
+        - distances: $(N, N)$, labels: $(N,)$
+        - Output: four $(K,)$ int64 tensors `(a1, p, a2, n)`
 
-    Example:
+    Examples:
         >>> distances = torch.tensor([[0.0, 3.0, 2.0], [3.0, 0.0, 5.0], [2.0, 5.0, 0.0]])
         >>> hard_pair_indices(distances, torch.tensor([0, 0, 1]), margin=1.0)
         (tensor([0]), tensor([1]), tensor([0]), tensor([2]))
@@ -91,12 +92,13 @@ def hard_pair_indices(distances: Tensor, labels: Tensor, margin: float) -> tuple
 def batch_hard_triplet_indices(distances: Tensor, labels: Tensor) -> tuple[Tensor, Tensor, Tensor]:
     """Batch-hard triplets: each anchor with its farthest positive and its closest negative.
 
-    .. math::
-        p(a) = \\operatorname{arg\\,max}_{p:\\, y_p = y_a,\\, p \\ne a} d(a, p), \\qquad
-        n(a) = \\operatorname{arg\\,min}_{n:\\, y_n \\ne y_a} d(a, n)
+    $$
+    p(a) = \\operatorname{arg\\,max}_{p:\\, y_p = y_a,\\, p \\ne a} d(a, p), \\qquad
+    n(a) = \\operatorname{arg\\,min}_{n:\\, y_n \\ne y_a} d(a, n)
+    $$
 
     Only anchors with at least one positive and one negative get a triplet. Ties go to the lowest index
-    (``torch.max``/``torch.min`` return the first extreme), which is also what PML's ``BatchHardMiner``
+    (`torch.max`/`torch.min` return the first extreme), which is also what PML's `BatchHardMiner`
     does, so with the same distance both return the same triplets.
 
     Args:
@@ -104,10 +106,10 @@ def batch_hard_triplet_indices(distances: Tensor, labels: Tensor) -> tuple[Tenso
         labels: class labels.
 
     Shape:
-        - distances: :math:`(N, N)`, labels: :math:`(N,)`
-        - Output: three :math:`(A,)` int64 tensors ``(a, p, n)``, :math:`A \\le N`
+        - distances: $(N, N)$, labels: $(N,)$
+        - Output: three $(A,)$ int64 tensors `(a, p, n)`, $A \\le N$
 
-    Example:
+    Examples:
         >>> distances = torch.tensor([[0.0, 1.0, 4.0, 2.0], [1.0, 0.0, 3.0, 3.0],
         ...                           [4.0, 3.0, 0.0, 1.0], [2.0, 3.0, 1.0, 0.0]])
         >>> batch_hard_triplet_indices(distances, torch.tensor([0, 0, 0, 1]))
@@ -130,31 +132,32 @@ def batch_hard_triplet_indices(distances: Tensor, labels: Tensor) -> tuple[Tenso
 def semihard_triplet_indices(distances: Tensor, labels: Tensor, margin: float) -> tuple[Tensor, Tensor, Tensor]:
     """FaceNet semi-hard triplets: for each positive pair, the closest negative beyond the positive.
 
-    For every positive pair :math:`(a, p)`, the negative
+    For every positive pair $(a, p)$, the negative
 
-    .. math::
-        n(a, p) = \\operatorname{arg\\,min}_{n:\\, y_n \\ne y_a} d(a, n)
-        \\quad \\text{subject to} \\quad d(a, p) < d(a, n) < d(a, p) + m
+    $$
+    n(a, p) = \\operatorname{arg\\,min}_{n:\\, y_n \\ne y_a} d(a, n)
+    \\quad \\text{subject to} \\quad d(a, p) < d(a, n) < d(a, p) + m
+    $$
 
     i.e. the hardest negative that is still farther than the positive (ties: lowest index). When no
-    negative lies in that band the pair is dropped: any negative beyond :math:`d(a, p) + m` has zero
+    negative lies in that band the pair is dropped: any negative beyond $d(a, p) + m$ has zero
     triplet loss and would only dilute a mean, and one closer than the positive is the "hard" negative
-    that FaceNet avoids because it can collapse training early. (PML's ``TripletMarginMiner`` with
-    ``type_of_triplets="semihard"`` instead returns *every* negative in the band, upper bound included.)
+    that FaceNet avoids because it can collapse training early. (PML's `TripletMarginMiner` with
+    `type_of_triplets="semihard"` instead returns *every* negative in the band, upper bound included.)
 
     Each anchor's negative distances are sorted once and the band's lower edge found by
-    ``searchsorted``, over row chunks: O(N² log N) time, O(N²) memory.
+    `searchsorted`, over row chunks: O(N² log N) time, O(N²) memory.
 
     Args:
         distances: the batch's distance matrix.
         labels: class labels.
-        margin: the triplet margin :math:`m`, in the units of ``distances``.
+        margin: the triplet margin $m$, in the units of `distances`.
 
     Shape:
-        - distances: :math:`(N, N)`, labels: :math:`(N,)`
-        - Output: three :math:`(K,)` int64 tensors ``(a, p, n)``, at most one per positive pair
+        - distances: $(N, N)$, labels: $(N,)$
+        - Output: three $(K,)$ int64 tensors `(a, p, n)`, at most one per positive pair
 
-    Example:
+    Examples:
         >>> distances = torch.tensor([[0.0, 1.0, 1.5, 3.0], [1.0, 0.0, 0.5, 1.2],
         ...                           [1.5, 0.5, 0.0, 2.0], [3.0, 1.2, 2.0, 0.0]])
         >>> semihard_triplet_indices(distances, torch.tensor([0, 0, 1, 1]), margin=1.0)
@@ -216,13 +219,13 @@ class _Miner(nn.Module):
 
 
 class AllPairsMiner(_Miner):
-    """Every positive pair and every negative pair, ``(a1, p, a2, n)``; see ``all_pair_indices``.
+    """Every positive pair and every negative pair, `(a1, p, a2, n)`; see `all_pair_indices`.
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`
+        - embeddings: $(N, D)$, labels: $(N,)$
         - Output: four int64 index tensors
 
-    Example:
+    Examples:
         >>> AllPairsMiner()(torch.randn(3, 2), torch.tensor([0, 0, 1]))
         (tensor([0, 1]), tensor([1, 0]), tensor([0, 1, 2, 2]), tensor([2, 2, 0, 1]))
     """
@@ -237,17 +240,17 @@ class AllPairsMiner(_Miner):
 
 
 class HardPairsMiner(_Miner):
-    """Hard positive and negative pairs, ``(a1, p, a2, n)``; the definition is ``hard_pair_indices``.
+    """Hard positive and negative pairs, `(a1, p, a2, n)`; the definition is `hard_pair_indices`.
 
     Args:
-        margin: negatives closer than this are hard; ``None`` → the loss's margin, else 1.0.
-        distance: distance name; ``None`` → the loss's distance, else ``"euclidean"``.
+        margin: negatives closer than this are hard; `None` → the loss's margin, else 1.0.
+        distance: distance name; `None` → the loss's distance, else `"euclidean"`.
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`
+        - embeddings: $(N, D)$, labels: $(N,)$
         - Output: four int64 index tensors
 
-    Example:
+    Examples:
         >>> embeddings = torch.tensor([[0.0], [3.0], [2.0]])
         >>> HardPairsMiner(margin=1.5)(embeddings, torch.tensor([0, 0, 1]))
         (tensor([0, 1]), tensor([1, 0]), tensor([0, 1, 2]), tensor([2, 2, 1]))
@@ -273,19 +276,19 @@ class HardPairsMiner(_Miner):
 
 
 class AllTripletsMiner(_Miner):
-    """Every valid triplet ``(a, p, n)``, capped at ``max_triplets`` by uniform sampling.
+    """Every valid triplet `(a, p, n)`, capped at `max_triplets` by uniform sampling.
 
     Needs no distances. The cap keeps memory bounded (a batch of 1024 in 10 classes has ~10⁸ triplets);
-    see ``all_triplet_indices`` for how the sample is drawn without enumerating all triplets.
+    see `all_triplet_indices` for how the sample is drawn without enumerating all triplets.
 
     Args:
         max_triplets: keep at most this many triplets, sampled uniformly without replacement.
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`
-        - Output: three int64 index tensors ``(a, p, n)``
+        - embeddings: $(N, D)$, labels: $(N,)$
+        - Output: three int64 index tensors `(a, p, n)`
 
-    Example:
+    Examples:
         >>> AllTripletsMiner(max_triplets=100)(torch.randn(3, 2), torch.tensor([0, 0, 1]))
         (tensor([0, 1]), tensor([1, 0]), tensor([2, 2]))
     """
@@ -313,19 +316,19 @@ class AllTripletsMiner(_Miner):
 
 
 class HardTripletsMiner(_Miner):
-    """Batch-hard triplets ``(a, p, n)``: farthest positive, closest negative per anchor.
+    """Batch-hard triplets `(a, p, n)`: farthest positive, closest negative per anchor.
 
-    See ``batch_hard_triplet_indices`` (ties: lowest index). No margin is involved.
+    See `batch_hard_triplet_indices` (ties: lowest index). No margin is involved.
 
     Args:
-        distance: distance name; ``None`` → the loss's distance, else ``"squared_euclidean"``
+        distance: distance name; `None` → the loss's distance, else `"squared_euclidean"`
             (any monotone transform of the Euclidean distance picks the same triplets).
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`
-        - Output: three int64 index tensors ``(a, p, n)``, at most one triplet per anchor
+        - embeddings: $(N, D)$, labels: $(N,)$
+        - Output: three int64 index tensors `(a, p, n)`, at most one triplet per anchor
 
-    Example:
+    Examples:
         >>> embeddings = torch.tensor([[0.0], [1.0], [3.0], [1.5]])
         >>> HardTripletsMiner()(embeddings, torch.tensor([0, 0, 0, 1]))
         (tensor([0, 1, 2]), tensor([2, 2, 0]), tensor([3, 3, 3]))
@@ -359,18 +362,18 @@ class HardTripletsMiner(_Miner):
 
 
 class SemiHardTripletsMiner(_Miner):
-    """FaceNet semi-hard triplets ``(a, p, n)``: per positive pair, the closest negative in the band
-    :math:`d(a, p) < d(a, n) < d(a, p) + m`; pairs without one are dropped (``semihard_triplet_indices``).
+    """FaceNet semi-hard triplets `(a, p, n)`: per positive pair, the closest negative in the band
+    $d(a, p) < d(a, n) < d(a, p) + m$; pairs without one are dropped (`semihard_triplet_indices`).
 
     Args:
-        margin: the band's width :math:`m`; ``None`` → the loss's margin, else 0.2.
-        distance: distance name; ``None`` → the loss's distance, else ``"squared_euclidean"``.
+        margin: the band's width $m$; `None` → the loss's margin, else 0.2.
+        distance: distance name; `None` → the loss's distance, else `"squared_euclidean"`.
 
     Shape:
-        - embeddings: :math:`(N, D)`, labels: :math:`(N,)`
-        - Output: three int64 index tensors ``(a, p, n)``, at most one triplet per positive pair
+        - embeddings: $(N, D)$, labels: $(N,)$
+        - Output: three int64 index tensors `(a, p, n)`, at most one triplet per positive pair
 
-    Example:
+    Examples:
         >>> embeddings = torch.tensor([[0.0], [1.0], [1.5], [3.5]])
         >>> SemiHardTripletsMiner(margin=1.0, distance="euclidean")(embeddings, torch.tensor([0, 0, 1, 1]))
         (tensor([0, 3]), tensor([1, 2]), tensor([2, 1]))
@@ -398,15 +401,15 @@ class SemiHardTripletsMiner(_Miner):
 
 
 class PairsFromTriplets(nn.Module):
-    """A triplet miner feeding a pair loss: the distinct pairs of its triplets (``pairs_from_triplets``).
+    """A triplet miner feeding a pair loss: the distinct pairs of its triplets (`pairs_from_triplets`).
 
     Built by the training pipeline when a pair loss is given a triplet miner, so that
-    ``loss=contrastive miner=semihard_triplets`` trains the contrastive loss on the positive and negative
+    `loss=contrastive miner=semihard_triplets` trains the contrastive loss on the positive and negative
     pairs of the semi-hard triplets (pytorch-metric-learning's convention for a pair loss and a triplet
     miner). The miner keeps its own margin: a triplet margin (a difference of distances) is not a
     contrastive margin (a distance).
 
-    Example:
+    Examples:
         >>> miner = PairsFromTriplets(AllTripletsMiner())
         >>> miner(torch.randn(3, 2), torch.tensor([0, 0, 1]))
         (tensor([0, 1]), tensor([1, 0]), tensor([0, 1]), tensor([2, 2]))

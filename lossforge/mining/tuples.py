@@ -1,9 +1,9 @@
 """Index tuples — the miner-to-loss contract — and the label masks both sides build them from.
 
-A pair tuple is ``(a1, p, a2, n)``: positive pairs ``(a1[k], p[k])`` (same label, ``a1 != p``) and negative
-pairs ``(a2[k], n[k])`` (different labels); a triplet tuple is ``(a, p, n)``. All are int64 1-D index
-tensors into the batch, the same contract as pytorch-metric-learning. Miners (``lossforge.mining.miners``)
-choose tuples; metric losses (``lossforge.losses.metric``) score them, or every tuple of the batch when
+A pair tuple is `(a1, p, a2, n)`: positive pairs `(a1[k], p[k])` (same label, `a1 != p`) and negative
+pairs `(a2[k], n[k])` (different labels); a triplet tuple is `(a, p, n)`. All are int64 1-D index
+tensors into the batch, the same contract as pytorch-metric-learning. Miners (`lossforge.mining.miners`)
+choose tuples; metric losses (`lossforge.losses.metric`) score them, or every tuple of the batch when
 no miner is given — both through the helpers here.
 """
 
@@ -18,12 +18,15 @@ EXPECTED_INPUTS = "embeddings (N, D) of a floating dtype and integer labels (N,)
 
 
 def describe_bad_inputs(embeddings: Tensor, labels: Tensor) -> str | None:
-    """``None`` if ``embeddings`` is (N, D) floating and ``labels`` (N,) integer; else what was given.
+    """`None` if `embeddings` is (N, D) floating and `labels` (N,) integer; else what was given.
 
+    ```pycon
     >>> describe_bad_inputs(torch.zeros(4, 2), torch.zeros(4, dtype=torch.long)) is None
     True
     >>> describe_bad_inputs(torch.zeros(4), torch.zeros(4, dtype=torch.long))
     'embeddings (4,) torch.float32 and labels (4,) torch.int64'
+
+    ```
     """
     is_integer = not (labels.is_floating_point() or labels.is_complex())
     if (
@@ -38,8 +41,9 @@ def describe_bad_inputs(embeddings: Tensor, labels: Tensor) -> str | None:
 
 
 def label_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Boolean (N, N) masks of the positive pairs (same label, ``i != j``) and negative pairs.
+    """Boolean (N, N) masks of the positive pairs (same label, `i != j`) and negative pairs.
 
+    ```pycon
     >>> positive, negative = label_masks(torch.tensor([0, 0, 1]))
     >>> positive
     tensor([[False,  True, False],
@@ -47,6 +51,8 @@ def label_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
             [False, False, False]])
     >>> negative.sum().item()
     4
+
+    ```
     """
     same = labels[:, None] == labels[None, :]  # (N, N)
     positive = same.clone()
@@ -55,9 +61,9 @@ def label_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def all_pair_indices(labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Every positive pair and every negative pair of the batch, as ``(a1, p, a2, n)``.
+    """Every positive pair and every negative pair of the batch, as `(a1, p, a2, n)`.
 
-    Example:
+    Examples:
         >>> all_pair_indices(torch.tensor([0, 0, 1]))
         (tensor([0, 1]), tensor([1, 0]), tensor([0, 1, 2, 2]), tensor([2, 2, 0, 1]))
     """
@@ -68,25 +74,25 @@ def all_pair_indices(labels: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
 
 
 def all_triplet_indices(labels: Tensor, max_triplets: int | None = None) -> tuple[Tensor, Tensor, Tensor]:
-    """Every valid triplet ``(a, p, n)``, or a uniform random sample of ``max_triplets`` of them.
+    """Every valid triplet `(a, p, n)`, or a uniform random sample of `max_triplets` of them.
 
-    A triplet is valid when ``label[a] == label[p]``, ``a != p`` and ``label[n] != label[a]``. The
-    triplets are numbered 0 … T−1 in (a, p, n) order without being built: positive pair ``k`` of anchor
-    ``a`` owns a block of ``#negatives(a)`` consecutive numbers. Sampling draws distinct numbers (a random
+    A triplet is valid when `label[a] == label[p]`, `a != p` and `label[n] != label[a]`. The
+    triplets are numbered 0 … T−1 in (a, p, n) order without being built: positive pair `k` of anchor
+    `a` owns a block of `#negatives(a)` consecutive numbers. Sampling draws distinct numbers (a random
     permutation when T ≤ 4·max_triplets, else repeated draws with replacement until enough distinct ones,
     then a uniform subset) and decodes only those, so memory is O(N² + max_triplets), never O(T).
-    The sample uses torch's global generator (``torch.manual_seed`` makes it repeatable).
+    The sample uses torch's global generator (`torch.manual_seed` makes it repeatable).
 
     Args:
         labels: class labels.
         max_triplets: keep at most this many triplets (uniformly sampled without replacement);
-            ``None`` keeps all of them (O(T) memory, T up to N³).
+            `None` keeps all of them (O(T) memory, T up to N³).
 
     Shape:
-        - labels: :math:`(N,)`
-        - Output: three :math:`(T,)` int64 tensors ``(a, p, n)``, sorted
+        - labels: $(N,)$
+        - Output: three $(T,)$ int64 tensors `(a, p, n)`, sorted
 
-    Example:
+    Examples:
         >>> all_triplet_indices(torch.tensor([0, 0, 1]))
         (tensor([0, 1]), tensor([1, 0]), tensor([2, 2]))
     """
@@ -109,15 +115,18 @@ def all_triplet_indices(labels: Tensor, max_triplets: int | None = None) -> tupl
 
 
 def pairs_from_triplets(triplets: tuple[Tensor, Tensor, Tensor], num: int) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """The distinct pairs in ``(a, p, n)`` triplets over a batch of ``num``: positives ``(a, p)`` and
-    negatives ``(a, n)``, as ``(a1, p, a2, n)``, each pair once, sorted.
+    """The distinct pairs in `(a, p, n)` triplets over a batch of `num`: positives `(a, p)` and
+    negatives `(a, n)`, as `(a1, p, a2, n)`, each pair once, sorted.
 
-    How a pair loss trains on a triplet miner's choice (``loss=contrastive miner=semihard_triplets``).
+    How a pair loss trains on a triplet miner's choice (`loss=contrastive miner=semihard_triplets`).
     pytorch-metric-learning converts the same way but keeps a pair once per triplet that holds it; here a pair
     loss scores each chosen pair once, whichever number of triplets chose it.
 
+    ```pycon
     >>> pairs_from_triplets((torch.tensor([0, 0, 1]), torch.tensor([1, 1, 0]), torch.tensor([2, 3, 2])), 4)
     (tensor([0, 1]), tensor([1, 0]), tensor([0, 0, 1]), tensor([2, 3, 2]))
+
+    ```
     """
     anchor, positive, negative = triplets
     positive_codes = torch.unique(anchor * num + positive)  # sorted, each pair once
@@ -126,12 +135,12 @@ def pairs_from_triplets(triplets: tuple[Tensor, Tensor, Tensor], num: int) -> tu
 
 
 def empty_tuple(count: int, device: torch.device) -> tuple[Tensor, ...]:
-    """``count`` empty int64 index tensors: the tuple of a batch that has no pair or triplet."""
+    """`count` empty int64 index tensors: the tuple of a batch that has no pair or triplet."""
     return tuple(torch.empty(0, dtype=torch.long, device=device) for _ in range(count))
 
 
 def _sample_distinct(total: int, count: int, device: torch.device) -> Tensor:
-    """``count`` distinct integers drawn uniformly from ``range(total)``, sorted, in O(count) memory."""
+    """`count` distinct integers drawn uniformly from `range(total)`, sorted, in O(count) memory."""
     if total <= 4 * count:
         return torch.randperm(total, device=device)[:count].sort().values
     drawn = torch.empty(0, dtype=torch.long, device=device)
@@ -143,22 +152,22 @@ def _sample_distinct(total: int, count: int, device: torch.device) -> Tensor:
 
 
 def padded_positive_distances(distances: Tensor, positive: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor]:
-    """Each row's positive-pair distances packed to the left of a (C, P) matrix, padded with ``inf``.
+    """Each row's positive-pair distances packed to the left of a (C, P) matrix, padded with `inf`.
 
     Searching only the positive pairs (P = the largest class, minus one) instead of all N entries of a
-    row makes ``searchsorted`` over a batch of C classes about C times cheaper.
+    row makes `searchsorted` over a batch of C classes about C times cheaper.
 
     Args:
         distances: rows of a distance matrix.
         positive: the matching rows of the positive-pair mask.
 
     Shape:
-        - distances, positive: :math:`(C, N)`
-        - Output: ``anchor``, ``positive_index``, ``slot`` — :math:`(K,)` for the K positive pairs in
-          row-major order, with ``padded[anchor, slot] == distances[anchor, positive_index]`` — and
-          ``padded`` :math:`(C, \\max(P, 1))`
+        - distances, positive: $(C, N)$
+        - Output: `anchor`, `positive_index`, `slot` — $(K,)$ for the K positive pairs in
+          row-major order, with `padded[anchor, slot] == distances[anchor, positive_index]` — and
+          `padded` $(C, \\max(P, 1))$
 
-    Example:
+    Examples:
         >>> distances = torch.tensor([[0.0, 2.0, 1.0], [2.0, 0.0, 3.0]])
         >>> positive = torch.tensor([[False, True, True], [True, False, False]])
         >>> padded_positive_distances(distances, positive)

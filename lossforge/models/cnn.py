@@ -1,8 +1,11 @@
-"""A small convolutional network for ``(C, H, W)`` images: conv blocks, global average pooling, a linear head.
+"""A small convolutional network for `(C, H, W)` images: conv blocks, global average pooling, a linear head.
 
+```pycon
 >>> import torch
 >>> CNN(input_shape=(3, 32, 32), output_dim=10, channels=(8, 16))(torch.zeros(2, 3, 32, 32)).shape
 torch.Size([2, 10])
+
+```
 """
 
 from __future__ import annotations
@@ -13,17 +16,17 @@ from torch import Tensor, nn
 
 
 class CNN(nn.Module):
-    """``len(channels)`` blocks of 3×3 convolution → BatchNorm → ReLU → 2×2 max-pool, then global average
+    """`len(channels)` blocks of 3×3 convolution → BatchNorm → ReLU → 2×2 max-pool, then global average
     pooling and a linear head.
 
     Args:
-        input_shape: one image's shape ``(C, H, W)``.
+        input_shape: one image's shape `(C, H, W)`.
         output_dim: size of the output (classes, labels, or the embedding dimension).
         channels: output channels of each block; each block halves the height and width.
         dropout: dropout probability before the head (0 disables it).
 
     Shape:
-        ``(N, C, H, W) → (N, output_dim)``
+        `(N, C, H, W) → (N, output_dim)`
     """
 
     def __init__(

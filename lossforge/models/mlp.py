@@ -1,11 +1,14 @@
 """The lecture's MLP: fully connected layers with an activation between them, on flattened samples.
 
 The lecture's network is a 3-layer tanh MLP, 784-512-512-10, with softmax on top. The softmax is not a
-layer here: it lives in the loss (``log_softmax`` inside cross-entropy is the numerically stable form),
+layer here: it lives in the loss (`log_softmax` inside cross-entropy is the numerically stable form),
 so the model returns logits / scores / embeddings and the loss decides how to read them.
 
+```pycon
 >>> sum(p.numel() for p in MLP(input_shape=(784,), output_dim=10).parameters())  # the lecture's 669,706
 669706
+
+```
 """
 
 from __future__ import annotations
@@ -19,26 +22,26 @@ ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {"tanh": nn.Tanh, "relu": nn.R
 
 
 def activation_layer(name: str) -> nn.Module:
-    """A fresh activation module named ``name`` (``tanh``, ``relu``, ``gelu``)."""
+    """A fresh activation module named `name` (`tanh`, `relu`, `gelu`)."""
     if name not in ACTIVATIONS:
         raise ValueError(f"Unknown activation {name!r}; expected one of {sorted(ACTIVATIONS)}")
     return ACTIVATIONS[name]()
 
 
 class MLP(nn.Module):
-    """Fully connected network: ``prod(input_shape) → hidden… → output_dim``, an activation between layers.
+    """Fully connected network: `prod(input_shape) → hidden… → output_dim`, an activation between layers.
 
     Each sample is flattened first, so an MLP takes images too (a baseline, not a good image model).
 
     Args:
-        input_shape: one sample's shape, e.g. ``(784,)`` for MNIST, ``(64,)`` for 8×8 digits.
+        input_shape: one sample's shape, e.g. `(784,)` for MNIST, `(64,)` for 8×8 digits.
         output_dim: size of the output (classes, labels, regression targets or embedding dimension).
-        hidden: widths of the hidden layers; the lecture uses ``(512, 512)``.
-        activation: ``"tanh"`` (the lecture), ``"relu"`` or ``"gelu"``.
+        hidden: widths of the hidden layers; the lecture uses `(512, 512)`.
+        activation: `"tanh"` (the lecture), `"relu"` or `"gelu"`.
         dropout: dropout probability after each hidden activation (0 disables it).
 
     Shape:
-        ``(N, *input_shape) → (N, output_dim)``
+        `(N, *input_shape) → (N, output_dim)`
     """
 
     def __init__(

@@ -1,15 +1,18 @@
 """ResNet-18 / ResNet-34 style networks in plain PyTorch (He et al., 2016), with a CIFAR stem for small images.
 
 Basic blocks of two 3×3 convolutions with an identity (or 1×1 projection) shortcut; four stages of
-``width``, ``2·width``, ``4·width``, ``8·width`` channels with ``(2, 2, 2, 2)`` blocks (depth 18) or
-``(3, 4, 6, 3)`` (depth 34). The ImageNet stem is a 7×7 stride-2 convolution and a max-pool; the CIFAR
-stem (``stem="cifar"``, or ``"auto"`` for inputs of at most 64 pixels) is one 3×3 stride-1 convolution, so a
+`width`, `2·width`, `4·width`, `8·width` channels with `(2, 2, 2, 2)` blocks (depth 18) or
+`(3, 4, 6, 3)` (depth 34). The ImageNet stem is a 7×7 stride-2 convolution and a max-pool; the CIFAR
+stem (`stem="cifar"`, or `"auto"` for inputs of at most 64 pixels) is one 3×3 stride-1 convolution, so a
 32×32 image is not reduced to 8×8 before the first block.
 
+```pycon
 >>> import torch
 >>> model = ResNet(input_shape=(3, 32, 32), output_dim=10, width=8)
 >>> model(torch.zeros(2, 3, 32, 32)).shape, model.stem_kind
 (torch.Size([2, 10]), 'cifar')
+
+```
 """
 
 from __future__ import annotations
@@ -18,12 +21,12 @@ from collections.abc import Sequence
 
 from torch import Tensor, nn
 
-#: Blocks per stage for each supported depth.
 DEPTHS: dict[int, tuple[int, int, int, int]] = {18: (2, 2, 2, 2), 34: (3, 4, 6, 3)}
+"""Blocks per stage for each supported depth."""
 
 
 class BasicBlock(nn.Module):
-    """Two 3×3 conv-BN layers plus the shortcut: :math:`y = \\mathrm{relu}(F(x) + S(x))`."""
+    """Two 3×3 conv-BN layers plus the shortcut: $y = \\mathrm{relu}(F(x) + S(x))$."""
 
     def __init__(self, in_channels: int, out_channels: int, stride: int) -> None:
         super().__init__()
@@ -45,19 +48,19 @@ class BasicBlock(nn.Module):
 
 
 class ResNet(nn.Module):
-    """A ResNet-18/34 style network; the last layer, ``fc``, is the head (re-initialised by ``model.weights``
+    """A ResNet-18/34 style network; the last layer, `fc`, is the head (re-initialised by `model.weights`
     when the class count differs).
 
     Args:
-        input_shape: one image's shape ``(C, H, W)``.
+        input_shape: one image's shape `(C, H, W)`.
         output_dim: size of the output (classes, labels, or the embedding dimension).
         depth: 18 or 34.
         width: channels of the first stage (64 in the paper); the stages have 1, 2, 4, 8 times as many.
-        stem: ``"imagenet"`` (7×7 stride 2 + max-pool), ``"cifar"`` (3×3 stride 1) or ``"auto"``: cifar
+        stem: `"imagenet"` (7×7 stride 2 + max-pool), `"cifar"` (3×3 stride 1) or `"auto"`: cifar
             for images of at most 64 pixels a side.
 
     Shape:
-        ``(N, C, H, W) → (N, output_dim)``
+        `(N, C, H, W) → (N, output_dim)`
     """
 
     def __init__(

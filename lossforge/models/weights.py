@@ -1,7 +1,7 @@
-"""Pretrained weights for any model: ``model.weights=<path>`` (safetensors, or a ``torch.save`` file read with
-``torch.load(weights_only=True)``, which builds tensors only and never runs pickled code).
+"""Pretrained weights for any model: `model.weights=<path>` (safetensors, or a `torch.save` file read with
+`torch.load(weights_only=True)`, which builds tensors only and never runs pickled code).
 
-The trunk is loaded; the head — the model's last ``nn.Linear`` — is kept freshly initialised when its shape
+The trunk is loaded; the head — the model's last `nn.Linear` — is kept freshly initialised when its shape
 differs (another class count). Any other layer whose shape differs, and any missing or unexpected layer, is an
 error that names them: a silently half-loaded network would train from a random trunk.
 """
@@ -18,8 +18,8 @@ log = logging.getLogger("lossforge")
 
 
 def read_state_dict(path: str | Path) -> dict[str, Tensor]:
-    """The tensors stored at ``path``: a ``.safetensors`` file, or a ``torch.save`` file of a state dict (a
-    Lightning checkpoint's ``state_dict`` of a lossforge run is read too, its ``model.`` prefix removed)."""
+    """The tensors stored at `path`: a `.safetensors` file, or a `torch.save` file of a state dict (a
+    Lightning checkpoint's `state_dict` of a lossforge run is read too, its `model.` prefix removed)."""
     file = Path(path).expanduser()
     if not file.is_file():
         raise FileNotFoundError(f"model.weights={path}: no such file")
@@ -44,18 +44,21 @@ def read_state_dict(path: str | Path) -> dict[str, Tensor]:
 
 
 def head_prefix(model: nn.Module) -> str | None:
-    """The name of ``model``'s last ``nn.Linear`` (its head), or ``None`` when it has none.
+    """The name of `model`'s last `nn.Linear` (its head), or `None` when it has none.
 
+    ```pycon
     >>> head_prefix(nn.Sequential(nn.Linear(4, 8), nn.ReLU(), nn.Linear(8, 2)))
     '2'
+
+    ```
     """
     heads = [name for name, module in model.named_modules() if isinstance(module, nn.Linear)]
     return heads[-1] if heads else None
 
 
 def load_weights(model: nn.Module, path: str | Path) -> list[str]:
-    """Load the weights at ``path`` into ``model``; return the head's parameters kept re-initialised (their
-    shapes differed), or raise a ``ValueError`` naming every other layer that does not fit."""
+    """Load the weights at `path` into `model`; return the head's parameters kept re-initialised (their
+    shapes differed), or raise a `ValueError` naming every other layer that does not fit."""
     stored = read_state_dict(path)
     own = model.state_dict()
     head = head_prefix(model)

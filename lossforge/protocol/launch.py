@@ -43,7 +43,7 @@ def run_workers(
     slurm: Mapping[str, Any] | None = None,
     quiet: bool = False,
 ) -> None:
-    """Run ``plan`` with ``workers`` workers started by ``launcher``; return when they have all ended.
+    """Run `plan` with `workers` workers started by `launcher`; return when they have all ended.
 
     Args:
         workers: how many (>= 1).
@@ -77,7 +77,7 @@ def run_workers(
 
 
 def _run_local(plan: Plan, *, workers: int, threads: int | None, quiet: bool) -> None:
-    """This process is the first worker; ``workers - 1`` new processes the others. It starts working once
+    """This process is the first worker; `workers - 1` new processes the others. It starts working once
     they are ready (a new process needs seconds to import torch, Lightning and MLflow), so that the first
     pieces spread over all of them."""
     import multiprocessing
@@ -132,8 +132,8 @@ def worker_main(
     plan: Plan, *, threads: int | None, quiet: bool = False, parent: int | None = None, ready: Any = None
 ) -> int:
     """A worker process (or SLURM job): its torch threads, its log lines, and a watchdog that ends it with
-    the command that started it (``parent``); then [work][lossforge.protocol.work.work], setting the
-    ``ready`` event (a multiprocessing one) once it has opened the studies."""
+    the command that started it (`parent`); then [work][lossforge.protocol.work.work], setting the
+    `ready` event (a multiprocessing one) once it has opened the studies."""
     import torch
 
     from lossforge.training import ignore_known_warnings
@@ -187,7 +187,7 @@ def _run_slurm(plan: Plan, *, workers: int, threads: int | None, options: dict[s
 
 
 class _level:
-    """Set the protocol logger's level for a while (``None``: unchanged)."""
+    """Set the protocol logger's level for a while (`None`: unchanged)."""
 
     def __init__(self, level: int | None) -> None:
         self.level, self.saved = level, logging.getLogger("lossforge.protocol").level
@@ -201,6 +201,6 @@ class _level:
 
 
 def describe(entries: list[Progress]) -> list[str]:
-    """What a re-run finds already done, one line per entry that has anything (``focal: 20/20 trials and
-    10/10 seeds already finished``)."""
+    """What a re-run finds already done, one line per entry that has anything (`focal: 20/20 trials and
+    10/10 seeds already finished`)."""
     return [f"{entry.line()} already finished" for entry in entries if entry.trials or entry.seeds]

@@ -1,4 +1,4 @@
-"""What a comparison runs: its entries (``loss`` or ``loss+miner``), its budget, its shared search space."""
+"""What a comparison runs: its entries (`loss` or `loss+miner`), its budget, its shared search space."""
 
 from __future__ import annotations
 
@@ -15,7 +15,7 @@ class Budget:
     Attributes:
         trials: Optuna trials per loss (pruned and failed trials count: the budget is the same).
         seeds: retraining runs of each loss's best configuration, each evaluated once on test.
-        max_epochs: overrides ``trainer.max_epochs`` for every run; ``None`` keeps the config's.
+        max_epochs: overrides `trainer.max_epochs` for every run; `None` keeps the config's.
     """
 
     trials: int
@@ -29,21 +29,21 @@ class Budget:
             raise ValueError(f"Expected `max_epochs` >= 1 or None, got {self.max_epochs}")
 
 
-#: Named budgets. ``tiny`` is for tests (under a minute); ``default`` is the protocol as documented, with
-#: enough seeds that a paired sign-flip test can reach p < 0.05 after Holm's correction over a handful of
-#: comparisons (lossforge.evaluation.statistics.RECOMMENDED_SEEDS); ``small`` can only detect an effect
-#: against one or two other losses (its verdicts say so when the seeds are too few).
 BUDGETS: dict[str, Budget] = {
     "tiny": Budget(trials=2, seeds=2, max_epochs=2),
     "small": Budget(trials=8, seeds=6),
     "default": Budget(trials=20, seeds=RECOMMENDED_SEEDS),
 }
+"""Named budgets. `tiny` is for tests (under a minute); `default` is the protocol as documented, with
+enough seeds that a paired sign-flip test can reach p < 0.05 after Holm's correction over a handful of
+comparisons (lossforge.evaluation.statistics.RECOMMENDED_SEEDS); `small` can only detect an effect
+against one or two other losses (its verdicts say so when the seeds are too few)."""
 
-#: The optimizer is tuned for every loss over the same ranges, so no loss wins by a better learning rate.
 SHARED_SPACE: dict[str, dict[str, float | bool]] = {
     "optimizer.lr": {"low": 1e-4, "high": 3e-2, "log": True},
     "optimizer.weight_decay": {"low": 1e-6, "high": 1e-2, "log": True},
 }
+"""The optimizer is tuned for every loss over the same ranges, so no loss wins by a better learning rate."""
 
 _NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
 
@@ -52,10 +52,13 @@ _NAME = re.compile(r"^[A-Za-z0-9_.:-]+$")
 class Entry:
     """One contestant: a loss, optionally with a miner (metric losses).
 
+    ```pycon
     >>> Entry.parse("triplet+semihard_triplets")
     Entry(loss='triplet', miner='semihard_triplets')
     >>> Entry.parse("focal").label
     'focal'
+
+    ```
     """
 
     loss: str
@@ -63,7 +66,7 @@ class Entry:
 
     @classmethod
     def parse(cls, text: str) -> Entry:
-        """``"loss"`` or ``"loss+miner"``; a malformed name fails, naming it."""
+        """`"loss"` or `"loss+miner"`; a malformed name fails, naming it."""
         loss, _, miner = text.strip().partition("+")
         for part in (loss, miner) if miner else (loss,):
             if not _NAME.match(part):

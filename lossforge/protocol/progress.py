@@ -17,8 +17,11 @@ log = logging.getLogger("lossforge.protocol")
 def postfix(entry: Progress) -> str:
     """What a bar shows beside its count.
 
+    ```pycon
     >>> postfix(Progress("focal", 7, 20, pruned=2, failed=1, best=0.8123, seeds=0, seed_budget=10))
     '7/20 trials (2 pruned, 1 failed), best 0.8123, 0/10 seeds'
+
+    ```
     """
     best = "-" if entry.best is None else f"{entry.best:.4g}"
     return (

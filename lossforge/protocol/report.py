@@ -1,4 +1,4 @@
-"""What ``lossforge benchmark`` prints when it is done: the verdict, each entry's tuning, the cost, where to look."""
+"""What `lossforge benchmark` prints when it is done: the verdict, each entry's tuning, the cost, where to look."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ from lossforge.tracking import dashboard_command
 
 
 def print_comparison(comparison: Comparison) -> None:
-    """The verdict tables (as ``lossforge compare`` printed them), the tuning, the wall time, the MLflow run."""
+    """The verdict tables (as `lossforge compare` printed them), the tuning, the wall time, the MLflow run."""
     lines = [comparison.report.rstrip(), "", "Tuning (trials complete / pruned / failed, best validation score):"]
     for outcome in comparison.outcomes:
         tuned = outcome.tuned

@@ -1,6 +1,6 @@
 """The whole protocol: tune every entry alike, retrain the best of each with K seeds, test once, judge.
 
-MLflow run tree (experiment ``cfg.logger.experiment``)::
+MLflow run tree (experiment `cfg.logger.experiment`):
 
     comparison <name>                       tags lossforge.comparison=<name>, lossforge.protocol.stage=comparison
     ├── study <entry>                       trials table (trials.csv / trials.md), best parameters, best val score
@@ -9,7 +9,7 @@ MLflow run tree (experiment ``cfg.logger.experiment``)::
     └── study <entry> …
 
 The verdict table (markdown, CSV, JSON) and its plot are logged on the comparison run, with each entry's
-mean and CI as metrics there, by ``lossforge compare <comparison run>`` — the same command rebuilds them
+mean and CI as metrics there, by `lossforge compare <comparison run>` — the same command rebuilds them
 from the store at any time. Re-running the same command resumes: finished studies and seed runs are
 reused, a study killed midway continues with the trials it had.
 """
@@ -71,22 +71,22 @@ class Settings:
     """One comparison.
 
     Attributes:
-        overrides: Hydra overrides of the base experiment every entry shares (``dataset=…``, ``model=…``).
+        overrides: Hydra overrides of the base experiment every entry shares (`dataset=…`, `model=…`).
         entries: the contestants; empty: every registered loss that declares the dataset's task.
         budget: trials and seeds per entry (and epochs per run).
-        baseline: the entry every other is judged against; ``None``: the task's baseline
-            (``TaskSpec.baseline``: ``l2``, ``cross_entropy``, ``bce``, ``contrastive+semihard_triplets``) if it
+        baseline: the entry every other is judged against; `None`: the task's baseline
+            (`TaskSpec.baseline`: `l2`, `cross_entropy`, `bce`, `contrastive+semihard_triplets`) if it
             takes part, else the first entry.
         name: names the comparison in MLflow and its studies in Optuna; the same name resumes it.
-            ``None``: derived from the dataset, the entries and the budget.
+            `None`: derived from the dataset, the entries and the budget.
         pruner: stop poor trials early (a median pruner on each epoch's validation score).
         seed: the tuning sampler's seed.
         class_folds: metric learning: tune with k folds over class partitions of the training classes
             (each fold's classes are a class-disjoint validation split; a trial scores their mean). 0 or 1:
             one class-disjoint validation split.
-        storage: the Optuna storage of the studies (``lossforge.training.pruning.storage_url``: a path,
-            an SQLAlchemy URL such as ``postgresql://…``, or ``journal:<path>``); ``None``:
-            ``outputs/tuning.db``.
+        storage: the Optuna storage of the studies (`lossforge.training.pruning.storage_url`: a path,
+            an SQLAlchemy URL such as `postgresql://…`, or `journal:<path>`); `None`:
+            `outputs/tuning.db`.
         workers: how many workers share the comparison (`lossforge.protocol.launch`); 1: this process alone.
         launcher: `local` (worker processes on this machine) or `slurm` (SLURM jobs).
         threads: torch threads per worker process; `None`: the usable cores ÷ `workers` (local), the
@@ -140,7 +140,7 @@ class Comparison:
 
 
 def run_protocol(settings: Settings, *, base_dir: Path) -> Comparison:
-    """Run (or resume) the comparison ``settings`` describes; log it to MLflow; return its verdict."""
+    """Run (or resume) the comparison `settings` describes; log it to MLflow; return its verdict."""
     started = time.monotonic()
     budget = settings.budget
     base_overrides = [*settings.overrides]
@@ -273,9 +273,9 @@ def _open_set(
     """Metric learning is judged on classes the embedding never saw, as "A Metric Learning Reality Check"
     does: the overrides that hold the last 30 % of the classes out for test (unless the config already
     holds some out), and the class folds for tuning — each a class-disjoint validation split of the
-    remaining classes (one fold of two classes by default, or ``class_folds`` partitions). The final seed
+    remaining classes (one fold of two classes by default, or `class_folds` partitions). The final seed
     runs train on every remaining class. A dataset that cannot hold classes out is class-disjoint already
-    (CUB-200-2011, Cars196, SOP) or is re-split by class (``dataset.class_disjoint=true``)."""
+    (CUB-200-2011, Cars196, SOP) or is re-split by class (`dataset.class_disjoint=true`)."""
     if not embedding:
         if class_folds > 1:
             raise ValueError("--class-folds is for metric learning (an embedding tested on unseen classes)")
@@ -326,7 +326,7 @@ def _default_name(dataset: str, labels: Sequence[str], budget: Budget, overrides
 def _job(
     entry: Entry, base_overrides: Sequence[str], *, name: str, client: MlflowClient, experiment_id: str, parent: str
 ) -> Job:
-    """The entry's work: its overrides, study name and MLflow study run (found, or created under ``parent``)."""
+    """The entry's work: its overrides, study name and MLflow study run (found, or created under `parent`)."""
     study_run = _find_or_create(
         client,
         experiment_id,
@@ -381,7 +381,7 @@ def _outcome(entry: Entry, job: Job, tuning: EntryTuning, *, client: MlflowClien
 def _find_or_create(
     client: MlflowClient, experiment_id: str, key: dict[str, str], *, run_name: str, tags: dict[str, str]
 ) -> str:
-    """The run tagged with every ``key`` tag (resuming a comparison), or a new one."""
+    """The run tagged with every `key` tag (resuming a comparison), or a new one."""
     query = " and ".join(f"tags.`{k}` = '{v}'" for k, v in key.items())
     found = client.search_runs([experiment_id], filter_string=query, max_results=1, order_by=["start_time DESC"])
     if found:
@@ -417,6 +417,6 @@ def _cell(value: Any) -> str:
 
 def _log_verdict(run_id: str, tracking_uri: str, experiment: str, base_dir: Path) -> ComparisonReport:
     """The verdict: [compare][lossforge.evaluation.compare.compare] over the comparison run, logged on it as
-    ``lossforge compare --log`` does — the one computation of it, so the command rebuilds exactly this from
+    `lossforge compare --log` does — the one computation of it, so the command rebuilds exactly this from
     the store — with the failed entries, the runs left out and the seeds that diverged."""
     return compare(run_id, tracking_uri=tracking_uri, experiment=experiment, base_dir=base_dir, log=True)

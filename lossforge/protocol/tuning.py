@@ -1,16 +1,16 @@
 """One entry's tuning study: the same number of Optuna trials for every loss, scored on validation only.
 
 A trial samples the shared optimizer space and the loss's (and miner's) declared search space, trains
-on the training split with :func:`lossforge.training.run.fit_for_validation` (no test pass, no MLflow
+on the training split with [lossforge.training.run.fit_for_validation][] (no test pass, no MLflow
 run), and returns the last epoch's validation score. A median pruner stops trials whose per-epoch score
 falls behind; a trial that fails (a NaN loss, an error in a plugin) is recorded as failed with its reason
 and the study goes on.
 
-The trials live in Optuna's own storage (:func:`prepare_storage`): ``outputs/tuning.db`` (SQLite) by default,
-or any storage ``--storage`` names — PostgreSQL, or Optuna's journal file for shared file systems — so
-``optuna.load_study``, ``optuna.get_all_study_summaries`` and optuna-dashboard read them, and a killed
-comparison resumes with the trials it had. The budget is exact: complete, pruned and failed trials count; a
-trial its process never finished (``kill -9``) is marked failed with ``lossforge.interrupted`` and run again.
+The trials live in Optuna's own storage ([prepare_storage][lossforge.protocol.tuning.prepare_storage]):
+`outputs/tuning.db` (SQLite) by default, or any storage `--storage` names — PostgreSQL, or Optuna's journal file for
+shared file systems — so `optuna.load_study`, `optuna.get_all_study_summaries` and optuna-dashboard read them, and a
+killed comparison resumes with the trials it had. The budget is exact: complete, pruned and failed trials count; a
+trial its process never finished (`kill -9`) is marked failed with `lossforge.interrupted` and run again.
 """
 
 from __future__ import annotations
@@ -47,27 +47,27 @@ from lossforge.training.run import fit_for_validation
 
 log = logging.getLogger("lossforge.protocol")
 
-#: Trial states that use up part of the budget (a trial whose process was killed never finished: it does not,
-#: see INTERRUPTED).
 _SPENT = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.PRUNED, optuna.trial.TrialState.FAIL)
+"""Trial states that use up part of the budget (a trial whose process was killed never finished: it does not,
+see INTERRUPTED)."""
 
 
-#: Marks a trial whose process ended before it did (``kill -9``, a lost node): failed in Optuna's records,
-#: but not part of the budget — it is run again.
 INTERRUPTED = "lossforge.interrupted"
-#: The trial's user attribute that names the worker running it: ``host:pid``.
+"""Marks a trial whose process ended before it did (`kill -9`, a lost node): failed in Optuna's records,
+but not part of the budget — it is run again."""
 WORKER = "lossforge.worker"
-#: The study's user attribute that records what it searches (its space and direction): a re-run that
-#: searches something else refuses to mix the two.
+"""The trial's user attribute that names the worker running it: `host:pid`."""
 SEARCH = "lossforge.search"
+"""The study's user attribute that records what it searches (its space and direction): a re-run that
+searches something else refuses to mix the two."""
 
 
 def prepare_storage(url: str) -> str:
-    """Create (or upgrade) the storage at ``url`` once, before any worker starts; return ``url``.
+    """Create (or upgrade) the storage at `url` once, before any worker starts; return `url`.
 
     Optuna creates its tables on first use, and two processes doing so at once race (one fails on a table the
     other just made), so the SQLite file's schema is made here under a file lock beside it; a database server
-    or a journal file is prepared the same way by the one process that starts the workers. A ``tuning.db``
+    or a journal file is prepared the same way by the one process that starts the workers. A `tuning.db`
     in lossforge's old hand-written format (before Optuna's storage) is moved aside, with one line saying so.
     """
     from filelock import FileLock
@@ -109,7 +109,7 @@ def _free_name(path: Path) -> Path:
 
 
 def _is_old_trial_table(path: Path) -> bool:
-    """Whether ``path`` is lossforge's old ``TrialStore`` file: a ``trials`` table with a ``study`` column
+    """Whether `path` is lossforge's old `TrialStore` file: a `trials` table with a `study` column
     and none of Optuna's tables."""
     if not path.is_file() or path.stat().st_size == 0:
         return False
@@ -131,12 +131,12 @@ def open_study(
     pruner: optuna.pruners.BasePruner,
     heartbeat: tuple[int, int] | None = None,
 ) -> optuna.Study:
-    """The study ``study_name`` in ``storage``, created if new; a study that searched something else
-    (``search``: its space and direction, as JSON-able values) is refused, naming how to start afresh.
+    """The study `study_name` in `storage`, created if new; a study that searched something else
+    (`search`: its space and direction, as JSON-able values) is refused, naming how to start afresh.
 
-    ``sampler`` makes the sampler given how many trials the study already has: a seeded sampler of a resumed
+    `sampler` makes the sampler given how many trials the study already has: a seeded sampler of a resumed
     study must not start its random sequence again (it would repeat the first trials), so it is seeded with
-    the seed plus that count (:func:`seeded`) — the same resume gives the same trials again.
+    the seed plus that count ([seeded][lossforge.protocol.tuning.seeded]) — the same resume gives the same trials again.
     """
     from lossforge.training.pruning import open_storage
 
@@ -167,15 +167,18 @@ def open_study(
 
 
 def worker_name() -> str:
-    """This worker, as its trials record it: ``host:pid``."""
+    """This worker, as its trials record it: `host:pid`."""
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
 def seeded(seed: int | None, done: int) -> int | None:
-    """The sampler seed of a study that already has ``done`` trials: ``seed`` for a new study.
+    """The sampler seed of a study that already has `done` trials: `seed` for a new study.
 
+    ```pycon
     >>> seeded(0, 0), seeded(0, 3), seeded(None, 3)
     (0, 3, None)
+
+    ```
     """
     return None if seed is None else seed + done
 
@@ -191,7 +194,7 @@ def spent_trials(study: optuna.Study) -> list[optuna.trial.FrozenTrial]:
 
 
 def close_interrupted(study: optuna.Study) -> int:
-    """Mark the trials left ``RUNNING`` by a process that was killed as failed and interrupted (not counted,
+    """Mark the trials left `RUNNING` by a process that was killed as failed and interrupted (not counted,
     run again); return how many. For a storage without heartbeats (a journal file, the sweeper's study),
     called by the one process that runs the study, before it runs trials."""
     running = study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,))
@@ -200,7 +203,7 @@ def close_interrupted(study: optuna.Study) -> int:
 
 def close_stale(study: optuna.Study) -> int:
     """Mark the running trials whose heartbeat stopped (their worker died) as failed and interrupted; return
-    how many. Optuna's ``fail_stale_trials`` does the same but fails a trial before its callback runs, and a
+    how many. Optuna's `fail_stale_trials` does the same but fails a trial before its callback runs, and a
     finished trial takes no more attributes — so the mark is set here first, under the storage's lock."""
     from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 
@@ -222,11 +225,11 @@ def _interrupt(study: optuna.Study, trial_id: int) -> bool:
 
 
 def remaining_trials(study: optuna.Study, budget: int, *, label: str, shared: bool = False) -> int:
-    """How many trials the study still needs for exactly ``budget``; a study that already has more (a re-run
+    """How many trials the study still needs for exactly `budget`; a study that already has more (a re-run
     with a smaller budget) is refused: its verdict would rest on a different budget than the one asked.
 
-    ``shared``: other workers may be running trials of this study (a storage with heartbeats): only the
-    trials whose heartbeat stopped are interrupted; otherwise every trial left ``RUNNING`` is.
+    `shared`: other workers may be running trials of this study (a storage with heartbeats): only the
+    trials whose heartbeat stopped are interrupted; otherwise every trial left `RUNNING` is.
     """
     if shared:
         close_stale(study)
@@ -246,9 +249,9 @@ def remaining_trials(study: optuna.Study, budget: int, *, label: str, shared: bo
     return budget - spent
 
 
-#: Heartbeats of a trial in a database storage (seconds): every HEARTBEAT a running trial says it is alive;
-#: one silent for GRACE is stale — its worker died — and is failed, marked interrupted and run again.
 HEARTBEAT, GRACE = 5, 20
+"""Heartbeats of a trial in a database storage (seconds): every HEARTBEAT a running trial says it is alive;
+one silent for GRACE is stale — its worker died — and is failed, marked interrupted and run again."""
 
 
 @contextlib.contextmanager
@@ -293,16 +296,16 @@ def reserve_trial(
     sequential: bool = False,
     sampler: Callable[[int], optuna.samplers.BaseSampler] | None = None,
 ) -> optuna.Trial | bool:
-    """A new trial of ``study`` if it has fewer than ``budget`` trials counted and running — checked and
+    """A new trial of `study` if it has fewer than `budget` trials counted and running — checked and
     created under the storage's lock, so workers sharing the study never overshoot; else whether another
-    worker still runs one (``True``: wait for it, or do other work — its result, or its heartbeat stopping,
-    decides; ``False``: the study is done). Optuna's ``MaxTrialsCallback`` counts without creating, so N
+    worker still runs one (`True`: wait for it, or do other work — its result, or its heartbeat stopping,
+    decides; `False`: the study is done). Optuna's `MaxTrialsCallback` counts without creating, so N
     workers overshoot by up to N − 1.
 
     Args:
-        sequential: one trial of the study at a time: none is created while another worker runs one (``True``
+        sequential: one trial of the study at a time: none is created while another worker runs one (`True`
             is returned), so every trial sees every earlier one's result, whichever worker runs it.
-        sampler: makes the sampler of the new trial from its number (``seeded``): the trial's parameters then
+        sampler: makes the sampler of the new trial from its number (`seeded`): the trial's parameters then
             depend only on the study's earlier trials, not on which worker, in which process, asks.
     """
     with storage_lock(storage):
@@ -327,8 +330,8 @@ def reserve_trial(
 
 @contextlib.contextmanager
 def heartbeat(study: optuna.Study, trial: optuna.Trial, *, interval: int | None) -> Iterator[None]:
-    """Record the running ``trial``'s heartbeat every ``interval`` seconds in a thread (as
-    ``Study.optimize`` does for its own trials); ``None``: a storage without heartbeats."""
+    """Record the running `trial`'s heartbeat every `interval` seconds in a thread (as
+    `Study.optimize` does for its own trials); `None`: a storage without heartbeats."""
     if interval is None:
         yield
         return
@@ -359,11 +362,11 @@ def run_trials(
     sequential: bool = False,
     sampler: Callable[[int], optuna.samplers.BaseSampler] | None = None,
 ) -> None:
-    """Run trials of ``study`` until it has exactly ``budget``, alone or beside other workers: a pruned trial
+    """Run trials of `study` until it has exactly `budget`, alone or beside other workers: a pruned trial
     is told pruned, one whose objective raised is told failed (its error recorded by the objective).
 
-    ``heartbeat_interval``: the storage's heartbeat (``open_study(heartbeat=…)``), ``None`` without one —
-    then this must be the only worker of the study. ``sequential``, ``sampler``: see
+    `heartbeat_interval`: the storage's heartbeat (`open_study(heartbeat=…)`), `None` without one —
+    then this must be the only worker of the study. `sequential`, `sampler`: see
     [reserve_trial][lossforge.protocol.tuning.reserve_trial]."""
     pace = Pace()
     while True:
@@ -418,7 +421,7 @@ def run_one_trial(
     sampler: Callable[[int], optuna.samplers.BaseSampler] | None = None,
     pace: Pace | None = None,
 ) -> Step:
-    """Reserve one trial of ``study`` ([reserve_trial][lossforge.protocol.tuning.reserve_trial]) and run it,
+    """Reserve one trial of `study` ([reserve_trial][lossforge.protocol.tuning.reserve_trial]) and run it,
     with its heartbeat, telling Optuna how it ended, and log its progress line; or say why none was run."""
     trial = reserve_trial(
         study, budget, storage=storage, shared=heartbeat_interval is not None, sequential=sequential, sampler=sampler
@@ -450,12 +453,15 @@ def progress_line(study: optuna.Study, budget: int, number: int, *, seconds_per_
     """One line per finished trial: trials done / budget, pruned and failed counts, the best validation
     score so far, and the time left at this worker's pace (a log, a SLURM worker's output: no bar).
 
+    ```pycon
     >>> study = optuna.create_study(direction="maximize")
     >>> for value in (0.5, 0.75):
     ...     study.add_trial(optuna.trial.create_trial(value=value))
     >>> study.add_trial(optuna.trial.create_trial(state=optuna.trial.TrialState.PRUNED))
     >>> progress_line(study, 10, 2, seconds_per_trial=30.0)
     'tune     no-name-…: trial 2 PRUNED; 3/10 trials (1 pruned, 0 failed), best 0.75; ~4 min left'
+
+    ```
     """
     spent = spent_trials(study)
     state = study.get_trials(deepcopy=False)[number].state.name
@@ -475,10 +481,13 @@ def progress_line(study: optuna.Study, budget: int, number: int, *, seconds_per_
 
 
 def _duration(seconds: float) -> str:
-    """``45 s``, ``4 min``, ``2.5 h``.
+    """`45 s`, `4 min`, `2.5 h`.
 
+    ```pycon
     >>> _duration(45), _duration(240), _duration(9000)
     ('45 s', '4 min', '2.5 h')
+
+    ```
     """
     if seconds < 90:
         return f"{seconds:.0f} s"
@@ -489,7 +498,7 @@ def _duration(seconds: float) -> str:
 
 @dataclass
 class Tuned:
-    """What a study found: the best configuration (overrides such as ``loss.gamma``), its validation
+    """What a study found: the best configuration (overrides such as `loss.gamma`), its validation
     score, and every trial as a row of the trials table."""
 
     best_params: dict[str, Any]
@@ -508,7 +517,7 @@ class Tuned:
 
 def component_spaces(cfg: DictConfig) -> dict[str, Any]:
     """The priors a trial samples, keyed by config path: the shared optimizer space, then the loss's and
-    the miner's declared spaces (``loss.<param>``, ``miner.<param>``)."""
+    the miner's declared spaces (`loss.<param>`, `miner.<param>`)."""
     spaces: dict[str, Any] = dict(parse_search_space(SHARED_SPACE, owner="the shared optimizer space"))
     spaces.update({f"loss.{name}": prior for name, prior in search_space(LOSSES.load(cfg.loss.name)).items()})
     if cfg.get("miner") is not None:
@@ -530,13 +539,13 @@ def tune(
     seed: int = 0,
     class_folds: Sequence[Sequence[int]] = (),
 ) -> Tuned:
-    """Run (or resume) the study of one entry until it has exactly ``budget.trials`` trials, in this process.
+    """Run (or resume) the study of one entry until it has exactly `budget.trials` trials, in this process.
 
     Args:
         cfg: the entry's composed config (its loss and miner chosen); each trial changes a copy.
         label: the entry's name, for messages.
         budget: the number of trials (complete, pruned and failed ones count).
-        storage: the Optuna storage, a canonical URL (``lossforge.training.pruning.storage_url``) that
+        storage: the Optuna storage, a canonical URL (`lossforge.training.pruning.storage_url`) that
             [prepare_storage][lossforge.protocol.tuning.prepare_storage] has prepared.
         study_name: the study's name in that storage; the same name resumes it.
         monitor: the validation metric, e.g. `val/f1_macro`.
@@ -577,14 +586,14 @@ def tune(
 
 @dataclass
 class EntryTuning:
-    """One entry's study, open in this process, and what its trials run: the objective over ``spaces``.
+    """One entry's study, open in this process, and what its trials run: the objective over `spaces`.
 
     Attributes:
         study: the entry's Optuna study.
         spaces: config key → prior, what a trial samples
             ([component_spaces][lossforge.protocol.tuning.component_spaces]).
         objective: one trial: trains on the training split and returns its validation score.
-        sampler: the sampler of trial number ``n`` (TPE seeded with the seed plus ``n``).
+        sampler: the sampler of trial number `n` (TPE seeded with the seed plus `n`).
         shared: the storage has heartbeats (a database), so workers may share the study.
     """
 
@@ -611,7 +620,7 @@ class EntryTuning:
         warn: bool = True,
     ) -> EntryTuning:
         """Open (or create) the entry's study; the arguments are [tune][lossforge.protocol.tuning.tune]'s
-        (``warn``: say when the entry declares no search space)."""
+        (`warn`: say when the entry declares no search space)."""
         spaces = component_spaces(cfg)
         if warn and not [key for key in spaces if key.startswith(("loss.", "miner."))]:
             log.warning(

@@ -58,8 +58,8 @@ log = logging.getLogger("lossforge.protocol")
 
 STAGE = "lossforge.protocol.stage"
 COMPARISON = "lossforge.comparison"
-#: The tag of a run taken out of the comparison because its seed was trained again (docs/decisions.md §2).
 SUPERSEDED_TAG = "lossforge.superseded_by_resume"
+"""The tag of a run taken out of the comparison because its seed was trained again (docs/decisions.md §2)."""
 
 
 @dataclass(frozen=True)
@@ -140,7 +140,7 @@ class Progress:
         return self.trials >= self.trial_budget and self.best is None
 
     def line(self) -> str:
-        """``focal: 20/20 trials and 10/10 seeds``."""
+        """`focal: 20/20 trials and 10/10 seeds`."""
         return f"{self.label}: {self.trials}/{self.trial_budget} trials and {self.seeds}/{self.seed_budget} seeds"
 
 
@@ -183,7 +183,7 @@ def progress(job: Job, plan: Plan, study: optuna.Study, ledger: optuna.Study) ->
 
 def seeds_taken(ledger: optuna.Study, *, running: bool) -> set[int]:
     """The seeds the ledger holds as trained (complete, or failed as an outcome of the run) — and, with
-    ``running``, those a live worker trains now."""
+    `running`, those a live worker trains now."""
     states: tuple[optuna.trial.TrialState, ...] = (optuna.trial.TrialState.COMPLETE, optuna.trial.TrialState.FAIL)
     if running:
         states += (optuna.trial.TrialState.RUNNING,)
@@ -198,8 +198,8 @@ def reserve_seed(
     ledger: optuna.Study, seeds: int, *, storage: str, finished: set[int]
 ) -> tuple[optuna.Trial, int] | bool:
     """The lowest seed that is neither trained nor being trained, reserved as a new trial of the ledger under
-    the storage's lock; else whether a seed is still being trained elsewhere (``True``) or all are (``False``).
-    ``finished``: seeds whose MLflow run finished (a comparison begun before the ledger existed)."""
+    the storage's lock; else whether a seed is still being trained elsewhere (`True`) or all are (`False`).
+    `finished`: seeds whose MLflow run finished (a comparison begun before the ledger existed)."""
     from lossforge.protocol.tuning import close_stale
 
     with storage_lock(storage):
@@ -313,7 +313,7 @@ def work(plan: Plan, *, poll_s: float = 2.0, ready: Callable[[], None] | None = 
     A worker waits (polling every `poll_s`) while the only pieces left run in other workers: their results
     decide what comes next (a seed run needs its entry's tuning done), and if their worker died, their
     heartbeat stops and this worker runs them again. Without heartbeats (a journal file) it does not wait.
-    ``ready`` is called once the studies are open, before the first piece.
+    `ready` is called once the studies are open, before the first piece.
     """
     entries = [EntryWorker.open(job, plan) for job in plan.jobs]
     if ready is not None:
@@ -334,7 +334,7 @@ def work(plan: Plan, *, poll_s: float = 2.0, ready: Callable[[], None] | None = 
 
 
 def train_seed(cfg: DictConfig, job: Job, seed: int, *, plan: Plan) -> dict[str, float]:
-    """Retrain the entry's best configuration with ``seed`` as a full run under its study, tested once."""
+    """Retrain the entry's best configuration with `seed` as a full run under its study, tested once."""
     run_cfg = copy.deepcopy(cfg)
     run_cfg.seed = seed
     run_cfg.run_name = f"{job.label} seed {seed}"
@@ -347,15 +347,18 @@ def train_seed(cfg: DictConfig, job: Job, seed: int, *, plan: Plan) -> dict[str,
 
 
 def directory_name(name: str, limit: int = 120) -> str:
-    """The comparison's directory: ``name`` with path-unsafe characters replaced; a name longer than
-    ``limit`` (a comparison of many losses) is cut and ends with a hash of the whole, so it stays unique
+    """The comparison's directory: `name` with path-unsafe characters replaced; a name longer than
+    `limit` (a comparison of many losses) is cut and ends with a hash of the whole, so it stays unique
     and within a file system's 255-byte name limit.
 
+    ```pycon
     >>> directory_name("digits:l1,l2:20x10")
     'digits_l1_l2_20x10'
     >>> name = directory_name("digits:" + ",".join(f"loss_{i}" for i in range(60)))
     >>> len(name), name[:20]
     (120, 'digits_loss_0_loss_1')
+
+    ```
     """
     import hashlib
     import re
@@ -431,9 +434,12 @@ def usable_cores() -> int:
 
 
 def threads_per_worker(workers: int, cores: int) -> int:
-    """Torch threads for each of ``workers`` processes on ``cores`` cores: an equal share, at least one.
+    """Torch threads for each of `workers` processes on `cores` cores: an equal share, at least one.
 
+    ```pycon
     >>> threads_per_worker(2, 2), threads_per_worker(3, 16), threads_per_worker(4, 2)
     (1, 5, 1)
+
+    ```
     """
     return max(1, cores // workers)

@@ -1,9 +1,9 @@
 """Orchestration of many runs: a Hydra multirun as one parent MLflow run (its life, failed jobs, resume,
 fail-fast, the end-of-sweep comparison) and lossforge's parallel launcher with its fork server.
 
-- ``multirun``: the sweep callback (:class:`MlflowSweepCallback`, named in ``conf/config.yaml``) and each
-  job's run under it (:func:`run_sweep_job`).
-- ``parallel``: ``hydra/launcher=parallel`` — the fork server and its workers; ``parallel_preload`` is what
+- `multirun`: the sweep callback ([MlflowSweepCallback][lossforge.sweeps.multirun.MlflowSweepCallback], named in
+  `conf/config.yaml`) and each job's run under it ([run_sweep_job][lossforge.sweeps.multirun.run_sweep_job]).
+- `parallel`: `hydra/launcher=parallel` — the fork server and its workers; `parallel_preload` is what
   the fork server imports once.
 
 Importing this package imports neither torch nor Lightning: the sweep callback runs in the launcher process.

@@ -1,34 +1,36 @@
 """A Hydra multirun as one parent MLflow run with each job its child: the parent run's life, and how a sweep
-survives a failing job and resumes (each job's place in it, ``SweepJob``, is ``lossforge.tracking.sweep_record``).
+survives a failing job and resumes (each job's place in it, `SweepJob`, is `lossforge.tracking.sweep_record`).
 
-The parent run's id reaches the jobs as a file in the sweep directory (``SWEEP_RECORD``), written before any
+The parent run's id reaches the jobs as a file in the sweep directory (`SWEEP_RECORD`), written before any
 job starts: the basic launcher's jobs in this process, the parallel launcher's workers and submitit/SLURM jobs on
 other machines (the sweep directory is on a shared filesystem) all read it the same way.
 
-Failures and resume live in the job (:func:`run_sweep_job`) and in the callback (:class:`MlflowSweepCallback`),
-never in a launcher, so the basic, parallel and submitit/SLURM launchers behave alike:
+Failures and resume live in the job ([run_sweep_job][lossforge.sweeps.multirun.run_sweep_job]) and in the callback
+([MlflowSweepCallback][lossforge.sweeps.multirun.MlflowSweepCallback]), never in a launcher, so the basic, parallel and
+submitit/SLURM launchers behave alike:
 
-* A job that raises is recorded as a FAILED child run with the error in ``lossforge.error`` — a run is
+* A job that raises is recorded as a FAILED child run with the error in `lossforge.error` — a run is
   created for it if it failed before it had one (a plugin that does not load) — and the sweep goes on.
   At the end the callback prints a table of the failed jobs and the command exits with status 1.
-  ``sweep.fail_fast=true`` stops the sweep at the first failure instead.
-* Every child run carries ``lossforge.config_hash`` (:mod:`lossforge.tracking.config_hash`). With
-  ``sweep.resume=true`` a job whose hash already has a FINISHED child under the parent is skipped without
+  `sweep.fail_fast=true` stops the sweep at the first failure instead.
+* Every child run carries `lossforge.config_hash` ([lossforge.tracking.config_hash][]). With
+  `sweep.resume=true` a job whose hash already has a FINISHED child under the parent is skipped without
   training; a FAILED, KILLED or still-RUNNING (its process died) child with that hash is superseded — tagged
-  ``lossforge.superseded_by_resume`` and moved to MLflow's deleted runs (restorable) — and the job runs again.
-* A job cancelled by SIGTERM (``scancel`` of its SLURM job; SLURM sends SIGKILL ``KillWait`` seconds
-  later) ends its child run KILLED with ``lossforge.error`` "cancelled (SIGTERM)" and, when it runs in a
+  `lossforge.superseded_by_resume` and moved to MLflow's deleted runs (restorable) — and the job runs again.
+* A job cancelled by SIGTERM (`scancel` of its SLURM job; SLURM sends SIGKILL `KillWait` seconds
+  later) ends its child run KILLED with `lossforge.error` "cancelled (SIGTERM)" and, when it runs in a
   process of its own (a SLURM or parallel-launcher job), *returns* a failure result instead of exiting: submitit then
   writes the job's result file and the submitting command collects it — without that file submitit could
-  only learn of the cancellation from ``sacct``, which a cluster without accounting does not answer, and
+  only learn of the cancellation from `sacct`, which a cluster without accounting does not answer, and
   would wait forever. The sweep's end then lists the job and exits with status 1. A job that runs in the
   sweep's own process (the basic launcher) lets the SIGTERM end the whole sweep, as before.
 * A tracking server that does not answer at the sweep's end (or when an abandoned parent is closed at
   exit) gets one line saying to resume the sweep once it is back, and the command exits with status 1.
-* The parent resumed is the one named in ``SWEEP_RECORD`` when the sweep directory is given again
-  (``hydra.sweep.dir=<the earlier one>``), else the most recent parent in the experiment whose
-  ``lossforge.sweep_hash`` (the sweep's command-line overrides, :func:`sweep_hash`) matches; with none, the
-  sweep starts a new parent. The parent ends FAILED while any child is not FINISHED, FINISHED once all are.
+* The parent resumed is the one named in `SWEEP_RECORD` when the sweep directory is given again
+  (`hydra.sweep.dir=<the earlier one>`), else the most recent parent in the experiment whose
+  `lossforge.sweep_hash` (the sweep's command-line overrides, [sweep_hash][lossforge.sweeps.multirun.sweep_hash])
+  matches; with none, the sweep starts a new parent. The parent ends FAILED while any child is not FINISHED, FINISHED
+  once all are.
 """
 
 from __future__ import annotations
@@ -85,25 +87,25 @@ if TYPE_CHECKING:
 
 log = logging.getLogger("lossforge")
 
-#: Tags: a child's config hash, a parent's sweep hash, the error of a failed run, a superseded earlier attempt.
 CONFIG_HASH_TAG = "lossforge.config_hash"
+"""Tags: a child's config hash, a parent's sweep hash, the error of a failed run, a superseded earlier attempt."""
 SWEEP_HASH_TAG = "lossforge.sweep_hash"
 ERROR_TAG = "lossforge.error"
 SUPERSEDED_TAG = "lossforge.superseded_by_resume"
 ERROR_LENGTH = 5000  # characters of an error kept in its tag
 CANCELLED = "cancelled (SIGTERM)"  # the error of a job stopped by SIGTERM (scancel)
-#: Errors of a tracking server that does not answer: MLflow's (an HTTP store wraps requests' errors in them)
-#: and the connection errors themselves (``requests``' derive from ``OSError``).
 UNREACHABLE = (MlflowException, OSError)
-#: The id of the process that launched the sweep (``on_multirun_start`` ran in it); a job in another process
-#: (SLURM, the parallel launcher) returns when cancelled, one in this process lets the SIGTERM end the sweep.
+"""Errors of a tracking server that does not answer: MLflow's (an HTTP store wraps requests' errors in them)
+and the connection errors themselves (`requests`' derive from `OSError`)."""
 _launcher_pid: int | None = None
+"""The id of the process that launched the sweep (`on_multirun_start` ran in it); a job in another process
+(SLURM, the parallel launcher) returns when cancelled, one in this process lets the SIGTERM end the sweep."""
 register_launch_id()  # a job process unpickles this module's callback before it resolves hydra.sweep.dir
 
 
 @dataclass(frozen=True)
 class SweepOptions:
-    """``sweep.*`` in ``conf/config.yaml``: what a multirun does about failed and earlier jobs."""
+    """`sweep.*` in `conf/config.yaml`: what a multirun does about failed and earlier jobs."""
 
     resume: bool = False  # skip jobs with a FINISHED run of the same config under the same parent; rerun the rest
     fail_fast: bool = False  # stop at the first failing job instead of recording it and going on
@@ -112,9 +114,12 @@ class SweepOptions:
     def of(cls, config: Any) -> SweepOptions:
         """The options of a composed config (absent ones keep their defaults).
 
+        ```pycon
         >>> from omegaconf import OmegaConf
         >>> SweepOptions.of(OmegaConf.create({"sweep": {"resume": True}}))
         SweepOptions(resume=True, fail_fast=False)
+
+        ```
         """
         node = config.get("sweep") or {}
         return cls(resume=bool(node.get("resume", False)), fail_fast=bool(node.get("fail_fast", False)))
@@ -122,8 +127,8 @@ class SweepOptions:
 
 class SweepFailed(SystemExit):
     """The sweep ends with status 1: a job failed (raised at the end of the multirun), or — with
-    ``sweep.fail_fast=true`` — stops the sweep now. A ``SystemExit``, because Hydra's ``run_job`` catches
-    every ``Exception`` of a job and its launchers then go on with the next job."""
+    `sweep.fail_fast=true` — stops the sweep now. A `SystemExit`, because Hydra's `run_job` catches
+    every `Exception` of a job and its launchers then go on with the next job."""
 
     def __init__(self, message: str) -> None:
         super().__init__(1)
@@ -134,9 +139,9 @@ class SweepFailed(SystemExit):
 
 
 class JobCancelled(SystemExit):
-    """A SIGTERM arrived while a sweep job ran outside Lightning's ``fit`` (which stops at its next step by
-    itself): raised by the job's signal handler, like ``KeyboardInterrupt`` for Ctrl-C. A ``SystemExit``,
-    so the run ends KILLED (``lossforge.tracking.runs.mlflow_run``) and Hydra's ``run_job`` lets it pass."""
+    """A SIGTERM arrived while a sweep job ran outside Lightning's `fit` (which stops at its next step by
+    itself): raised by the job's signal handler, like `KeyboardInterrupt` for Ctrl-C. A `SystemExit`,
+    so the run ends KILLED (`lossforge.tracking.runs.mlflow_run`) and Hydra's `run_job` lets it pass."""
 
     def __init__(self) -> None:
         super().__init__(128 + signal.SIGTERM)
@@ -146,8 +151,8 @@ class MlflowSweepCallback(Callback):
     """Hydra callback: one parent MLflow run per multirun, every job a child of it.
 
     The store and experiment are created here, once, before any job starts, so parallel jobs never race
-    to create them; the parent run's id reaches the jobs through ``SWEEP_RECORD`` in the sweep directory
-    (read by ``sweep_job``).
+    to create them; the parent run's id reaches the jobs through `SWEEP_RECORD` in the sweep directory
+    (read by `sweep_job`).
     """
 
     def __init__(self) -> None:
@@ -221,8 +226,8 @@ class MlflowSweepCallback(Callback):
         log.info("mlflow   sweep parent run %s%s", self.parent_run_id, " (resumed)" if parent is not None else "")
 
     def _parent_to_resume(self, experiment_id: str, digest: str, record_path: Path) -> Run | None:
-        """The parent run ``sweep.resume`` continues: the one the sweep directory's record names (the
-        directory given again with ``hydra.sweep.dir=``), else the latest parent with the same sweep hash."""
+        """The parent run `sweep.resume` continues: the one the sweep directory's record names (the
+        directory given again with `hydra.sweep.dir=`), else the latest parent with the same sweep hash."""
         assert self.client is not None
         if record_path.is_file():
             named = json.loads(record_path.read_text()).get("parent_run_id")
@@ -294,7 +299,7 @@ class MlflowSweepCallback(Callback):
             raise SweepFailed(f"{len(failed)} of {len(children)} sweep jobs did not finish")
 
     def _comparison(self, config: DictConfig) -> tuple[str, ComparisonReport | None]:
-        """``lossforge compare --log`` on the sweep (seeds pooled): the table is printed and the verdict
+        """`lossforge compare --log` on the sweep (seeds pooled): the table is printed and the verdict
         logged on the parent, so the dashboard shows who won. A sweep whose runs cannot be compared (one run,
         no comparable metric) says why instead."""
         from lossforge.evaluation.compare import ComparisonError, compare
@@ -317,11 +322,14 @@ class MlflowSweepCallback(Callback):
 
 
 def closing_hint(report: ComparisonReport | None) -> str:
-    """What the sweep's last line adds to ``lossforge compare <id>``: the baseline it judged against, and
+    """What the sweep's last line adds to `lossforge compare <id>`: the baseline it judged against, and
     the seeds a verdict needs where the sweep ran fewer.
 
+    ```pycon
     >>> closing_hint(None)
     ''
+
+    ```
     """
     if report is None:
         return ""
@@ -338,11 +346,14 @@ def closing_hint(report: ComparisonReport | None) -> str:
 def sweep_summary(parent_run_id: str, runs: int, failed: list[str], *, hint: str = "") -> str:
     """What a sweep prints at its end: how many runs finished, which failed, and how to compare them.
 
+    ```pycon
     >>> print(sweep_summary("abc", 3, ["focal-digits-2"], hint="baseline l2"))
     <BLANKLINE>
     Sweep finished: 2 of 3 runs FINISHED; not finished: focal-digits-2
     MLflow parent run: abc
     Compare them:      lossforge compare abc   (baseline l2)
+
+    ```
     """
     status = f"{runs - len(failed)} of {runs} runs FINISHED" + (
         f"; not finished: {', '.join(failed)}" if failed else ""
@@ -382,8 +393,11 @@ def failure_table(failed: Sequence[Run]) -> str:
 def _columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
     """Rows as left-aligned columns, two spaces apart (the last column unpadded).
 
+    ```pycon
     >>> _columns([("job", "error"), ("12", "ValueError: x")])
     ['  job  error', '  12   ValueError: x']
+
+    ```
     """
     widths = [max(len(row[index]) for row in rows) for index in range(len(rows[0]) - 1)]
     padded = [[cell.ljust(width) for cell, width in zip(row[:-1], widths, strict=True)] for row in rows]
@@ -391,16 +405,19 @@ def _columns(rows: Sequence[tuple[str, ...]]) -> list[str]:
 
 
 def sweep_hash(task_overrides: Sequence[str]) -> str:
-    """What identifies a sweep command for ``sweep.resume``: the sha256 of its task overrides, sorted, without
-    those of keys the config hash leaves out (``sweep.resume`` itself, ``verbose``, …). Hydra's own overrides
-    (``hydra/launcher=parallel``, ``hydra.sweep.dir=…``) are not task overrides: a sweep may be resumed under
+    """What identifies a sweep command for `sweep.resume`: the sha256 of its task overrides, sorted, without
+    those of keys the config hash leaves out (`sweep.resume` itself, `verbose`, …). Hydra's own overrides
+    (`hydra/launcher=parallel`, `hydra.sweep.dir=…`) are not task overrides: a sweep may be resumed under
     another launcher.
 
+    ```pycon
     >>> same = sweep_hash(["seed=0", "loss=l1,l2", "sweep.resume=true", "verbose=true"])
     >>> sweep_hash(["loss=l1,l2", "seed=0"]) == same
     True
     >>> sweep_hash(["loss=l1,l2"]) == sweep_hash(["loss=l1,huber"])
     False
+
+    ```
     """
     return hashlib.sha256(json.dumps(job_key(task_overrides), ensure_ascii=True).encode("ascii")).hexdigest()
 
@@ -411,7 +428,7 @@ def _excluded(override: str) -> bool:
 
 
 def latest_parent(candidates: Sequence[Run]) -> tuple[Run | None, list[Run]]:
-    """The parent run ``sweep.resume`` continues among ``candidates`` (parents with the same sweep hash):
+    """The parent run `sweep.resume` continues among `candidates` (parents with the same sweep hash):
     the most recently started; and the others, left alone.
     """
     ordered = sorted(candidates, key=lambda run: run.info.start_time or 0, reverse=True)
@@ -419,8 +436,8 @@ def latest_parent(candidates: Sequence[Run]) -> tuple[Run | None, list[Run]]:
 
 
 def earlier_runs(client: MlflowClient, parent_run_id: str, digest: str, job: SweepJob) -> list[Run]:
-    """The live child runs of ``parent_run_id`` that are this job's earlier attempts: those with its config
-    hash ``digest``, and unfinished ones with its overrides — a job that failed before its plugin loaded was
+    """The live child runs of `parent_run_id` that are this job's earlier attempts: those with its config
+    hash `digest`, and unfinished ones with its overrides — a job that failed before its plugin loaded was
     composed without the plugin's parameter defaults, so its hash differs from the fixed job's."""
     experiment_id = client.get_run(parent_run_id).info.experiment_id
     children = client.search_runs([experiment_id], filter_string=f"tags.`mlflow.parentRunId` = '{parent_run_id}'")
@@ -434,16 +451,19 @@ def earlier_runs(client: MlflowClient, parent_run_id: str, digest: str, job: Swe
 
 
 def job_key(overrides: Sequence[str]) -> tuple[str, ...]:
-    """A job's overrides, sorted, without those the config hash leaves out (``sweep.resume=true``, …).
+    """A job's overrides, sorted, without those the config hash leaves out (`sweep.resume=true`, …).
 
+    ```pycon
     >>> job_key(["seed=1", "loss=l1", "sweep.resume=true"])
     ('loss=l1', 'seed=1')
+
+    ```
     """
     return tuple(sorted(override for override in overrides if not _excluded(override)))
 
 
 def split_for_resume(runs: Sequence[Run], digest: str) -> tuple[Run | None, list[Run]]:
-    """Which earlier run holds a job — the oldest FINISHED one with its config hash ``digest`` — and which
+    """Which earlier run holds a job — the oldest FINISHED one with its config hash `digest` — and which
     attempts are unfinished (FAILED, KILLED, or RUNNING though no process runs them any more) and to be
     superseded by a rerun. With a FINISHED run nothing is superseded: the job is skipped.
     """
@@ -458,8 +478,8 @@ def split_for_resume(runs: Sequence[Run], digest: str) -> tuple[Run | None, list
 
 def supersede(client: MlflowClient, runs: Sequence[Run], job: SweepJob) -> None:
     """Take earlier unfinished attempts of a job out of the sweep before it runs again: a RUNNING one (its
-    process died) is marked KILLED, each is tagged ``lossforge.superseded_by_resume`` and moved to MLflow's
-    deleted runs, from which ``MlflowClient().restore_run(run_id)`` brings it back."""
+    process died) is marked KILLED, each is tagged `lossforge.superseded_by_resume` and moved to MLflow's
+    deleted runs, from which `MlflowClient().restore_run(run_id)` brings it back."""
     for run in runs:
         if run.info.status == "RUNNING":
             client.set_terminated(run.info.run_id, status="KILLED")
@@ -479,15 +499,15 @@ def run_sweep_job(
     tracking_uri: str,
     quiet_errors: tuple[type[BaseException], ...] = (),
 ) -> dict[str, float] | None:
-    """Run one sweep job: ``train(tags)`` with the job's config hash among its tags — or not at all, when
-    ``options.resume`` (``sweep.resume=true``) finds a FINISHED run of the same config under the sweep's parent.
+    """Run one sweep job: `train(tags)` with the job's config hash among its tags — or not at all, when
+    `options.resume` (`sweep.resume=true`) finds a FINISHED run of the same config under the sweep's parent.
 
-    Returns the metrics of the run (or of the run that already holds the job), or ``None`` if it failed: the
-    failure is recorded as a FAILED child run (created here if ``train`` failed before it made one) and the
-    sweep goes on. With ``options.fail_fast`` it raises :class:`SweepFailed` instead, which ends the
-    sweep. Errors of ``quiet_errors`` (bad input) and of a tracking server that does not answer
-    (``UNREACHABLE``, unless ``quiet_errors`` is empty) are logged as one line, others with their traceback.
-    Without a parent run (no ``MlflowSweepCallback``) an error propagates, as Hydra's own jobs do.
+    Returns the metrics of the run (or of the run that already holds the job), or `None` if it failed: the
+    failure is recorded as a FAILED child run (created here if `train` failed before it made one) and the
+    sweep goes on. With `options.fail_fast` it raises [SweepFailed][lossforge.sweeps.multirun.SweepFailed] instead,
+    which ends the sweep. Errors of `quiet_errors` (bad input) and of a tracking server that does not answer
+    (`UNREACHABLE`, unless `quiet_errors` is empty) are logged as one line, others with their traceback.
+    Without a parent run (no `MlflowSweepCallback`) an error propagates, as Hydra's own jobs do.
     """
     digest = config_hash(cfg)
     tags = {CONFIG_HASH_TAG: digest}
@@ -532,18 +552,20 @@ def run_sweep_job(
 
 
 def _stop_if_fail_fast(options: SweepOptions, job: SweepJob, what: str, detail: str = "") -> None:
-    """With ``sweep.fail_fast=true``, end the sweep at this job (:class:`SweepFailed`); else nothing."""
+    """With `sweep.fail_fast=true`, end the sweep at this job ([SweepFailed][lossforge.sweeps.multirun.SweepFailed]);
+    else nothing."""
     if options.fail_fast:
         print(f"Sweep stopped at job {job.job_num} (sweep.fail_fast=true).", flush=True)
         raise SweepFailed(f"job {job.job_num} {what} and sweep.fail_fast=true{detail}")
 
 
 def _cancellable(job: SweepJob) -> contextlib.AbstractContextManager[None]:
-    """While a job trains: a SIGTERM is logged and, unless Lightning's ``fit`` handles it (it wraps this
-    handler and stops at its next step with ``SIGTERMException``), raises :class:`JobCancelled`. This
-    replaces submitit's own SIGTERM handler, which only logs "Bypassing signal SIGTERM" and lets the job
-    run on until SLURM's SIGKILL; submitit's SIGUSR2 handler (checkpoint and requeue before a time limit)
-    is left alone. Outside the main thread (where no handler can be set): nothing."""
+    """While a job trains: a SIGTERM is logged and, unless Lightning's `fit` handles it (it wraps this
+    handler and stops at its next step with `SIGTERMException`), raises
+    [JobCancelled][lossforge.sweeps.multirun.JobCancelled]. This replaces submitit's own SIGTERM handler, which only
+    logs "Bypassing signal SIGTERM" and lets the job run on until SLURM's SIGKILL; submitit's SIGUSR2 handler
+    (checkpoint and requeue before a time limit) is left alone. Outside the main thread (where no handler can be set):
+    nothing."""
     if threading.current_thread() is not threading.main_thread():
         return contextlib.nullcontext()
     return _sigterm_handler(job)
@@ -564,9 +586,9 @@ def _sigterm_handler(job: SweepJob) -> Iterator[None]:
 
 
 def _by_sigterm(stop: SystemExit) -> bool:
-    """Whether ``stop`` ended a job because of a SIGTERM: :class:`JobCancelled`, or Lightning's
-    ``SIGTERMException`` (looked up only if Lightning is imported: this module runs without it). Any other
-    ``SystemExit`` is not: submitit's SIGUSR2 handler (a job near its time limit, or preempted) requeues the
+    """Whether `stop` ended a job because of a SIGTERM: [JobCancelled][lossforge.sweeps.multirun.JobCancelled], or
+    Lightning's `SIGTERMException` (looked up only if Lightning is imported: this module runs without it). Any other
+    `SystemExit` is not: submitit's SIGUSR2 handler (a job near its time limit, or preempted) requeues the
     job and exits with one, and the requeued job must run again, not be reported as cancelled."""
     lightning = sys.modules.get("lightning.pytorch.utilities.exceptions")
     return isinstance(stop, JobCancelled) or (lightning is not None and isinstance(stop, lightning.SIGTERMException))
@@ -583,10 +605,10 @@ def _failed_run(
     since_ms: int,
     status: str = "FAILED",
 ) -> str | None:
-    """The FAILED (or ``status``) child run of this attempt at ``job``: the one ``train`` made (it records
-    its own error; a KILLED one gets ``message`` as its error instead), or — when it failed before making
-    one — a new run with the job's config, tags and ``message``, so that the failure shows in the sweep and
-    ``sweep.resume`` finds it. ``None`` if the store cannot be reached."""
+    """The FAILED (or `status`) child run of this attempt at `job`: the one `train` made (it records
+    its own error; a KILLED one gets `message` as its error instead), or — when it failed before making
+    one — a new run with the job's config, tags and `message`, so that the failure shows in the sweep and
+    `sweep.resume` finds it. `None` if the store cannot be reached."""
     assert job.parent_run_id is not None
     try:
         experiment_id = client.get_run(job.parent_run_id).info.experiment_id
@@ -622,7 +644,7 @@ def _failed_run(
 
 
 def _default_run_name(cfg: DictConfig) -> str:
-    """The name ``train`` gives a run (``lossforge.training.run.default_run_name``), read lazily: the sweep
+    """The name `train` gives a run (`lossforge.training.run.default_run_name`), read lazily: the sweep
     module runs in the launcher process, which does not import Lightning."""
     from lossforge.training.run import default_run_name
 

@@ -1,23 +1,23 @@
-"""``hydra/launcher=parallel``: a sweep's jobs in worker processes on this machine, forked from a warm server.
+"""`hydra/launcher=parallel`: a sweep's jobs in worker processes on this machine, forked from a warm server.
 
 Hydra's joblib launcher starts each worker as a fresh interpreter that imports torch, Lightning and MLflow
 again (about 5 s on a 2-core machine), only once the launcher has set up, and tears them down again at
 exit; for a sweep of short jobs those fixed seconds ate the whole gain of running two jobs at once
-(``benchmarks/README.md``, section 6). Here:
+(`benchmarks/README.md`, section 6). Here:
 
 1. One *fork server* starts on the command's first line when it asks for a parallel sweep
-   (``lossforge.commands.app``; when a config file chooses this launcher, as the sweep starts) and imports what a
-   job needs (``PRELOAD``) on its own core, while this process composes the config and creates the MLflow
+   (`lossforge.commands.app`; when a config file chooses this launcher, as the sweep starts) and imports what a
+   job needs (`PRELOAD`) on its own core, while this process composes the config and creates the MLflow
    store and the sweep's parent run.
-2. Each worker is a fork of that server (``multiprocessing``'s ``forkserver`` start method): it starts with
-   everything imported, and ends with ``os._exit`` — no interpreter teardown.
-3. Each job runs as under Hydra's other launchers: the sweep config for its overrides, its ``hydra.job``
-   id and number, ``run_job``. A job's failure is its own (``lossforge.sweeps.multirun`` records it);
+2. Each worker is a fork of that server (`multiprocessing`'s `forkserver` start method): it starts with
+   everything imported, and ends with `os._exit` — no interpreter teardown.
+3. Each job runs as under Hydra's other launchers: the sweep config for its overrides, its `hydra.job`
+   id and number, `run_job`. A job's failure is its own (`lossforge.sweeps.multirun` records it);
    a worker that *dies* (killed, out of memory) ends the sweep with an error that says so; Ctrl-C ends
-   the running jobs (their runs KILLED), and it and ``sweep.fail_fast=true`` start no queued job.
+   the running jobs (their runs KILLED), and it and `sweep.fail_fast=true` start no queued job.
 
-Threads: the workers are ``n_jobs`` (≤ 0 counts back from the cores this process may use, as joblib's
-``-1`` = all of them), never more than the jobs, and each job gets ``cores // workers`` torch threads —
+Threads: the workers are `n_jobs` (≤ 0 counts back from the cores this process may use, as joblib's
+`-1` = all of them), never more than the jobs, and each job gets `cores // workers` torch threads —
 oversubscribed threads spin-wait on each other.
 
 The fork server imports only; it never runs a torch operation or opens a database connection, so forking
@@ -57,23 +57,23 @@ WORKER_DIED = (
     "sweep.resume=true to run the rest"
 )
 
-#: What the fork server imports once, so that no worker has to: the training stack (torch, Lightning,
-#: MLflow, lossforge), matplotlib, and what a job would otherwise import or scan in its first run.
 PRELOAD = ("lossforge.sweeps.parallel_preload",)
+"""What the fork server imports once, so that no worker has to: the training stack (torch, Lightning,
+MLflow, lossforge), matplotlib, and what a job would otherwise import or scan in its first run."""
 
 
 def usable_cores() -> int:
-    """The cores this process may run on: its CPU affinity (a SLURM allocation, ``taskset``), else all."""
+    """The cores this process may run on: its CPU affinity (a SLURM allocation, `taskset`), else all."""
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
 
 
 def worker_count(n_jobs: Any, jobs: int, cores: int) -> int:
-    """Worker processes for ``jobs`` jobs: ``n_jobs`` if positive, ``cores + 1 + n_jobs`` if not (joblib's
-    convention: -1 = every core, -2 = all but one), at least 1 and at most ``jobs``.
+    """Worker processes for `jobs` jobs: `n_jobs` if positive, `cores + 1 + n_jobs` if not (joblib's
+    convention: -1 = every core, -2 = all but one), at least 1 and at most `jobs`.
 
-    Example:
+    Examples:
         >>> worker_count(-1, jobs=8, cores=2), worker_count(4, jobs=3, cores=16), worker_count(-3, 8, cores=2)
         (2, 3, 1)
     """
@@ -86,9 +86,9 @@ def worker_count(n_jobs: Any, jobs: int, cores: int) -> int:
 
 
 def threads_per_job(workers: int, cores: int) -> int:
-    """Torch threads for each of ``workers`` jobs at once on ``cores`` cores: an equal share, at least 1.
+    """Torch threads for each of `workers` jobs at once on `cores` cores: an equal share, at least 1.
 
-    Example:
+    Examples:
         >>> threads_per_job(2, cores=2), threads_per_job(3, cores=16), threads_per_job(4, cores=2)
         (1, 5, 1)
     """
@@ -96,8 +96,8 @@ def threads_per_job(workers: int, cores: int) -> int:
 
 
 def start_fork_server() -> None:
-    """Start the fork server now, importing ``PRELOAD`` in the background (idempotent: one per process).
-    It is stopped when this process exits (:func:`stop_fork_server`)."""
+    """Start the fork server now, importing `PRELOAD` in the background (idempotent: one per process).
+    It is stopped when this process exits ([stop_fork_server][lossforge.sweeps.parallel.stop_fork_server])."""
     global _stop_registered
     context = multiprocessing.get_context("forkserver")
     context.set_forkserver_preload(list(PRELOAD))
@@ -110,9 +110,9 @@ def start_fork_server() -> None:
 def stop_fork_server() -> None:
     """Kill the fork server (idle by then: every worker has exited, nothing is lost). Left to stop by itself
     when this process exits, it would first tear down an interpreter holding torch, Lightning and MLflow —
-    1.5–3 s here — while keeping this command's output open, so that whoever reads it (a pipe, ``tee``, a
+    1.5–3 s here — while keeping this command's output open, so that whoever reads it (a pipe, `tee`, a
     benchmark) waits. multiprocessing offers no public stop: this uses its server's pid and its own
-    ``_stop``, and does nothing if those are gone in another Python."""
+    `_stop`, and does nothing if those are gone in another Python."""
     server = getattr(forkserver, "_forkserver", None)
     pid = getattr(server, "_forkserver_pid", None)
     if pid is None:
@@ -127,7 +127,7 @@ _stop_registered = False
 
 
 def launch(launcher: Any, job_overrides: Sequence[Sequence[str]], initial_job_idx: int) -> list[Any]:
-    """Run the jobs (one list of overrides each) in forked workers; their ``JobReturn``s, in order."""
+    """Run the jobs (one list of overrides each) in forked workers; their `JobReturn`s, in order."""
     import cloudpickle
     from hydra.core.singleton import Singleton
     from hydra.core.utils import JobReturn, configure_log, filter_overrides, setup_globals
@@ -196,8 +196,8 @@ def _end_with_the_launcher(launcher_pid: int, poll_s: float = 0.5, grace_s: floa
     """In a worker: once the launcher is gone — killed or terminated, without the chance to shut its pool
     down — end this worker too, instead of leaving it waiting forever for a next job with torch and Lightning
     in memory (the fork server cannot tell: each worker holds its "alive" pipe open). A running job is first
-    sent SIGTERM, so that its run ends KILLED as when SLURM cancels it (``lossforge.sweeps.multirun``), and
-    given ``grace_s`` to record that."""
+    sent SIGTERM, so that its run ends KILLED as when SLURM cancels it (`lossforge.sweeps.multirun`), and
+    given `grace_s` to record that."""
     while process_alive(launcher_pid):
         time.sleep(poll_s)
     if _running:
@@ -209,8 +209,8 @@ def _end_with_the_launcher(launcher_pid: int, poll_s: float = 0.5, grace_s: floa
 
 
 def _run_job(idx: int, overrides: list[str], shared: bytes) -> bytes:
-    """In a worker: one job, as Hydra's launchers run it (``hydra_joblib_launcher._core.execute_job`` does the
-    same); its ``JobReturn``, pickled. A return value that cannot be pickled travels as its ``repr``."""
+    """In a worker: one job, as Hydra's launchers run it (`hydra_joblib_launcher._core.execute_job` does the
+    same); its `JobReturn`, pickled. A return value that cannot be pickled travels as its `repr`."""
     global _running
     import cloudpickle
     from hydra.core.hydra_config import HydraConfig

@@ -1,5 +1,5 @@
 """What the parallel launcher's fork server does once, so that no worker does it again in its first job
-(``lossforge.sweeps.parallel.PRELOAD``; imported there only).
+(`lossforge.sweeps.parallel.PRELOAD`; imported there only).
 
 A job imports much of what it needs lazily — MLflow's SQL store (SQLAlchemy, Alembic), scikit-learn's data
 sets, the task function's module — and its first config composition scans Hydra's plugins and lossforge's

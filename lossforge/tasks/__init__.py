@@ -1,7 +1,10 @@
-"""One ``TaskSpec`` per task: what each task means for the model's head, targets, metrics and plots.
+"""One `TaskSpec` per task: what each task means for the model's head, targets, metrics and plots.
 
+```pycon
 >>> spec_for("binary").class_labels, spec_for(Task.METRIC).embedding
 (True, True)
+
+```
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ assert set(SPECS) == set(TASKS), "every Task needs a TaskSpec"
 
 
 def spec_for(task: str) -> TaskSpec:
-    """The spec of ``task`` (a :class:`~lossforge.contract.Task` or its string); ``ValueError`` if unknown."""
+    """The spec of `task` (a [Task][lossforge.contract.Task] or its string); `ValueError` if unknown."""
     try:
         return SPECS[Task(task)]
     except ValueError:

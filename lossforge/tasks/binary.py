@@ -18,10 +18,13 @@ if TYPE_CHECKING:
 
 
 class BinarySpec(TaskSpec):
-    """Prediction rule: positive when the score is > 0 (probability ``sigmoid(score)`` > 0.5).
+    """Prediction rule: positive when the score is > 0 (probability `sigmoid(score)` > 0.5).
 
+    ```pycon
     >>> BinarySpec().loss_target(torch.tensor([0, 1]), encoding="plus_minus_one")
     tensor([-1.,  1.])
+
+    ```
     """
 
     task = Task.BINARY

@@ -16,9 +16,9 @@ if TYPE_CHECKING:
 
 
 class MetricSpec(TaskSpec):
-    """The model's outputs are embeddings ``(N, D)``; val/test compute Recall@1/5, MAP@R and kNN accuracy
-    over the whole split (leave-one-out), ranked by cosine distance when the loss's ``distance`` is
-    ``"cosine"``. Not a dataset task: a metric loss trains on a class-labelled dataset."""
+    """The model's outputs are embeddings `(N, D)`; val/test compute Recall@1/5, MAP@R and kNN accuracy
+    over the whole split (leave-one-out), ranked by cosine distance when the loss's `distance` is
+    `"cosine"`. Not a dataset task: a metric loss trains on a class-labelled dataset."""
 
     task = Task.METRIC
     baseline = "contrastive+semihard_triplets"  # contrastive loss on the pairs of semi-hard triplets

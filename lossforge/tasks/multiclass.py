@@ -20,7 +20,7 @@ if TYPE_CHECKING:
 class MulticlassSpec(TaskSpec):
     """Prediction rule: the arg-max class; probabilities are the softmax of the logits.
 
-    On test, recall is also computed per class (logged as ``test/recall/<class>``).
+    On test, recall is also computed per class (logged as `test/recall/<class>`).
     """
 
     task = Task.MULTICLASS

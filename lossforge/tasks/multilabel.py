@@ -15,7 +15,7 @@ if TYPE_CHECKING:
 
 
 class MultilabelSpec(TaskSpec):
-    """Prediction rule: label k is on when ``sigmoid(logit_k)`` > 0.5; metrics: subset accuracy, macro-F1."""
+    """Prediction rule: label k is on when `sigmoid(logit_k)` > 0.5; metrics: subset accuracy, macro-F1."""
 
     task = Task.MULTILABEL
     baseline = "bce"  # one binary cross-entropy per label

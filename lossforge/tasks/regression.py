@@ -1,4 +1,4 @@
-"""Regression: real-valued targets ``(N,)`` (one output) or ``(N, D)``; metrics MAE and RMSE."""
+"""Regression: real-valued targets `(N,)` (one output) or `(N, D)`; metrics MAE and RMSE."""
 
 from __future__ import annotations
 
@@ -17,10 +17,13 @@ if TYPE_CHECKING:
 
 
 class RegressionSpec(TaskSpec):
-    """One output per target dimension; a single output is read as ``(N,)``.
+    """One output per target dimension; a single output is read as `(N,)`.
 
+    ```pycon
     >>> RegressionSpec().read_outputs(torch.zeros(4, 1), 1).shape
     torch.Size([4])
+
+    ```
     """
 
     task = Task.REGRESSION

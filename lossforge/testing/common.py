@@ -1,6 +1,6 @@
-"""What every check of the contract kit shares: the toy inputs, a check as a value (:class:`Check`), the
-component under test (:class:`Subject`), and the checks that read losses and miners alike (declarations,
-constructor, search space)."""
+"""What every check of the contract kit shares: the toy inputs, a check as a value
+([Check][lossforge.testing.common.Check]), the component under test ([Subject][lossforge.testing.common.Subject]), and
+the checks that read losses and miners alike (declarations, constructor, search space)."""
 
 from __future__ import annotations
 
@@ -20,11 +20,11 @@ REDUCTIONS = ("mean", "sum", "none")
 
 class Subject(Protocol):
     """The component a check runs on: its class, a label for messages, a builder, and what is particular to
-    its kind (``"loss"`` or ``"miner"``)."""
+    its kind (`"loss"` or `"miner"`)."""
 
     @property
     def kind(self) -> str:
-        """``"loss"`` or ``"miner"``."""
+        """`"loss"` or `"miner"`."""
         ...
 
     @property
@@ -34,20 +34,20 @@ class Subject(Protocol):
 
     @property
     def label(self) -> str:
-        """How messages name it: ``loss 'focal'``."""
+        """How messages name it: `loss 'focal'`."""
         ...
 
     @property
     def build(self) -> Callable[..., Any]:
-        """Build one instance (a loss: ``build(reduction, **overrides)``; a miner: ``build(**overrides)``)."""
+        """Build one instance (a loss: `build(reduction, **overrides)`; a miner: `build(**overrides)`)."""
         ...
 
     def read_traits(self) -> Any:
-        """The component's traits as the framework reads them (``ContractError`` if it declares them wrong)."""
+        """The component's traits as the framework reads them (`ContractError` if it declares them wrong)."""
         ...
 
     def check_drawn(self, values: Mapping[str, Any], drawn: str) -> None:
-        """The core promises of the component built with ``values`` drawn from its search space."""
+        """The core promises of the component built with `values` drawn from its search space."""
         ...
 
 
@@ -63,20 +63,20 @@ def make_inputs(
     dtype: torch.dtype = torch.float64,
     seed: int = 0,
 ) -> tuple[Tensor, Tensor]:
-    """A valid ``(prediction, target)`` pair for ``task`` (its ``TaskSpec.example_inputs``); the prediction
+    """A valid `(prediction, target)` pair for `task` (its `TaskSpec.example_inputs`); the prediction
     requires grad.
 
     ==============  ============================  ======================================
     task            prediction                    target
     ==============  ============================  ======================================
-    regression      ``(batch, dim)``              ``(batch, dim)``, same dtype
-    binary          scores ``(batch,)``           {0, 1} in ``dtype``, both classes present
-    multiclass      logits ``(batch, C)``         int64 indices, every class present if it fits
-    multilabel      logits ``(batch, C)``         {0, 1} in ``dtype``
-    metric          embeddings ``(batch, dim)``   int64 labels, >= 2 classes of >= 2 members
+    regression      `(batch, dim)`              `(batch, dim)`, same dtype
+    binary          scores `(batch,)`           {0, 1} in `dtype`, both classes present
+    multiclass      logits `(batch, C)`         int64 indices, every class present if it fits
+    multilabel      logits `(batch, C)`         {0, 1} in `dtype`
+    metric          embeddings `(batch, dim)`   int64 labels, >= 2 classes of >= 2 members
     ==============  ============================  ======================================
 
-    Example:
+    Examples:
         >>> from lossforge.contract import Task
         >>> embeddings, labels = make_inputs(Task.METRIC, batch=6, num_classes=3)
         >>> embeddings.shape, labels.bincount().tolist()
@@ -101,7 +101,7 @@ def _provided_by(actual: str | None, wanted: str | None) -> bool:
 
 @dataclass(frozen=True)
 class Check:
-    """One promise about one component: call it to check it (``AssertionError`` if broken)."""
+    """One promise about one component: call it to check it (`AssertionError` if broken)."""
 
     component: str  # the registry name, or the class's qualified name
     name: str  # the check function's name, e.g. "check_reductions"
@@ -117,7 +117,7 @@ class Check:
 
     @property
     def id(self) -> str:
-        """``"<component>-<check>"``, a pytest id."""
+        """`"<component>-<check>"`, a pytest id."""
         return f"{self.component}-{self.name}"
 
 
@@ -134,7 +134,7 @@ def check_declarations(subject: Subject) -> None:
 
 
 def check_constructor(subject: Subject) -> None:
-    """Keyword-only parameters with defaults and annotations (a loss: including ``reduction``), and the
+    """Keyword-only parameters with defaults and annotations (a loss: including `reduction`), and the
     component builds with its defaults."""
     parameters = list(inspect.signature(subject.cls).parameters.values())
     for parameter in parameters:
@@ -161,7 +161,7 @@ def check_constructor(subject: Subject) -> None:
 
 
 def check_search_space(subject: Subject) -> None:
-    """The declared ``search_space`` is valid, holds every default (a ``None`` default, "inherit" or "off",
+    """The declared `search_space` is valid, holds every default (a `None` default, "inherit" or "off",
     is allowed), and what a tuner may draw from it builds a component that keeps its core promises: finite
     outputs and gradients (a loss) or valid tuples (a miner)."""
     try:

@@ -1,18 +1,24 @@
-"""The contract kit for datasets: every promise of :class:`lossforge.contract.DatasetPlugin`, as named checks
-(the same :class:`lossforge.testing.Check` values as for losses and miners, one pytest id per check).
+"""The contract kit for datasets: every promise of [lossforge.contract.DatasetPlugin][], as named checks
+(the same [lossforge.testing.Check][lossforge.testing.common.Check] values as for losses and miners, one pytest id per
+check).
 
-Dataset checks (:data:`DATASET_CHECKS`), on what the dataset returns for split seed 0:
+Dataset checks ([DATASET_CHECKS][lossforge.testing.datasets.DATASET_CHECKS]), on what the dataset returns for split seed
+0:
 
-* ``check_dataset_declaration`` — a callable taking the keyword ``seed``, declaring a valid ``task`` (unless it
-  returns lossforge's ``DataSplits``);
-* ``check_dataset_splits`` — lossforge's adapter reads it: three non-empty splits, one per-sample shape,
-  features finite float32 (or ``uint8`` images), targets valid for the task (:func:`validate_data_splits`);
-* ``check_dataset_classes`` — class tasks: every label of every split is below ``num_outputs`` (a class absent
-  from train still counts), ``class_names`` match; a ``class_disjoint`` dataset's test classes are not in train;
-* ``check_dataset_reproducible`` — the same split seed gives the same splits.
+* `check_dataset_declaration` — a callable taking the keyword `seed`, declaring a valid `task` (unless it
+  returns lossforge's `DataSplits`);
+* `check_dataset_splits` — lossforge's adapter reads it: three non-empty splits, one per-sample shape,
+  features finite float32 (or `uint8` images), targets valid for the task
+  ([validate_data_splits][lossforge.data.base.validate_data_splits]);
+* `check_dataset_classes` — class tasks: every label of every split is below `num_outputs` (a class absent
+  from train still counts), `class_names` match; a `class_disjoint` dataset's test classes are not in train;
+* `check_dataset_reproducible` — the same split seed gives the same splits.
 
+```pycon
 >>> [check.name for check in dataset_checks("digits")][:2]
 ['check_dataset_declaration', 'check_dataset_splits']
+
+```
 """
 
 from __future__ import annotations
@@ -29,10 +35,13 @@ from lossforge.testing.common import Check, _provided_by
 
 
 def dataset_names(pattern: str = "*", *, distribution: str | None = None) -> list[str]:
-    """Registered dataset names matching ``pattern``, optionally only those a given package provides.
+    """Registered dataset names matching `pattern`, optionally only those a given package provides.
 
+    ```pycon
     >>> dataset_names("digits_b*", distribution="lossforge")
     ['digits_binary']
+
+    ```
     """
     return [name for name in DATASETS.names(pattern) if _provided_by(DATASETS.info(name).distribution, distribution)]
 
@@ -64,7 +73,7 @@ class _Dataset:
 
 
 def check_dataset_declaration(subject: _Dataset) -> None:
-    """A callable with the keyword ``seed`` and a valid ``task`` declaration."""
+    """A callable with the keyword `seed` and a valid `task` declaration."""
     try:
         check_dataset_callable(subject.function)
     except ContractError as error:
@@ -80,7 +89,7 @@ def check_dataset_splits(subject: _Dataset) -> None:
 
 
 def check_dataset_classes(subject: _Dataset) -> None:
-    """Class labels fit ``num_outputs`` in every split; a class-disjoint dataset's test classes are new."""
+    """Class labels fit `num_outputs` in every split; a class-disjoint dataset's test classes are new."""
     data = subject.data
     if data.task not in CLASS_LABEL_TASKS:
         return
@@ -120,14 +129,14 @@ DATASET_CHECKS: tuple[Callable[[_Dataset], None], ...] = (
 
 
 def dataset_checks(dataset: str | Callable[..., Any], *, params: Mapping[str, Any] | None = None) -> list[Check]:
-    """The checks of one dataset (a registry name or the callable), called with ``params``."""
+    """The checks of one dataset (a registry name or the callable), called with `params`."""
     subject = _Dataset(dataset, params)
     component = dataset if isinstance(dataset, str) else getattr(dataset, "__name__", "dataset")
     return [Check(component, check.__name__, _bind(check, subject)) for check in DATASET_CHECKS]
 
 
 def check_dataset(dataset: str | Callable[..., Any], *, params: Mapping[str, Any] | None = None) -> None:
-    """Run every dataset check; the first broken promise raises ``AssertionError``."""
+    """Run every dataset check; the first broken promise raises `AssertionError`."""
     for check in dataset_checks(dataset, params=params):
         check()
 

@@ -1,6 +1,7 @@
-"""The contract kit's loss checks (:data:`LOSS_CHECKS`): outputs, reductions, bad targets, degenerate
-batches, training as lossforge trains, learnable parameters and the search space — each a named function
-of a :class:`LossSubject`, bound into :class:`~lossforge.testing.common.Check` values by :func:`loss_checks`."""
+"""The contract kit's loss checks ([LOSS_CHECKS][lossforge.testing.losses.LOSS_CHECKS]): outputs, reductions, bad
+targets, degenerate batches, training as lossforge trains, learnable parameters and the search space — each a named
+function of a [LossSubject][lossforge.testing.losses.LossSubject], bound into [Check][lossforge.testing.common.Check]
+values by [loss_checks][lossforge.testing.losses.loss_checks]."""
 
 from __future__ import annotations
 
@@ -59,9 +60,9 @@ class LossSubject:
 
 
 def loss_names(pattern: str = "*", *, distribution: str | None = None) -> list[str]:
-    """Registered loss names matching ``pattern``, optionally only those a given package provides.
+    """Registered loss names matching `pattern`, optionally only those a given package provides.
 
-    Example:
+    Examples:
         >>> loss_names("*cross_entropy", distribution="lossforge")
         ['cross_entropy', 'weighted_cross_entropy']
     """
@@ -75,13 +76,14 @@ def loss_checks(
     tasks: tuple[str, ...] | None = None,
     dtypes: tuple[torch.dtype, ...] = (torch.float32, torch.float64),
 ) -> list[Check]:
-    """Every loss check (:data:`LOSS_CHECKS`) bound to ``loss``.
+    """Every loss check ([LOSS_CHECKS][lossforge.testing.losses.LOSS_CHECKS]) bound to `loss`.
 
     Args:
-        loss: a registry name (built through the registry, as :func:`lossforge.build_loss` builds it) or a loss class.
-        params: constructor parameters other than ``reduction``, to check a non-default configuration.
+        loss: a registry name (built through the registry, as [lossforge.build_loss][lossforge.components.build_loss]
+            builds it) or a loss class.
+        params: constructor parameters other than `reduction`, to check a non-default configuration.
         tasks: check only these of the declared tasks (a configuration may fit only one, e.g. focal
-            with a per-class ``alpha``); default: all of them.
+            with a per-class `alpha`); default: all of them.
         dtypes: the floating dtypes to run in.
     """
     cls, label = _resolve(loss, LOSSES, "loss")
@@ -104,9 +106,10 @@ def loss_checks(
 
 
 def check_loss(loss: str | type[nn.Module], **options: Any) -> None:
-    """Run every loss check on ``loss``; raise the first ``AssertionError``. Options: :func:`loss_checks`.
+    """Run every loss check on `loss`; raise the first `AssertionError`. Options:
+    [loss_checks][lossforge.testing.losses.loss_checks].
 
-    Example:
+    Examples:
         >>> check_loss("huber", params={"delta": 0.5})
     """
     for check in loss_checks(loss, **options):
@@ -126,7 +129,7 @@ def check_outputs(subject: LossSubject) -> None:
 
 
 def check_reductions(subject: LossSubject) -> None:
-    """``"sum"`` is ``"none".sum()``; ``"mean"`` is ``"none".mean()`` or a true weighted mean."""
+    """`"sum"` is `"none".sum()`; `"mean"` is `"none".mean()` or a true weighted mean."""
     for task, dtype, where in _cases(subject):
         prediction, target = _inputs(subject, task, dtype)
         losses = {}
@@ -152,7 +155,7 @@ def check_reductions(subject: LossSubject) -> None:
 
 
 def check_bad_targets(subject: LossSubject) -> None:
-    """A target whose batch size differs from the prediction's raises a ``ValueError``."""
+    """A target whose batch size differs from the prediction's raises a `ValueError`."""
     for task, dtype, where in _cases(subject):
         if spec_for(task).embedding:
             continue  # labels index the embeddings: the degenerate-batch check covers metric losses
@@ -193,7 +196,7 @@ def check_degenerate_batches(subject: LossSubject) -> None:
 
 
 def check_trains(subject: LossSubject) -> None:
-    """Called the way lossforge trains (float32, the ``prepare`` hook, targets encoded by the task and
+    """Called the way lossforge trains (float32, the `prepare` hook, targets encoded by the task and
     trusted), one optimizer step moves a model's parameters; skipping the target scans changes nothing; a
     tuple-counting loss reports consistent counts."""
     from lossforge.training.module import LossTask  # imports Lightning: only this check needs it
@@ -230,7 +233,7 @@ def check_trains(subject: LossSubject) -> None:
 def check_learnable(subject: LossSubject) -> None:
     """A loss with parameters of its own once prepared (class proxies, a weight matrix; nothing to check for
     the others): the same seed makes the same parameters (so DDP processes start equal); each gets a finite,
-    non-zero gradient; a ``state_dict`` round trip into a fresh, differently seeded instance restores them
+    non-zero gradient; a `state_dict` round trip into a fresh, differently seeded instance restores them
     and the loss value; trained the way lossforge trains (its parameters in their own optimizer group),
     the loss falls and its parameters move."""
     learnable = set()
@@ -311,7 +314,6 @@ def _check_learning(subject: LossSubject, task: Task, where: str) -> None:
     _expect(moved, f"{where}: 30 optimizer steps left the loss's own parameters unchanged")
 
 
-#: Every loss check, in the order they run.
 LOSS_CHECKS = (
     check_declarations,
     check_constructor,
@@ -323,6 +325,7 @@ LOSS_CHECKS = (
     check_learnable,
     check_search_space,
 )
+"""Every loss check, in the order they run."""
 
 
 def _cases(subject: LossSubject) -> Iterable[tuple[Task, torch.dtype, str]]:
@@ -342,7 +345,7 @@ def _inputs(subject: LossSubject, task: Task, dtype: torch.dtype) -> tuple[Tenso
 
 
 def _num_classes(task: Task, prediction: Tensor, target: Tensor) -> int:
-    """What the training pipeline passes to ``prepare``: the dataset's ``num_outputs`` (classes, labels,
+    """What the training pipeline passes to `prepare`: the dataset's `num_outputs` (classes, labels,
     target columns; 1 for binary), or the number of classes for a metric loss."""
     if spec_for(task).embedding:
         return int(target.max()) + 1
@@ -359,9 +362,9 @@ def _built(
     seed: int = 0,
     **overrides: Any,
 ) -> nn.Module:
-    """The loss with ``reduction`` (and ``overrides`` of its parameters), prepared the way the training
-    pipeline prepares it, under torch seed ``seed`` (the global generator's state is kept): a loss whose
-    ``prepare`` draws parameters (proxies) draws the same ones for every reduction, as a seeded run does."""
+    """The loss with `reduction` (and `overrides` of its parameters), prepared the way the training
+    pipeline prepares it, under torch seed `seed` (the global generator's state is kept): a loss whose
+    `prepare` draws parameters (proxies) draws the same ones for every reduction, as a seeded run does."""
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
         return _prepared(subject, reduction, prediction, target, task, **overrides)
@@ -376,7 +379,7 @@ def _prepared(
 
 
 def _width(task: Task, prediction: Tensor) -> dict[str, int]:
-    """``embedding_dim`` as the training pipeline passes it to ``prepare``: the embeddings' width (metric)."""
+    """`embedding_dim` as the training pipeline passes it to `prepare`: the embeddings' width (metric)."""
     return {"embedding_dim": int(prediction.shape[-1])} if spec_for(task).embedding else {}
 
 

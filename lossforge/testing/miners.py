@@ -1,5 +1,6 @@
-"""The contract kit's miner checks (:data:`MINER_CHECKS`): valid index tuples, unique labels, feeding a
-loss of the miner's tuple kind, and the search space — each a named function of a :class:`MinerSubject`."""
+"""The contract kit's miner checks ([MINER_CHECKS][lossforge.testing.miners.MINER_CHECKS]): valid index tuples, unique
+labels, feeding a loss of the miner's tuple kind, and the search space — each a named function of a
+[MinerSubject][lossforge.testing.miners.MinerSubject]."""
 
 from __future__ import annotations
 
@@ -44,12 +45,13 @@ class MinerSubject:
 
 
 def miner_names(pattern: str = "*", *, distribution: str | None = None) -> list[str]:
-    """Registered miner names matching ``pattern``, optionally only those a given package provides."""
+    """Registered miner names matching `pattern`, optionally only those a given package provides."""
     return [name for name in list_miners(pattern) if _provided_by(miner_info(name).distribution, distribution)]
 
 
 def miner_checks(miner: str | type[nn.Module], *, params: Mapping[str, Any] | None = None) -> list[Check]:
-    """Every miner check (:data:`MINER_CHECKS`) bound to ``miner`` (a registry name or a miner class)."""
+    """Every miner check ([MINER_CHECKS][lossforge.testing.miners.MINER_CHECKS]) bound to `miner` (a registry name or a
+    miner class)."""
     cls, label = _resolve(miner, MINERS, "miner")
     options = dict(params or {})
 
@@ -62,7 +64,7 @@ def miner_checks(miner: str | type[nn.Module], *, params: Mapping[str, Any] | No
 
 
 def check_miner(miner: str | type[nn.Module], *, params: Mapping[str, Any] | None = None) -> None:
-    """Run every miner check on ``miner``; raise the first ``AssertionError``."""
+    """Run every miner check on `miner`; raise the first `AssertionError`."""
     for check in miner_checks(miner, params=params):
         check()
 
@@ -100,7 +102,6 @@ def check_feeds_a_loss(subject: MinerSubject) -> None:
     _expect(embeddings.grad is not None, f"{subject.label}: a {kind} loss on its tuples gives no gradient")
 
 
-#: Every miner check, in the order they run.
 MINER_CHECKS = (
     check_declarations,
     check_constructor,
@@ -109,6 +110,7 @@ MINER_CHECKS = (
     check_feeds_a_loss,
     check_search_space,
 )
+"""Every miner check, in the order they run."""
 
 
 def _check_tuples(tuples: Any, labels: Tensor, tuple_kind: str, where: str) -> None:

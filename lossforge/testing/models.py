@@ -1,17 +1,21 @@
-"""The contract kit for models: every promise of :class:`lossforge.contract.ModelPlugin`, as named checks (the
-same :class:`lossforge.testing.Check` values as for losses and miners, one pytest id per check).
+"""The contract kit for models: every promise of [lossforge.contract.ModelPlugin][], as named checks (the
+same [lossforge.testing.Check][lossforge.testing.common.Check] values as for losses and miners, one pytest id per
+check).
 
-Model checks (:data:`MODEL_CHECKS`):
+Model checks ([MODEL_CHECKS][lossforge.testing.models.MODEL_CHECKS]):
 
-* ``check_model_constructor`` — an ``nn.Module`` class taking keyword-only ``input_shape`` and ``output_dim``,
-  every other parameter with a default, none of them a reserved key (``weights``, ``embedding_dim``, …);
-* ``check_model_shapes`` — maps ``(N, *input_shape)`` to ``(N, output_dim)`` for images ``(3, 16, 16)`` or flat
-  samples ``(8,)`` (whichever it accepts) and two output widths;
-* ``check_model_trains`` — a few optimizer steps on a fixed batch lower a cross-entropy loss, with finite
+* `check_model_constructor` — an `nn.Module` class taking keyword-only `input_shape` and `output_dim`,
+  every other parameter with a default, none of them a reserved key (`weights`, `embedding_dim`, …);
+* `check_model_shapes` — maps `(N, *input_shape)` to `(N, output_dim)` for images `(3, 16, 16)` or flat
+  samples `(8,)` (whichever it accepts) and two output widths;
+* `check_model_trains` — a few optimizer steps on a fixed batch lower a cross-entropy loss, with finite
   gradients reaching every trainable parameter.
 
+```pycon
 >>> [check.name for check in model_checks("mlp")]
 ['check_model_constructor', 'check_model_shapes', 'check_model_trains']
+
+```
 """
 
 from __future__ import annotations
@@ -27,12 +31,12 @@ from lossforge.contract import MODEL_INPUTS, RESERVED_MODEL_KEYS, ContractError,
 from lossforge.registry import MODELS
 from lossforge.testing.common import Check, _provided_by
 
-#: Sample shapes a model is tried on, in order: images, then flat features.
 MODEL_INPUT_SHAPES: tuple[tuple[int, ...], ...] = ((3, 16, 16), (8,))
+"""Sample shapes a model is tried on, in order: images, then flat features."""
 
 
 def model_names(pattern: str = "*", *, distribution: str | None = None) -> list[str]:
-    """Registered model names matching ``pattern``, optionally only those a given package provides."""
+    """Registered model names matching `pattern`, optionally only those a given package provides."""
     return [name for name in MODELS.names(pattern) if _provided_by(MODELS.info(name).distribution, distribution)]
 
 
@@ -51,8 +55,8 @@ class _Model:
         return self.cls(input_shape=input_shape, output_dim=output_dim, **self.params)
 
     def input_shape(self) -> tuple[int, ...]:
-        """The first of :data:`MODEL_INPUT_SHAPES` the model maps to ``(N, output_dim)``, else the first it runs
-        on at all (the shape check then says what came out)."""
+        """The first of [MODEL_INPUT_SHAPES][lossforge.testing.models.MODEL_INPUT_SHAPES] the model maps to
+        `(N, output_dim)`, else the first it runs on at all (the shape check then says what came out)."""
         problems, runs = [], []
         for shape in MODEL_INPUT_SHAPES:
             try:
@@ -72,7 +76,7 @@ class _Model:
 
 
 def check_model_constructor(subject: _Model) -> None:
-    """Keyword-only ``input_shape`` / ``output_dim``; the rest with defaults; no reserved key among them."""
+    """Keyword-only `input_shape` / `output_dim`; the rest with defaults; no reserved key among them."""
     try:
         check_component_class("model", subject.cls)
     except ContractError as error:
@@ -96,7 +100,7 @@ def check_model_constructor(subject: _Model) -> None:
 
 
 def check_model_shapes(subject: _Model) -> None:
-    """``(N, *input_shape) → (N, output_dim)`` for two output widths."""
+    """`(N, *input_shape) → (N, output_dim)` for two output widths."""
     shape = subject.input_shape()
     for output_dim in (1, 5):
         model = subject.build(shape, output_dim).eval()
@@ -138,14 +142,14 @@ MODEL_CHECKS: tuple[Callable[[_Model], None], ...] = (check_model_constructor, c
 
 
 def model_checks(model: str | type[nn.Module], *, params: Mapping[str, Any] | None = None) -> list[Check]:
-    """The checks of one model (a registry name or the class), built with ``params``."""
+    """The checks of one model (a registry name or the class), built with `params`."""
     subject = _Model(model, params)
     component = model if isinstance(model, str) else model.__qualname__
     return [Check(component, check.__name__, _bind(check, subject)) for check in MODEL_CHECKS]
 
 
 def check_model(model: str | type[nn.Module], *, params: Mapping[str, Any] | None = None) -> None:
-    """Run every model check; the first broken promise raises ``AssertionError``."""
+    """Run every model check; the first broken promise raises `AssertionError`."""
     for check in model_checks(model, params=params):
         check()
 

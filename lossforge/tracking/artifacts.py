@@ -22,7 +22,7 @@ from lossforge.tracking.secrets import redact_config, redact_yaml_text
 
 def log_config(run: RunHandle, cfg: DictConfig) -> None:
     """The flattened resolved config as params, and the config itself as YAML — secrets redacted at the node
-    that produced them (:func:`lossforge.tracking.secrets.redact_config`), then scrubbed."""
+    that produced them ([lossforge.tracking.secrets.redact_config][]), then scrubbed."""
     config = cast(dict[str, Any], redact_config(cfg))
     params, too_long = params_for_mlflow(config)
     run.log_params(params)
@@ -32,7 +32,7 @@ def log_config(run: RunHandle, cfg: DictConfig) -> None:
 
 
 def log_figures(run: RunHandle, figures: dict[str, Any]) -> None:
-    """Each matplotlib figure as ``plots/<name>``, closed afterwards."""
+    """Each matplotlib figure as `plots/<name>`, closed afterwards."""
     import matplotlib.pyplot as plt
 
     for name, figure in figures.items():
@@ -41,7 +41,7 @@ def log_figures(run: RunHandle, figures: dict[str, Any]) -> None:
 
 
 def metric_history(run: RunHandle) -> dict[str, list[tuple[int, float]]]:
-    """Every per-epoch ``train/*`` and ``val/*`` metric of the run, as ``{name: [(epoch, value), …]}``."""
+    """Every per-epoch `train/*` and `val/*` metric of the run, as `{name: [(epoch, value), …]}`."""
     return {
         key: [(metric.step, metric.value) for metric in run.client.get_metric_history(run.run_id, key)]
         for key in run.client.get_run(run.run_id).data.metrics
@@ -50,7 +50,7 @@ def metric_history(run: RunHandle) -> dict[str, list[tuple[int, float]]]:
 
 
 def log_hydra_record(run: RunHandle, output_dir: Path) -> None:
-    """Hydra's record of the run (``<run dir>/.hydra/*.yaml``) as text under ``hydra/``, through the secret
+    """Hydra's record of the run (`<run dir>/.hydra/*.yaml`) as text under `hydra/`, through the secret
     scrubber."""
     hydra_record = output_dir / ".hydra"
     if hydra_record.is_dir():
@@ -59,8 +59,8 @@ def log_hydra_record(run: RunHandle, output_dir: Path) -> None:
 
 
 # -- what a reviewer checks first: the data, the machine, the model ------------------------------------------
-#: MLflow's input tag for the role a dataset played in a run; the UI shows it next to the dataset.
 SPLIT_CONTEXTS = {"train": "training", "val": "validation", "test": "testing"}
+"""MLflow's input tag for the role a dataset played in a run; the UI shows it next to the dataset."""
 
 
 def split_digest(split: Split) -> str:
@@ -68,12 +68,15 @@ def split_digest(split: Split) -> str:
     first 10 hex digits (MLflow recommends digests of at most 10 characters). MLflow's own numpy digest hashes
     only the first 10,000 values, so two splits that differ further on would look alike.
 
+    ```pycon
     >>> import torch
     >>> split = Split(torch.zeros(3, 2), torch.tensor([0, 1, 0]))
     >>> split_digest(split) == split_digest(Split(torch.zeros(3, 2), torch.tensor([0, 1, 0])))
     True
     >>> split_digest(split) == split_digest(Split(torch.zeros(3, 2), torch.tensor([0, 1, 1])))
     False
+
+    ```
     """
     digest = hashlib.sha256()
     for tensor in (split.features, split.targets):
@@ -84,9 +87,10 @@ def split_digest(split: Split) -> str:
 
 
 def log_datasets(run: RunHandle, data: DataSplits, *, source: Mapping[str, Any]) -> None:
-    """Each split of ``data`` as an MLflow dataset input of the run: the dataset's name, ``source`` (the dataset
-    config and seed that built it), the split's :func:`split_digest` and its role (``mlflow.data.context``:
-    training, validation, testing). The UI's dataset column then tells whether two runs saw the same data."""
+    """Each split of `data` as an MLflow dataset input of the run: the dataset's name, `source` (the dataset
+    config and seed that built it), the split's [split_digest][lossforge.tracking.artifacts.split_digest] and its role
+    (`mlflow.data.context`: training, validation, testing). The UI's dataset column then tells whether two runs saw the
+    same data."""
     # The modules that define `mlflow.data.from_numpy` and `mlflow.data.sources.CodeDatasetSource`, which
     # MLflow attaches at import time, out of a type checker's sight.
     from mlflow.data.code_dataset_source import CodeDatasetSource
@@ -112,7 +116,7 @@ def log_datasets(run: RunHandle, data: DataSplits, *, source: Mapping[str, Any])
 
 
 def log_inputs_once_more_on_a_race(run: RunHandle, inputs: list[Any]) -> None:
-    """``log_inputs``, tried again once when another run inserted the same dataset at the same moment.
+    """`log_inputs`, tried again once when another run inserted the same dataset at the same moment.
 
     MLflow's SQL store looks a dataset up by (experiment, name, digest) and inserts it when missing; two jobs
     of a parallel sweep that start together both miss it, and the second insert fails on the table's unique
@@ -131,10 +135,10 @@ def log_inputs_once_more_on_a_race(run: RunHandle, inputs: list[Any]) -> None:
 
 @contextmanager
 def system_metrics(run: RunHandle, *, resumed: bool = False) -> Iterator[None]:
-    """CPU, memory, disk and network use (and GPU use where ``pynvml`` is installed) as ``system/*`` metrics of
-    ``run`` while the block runs, sampled by MLflow's own monitor every 10 s
-    (``MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL`` changes that). A ``resumed`` run continues its steps.
-    Needs ``psutil``."""
+    """CPU, memory, disk and network use (and GPU use where `pynvml` is installed) as `system/*` metrics of
+    `run` while the block runs, sampled by MLflow's own monitor every 10 s
+    (`MLFLOW_SYSTEM_METRICS_SAMPLING_INTERVAL` changes that). A `resumed` run continues its steps.
+    Needs `psutil`."""
     from mlflow.system_metrics.system_metrics_monitor import SystemMetricsMonitor
 
     monitor = SystemMetricsMonitor(run.run_id, resume_logging=resumed, tracking_uri=run.tracking_uri)
@@ -146,10 +150,10 @@ def system_metrics(run: RunHandle, *, resumed: bool = False) -> Iterator[None]:
 
 
 def log_model(run: RunHandle, model: nn.Module, example_features: Tensor) -> None:
-    """``model`` as the run's ``model`` (``mlflow.pytorch``; load it with ``runs:/<run id>/model``), with the
-    signature of its outputs on ``example_features`` (a batch, ``(B, D)``) and that batch as its input example.
-    MLflow saves the model as a ``torch.export`` program (no pickled code), traced on the example: a batch of
-    ``B >= 2`` keeps the batch size free.
+    """`model` as the run's `model` (`mlflow.pytorch`; load it with `runs:/<run id>/model`), with the
+    signature of its outputs on `example_features` (a batch, `(B, D)`) and that batch as its input example.
+    MLflow saves the model as a `torch.export` program (no pickled code), traced on the example: a batch of
+    `B >= 2` keeps the batch size free.
 
     MLflow logs models only through its fluent API, into the active run on the global tracking URI: both are set
     for the call and restored afterwards, so no active run is left behind. Entering the run and leaving it marks

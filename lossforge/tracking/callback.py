@@ -1,7 +1,7 @@
 """The Lightning side of tracking: every epoch's train/val metrics into the run, and where it trained.
 
-A module of its own because it imports Lightning: ``import lossforge.tracking`` stays light for
-``lossforge compare`` and the sweep callback in the launcher process.
+A module of its own because it imports Lightning: `import lossforge.tracking` stays light for
+`lossforge compare` and the sweep callback in the launcher process.
 """
 
 from __future__ import annotations
@@ -14,10 +14,10 @@ from lossforge.tracking.runs import RunHandle
 
 class EpochMetricsToMlflow(L.Callback):
     """Log every epoch's train/val metrics to MLflow with the epoch's number as the step, and tag the run with
-    the device it trains on (``lossforge.device``): timings of runs only compare on the same device.
+    the device it trains on (`lossforge.device`): timings of runs only compare on the same device.
 
     Epochs are numbered from 1, as the terminal's epoch lines (`lossforge.training.progress`) number them:
-    step 3 in MLflow is the line `epoch  3/20` (Lightning's 0-based ``current_epoch`` 2).
+    step 3 in MLflow is the line `epoch  3/20` (Lightning's 0-based `current_epoch` 2).
 
     Args:
         run: the MLflow run (rank 0's; other DDP ranks get no such callback).
@@ -46,7 +46,7 @@ class EpochMetricsToMlflow(L.Callback):
 
 
 def epoch_number(current_epoch: int) -> int:
-    """The number lossforge shows for Lightning's 0-based ``current_epoch``: 1 for the first epoch, in the
+    """The number lossforge shows for Lightning's 0-based `current_epoch`: 1 for the first epoch, in the
     terminal and as MLflow's step alike.
 
     Examples:
@@ -57,7 +57,7 @@ def epoch_number(current_epoch: int) -> int:
 
 
 def describe_device(trainer: L.Trainer) -> str:
-    """Where ``trainer`` trains: ``cuda: NVIDIA H100 80GB HBM3 (1 process)``, ``cpu: 2 threads (2 processes)``."""
+    """Where `trainer` trains: `cuda: NVIDIA H100 80GB HBM3 (1 process)`, `cpu: 2 threads (2 processes)`."""
     device = trainer.strategy.root_device
     what = torch.cuda.get_device_name(device) if device.type == "cuda" else f"{torch.get_num_threads()} threads"
     processes = trainer.world_size

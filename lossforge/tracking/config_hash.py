@@ -1,9 +1,10 @@
-"""A run's configuration as one hash: what ``sweep.resume`` matches a job against its earlier runs with.
+"""A run's configuration as one hash: what `sweep.resume` matches a job against its earlier runs with.
 
 The hash is the sha256 of a canonical JSON text of the resolved config (keys sorted, no whitespace, ASCII
-only; Python's ``json`` writes a float by its shortest round-tripping ``repr``, the same in every process
-and every Python 3 version), with the keys of :data:`EXCLUDED` removed. Everything that can change what a
-run computes stays in — the seed, the loss and its parameters, the model, data, optimizer, trainer.
+only; Python's `json` writes a float by its shortest round-tripping `repr`, the same in every process
+and every Python 3 version), with the keys of [EXCLUDED][lossforge.tracking.config_hash.EXCLUDED] removed. Everything
+that can change what a run computes stays in — the seed, the loss and its parameters, the model, data, optimizer,
+trainer.
 """
 
 from __future__ import annotations
@@ -15,17 +16,6 @@ from typing import Any
 
 from omegaconf import DictConfig, OmegaConf
 
-#: Dotted keys left out of the hash, each because it cannot change what a run computes:
-#:
-#: * ``hydra`` — Hydra's own node (output directories, job number, the launcher); not in a job's config.
-#: * ``run_name`` — the run's label in MLflow.
-#: * ``verbose``, ``trainer.enable_progress_bar`` — what the terminal shows.
-#: * ``resume`` — continues an earlier run from its checkpoint: the same computation.
-#: * ``sweep`` — the switches ``sweep.resume`` and ``sweep.fail_fast`` themselves: a sweep re-run with
-#:   ``sweep.resume=true`` must match the runs of the sweep that ran without it.
-#: * ``logger.tracking_uri``, ``logger.artifact_location`` — where the run is recorded (an output path,
-#:   and the store's address, which may hold credentials).
-#: * ``trainer.default_root_dir`` — where Lightning writes (an output path).
 EXCLUDED = (
     "hydra",
     "run_name",
@@ -37,12 +27,24 @@ EXCLUDED = (
     "trainer.enable_progress_bar",
     "trainer.default_root_dir",
 )
+"""Dotted keys left out of the hash, each because it cannot change what a run computes:
+
+* `hydra` — Hydra's own node (output directories, job number, the launcher); not in a job's config.
+* `run_name` — the run's label in MLflow.
+* `verbose`, `trainer.enable_progress_bar` — what the terminal shows.
+* `resume` — continues an earlier run from its checkpoint: the same computation.
+* `sweep` — the switches `sweep.resume` and `sweep.fail_fast` themselves: a sweep re-run with
+  `sweep.resume=true` must match the runs of the sweep that ran without it.
+* `logger.tracking_uri`, `logger.artifact_location` — where the run is recorded (an output path,
+  and the store's address, which may hold credentials).
+* `trainer.default_root_dir` — where Lightning writes (an output path)."""
 
 
 def config_hash(config: DictConfig | Mapping[str, Any]) -> str:
-    """The sha256 (64 hex digits) of ``config`` resolved, without the keys of :data:`EXCLUDED`.
+    """The sha256 (64 hex digits) of `config` resolved, without the keys of
+    [EXCLUDED][lossforge.tracking.config_hash.EXCLUDED].
 
-    Example:
+    Examples:
         >>> a = config_hash({"loss": {"name": "focal", "gamma": 2.0}, "seed": 0, "verbose": True})
         >>> a == config_hash({"seed": 0, "verbose": False, "loss": {"gamma": 2.0, "name": "focal"}})
         True
@@ -55,10 +57,14 @@ def config_hash(config: DictConfig | Mapping[str, Any]) -> str:
 
 
 def canonical_json(config: DictConfig | Mapping[str, Any]) -> str:
-    """``config`` resolved, without :data:`EXCLUDED`, as JSON with sorted keys and no whitespace.
+    """`config` resolved, without [EXCLUDED][lossforge.tracking.config_hash.EXCLUDED], as JSON with sorted keys and no
+    whitespace.
 
+    ```pycon
     >>> canonical_json({"seed": 0, "run_name": "mine", "logger": {"tracking_uri": "x", "experiment": "e"}})
     '{"logger":{"experiment":"e"},"seed":0}'
+
+    ```
     """
     if isinstance(config, DictConfig):
         plain: Any = OmegaConf.to_container(config, resolve=True)
@@ -71,7 +77,7 @@ def canonical_json(config: DictConfig | Mapping[str, Any]) -> str:
 
 
 def _drop(node: Any, path: list[str]) -> None:
-    """Remove ``path`` (a list of keys) from the nested dict ``node``, if it is there."""
+    """Remove `path` (a list of keys) from the nested dict `node`, if it is there."""
     for key in path[:-1]:
         if not isinstance(node, dict) or key not in node:
             return

@@ -21,19 +21,22 @@ from lossforge.tracking.store import get_or_create_experiment
 if TYPE_CHECKING:
     from lossforge.tracking.sweep_record import SweepJob
 
-#: How a run ended, one machine-readable word (``docs/decisions.md`` §2), read by ``compare``, the protocol's
-#: verdict and resume. The free-text reason stays in ``ERROR_TAG``.
 OUTCOME_TAG = "lossforge.outcome"
+"""How a run ended, one machine-readable word (`docs/decisions.md` §2), read by `compare`, the protocol's
+verdict and resume. The free-text reason stays in `ERROR_TAG`."""
 ERROR_TAG = "lossforge.error"
 
 
 class Outcome(enum.StrEnum):
-    """How a run ended; each member *is* its tag value (``Outcome.KILLED == "killed"``).
+    """How a run ended; each member *is* its tag value (`Outcome.KILLED == "killed"`).
 
+    ```pycon
     >>> [outcome.value for outcome in Outcome]
     ['finished', 'diverged', 'failed', 'killed', 'superseded']
     >>> Outcome.DIVERGED.mlflow_status
     'FAILED'
+
+    ```
     """
 
     FINISHED = "finished"  #: trained and tested to the end
@@ -57,8 +60,11 @@ class Outcome(enum.StrEnum):
 def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
     """Flatten nested mappings to dotted keys.
 
+    ```pycon
     >>> flatten({"loss": {"name": "focal", "gamma": 2.0}, "seed": 0})
     {'loss.name': 'focal', 'loss.gamma': 2.0, 'seed': 0}
+
+    ```
     """
     flat: dict[str, Any] = {}
     for key, value in config.items():
@@ -70,7 +76,7 @@ def flatten(config: Mapping[str, Any], prefix: str = "") -> dict[str, Any]:
 
 
 def params_for_mlflow(config: Mapping[str, Any]) -> tuple[list[Param], list[str]]:
-    """MLflow params from a config, and the keys whose values were too long (kept in ``config.yaml``)."""
+    """MLflow params from a config, and the keys whose values were too long (kept in `config.yaml`)."""
     params, too_long = [], []
     for key, value in flatten(config).items():
         text = "null" if value is None else scrub_secrets(str(value))
@@ -123,8 +129,8 @@ def mlflow_run(
     artifact_location: str | None = None,
     resume_run_id: str | None = None,
 ) -> Iterator[RunHandle]:
-    """Open a run (or reopen ``resume_run_id``); it ends FINISHED, FAILED (the error recorded in the
-    ``lossforge.error`` tag) or KILLED — never left RUNNING."""
+    """Open a run (or reopen `resume_run_id`); it ends FINISHED, FAILED (the error recorded in the
+    `lossforge.error` tag) or KILLED — never left RUNNING."""
     client = MlflowClient(tracking_uri=tracking_uri)
     if resume_run_id is not None:
         experiment_id = client.get_run(resume_run_id).info.experiment_id
@@ -152,11 +158,14 @@ def mlflow_run(
 
 
 def outcome_of(error: BaseException) -> Outcome:
-    """How a run that raised ``error`` ended: the error's own ``outcome`` (the NaN and explosion guards say
-    ``"diverged"``), ``killed`` for a signal, else ``failed``.
+    """How a run that raised `error` ended: the error's own `outcome` (the NaN and explosion guards say
+    `"diverged"`), `killed` for a signal, else `failed`.
 
+    ```pycon
     >>> outcome_of(ValueError("bad input")), outcome_of(KeyboardInterrupt())
     (<Outcome.FAILED: 'failed'>, <Outcome.KILLED: 'killed'>)
+
+    ```
     """
     if isinstance(error, KeyboardInterrupt | SystemExit):
         return Outcome.KILLED
@@ -165,7 +174,7 @@ def outcome_of(error: BaseException) -> Outcome:
 
 
 def git_commit(directory: Path) -> str | None:
-    """The commit checked out at ``directory`` (with ``-dirty`` for local changes), or None outside git."""
+    """The commit checked out at `directory` (with `-dirty` for local changes), or None outside git."""
     try:
         commit = subprocess.run(
             ["git", "rev-parse", "HEAD"], cwd=directory, capture_output=True, text=True, timeout=5, check=True
@@ -184,8 +193,8 @@ def git_commit(directory: Path) -> str | None:
 
 
 def run_context_tags(job: SweepJob | None) -> dict[str, str]:
-    """Where a run comes from: lossforge's git commit and, for a sweep ``job``, the sweep, the job and the parent
-    sweep run (``mlflow.parentRunId`` nests the run under it in the dashboard)."""
+    """Where a run comes from: lossforge's git commit and, for a sweep `job`, the sweep, the job and the parent
+    sweep run (`mlflow.parentRunId` nests the run under it in the dashboard)."""
     tags: dict[str, str] = {}
     commit = git_commit(Path(__file__).resolve().parent)
     if commit:

@@ -23,7 +23,7 @@ DEFAULT_ARTIFACTS = "outputs/mlartifacts"
 
 
 def resolve_tracking_uri(configured: str | None, *, base_dir: Path) -> str:
-    """The tracking URI: the config's, else ``MLFLOW_TRACKING_URI``, else SQLite under ``base_dir``."""
+    """The tracking URI: the config's, else `MLFLOW_TRACKING_URI`, else SQLite under `base_dir`."""
     uri = configured or os.environ.get("MLFLOW_TRACKING_URI")
     if uri:
         return uri
@@ -65,18 +65,19 @@ def dashboard_command(tracking_uri: str, *, run_id: str | None = None, experimen
     return f"{shlex.quote(sys.executable)} -m lossforge ui --tracking-uri {shlex.quote(shown)}{run}"
 
 
-#: The experiment tag MLflow 3's UI reads to choose its view; without it the UI may open the GenAI view and file
-#: runs under "Evaluations". MLflow has no Python constant for it: the name and values are its UI's.
 EXPERIMENT_KIND_TAG = "mlflow.experimentKind"
+"""The experiment tag MLflow 3's UI reads to choose its view; without it the UI may open the GenAI view and file
+runs under "Evaluations". MLflow has no Python constant for it: the name and values are its UI's."""
 MODEL_TRAINING = "custom_model_development"
 
 
 def get_or_create_experiment(client: MlflowClient, name: str, artifact_location: str | None) -> str:
-    """The id of experiment ``name``, created if needed (tolerates a parallel job creating it first), marked as
+    """The id of experiment `name`, created if needed (tolerates a parallel job creating it first), marked as
     a model-training experiment for the MLflow UI unless it already says what kind it is.
 
     The first request to the store: on a tracking server it gets lossforge's HTTP limits
-    (:func:`limit_http_retries`), and refused credentials raise :class:`TrackingCredentialsError`.
+    ([limit_http_retries][lossforge.tracking.store.limit_http_retries]), and refused credentials raise
+    [TrackingCredentialsError][lossforge.tracking.store.TrackingCredentialsError].
     """
     if _is_http(client.tracking_uri):
         limit_http_retries()
@@ -112,28 +113,32 @@ class TrackingCredentialsError(TrackingUnavailableError):
     """The tracking server answers but refuses the credentials (HTTP 401) or the access (HTTP 403)."""
 
 
-#: How hard MLflow's HTTP client tries one request to a tracking server before the run fails, where the user
-#: set nothing else. MLflow's own defaults (7 retries with backoff factor 2, 120 s per attempt) keep a job
-#: waiting about 4 minutes per request for a server that went away — and a failing run makes two more
-#: requests to record its failure. With these, a stopped server (connection refused) fails a request in
-#: about 10 s (attempts after waits of 0, 2 and 4 s, plus up to 1 s of jitter each), a silent one in at
-#: most 4 × 20 s + 9 s ≈ 90 s. The same variables, set in the environment, override them.
 HTTP_LIMITS = {
     "MLFLOW_HTTP_REQUEST_TIMEOUT": "20",  # seconds per attempt
     "MLFLOW_HTTP_REQUEST_MAX_RETRIES": "3",
     "MLFLOW_HTTP_REQUEST_BACKOFF_FACTOR": "1",
 }
+"""How hard MLflow's HTTP client tries one request to a tracking server before the run fails, where the user
+set nothing else. MLflow's own defaults (7 retries with backoff factor 2, 120 s per attempt) keep a job
+waiting about 4 minutes per request for a server that went away — and a failing run makes two more
+requests to record its failure. With these, a stopped server (connection refused) fails a request in
+about 10 s (attempts after waits of 0, 2 and 4 s, plus up to 1 s of jitter each), a silent one in at
+most 4 × 20 s + 9 s ≈ 90 s. The same variables, set in the environment, override them."""
 
 
 def limit_http_retries(environment: MutableMapping[str, str] | None = None) -> None:
-    """Give MLflow's HTTP client :data:`HTTP_LIMITS` wherever ``environment`` (this process's) sets none.
+    """Give MLflow's HTTP client [HTTP_LIMITS][lossforge.tracking.store.HTTP_LIMITS] wherever `environment` (this
+    process's) sets none.
 
     MLflow reads these limits from the environment only, at each request; no client argument carries them.
 
+    ```pycon
     >>> environment = {"MLFLOW_HTTP_REQUEST_TIMEOUT": "60"}
     >>> limit_http_retries(environment)
     >>> environment["MLFLOW_HTTP_REQUEST_TIMEOUT"], environment["MLFLOW_HTTP_REQUEST_MAX_RETRIES"]
     ('60', '3')
+
+    ```
     """
     environment = os.environ if environment is None else environment
     for name, value in HTTP_LIMITS.items():
@@ -146,7 +151,7 @@ def _is_http(tracking_uri: str) -> bool:
 
 def _refusal(error: MlflowException, tracking_uri: str, action: str) -> TrackingCredentialsError | None:
     """A clear error for a server that refused the credentials (401) or the access (403); None for any other
-    failure. Names the user (``MLFLOW_TRACKING_USERNAME``), never a password or token."""
+    failure. Names the user (`MLFLOW_TRACKING_USERNAME`), never a password or token."""
     status = error.get_http_status_code()
     if status not in (401, 403):
         return None
@@ -167,13 +172,15 @@ def _refusal(error: MlflowException, tracking_uri: str, action: str) -> Tracking
 
 
 def check_reachable(tracking_uri: str, timeout: float = 5.0) -> None:
-    """Fail fast, naming the URI, when the tracking server does not answer within ``timeout`` seconds, or
-    refuses the credentials in ``MLFLOW_TRACKING_USERNAME`` / ``MLFLOW_TRACKING_PASSWORD`` — or, for a SQLite
-    store, when its file is damaged (:func:`open_sqlite_store`, which also creates a new one under a lock).
+    """Fail fast, naming the URI, when the tracking server does not answer within `timeout` seconds, or
+    refuses the credentials in `MLFLOW_TRACKING_USERNAME` / `MLFLOW_TRACKING_PASSWORD` — or, for a SQLite
+    store, when its file is damaged ([open_sqlite_store][lossforge.tracking.store.open_sqlite_store], which also creates
+    a new one under a lock).
 
-    Any HTTP answer to ``/health`` means a server is there; then one authenticated request (listing one
+    Any HTTP answer to `/health` means a server is there; then one authenticated request (listing one
     experiment) checks the credentials. Also gives this process's later requests to that server
-    lossforge's limits (:data:`HTTP_LIMITS`), so a server that goes away fails the run within them.
+    lossforge's limits ([HTTP_LIMITS][lossforge.tracking.store.HTTP_LIMITS]), so a server that goes away fails the run
+    within them.
     """
     import urllib.error
     import urllib.request
@@ -206,17 +213,20 @@ class StoreDamagedError(TrackingUnavailableError):
     """The SQLite store's file cannot be used: not a database, truncated, or its schema half-migrated."""
 
 
-#: The first 16 bytes of every SQLite 3 database file (https://www.sqlite.org/fileformat.html, 1.3).
 SQLITE_HEADER = b"SQLite format 3\x00"
-#: SQLite stores lossforge has checked (or created) in this process: each file is checked once per command.
+"""The first 16 bytes of every SQLite 3 database file (https://www.sqlite.org/fileformat.html, 1.3)."""
 _checked_stores: set[Path] = set()
+"""SQLite stores lossforge has checked (or created) in this process: each file is checked once per command."""
 
 
 def sqlite_path(tracking_uri: str) -> Path | None:
-    """The database file of a ``sqlite:///`` tracking URI; ``None`` for any other store (or an in-memory one).
+    """The database file of a `sqlite:///` tracking URI; `None` for any other store (or an in-memory one).
 
+    ```pycon
     >>> sqlite_path("sqlite:////tmp/outputs/mlflow.db"), sqlite_path("http://host:5000"), sqlite_path("sqlite://")
     (PosixPath('/tmp/outputs/mlflow.db'), None, None)
+
+    ```
     """
     if not tracking_uri.startswith("sqlite:///"):
         return None
@@ -225,19 +235,22 @@ def sqlite_path(tracking_uri: str) -> Path | None:
 
 
 def lock_path(database: Path) -> Path:
-    """The lock file beside a SQLite store, ``<name>.lock``: held while the store is created or checked.
+    """The lock file beside a SQLite store, `<name>.lock`: held while the store is created or checked.
 
+    ```pycon
     >>> lock_path(Path("outputs/mlflow.db"))
     PosixPath('outputs/mlflow.db.lock')
+
+    ```
     """
     return database.with_name(f"{database.name}.lock")
 
 
 @contextlib.contextmanager
 def store_lock(database: Path) -> Iterator[None]:
-    """Hold an exclusive ``flock`` on :func:`lock_path` of ``database``, waiting for another command that holds
-    it. The lock file stays: removing it would let a third command lock a new file while the second waits on
-    the old one. The lock ends with the process, however it ends (the kernel releases it)."""
+    """Hold an exclusive `flock` on [lock_path][lossforge.tracking.store.lock_path] of `database`, waiting for another
+    command that holds it. The lock file stays: removing it would let a third command lock a new file while the second
+    waits on the old one. The lock ends with the process, however it ends (the kernel releases it)."""
     database.parent.mkdir(parents=True, exist_ok=True)
     with open(lock_path(database), "a") as handle:
         fcntl.flock(handle, fcntl.LOCK_EX)
@@ -249,7 +262,7 @@ def store_lock(database: Path) -> Iterator[None]:
 
 @dataclass(frozen=True)
 class StoreState:
-    """What :func:`store_state` found in a SQLite store's file."""
+    """What [store_state][lossforge.tracking.store.store_state] found in a SQLite store's file."""
 
     new: bool = False  # no MLflow table yet: missing, empty, or a creation that failed before its first table
     problem: str | None = None  # why it cannot be used, as a phrase after the file's name; None: ready
@@ -258,12 +271,12 @@ class StoreState:
 
 def open_sqlite_store(tracking_uri: str) -> None:
     """Make a SQLite store ready for this command: create it and apply MLflow's schema migrations if it is new,
-    or check it if it exists — both under :func:`store_lock`, so that commands started together on a new store
-    never migrate it at the same time (MLflow's own creation takes no lock: two commands both create its tables,
-    and one fails, or leaves it half-migrated). Raises :class:`StoreDamagedError`, a paragraph that names the
-    file and how to repair it, when the file is not a SQLite database, is truncated, or has a schema other than
-    this MLflow's. Any other store (a tracking server, PostgreSQL): nothing. Each file is checked once per
-    process."""
+    or check it if it exists — both under [store_lock][lossforge.tracking.store.store_lock], so that commands started
+    together on a new store never migrate it at the same time (MLflow's own creation takes no lock: two commands both
+    create its tables, and one fails, or leaves it half-migrated). Raises
+    [StoreDamagedError][lossforge.tracking.store.StoreDamagedError], a paragraph that names the file and how to repair
+    it, when the file is not a SQLite database, is truncated, or has a schema other than this MLflow's. Any other store
+    (a tracking server, PostgreSQL): nothing. Each file is checked once per process."""
     database = sqlite_path(tracking_uri)
     if database is None or database.resolve() in _checked_stores:
         return
@@ -284,7 +297,7 @@ def open_sqlite_store(tracking_uri: str) -> None:
 
 
 def store_state(database: Path) -> StoreState:
-    """What the SQLite store ``database`` is: new, damaged (and how), or ready (its schema is MLflow's current
+    """What the SQLite store `database` is: new, damaged (and how), or ready (its schema is MLflow's current
     one). Reads the file only, in SQLite's read-only mode: no migration, no repair."""
     if not database.is_file() or database.stat().st_size == 0:
         return StoreState(new=True)
@@ -310,7 +323,7 @@ def store_state(database: Path) -> StoreState:
 
 
 def _truncated(header: bytes, size: int) -> str | None:
-    """Why a file whose header declares more pages than it holds is truncated; ``None`` if it is whole. The
+    """Why a file whose header declares more pages than it holds is truncated; `None` if it is whole. The
     page count at offset 28 is valid only while the change counters at offsets 24 and 92 agree (SQLite's file
     format, 1.3.7); older writers leave it stale, and then nothing is concluded."""
     if len(header) < 100:
@@ -326,7 +339,7 @@ def _truncated(header: bytes, size: int) -> str | None:
 
 
 def _schema_state(revision: str | None) -> StoreState:
-    """A store at alembic ``revision``: ready when that is this MLflow's head, else why not."""
+    """A store at alembic `revision`: ready when that is this MLflow's head, else why not."""
     import mlflow
     from alembic.script import ScriptDirectory
     from mlflow.store.db.utils import _get_alembic_config  # MLflow's own migration scripts; no public name
@@ -354,12 +367,15 @@ def _schema_state(revision: str | None) -> StoreState:
 def repair_advice(database: Path, state: StoreState) -> str:
     """One paragraph: the store, what is wrong with it, and the ways on (no traceback).
 
+    ```pycon
     >>> print(repair_advice(Path("/w/outputs/mlflow.db"), StoreState(problem="is not a SQLite database")))
     ... # doctest: +NORMALIZE_WHITESPACE
     The MLflow store /w/outputs/mlflow.db is not a SQLite database. Nothing was run or recorded. Back it up
     (cp /w/outputs/mlflow.db /w/outputs/mlflow.db.bak), then move it aside or restore an intact copy, or point
     the command at another store: logger.tracking_uri=sqlite:///<file> for a run or a sweep, --tracking-uri
     <uri> for lossforge compare and lossforge ui (MLFLOW_TRACKING_URI=<uri> for all of them).
+
+    ```
     """
     quoted = shlex.quote(str(database))
     repair = "move it aside or restore an intact copy"

@@ -1,8 +1,9 @@
 """A sweep's record: the file in the sweep directory that names its parent MLflow run, and each job's place
-in the sweep (:class:`SweepJob`), read back from it.
+in the sweep ([SweepJob][lossforge.tracking.sweep_record.SweepJob]), read back from it.
 
 MLflow bookkeeping only — the sweep's orchestration (its parent run's life, failures, resume) is
-``lossforge.sweeps``. A run reads its :class:`SweepJob` to become a child of the sweep's parent run.
+`lossforge.sweeps`. A run reads its [SweepJob][lossforge.tracking.sweep_record.SweepJob] to become a child of the
+sweep's parent run.
 """
 
 from __future__ import annotations
@@ -17,8 +18,8 @@ from hydra.types import RunMode
 
 from lossforge.tracking.secrets import raw_strings
 
-#: The file in the sweep directory that names the sweep's parent run: ``{"parent_run_id", "tracking_uri"}``.
 SWEEP_RECORD = "lossforge_sweep.json"
+"""The file in the sweep directory that names the sweep's parent run: `{"parent_run_id", "tracking_uri"}`."""
 
 
 @dataclass(frozen=True)
@@ -32,10 +33,10 @@ class SweepJob:
 
 
 def sweep_job(hydra_config: Any) -> SweepJob | None:
-    """This job's place in its sweep, from ``hydra_config`` (``HydraConfig.get()`` inside a job); None
+    """This job's place in its sweep, from `hydra_config` (`HydraConfig.get()` inside a job); None
     unless Hydra runs in MULTIRUN mode.
 
-    Example:
+    Examples:
         >>> from omegaconf import OmegaConf
         >>> sweep_job(OmegaConf.create({"mode": RunMode.RUN})) is None
         True
@@ -53,13 +54,13 @@ def sweep_job(hydra_config: Any) -> SweepJob | None:
 
 
 def record_path(hydra_config: Any) -> Path:
-    """``SWEEP_RECORD`` in the sweep directory; a relative one is relative to where the sweep started
-    (``hydra.runtime.cwd``), wherever a job runs."""
+    """`SWEEP_RECORD` in the sweep directory; a relative one is relative to where the sweep started
+    (`hydra.runtime.cwd`), wherever a job runs."""
     return Path(hydra_config.runtime.cwd) / str(hydra_config.sweep.dir) / SWEEP_RECORD
 
 
 def write_record(path: Path, record: dict[str, str]) -> None:
-    """Write ``record`` as JSON in one step: a job never reads half a file."""
+    """Write `record` as JSON in one step: a job never reads half a file."""
     path.parent.mkdir(parents=True, exist_ok=True)  # the launcher creates the sweep directory after us
     partial = path.with_name(f".{path.name}.{os.getpid()}")
     partial.write_text(json.dumps(record, indent=2) + "\n")

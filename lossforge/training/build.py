@@ -46,18 +46,18 @@ class ConfigError(ValueError):
 
 @dataclass
 class Built:
-    """Everything ``train`` builds before fitting (also what tests inspect)."""
+    """Everything `train` builds before fitting (also what tests inspect)."""
 
     data: DataSplits
     task: Task
     module: LossTask
-    #: MLflow tags that say which data and model ran: ``data.test_digest`` (docs/decisions.md §1), the
-    #: dataset's own provenance (a CSV file's path and SHA-256, …), ``model.parameters``.
     provenance: dict[str, str]
+    """MLflow tags that say which data and model ran: `data.test_digest` (docs/decisions.md §1), the
+    dataset's own provenance (a CSV file's path and SHA-256, …), `model.parameters`."""
 
 
 def params(node: DictConfig | None) -> dict[str, Any]:
-    """A component's config node as keyword arguments (its ``name`` left out)."""
+    """A component's config node as keyword arguments (its `name` left out)."""
     values = OmegaConf.to_container(node, resolve=True) if node is not None else {}
     assert isinstance(values, dict)
     values.pop("name", None)
@@ -65,15 +65,15 @@ def params(node: DictConfig | None) -> dict[str, Any]:
 
 
 def build_data(dataset: DictConfig) -> DataSplits:
-    """The dataset a ``dataset`` config node names, drawn from its ``split_seed`` (default 0) — never from the
-    run seed (docs/decisions.md §1) — and built once per process (:func:`lossforge.data.load_dataset`)."""
+    """The dataset a `dataset` config node names, drawn from its `split_seed` (default 0) — never from the
+    run seed (docs/decisions.md §1) — and built once per process ([lossforge.data.load_dataset][])."""
     values = OmegaConf.to_container(dataset, resolve=True)
     assert isinstance(values, dict)
     return load_dataset({str(key): value for key, value in values.items()})
 
 
 def build(cfg: DictConfig) -> Built:
-    """Build data, loss, miner, model and the LightningModule from ``cfg`` — no training, no tracking."""
+    """Build data, loss, miner, model and the LightningModule from `cfg` — no training, no tracking."""
     check_trainer(cfg.trainer)
     L.seed_everything(cfg.seed, workers=True, verbose=False)
     data = build_data(cfg.dataset)
@@ -168,11 +168,14 @@ def build(cfg: DictConfig) -> Built:
 
 
 def output_width(model: nn.Module, sample: torch.Tensor) -> int:
-    """The width of ``model``'s output: zeros shaped like ``sample`` (one sample, ``(1, *input_shape)``) through
+    """The width of `model`'s output: zeros shaped like `sample` (one sample, `(1, *input_shape)`) through
     it in eval mode (no dropout, so no random draw).
 
+    ```pycon
     >>> output_width(nn.Linear(5, 3), torch.ones(1, 5))
     3
+
+    ```
     """
     training = model.training
     model.eval()
@@ -184,13 +187,16 @@ def output_width(model: nn.Module, sample: torch.Tensor) -> int:
 
 
 def check_trainer(trainer: DictConfig) -> None:
-    """Refuse trainer settings that run without a word but measure nothing: ``max_epochs=0`` tests an untrained
-    model, and Lightning's ``-1`` trains until killed (a comparison needs runs that end).
+    """Refuse trainer settings that run without a word but measure nothing: `max_epochs=0` tests an untrained
+    model, and Lightning's `-1` trains until killed (a comparison needs runs that end).
 
+    ```pycon
     >>> check_trainer(OmegaConf.create({"max_epochs": 0}))
     Traceback (most recent call last):
     ...
     lossforge.training.build.ConfigError: trainer.max_epochs must be >= 1 (got 0): ...
+
+    ```
     """
     max_epochs = trainer.get("max_epochs")
     if max_epochs is not None and max_epochs < 1:
@@ -201,17 +207,17 @@ def check_trainer(trainer: DictConfig) -> None:
 
 
 def losses_that_fit(dataset_task: str) -> list[str]:
-    """Every registered loss that can train on a dataset of ``dataset_task`` (for error messages)."""
+    """Every registered loss that can train on a dataset of `dataset_task` (for error messages)."""
     return sorted({name for task in trainable_tasks(dataset_task) for name in list_losses(task=task)})
 
 
 def build_memory(
     cfg: DictConfig, loss: Any, embedding_dim: int | None, *, traits: LossTraits | None = None
 ) -> CrossBatchMemory:
-    """The configured cross-batch memory (``memory=xbm``) for embeddings of ``embedding_dim`` (``None``: the
+    """The configured cross-batch memory (`memory=xbm`) for embeddings of `embedding_dim` (`None`: the
     model is no embedding model). Fails unless the loss is a metric loss that takes pairs or triplets: the
-    memory reaches the loss only through index tuples. ``traits``: the loss's, as :func:`build` read them
-    (read from the loss when not given)."""
+    memory reaches the loss only through index tuples. `traits`: the loss's, as [build][lossforge.training.build.build]
+    read them (read from the loss when not given)."""
     traits = traits or loss_traits(loss)
     name = cfg.memory.get("name")
     if name not in MEMORIES:
@@ -230,9 +236,9 @@ def build_memory(
 
 
 def build_miner(cfg: DictConfig, loss: Any, *, traits: LossTraits | None = None) -> Any:
-    """The configured miner; a ``margin`` or ``distance`` left ``None`` is the loss's, so a loss and its
+    """The configured miner; a `margin` or `distance` left `None` is the loss's, so a loss and its
     miner share one unless told otherwise. A triplet miner for a pair loss gives the pairs of its triplets
-    (``PairsFromTriplets``; it keeps its own margin, a triplet margin being no contrastive margin). Fails if
+    (`PairsFromTriplets`; it keeps its own margin, a triplet margin being no contrastive margin). Fails if
     the loss takes triplets and the miner mines pairs."""
     miner_params = params(cfg.miner)
     traits = traits or loss_traits(loss)

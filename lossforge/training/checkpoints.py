@@ -1,19 +1,19 @@
 """Checkpoints that a crash, a kill or a full disk cannot corrupt, and the best one chosen by the task's metric.
 
-A run's ``checkpoints/`` folder holds:
+A run's `checkpoints/` folder holds:
 
-* ``last.ckpt`` — the state at the end of **every** epoch; ``resume=`` continues from it.
-* ``best.ckpt`` — the epoch with the best validation value of the task's selection metric
-  (``TaskSpec.selection_metric``, logged as ``val/<metric>``: ``f1_macro``, ``mae``, ``map_at_r``), never
-  ``val/loss`` — each loss's own objective is on its own scale. **This is the model that is tested.** A later
+* `last.ckpt` — the state at the end of **every** epoch; `resume=` continues from it.
+* `best.ckpt` — the epoch with the best validation value of the task's selection metric
+  (`TaskSpec.selection_metric`, logged as `val/<metric>`: `f1_macro`, `mae`, `map_at_r`), never
+  `val/loss` — each loss's own objective is on its own scale. **This is the model that is tested.** A later
   epoch replaces it only when it is strictly better: ties keep the earlier epoch.
-* ``interrupted.ckpt`` — written when Ctrl-C or SIGTERM arrives, usually in the middle of an epoch
-  (``training.resume`` says when it is used).
+* `interrupted.ckpt` — written when Ctrl-C or SIGTERM arrives, usually in the middle of an epoch
+  (`training.resume` says when it is used).
 
-Every file is written atomically: into a temporary file in the same folder, flushed to the disk (``fsync``),
-then renamed over the old one (``os.replace``, atomic within one file system). A crash or a full disk leaves the
-previous file whole, never a truncated one. Why not Lightning's ``ModelCheckpoint``: its ``save_last`` follows
-the top-k saves (``last.ckpt`` only when the monitored value improves), and on a local disk its write goes
+Every file is written atomically: into a temporary file in the same folder, flushed to the disk (`fsync`),
+then renamed over the old one (`os.replace`, atomic within one file system). A crash or a full disk leaves the
+previous file whole, never a truncated one. Why not Lightning's `ModelCheckpoint`: its `save_last` follows
+the top-k saves (`last.ckpt` only when the monitored value improves), and on a local disk its write goes
 through a temporary file elsewhere that is then copied over the checkpoint — not atomic, no fsync.
 """
 
@@ -32,9 +32,9 @@ from lightning.pytorch.callbacks import Checkpoint
 from lossforge.training import DiskFullError
 
 LAST, BEST, INTERRUPTED = "last.ckpt", "best.ckpt", "interrupted.ckpt"
-#: Set in every checkpoint: True when it was written at the end of an epoch (a state a resume can continue from
-#: exactly), False for one written mid-epoch (``interrupted.ckpt``).
 EPOCH_END_KEY = "lossforge_epoch_end"
+"""Set in every checkpoint: True when it was written at the end of an epoch (a state a resume can continue from
+exactly), False for one written mid-epoch (`interrupted.ckpt`)."""
 
 
 class NoFiniteValidationError(FloatingPointError):
@@ -44,11 +44,11 @@ class NoFiniteValidationError(FloatingPointError):
 
 
 def save_atomically(trainer: L.Trainer, path: Path) -> None:
-    """Write ``trainer``'s full checkpoint to ``path`` atomically (temporary file, fsync, rename).
+    """Write `trainer`'s full checkpoint to `path` atomically (temporary file, fsync, rename).
 
-    Every DDP process calls it (Lightning's ``save_checkpoint`` writes on rank 0 and waits for all); rank 0
-    renames. A full disk raises :class:`~lossforge.training.DiskFullError` naming the file and the disk, with
-    the temporary file removed and ``path``'s previous version untouched.
+    Every DDP process calls it (Lightning's `save_checkpoint` writes on rank 0 and waits for all); rank 0
+    renames. A full disk raises [DiskFullError][lossforge.training.DiskFullError] naming the file and the disk, with
+    the temporary file removed and `path`'s previous version untouched.
     """
     temporary = path.with_name(f".{path.name}.partial")
     try:
@@ -98,7 +98,7 @@ def disk_full(path: Path, error: OSError) -> DiskFullError:
 
 
 def _free_space(folder: Path) -> tuple[float, float] | None:
-    """Free and total MiB of the file system holding ``folder`` (None when it cannot be asked)."""
+    """Free and total MiB of the file system holding `folder` (None when it cannot be asked)."""
     try:
         usage = shutil.disk_usage(folder)
     except OSError:
@@ -107,16 +107,16 @@ def _free_space(folder: Path) -> tuple[float, float] | None:
 
 
 class EpochCheckpoints(Checkpoint):
-    """Write ``best.ckpt`` (when ``monitor`` strictly improves) and ``last.ckpt`` at the end of every epoch.
+    """Write `best.ckpt` (when `monitor` strictly improves) and `last.ckpt` at the end of every epoch.
 
-    A :class:`~lightning.pytorch.callbacks.Checkpoint`, so Lightning runs it after every other callback
+    A `Checkpoint`, so Lightning runs it after every other callback
     (the NaN guard has checked the epoch, the metrics are logged) and adds no checkpoint of its own. Its
     state — the best value and epoch — travels in the checkpoints, so a resumed run keeps its best.
 
     Args:
-        directory: the run's ``checkpoints/`` folder.
-        monitor: the validation metric that picks the best epoch, e.g. ``val/f1_macro``.
-        higher_is_better: whether a larger ``monitor`` is better.
+        directory: the run's `checkpoints/` folder.
+        monitor: the validation metric that picks the best epoch, e.g. `val/f1_macro`.
+        higher_is_better: whether a larger `monitor` is better.
     """
 
     def __init__(self, directory: Path, *, monitor: str, higher_is_better: bool) -> None:
@@ -128,16 +128,19 @@ class EpochCheckpoints(Checkpoint):
 
     @property
     def best_path(self) -> Path | None:
-        """``best.ckpt``, once an epoch had a finite ``monitor``."""
+        """`best.ckpt`, once an epoch had a finite `monitor`."""
         return None if self.best_epoch is None else self.directory / BEST
 
     def improves(self, value: float) -> bool:
-        """Whether ``value`` beats the best so far: finite and strictly better (a tie keeps the earlier epoch).
+        """Whether `value` beats the best so far: finite and strictly better (a tie keeps the earlier epoch).
 
+        ```pycon
         >>> callback = EpochCheckpoints(Path("."), monitor="val/mae", higher_is_better=False)
         >>> callback.best_score = 0.5
         >>> [callback.improves(v) for v in (0.4, 0.5, 0.6, float("nan"))]
         [True, False, False, False]
+
+        ```
         """
         if not math.isfinite(value):
             return False
@@ -172,8 +175,8 @@ class EpochCheckpoints(Checkpoint):
 
 
 class SaveOnInterrupt(L.Callback):
-    """On Ctrl-C or SIGTERM, save ``interrupted.ckpt`` (atomically) before Lightning shuts down, and remember
-    which one it was (``received``: ``"SIGINT"``, ``"SIGTERM"`` or None) for the message and the exit status."""
+    """On Ctrl-C or SIGTERM, save `interrupted.ckpt` (atomically) before Lightning shuts down, and remember
+    which one it was (`received`: `"SIGINT"`, `"SIGTERM"` or None) for the message and the exit status."""
 
     def __init__(self, directory: Path) -> None:
         self.directory = directory

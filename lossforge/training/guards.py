@@ -1,6 +1,8 @@
-"""Guards on what a loss returns: one number per batch (:func:`check_reduced_loss`), finite
-(:class:`FiniteLossGuard`), and not exploding (:class:`ExplodingLossGuard`) — each stops the run with a
-message that names the loss."""
+"""Guards on what a loss returns: one number per batch
+([check_reduced_loss][lossforge.training.guards.check_reduced_loss]), finite
+([FiniteLossGuard][lossforge.training.guards.FiniteLossGuard]), and not exploding
+([ExplodingLossGuard][lossforge.training.guards.ExplodingLossGuard]) — each stops the run with a message that names the
+loss."""
 
 from __future__ import annotations
 
@@ -19,12 +21,13 @@ class LossShapeError(ValueError):
 
 
 def check_reduced_loss(value: object, *, loss: object) -> None:
-    """Raise :class:`LossShapeError` unless ``value`` — what the loss returned for a batch, reduced — is a 0-d
-    tensor. Reads only the shape, never the value: no host-device sync on a GPU.
+    """Raise [LossShapeError][lossforge.training.guards.LossShapeError] unless `value` — what the loss returned for a
+    batch, reduced — is a 0-d tensor. Reads only the shape, never the value: no host-device sync on a GPU.
 
     Autograd's own message for a per-sample loss ("grad can be implicitly created only for scalar outputs")
     names neither the loss nor who wrote it; this one names both.
 
+    ```pycon
     >>> import torch
     >>> from lossforge.registry import LOSSES
     >>> l1 = LOSSES.build("l1")
@@ -33,6 +36,8 @@ def check_reduced_loss(value: object, *, loss: object) -> None:
     Traceback (most recent call last):
     ...
     lossforge.training.guards.LossShapeError: loss 'l1' (package lossforge==...) returned a tensor of shape (4,) ...
+
+    ```
     """
     shape = getattr(value, "shape", None)
     if shape is not None and len(shape) == 0:
@@ -48,8 +53,8 @@ def check_reduced_loss(value: object, *, loss: object) -> None:
 
 
 def registered_as(loss: object) -> tuple[str, str]:
-    """The registry name and ``package==version`` of a loss object — looked up by its class, only when a message
-    needs them — or its class name and ``?`` for a loss built outside the registry."""
+    """The registry name and `package==version` of a loss object — looked up by its class, only when a message
+    needs them — or its class name and `?` for a loss built outside the registry."""
     from lossforge.registry import LOSSES
 
     for name in LOSSES.names():
@@ -69,7 +74,7 @@ class FiniteLossGuard(L.Callback):
     """Check every training loss for NaN/inf before it is backpropagated or checkpointed.
 
     Reading a value back from a GPU waits for every queued kernel (a stall per step), so on an
-    accelerator the losses are kept, unread, and checked together every ``trainer.log_every_n_steps``
+    accelerator the losses are kept, unread, and checked together every `trainer.log_every_n_steps`
     steps and at the epoch's end — before validation and checkpointing, so the kept checkpoint is still
     good. On the CPU reading is free: every step is checked before its backward pass.
 
@@ -77,7 +82,7 @@ class FiniteLossGuard(L.Callback):
         loss_name: the loss, for the message.
         learning_rate: the optimizer's learning rate, for the message (a common cause).
         accelerator_window: how many steps' losses are checked together off the CPU (the trainer's
-            ``log_every_n_steps``, whose default is 50).
+            `log_every_n_steps`, whose default is 50).
     """
 
     def __init__(self, *, loss_name: str, learning_rate: float, accelerator_window: int = 50) -> None:
@@ -101,7 +106,7 @@ class FiniteLossGuard(L.Callback):
             self.check(trainer.current_epoch)
 
     def window(self, loss: Tensor) -> int:
-        """How many steps' losses are checked together: 1 on the CPU, else ``accelerator_window``."""
+        """How many steps' losses are checked together: 1 on the CPU, else `accelerator_window`."""
         return 1 if loss.device.type == "cpu" else self.accelerator_window
 
     def on_train_batch_end(
@@ -114,7 +119,8 @@ class FiniteLossGuard(L.Callback):
         self.check(trainer.current_epoch)  # an epoch cut short where the check above did not see it coming
 
     def check(self, epoch: int) -> None:
-        """Raise :class:`NonFiniteLossError` for the first non-finite loss kept since the last check."""
+        """Raise [NonFiniteLossError][lossforge.training.guards.NonFiniteLossError] for the first non-finite loss kept
+        since the last check."""
         unchecked, self._unchecked = self._unchecked, []
         if not unchecked:
             return
@@ -140,19 +146,20 @@ class LossExplodedError(FloatingPointError):
 
 
 class ExplodingLossGuard(L.Callback):
-    r"""Stop a run whose training loss explodes while staying finite (``optimizer.lr=1e30`` trains to a loss of
-    5e31 and would otherwise end as a success) — the sibling of :class:`FiniteLossGuard`.
+    r"""Stop a run whose training loss explodes while staying finite (`optimizer.lr=1e30` trains to a loss of
+    5e31 and would otherwise end as a success) — the sibling of
+    [FiniteLossGuard][lossforge.training.guards.FiniteLossGuard].
 
     Judged by growth, never by an absolute threshold (unscaled regression targets make a large loss normal):
     the reference is the loss of the first training step, the model's loss at initialisation on this data,
     before any update could have moved it. An epoch *explodes* when its mean training loss (in absolute value)
-    exceeds ``factor`` × that reference:
+    exceeds `factor` × that reference:
 
-    .. math::
+    $$
+    \text{explodes}_e = \Big|\frac{1}{B_e}\sum_{b} \ell_{e,b}\Big| > \text{factor} \cdot |\ell_{0,0}|
+    $$
 
-        \text{explodes}_e = \Big|\frac{1}{B_e}\sum_{b} \ell_{e,b}\Big| > \text{factor} \cdot |\ell_{0,0}|
-
-    and the run stops after ``patience`` exploding epochs in a row, or at once when an epoch's mean is no longer
+    and the run stops after `patience` exploding epochs in a row, or at once when an epoch's mean is no longer
     finite. One host read per epoch (the mean), none per step. The reference and the count survive a resume
     (they are in the checkpoint). A reference of exactly 0 waits for the first non-zero step.
 

@@ -1,20 +1,20 @@
 """The LightningModule: one model, one loss (and miner), trained and evaluated for one task.
 
 It calls the loss and logs; nothing else. What the task means — how outputs are read, how targets are
-handed to the loss, which metrics are computed — comes from the task's ``TaskSpec``
-(:mod:`lossforge.tasks`); what the loss declares comes from :func:`lossforge.contract.loss_traits`. The
+handed to the loss, which metrics are computed — comes from the task's `TaskSpec`
+([lossforge.tasks][]); what the loss declares comes from [lossforge.contract.loss_traits][]. The
 NaN guard, the RNG state kept for resume, checkpoints and MLflow logging are callbacks of their own
-(:mod:`lossforge.training.guards`, :mod:`lossforge.training.resume`, :mod:`lossforge.tracking.callback`).
+([lossforge.training.guards][], [lossforge.training.resume][], [lossforge.tracking.callback][]).
 
-Logged per epoch (``stage`` is ``train``, ``val`` or ``test``):
+Logged per epoch (`stage` is `train`, `val` or `test`):
 
-* every task: ``{stage}/loss`` — the training loss evaluated on that split;
-* the task's metrics (``TaskSpec.metrics``): multiclass / binary ``accuracy``, ``f1_macro``, ``ece``
-  (expected calibration error, 15 bins), ``nll`` (cross-entropy of the predicted probabilities, whatever
-  the training loss was) and, on test, ``recall/<class>`` per class (multiclass); multilabel
-  ``subset_accuracy``, ``f1_macro``; regression ``mae``, ``rmse``;
-* metric learning: ``train/tuples`` and ``train/active_fraction`` (tuples the loss saw, and the share with
-  non-zero loss), and on val/test ``recall_at_1``, ``recall_at_5``, ``map_at_r``, ``knn_accuracy``.
+* every task: `{stage}/loss` — the training loss evaluated on that split;
+* the task's metrics (`TaskSpec.metrics`): multiclass / binary `accuracy`, `f1_macro`, `ece`
+  (expected calibration error, 15 bins), `nll` (cross-entropy of the predicted probabilities, whatever
+  the training loss was) and, on test, `recall/<class>` per class (multiclass); multilabel
+  `subset_accuracy`, `f1_macro`; regression `mae`, `rmse`;
+* metric learning: `train/tuples` and `train/active_fraction` (tuples the loss saw, and the share with
+  non-zero loss), and on val/test `recall_at_1`, `recall_at_5`, `map_at_r`, `knn_accuracy`.
 """
 
 from __future__ import annotations
@@ -45,21 +45,21 @@ from lossforge.training.resume import check_loss_parameters
 
 
 class LossTask(L.LightningModule):
-    """Train ``model`` with ``loss`` (and ``miner``) for ``task``; log loss and task metrics per epoch.
+    """Train `model` with `loss` (and `miner`) for `task`; log loss and task metrics per epoch.
 
     Args:
-        model: maps ``(N, F)`` features to ``(N, num_outputs)`` outputs (embeddings for metric learning).
-        loss: a loss meeting :class:`lossforge.contract.LossPlugin`.
-        task: the training task (a :class:`lossforge.contract.Task`).
+        model: maps `(N, F)` features to `(N, num_outputs)` outputs (embeddings for metric learning).
+        loss: a loss meeting [lossforge.contract.LossPlugin][].
+        task: the training task (a [lossforge.contract.Task][]).
         num_outputs: classes / labels / targets of the dataset (for metrics).
         class_names: names for per-class metrics.
         miner: optional miner for metric losses.
-        memory: optional cross-batch memory (XBM, :mod:`lossforge.mining.memory`): training steps mine
+        memory: optional cross-batch memory (XBM, [lossforge.mining.memory][]): training steps mine
             against the embeddings of recent batches too. Its buffers are in the checkpoints.
         optimizer: optimizer settings (default: Adam, lr 1e-3).
         scan_targets: let the loss re-check target *values* (labels in {0, 1}, class indices in range) on
-            every batch. Off by default: lossforge's data were validated once when the ``DataSplits`` was
-            built, so a loss that declares ``scan_targets`` is told to skip its scans (no per-batch scans,
+            every batch. Off by default: lossforge's data were validated once when the `DataSplits` was
+            built, so a loss that declares `scan_targets` is told to skip its scans (no per-batch scans,
             no host-device sync for them on a GPU). Turn it on for batches from elsewhere.
     """
 
@@ -99,8 +99,8 @@ class LossTask(L.LightningModule):
         return self.spec.read_outputs(self.model(features), self.num_outputs)  # (N, …) as the task reads it
 
     def loss_value(self, outputs: Tensor, targets: Tensor, *, mine: bool = False) -> Tensor:
-        """The loss of a batch's outputs — one number, checked (``guards.check_reduced_loss``): metric losses
-        get the miner's tuples when ``mine``."""
+        """The loss of a batch's outputs — one number, checked (`guards.check_reduced_loss`): metric losses
+        get the miner's tuples when `mine`."""
         value = self._loss_value(outputs, targets, mine=mine)
         check_reduced_loss(value, loss=self.loss)
         return value
@@ -221,7 +221,7 @@ class LossTask(L.LightningModule):
         return cast(torchmetrics.MetricCollection, self.stage_metrics[stage])
 
     def _named(self, stage: str, computed: dict[str, Tensor]) -> dict[str, Tensor]:
-        """``{stage}/{metric}``; a per-class vector becomes ``{stage}/{metric}/{class name}``."""
+        """`{stage}/{metric}`; a per-class vector becomes `{stage}/{metric}/{class name}`."""
         names = self.class_names or tuple(str(c) for c in range(self.num_outputs))
         named = {}
         for key, value in computed.items():

@@ -1,10 +1,10 @@
-"""The optimizer, named in configs by registry name (``optimizer=adam | adamw | sgd``).
+"""The optimizer, named in configs by registry name (`optimizer=adam | adamw | sgd`).
 
 A loss with parameters of its own (class proxies, a classifier's weight matrix: see
-:attr:`lossforge.contract.LossPlugin.lr_multiplier`) is trained by the same optimizer in a second parameter
+[lossforge.contract.LossPlugin.lr_multiplier][]) is trained by the same optimizer in a second parameter
 group, the way pytorch-metric-learning's examples give such a loss an optimizer of its own: learning rate
-``lr * multiplier`` — ``optimizer.loss_lr_multiplier`` when set, else the loss's declared
-``lr_multiplier`` — and **no weight decay**. The proxy losses compare embeddings with *normalised*
+`lr * multiplier` — `optimizer.loss_lr_multiplier` when set, else the loss's declared
+`lr_multiplier` — and **no weight decay**. The proxy losses compare embeddings with *normalised*
 proxies, so a proxy's norm does not change the loss: decay would not regularise them, only shrink their
 norms and so silently raise their effective step size over training.
 """
@@ -28,12 +28,15 @@ OPTIMIZERS: dict[str, Callable[..., torch.optim.Optimizer]] = {
 
 @dataclass(frozen=True)
 class OptimizerConfig:
-    """``cfg.optimizer`` as a typed value, checked when it is made (before any run starts).
+    """`cfg.optimizer` as a typed value, checked when it is made (before any run starts).
 
+    ```pycon
     >>> OptimizerConfig(name="adamm")  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     ValueError: Unknown optimizer 'adamm'. Did you mean 'adam' or 'adamw'? Available: adam, adamw, sgd.
+
+    ```
     """
 
     name: str = "adam"  # a key of OPTIMIZERS
@@ -65,16 +68,19 @@ def build_optimizer(
     loss_parameters: Iterable[torch.nn.Parameter] = (),
     loss_lr_multiplier: float = 1.0,
 ) -> torch.optim.Optimizer:
-    """The optimizer ``config`` names: the model's ``parameters`` at ``config.lr`` with its weight decay,
-    and — when the loss has parameters of its own — a second group of ``loss_parameters`` at ``config.lr``
-    times ``config.loss_lr_multiplier`` (or, when that is ``None``, the loss's declared
-    ``loss_lr_multiplier``), without weight decay.
+    """The optimizer `config` names: the model's `parameters` at `config.lr` with its weight decay,
+    and — when the loss has parameters of its own — a second group of `loss_parameters` at `config.lr`
+    times `config.loss_lr_multiplier` (or, when that is `None`, the loss's declared
+    `loss_lr_multiplier`), without weight decay.
 
+    ```pycon
     >>> model, proxies = torch.nn.Linear(4, 2), torch.nn.Parameter(torch.zeros(3, 2))
     >>> optimizer = build_optimizer(OptimizerConfig(lr=0.01), model.parameters(), loss_parameters=[proxies],
     ...                             loss_lr_multiplier=100.0)
     >>> [(len(group["params"]), group["lr"], group["weight_decay"]) for group in optimizer.param_groups]
     [(2, 0.01, 0.0), (1, 1.0, 0.0)]
+
+    ```
     """
     extra = {"momentum": config.momentum} if config.name == "sgd" else {}
     groups: list[dict[str, Any]] = [{"params": list(parameters)}]

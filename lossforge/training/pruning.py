@@ -1,19 +1,19 @@
 """A tuning trial's job reports each epoch's validation score to its Optuna trial, and stops when pruned.
 
-Two callers, one callback (:class:`ReportToTrial`):
+Two callers, one callback ([ReportToTrial][lossforge.training.pruning.ReportToTrial]):
 
-- the comparison protocol (``lossforge.protocol.tuning``) trains a trial in its own process and lets the
-  callback raise :class:`optuna.TrialPruned` into ``Study.optimize``;
-- a Hydra sweep (``hydra/sweeper=optuna``, ``hydra_plugins.lossforge_optuna``) launches each trial as an
+- the comparison protocol (`lossforge.protocol.tuning`) trains a trial in its own process and lets the
+  callback raise `optuna.TrialPruned` into `Study.optimize`;
+- a Hydra sweep (`hydra/sweeper=optuna`, `hydra_plugins.lossforge_optuna`) launches each trial as an
   ordinary lossforge job, on any launcher. The sweeper puts where the trial lives into the job's overrides
-  (``+tuning_trial.storage=…``, ``study``, ``trial_id``, ``monitor`` and the pruner's settings); the job opens
-  the study's storage itself (:func:`trial_of_job`), reports every epoch there, and, when the median pruner
-  says so, marks its trial ``PRUNED`` in the storage and ends training early — the run itself finishes
-  normally (tested on its best checkpoint), so a pruned trial is never mistaken for a failed run.
+  (`+tuning_trial.storage=…`, `study`, `trial_id`, `monitor` and the pruner's settings); the job opens
+  the study's storage itself ([trial_of_job][lossforge.training.pruning.trial_of_job]), reports every epoch there, and,
+  when the median pruner says so, marks its trial `PRUNED` in the storage and ends training early — the run itself
+  finishes normally (tested on its best checkpoint), so a pruned trial is never mistaken for a failed run.
 
-The storage is named as the user names it (:func:`storage_url`): a path ending in ``.db`` or a
-``sqlite:///`` URL (SQLite), ``postgresql://…`` (any SQLAlchemy URL), or Optuna's journal file storage for
-shared file systems without a database — ``journal:<path>`` or a path ending in ``.log``.
+The storage is named as the user names it ([storage_url][lossforge.training.pruning.storage_url]): a path ending in
+`.db` or a `sqlite:///` URL (SQLite), `postgresql://…` (any SQLAlchemy URL), or Optuna's journal file storage for
+shared file systems without a database — `journal:<path>` or a path ending in `.log`.
 """
 
 from __future__ import annotations
@@ -30,15 +30,16 @@ import optuna
 
 log = logging.getLogger("lossforge.tuning")
 
-#: The config key under which a sweep job finds its trial (put there by the sweeper, popped before training).
 TRIAL_KEY = "tuning_trial"
+"""The config key under which a sweep job finds its trial (put there by the sweeper, popped before training)."""
 
 
 def storage_url(text: str, *, base_dir: Path | None = None) -> str:
-    """The canonical form of a storage the user named: an SQLAlchemy URL, or ``journal:<absolute path>``.
+    """The canonical form of a storage the user named: an SQLAlchemy URL, or `journal:<absolute path>`.
 
-    A relative path is taken relative to ``base_dir`` (the directory the command was started from).
+    A relative path is taken relative to `base_dir` (the directory the command was started from).
 
+    ```pycon
     >>> storage_url("outputs/tuning.db", base_dir=Path("/work"))
     'sqlite:////work/outputs/tuning.db'
     >>> storage_url("/shared/study.log")
@@ -47,6 +48,8 @@ def storage_url(text: str, *, base_dir: Path | None = None) -> str:
     'journal:/work/runs/study.jsonl'
     >>> storage_url("postgresql://lossforge@db.example.org/tuning")
     'postgresql://lossforge@db.example.org/tuning'
+
+    ```
     """
     base = (base_dir or Path.cwd()).resolve()
     if text.startswith("journal:"):
@@ -60,10 +63,10 @@ def storage_url(text: str, *, base_dir: Path | None = None) -> str:
 
 
 def open_storage(url: str, *, heartbeat: tuple[int, int] | None = None) -> optuna.storages.BaseStorage:
-    """The Optuna storage behind a canonical ``url`` (:func:`storage_url`); its schema must exist already
-    (``lossforge.protocol.tuning.prepare_storage`` creates it once, before any worker starts).
+    """The Optuna storage behind a canonical `url` ([storage_url][lossforge.training.pruning.storage_url]); its schema
+    must exist already (`lossforge.protocol.tuning.prepare_storage` creates it once, before any worker starts).
 
-    ``heartbeat``: ``(interval, grace period)`` in seconds, for a database storage that several workers share:
+    `heartbeat`: `(interval, grace period)` in seconds, for a database storage that several workers share:
     a trial whose worker stopped beating for the grace period is stale (a journal file has no heartbeat:
     ignored there).
     """
@@ -82,13 +85,13 @@ def open_storage(url: str, *, heartbeat: tuple[int, int] | None = None) -> optun
 
 
 class ReportToTrial(L.Callback):
-    """Report each epoch's ``monitor`` (a validation metric) to ``trial``; act when the pruner says so.
+    """Report each epoch's `monitor` (a validation metric) to `trial`; act when the pruner says so.
 
     Args:
         trial: the Optuna trial this training run is.
-        monitor: the validation metric reported, e.g. ``val/f1_macro``.
-        stop: ``False`` (in-process tuning): raise :class:`optuna.TrialPruned` out of ``fit``. ``True`` (a
-            sweep job): mark the trial ``PRUNED`` in its storage and stop training after this epoch.
+        monitor: the validation metric reported, e.g. `val/f1_macro`.
+        stop: `False` (in-process tuning): raise `optuna.TrialPruned` out of `fit`. `True` (a
+            sweep job): mark the trial `PRUNED` in its storage and stop training after this epoch.
     """
 
     def __init__(self, trial: optuna.Trial, monitor: str, *, stop: bool = False) -> None:
@@ -143,13 +146,13 @@ class JobTrial:
 
 def median_pruner(n_startup_trials: int, n_warmup_steps: int) -> optuna.pruners.BasePruner:
     """The pruner of every lossforge study: a trial's epoch score below the median of the earlier trials'
-    scores at the same epoch stops it, once ``n_startup_trials`` trials finished and after
-    ``n_warmup_steps`` epochs."""
+    scores at the same epoch stops it, once `n_startup_trials` trials finished and after
+    `n_warmup_steps` epochs."""
     return optuna.pruners.MedianPruner(n_startup_trials=n_startup_trials, n_warmup_steps=n_warmup_steps)
 
 
 def trial_of_job(values: Mapping[str, Any] | None) -> ReportToTrial | None:
-    """The callback of a sweep job whose config carries ``tuning_trial`` (``None`` for any other job)."""
+    """The callback of a sweep job whose config carries `tuning_trial` (`None` for any other job)."""
     if not values:
         return None
     where = JobTrial.of(values)

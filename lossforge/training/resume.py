@@ -1,29 +1,29 @@
 """Faults lose nothing: resuming a stopped run into the same MLflow run, from its newest intact checkpoint.
 
-Every run writes ``<run dir>/checkpoints/last.ckpt`` at the end of every epoch (atomically:
-:mod:`lossforge.training.checkpoints`) and records its MLflow run in ``<run dir>/lossforge_run.json`` (and the
-run dir in the run's ``lossforge.output_dir`` tag). A run stopped in any way — Ctrl-C, SIGTERM, ``kill -9``, a
-full disk — resumes with::
+Every run writes `<run dir>/checkpoints/last.ckpt` at the end of every epoch (atomically:
+[lossforge.training.checkpoints][]) and records its MLflow run in `<run dir>/lossforge_run.json` (and the
+run dir in the run's `lossforge.output_dir` tag). A run stopped in any way — Ctrl-C, SIGTERM, `kill -9`, a
+full disk — resumes with:
 
     python -m lossforge resume=<run dir or MLflow run id>
 
 which reloads the run's own config, continues training from the newest intact end-of-epoch checkpoint (loaded
-with ``weights_only=True``), and keeps logging into the **same** MLflow run. Because the shuffling order and the
+with `weights_only=True`), and keeps logging into the **same** MLflow run. Because the shuffling order and the
 random state are restored too, it ends with the same metrics as an uninterrupted run.
 
 * A damaged checkpoint (truncated by a full disk, say) is named and skipped: the next newest intact one is used
-  (``last.ckpt``, else ``best.ckpt``, an end-of-epoch state too).
-* ``interrupted.ckpt`` (Ctrl-C, SIGTERM) is used when it holds an end-of-epoch state newer than ``last.ckpt``.
+  (`last.ckpt`, else `best.ckpt`, an end-of-epoch state too).
+* `interrupted.ckpt` (Ctrl-C, SIGTERM) is used when it holds an end-of-epoch state newer than `last.ckpt`.
   One written in the middle of an epoch is not: the training order cannot be restarted mid-epoch, so the resume
   starts from the end of the last completed epoch and trains the interrupted epoch again from its start — which
   is what keeps the final metrics equal to an uninterrupted run's. The log says so.
-* Overrides: a resumed run keeps its recorded configuration. ``trainer.max_epochs=N`` is honoured (train to N
-  epochs; recorded in the tag ``lossforge.resumed_max_epochs`` and in the run's config record, since logged
-  params cannot change); ``logger.tracking_uri``, ``verbose``, ``trainer.enable_progress_bar`` and ``hydra.*``
+* Overrides: a resumed run keeps its recorded configuration. `trainer.max_epochs=N` is honoured (train to N
+  epochs; recorded in the tag `lossforge.resumed_max_epochs` and in the run's config record, since logged
+  params cannot change); `logger.tracking_uri`, `verbose`, `trainer.enable_progress_bar` and `hydra.*`
   only say where and how to run. Any other override is refused, naming it.
-* A run left RUNNING by a process that died without a word (``kill -9``, a lost machine) is marked KILLED when
+* A run left RUNNING by a process that died without a word (`kill -9`, a lost machine) is marked KILLED when
   the next run starts in the same experiment on the same host: each run records its process id and host
-  (tags ``lossforge.pid``, ``lossforge.host``).
+  (tags `lossforge.pid`, `lossforge.host`).
 """
 
 from __future__ import annotations
@@ -53,17 +53,17 @@ log = logging.getLogger("lossforge")
 
 RUN_RECORD = "lossforge_run.json"
 CONFIG_RECORD = "lossforge_config.yaml"
-#: How the run in this folder ended, written beside it when it ends badly: the record the next start uses when
-#: the store could not be written then (its disk was full, its server gone).
 OUTCOME_RECORD = "lossforge_outcome.json"
+"""How the run in this folder ended, written beside it when it ends badly: the record the next start uses when
+the store could not be written then (its disk was full, its server gone)."""
 
 
 class ResumeError(ValueError):
-    """``resume=...`` names nothing that can be resumed."""
+    """`resume=...` names nothing that can be resumed."""
 
 
-#: Overrides a resume accepts: ``trainer.max_epochs`` (honoured) and those that say only where and how to run.
 RESUME_ALLOWS = ("resume", "trainer.max_epochs", "logger.tracking_uri", "verbose", "trainer.enable_progress_bar")
+"""Overrides a resume accepts: `trainer.max_epochs` (honoured) and those that say only where and how to run."""
 
 
 @dataclass(frozen=True)
@@ -74,22 +74,22 @@ class Resume:
     run_id: str
     checkpoint: Path
     config: DictConfig
-    #: What was skipped on the way to ``checkpoint`` (a damaged file, a mid-epoch one), one sentence each.
     notes: tuple[str, ...] = ()
-    #: Overrides the resume honours, e.g. ``{"trainer.max_epochs": "10"}``.
+    """What was skipped on the way to `checkpoint` (a damaged file, a mid-epoch one), one sentence each."""
     honoured: Mapping[str, str] = field(default_factory=dict)
+    """Overrides the resume honours, e.g. `{"trainer.max_epochs": "10"}`."""
 
 
 def write_run_record(output_dir: Path, *, run_id: str, tracking_uri: str, config: DictConfig) -> None:
-    """Remember which MLflow run this directory belongs to, and the exact config, for ``resume=``."""
+    """Remember which MLflow run this directory belongs to, and the exact config, for `resume=`."""
     output_dir.mkdir(parents=True, exist_ok=True)
     (output_dir / RUN_RECORD).write_text(json.dumps({"run_id": run_id, "tracking_uri": tracking_uri}))
     (output_dir / CONFIG_RECORD).write_text(OmegaConf.to_yaml(config))
 
 
 def resolve_resume(target: str, *, base_dir: Path, tracking_uri: str, overrides: Sequence[str] = ()) -> Resume:
-    """Find the run directory for ``target`` (a path, or an MLflow run id looked up in the store), its newest
-    intact checkpoint, and its config with the honoured ``overrides`` (the command line's) applied."""
+    """Find the run directory for `target` (a path, or an MLflow run id looked up in the store), its newest
+    intact checkpoint, and its config with the honoured `overrides` (the command line's) applied."""
     directory = Path(target) if Path(target).is_absolute() else base_dir / target
     if not (directory / RUN_RECORD).is_file():
         directory = _directory_of_run(target, tracking_uri)
@@ -113,15 +113,19 @@ def resolve_resume(target: str, *, base_dir: Path, tracking_uri: str, overrides:
 
 
 def check_resume_overrides(overrides: Sequence[str], *, target: str) -> dict[str, str]:
-    """The overrides a resume honours (``{"trainer.max_epochs": "N"}``); a :class:`ResumeError` naming every
-    override that would change the recorded configuration.
+    """The overrides a resume honours (`{"trainer.max_epochs": "N"}`); a
+    [ResumeError][lossforge.training.resume.ResumeError] naming every override that would change the recorded
+    configuration.
 
+    ```pycon
     >>> check_resume_overrides(["resume=outputs/runs/x", "trainer.max_epochs=9", "hydra.run.dir=d"], target="x")
     {'trainer.max_epochs': '9'}
     >>> check_resume_overrides(["resume=x", "seed=1", "loss.gamma=3"], target="x")
     Traceback (most recent call last):
     ...
     lossforge.training.resume.ResumeError: resume=x continues the run with its recorded configuration; these ...
+
+    ```
     """
     honoured, refused = {}, []
     for override in overrides:
@@ -142,21 +146,21 @@ def check_resume_overrides(overrides: Sequence[str], *, target: str) -> dict[str
 
 
 def command_line_overrides() -> list[str]:
-    """The command line's overrides when Hydra started this process (``[]`` for a config composed in code)."""
+    """The command line's overrides when Hydra started this process (`[]` for a config composed in code)."""
     from hydra.core.hydra_config import HydraConfig
 
     return list(HydraConfig.get().overrides.task) if HydraConfig.initialized() else []
 
 
 def checkpoint_position(path: Path) -> tuple[int, int, bool]:
-    """``(epoch, global_step, written at an epoch's end)`` of a checkpoint; raises if it cannot be read."""
+    """`(epoch, global_step, written at an epoch's end)` of a checkpoint; raises if it cannot be read."""
     state = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
     default_end = path.name != INTERRUPTED  # a checkpoint written before lossforge marked them
     return int(state["epoch"]), int(state["global_step"]), bool(state.get(EPOCH_END_KEY, default_end))
 
 
 def newest_intact_checkpoint(folder: Path, *, target: str) -> tuple[Path, int, list[str]]:
-    """The newest checkpoint in ``folder`` that loads and ends an epoch: its path, epoch, and a sentence for
+    """The newest checkpoint in `folder` that loads and ends an epoch: its path, epoch, and a sentence for
     each checkpoint skipped on the way (damaged, or written mid-epoch)."""
     usable: list[tuple[int, int, Path]] = []
     notes: list[str] = []
@@ -191,7 +195,7 @@ def newest_intact_checkpoint(folder: Path, *, target: str) -> tuple[Path, int, l
 
 
 def write_outcome_record(output_dir: Path, error: BaseException) -> None:
-    """Note beside the run how it ended (``OUTCOME_RECORD``); never raises — its disk may be the full one."""
+    """Note beside the run how it ended (`OUTCOME_RECORD`); never raises — its disk may be the full one."""
     reason = scrub_secrets(f"{type(error).__name__}: {error}")[:5000]
     try:
         (output_dir / OUTCOME_RECORD).write_text(json.dumps({"outcome": outcome_of(error).value, "error": reason}))
@@ -200,15 +204,15 @@ def write_outcome_record(output_dir: Path, error: BaseException) -> None:
 
 
 def process_tags() -> dict[str, str]:
-    """Which process runs this run, for finding it dead later: ``lossforge.pid`` and ``lossforge.host``."""
+    """Which process runs this run, for finding it dead later: `lossforge.pid` and `lossforge.host`."""
     return {"lossforge.pid": str(os.getpid()), "lossforge.host": socket.gethostname()}
 
     return True
 
 
 def mark_runs_of_dead_processes(tracking_uri: str, experiment: str) -> list[str]:
-    """Mark KILLED (``lossforge.outcome=killed``) every run of ``experiment`` still RUNNING whose process, on
-    this host, is gone — left so by ``kill -9`` or a crash that gave it no chance to say. Returns their ids.
+    """Mark KILLED (`lossforge.outcome=killed`) every run of `experiment` still RUNNING whose process, on
+    this host, is gone — left so by `kill -9` or a crash that gave it no chance to say. Returns their ids.
 
     A process id the system has since given to another process keeps its run RUNNING (the safe mistake).
     """
@@ -262,7 +266,7 @@ def _directory_of_run(run_id: str, tracking_uri: str) -> Path:
 
 
 def _recorded_outcome(output_dir: str | None) -> tuple[Outcome | None, str]:
-    """The outcome a run noted beside itself (``OUTCOME_RECORD``), or ``(None, "")``."""
+    """The outcome a run noted beside itself (`OUTCOME_RECORD`), or `(None, "")`."""
     try:
         record = json.loads((Path(output_dir or "") / OUTCOME_RECORD).read_text())
         return Outcome(record["outcome"]), str(record["error"])
@@ -293,16 +297,20 @@ class RandomStateInCheckpoints(L.Callback):
 
 
 def check_loss_parameters(state_dict: Mapping[str, Any], loss: Any, *, loss_name: str, prefix: str) -> None:
-    """Before a checkpoint is loaded: the loss's own parameters (class proxies, …) in ``state_dict`` (under
-    ``prefix``) must have the sizes this run's loss was prepared with — sizes that come from the data (the
-    number of classes) and the model (the embedding size). A :class:`ResumeError` naming the loss and both
-    sizes otherwise, instead of torch's size-mismatch text; it holds for a plugin's loss as for lossforge's.
+    """Before a checkpoint is loaded: the loss's own parameters (class proxies, …) in `state_dict` (under
+    `prefix`) must have the sizes this run's loss was prepared with — sizes that come from the data (the
+    number of classes) and the model (the embedding size). A [ResumeError][lossforge.training.resume.ResumeError] naming
+    the loss and both sizes otherwise, instead of torch's size-mismatch text; it holds for a plugin's loss as for
+    lossforge's.
 
+    ```pycon
     >>> loss = torch.nn.Linear(4, 3)  # stands for a loss with a (3, 4) parameter
     >>> check_loss_parameters({"loss.weight": torch.zeros(5, 4)}, loss, loss_name="arcface", prefix="loss.")
     Traceback (most recent call last):
     ...
     lossforge.training.resume.ResumeError: Loss 'arcface': the checkpoint's 'weight' is (5, 4), this run's is (3, 4) ...
+
+    ```
     """
     if not isinstance(loss, torch.nn.Module):
         return
@@ -337,5 +345,5 @@ def _size(tensor: torch.Tensor) -> str:
 
 
 def _as_tuples(value: Any) -> Any:
-    """``random.setstate`` wants the nested tuples that a checkpoint round trip may turn into lists."""
+    """`random.setstate` wants the nested tuples that a checkpoint round trip may turn into lists."""
     return tuple(_as_tuples(item) for item in value) if isinstance(value, list | tuple) else value

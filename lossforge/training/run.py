@@ -1,6 +1,6 @@
-"""``train(cfg)``: build, fit, test, record — one experiment, returning its metrics.
+"""`train(cfg)`: build, fit, test, record — one experiment, returning its metrics.
 
-Order (one log line each): resume? → data → loss (+ task check) → miner → model (``training.build``) →
+Order (one log line each): resume? → data → loss (+ task check) → miner → model (`training.build`) →
 MLflow run → trainer → fit → test → artifacts → summary. Data flows one way: the config names components,
 the registries build them, the LightningModule trains them, tracking records the result.
 """
@@ -99,20 +99,20 @@ def train(
     """Run one experiment; return its test metrics and the last epoch's validation metrics.
 
     Args:
-        cfg: the composed config (``conf/config.yaml``). With ``resume=<run dir or MLflow run id>`` the
+        cfg: the composed config (`conf/config.yaml`). With `resume=<run dir or MLflow run id>` the
             run's own recorded config is used instead, and training continues from its last checkpoint.
-        base_dir: where the default MLflow store lives (``<base_dir>/outputs/mlflow.db``); the directory
+        base_dir: where the default MLflow store lives (`<base_dir>/outputs/mlflow.db`); the directory
             the command was started from.
-        output_dir: this run's own directory (Hydra's); holds checkpoints, and its ``.hydra/`` folder is
-            logged as an artifact. Defaults to ``<base_dir>/outputs/runs/untracked``.
-        sweep_job: this run's place in a Hydra multirun (``lossforge.tracking.sweep_job``): the run becomes
-            a child of the sweep's parent MLflow run. ``None`` outside a sweep.
+        output_dir: this run's own directory (Hydra's); holds checkpoints, and its `.hydra/` folder is
+            logged as an artifact. Defaults to `<base_dir>/outputs/runs/untracked`.
+        sweep_job: this run's place in a Hydra multirun (`lossforge.tracking.sweep_job`): the run becomes
+            a child of the sweep's parent MLflow run. `None` outside a sweep.
         tags: more MLflow tags for the run (the comparison protocol marks its runs with them).
         summary: print the test metrics, the run id and the dashboard command at the end.
         callbacks: more Lightning callbacks for the training (an Optuna sweep job's pruning reporter,
-            ``lossforge.training.pruning``).
+            `lossforge.training.pruning`).
 
-    With several processes (``trainer=ddp``, ``trainer=ddp_cpu``; see ``lossforge.distributed``) this
+    With several processes (`trainer=ddp`, `trainer=ddp_cpu`; see `lossforge.distributed`) this
     process is rank 0 and starts the others, or — started by SLURM or torchrun — is one of them; only
     rank 0 creates the MLflow run, writes the run record and prints the summary.
     """
@@ -213,7 +213,7 @@ def train(
 
 @contextlib.contextmanager
 def ending_noted(output_dir: Path, interrupt: SaveOnInterrupt, *, single_run: bool) -> Iterator[None]:
-    """How a run that raised ended, noted beside it (``resume.OUTCOME_RECORD``: the next start reads it when
+    """How a run that raised ended, noted beside it (`resume.OUTCOME_RECORD`: the next start reads it when
     the store missed it); after Ctrl-C or SIGTERM on a single run, what happened and how to resume."""
     try:
         yield
@@ -225,7 +225,7 @@ def ending_noted(output_dir: Path, interrupt: SaveOnInterrupt, *, single_run: bo
 
 
 def check_system_metrics(cfg: DictConfig) -> None:
-    """``logger.system_metrics=true`` needs ``psutil``, which MLflow samples the machine with: say so before
+    """`logger.system_metrics=true` needs `psutil`, which MLflow samples the machine with: say so before
     any training time is spent."""
     if cfg.logger.get("system_metrics") and importlib.util.find_spec("psutil") is None:
         raise ConfigError(
@@ -235,7 +235,7 @@ def check_system_metrics(cfg: DictConfig) -> None:
 
 
 def trainer_arguments(cfg: DictConfig) -> dict[str, Any]:
-    """``cfg.trainer`` as ``lightning.Trainer`` keyword arguments."""
+    """`cfg.trainer` as `lightning.Trainer` keyword arguments."""
     arguments = cast(dict[str, Any], OmegaConf.to_container(cfg.trainer, resolve=True))
     # DDP: lossforge shards the training data itself (distributed.GlobalBatchShard) and every process
     # evaluates the whole val/test split, so Lightning must not insert its DistributedSampler.
@@ -262,7 +262,7 @@ def make_loaders(cfg: DictConfig, built: Built, processes: distributed.Processes
 
 @dataclass
 class Fitted:
-    """What ``fit_and_test`` leaves: the trainer, the metrics, the best checkpoint's path (``""`` when no
+    """What `fit_and_test` leaves: the trainer, the metrics, the best checkpoint's path (`""` when no
     epoch was validated) and the epoch whose weights were tested."""
 
     trainer: L.Trainer
@@ -289,14 +289,15 @@ def fit_and_test(
     interrupt: SaveOnInterrupt | None = None,
 ) -> Fitted:
     """Fit, then test the best epoch's weights; the part of a run that every DDP process does alike (same
-    callbacks on every rank: the checkpoint callbacks take part in collectives). ``ready`` is called just
-    before ``fit``, when this process can no longer fail on its own (``distributed.start_processes``).
-    ``interrupt`` (made here when not given) notes a Ctrl-C or SIGTERM for the caller's message.
+    callbacks on every rank: the checkpoint callbacks take part in collectives). `ready` is called just
+    before `fit`, when this process can no longer fail on its own (`distributed.start_processes`).
+    `interrupt` (made here when not given) notes a Ctrl-C or SIGTERM for the caller's message.
 
-    The tested model is ``best.ckpt``: the epoch with the best ``val/<selection metric>`` of the task
-    (``docs/decisions.md`` §3; ties keep the earlier epoch). A run that never validated tests its last epoch;
-    one whose selection metric was never finite raises :class:`NoFiniteValidationError` (``diverged``).
-    Ctrl-C ends it with :class:`Interrupted` (exit status 130) instead of Lightning's ``exit(1)``."""
+    The tested model is `best.ckpt`: the epoch with the best `val/<selection metric>` of the task
+    (`docs/decisions.md` §3; ties keep the earlier epoch). A run that never validated tests its last epoch;
+    one whose selection metric was never finite raises
+    [NoFiniteValidationError][lossforge.training.checkpoints.NoFiniteValidationError] (`diverged`). Ctrl-C ends it with
+    [Interrupted][lossforge.training.run.Interrupted] (exit status 130) instead of Lightning's `exit(1)`."""
     stop_together = distributed.StopTogetherOnSigterm()  # DDP: no deadlock on SIGTERM (no-op in one process)
     spec = built.module.spec
     checkpoints = EpochCheckpoints(
@@ -369,7 +370,7 @@ def interrupted_message(interrupt: SaveOnInterrupt, output_dir: Path) -> str:
 
 
 def finite_loss_guard(cfg: DictConfig, built: Built) -> FiniteLossGuard:
-    """The NaN/inf guard for ``built``'s loss; off the CPU it checks every ``log_every_n_steps`` steps."""
+    """The NaN/inf guard for `built`'s loss; off the CPU it checks every `log_every_n_steps` steps."""
     return FiniteLossGuard(
         loss_name=built.module.traits.name,
         learning_rate=built.module.optimizer_config.lr,
@@ -378,13 +379,13 @@ def finite_loss_guard(cfg: DictConfig, built: Built) -> FiniteLossGuard:
 
 
 def exploding_loss_guard(built: Built) -> ExplodingLossGuard:
-    """The explosion guard for ``built``'s loss (``training.guards``): a finite loss that grows far beyond its
+    """The explosion guard for `built`'s loss (`training.guards`): a finite loss that grows far beyond its
     first step's stops the run as diverged."""
     return ExplodingLossGuard(loss_name=built.module.traits.name, learning_rate=built.module.optimizer_config.lr)
 
 
 def validation_metrics(trainer: L.Trainer) -> dict[str, float]:
-    """The last validation epoch's metrics (``val/*``) as plain floats."""
+    """The last validation epoch's metrics (`val/*`) as plain floats."""
     return {key: float(value) for key, value in trainer.callback_metrics.items() if key.startswith("val/")}
 
 
@@ -392,7 +393,7 @@ def fit_for_validation(cfg: DictConfig, *, callbacks: Sequence[L.Callback] = ())
     """Train on the training split and return the last epoch's validation metrics — no test pass, no
     MLflow run, no checkpoint, one process: a tuning trial, which must never see the test split.
 
-    ``callbacks`` see every epoch's validation metrics (e.g. a pruner that stops a poor trial early).
+    `callbacks` see every epoch's validation metrics (e.g. a pruner that stops a poor trial early).
     """
     built = build(cfg)
     loaders = make_loaders(cfg, built, distributed.Processes())  # one process
@@ -419,7 +420,7 @@ def train_replica(
     output_dir: str,
     checkpoint: Path | None,
 ) -> None:
-    """DDP rank ``rank`` ≥ 1 started by ``distributed.start_processes``: rank 0's resolved config, built
+    """DDP rank `rank` ≥ 1 started by `distributed.start_processes`: rank 0's resolved config, built
     and trained the same way, recording nothing."""
     from lossforge.training import ignore_known_warnings
 
@@ -433,15 +434,18 @@ def train_replica(
 
 
 def default_run_name(cfg: DictConfig) -> str:
-    """``<loss>[+<miner>]-<dataset>-seed<seed>``: readable in the dashboard's run list, and runs that differ
+    """`<loss>[+<miner>]-<dataset>-seed<seed>`: readable in the dashboard's run list, and runs that differ
     only by seed tell themselves apart. A sweep's job number is not in the name: it is the run's tag.
 
+    ```pycon
     >>> from omegaconf import OmegaConf
     >>> default_run_name(OmegaConf.create({"loss": {"name": "focal"}, "dataset": {"name": "digits"}, "seed": 3}))
     'focal-digits-seed3'
     >>> cfg = {"loss": {"name": "triplet"}, "miner": {"name": "hard_triplets"}, "dataset": {"name": "digits"}}
     >>> default_run_name(OmegaConf.create({**cfg, "seed": 0}))
     'triplet+hard_triplets-digits-seed0'
+
+    ```
     """
     components = cfg.loss.name if cfg.get("miner") is None else f"{cfg.loss.name}+{cfg.miner.name}"
     return f"{components}-{cfg.dataset.name}-seed{cfg.seed}"
@@ -451,7 +455,7 @@ def log_run_artifacts(
     run: RunHandle, built: Built, output_dir: Path, *, loss_parameters: Mapping[str, Any] | None = None
 ) -> None:
     """The task's plots of the test predictions, the loss/metric curves, the trained loss against its task's
-    axis (``lossforge plot``'s figure, with ``loss_parameters`` in its legend), and Hydra's record of the run."""
+    axis (`lossforge plot`'s figure, with `loss_parameters` in its legend), and Hydra's record of the run."""
     from lossforge.evaluation import plots
     from lossforge.evaluation.loss_figures import trained_loss_figure
 
@@ -476,7 +480,7 @@ def log_run_artifacts(
 def _print_summary(
     metrics: dict[str, float], run_id: str, tracking_uri: str, *, run_name: str, verbose: bool = True
 ) -> None:
-    """The test metrics, the run id and the dashboard command; one line when ``verbose`` is off."""
+    """The test metrics, the run id and the dashboard command; one line when `verbose` is off."""
     if not verbose:
         print(summary_line(run_name, metrics, run_id), flush=True)
         return

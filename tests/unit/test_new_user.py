@@ -1,7 +1,15 @@
-"""What a new user tripped on, outside the command line: a run of 0 or -1 epochs, run names without the seed,
-losses printed without their parameters, and an experiment the MLflow UI took for a GenAI one."""
+"""What a new user tripped on: a run of 0 or -1 epochs, run names without the seed, losses printed without their
+parameters, an experiment the MLflow UI took for a GenAI one; and, following the docs literally, commands that
+assume an activated `.venv`, a plugin `pyproject.toml` that did not install, a test step without pytest, and
+`lossforge check <loss name>` that wanted a package name without saying so."""
 
 from __future__ import annotations
+
+import re
+import subprocess
+import sys
+import tomllib
+from pathlib import Path
 
 import pytest
 from helpers import compose_config, own_loss_names
@@ -76,3 +84,69 @@ def test_an_experiment_that_says_its_kind_keeps_it(default_store: str) -> None:
     experiment_id = client.create_experiment("mine", tags={EXPERIMENT_KIND_TAG: "genai_development"})
     get_or_create_experiment(client, "mine", None)
     assert client.get_experiment(experiment_id).tags[EXPERIMENT_KIND_TAG] == "genai_development"
+
+
+# -- `lossforge check <name>` ----------------------------------------------------------------------------
+
+
+def test_lossforge_check_takes_a_component_name(capsys: pytest.CaptureFixture[str]) -> None:
+    from lossforge.commands.check import main as check_components
+
+    assert check_components(["focal"]) == 0
+    out = capsys.readouterr().out
+    assert "ok    loss    focal" in out and "1 of 1 components meet the contract" in out
+
+
+def test_lossforge_check_says_what_it_wants_for_a_name_it_does_not_know(capsys: pytest.CaptureFixture[str]) -> None:
+    from lossforge.commands.check import main as check_components
+
+    assert check_components(["focall"]) == 2
+    out = capsys.readouterr().out
+    assert "'focall' is neither a package that registers" in out
+    assert "Did you mean 'focal'?" in out
+    assert "package (distribution) name" in out and "lossforge-extras" in out
+
+
+# -- the docs a new user follows ---------------------------------------------------------------------------
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.mark.parametrize("page", ["README.md", "docs/getting-started.md"])
+def test_the_use_commands_come_after_activating_the_venv(page: str) -> None:
+    text = (ROOT / page).read_text()
+    activate = text.find("source .venv/bin/activate")
+    first_use = min(text.find(command) for command in ("\npython -m lossforge", "\nlossforge "))
+    assert 0 <= activate < first_use, f"{page}: say to activate .venv before the first bare command"
+    assert "No module named 'hydra'" in text  # what the system's python answers, so a reader recognises it
+
+
+def _plugin_guide_snippet() -> str:
+    guide = (ROOT / "plugins" / "README.md").read_text()
+    match = re.search(r"```toml\n(# pyproject.toml of your package\n.*?)```", guide, re.S)
+    assert match, "plugins/README.md: the pyproject.toml snippet of section 1"
+    return match.group(1)
+
+
+@pytest.mark.slow
+def test_the_plugin_guides_pyproject_installs_as_written(tmp_path: Path) -> None:
+    project = tmp_path / "my-losses"
+    (project / "my_losses").mkdir(parents=True)
+    (project / "my_losses" / "__init__.py").write_text("")
+    (project / "pyproject.toml").write_text(_plugin_guide_snippet())
+    target = tmp_path / "target"
+    result = subprocess.run(
+        [sys.executable, "-m", "pip", "install", "--no-deps", "--no-build-isolation", "--no-index", "--quiet",
+         "--target", str(target), str(project)],
+        capture_output=True,
+        text=True,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr[-2000:]
+    (entry_points_file,) = target.glob("my_losses-0.1.0.dist-info/entry_points.txt")
+    assert "smooth_l1 = my_losses.regression:SmoothL1Loss" in entry_points_file.read_text()
+
+
+def test_the_plugin_guide_installs_pytest_for_its_test_step() -> None:
+    snippet = tomllib.loads(_plugin_guide_snippet())
+    assert any(requirement.startswith("pytest") for requirement in snippet["project"]["optional-dependencies"]["test"])
+    assert 'pip install -e ".[test]"' in (ROOT / "plugins" / "README.md").read_text()

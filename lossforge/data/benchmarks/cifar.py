@@ -1,12 +1,12 @@
 """CIFAR-10 and CIFAR-100 from their official python version, unpickled by an unpickler that builds arrays only.
 
-The python version's batches (``cifar-10-batches-py/data_batch_1`` … ``_5``, ``test_batch``,
-``batches.meta``; ``cifar-100-python/train``, ``test``, ``meta``) are pickles: dicts of lists, byte strings
-and one ``uint8`` array ``data`` :math:`(N, 3072)` — 1,024 red, then green, then blue values per image,
-row by row. Unpickling runs whatever a pickle names, so :class:`ArraysOnlyUnpickler` refuses every global
-except numpy's array reconstruction (``_reconstruct``, ``ndarray``, ``dtype``: all a batch needs) — in the
-spirit of ``torch.load(weights_only=True)``. A pickle that names ``os.system`` or any other callable is
-refused before anything runs.
+The python version's batches (`cifar-10-batches-py/data_batch_1` … `_5`, `test_batch`,
+`batches.meta`; `cifar-100-python/train`, `test`, `meta`) are pickles: dicts of lists, byte strings
+and one `uint8` array `data` $(N, 3072)$ — 1,024 red, then green, then blue values per image,
+row by row. Unpickling runs whatever a pickle names, so
+[ArraysOnlyUnpickler][lossforge.data.benchmarks.cifar.ArraysOnlyUnpickler] refuses every global except numpy's array
+reconstruction (`_reconstruct`, `ndarray`, `dtype`: all a batch needs) — in the spirit of
+`torch.load(weights_only=True)`. A pickle that names `os.system` or any other callable is refused before anything runs.
 """
 
 from __future__ import annotations
@@ -21,12 +21,12 @@ import numpy as np
 from lossforge.data.benchmarks.common import carve_validation, find_folder, not_found_error
 from lossforge.data.benchmarks.downloads import Archive, download_and_extract
 
-#: The official archives (python version) and their published MD5 sums.
 CIFAR10_ARCHIVE = Archive(
     url="https://www.cs.toronto.edu/~kriz/cifar-10-python.tar.gz",
     filename="cifar-10-python.tar.gz",
     md5="c58f30108f718f92721af3b95e74349a",
 )
+"""The official archives (python version) and their published MD5 sums."""
 CIFAR100_ARCHIVE = Archive(
     url="https://www.cs.toronto.edu/~kriz/cifar-100-python.tar.gz",
     filename="cifar-100-python.tar.gz",
@@ -50,7 +50,7 @@ _ALLOWED_GLOBALS: dict[tuple[str, str], Any] = {
 class ArraysOnlyUnpickler(pickle.Unpickler):
     """An unpickler that builds plain containers and numpy arrays, and refuses every other global.
 
-    Example:
+    Examples:
         >>> import os
         >>> class Payload:
         ...     def __reduce__(self):
@@ -71,9 +71,9 @@ class ArraysOnlyUnpickler(pickle.Unpickler):
 
 
 def read_batch(path: Path) -> dict[str, Any]:
-    """One CIFAR python batch (or meta file) as a dict with ``str`` keys, unpickled arrays-only.
+    """One CIFAR python batch (or meta file) as a dict with `str` keys, unpickled arrays-only.
 
-    The files were pickled by Python 2; ``latin1`` turns their byte strings into ``str`` the way numpy
+    The files were pickled by Python 2; `latin1` turns their byte strings into `str` the way numpy
     expects when it rebuilds the arrays.
     """
     if not path.is_file():
@@ -90,7 +90,7 @@ def read_batch(path: Path) -> dict[str, Any]:
 
 
 def _images_and_labels(path: Path, label_key: str, num_classes: int) -> tuple[np.ndarray, np.ndarray]:
-    """``uint8`` :math:`(N, 3, 32, 32)` images and ``int64`` :math:`(N,)` labels of one batch, checked."""
+    """`uint8` $(N, 3, 32, 32)$ images and `int64` $(N,)$ labels of one batch, checked."""
     batch = read_batch(path)
     if "data" not in batch or label_key not in batch:
         raise ValueError(f"CIFAR batch '{path}' has keys {sorted(batch)}; expected 'data' and {label_key!r}.")
@@ -120,13 +120,13 @@ def _result(
 def cifar10(
     *, seed: int, root: str = "data/cifar10", download: bool = False, val_fraction: float = 0.1
 ) -> dict[str, Any]:
-    """CIFAR-10: 50,000 training images (a stratified ``val_fraction`` of them for validation) and the
-    official 10,000 test images, ``uint8`` :math:`(N, 3, 32, 32)`, 10 classes.
+    """CIFAR-10: 50,000 training images (a stratified `val_fraction` of them for validation) and the
+    official 10,000 test images, `uint8` $(N, 3, 32, 32)$, 10 classes.
 
     Args:
         seed: the split seed: which training images are held out for validation.
-        root: ``cifar-10-batches-py/`` or the folder that holds it.
-        download: fetch and extract the official archive (163 MB) into ``root`` when it is missing.
+        root: `cifar-10-batches-py/` or the folder that holds it.
+        download: fetch and extract the official archive (163 MB) into `root` when it is missing.
         val_fraction: share of the 50,000 training images used for validation.
     """
     folder = find_folder(root, "cifar-10-batches-py", "data_batch_1")
@@ -158,15 +158,15 @@ def cifar100(
     val_fraction: float = 0.1,
     labels: str = "fine",
 ) -> dict[str, Any]:
-    """CIFAR-100: 50,000 training images (a stratified ``val_fraction`` for validation) and the official
-    10,000 test images, ``uint8`` :math:`(N, 3, 32, 32)`; 100 fine classes or 20 coarse super-classes.
+    """CIFAR-100: 50,000 training images (a stratified `val_fraction` for validation) and the official
+    10,000 test images, `uint8` $(N, 3, 32, 32)$; 100 fine classes or 20 coarse super-classes.
 
     Args:
         seed: the split seed: which training images are held out for validation.
-        root: ``cifar-100-python/`` or the folder that holds it.
-        download: fetch and extract the official archive (161 MB) into ``root`` when it is missing.
+        root: `cifar-100-python/` or the folder that holds it.
+        download: fetch and extract the official archive (161 MB) into `root` when it is missing.
         val_fraction: share of the 50,000 training images used for validation.
-        labels: ``"fine"`` (100 classes) or ``"coarse"`` (20 super-classes).
+        labels: `"fine"` (100 classes) or `"coarse"` (20 super-classes).
     """
     if labels not in ("fine", "coarse"):
         raise ValueError(f"Expected `labels` to be 'fine' (100 classes) or 'coarse' (20 super-classes), got {labels!r}")

@@ -1,4 +1,4 @@
-"""What the benchmark readers share: finding the dataset's folder under ``root``, carving a validation
+"""What the benchmark readers share: finding the dataset's folder under `root`, carving a validation
 split out of an official training set, the metric-learning class split, and the result mapping."""
 
 from __future__ import annotations
@@ -16,8 +16,8 @@ from lossforge.data.images import IMAGENET_MEAN, IMAGENET_STD, file_list_sha256,
 
 
 def find_folder(root: str | os.PathLike[str], folder_name: str, marker: str) -> Path | None:
-    """The dataset's folder: ``root`` itself when it holds ``marker``, else ``root/folder_name`` when that
-    does (users point ``dataset.root`` at either), else ``None``."""
+    """The dataset's folder: `root` itself when it holds `marker`, else `root/folder_name` when that
+    does (users point `dataset.root` at either), else `None`."""
     base = Path(root).expanduser()
     for candidate in (base, base / folder_name):
         if (candidate / marker).exists():
@@ -26,7 +26,7 @@ def find_folder(root: str | os.PathLike[str], folder_name: str, marker: str) -> 
 
 
 def not_found_error(dataset: str, root: str | os.PathLike[str], expected: str) -> ValueError:
-    """The error for a benchmark whose files are not under ``root``: what was expected and how to get it."""
+    """The error for a benchmark whose files are not under `root`: what was expected and how to get it."""
     return ValueError(
         f"{dataset} not found under '{Path(root).expanduser().resolve()}': expected {expected}. Point "
         "dataset.root at the folder that holds it (or at its parent), or pass dataset.download=true to fetch "
@@ -37,7 +37,7 @@ def not_found_error(dataset: str, root: str | os.PathLike[str], expected: str) -
 def carve_validation(
     images: np.ndarray, targets: np.ndarray, *, val_fraction: float, seed: int
 ) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
-    """``(train, val)`` from an official training set: a seeded, class-stratified ``val_fraction`` is val."""
+    """`(train, val)` from an official training set: a seeded, class-stratified `val_fraction` is val."""
     check_fraction("val_fraction", val_fraction)
     parts = partition_indices(torch.from_numpy(targets), {"val": val_fraction}, seed=seed)
     train, val = parts["train"].numpy(), parts["val"].numpy()
@@ -45,7 +45,7 @@ def carve_validation(
 
 
 def class_halves(targets: np.ndarray, num_classes: int) -> np.ndarray:
-    """Whether each sample's class is in the first half of the classes (``< num_classes // 2``): the
+    """Whether each sample's class is in the first half of the classes (`< num_classes // 2`): the
     metric-learning convention of CUB-200-2011 (100 / 100) and Cars196 (98 / 98) — train and validate on
     the first half, test on the second, classes the embedding never saw."""
     return targets < num_classes // 2
@@ -64,9 +64,9 @@ def image_benchmark(
     memory_budget_mb: float,
     num_workers: int | None,
 ) -> dict[str, Any]:
-    """A class-disjoint image benchmark from ``{"trainval": files, "test": files}``: val is a seeded,
-    class-stratified ``val_fraction`` of the training classes' images; decoded or streamed by
-    :func:`~lossforge.data.images.load_splits`; ImageNet's mean/std (what pretrained trunks expect)."""
+    """A class-disjoint image benchmark from `{"trainval": files, "test": files}`: val is a seeded,
+    class-stratified `val_fraction` of the training classes' images; decoded or streamed by
+    [load_splits][lossforge.data.images.load_splits]; ImageNet's mean/std (what pretrained trunks expect)."""
     check_fraction("val_fraction", val_fraction)
     paths, targets = files["trainval"]
     parts = partition_indices(torch.from_numpy(targets), {"val": val_fraction}, seed=seed)

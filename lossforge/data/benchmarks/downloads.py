@@ -1,11 +1,12 @@
-"""Fetch a benchmark's official archive, verify its checksum, extract it without leaving ``root``.
+"""Fetch a benchmark's official archive, verify its checksum, extract it without leaving `root`.
 
-Nothing is downloaded unless a dataset is built with ``download=True`` (``dataset.download=true``). An
-:class:`Archive` names its URL and published checksum; :func:`fetch_archive` streams it to
-``<file>.part``, checks the MD5 (what the datasets' authors publish) or SHA-256, and renames it only once
-verified, so an interrupted download never looks complete. :func:`extract_archive` refuses any member that
-would land outside ``root`` — an absolute path, ``..``, a link pointing out, a device file — in tar files
-(Python's ``"data"`` extraction filter) and zip files alike.
+Nothing is downloaded unless a dataset is built with `download=True` (`dataset.download=true`). An
+[Archive][lossforge.data.benchmarks.downloads.Archive] names its URL and published checksum;
+[fetch_archive][lossforge.data.benchmarks.downloads.fetch_archive] streams it to `<file>.part`, checks the MD5 (what the
+datasets' authors publish) or SHA-256, and renames it only once verified, so an interrupted download never looks
+complete. [extract_archive][lossforge.data.benchmarks.downloads.extract_archive] refuses any member that would land
+outside `root` — an absolute path, `..`, a link pointing out, a device file — in tar files (Python's `"data"` extraction
+filter) and zip files alike.
 """
 
 from __future__ import annotations
@@ -25,10 +26,10 @@ class Archive:
     """One downloadable file: where it is and what it must hash to.
 
     Args:
-        url: ``http(s)://`` or ``ftp://`` address of the file.
-        filename: the name it is saved under in ``root``.
+        url: `http(s)://` or `ftp://` address of the file.
+        filename: the name it is saved under in `root`.
         md5: the published MD5 (hex) — most datasets publish only this.
-        sha256: the SHA-256 (hex), when known; checked in preference to ``md5``.
+        sha256: the SHA-256 (hex), when known; checked in preference to `md5`.
     """
 
     url: str
@@ -42,7 +43,7 @@ class Archive:
 
 
 def file_digest(path: Path, algorithm: str) -> str:
-    """Hex digest of ``path`` with ``algorithm`` (``"md5"`` or ``"sha256"``), read in 1 MiB chunks."""
+    """Hex digest of `path` with `algorithm` (`"md5"` or `"sha256"`), read in 1 MiB chunks."""
     digest = hashlib.new(algorithm, usedforsecurity=False) if algorithm == "md5" else hashlib.new(algorithm)
     with path.open("rb") as stream:
         for chunk in iter(lambda: stream.read(2**20), b""):
@@ -51,7 +52,7 @@ def file_digest(path: Path, algorithm: str) -> str:
 
 
 def verify(path: Path, archive: Archive) -> str | None:
-    """``None`` when ``path`` matches ``archive``'s checksum, else a sentence saying what it hashed to."""
+    """`None` when `path` matches `archive`'s checksum, else a sentence saying what it hashed to."""
     algorithm, expected = ("sha256", archive.sha256) if archive.sha256 else ("md5", archive.md5)
     actual = file_digest(path, algorithm)
     if actual != (expected or "").lower():
@@ -60,10 +61,10 @@ def verify(path: Path, archive: Archive) -> str | None:
 
 
 def fetch_archive(archive: Archive, folder: str | os.PathLike[str], *, timeout_s: float = 60.0) -> Path:
-    """Download ``archive`` into ``folder`` (unless a verified copy is there already) and return its path.
+    """Download `archive` into `folder` (unless a verified copy is there already) and return its path.
 
-    The bytes go to ``<filename>.part`` and are renamed after the checksum matches; a mismatch deletes the
-    partial file and raises a ``RuntimeError`` naming the URL, the expected and the actual digest.
+    The bytes go to `<filename>.part` and are renamed after the checksum matches; a mismatch deletes the
+    partial file and raises a `RuntimeError` naming the URL, the expected and the actual digest.
     """
     target_folder = Path(folder).expanduser()
     target_folder.mkdir(parents=True, exist_ok=True)
@@ -102,11 +103,11 @@ def _unsafe_members(names: list[str], root: Path) -> list[str]:
 
 
 def extract_archive(path: str | os.PathLike[str], root: str | os.PathLike[str]) -> None:
-    """Extract a ``.tar``/``.tar.gz``/``.tgz``/``.zip`` archive into ``root``, refusing members that escape it.
+    """Extract a `.tar`/`.tar.gz`/`.tgz`/`.zip` archive into `root`, refusing members that escape it.
 
-    A member named with an absolute path or ``..`` is refused (zip and tar would silently rewrite the name);
-    tar files then go through Python's ``"data"`` filter (no links leading out, no device files, no set-uid
-    bits). A refused archive raises a ``ValueError`` naming the member and
+    A member named with an absolute path or `..` is refused (zip and tar would silently rewrite the name);
+    tar files then go through Python's `"data"` filter (no links leading out, no device files, no set-uid
+    bits). A refused archive raises a `ValueError` naming the member and
     extracts nothing more.
     """
     archive_path, target = Path(path), Path(root).expanduser()
@@ -139,7 +140,7 @@ def extract_archive(path: str | os.PathLike[str], root: str | os.PathLike[str]) 
 
 
 def download_and_extract(archives: list[Archive], root: str | os.PathLike[str], *, timeout_s: float = 60.0) -> None:
-    """Fetch each archive into ``root`` and extract the tar/zip ones there (a plain file stays as it is)."""
+    """Fetch each archive into `root` and extract the tar/zip ones there (a plain file stays as it is)."""
     for archive in archives:
         path = fetch_archive(archive, root, timeout_s=timeout_s)
         if zipfile.is_zipfile(path) or tarfile.is_tarfile(path):

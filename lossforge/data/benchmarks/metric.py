@@ -3,25 +3,25 @@ Stanford Online Products, each read from its official on-disk layout and split c
 
 The convention (Musgrave et al. 2020, and the papers it re-evaluates): train and validate on the first
 half of the classes, test on the second half — classes the embedding never saw. CUB: classes 1–100 /
-101–200 (its ``train_test_split.txt`` is a *classification* split over all classes and is not used);
+101–200 (its `train_test_split.txt` is a *classification* split over all classes and is not used);
 Cars196: classes 1–98 / 99–196 (its train/test flags are likewise a classification split); SOP: its
-own files, ``Ebay_train.txt`` (classes 1–11,318) and ``Ebay_test.txt`` (11,319–22,634). Validation is a
-seeded, class-stratified ``val_fraction`` of the training classes' images. Every function here has
-``class_disjoint = True``, so the protocol does not re-split it.
+own files, `Ebay_train.txt` (classes 1–11,318) and `Ebay_test.txt` (11,319–22,634). Validation is a
+seeded, class-stratified `val_fraction` of the training classes' images. Every function here has
+`class_disjoint = True`, so the protocol does not re-split it.
 
 Layouts read:
 
-* **CUB-200-2011** (``CUB_200_2011/``): ``images.txt`` (``<image id> <path under images/>``),
-  ``image_class_labels.txt`` (``<image id> <class id 1–200>``), ``classes.txt`` (``<class id> <name>``),
-  ``images/<class>/<file>.jpg``.
-* **Cars196**, either layout: the original ``cars_annos.mat`` (struct array ``annotations`` with
-  ``relative_im_path``, ``class`` 1–196, ``test``; cell array ``class_names``) + ``car_ims/``; or the
-  devkit layout: ``devkit/cars_meta.mat`` (``class_names``), ``devkit/cars_train_annos.mat`` and
-  ``cars_test_annos_withlabels.mat`` (in ``devkit/`` or beside it; ``annotations`` with ``fname``,
-  ``class``) + ``cars_train/`` and ``cars_test/``. ``.mat`` files are read with ``scipy.io.loadmat``.
-* **Stanford Online Products** (``Stanford_Online_Products/``): ``Ebay_train.txt`` and ``Ebay_test.txt``
-  with a header line and rows ``<image_id> <class_id> <super_class_id> <path>``, paths relative to the
-  folder (``bicycle_final/111085122871_0.JPG``).
+* **CUB-200-2011** (`CUB_200_2011/`): `images.txt` (`<image id> <path under images/>`),
+  `image_class_labels.txt` (`<image id> <class id 1–200>`), `classes.txt` (`<class id> <name>`),
+  `images/<class>/<file>.jpg`.
+* **Cars196**, either layout: the original `cars_annos.mat` (struct array `annotations` with
+  `relative_im_path`, `class` 1–196, `test`; cell array `class_names`) + `car_ims/`; or the
+  devkit layout: `devkit/cars_meta.mat` (`class_names`), `devkit/cars_train_annos.mat` and
+  `cars_test_annos_withlabels.mat` (in `devkit/` or beside it; `annotations` with `fname`,
+  `class`) + `cars_train/` and `cars_test/`. `.mat` files are read with `scipy.io.loadmat`.
+* **Stanford Online Products** (`Stanford_Online_Products/`): `Ebay_train.txt` and `Ebay_test.txt`
+  with a header line and rows `<image_id> <class_id> <super_class_id> <path>`, paths relative to the
+  folder (`bicycle_final/111085122871_0.JPG`).
 """
 
 from __future__ import annotations
@@ -40,8 +40,6 @@ from lossforge.data.benchmarks.common import (
 )
 from lossforge.data.benchmarks.downloads import Archive, download_and_extract
 
-#: The official archives and their published MD5 sums. The Cars196 files were served from Stanford's
-#: ai.stanford.edu/~jkrause pages, which have been offline at times: copy them by hand when they are.
 ARCHIVES: dict[str, list[Archive]] = {
     "cub200": [
         Archive(
@@ -70,6 +68,8 @@ ARCHIVES: dict[str, list[Archive]] = {
         )
     ],
 }
+"""The official archives and their published MD5 sums. The Cars196 files were served from Stanford's
+ai.stanford.edu/~jkrause pages, which have been offline at times: copy them by hand when they are."""
 
 
 def _located(name: str, root: str, download: bool, folder_name: str, marker: str, expected: str) -> Path:
@@ -83,7 +83,7 @@ def _located(name: str, root: str, download: bool, folder_name: str, marker: str
 
 
 def _table(path: Path, columns: int, *, header: bool = False) -> list[list[str]]:
-    """Rows of a whitespace-separated text file, each split into ``columns`` fields (the last keeps spaces)."""
+    """Rows of a whitespace-separated text file, each split into `columns` fields (the last keeps spaces)."""
     if not path.is_file():
         raise ValueError(f"'{path}' does not exist; the dataset's folder is incomplete — extract the archive again.")
     lines = path.read_text(encoding="utf-8").splitlines()[1 if header else 0 :]
@@ -117,13 +117,13 @@ def cub200(
 
     Args:
         seed: the split seed: which images of the training classes are held out for validation.
-        root: ``CUB_200_2011/`` or the folder that holds it.
-        download: fetch and extract the official archive (1.1 GB) into ``root`` when it is missing.
-        image_size: side every image is resized to (or ``[height, width]``).
+        root: `CUB_200_2011/` or the folder that holds it.
+        download: fetch and extract the official archive (1.1 GB) into `root` when it is missing.
+        image_size: side every image is resized to (or `[height, width]`).
         channels: 3 (RGB) or 1 (greyscale).
         val_fraction: share of the training classes' images held out for validation.
         memory_budget_mb: MiB of decoded images held in memory; above it they stream from disk.
-        num_workers: decoding threads / DataLoader workers; ``None``: the cores this job may use.
+        num_workers: decoding threads / DataLoader workers; `None`: the cores this job may use.
     """
     folder = _located("cub200", root, download, "CUB_200_2011", "images.txt", "CUB_200_2011/ with images.txt")
     relative = {image_id: path for image_id, path in _table(folder / "images.txt", 2)}
@@ -157,7 +157,7 @@ def cub200(
 
 
 def _mat_annotations(path: Path, path_field: str) -> list[tuple[str, int]]:
-    """``(path, class id)`` of every entry of a Cars196 ``.mat`` file's ``annotations`` struct array."""
+    """`(path, class id)` of every entry of a Cars196 `.mat` file's `annotations` struct array."""
     from scipy.io import loadmat  # deferred: scipy is only needed for Cars196
 
     content = loadmat(path, squeeze_me=True)
@@ -179,7 +179,7 @@ def _mat_class_names(path: Path) -> list[str]:
 
 
 def _cars_entries(folder: Path) -> tuple[list[Path], list[int], list[str]]:
-    """Image paths, class ids (1–196) and class names from whichever Cars196 layout ``folder`` holds."""
+    """Image paths, class ids (1–196) and class names from whichever Cars196 layout `folder` holds."""
     if (folder / "cars_annos.mat").is_file():  # the original layout
         entries = _mat_annotations(folder / "cars_annos.mat", "relative_im_path")
         names = _mat_class_names(folder / "cars_annos.mat")
@@ -216,19 +216,19 @@ def cars196(
 ) -> dict[str, Any]:
     """Cars196 (16,185 car photos, 196 models): classes 1–98 train and validate, 99–196 test.
 
-    Reads the original layout (``cars_annos.mat`` + ``car_ims/``) or the devkit layout
-    (``devkit/*.mat`` + ``cars_train/`` + ``cars_test/``), whichever ``root`` holds; both give the
+    Reads the original layout (`cars_annos.mat` + `car_ims/`) or the devkit layout
+    (`devkit/*.mat` + `cars_train/` + `cars_test/`), whichever `root` holds; both give the
     same 16,185 images and labels.
 
     Args:
         seed: the split seed: which images of the training classes are held out for validation.
-        root: the folder holding ``cars_annos.mat`` (or ``devkit/``), or its parent ``cars196/``.
-        download: fetch ``car_ims.tgz`` and ``cars_annos.mat`` (1.9 GB) into ``root`` when missing.
-        image_size: side every image is resized to (or ``[height, width]``).
+        root: the folder holding `cars_annos.mat` (or `devkit/`), or its parent `cars196/`.
+        download: fetch `car_ims.tgz` and `cars_annos.mat` (1.9 GB) into `root` when missing.
+        image_size: side every image is resized to (or `[height, width]`).
         channels: 3 (RGB) or 1 (greyscale).
         val_fraction: share of the training classes' images held out for validation.
         memory_budget_mb: MiB of decoded images held in memory; above it they stream from disk.
-        num_workers: decoding threads / DataLoader workers; ``None``: the cores this job may use.
+        num_workers: decoding threads / DataLoader workers; `None`: the cores this job may use.
     """
     folder = find_folder(root, "cars196", "cars_annos.mat") or find_folder(root, "cars196", "devkit")
     if folder is None:
@@ -281,21 +281,21 @@ def stanford_online_products(
     memory_budget_mb: float = 2048,
     num_workers: int | None = None,
 ) -> dict[str, Any]:
-    """Stanford Online Products (120,053 product photos, 22,634 products): ``Ebay_train.txt`` (classes
-    1–11,318) trains and validates, ``Ebay_test.txt`` (11,319–22,634) tests.
+    """Stanford Online Products (120,053 product photos, 22,634 products): `Ebay_train.txt` (classes
+    1–11,318) trains and validates, `Ebay_test.txt` (11,319–22,634) tests.
 
-    At 224 px the decoded images take about 18 GB, so with the default ``memory_budget_mb`` they stream
-    from disk in ``num_workers`` DataLoader workers.
+    At 224 px the decoded images take about 18 GB, so with the default `memory_budget_mb` they stream
+    from disk in `num_workers` DataLoader workers.
 
     Args:
         seed: the split seed: which images of the training classes are held out for validation.
-        root: ``Stanford_Online_Products/`` or the folder that holds it.
-        download: fetch and extract the official archive (2.9 GB) into ``root`` when it is missing.
-        image_size: side every image is resized to (or ``[height, width]``).
+        root: `Stanford_Online_Products/` or the folder that holds it.
+        download: fetch and extract the official archive (2.9 GB) into `root` when it is missing.
+        image_size: side every image is resized to (or `[height, width]`).
         channels: 3 (RGB) or 1 (greyscale).
         val_fraction: share of the training classes' images held out for validation.
         memory_budget_mb: MiB of decoded images held in memory; above it they stream from disk.
-        num_workers: decoding threads / DataLoader workers; ``None``: the cores this job may use.
+        num_workers: decoding threads / DataLoader workers; `None`: the cores this job may use.
     """
     folder = _located(
         "sop",

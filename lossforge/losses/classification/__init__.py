@@ -2,16 +2,16 @@
 
 Pure functions first, then the registered modules. Input conventions, shared by every loss here:
 
-* binary: scores ``(N,)`` (logits, not probabilities) and targets ``(N,)`` in {0, 1} (``hinge`` also
+* binary: scores `(N,)` (logits, not probabilities) and targets `(N,)` in {0, 1} (`hinge` also
   takes ±1); targets may be bool, integer or floating.
-* multiclass: logits ``(N, C)`` and class indices ``(N,)`` of an integer dtype; ``cross_entropy`` and
-  ``weighted_cross_entropy`` also take one-hot or probability rows ``(N, C)``.
-* multilabel: logits and {0, 1} targets ``(N, K)`` (``bce``).
+* multiclass: logits `(N, C)` and class indices `(N,)` of an integer dtype; `cross_entropy` and
+  `weighted_cross_entropy` also take one-hot or probability rows `(N, C)`.
+* multilabel: logits and {0, 1} targets `(N, K)` (`bce`).
 
-Every loss works from logits with ``log_softmax`` / ``logsigmoid``, so large scores stay finite.
+Every loss works from logits with `log_softmax` / `logsigmoid`, so large scores stay finite.
 
-One module per sub-family — ``hinge``, ``cross_entropy`` (plain and weighted), ``focal``, ``ldam``, ``bce`` — with
-what they share in ``inputs`` (input checks) and ``weights`` (class weights from class counts). The names
+One module per sub-family — `hinge`, `cross_entropy` (plain and weighted), `focal`, `ldam`, `bce` — with
+what they share in `inputs` (input checks) and `weights` (class weights from class counts). The names
 below are importable from here.
 """
 

@@ -1,6 +1,6 @@
-"""Binary cross-entropy for binary and multilabel targets, with optional per-label ``pos_weight``.
+"""Binary cross-entropy for binary and multilabel targets, with optional per-label `pos_weight`.
 
-Input conventions: :mod:`lossforge.losses.classification`.
+Input conventions: [lossforge.losses.classification][].
 """
 
 from __future__ import annotations
@@ -35,21 +35,22 @@ def bce_loss(
 ) -> Tensor:
     r"""Sigmoid + binary cross-entropy per label, summed over the labels of each sample.
 
-    .. math::
-        \ell_i = -\sum_k \big[ w_k\, y_{ik} \log \sigma(s_{ik}) + (1 - y_{ik}) \log \sigma(-s_{ik}) \big]
+    $$
+    \ell_i = -\sum_k \big[ w_k\, y_{ik} \log \sigma(s_{ik}) + (1 - y_{ik}) \log \sigma(-s_{ik}) \big]
+    $$
 
-    computed with ``logsigmoid`` so large scores stay finite. ``"mean"`` averages the per-sample sums
-    over samples; ``torch.nn.BCEWithLogitsLoss`` averages over all :math:`N K` elements, so its mean
-    is ours divided by :math:`K`.
+    computed with `logsigmoid` so large scores stay finite. `"mean"` averages the per-sample sums
+    over samples; `torch.nn.BCEWithLogitsLoss` averages over all $N K$ elements, so its mean
+    is ours divided by $K$.
 
     Args:
-        logits: scores ``(N,)`` (binary) or ``(N, K)`` (multilabel).
+        logits: scores `(N,)` (binary) or `(N, K)` (multilabel).
         target: labels in {0, 1}, the same shape.
-        pos_weight: :math:`w`, a weight on the positive term: one number, or one per label ``(K,)``.
-        reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` sums.
-        check_values: scan the target values (labels in range); ``False`` for data validated up front.
+        pos_weight: $w$, a weight on the positive term: one number, or one per label `(K,)`.
+        reduction: `"mean"`, `"sum"`, or `"none"` for the per-sample `(N,)` sums.
+        check_values: scan the target values (labels in range); `False` for data validated up front.
 
-    Example:
+    Examples:
         >>> logits = torch.tensor([[0.0, 2.0], [-1.0, 0.0]])
         >>> labels = torch.tensor([[1, 1], [0, 1]])
         >>> bce_loss(logits, labels, reduction="none")
@@ -77,23 +78,24 @@ def bce_loss(
 
 
 class BCELoss(Loss):
-    r"""Sigmoid + binary cross-entropy, registered as ``bce``; summed over labels per sample.
+    r"""Sigmoid + binary cross-entropy, registered as `bce`; summed over labels per sample.
 
-    .. math::
-        \ell_i = -\sum_k \big[ w_k\, y_{ik} \log \sigma(s_{ik}) + (1 - y_{ik}) \log \sigma(-s_{ik}) \big]
+    $$
+    \ell_i = -\sum_k \big[ w_k\, y_{ik} \log \sigma(s_{ik}) + (1 - y_{ik}) \log \sigma(-s_{ik}) \big]
+    $$
 
-    ``"mean"`` is the mean over samples of these per-sample sums (``torch.nn.BCEWithLogitsLoss``
-    divides by :math:`N K`, i.e. gives ours divided by :math:`K`).
+    `"mean"` is the mean over samples of these per-sample sums (`torch.nn.BCEWithLogitsLoss`
+    divides by $N K$, i.e. gives ours divided by $K$).
 
     Args:
-        pos_weight: weight :math:`w` of the positive term: one number, or a list with one per label.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        pos_weight: weight $w$ of the positive term: one number, or a list with one per label.
+        reduction: `"mean"`, `"sum"` or `"none"`.
 
     Shape:
-        - prediction: scores ``(N,)`` or ``(N, K)``; target: {0, 1} labels of the same shape.
-        - output: a scalar, or the per-sample sums ``(N,)`` for ``reduction="none"``.
+        - prediction: scores `(N,)` or `(N, K)`; target: {0, 1} labels of the same shape.
+        - output: a scalar, or the per-sample sums `(N,)` for `reduction="none"`.
 
-    Example:
+    Examples:
         >>> round(BCELoss()(torch.zeros(1, 3), torch.tensor([[1, 0, 1]])).item(), 4)  # 3 log 2
         2.0794
     """

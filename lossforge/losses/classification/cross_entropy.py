@@ -1,6 +1,6 @@
 """The cross-entropy family: cross-entropy with label smoothing, and class-weighted cross-entropy.
 
-Input conventions: :mod:`lossforge.losses.classification`.
+Input conventions: [lossforge.losses.classification][].
 """
 
 from __future__ import annotations
@@ -46,21 +46,22 @@ def cross_entropy(
 ) -> Tensor:
     r"""Softmax cross-entropy (natural log), from class indices or probability rows.
 
-    .. math::
-        \ell_i = -\sum_c q_{ic} \log \operatorname{softmax}(s_i)_c, \qquad
-        q_i = (1 - \varepsilon)\, \operatorname{target}_i + \varepsilon / C
+    $$
+    \ell_i = -\sum_c q_{ic} \log \operatorname{softmax}(s_i)_c, \qquad
+    q_i = (1 - \varepsilon)\, \operatorname{target}_i + \varepsilon / C
+    $$
 
-    where a class index :math:`y_i` stands for its one-hot row; with :math:`\varepsilon = 0` and index
-    targets this is :math:`-\log \operatorname{softmax}(s_i)_{y_i}`. Matches ``torch.nn.CrossEntropyLoss``.
+    where a class index $y_i$ stands for its one-hot row; with $\varepsilon = 0$ and index
+    targets this is $-\log \operatorname{softmax}(s_i)_{y_i}$. Matches `torch.nn.CrossEntropyLoss`.
 
     Args:
-        logits: ``(N, C)``.
-        target: class indices ``(N,)`` or probabilities / one-hot rows ``(N, C)``.
-        label_smoothing: :math:`\varepsilon \in [0, 1)`.
-        reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values.
-        check_values: scan the target values (labels in range); ``False`` for data validated up front.
+        logits: `(N, C)`.
+        target: class indices `(N,)` or probabilities / one-hot rows `(N, C)`.
+        label_smoothing: $\varepsilon \in [0, 1)$.
+        reduction: `"mean"`, `"sum"`, or `"none"` for the per-sample `(N,)` values.
+        check_values: scan the target values (labels in range); `False` for data validated up front.
 
-    Example:
+    Examples:
         >>> logits = torch.tensor([[2.0, 0.0, 0.0], [0.0, 1.0, 0.0]])
         >>> round(cross_entropy(logits, torch.tensor([0, 2])).item(), 4)
         0.8955
@@ -72,7 +73,7 @@ def cross_entropy(
 
 
 def _fused_cross_entropy(logits: Tensor, target: Tensor, label_smoothing: float, reduction: str) -> Tensor:
-    """``cross_entropy`` on checked input: torch's fused log_softmax + NLL (one pass forward and back),
+    """`cross_entropy` on checked input: torch's fused log_softmax + NLL (one pass forward and back),
     with the mean of an empty batch 0 (still attached to the graph) where torch's is NaN."""
     if logits.shape[0] == 0:
         return reduce(logits.sum(dim=1), reduction)
@@ -82,26 +83,27 @@ def _fused_cross_entropy(logits: Tensor, target: Tensor, label_smoothing: float,
 def weighted_cross_entropy(
     logits: Tensor, target: Tensor, weights: Tensor, *, reduction: Reduction = "mean", check_values: bool = True
 ) -> Tensor:
-    r"""Class-weighted cross-entropy; ``"mean"`` is the weighted mean, for every kind of target.
+    r"""Class-weighted cross-entropy; `"mean"` is the weighted mean, for every kind of target.
 
-    .. math::
-        \ell_i = -\sum_c \alpha_c\, q_{ic} \log \operatorname{softmax}(s_i)_c, \qquad
-        \text{mean} = \frac{\sum_i \ell_i}{\sum_i \sum_c \alpha_c q_{ic}}
+    $$
+    \ell_i = -\sum_c \alpha_c\, q_{ic} \log \operatorname{softmax}(s_i)_c, \qquad
+    \text{mean} = \frac{\sum_i \ell_i}{\sum_i \sum_c \alpha_c q_{ic}}
+    $$
 
-    For a class index (or its one-hot row) this is :math:`-\alpha_{y_i} \log p_{i y_i}` normalised by
-    :math:`\sum_i \alpha_{y_i}`, as ``torch.nn.CrossEntropyLoss(weight=...)`` does for indices. For
-    probability targets torch divides by :math:`N` instead, so one-hot rows and the indices they encode
-    give different losses there; here the weight mass :math:`\sum_c \alpha_c q_{ic}` keeps them equal.
+    For a class index (or its one-hot row) this is $-\alpha_{y_i} \log p_{i y_i}$ normalised by
+    $\sum_i \alpha_{y_i}$, as `torch.nn.CrossEntropyLoss(weight=...)` does for indices. For
+    probability targets torch divides by $N$ instead, so one-hot rows and the indices they encode
+    give different losses there; here the weight mass $\sum_c \alpha_c q_{ic}$ keeps them equal.
 
     Args:
-        logits: ``(N, C)``.
-        target: class indices ``(N,)`` or probabilities / one-hot rows ``(N, C)``.
-        weights: per-class weights :math:`\alpha`, ``(C,)``, non-negative (not checked here).
-        reduction: ``"mean"`` (weighted, as above), ``"sum"``, or ``"none"`` for the per-sample
-            weighted values :math:`\ell_i`, ``(N,)``.
-        check_values: scan the target values (labels in range); ``False`` for data validated up front.
+        logits: `(N, C)`.
+        target: class indices `(N,)` or probabilities / one-hot rows `(N, C)`.
+        weights: per-class weights $\alpha$, `(C,)`, non-negative (not checked here).
+        reduction: `"mean"` (weighted, as above), `"sum"`, or `"none"` for the per-sample
+            weighted values $\ell_i$, `(N,)`.
+        check_values: scan the target values (labels in range); `False` for data validated up front.
 
-    Example:
+    Examples:
         >>> logits = torch.tensor([[2.0, 0.0], [0.0, 1.0]])
         >>> weights = torch.tensor([1.0, 3.0])
         >>> indices = weighted_cross_entropy(logits, torch.tensor([0, 0]), weights)
@@ -128,23 +130,24 @@ def weighted_cross_entropy(
 
 
 class CrossEntropyLoss(Loss):
-    r"""Softmax cross-entropy, registered as ``cross_entropy``.
+    r"""Softmax cross-entropy, registered as `cross_entropy`.
 
-    .. math::
-        \ell_i = -\log \operatorname{softmax}(s_i)_{y_i}
+    $$
+    \ell_i = -\log \operatorname{softmax}(s_i)_{y_i}
+    $$
 
-    or :math:`-\sum_c q_{ic} \log \operatorname{softmax}(s_i)_c` for probability rows :math:`q_i`; with
-    label smoothing :math:`\varepsilon` the target becomes :math:`(1 - \varepsilon) q_i + \varepsilon / C`.
+    or $-\sum_c q_{ic} \log \operatorname{softmax}(s_i)_c$ for probability rows $q_i$; with
+    label smoothing $\varepsilon$ the target becomes $(1 - \varepsilon) q_i + \varepsilon / C$.
 
     Args:
-        label_smoothing: :math:`\varepsilon \in [0, 1)`.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        label_smoothing: $\varepsilon \in [0, 1)$.
+        reduction: `"mean"`, `"sum"` or `"none"`.
 
     Shape:
-        - prediction: logits ``(N, C)``; target: class indices ``(N,)`` or probabilities ``(N, C)``.
-        - output: a scalar, or ``(N,)`` for ``reduction="none"``.
+        - prediction: logits `(N, C)`; target: class indices `(N,)` or probabilities `(N, C)`.
+        - output: a scalar, or `(N,)` for `reduction="none"`.
 
-    Example:
+    Examples:
         >>> loss = CrossEntropyLoss(reduction="sum")
         >>> round(loss(torch.tensor([[0.0, 0.0]]), torch.tensor([1])).item(), 4)  # log 2
         0.6931
@@ -173,40 +176,42 @@ class CrossEntropyLoss(Loss):
 
 
 class WeightedCrossEntropyLoss(Loss):
-    r"""Class-weighted cross-entropy, registered as ``weighted_cross_entropy``.
+    r"""Class-weighted cross-entropy, registered as `weighted_cross_entropy`.
 
-    .. math::
-        \ell_i = -\alpha_{y_i} \log \operatorname{softmax}(s_i)_{y_i}, \qquad
-        \text{mean} = \sum_i \ell_i \Big/ \sum_i \alpha_{y_i}
+    $$
+    \ell_i = -\alpha_{y_i} \log \operatorname{softmax}(s_i)_{y_i}, \qquad
+    \text{mean} = \sum_i \ell_i \Big/ \sum_i \alpha_{y_i}
+    $$
 
-    For probability rows :math:`q_i` the weight of sample :math:`i` is :math:`\sum_c \alpha_c q_{ic}`, so
-    one-hot rows give exactly what their indices give (see :func:`weighted_cross_entropy`).
+    For probability rows $q_i$ the weight of sample $i$ is $\sum_c \alpha_c q_{ic}$, so
+    one-hot rows give exactly what their indices give (see
+    [weighted_cross_entropy][lossforge.losses.classification.cross_entropy.weighted_cross_entropy]).
 
-    The weights are a list, or computed from the training labels by :meth:`prepare`, which the training
-    pipeline calls once before training: ``"inverse_frequency"`` (:math:`w_c = N / (C n_c)`) or
-    ``"effective_number"`` (:math:`w_c \propto (1-\beta)/(1-\beta^{n_c})`, summing to :math:`C`). They
-    are a buffer, so ``.to(device)`` moves them.
+    The weights are a list, or computed from the training labels by
+    [prepare][lossforge.losses.classification.cross_entropy.WeightedCrossEntropyLoss.prepare], which the training
+    pipeline calls once before training: `"inverse_frequency"` ($w_c = N / (C n_c)$) or `"effective_number"`
+    ($w_c \propto (1-\beta)/(1-\beta^{n_c})$, summing to $C$). They are a buffer, so `.to(device)` moves them.
 
-    ``weights="effective_number"`` is Cui et al.'s (2019) class-balanced softmax cross-entropy: each
-    sample's term :math:`-w_{y_i} \log p_{i y_i}` (``"none"``, ``"sum"``) is their
-    :math:`\mathrm{CB}_{\text{softmax}}` exactly, with their normalisation :math:`\sum_c w_c = C`;
-    ``"mean"`` divides the sum by the batch's weight mass :math:`\sum_i w_{y_i}` (as torch does), which
-    rescales a batch's loss but not the relative weight of its samples. ``beta = 0`` is plain
-    cross-entropy; :math:`\beta \to 1` approaches inverse frequency. The class-balanced *focal* loss is
-    ``focal`` with ``alpha="effective_number"``.
+    `weights="effective_number"` is Cui et al.'s (2019) class-balanced softmax cross-entropy: each
+    sample's term $-w_{y_i} \log p_{i y_i}$ (`"none"`, `"sum"`) is their
+    $\mathrm{CB}_{\text{softmax}}$ exactly, with their normalisation $\sum_c w_c = C$;
+    `"mean"` divides the sum by the batch's weight mass $\sum_i w_{y_i}$ (as torch does), which
+    rescales a batch's loss but not the relative weight of its samples. `beta = 0` is plain
+    cross-entropy; $\beta \to 1$ approaches inverse frequency. The class-balanced *focal* loss is
+    `focal` with `alpha="effective_number"`.
 
     Args:
-        weights: a list of ``C`` non-negative per-class weights, or ``"inverse_frequency"`` /
-            ``"effective_number"``.
-        beta: :math:`\beta \in [0, 1)` for ``"effective_number"``.
-        reduction: ``"mean"`` (the weighted mean above), ``"sum"`` or ``"none"``.
+        weights: a list of `C` non-negative per-class weights, or `"inverse_frequency"` /
+            `"effective_number"`.
+        beta: $\beta \in [0, 1)$ for `"effective_number"`.
+        reduction: `"mean"` (the weighted mean above), `"sum"` or `"none"`.
 
     Shape:
-        - prediction: logits ``(N, C)``; target: class indices ``(N,)`` or probabilities ``(N, C)``.
-        - output: a scalar, or the per-sample weighted values :math:`\ell_i`, ``(N,)``, for
-          ``reduction="none"``.
+        - prediction: logits `(N, C)`; target: class indices `(N,)` or probabilities `(N, C)`.
+        - output: a scalar, or the per-sample weighted values $\ell_i$, `(N,)`, for
+          `reduction="none"`.
 
-    Example:
+    Examples:
         >>> loss = WeightedCrossEntropyLoss()  # inverse frequency
         >>> loss.prepare(targets=torch.tensor([0, 0, 0, 1]), num_classes=2)
         >>> loss.class_weights
@@ -217,8 +222,8 @@ class WeightedCrossEntropyLoss(Loss):
 
     name: ClassVar[str] = "weighted_cross_entropy"
     tasks: ClassVar[tuple[Task, ...]] = (Task.MULTICLASS,)
-    #: "mean" is Σ w_i ℓ_i / Σ w_i, not the mean of the "none" values (read by lossforge.testing).
     mean_is_weighted: ClassVar[bool] = True
+    """"mean" is Σ w_i ℓ_i / Σ w_i, not the mean of the "none" values (read by lossforge.testing)."""
     # Either scheme; beta over Cui et al. (2019)'s grid, whose values differ by their 1 - beta's magnitude
     # (ignored by inverse_frequency). A list of weights is per data set, so it is no prior.
     search_space: ClassVar[dict[str, Prior]] = {
@@ -247,8 +252,8 @@ class WeightedCrossEntropyLoss(Loss):
         """Compute the class weights from the training targets (or check a given list's length).
 
         Args:
-            targets: the training set's class indices ``(N,)`` or probability rows ``(N, C)``.
-            num_classes: :math:`C`.
+            targets: the training set's class indices `(N,)` or probability rows `(N, C)`.
+            num_classes: $C$.
         """
         if self.scheme is None:
             assert self.class_weights is not None  # given as a list: set in __init__

@@ -1,6 +1,6 @@
-"""Focal loss (Lin et al. 2017), binary, multiclass and multilabel, with optional class-balanced ``alpha``.
+"""Focal loss (Lin et al. 2017), binary, multiclass and multilabel, with optional class-balanced `alpha`.
 
-Input conventions: :mod:`lossforge.losses.classification`.
+Input conventions: [lossforge.losses.classification][].
 """
 
 from __future__ import annotations
@@ -43,36 +43,37 @@ def focal_loss(
 ) -> Tensor:
     r"""Focal loss (Lin et al., 2017): cross-entropy scaled down on samples already classified well.
 
-    .. math::
-        \ell_i = -\alpha_{t}\, (1 - p_{t})^\gamma \log p_{t}
+    $$
+    \ell_i = -\alpha_{t}\, (1 - p_{t})^\gamma \log p_{t}
+    $$
 
-    with :math:`p_t` the probability of the true class: ``sigmoid`` of the score for binary input
-    (scores ``(N,)``), ``softmax`` of the logits for multiclass input (``(N, C)``). Nothing ever
-    differentiates :math:`(1-p)^\gamma` with respect to :math:`p`, whose derivative is infinite at
-    :math:`p = 1` for :math:`\gamma < 1`: binary input computes :math:`\log p_t` and
-    :math:`\log(1 - p_t)` with ``logsigmoid`` and :math:`(1-p_t)^\gamma = \exp(\gamma \log(1 - p_t))`;
-    multiclass input takes :math:`1 - p_t` as the sum of the other classes' probabilities (exact where
-    :math:`p_t` rounds to 1) and its gradient in closed form in logit space, in about as many passes over
-    the logits as cross-entropy. Values and gradients stay finite for any :math:`\gamma \ge 0` and logits
-    of any size. :math:`\gamma = 0` is (weighted) cross-entropy exactly.
+    with $p_t$ the probability of the true class: `sigmoid` of the score for binary input
+    (scores `(N,)`), `softmax` of the logits for multiclass input (`(N, C)`). Nothing ever
+    differentiates $(1-p)^\gamma$ with respect to $p$, whose derivative is infinite at
+    $p = 1$ for $\gamma < 1$: binary input computes $\log p_t$ and
+    $\log(1 - p_t)$ with `logsigmoid` and $(1-p_t)^\gamma = \exp(\gamma \log(1 - p_t))$;
+    multiclass input takes $1 - p_t$ as the sum of the other classes' probabilities (exact where
+    $p_t$ rounds to 1) and its gradient in closed form in logit space, in about as many passes over
+    the logits as cross-entropy. Values and gradients stay finite for any $\gamma \ge 0$ and logits
+    of any size. $\gamma = 0$ is (weighted) cross-entropy exactly.
 
-    ``alpha``: ``None`` (:math:`\alpha_t = 1`); a float in [0, 1] for binary input (:math:`\alpha` for
-    positives, :math:`1 - \alpha` for negatives); or a list of non-negative per-class weights (``C`` of
-    them for multiclass, 2 for binary). With ``alpha`` given, ``"mean"`` is the weighted mean
-    :math:`\sum_i \alpha_{t,i} (1-p_{t,i})^\gamma (-\log p_{t,i}) / \sum_i \alpha_{t,i}`, so with
-    :math:`\gamma = 0` it equals ``weighted_cross_entropy`` (torchvision's ``sigmoid_focal_loss`` divides
-    by :math:`N` instead).
+    `alpha`: `None` ($\alpha_t = 1$); a float in [0, 1] for binary input ($\alpha$ for
+    positives, $1 - \alpha$ for negatives); or a list of non-negative per-class weights (`C` of
+    them for multiclass, 2 for binary). With `alpha` given, `"mean"` is the weighted mean
+    $\sum_i \alpha_{t,i} (1-p_{t,i})^\gamma (-\log p_{t,i}) / \sum_i \alpha_{t,i}$, so with
+    $\gamma = 0$ it equals `weighted_cross_entropy` (torchvision's `sigmoid_focal_loss` divides
+    by $N$ instead).
 
     Args:
-        prediction: binary scores ``(N,)`` or multiclass logits ``(N, C)``.
-        target: binary labels ``(N,)`` in {0, 1}, or class indices ``(N,)``.
-        gamma: focusing parameter :math:`\gamma \ge 0`.
+        prediction: binary scores `(N,)` or multiclass logits `(N, C)`.
+        target: binary labels `(N,)` in {0, 1}, or class indices `(N,)`.
+        gamma: focusing parameter $\gamma \ge 0$.
         alpha: class weighting, see above.
-        reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values
-            :math:`\ell_i` (with :math:`\alpha_t` applied).
-        check_values: scan the target values (labels in range); ``False`` for data validated up front.
+        reduction: `"mean"`, `"sum"`, or `"none"` for the per-sample `(N,)` values
+            $\ell_i$ (with $\alpha_t$ applied).
+        check_values: scan the target values (labels in range); `False` for data validated up front.
 
-    Example:
+    Examples:
         >>> from lossforge.losses.classification import cross_entropy
         >>> logits = torch.tensor([[3.0, 0.0], [0.0, 0.5]])
         >>> labels = torch.tensor([0, 1])
@@ -111,18 +112,18 @@ def focal_loss(
 
 
 class _MulticlassFocal(torch.autograd.Function):
-    r"""Per-sample multiclass focal values :math:`-(1 - p_t)^\gamma \log p_t` from logits ``(N, C)``, with
+    r"""Per-sample multiclass focal values $-(1 - p_t)^\gamma \log p_t$ from logits `(N, C)`, with
     the gradient in closed form.
 
-    Autograd through ``log_softmax``, a masked ``logsumexp`` over the other classes and ``exp`` makes about
-    ten passes over the ``(N, C)`` logits; this makes four (``log_softmax``, ``exp``, a sum, and one for
-    the gradient) and keeps one ``(N, C)`` tensor, the softmax, as ``log_softmax``'s own backward does.
+    Autograd through `log_softmax`, a masked `logsumexp` over the other classes and `exp` makes about
+    ten passes over the `(N, C)` logits; this makes four (`log_softmax`, `exp`, a sum, and one for
+    the gradient) and keeps one `(N, C)` tensor, the softmax, as `log_softmax`'s own backward does.
 
-    With :math:`q = 1 - p_t = \sum_{j \ne t} p_j` (a sum of positive terms: exact where :math:`p_t`
-    rounds to 1) and :math:`g = q^\gamma (\gamma\, p_t \log p_t / q - 1)`, the gradient is
-    :math:`\partial \ell / \partial s_j = g\, (\delta_{jt} - p_j)`. :math:`\log p_t / q` tends to
-    :math:`-1` as :math:`q \to 0` and is taken as ``log1p(-q) / q`` for :math:`q < 1/2`, so neither
-    values nor gradients overflow for any :math:`\gamma > 0` or logit size.
+    With $q = 1 - p_t = \sum_{j \ne t} p_j$ (a sum of positive terms: exact where $p_t$
+    rounds to 1) and $g = q^\gamma (\gamma\, p_t \log p_t / q - 1)$, the gradient is
+    $\partial \ell / \partial s_j = g\, (\delta_{jt} - p_j)$. $\log p_t / q$ tends to
+    $-1$ as $q \to 0$ and is taken as `log1p(-q) / q` for $q < 1/2$, so neither
+    values nor gradients overflow for any $\gamma > 0$ or logit size.
     """
 
     @staticmethod
@@ -152,7 +153,7 @@ class _MulticlassFocal(torch.autograd.Function):
 
 
 def _focal_alpha_t(alpha: Tensor, prediction: Tensor, true_class: Tensor) -> Tensor:
-    """Each sample's α_t, ``(N,)``, after checking ``alpha`` fits the kind of input."""
+    """Each sample's α_t, `(N,)`, after checking `alpha` fits the kind of input."""
     alpha = alpha.to(device=prediction.device, dtype=prediction.dtype)
     binary = prediction.dim() == 1
     if alpha.dim() == 0:
@@ -174,38 +175,40 @@ def _focal_alpha_t(alpha: Tensor, prediction: Tensor, true_class: Tensor) -> Ten
 
 
 class FocalLoss(Loss):
-    r"""Focal loss, registered as ``focal``: binary (sigmoid) or multiclass (softmax) by input shape.
+    r"""Focal loss, registered as `focal`: binary (sigmoid) or multiclass (softmax) by input shape.
 
-    .. math::
-        \ell_i = -\alpha_t (1 - p_t)^\gamma \log p_t
+    $$
+    \ell_i = -\alpha_t (1 - p_t)^\gamma \log p_t
+    $$
 
-    Finite values and gradients for every :math:`\gamma \ge 0`, including :math:`p_t \to 0` and
-    :math:`p_t \to 1`; :math:`\gamma = 0` is cross-entropy exactly. With ``alpha`` given, ``"mean"`` is
-    the :math:`\alpha_t`-weighted mean, so :math:`\gamma = 0` with per-class ``alpha`` equals
-    ``weighted_cross_entropy`` (see :func:`focal_loss`).
+    Finite values and gradients for every $\gamma \ge 0$, including $p_t \to 0$ and
+    $p_t \to 1$; $\gamma = 0$ is cross-entropy exactly. With `alpha` given, `"mean"` is
+    the $\alpha_t$-weighted mean, so $\gamma = 0$ with per-class `alpha` equals
+    `weighted_cross_entropy` (see [focal_loss][lossforge.losses.classification.focal.focal_loss]).
 
-    **Class-balanced focal loss** (Cui et al., 2019) is ``alpha="effective_number"``: :meth:`prepare`
-    (which the training pipeline calls once with the training labels) sets :math:`\alpha_c \propto
-    (1-\beta)/(1-\beta^{n_c})`, summing to :math:`C`, with the same computation as
-    ``weighted_cross_entropy`` (:func:`scheme_weights`); ``"inverse_frequency"`` works too. On binary
-    input the two classes are the negatives and the positives (the sigmoid variant), so the weights are
-    ``[α_negative, α_positive]``. From the command line:
-    ``python -m lossforge loss=focal loss.alpha=effective_number loss.beta=0.999``.
+    **Class-balanced focal loss** (Cui et al., 2019) is `alpha="effective_number"`:
+    [prepare][lossforge.losses.classification.focal.FocalLoss.prepare] (which the training pipeline calls once with the
+    training labels) sets $\alpha_c \propto (1-\beta)/(1-\beta^{n_c})$ , summing to $C$, with the same computation as
+    `weighted_cross_entropy` ([scheme_weights][lossforge.losses.classification.weights.scheme_weights]);
+    `"inverse_frequency"` works too. On binary input the two classes are the negatives and the positives (the sigmoid
+    variant), so the weights are `[α_negative, α_positive]`. From the command line:
+    `python -m lossforge loss=focal loss.alpha=effective_number loss.beta=0.999`.
 
     Args:
-        gamma: :math:`\gamma \ge 0`.
-        alpha: ``None``; a float in [0, 1] (binary: :math:`\alpha` for positives, :math:`1 - \alpha`
-            for negatives); a list of non-negative per-class weights; or ``"effective_number"`` /
-            ``"inverse_frequency"``, computed from the training labels by :meth:`prepare`.
-        beta: :math:`\beta \in [0, 1)` for ``alpha="effective_number"`` (ignored otherwise).
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        gamma: $\gamma \ge 0$.
+        alpha: `None`; a float in [0, 1] (binary: $\alpha$ for positives, $1 - \alpha$
+            for negatives); a list of non-negative per-class weights; or `"effective_number"` /
+            `"inverse_frequency"`, computed from the training labels by
+            [prepare][lossforge.losses.classification.focal.FocalLoss.prepare].
+        beta: $\beta \in [0, 1)$ for `alpha="effective_number"` (ignored otherwise).
+        reduction: `"mean"`, `"sum"` or `"none"`.
 
     Shape:
-        - prediction: scores ``(N,)`` with labels ``(N,)`` in {0, 1}, or logits ``(N, C)`` with class
-          indices ``(N,)``.
-        - output: a scalar, or ``(N,)`` for ``reduction="none"``.
+        - prediction: scores `(N,)` with labels `(N,)` in {0, 1}, or logits `(N, C)` with class
+          indices `(N,)`.
+        - output: a scalar, or `(N,)` for `reduction="none"`.
 
-    Example:
+    Examples:
         >>> loss = FocalLoss(gamma=2.0, alpha=0.25)
         >>> round(loss(torch.tensor([4.0, -1.0]), torch.tensor([1, 1])).item(), 4)
         0.3509
@@ -245,13 +248,13 @@ class FocalLoss(Loss):
         self.mean_is_weighted = alpha is not None
 
     def prepare(self, *, targets: Tensor, num_classes: int) -> None:
-        """For ``alpha="effective_number"`` or ``"inverse_frequency"``: compute the per-class ``alpha``
+        """For `alpha="effective_number"` or `"inverse_frequency"`: compute the per-class `alpha`
         from the training labels (nothing to do otherwise).
 
         Args:
-            targets: the training set's class indices ``(N,)`` (or probability rows ``(N, C)``), or binary
-                labels ``(N,)`` in {0, 1}.
-            num_classes: :math:`C`, or 1 for binary labels (as the training pipeline passes it).
+            targets: the training set's class indices `(N,)` (or probability rows `(N, C)`), or binary
+                labels `(N,)` in {0, 1}.
+            num_classes: $C$, or 1 for binary labels (as the training pipeline passes it).
         """
         if self.scheme is not None:
             self.alpha = scheme_weights(self.name, self.scheme, targets, num_classes, beta=self.beta)

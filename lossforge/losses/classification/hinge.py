@@ -1,6 +1,6 @@
 """Margin losses: the binary hinge and the multiclass (Crammer–Singer) hinge.
 
-Input conventions: :mod:`lossforge.losses.classification`.
+Input conventions: [lossforge.losses.classification][].
 """
 
 from __future__ import annotations
@@ -26,17 +26,18 @@ def hinge_loss(
 ) -> Tensor:
     r"""Binary hinge loss on raw scores, labels given as ±1 or 0/1 (0 is read as −1).
 
-    .. math::
-        \ell_i = \max(0,\; m - y_i f(x_i)), \qquad y_i \in \{-1, +1\}
+    $$
+    \ell_i = \max(0,\; m - y_i f(x_i)), \qquad y_i \in \{-1, +1\}
+    $$
 
     Args:
-        scores: scores :math:`f(x)`, ``(N,)``.
-        target: labels ``(N,)``, all in {−1, 1} or all in {0, 1}.
-        margin: :math:`m \ge 0`.
-        reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values.
-        check_values: scan the target values (labels in range); ``False`` for data validated up front.
+        scores: scores $f(x)$, `(N,)`.
+        target: labels `(N,)`, all in {−1, 1} or all in {0, 1}.
+        margin: $m \ge 0$.
+        reduction: `"mean"`, `"sum"`, or `"none"` for the per-sample `(N,)` values.
+        check_values: scan the target values (labels in range); `False` for data validated up front.
 
-    Example:
+    Examples:
         >>> hinge_loss(torch.tensor([2.0, 0.5, 0.5]), torch.tensor([1, 1, 0]), reduction="none")
         tensor([0.0000, 0.5000, 1.5000])
     """
@@ -57,19 +58,20 @@ def multiclass_hinge_loss(
 ) -> Tensor:
     r"""Weston–Watkins multiclass hinge loss: one hinge per wrong class, summed.
 
-    .. math::
-        \ell_i = \sum_{j \ne y_i} \max(0,\; m - (s_{i y_i} - s_{ij}))
+    $$
+    \ell_i = \sum_{j \ne y_i} \max(0,\; m - (s_{i y_i} - s_{ij}))
+    $$
 
-    ``torch.nn.MultiMarginLoss`` computes the same sum divided by the number of classes :math:`C`.
+    `torch.nn.MultiMarginLoss` computes the same sum divided by the number of classes $C$.
 
     Args:
-        logits: class scores :math:`s`, ``(N, C)``.
-        target: class indices ``(N,)``.
-        margin: :math:`m \ge 0`.
-        reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values.
-        check_values: scan the target values (labels in range); ``False`` for data validated up front.
+        logits: class scores $s$, `(N, C)`.
+        target: class indices `(N,)`.
+        margin: $m \ge 0$.
+        reduction: `"mean"`, `"sum"`, or `"none"` for the per-sample `(N,)` values.
+        check_values: scan the target values (labels in range); `False` for data validated up front.
 
-    Example:
+    Examples:
         >>> multiclass_hinge_loss(torch.tensor([[2.0, 1.5, -1.0]]), torch.tensor([0]))
         tensor(0.5000)
     """
@@ -83,19 +85,19 @@ def multiclass_hinge_loss(
 
 
 class HingeLoss(Loss):
-    r"""Binary hinge loss, registered as ``hinge``: :math:`\max(0, m - y f(x))`, :math:`y \in \{-1, 1\}`.
+    r"""Binary hinge loss, registered as `hinge`: $\max(0, m - y f(x))$, $y \in \{-1, 1\}$.
 
     Labels may be given as ±1 or 0/1 (0 is read as −1).
 
     Args:
-        margin: :math:`m \ge 0`.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        margin: $m \ge 0$.
+        reduction: `"mean"`, `"sum"` or `"none"`.
 
     Shape:
-        - prediction: scores ``(N,)``; target: labels ``(N,)``.
-        - output: a scalar, or ``(N,)`` for ``reduction="none"``.
+        - prediction: scores `(N,)`; target: labels `(N,)`.
+        - output: a scalar, or `(N,)` for `reduction="none"`.
 
-    Example:
+    Examples:
         >>> HingeLoss()(torch.tensor([0.2, -3.0]), torch.tensor([-1, -1]))
         tensor(0.6000)
     """
@@ -119,22 +121,23 @@ class HingeLoss(Loss):
 
 
 class MulticlassHingeLoss(Loss):
-    r"""Weston–Watkins multiclass hinge, registered as ``multiclass_hinge``.
+    r"""Weston–Watkins multiclass hinge, registered as `multiclass_hinge`.
 
-    .. math::
-        \ell_i = \sum_{j \ne y_i} \max(0,\; m - (s_{i y_i} - s_{ij}))
+    $$
+    \ell_i = \sum_{j \ne y_i} \max(0,\; m - (s_{i y_i} - s_{ij}))
+    $$
 
-    A sum over the wrong classes; ``torch.nn.MultiMarginLoss`` divides the same sum by :math:`C`.
+    A sum over the wrong classes; `torch.nn.MultiMarginLoss` divides the same sum by $C$.
 
     Args:
-        margin: :math:`m \ge 0`.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        margin: $m \ge 0$.
+        reduction: `"mean"`, `"sum"` or `"none"`.
 
     Shape:
-        - prediction: logits ``(N, C)``; target: class indices ``(N,)``.
-        - output: a scalar, or ``(N,)`` for ``reduction="none"``.
+        - prediction: logits `(N, C)`; target: class indices `(N,)`.
+        - output: a scalar, or `(N,)` for `reduction="none"`.
 
-    Example:
+    Examples:
         >>> MulticlassHingeLoss()(torch.tensor([[1.0, 1.0, 0.0]]), torch.tensor([0]))
         tensor(1.)
     """

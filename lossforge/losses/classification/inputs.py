@@ -1,7 +1,7 @@
 """Input checks shared by the classification losses: labels and logits of the right shape and values, and the
-parameters (margins, ``gamma``, label smoothing, class weights) validated eagerly, with errors that name the loss.
+parameters (margins, `gamma`, label smoothing, class weights) validated eagerly, with errors that name the loss.
 
-Input conventions: :mod:`lossforge.losses.classification`.
+Input conventions: [lossforge.losses.classification][].
 """
 
 from __future__ import annotations
@@ -29,7 +29,7 @@ def _check_labels(
     scan: bool = True,
 ) -> None:
     """Binary/multilabel input: floating scores, a target of the same shape, labels in {0, 1} (or ±1).
-    ``scan=False`` skips the scan of the label values (dtype and shape are still checked)."""
+    `scan=False` skips the scan of the label values (dtype and shape are still checked)."""
     if not scores.is_floating_point():
         raise input_error(loss_name, "floating-point scores (logits)", f"dtype {scores.dtype}")
     if target.is_complex():
@@ -54,7 +54,7 @@ def _check_multiclass(
     loss_name: str, logits: Tensor, target: Tensor, *, soft: bool, scan: bool = True
 ) -> tuple[bool, Tensor]:
     """Validate multiclass input; return (whether the targets are probability rows, the targets), with
-    class indices as int64, which ``gather`` and ``one_hot`` need. ``scan=False`` skips the scans of the
+    class indices as int64, which `gather` and `one_hot` need. `scan=False` skips the scans of the
     target values (index range, probability rows); dtypes and shapes are still checked."""
     if not logits.is_floating_point():
         raise input_error(loss_name, "floating-point logits (N, C)", f"dtype {logits.dtype}")
@@ -114,7 +114,7 @@ def _nonnegative_weights(loss_name: str, parameter: str, values: Sequence[float]
 
 
 def _check_alpha(alpha: float | Sequence[float] | Tensor | None) -> Tensor | None:
-    """``alpha`` as a 0-d tensor (binary α), a 1-d tensor (per-class weights) or None."""
+    """`alpha` as a 0-d tensor (binary α), a 1-d tensor (per-class weights) or None."""
     if alpha is None or isinstance(alpha, Tensor):
         return alpha
     if isinstance(alpha, int | float):
@@ -125,7 +125,7 @@ def _check_alpha(alpha: float | Sequence[float] | Tensor | None) -> Tensor | Non
 
 
 def _reduce_weighted(weighted_values: Tensor, weight_mass: Tensor, reduction: str) -> Tensor:
-    """Reduce per-sample ``w_i ℓ_i``: ``"mean"`` is ``Σ w_i ℓ_i / Σ w_i``.
+    """Reduce per-sample `w_i ℓ_i`: `"mean"` is `Σ w_i ℓ_i / Σ w_i`.
 
     A batch whose weights are all zero reduces to 0 rather than 0/0 = NaN, so one unlucky batch cannot
     poison training.

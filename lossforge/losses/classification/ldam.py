@@ -1,6 +1,6 @@
 """LDAM: label-distribution-aware margins (Cao et al. 2019), larger for rarer classes.
 
-Input conventions: :mod:`lossforge.losses.classification`.
+Input conventions: [lossforge.losses.classification][].
 """
 
 from __future__ import annotations
@@ -24,10 +24,10 @@ from lossforge.losses.classification.weights import _adopt_prepared, class_count
 
 
 def ldam_margins(counts: Tensor, max_margin: float = 0.5) -> Tensor:
-    r"""LDAM's per-class margins (Cao et al., 2019): :math:`\Delta_c \propto n_c^{-1/4}`, the rarest class's
-    margin ``max_margin``.
+    r"""LDAM's per-class margins (Cao et al., 2019): $\Delta_c \propto n_c^{-1/4}$, the rarest class's
+    margin `max_margin`.
 
-    Example:
+    Examples:
         >>> ldam_margins(torch.tensor([16.0, 1.0]), max_margin=0.5)
         tensor([0.2500, 0.5000], dtype=torch.float64)
     """
@@ -52,19 +52,20 @@ def ldam_loss(
     r"""Label-distribution-aware margin loss (Cao et al., 2019): cross-entropy with the true class's logit
     lowered by its class's margin, so rare classes must win by more.
 
-    .. math::
-        \ell_i = -\log \frac{e^{s (z_{i y_i} - \Delta_{y_i})}}{e^{s (z_{i y_i} - \Delta_{y_i})}
-            + \sum_{j \ne y_i} e^{s z_{ij}}}
+    $$
+    \ell_i = -\log \frac{e^{s (z_{i y_i} - \Delta_{y_i})}}{e^{s (z_{i y_i} - \Delta_{y_i})}
+        + \sum_{j \ne y_i} e^{s z_{ij}}}
+    $$
 
     Args:
-        logits: :math:`z`, ``(N, C)``.
-        target: class indices ``(N,)``.
-        margins: :math:`\Delta`, ``(C,)`` (see :func:`ldam_margins`).
-        scale: :math:`s > 0`, applied after the margin.
-        reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample ``(N,)`` values.
-        check_values: scan the target values (labels in range); ``False`` for data validated up front.
+        logits: $z$, `(N, C)`.
+        target: class indices `(N,)`.
+        margins: $\Delta$, `(C,)` (see [ldam_margins][lossforge.losses.classification.ldam.ldam_margins]).
+        scale: $s > 0$, applied after the margin.
+        reduction: `"mean"`, `"sum"`, or `"none"` for the per-sample `(N,)` values.
+        check_values: scan the target values (labels in range); `False` for data validated up front.
 
-    Example:
+    Examples:
         >>> logits = torch.tensor([[1.0, 1.0]])
         >>> round(ldam_loss(logits, torch.tensor([0]), torch.tensor([0.5, 0.25])).item(), 4)  # softplus(0.5)
         0.9741
@@ -79,30 +80,31 @@ def ldam_loss(
 
 
 class LDAMLoss(Loss):
-    r"""LDAM loss, registered as ``ldam``: cross-entropy with a larger margin for rarer classes.
+    r"""LDAM loss, registered as `ldam`: cross-entropy with a larger margin for rarer classes.
 
-    .. math::
-        \ell_i = -\log \operatorname{softmax}\left(s (z_i - \Delta_{y_i} e_{y_i})\right)_{y_i}, \qquad
-        \Delta_c \propto n_c^{-1/4}
+    $$
+    \ell_i = -\log \operatorname{softmax}\left(s (z_i - \Delta_{y_i} e_{y_i})\right)_{y_i}, \qquad
+    \Delta_c \propto n_c^{-1/4}
+    $$
 
-    Cao et al. (2019) derive the :math:`n_c^{-1/4}` margins from a generalisation bound; :meth:`prepare`
-    (which the training pipeline calls once with the training labels) computes them, the rarest class's
-    margin ``max_margin``. The paper applies it to cosine logits (a normalised last layer, :math:`s = 30`);
-    the lecture's MLP has unnormalised logits, which can grow to make any fixed margin small, hence
-    :math:`s = 1` by default and ``max_margin`` in the search space. Their *deferred re-weighting* (DRW:
+    Cao et al. (2019) derive the $n_c^{-1/4}$ margins from a generalisation bound;
+    [prepare][lossforge.losses.classification.ldam.LDAMLoss.prepare] (which the training pipeline calls once with the
+    training labels) computes them, the rarest class's margin `max_margin`. The paper applies it to cosine logits (a
+    normalised last layer, $s = 30$); the lecture's MLP has unnormalised logits, which can grow to make any fixed margin
+    small, hence $s = 1$ by default and `max_margin` in the search space. Their *deferred re-weighting* (DRW:
     class-balanced weights switched on late in training) needs the epoch, which the loss contract does
     not hand a loss; it is not offered here.
 
     Args:
-        max_margin: the rarest class's margin :math:`\max_c \Delta_c > 0`, in logit units.
-        scale: :math:`s > 0`, multiplies the logits after the margin.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        max_margin: the rarest class's margin $\max_c \Delta_c > 0$, in logit units.
+        scale: $s > 0$, multiplies the logits after the margin.
+        reduction: `"mean"`, `"sum"` or `"none"`.
 
     Shape:
-        - prediction: logits ``(N, C)``; target: class indices ``(N,)``.
-        - output: a scalar, or ``(N,)`` for ``reduction="none"``.
+        - prediction: logits `(N, C)`; target: class indices `(N,)`.
+        - output: a scalar, or `(N,)` for `reduction="none"`.
 
-    Example:
+    Examples:
         >>> loss = LDAMLoss(max_margin=0.5)
         >>> loss.prepare(targets=torch.tensor([0] * 16 + [1]), num_classes=2)
         >>> loss.margins
@@ -130,8 +132,8 @@ class LDAMLoss(Loss):
         """Compute the per-class margins from the training labels.
 
         Args:
-            targets: the training set's class indices ``(N,)``.
-            num_classes: :math:`C`.
+            targets: the training set's class indices `(N,)`.
+            num_classes: $C$.
         """
         try:
             margins = ldam_margins(class_counts(targets, num_classes), self.max_margin)

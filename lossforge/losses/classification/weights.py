@@ -1,7 +1,7 @@
 """Class weights from the training targets' class counts: inverse frequency and the effective number of samples
 (Cui et al. 2019), shared by weighted cross-entropy, focal and LDAM.
 
-Input conventions: :mod:`lossforge.losses.classification`.
+Input conventions: [lossforge.losses.classification][].
 """
 
 from __future__ import annotations
@@ -17,9 +17,9 @@ WEIGHT_SCHEMES = ("inverse_frequency", "effective_number")
 
 
 def class_counts(targets: Tensor, num_classes: int) -> Tensor:
-    """How many training samples each class has, ``(C,)`` float64; probability rows count fractionally.
+    """How many training samples each class has, `(C,)` float64; probability rows count fractionally.
 
-    Example:
+    Examples:
         >>> class_counts(torch.tensor([0, 2, 2]), 3)
         tensor([1., 0., 2.], dtype=torch.float64)
     """
@@ -48,9 +48,9 @@ def _require_every_class(counts: Tensor, scheme: str) -> None:
 
 
 def inverse_frequency_weights(counts: Tensor) -> Tensor:
-    r"""Inverse-frequency class weights :math:`w_c = N / (C\, n_c)` (a balanced data set gives all ones).
+    r"""Inverse-frequency class weights $w_c = N / (C\, n_c)$ (a balanced data set gives all ones).
 
-    Example:
+    Examples:
         >>> inverse_frequency_weights(torch.tensor([6.0, 2.0]))
         tensor([0.6667, 2.0000])
     """
@@ -61,12 +61,13 @@ def inverse_frequency_weights(counts: Tensor) -> Tensor:
 def effective_number_weights(counts: Tensor, beta: float = 0.999) -> Tensor:
     r"""Class-balanced weights from the effective number of samples (Cui et al., 2019).
 
-    .. math::
-        w_c \propto \frac{1 - \beta}{1 - \beta^{n_c}}, \qquad \sum_c w_c = C
+    $$
+    w_c \propto \frac{1 - \beta}{1 - \beta^{n_c}}, \qquad \sum_c w_c = C
+    $$
 
-    :math:`\beta \to 1` approaches inverse frequency, :math:`\beta = 0` gives uniform weights.
+    $\beta \to 1$ approaches inverse frequency, $\beta = 0$ gives uniform weights.
 
-    Example:
+    Examples:
         >>> effective_number_weights(torch.tensor([6.0, 2.0]), beta=0.5)
         tensor([0.8649, 1.1351])
     """
@@ -93,19 +94,19 @@ def _check_scheme(loss_name: str, parameter: str, scheme: str, alternatives: str
 
 def scheme_weights(loss_name: str, scheme: str, targets: Tensor, num_classes: int, *, beta: float) -> Tensor:
     r"""Per-class weights by a named scheme from the training targets: the one computation every
-    class-weighted loss's ``prepare`` shares, ``(C,)`` in the default dtype on the targets' device.
+    class-weighted loss's `prepare` shares, `(C,)` in the default dtype on the targets' device.
 
-    ``num_classes = 1`` is the binary task (what the training pipeline passes there): the labels' two
+    `num_classes = 1` is the binary task (what the training pipeline passes there): the labels' two
     classes, negatives first, weighted as two classes.
 
     Args:
         loss_name: named in errors.
-        scheme: ``"inverse_frequency"`` or ``"effective_number"``.
-        targets: class indices ``(N,)``, probability rows ``(N, C)``, or binary labels ``(N,)``.
-        num_classes: :math:`C`, or 1 for binary labels.
-        beta: :math:`\beta` of ``"effective_number"``.
+        scheme: `"inverse_frequency"` or `"effective_number"`.
+        targets: class indices `(N,)`, probability rows `(N, C)`, or binary labels `(N,)`.
+        num_classes: $C$, or 1 for binary labels.
+        beta: $\beta$ of `"effective_number"`.
 
-    Example:
+    Examples:
         >>> scheme_weights("focal", "inverse_frequency", torch.tensor([1, 1, 1, 0]), 1, beta=0.0)
         tensor([2.0000, 0.6667])
     """
@@ -123,7 +124,7 @@ def scheme_weights(loss_name: str, scheme: str, targets: Tensor, num_classes: in
 
 
 def _adopt_prepared(module: nn.Module, buffer: str, state_dict: dict, prefix: str) -> None:
-    """Before a checkpoint loads: give a still-``None`` buffer that ``prepare`` fills the checkpoint's shape,
+    """Before a checkpoint loads: give a still-`None` buffer that `prepare` fills the checkpoint's shape,
     so a fresh module adopts the weights of the run that saved it without seeing the training labels."""
     key = prefix + buffer
     if getattr(module, buffer) is None and key in state_dict:

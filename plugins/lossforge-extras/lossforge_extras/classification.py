@@ -1,10 +1,10 @@
 """Classification losses: Poly-1 cross-entropy (multiclass) and the asymmetric loss (multilabel, binary).
 
-Pure functions first, then the registered modules. Both work from logits: ``log_softmax`` / ``logsigmoid``
+Pure functions first, then the registered modules. Both work from logits: `log_softmax` / `logsigmoid`
 keep large scores finite. Input conventions, the same as lossforge's built-ins:
 
-* multiclass: logits ``(N, C)`` and class indices ``(N,)`` of an integer dtype;
-* multilabel: logits and {0, 1} targets ``(N, K)``; binary: scores and {0, 1} targets ``(N,)``.
+* multiclass: logits `(N, C)` and class indices `(N,)` of an integer dtype;
+* multilabel: logits and {0, 1} targets `(N, K)`; binary: scores and {0, 1} targets `(N,)`.
 """
 
 from __future__ import annotations
@@ -21,8 +21,8 @@ from lossforge_extras._common import InputError, check_at_least, check_reduction
 
 
 def _check_multiclass(loss_name: str, logits: Tensor, target: Tensor, *, scan: bool = True) -> Tensor:
-    """Floating logits ``(N, C)``, integer class indices ``(N,)`` in range; return the indices as int64.
-    ``scan=False`` skips the range scan of the values (lossforge validated its data up front)."""
+    """Floating logits `(N, C)`, integer class indices `(N,)` in range; return the indices as int64.
+    `scan=False` skips the range scan of the values (lossforge validated its data up front)."""
     if not logits.is_floating_point() or logits.dim() != 2 or target.dim() != 1 or target.shape[0] != logits.shape[0]:
         raise InputError(
             f"{loss_name}: expected floating logits (N, C) and class indices (N,), got "
@@ -40,8 +40,8 @@ def _check_multiclass(loss_name: str, logits: Tensor, target: Tensor, *, scan: b
 
 
 def _check_labels(loss_name: str, scores: Tensor, target: Tensor, *, scan: bool = True) -> Tensor:
-    """Floating scores ``(N,)`` or ``(N, K)``, {0, 1} labels of the same shape; return them in the scores' dtype.
-    ``scan=False`` skips the scan of the label values."""
+    """Floating scores `(N,)` or `(N, K)`, {0, 1} labels of the same shape; return them in the scores' dtype.
+    `scan=False` skips the scan of the label values."""
     if not scores.is_floating_point() or scores.dim() not in (1, 2) or scores.shape != target.shape:
         raise InputError(
             f"{loss_name}: expected floating scores (N,) or (N, K) and labels of the same shape, got "
@@ -62,24 +62,25 @@ def poly1_cross_entropy(
     logits: Tensor, target: Tensor, *, epsilon: float = 1.0, reduction: str = "mean", check_values: bool = True
 ) -> Tensor:
     r"""Poly-1 cross-entropy (Leng et al., "PolyLoss", ICLR 2022): cross-entropy plus a linear term in
-    :math:`1 - p_t`.
+    $1 - p_t$.
 
-    .. math::
-        \ell_i = -\log p_{t,i} + \varepsilon\, (1 - p_{t,i}), \qquad p_{t,i} = \operatorname{softmax}(s_i)_{y_i}
+    $$
+    \ell_i = -\log p_{t,i} + \varepsilon\, (1 - p_{t,i}), \qquad p_{t,i} = \operatorname{softmax}(s_i)_{y_i}
+    $$
 
-    Cross-entropy's Taylor expansion in :math:`1 - p_t` has the coefficient 1 on every term;
-    :math:`\varepsilon` raises (or, down to :math:`-1`, lowers) the first one, which dominates the gradient
-    once :math:`p_t` is large. :math:`\varepsilon = 0` is cross-entropy exactly; below :math:`-1` the loss
-    would no longer decrease as :math:`p_t \to 1`, so that is refused.
+    Cross-entropy's Taylor expansion in $1 - p_t$ has the coefficient 1 on every term;
+    $\varepsilon$ raises (or, down to $-1$, lowers) the first one, which dominates the gradient
+    once $p_t$ is large. $\varepsilon = 0$ is cross-entropy exactly; below $-1$ the loss
+    would no longer decrease as $p_t \to 1$, so that is refused.
 
     Args:
-        logits: class scores :math:`s`, ``(N, C)``.
-        target: class indices :math:`y`, ``(N,)``.
-        epsilon: :math:`\varepsilon \ge -1`.
-        reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample values ``(N,)``.
-        check_values: scan the class indices' range (``False`` for data validated up front).
+        logits: class scores $s$, `(N, C)`.
+        target: class indices $y$, `(N,)`.
+        epsilon: $\varepsilon \ge -1$.
+        reduction: `"mean"`, `"sum"`, or `"none"` for the per-sample values `(N,)`.
+        check_values: scan the class indices' range (`False` for data validated up front).
 
-    Example:
+    Examples:
         >>> round(poly1_cross_entropy(torch.zeros(1, 2), torch.tensor([0]), epsilon=1.0).item(), 4)  # log 2 + 1/2
         1.1931
     """
@@ -91,20 +92,21 @@ def poly1_cross_entropy(
 
 
 class Poly1CrossEntropyLoss(nn.Module):
-    r"""Poly-1 cross-entropy, registered as ``poly1_cross_entropy`` (see :func:`poly1_cross_entropy`).
+    r"""Poly-1 cross-entropy, registered as `poly1_cross_entropy` (see `poly1_cross_entropy`).
 
-    .. math::
-        \ell_i = -\log p_{t,i} + \varepsilon\, (1 - p_{t,i})
+    $$
+    \ell_i = -\log p_{t,i} + \varepsilon\, (1 - p_{t,i})
+    $$
 
     Args:
-        epsilon: :math:`\varepsilon \ge -1`; 0 is cross-entropy, the paper's Poly-1 default is 1.
-        reduction: ``"mean"``, ``"sum"`` or ``"none"``.
+        epsilon: $\varepsilon \ge -1$; 0 is cross-entropy, the paper's Poly-1 default is 1.
+        reduction: `"mean"`, `"sum"` or `"none"`.
 
     Shape:
-        - prediction: logits ``(N, C)``; target: class indices ``(N,)``.
-        - output: a scalar, or ``(N,)`` for ``reduction="none"``.
+        - prediction: logits `(N, C)`; target: class indices `(N,)`.
+        - output: a scalar, or `(N,)` for `reduction="none"`.
 
-    Example:
+    Examples:
         >>> loss = Poly1CrossEntropyLoss(epsilon=2.0)
         >>> round(loss(torch.tensor([[2.0, 0.0, 0.0]]), torch.tensor([0])).item(), 4)
         0.6656
@@ -146,27 +148,28 @@ def asymmetric_loss(
     r"""Asymmetric loss (Ridnik et al., "Asymmetric Loss For Multi-Label Classification", ICCV 2021),
     summed over labels per sample.
 
-    .. math::
-        \ell_i = -\sum_k \Big[ y_{ik}\, (1 - p_{ik})^{\gamma_+} \log p_{ik}
-                 + (1 - y_{ik})\, p_{m,ik}^{\gamma_-} \log (1 - p_{m,ik}) \Big],
-        \qquad p = \sigma(s), \quad p_m = \max(p - m, 0)
+    $$
+    \ell_i = -\sum_k \Big[ y_{ik}\, (1 - p_{ik})^{\gamma_+} \log p_{ik}
+             + (1 - y_{ik})\, p_{m,ik}^{\gamma_-} \log (1 - p_{m,ik}) \Big],
+    \qquad p = \sigma(s), \quad p_m = \max(p - m, 0)
+    $$
 
-    Positives and negatives get their own focusing exponents (:math:`\gamma_- > \gamma_+` down-weights the
-    many easy negatives of a multi-label problem), and the probability margin :math:`m` (``clip``) drops a
-    negative's loss to exactly 0 once :math:`p \le m`, discarding the easiest negatives and possibly
-    mislabelled ones. With :math:`\gamma_\pm = 0` and :math:`m = 0` this is binary cross-entropy summed over
-    labels. Values and gradients stay finite for any score (logs come from ``logsigmoid``).
+    Positives and negatives get their own focusing exponents ($\gamma_- > \gamma_+$ down-weights the
+    many easy negatives of a multi-label problem), and the probability margin $m$ (`clip`) drops a
+    negative's loss to exactly 0 once $p \le m$, discarding the easiest negatives and possibly
+    mislabelled ones. With $\gamma_\pm = 0$ and $m = 0$ this is binary cross-entropy summed over
+    labels. Values and gradients stay finite for any score (logs come from `logsigmoid`).
 
     Args:
-        scores: logits :math:`s`, ``(N, K)`` (multilabel) or ``(N,)`` (binary).
-        target: labels :math:`y \in \{0, 1\}`, the shape of ``scores``.
-        gamma_positive: :math:`\gamma_+ \ge 0`.
-        gamma_negative: :math:`\gamma_- \ge 0`.
-        clip: the probability margin :math:`m \in [0, 1)`.
-        reduction: ``"mean"``, ``"sum"``, or ``"none"`` for the per-sample sums ``(N,)``.
-        check_values: scan the label values (``False`` for data validated up front).
+        scores: logits $s$, `(N, K)` (multilabel) or `(N,)` (binary).
+        target: labels $y \in \{0, 1\}$, the shape of `scores`.
+        gamma_positive: $\gamma_+ \ge 0$.
+        gamma_negative: $\gamma_- \ge 0$.
+        clip: the probability margin $m \in [0, 1)$.
+        reduction: `"mean"`, `"sum"`, or `"none"` for the per-sample sums `(N,)`.
+        check_values: scan the label values (`False` for data validated up front).
 
-    Example:
+    Examples:
         >>> scores, labels = torch.zeros(1, 2), torch.tensor([[1.0, 0.0]])
         >>> round(asymmetric_loss(scores, labels).item(), 4)  # log 2 + 0.45^4 log(1 / 0.55)
         0.7177
@@ -200,26 +203,27 @@ def _check_clip(clip: float) -> float:
 
 
 class AsymmetricLoss(nn.Module):
-    r"""Asymmetric loss (ASL), registered as ``asymmetric`` (see :func:`asymmetric_loss`).
+    r"""Asymmetric loss (ASL), registered as `asymmetric` (see `asymmetric_loss`).
 
-    .. math::
-        \ell_i = -\sum_k \Big[ y_{ik} (1 - p_{ik})^{\gamma_+} \log p_{ik}
-                 + (1 - y_{ik})\, p_{m,ik}^{\gamma_-} \log (1 - p_{m,ik}) \Big], \qquad p_m = \max(p - m, 0)
+    $$
+    \ell_i = -\sum_k \Big[ y_{ik} (1 - p_{ik})^{\gamma_+} \log p_{ik}
+             + (1 - y_{ik})\, p_{m,ik}^{\gamma_-} \log (1 - p_{m,ik}) \Big], \qquad p_m = \max(p - m, 0)
+    $$
 
-    The defaults are the paper's recommended setting: :math:`\gamma_+ = 0`, :math:`\gamma_- = 4`,
-    :math:`m = 0.05`.
+    The defaults are the paper's recommended setting: $\gamma_+ = 0$, $\gamma_- = 4$,
+    $m = 0.05$.
 
     Args:
-        gamma_positive: :math:`\gamma_+ \ge 0`, focusing exponent of the positive labels.
-        gamma_negative: :math:`\gamma_- \ge 0`, focusing exponent of the negative labels.
-        clip: probability margin :math:`m \in [0, 1)` shifting the negatives' probabilities.
-        reduction: ``"mean"`` (over samples), ``"sum"`` or ``"none"``.
+        gamma_positive: $\gamma_+ \ge 0$, focusing exponent of the positive labels.
+        gamma_negative: $\gamma_- \ge 0$, focusing exponent of the negative labels.
+        clip: probability margin $m \in [0, 1)$ shifting the negatives' probabilities.
+        reduction: `"mean"` (over samples), `"sum"` or `"none"`.
 
     Shape:
-        - prediction: logits ``(N, K)`` or ``(N,)``; target: {0, 1} labels of the same shape.
-        - output: a scalar, or the per-sample sums over labels ``(N,)`` for ``reduction="none"``.
+        - prediction: logits `(N, K)` or `(N,)`; target: {0, 1} labels of the same shape.
+        - output: a scalar, or the per-sample sums over labels `(N,)` for `reduction="none"`.
 
-    Example:
+    Examples:
         >>> loss = AsymmetricLoss(reduction="none")
         >>> loss(torch.tensor([[4.0, -4.0], [-4.0, 4.0]]), torch.tensor([[1, 0], [1, 0]]))
         tensor([0.0181, 6.0467])

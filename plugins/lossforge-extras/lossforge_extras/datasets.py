@@ -1,10 +1,13 @@
 """A dataset plugin: interleaved spirals in the plane, one arm per class — a classic that a linear model
-cannot separate. A plain function with a keyword-only ``seed`` (the split seed lossforge passes), returning
+cannot separate. A plain function with a keyword-only `seed` (the split seed lossforge passes), returning
 numpy arrays; it declares its task as a plain string and never imports lossforge.
 
+```pycon
 >>> splits = spirals(seed=0, per_class=20)
 >>> {name: features.shape for name, (features, _) in splits.items()}
 {'train': (42, 2), 'val': (9, 2), 'test': (9, 2)}
+
+```
 """
 
 from __future__ import annotations
@@ -15,10 +18,10 @@ import numpy as np
 def spirals(
     *, seed: int, classes: int = 3, per_class: int = 100, noise: float = 0.2, turns: float = 1.5
 ) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``classes`` spiral arms of ``per_class`` points each, split 70/15/15 per class by ``seed``.
+    """`classes` spiral arms of `per_class` points each, split 70/15/15 per class by `seed`.
 
-    Point :math:`i` of arm :math:`k` is at radius :math:`r = i / n` and angle
-    :math:`\\theta = 2\\pi (\\text{turns} \\cdot r + k / K)` plus Gaussian noise of ``noise`` radians.
+    Point $i$ of arm $k$ is at radius $r = i / n$ and angle
+    $\\theta = 2\\pi (\\text{turns} \\cdot r + k / K)$ plus Gaussian noise of `noise` radians.
 
     Args:
         seed: the split seed: draws the noise and which points are train, validation and test.

@@ -1,9 +1,9 @@
 """Metric-learning losses on cosine similarities: multi-similarity and InfoNCE.
 
-Both are called ``loss(embeddings (N, D), labels (N,), indices_tuple=None)``, the lossforge metric-loss
-contract. ``indices_tuple`` is a miner's output — pairs ``(a1, p, a2, n)`` or triplets ``(a, p, n)``, whose
-``(a, p)`` and ``(a, n)`` pairs are used — and ``None`` means every pair of the batch. Both declare
-``tuple_kind = "pair"`` and ``distance = "cosine"`` (lossforge then evaluates retrieval with cosine
+Both are called `loss(embeddings (N, D), labels (N,), indices_tuple=None)`, the lossforge metric-loss
+contract. `indices_tuple` is a miner's output — pairs `(a1, p, a2, n)` or triplets `(a, p, n)`, whose
+`(a, p)` and `(a, n)` pairs are used — and `None` means every pair of the batch. Both declare
+`tuple_kind = "pair"` and `distance = "cosine"` (lossforge then evaluates retrieval with cosine
 similarity too). A batch without a usable pair gives a loss of 0 that still backpropagates.
 """
 
@@ -23,7 +23,7 @@ from lossforge_extras.similarity import check_embeddings, cosine_similarities, p
 
 
 def _log_one_plus_sum_exp(values: Tensor, mask: Tensor) -> Tensor:
-    """:math:`\\log(1 + \\sum_{j: mask_{ij}} e^{v_{ij}})` per row, stably; 0 for a row without pairs."""
+    """$\\log(1 + \\sum_{j: mask_{ij}} e^{v_{ij}})$ per row, stably; 0 for a row without pairs."""
     masked = values.masked_fill(~mask, -math.inf)  # (N, N)
     return torch.logsumexp(torch.cat([values.new_zeros(values.shape[0], 1), masked], dim=1), dim=1)  # (N,)
 
@@ -47,25 +47,26 @@ def multi_similarity_loss(
     r"""Multi-similarity loss (Wang et al., "Multi-Similarity Loss with General Pair Weighting for Deep
     Metric Learning", CVPR 2019), per anchor.
 
-    .. math::
-        \ell_i = \frac{1}{\alpha} \log\Big(1 + \sum_{k \in P_i} e^{-\alpha (S_{ik} - \lambda)}\Big)
-               + \frac{1}{\beta} \log\Big(1 + \sum_{k \in N_i} e^{\beta (S_{ik} - \lambda)}\Big)
+    $$
+    \ell_i = \frac{1}{\alpha} \log\Big(1 + \sum_{k \in P_i} e^{-\alpha (S_{ik} - \lambda)}\Big)
+           + \frac{1}{\beta} \log\Big(1 + \sum_{k \in N_i} e^{\beta (S_{ik} - \lambda)}\Big)
+    $$
 
-    :math:`S` is the cosine similarity, :math:`P_i` and :math:`N_i` are anchor :math:`i`'s positive and
-    negative partners (all of them, or those a miner chose), :math:`\lambda` is ``base``. Each pair is
+    $S$ is the cosine similarity, $P_i$ and $N_i$ are anchor $i$'s positive and
+    negative partners (all of them, or those a miner chose), $\lambda$ is `base`. Each pair is
     weighted by its own similarity and, through the log-sum-exp, by the other pairs of its anchor. An
     anchor without partners contributes 0.
 
     Args:
-        embeddings: ``(N, D)``; normalised here, so any scale works.
-        labels: integer class labels ``(N,)``.
-        indices_tuple: pairs ``(a1, p, a2, n)``, triplets ``(a, p, n)``, or ``None`` for every pair.
-        alpha: :math:`\alpha > 0`, the positive pairs' scale.
-        beta: :math:`\beta > 0`, the negative pairs' scale.
-        base: :math:`\lambda \in [-1, 1]`, the similarity the pairs are pushed away from.
-        reduction: ``"mean"`` (over anchors), ``"sum"``, or ``"none"`` for the per-anchor values ``(N,)``.
+        embeddings: `(N, D)`; normalised here, so any scale works.
+        labels: integer class labels `(N,)`.
+        indices_tuple: pairs `(a1, p, a2, n)`, triplets `(a, p, n)`, or `None` for every pair.
+        alpha: $\alpha > 0$, the positive pairs' scale.
+        beta: $\beta > 0$, the negative pairs' scale.
+        base: $\lambda \in [-1, 1]$, the similarity the pairs are pushed away from.
+        reduction: `"mean"` (over anchors), `"sum"`, or `"none"` for the per-anchor values `(N,)`.
 
-    Example:
+    Examples:
         >>> embeddings = torch.tensor([[1.0, 0.0], [1.0, 0.1], [0.0, 1.0]])
         >>> multi_similarity_loss(embeddings, torch.tensor([0, 0, 1]), reduction="none")
         tensor([0.1580, 0.1580, 0.0000])
@@ -83,25 +84,26 @@ def multi_similarity_loss(
 
 
 class MultiSimilarityLoss(nn.Module):
-    r"""Multi-similarity loss, registered as ``multi_similarity`` (see :func:`multi_similarity_loss`).
+    r"""Multi-similarity loss, registered as `multi_similarity` (see `multi_similarity_loss`).
 
-    .. math::
-        \ell_i = \frac{1}{\alpha} \log\Big(1 + \sum_{k \in P_i} e^{-\alpha (S_{ik} - \lambda)}\Big)
-               + \frac{1}{\beta} \log\Big(1 + \sum_{k \in N_i} e^{\beta (S_{ik} - \lambda)}\Big)
+    $$
+    \ell_i = \frac{1}{\alpha} \log\Big(1 + \sum_{k \in P_i} e^{-\alpha (S_{ik} - \lambda)}\Big)
+           + \frac{1}{\beta} \log\Big(1 + \sum_{k \in N_i} e^{\beta (S_{ik} - \lambda)}\Big)
+    $$
 
-    The defaults (:math:`\alpha = 2`, :math:`\beta = 50`, :math:`\lambda = 0.5`) are the authors' code's and
-    pytorch-metric-learning's. The paper pairs this loss with its own pair mining: ``miner=multi_similarity``.
+    The defaults ($\alpha = 2$, $\beta = 50$, $\lambda = 0.5$) are the authors' code's and
+    pytorch-metric-learning's. The paper pairs this loss with its own pair mining: `miner=multi_similarity`.
 
     Args:
-        alpha: :math:`\alpha > 0`.
-        beta: :math:`\beta > 0`.
-        base: :math:`\lambda \in [-1, 1]`.
-        reduction: ``"mean"`` (over anchors), ``"sum"`` or ``"none"`` (per anchor, ``(N,)``).
+        alpha: $\alpha > 0$.
+        beta: $\beta > 0$.
+        base: $\lambda \in [-1, 1]$.
+        reduction: `"mean"` (over anchors), `"sum"` or `"none"` (per anchor, `(N,)`).
 
     Shape:
-        - embeddings: ``(N, D)``; labels: ``(N,)``; output: a scalar, or ``(N,)`` for ``"none"``.
+        - embeddings: `(N, D)`; labels: `(N,)`; output: a scalar, or `(N,)` for `"none"`.
 
-    Example:
+    Examples:
         >>> loss = MultiSimilarityLoss()
         >>> round(loss(torch.tensor([[1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 1])).item(), 4)
         0.0
@@ -153,22 +155,23 @@ def info_nce_loss(
 ) -> Tensor:
     r"""InfoNCE (van den Oord et al. 2018; NT-Xent in SimCLR, Chen et al. 2020), one term per positive pair.
 
-    .. math::
-        \ell_{ap} = -\log \frac{e^{S_{ap} / \tau}}{e^{S_{ap} / \tau} + \sum_{n \in N_a} e^{S_{an} / \tau}}
+    $$
+    \ell_{ap} = -\log \frac{e^{S_{ap} / \tau}}{e^{S_{ap} / \tau} + \sum_{n \in N_a} e^{S_{an} / \tau}}
+    $$
 
-    :math:`S` is the cosine similarity and :math:`N_a` anchor :math:`a`'s negatives (all of them, or those
+    $S$ is the cosine similarity and $N_a$ anchor $a$'s negatives (all of them, or those
     a miner chose). Each positive pair is a classification of the positive among the anchor's negatives
-    at temperature :math:`\tau`. A positive whose anchor has no negative costs 0.
+    at temperature $\tau$. A positive whose anchor has no negative costs 0.
 
     Args:
-        embeddings: ``(N, D)``; normalised here.
-        labels: integer class labels ``(N,)``.
-        indices_tuple: pairs ``(a1, p, a2, n)``, triplets ``(a, p, n)``, or ``None`` for every pair.
-        temperature: :math:`\tau > 0`.
-        reduction: ``"mean"`` (over positive pairs), ``"sum"``, or ``"none"`` for the per-pair values
-            ``(P,)``, in the order of ``(anchor, positive)``.
+        embeddings: `(N, D)`; normalised here.
+        labels: integer class labels `(N,)`.
+        indices_tuple: pairs `(a1, p, a2, n)`, triplets `(a, p, n)`, or `None` for every pair.
+        temperature: $\tau > 0$.
+        reduction: `"mean"` (over positive pairs), `"sum"`, or `"none"` for the per-pair values
+            `(P,)`, in the order of `(anchor, positive)`.
 
-    Example:
+    Examples:
         >>> embeddings = torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]])
         >>> info_nce_loss(embeddings, torch.tensor([0, 0, 1]), temperature=1.0, reduction="none")
         tensor([0.3133, 0.3133])
@@ -190,19 +193,20 @@ def info_nce_loss(
 
 
 class InfoNCELoss(nn.Module):
-    r"""InfoNCE over labelled pairs, registered as ``info_nce`` (see :func:`info_nce_loss`).
+    r"""InfoNCE over labelled pairs, registered as `info_nce` (see `info_nce_loss`).
 
-    .. math::
-        \ell_{ap} = -\log \frac{e^{S_{ap} / \tau}}{e^{S_{ap} / \tau} + \sum_{n \in N_a} e^{S_{an} / \tau}}
+    $$
+    \ell_{ap} = -\log \frac{e^{S_{ap} / \tau}}{e^{S_{ap} / \tau} + \sum_{n \in N_a} e^{S_{an} / \tau}}
+    $$
 
     Args:
-        temperature: :math:`\tau > 0`; the default 0.07 is MoCo's and pytorch-metric-learning's.
-        reduction: ``"mean"`` (over positive pairs), ``"sum"`` or ``"none"`` (per positive pair).
+        temperature: $\tau > 0$; the default 0.07 is MoCo's and pytorch-metric-learning's.
+        reduction: `"mean"` (over positive pairs), `"sum"` or `"none"` (per positive pair).
 
     Shape:
-        - embeddings: ``(N, D)``; labels: ``(N,)``; output: a scalar, or ``(P,)`` for ``"none"``.
+        - embeddings: `(N, D)`; labels: `(N,)`; output: a scalar, or `(P,)` for `"none"`.
 
-    Example:
+    Examples:
         >>> loss = InfoNCELoss(temperature=0.5)
         >>> round(loss(torch.tensor([[1.0, 0.0], [1.0, 0.0], [0.0, 1.0]]), torch.tensor([0, 0, 1])).item(), 4)
         0.1269

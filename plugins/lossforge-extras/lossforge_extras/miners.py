@@ -1,8 +1,8 @@
 """The multi-similarity pair miner (Wang et al. 2019): keep the pairs that break the ranking by a margin.
 
-A miner is called ``miner(embeddings (N, D), labels (N,))`` and returns int64 index tensors
-``(a1, p, a2, n)`` — positive pairs ``(a1[k], p[k])`` and negative pairs ``(a2[k], n[k])`` — computed under
-``torch.no_grad()``; the lossforge miner contract. Pairs are ordered (``(i, j)`` and ``(j, i)`` are both
+A miner is called `miner(embeddings (N, D), labels (N,))` and returns int64 index tensors
+`(a1, p, a2, n)` — positive pairs `(a1[k], p[k])` and negative pairs `(a2[k], n[k])` — computed under
+`torch.no_grad()`; the lossforge miner contract. Pairs are ordered (`(i, j)` and `(j, i)` are both
 candidates) and come out sorted by anchor, then partner.
 """
 
@@ -22,23 +22,24 @@ def multi_similarity_pairs(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor]:
     r"""The informative pairs of a similarity matrix, by the multi-similarity rule.
 
-    .. math::
-        (i, k) \text{ kept negative} \iff S_{ik} + \epsilon > \min_{j \in P_i} S_{ij}, \qquad
-        (i, j) \text{ kept positive} \iff S_{ij} - \epsilon < \max_{k \in N_i} S_{ik}
+    $$
+    (i, k) \text{ kept negative} \iff S_{ik} + \epsilon > \min_{j \in P_i} S_{ij}, \qquad
+    (i, j) \text{ kept positive} \iff S_{ij} - \epsilon < \max_{k \in N_i} S_{ik}
+    $$
 
     A negative is kept if it is more similar to the anchor than the anchor's least similar positive, less
-    :math:`\epsilon`; a positive if it is less similar than the most similar negative, plus :math:`\epsilon`.
+    $\epsilon$; a positive if it is less similar than the most similar negative, plus $\epsilon$.
     An anchor without positives keeps no negative, one without negatives no positive.
 
     Args:
-        similarities: the batch's similarity matrix :math:`S`, ``(N, N)`` (larger is more similar).
-        labels: class labels ``(N,)``.
-        epsilon: the margin :math:`\epsilon \ge 0`.
+        similarities: the batch's similarity matrix $S$, `(N, N)` (larger is more similar).
+        labels: class labels `(N,)`.
+        epsilon: the margin $\epsilon \ge 0$.
 
     Shape:
-        - Output: four ``(K,)`` int64 tensors ``(a1, p, a2, n)``.
+        - Output: four `(K,)` int64 tensors `(a1, p, a2, n)`.
 
-    Example:
+    Examples:
         >>> similarities = torch.tensor([[1.0, 0.9, 0.2], [0.9, 1.0, 0.95], [0.2, 0.95, 1.0]])
         >>> multi_similarity_pairs(similarities, torch.tensor([0, 0, 1]))
         (tensor([1]), tensor([0]), tensor([1]), tensor([2]))
@@ -52,22 +53,23 @@ def multi_similarity_pairs(
 
 
 class MultiSimilarityMiner(nn.Module):
-    r"""Multi-similarity pair mining on cosine similarities, registered as the miner ``multi_similarity``.
+    r"""Multi-similarity pair mining on cosine similarities, registered as the miner `multi_similarity`.
 
-    .. math::
-        (i, k) \text{ kept negative} \iff S_{ik} + \epsilon > \min_{j \in P_i} S_{ij}, \qquad
-        (i, j) \text{ kept positive} \iff S_{ij} - \epsilon < \max_{k \in N_i} S_{ik}
+    $$
+    (i, k) \text{ kept negative} \iff S_{ik} + \epsilon > \min_{j \in P_i} S_{ij}, \qquad
+    (i, j) \text{ kept positive} \iff S_{ij} - \epsilon < \max_{k \in N_i} S_{ik}
+    $$
 
-    Made for the ``multi_similarity`` loss (``loss=multi_similarity miner=multi_similarity``); any pair
+    Made for the `multi_similarity` loss (`loss=multi_similarity miner=multi_similarity`); any pair
     loss takes its output.
 
     Args:
-        epsilon: the margin :math:`\epsilon \ge 0`; 0.1 in the paper and in pytorch-metric-learning.
+        epsilon: the margin $\epsilon \ge 0$; 0.1 in the paper and in pytorch-metric-learning.
 
     Shape:
-        - embeddings: ``(N, D)``; labels: ``(N,)``; output: four ``(K,)`` int64 tensors ``(a1, p, a2, n)``.
+        - embeddings: `(N, D)`; labels: `(N,)`; output: four `(K,)` int64 tensors `(a1, p, a2, n)`.
 
-    Example:
+    Examples:
         >>> miner = MultiSimilarityMiner(epsilon=0.1)
         >>> embeddings = torch.tensor([[1.0, 0.0], [0.6, 0.8], [0.0, 1.0]])
         >>> [indices.tolist() for indices in miner(embeddings, torch.tensor([0, 0, 1]))]

@@ -1,11 +1,14 @@
-"""A model plugin: a residual MLP (pre-norm blocks ``x + W2 gelu(W1 LayerNorm(x))``) for samples of any shape.
+"""A model plugin: a residual MLP (pre-norm blocks `x + W2 gelu(W1 LayerNorm(x))`) for samples of any shape.
 
-An ``nn.Module`` class whose constructor takes lossforge's keyword-only ``input_shape`` and ``output_dim``
+An `nn.Module` class whose constructor takes lossforge's keyword-only `input_shape` and `output_dim`
 plus its own typed parameters; it never imports lossforge.
 
+```pycon
 >>> import torch
 >>> ResidualMLP(input_shape=(2,), output_dim=3, width=16, blocks=2)(torch.zeros(4, 2)).shape
 torch.Size([4, 3])
+
+```
 """
 
 from __future__ import annotations
@@ -28,7 +31,7 @@ class ResidualBlock(nn.Module):
 
 
 class ResidualMLP(nn.Module):
-    """Flatten, project to ``width``, ``blocks`` residual blocks, a linear head.
+    """Flatten, project to `width`, `blocks` residual blocks, a linear head.
 
     Args:
         input_shape: one sample's shape (lossforge passes it).
@@ -37,7 +40,7 @@ class ResidualMLP(nn.Module):
         blocks: the number of residual blocks.
 
     Shape:
-        ``(N, *input_shape) → (N, output_dim)``
+        `(N, *input_shape) → (N, output_dim)`
     """
 
     def __init__(self, *, input_shape: Sequence[int], output_dim: int, width: int = 64, blocks: int = 2) -> None:

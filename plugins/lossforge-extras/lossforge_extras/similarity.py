@@ -1,9 +1,9 @@
 """Cosine similarities and pair masks: what the metric losses and the miner share.
 
 A miner's output is plain int64 index tensors, as in lossforge and pytorch-metric-learning: pairs
-``(a1, p, a2, n)`` — positive pairs ``(a1[k], p[k])`` and negative pairs ``(a2[k], n[k])`` — or triplets
-``(a, p, n)``. The losses here work on ``(N, N)`` boolean masks, so both kinds (and ``None``, every pair of
-the batch) go through :func:`pair_masks`.
+`(a1, p, a2, n)` — positive pairs `(a1[k], p[k])` and negative pairs `(a2[k], n[k])` — or triplets
+`(a, p, n)`. The losses here work on `(N, N)` boolean masks, so both kinds (and `None`, every pair of
+the batch) go through `pair_masks`.
 """
 
 from __future__ import annotations
@@ -18,13 +18,16 @@ EXPECTED_INPUTS = "embeddings (N, D) of a floating dtype and integer labels (N,)
 
 
 def check_embeddings(name: str, embeddings: Tensor, labels: Tensor) -> None:
-    """Raise an ``InputError`` naming ``name`` unless ``embeddings`` is ``(N, D)`` floating and ``labels``
-    ``(N,)`` integer.
+    """Raise an `InputError` naming `name` unless `embeddings` is `(N, D)` floating and `labels`
+    `(N,)` integer.
 
+    ```pycon
     >>> check_embeddings("info_nce", torch.zeros(4, 2), torch.zeros(3, dtype=torch.long))  # doctest: +ELLIPSIS
     Traceback (most recent call last):
     ...
     lossforge_extras._common.InputError: info_nce: expected embeddings (N, D) ..., got (4, 2) ... and (3,) torch.int64
+
+    ```
     """
     integer_labels = not (labels.is_floating_point() or labels.is_complex() or labels.dtype == torch.bool)
     if not (
@@ -41,23 +44,29 @@ def check_embeddings(name: str, embeddings: Tensor, labels: Tensor) -> None:
 
 
 def cosine_similarities(embeddings: Tensor) -> Tensor:
-    """The ``(N, N)`` matrix of cosine similarities :math:`S_{ij} = \\cos(x_i, x_j)`.
+    """The `(N, N)` matrix of cosine similarities $S_{ij} = \\cos(x_i, x_j)$.
 
+    ```pycon
     >>> cosine_similarities(torch.tensor([[1.0, 0.0], [1.0, 1.0], [0.0, -2.0]]))
     tensor([[ 1.0000,  0.7071,  0.0000],
             [ 0.7071,  1.0000, -0.7071],
             [ 0.0000, -0.7071,  1.0000]])
+
+    ```
     """
     normalized = F.normalize(embeddings, dim=1)  # (N, D); a zero row stays zero instead of dividing by 0
     return normalized @ normalized.T  # (N, N)
 
 
 def label_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
-    """Boolean ``(N, N)`` masks of the positive pairs (same label, ``i != j``) and the negative pairs.
+    """Boolean `(N, N)` masks of the positive pairs (same label, `i != j`) and the negative pairs.
 
+    ```pycon
     >>> positive, negative = label_masks(torch.tensor([0, 0, 1]))
     >>> positive.nonzero().tolist(), negative.sum().item()
     ([[0, 1], [1, 0]], 4)
+
+    ```
     """
     same = labels[:, None] == labels[None, :]  # (N, N)
     positive = same & ~torch.eye(labels.shape[0], dtype=torch.bool, device=labels.device)
@@ -65,13 +74,16 @@ def label_masks(labels: Tensor) -> tuple[Tensor, Tensor]:
 
 
 def pair_masks(name: str, labels: Tensor, indices_tuple: tuple[Tensor, ...] | None) -> tuple[Tensor, Tensor]:
-    """Positive and negative pair masks ``(N, N)``: every pair of the batch for ``None``, else the pairs a
-    miner chose — ``(a1, p, a2, n)``, or the ``(a, p)`` and ``(a, n)`` pairs of triplets ``(a, p, n)``.
+    """Positive and negative pair masks `(N, N)`: every pair of the batch for `None`, else the pairs a
+    miner chose — `(a1, p, a2, n)`, or the `(a, p)` and `(a, n)` pairs of triplets `(a, p, n)`.
 
+    ```pycon
     >>> pairs = (torch.tensor([0]), torch.tensor([1]), torch.tensor([1]), torch.tensor([2]))  # (a1, p, a2, n)
     >>> positive, negative = pair_masks("loss", torch.tensor([0, 0, 1]), pairs)
     >>> positive.nonzero().tolist(), negative.nonzero().tolist()
     ([[0, 1]], [[1, 2]])
+
+    ```
     """
     if indices_tuple is None:
         return label_masks(labels)

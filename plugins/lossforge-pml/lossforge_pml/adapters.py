@@ -1,30 +1,30 @@
 r"""lossforge components generated from pytorch-metric-learning's (PML's) loss and miner classes.
 
-One thin base class per kind — :class:`PMLLoss`, :class:`PMLMiner` — holds what every adapter does; the
-component for a PML class is a subclass made by :func:`make_component` from PML's constructor signature:
+One thin base class per kind — `PMLLoss`, `PMLMiner` — holds what every adapter does; the
+component for a PML class is a subclass made by `make_component` from PML's constructor signature:
 keyword-only parameters with PML's defaults, typed from PML's annotations or defaults, so that each one is
-a typed Hydra option (``loss=pml_arcface_loss loss.scale=30``).
+a typed Hydra option (`loss=pml_arcface_loss loss.scale=30`).
 
 What an adapter changes, and why (each is a constructor argument):
 
-* ``reduction``: ``"none"`` returns every term PML's loss computes — per pair, triplet, sample or proxy;
+* `reduction`: `"none"` returns every term PML's loss computes — per pair, triplet, sample or proxy;
   for a loss with several terms (a contrastive loss's positive and negative pairs) all of them, one after
-  the other; for a loss PML itself reduces over the batch (``already_reduced``) that one value —
-  ``"sum"`` their sum and ``"mean"`` their mean, as lossforge's contract has it. ``"pml"`` is PML's own
-  default reducer (``AvgNonZeroReducer`` for the triplet margin loss, a mean per term for the contrastive
+  the other; for a loss PML itself reduces over the batch (`already_reduced`) that one value —
+  `"sum"` their sum and `"mean"` their mean, as lossforge's contract has it. `"pml"` is PML's own
+  default reducer (`AvgNonZeroReducer` for the triplet margin loss, a mean per term for the contrastive
   loss, …): the value PML returns, to reproduce PML's numbers.
-* ``distance``: PML takes a distance *object*, which a config cannot hold; here it is a string:
-  ``"default"`` (the class's own, e.g. the normalised Euclidean ``LpDistance()`` for the triplet margin
-  loss, ``CosineSimilarity()`` for ArcFace), ``"lp"`` (``LpDistance()``), ``"cosine"``
-  (``CosineSimilarity()``), ``"dot"`` (``DotProductSimilarity()``). A class that requires its own
+* `distance`: PML takes a distance *object*, which a config cannot hold; here it is a string:
+  `"default"` (the class's own, e.g. the normalised Euclidean `LpDistance()` for the triplet margin
+  loss, `CosineSimilarity()` for ArcFace), `"lp"` (`LpDistance()`), `"cosine"`
+  (`CosineSimilarity()`), `"dot"` (`DotProductSimilarity()`). A class that requires its own
   distance refuses the others, naming it. Reducers and regularizers are left at PML's defaults.
-* Class counts and embedding widths (``num_classes``, ``embedding_size``, ``descriptors_dim``) come from
-  the data: a learnable loss (class proxies or a weight matrix) is built in ``prepare``, when lossforge
+* Class counts and embedding widths (`num_classes`, `embedding_size`, `descriptors_dim`) come from
+  the data: a learnable loss (class proxies or a weight matrix) is built in `prepare`, when lossforge
   passes them; its parameters then train in lossforge's loss parameter group.
 * A batch of fewer than two samples gives 0 (lossforge's contract: a last batch of one sample carries no
   pair or triplet), except for the learnable losses, which compare that sample with the class proxies.
 
-Example:
+Examples:
     >>> import torch
     >>> from lossforge_pml.generated import pml_triplet_margin_loss
     >>> loss = pml_triplet_margin_loss(margin=0.2, reduction="none")
@@ -53,14 +53,14 @@ from lossforge_pml.table import (
 
 REDUCTIONS = ("mean", "sum", "none", "pml")
 DISTANCES = ("default", "lp", "cosine", "dot")
-#: Annotations for parameters PML leaves unannotated whose defaults do not say their type.
 ANNOTATIONS: dict[str, Any] = {
     "triplets_per_anchor": str | int,  # "all" or a number of triplets per anchor
     "allowed_pos_range": list[float] | None,  # (low, high) of the positive distances kept
     "allowed_neg_range": list[float] | None,
 }
-#: The module that serves the generated classes (``lossforge_pml.generated:<registry name>``).
+"""Annotations for parameters PML leaves unannotated whose defaults do not say their type."""
 GENERATED_MODULE = "lossforge_pml.generated"
+"""The module that serves the generated classes (`lossforge_pml.generated:<registry name>`)."""
 
 
 class PMLMissingError(ImportError):
@@ -68,7 +68,7 @@ class PMLMissingError(ImportError):
 
 
 def load_pml_class(name: str) -> type:
-    """The PML class that component ``name`` adapts; :class:`PMLMissingError` with what to install."""
+    """The PML class that component `name` adapts; `PMLMissingError` with what to install."""
     known = components()
     if name not in known:
         raise AttributeError(f"lossforge-pml has no component {name!r}")
@@ -106,8 +106,8 @@ def _distance_object(choice: str) -> Any:
 
 
 def _lossforge_distance(module: Any) -> str | None:
-    """lossforge's name for the distance a PML module compares embeddings with: ``"cosine"`` for cosine
-    similarity and for the Euclidean distance of normalised embeddings (the same ranking), else ``None``."""
+    """lossforge's name for the distance a PML module compares embeddings with: `"cosine"` for cosine
+    similarity and for the Euclidean distance of normalised embeddings (the same ranking), else `None`."""
     from pytorch_metric_learning import distances
 
     distance = getattr(module, "distance", None)
@@ -142,8 +142,8 @@ class PMLLoss(nn.Module):
     tasks: ClassVar[tuple[str, ...]] = ("metric",)
     name: ClassVar[str] = "pml"
     pml_class: ClassVar[type]
-    #: PML constructor parameter -> "classes" | "embedding", filled from ``prepare`` (empty: not learnable).
     size_parameters: ClassVar[Mapping[str, str]] = {}
+    """PML constructor parameter -> "classes" | "embedding", filled from `prepare` (empty: not learnable)."""
 
     def __init__(self, *, reduction: str = "mean", distance: str = "default", **options: Any) -> None:
         super().__init__()
@@ -184,7 +184,7 @@ class PMLLoss(nn.Module):
             ) from error
 
     def prepare(self, *, targets: Tensor, num_classes: int, embedding_dim: int | None = None) -> None:
-        """A learnable loss creates its PML module (proxies or weights, ``(num_classes, embedding_dim)``)."""
+        """A learnable loss creates its PML module (proxies or weights, `(num_classes, embedding_dim)`)."""
         if not self.size_parameters:
             return
         self.num_classes = int(num_classes)
@@ -309,7 +309,7 @@ _GENERATED: dict[str, type] = {}
 
 
 def make_component(name: str) -> type:
-    """The lossforge component class for registry ``name`` (generated once per process)."""
+    """The lossforge component class for registry `name` (generated once per process)."""
     if name in _GENERATED:
         return _GENERATED[name]
     source = load_pml_class(name)
@@ -353,8 +353,8 @@ def _init(base: type, name: str, parameters: list[inspect.Parameter]) -> Any:
 
 
 def constructor(source: type, class_name: str, spec: Spec) -> tuple[list[inspect.Parameter], dict[str, str]]:
-    """The generated constructor's keyword-only parameters (PML's own, typed, then ``distance`` and, for a
-    loss, ``reduction``) and the size parameters lossforge fills from the data."""
+    """The generated constructor's keyword-only parameters (PML's own, typed, then `distance` and, for a
+    loss, `reduction`) and the size parameters lossforge fills from the data."""
     found: dict[str, inspect.Parameter] = {}
     sizes: dict[str, str] = {}
     for parameter in _pml_parameters(source, spec):
@@ -385,7 +385,7 @@ def constructor(source: type, class_name: str, spec: Spec) -> tuple[list[inspect
 
 
 def _pml_parameters(source: type, spec: Spec) -> list[inspect.Parameter]:
-    """PML's named constructor parameters: the class's own, its parents' where it forwards ``*args``, and
+    """PML's named constructor parameters: the class's own, its parents' where it forwards `*args`, and
     the inherited ones the spec names."""
     collected: dict[str, inspect.Parameter] = {}
     inherited = set(spec.inherits)
@@ -429,9 +429,9 @@ def _annotation(class_name: str, parameter: inspect.Parameter, default: Any) -> 
 
 def _docstring(name: str, source: type, spec: Spec, sizes: Mapping[str, str]) -> str:
     module = source.__module__.rsplit(".", 1)[0]
-    lines = [f"``{name}``: pytorch-metric-learning's ``{module}.{source.__name__}`` as a lossforge {spec.kind}."]
+    lines = [f"`{name}`: pytorch-metric-learning's `{module}.{source.__name__}` as a lossforge {spec.kind}."]
     if sizes:
-        lines.append(f"Learnable: ``{', '.join(sizes)}`` come from the data, in ``prepare``.")
+        lines.append(f"Learnable: `{', '.join(sizes)}` come from the data, in `prepare`.")
     if spec.tuple_kind is not None and spec.kind == "miner":
         lines.append(f"It mines {spec.tuple_kind}s.")
     elif spec.tuple_kind is not None:

@@ -1,7 +1,7 @@
-"""The generated components, one module attribute per registry name: ``lossforge_pml.generated:pml_arcface_loss``.
+"""The generated components, one module attribute per registry name: `lossforge_pml.generated:pml_arcface_loss`.
 
-Attributes are made on first access (PEP 562 ``__getattr__``) by :func:`lossforge_pml.adapters.make_component`;
-a missing or too old pytorch-metric-learning raises :class:`lossforge_pml.adapters.PMLMissingError` naming the
+Attributes are made on first access (PEP 562 `__getattr__`) by `lossforge_pml.adapters.make_component`;
+a missing or too old pytorch-metric-learning raises `lossforge_pml.adapters.PMLMissingError` naming the
 component and what to install.
 """
 

@@ -1,16 +1,19 @@
 """The provider entry point: every adapted PML class's registry name, as plain data, without importing torch.
 
-lossforge calls :func:`provide` whenever it indexes components (``pyproject.toml``: ``[project.entry-points.
-"lossforge.providers"] pml = "lossforge_pml.provider:provide"``). The names come from the static table
-:mod:`lossforge_pml.table`; the installed PML version is read from package metadata, so a component whose
+lossforge calls `provide` whenever it indexes components (`pyproject.toml`: `[project.entry-points.
+"lossforge.providers"] pml = "lossforge_pml.provider:provide"`). The names come from the static table
+`lossforge_pml.table`; the installed PML version is read from package metadata, so a component whose
 class the installed PML lacks is declared *unavailable* with the version that has it, as are the classes
 this adapter leaves out and the components that do not fit lossforge's contract, each with its reason.
 
+```pycon
 >>> answer = provide()
 >>> answer["lossforge.losses"]["pml_arcface_loss"], answer["lossforge.miners"]["pml_multi_similarity_miner"]
 ('lossforge_pml.generated:pml_arcface_loss', 'lossforge_pml.generated:pml_multi_similarity_miner')
 >>> "not adapted" in answer["unavailable"]["pml_cross_batch_memory"]
 True
+
+```
 """
 
 from __future__ import annotations
@@ -23,7 +26,7 @@ TARGETS = "lossforge_pml.generated"
 
 
 def installed_pml() -> str | None:
-    """The installed pytorch-metric-learning version, from metadata (no import), or ``None``."""
+    """The installed pytorch-metric-learning version, from metadata (no import), or `None`."""
     try:
         return metadata.version("pytorch-metric-learning")
     except metadata.PackageNotFoundError:
@@ -31,7 +34,7 @@ def installed_pml() -> str | None:
 
 
 def provide() -> dict[str, dict[str, str]]:
-    """``{"lossforge.losses": {name: target}, "lossforge.miners": {...}, "unavailable": {name: reason}}``."""
+    """`{"lossforge.losses": {name: target}, "lossforge.miners": {...}, "unavailable": {name: reason}}`."""
     installed = installed_pml()
     groups: dict[str, dict[str, str]] = {"lossforge.losses": {}, "lossforge.miners": {}, "unavailable": {}}
     unavailable = groups["unavailable"]

@@ -1,16 +1,19 @@
 """What this adapter knows about pytorch-metric-learning's classes, as plain data: imports nothing heavy.
 
-lossforge imports this module (through :mod:`lossforge_pml.provider`) every time it lists component names,
+lossforge imports this module (through `lossforge_pml.provider`) every time it lists component names,
 so it holds only tables — no torch, no PML. The components themselves are generated from PML's classes
-when first used (:mod:`lossforge_pml.adapters`).
+when first used (`lossforge_pml.adapters`).
 
-Naming: ``pml_`` + the class name in ``snake_case``, with PML's compound words kept whole
-(:data:`COMPOUND_WORDS`), so ``ArcFaceLoss`` is ``pml_arcface_loss`` and not ``pml_arc_face_loss``:
+Naming: `pml_` + the class name in `snake_case`, with PML's compound words kept whole
+(`COMPOUND_WORDS`), so `ArcFaceLoss` is `pml_arcface_loss` and not `pml_arc_face_loss`:
 
+```pycon
 >>> registry_name("ArcFaceLoss"), registry_name("MultiSimilarityMiner"), registry_name("NTXentLoss")
 ('pml_arcface_loss', 'pml_multi_similarity_miner', 'pml_ntxent_loss')
 >>> registry_name("SubCenterArcFaceLoss"), registry_name("ProxyNCALoss"), registry_name("HDCMiner")
 ('pml_sub_center_arcface_loss', 'pml_proxy_nca_loss', 'pml_hdc_miner')
+
+```
 """
 
 from __future__ import annotations
@@ -19,11 +22,9 @@ import re
 from dataclasses import dataclass, field
 from typing import Any
 
-#: The oldest pytorch-metric-learning this adapter supports (``pyproject.toml`` asks for it).
 MINIMUM_PML = "2.5"
+"""The oldest pytorch-metric-learning this adapter supports (`pyproject.toml` asks for it)."""
 
-#: PML's compound words, written as one word in registry names (PML's own file names agree:
-#: ``arcface_loss.py``, ``ntxent_loss.py``, ``supcon_loss.py``, ``p2s_grad_loss.py``).
 COMPOUND_WORDS: dict[str, str] = {
     "SubCenterArcFace": "sub_center_arcface",
     "ArcFace": "arcface",
@@ -37,12 +38,14 @@ COMPOUND_WORDS: dict[str, str] = {
     "VICReg": "vicreg",
     "P2SGrad": "p2s_grad",
 }
+"""PML's compound words, written as one word in registry names (PML's own file names agree:
+`arcface_loss.py`, `ntxent_loss.py`, `supcon_loss.py`, `p2s_grad_loss.py`)."""
 
 _WORD = re.compile(r"[A-Z]+(?=[A-Z][a-z])|[A-Z]?[a-z0-9]+|[A-Z]+[0-9]*")
 
 
 def registry_name(class_name: str) -> str:
-    """``pml_`` + ``class_name`` in snake_case, compound words (:data:`COMPOUND_WORDS`) kept whole."""
+    """`pml_` + `class_name` in snake_case, compound words (`COMPOUND_WORDS`) kept whole."""
     words, rest = [], class_name
     while rest:
         compound = next((word for word in COMPOUND_WORDS if rest.startswith(word)), None)
@@ -83,11 +86,6 @@ def _uniform(low: float, high: float) -> dict[str, Any]:
 _TEMPERATURE = {"temperature": _log(0.01, 1.0)}
 _SCALE = _log(8.0, 128.0)
 
-#: Every PML loss and miner adapted, by PML class name. Search spaces cover the well-known knobs (margins,
-#: scales, temperatures) around PML's defaults; the other components are tuned over the learning rate only.
-#: Pair losses compute over pairs, triplet losses over triplets (either takes a miner's tuples of the other
-#: kind: PML converts them); ``None``: proxy/classification-style losses that weight samples by a miner's
-#: tuples, or that refuse a miner (InstanceLoss, PNPLoss, RankedListLoss: the error names the loss).
 SPECS: dict[str, Spec] = {
     # -- losses on pairs ----------------------------------------------------------------------------
     "AngularLoss": Spec("loss", "2.0", "pair", {"alpha": _uniform(30.0, 55.0)}),
@@ -149,9 +147,12 @@ SPECS: dict[str, Spec] = {
     "TripletMarginMiner": Spec("miner", "2.0", "triplet", {"margin": _uniform(0.01, 0.5)}),
     "UniformHistogramMiner": Spec("miner", "2.0", "pair"),
 }
+"""Every PML loss and miner adapted, by PML class name. Search spaces cover the well-known knobs (margins,
+scales, temperatures) around PML's defaults; the other components are tuned over the learning rate only.
+Pair losses compute over pairs, triplet losses over triplets (either takes a miner's tuples of the other
+kind: PML converts them); `None`: proxy/classification-style losses that weight samples by a miner's
+tuples, or that refuse a miner (InstanceLoss, PNPLoss, RankedListLoss: the error names the loss)."""
 
-#: PML classes exported next to the losses and miners that are not components: base classes, mixins,
-#: wrappers around another loss, and self-supervised losses that take no labels. Each with the reason.
 NOT_ADAPTED: dict[str, str] = {
     "BaseMetricLossFunction": "PML's abstract base class of every loss; computes nothing itself",
     "GenericPairLoss": "PML's abstract base class of the pair losses; computes nothing itself",
@@ -180,10 +181,9 @@ NOT_ADAPTED: dict[str, str] = {
         "are shuffled samples, so its 'triplets' would have the wrong labels"
     ),
 }
+"""PML classes exported next to the losses and miners that are not components: base classes, mixins,
+wrappers around another loss, and self-supervised losses that take no labels. Each with the reason."""
 
-#: Generated components that do not meet lossforge's contract, with the check that fails and why. They are
-#: not registered (asking for one names the reason); ``tests/test_pml_contract.py`` runs the contract kit
-#: over them too and asserts that exactly these fail.
 UNFIT: dict[str, str] = {
     "pml_dynamic_soft_margin_loss": (
         "check_trains: PML's DynamicSoftMarginLoss raises `RuntimeError: index 10 is out of bounds for dimension 0 "
@@ -198,41 +198,47 @@ UNFIT: dict[str, str] = {
         "Small for training, but it breaks the promise that a checkpoint restores the loss exactly"
     ),
 }
+"""Generated components that do not meet lossforge's contract, with the check that fails and why. They are
+not registered (asking for one names the reason); `tests/test_pml_contract.py` runs the contract kit
+over them too and asserts that exactly these fail."""
 
-#: Parameters that are integers although PML gives them no annotation (a default like ``4`` is otherwise
-#: read as a float, so that ``loss.scale=64.5`` is allowed). By name, and by (class, name).
 INTEGER_PARAMETERS = frozenset(
     {"num_bins", "centers_per_class", "sub_centers", "n_bins", "pos_per_bin", "neg_per_bin", "num_classes"}
 )
+"""Parameters that are integers although PML gives them no annotation (a default like `4` is otherwise
+read as a float, so that `loss.scale=64.5` is allowed). By name, and by (class, name)."""
 INTEGER_PARAMETERS_OF: dict[str, frozenset[str]] = {
     "LargeMarginSoftmaxLoss": frozenset({"margin"}),  # the multiplicative angular margin m of cos(m θ)
     "SphereFaceLoss": frozenset({"margin"}),
 }
 
-#: PML constructor parameters lossforge fills from the data (``prepare``), never from the config: the number
-#: of classes, and the embedding width under each of its PML names.
 SIZE_PARAMETERS: dict[str, str] = {
     "num_classes": "classes",
     "embedding_size": "embedding",
     "descriptors_dim": "embedding",
 }
+"""PML constructor parameters lossforge fills from the data (`prepare`), never from the config: the number
+of classes, and the embedding width under each of its PML names."""
 
 
 def components() -> dict[str, tuple[str, Spec]]:
-    """``{registry name: (PML class name, spec)}`` of every adapted class."""
+    """`{registry name: (PML class name, spec)}` of every adapted class."""
     return {registry_name(class_name): (class_name, spec) for class_name, spec in SPECS.items()}
 
 
 def not_adapted() -> dict[str, tuple[str, str]]:
-    """``{registry name: (PML class name, reason)}`` of the classes left out, named as if they were in."""
+    """`{registry name: (PML class name, reason)}` of the classes left out, named as if they were in."""
     return {registry_name(class_name): (class_name, reason) for class_name, reason in NOT_ADAPTED.items()}
 
 
 def version_tuple(version: str) -> tuple[int, ...]:
-    """``"2.9.0"`` → ``(2, 9, 0)``; a suffix (``rc1``, ``.dev0``) is ignored.
+    """`"2.9.0"` → `(2, 9, 0)`; a suffix (`rc1`, `.dev0`) is ignored.
 
+    ```pycon
     >>> version_tuple("2.9.0") >= version_tuple("2.9"), version_tuple("2.10.1rc1") > version_tuple("2.9")
     (True, True)
+
+    ```
     """
     numbers = []
     for part in version.split("."):

@@ -1,1 +1,1 @@
-"""Hydra configs of lossforge-extras, added to lossforge's search path by the ``lossforge.configs`` entry point."""
+"""Hydra configs of lossforge-extras, added to lossforge's search path by the `lossforge.configs` entry point."""
