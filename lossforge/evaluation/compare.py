@@ -587,9 +587,17 @@ def _param(value: str) -> str:
 
 def holm_family(rows: Sequence[VerdictRow]) -> str:
     """What a table's p-values were adjusted over, named: `Holm-adjusted over the 2 comparisons against l2
-    on test/mae` — only the rows with a test (a group with one run, or one that diverged, is outside)."""
+    on test/mae` — only the rows with a test (a group with one run, or one that diverged, is outside).
+
+    Examples:
+        >>> from lossforge.evaluation.statistics import verdict_table
+        >>> holm_family(verdict_table({"l2": {0: 0.5}, "l1": {0: 0.4}}, metric="test/mae", baseline="l2"))
+        'no group had a test against l2 on test/mae, so nothing was Holm-adjusted'
+    """
     baseline = next((row.baseline for row in rows if row.baseline), None)
     family = sum(row.p_value is not None and row.group != baseline for row in rows)
+    if family == 0:
+        return f"no group had a test against {baseline} on {rows[0].metric}, so nothing was Holm-adjusted"
     plural = "s" if family != 1 else ""
     return f"Holm-adjusted over the {family} comparison{plural} against {baseline} on {rows[0].metric}"
 
