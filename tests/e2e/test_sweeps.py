@@ -73,6 +73,9 @@ def start_long_parallel_sweep(cwd: Path) -> tuple[subprocess.Popen[str], list[st
         stderr=subprocess.STDOUT,
         text=True,
         start_new_session=True,
+        # A test run in the background (`pytest &`, a CI script's `&`) inherits an ignored SIGINT, and so would
+        # the sweep: Python then installs no KeyboardInterrupt handler and the Ctrl-C below would do nothing.
+        preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL),
     )
     assert child.stdout is not None
     output, started = [], 0

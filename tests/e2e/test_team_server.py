@@ -91,7 +91,7 @@ def test_an_eight_job_parallel_sweep_logs_every_run_and_no_password(
         ]
         assert per_epoch, child["data"]["metrics"]
         for key in per_epoch:
-            assert history(team_server, child["info"]["run_id"], key) == [0, 1], key
+            assert history(team_server, child["info"]["run_id"], key) == [1, 2], key  # epochs from 1
 
     password = team_user[1]
     for run in runs:

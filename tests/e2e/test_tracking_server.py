@@ -57,7 +57,7 @@ def test_python_m_lossforge_logs_to_a_tracking_server(tmp_path: Path, tracking_s
     assert tags["loss.provider"].startswith("lossforge==")
 
     history = rest(tracking_server, "mlflow/metrics/get-history", run_id=info["run_id"], metric_key="val/accuracy")
-    assert [metric["step"] for metric in history["metrics"]] == [0, 1]  # one per epoch
+    assert [metric["step"] for metric in history["metrics"]] == [1, 2]  # one per epoch, numbered from 1
 
     # Artifacts went through the server's proxy (mlflow-artifacts:/…) into its --artifacts-destination.
     files = rest(tracking_server, "mlflow/artifacts/list", run_id=info["run_id"])["files"]
