@@ -15,11 +15,14 @@ def print_comparison(comparison: Comparison) -> None:
         counts = f"{tuned.count('COMPLETE')} / {tuned.count('PRUNED')} / {tuned.count('FAIL')}"
         lines.append(f"  {outcome.entry.label:<32} {counts:<12} {best}")
     minutes, seconds = divmod(round(comparison.seconds), 60)
+    dashboard = dashboard_command(
+        comparison.tracking_uri, run_id=comparison.run_id, experiment_id=comparison.experiment_id or None
+    )
     lines += [
         "",
         f"Wall time:  {minutes} min {seconds} s",
         f"MLflow run: {comparison.run_id}   (the verdict again: lossforge compare {comparison.run_id})",
-        f"Dashboard:  {dashboard_command(comparison.tracking_uri)}",
+        f"Dashboard:  {dashboard}",  # opens the comparison's own page
         "",
     ]
     print("\n".join(lines), flush=True)

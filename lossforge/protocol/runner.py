@@ -137,6 +137,7 @@ class Comparison:
     failed: list[dict[str, Any]]  # entries whose every trial failed
     report: str  # what `lossforge compare <run_id>` printed when it logged the verdict on the run
     seconds: float
+    experiment_id: str = ""  # the MLflow experiment of `run_id` (a tracking server's run page needs it)
 
 
 def run_protocol(settings: Settings, *, base_dir: Path) -> Comparison:
@@ -245,7 +246,9 @@ def run_protocol(settings: Settings, *, base_dir: Path) -> Comparison:
         raise
     client.set_terminated(parent, status="FINISHED")
     seconds = time.monotonic() - started
-    return Comparison(name, parent, tracking_uri, task, metric, baseline, outcomes, tables, failed, report, seconds)
+    return Comparison(
+        name, parent, tracking_uri, task, metric, baseline, outcomes, tables, failed, report, seconds, experiment_id
+    )
 
 
 def _log_settings(

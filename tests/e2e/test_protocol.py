@@ -24,6 +24,7 @@ from torch import Tensor, nn
 
 from lossforge.contract import Task
 from lossforge.protocol.plan import Budget, Entry
+from lossforge.protocol.report import print_comparison
 from lossforge.protocol.runner import COMPARISON, STAGE, Settings, run_protocol
 from lossforge.registry import LOSSES
 
@@ -39,7 +40,7 @@ def runs_of(client: MlflowClient, filter_string: str) -> list:
 
 
 def test_the_protocol_tunes_alike_retrains_k_seeds_and_logs_a_verdict(
-    tmp_path: Path, default_store: str, caplog: pytest.LogCaptureFixture
+    tmp_path: Path, default_store: str, caplog: pytest.LogCaptureFixture, capsys: pytest.CaptureFixture[str]
 ) -> None:
     comparison = run_protocol(
         Settings(overrides=BASE, entries=(Entry("l1"), Entry("l2")), budget=TINY, baseline="l2", name="outliers"),
@@ -50,6 +51,9 @@ def test_the_protocol_tunes_alike_retrains_k_seeds_and_logs_a_verdict(
 
     parent = client.get_run(comparison.run_id)
     assert parent.info.status == "FINISHED" and parent.data.tags[COMPARISON] == "outliers"
+    assert comparison.experiment_id == parent.info.experiment_id
+    print_comparison(comparison)  # what the command prints at its end: its dashboard line opens this comparison
+    assert f"--run {comparison.run_id}" in capsys.readouterr().out
     assert parent.data.params["trials"] == "2" and parent.data.params["seeds"] == "2"
     studies = runs_of(client, f"tags.`mlflow.parentRunId` = '{comparison.run_id}'")
     assert sorted(run.data.tags["entry"] for run in studies) == ["l1", "l2"]
