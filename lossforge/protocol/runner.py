@@ -48,6 +48,7 @@ from lossforge.protocol.work import (
     entry_progress,
     finished_seed_runs,
     open_ledger,
+    open_tuning,
 )
 from lossforge.registry import LOSSES
 from lossforge.tasks import spec_for
@@ -345,18 +346,7 @@ def _open_studies(plan: Plan) -> dict[str, EntryTuning]:
     space, or a study with more trials than the budget, is refused here, once, naming what to do."""
     tunings = {}
     for job in plan.jobs:
-        tuning = EntryTuning.open(
-            compose(list(job.overrides)),
-            label=job.label,
-            budget=plan.budget,
-            storage=plan.storage,
-            study_name=job.study_name,
-            monitor=plan.monitor,
-            maximize=plan.maximize,
-            pruner=plan.pruner,
-            seed=plan.seed,
-            class_folds=plan.class_folds,
-        )
+        tuning = open_tuning(job, plan)
         with storage_lock(plan.storage):
             remaining_trials(tuning.study, plan.budget.trials, label=job.label, shared=tuning.shared)
         open_ledger(job, plan)

@@ -144,6 +144,24 @@ class Progress:
         return f"{self.label}: {self.trials}/{self.trial_budget} trials and {self.seeds}/{self.seed_budget} seeds"
 
 
+def open_tuning(job: Job, plan: Plan, cfg: DictConfig | None = None, *, warn: bool = True) -> EntryTuning:
+    """The entry's study, opened (or created) with the plan's budget, storage, monitor, pruner and seed;
+    `cfg`: the job's composed config (composed here when not given)."""
+    return EntryTuning.open(
+        compose(list(job.overrides)) if cfg is None else cfg,
+        label=job.label,
+        budget=plan.budget,
+        storage=plan.storage,
+        study_name=job.study_name,
+        monitor=plan.monitor,
+        maximize=plan.maximize,
+        pruner=plan.pruner,
+        seed=plan.seed,
+        class_folds=plan.class_folds,
+        warn=warn,
+    )
+
+
 def open_ledger(job: Job, plan: Plan) -> optuna.Study:
     """The entry's seed ledger (created if new)."""
     with warnings.catch_warnings():  # heartbeats are "experimental" in Optuna since 2.9
@@ -231,19 +249,7 @@ class EntryWorker:
     @classmethod
     def open(cls, job: Job, plan: Plan) -> EntryWorker:
         cfg = compose(list(job.overrides))
-        tuning = EntryTuning.open(
-            cfg,
-            label=job.label,
-            budget=plan.budget,
-            storage=plan.storage,
-            study_name=job.study_name,
-            monitor=plan.monitor,
-            maximize=plan.maximize,
-            pruner=plan.pruner,
-            seed=plan.seed,
-            class_folds=plan.class_folds,
-            warn=False,  # the command warned, once
-        )
+        tuning = open_tuning(job, plan, cfg, warn=False)  # the command warned, once
         return cls(job, plan, tuning, open_ledger(job, plan), cfg)
 
     def step(self) -> Step:
