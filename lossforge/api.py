@@ -31,6 +31,7 @@ if TYPE_CHECKING:
     from lossforge.evaluation.compare import ComparisonReport
     from lossforge.evaluation.statistics import Direction
     from lossforge.protocol.runner import Comparison
+    from lossforge.tracking import SweepJob
 
 __all__ = ["TrainResult", "benchmark", "compare", "train"]
 
@@ -53,6 +54,9 @@ def train(
     base_dir: str | Path | None = None,
     output_dir: str | Path | None = None,
     summary: bool = True,
+    tags: Mapping[str, str] | None = None,
+    callbacks: Sequence[Any] = (),
+    sweep_job: SweepJob | None = None,
 ) -> TrainResult:
     """Train and test one experiment, as `lossforge [overrides]` does, and record it in MLflow.
 
@@ -66,6 +70,10 @@ def train(
             or `MLFLOW_TRACKING_URI` names another); default: the current directory.
         output_dir: the run's directory; default: a new one under `<base_dir>/outputs/runs/`.
         summary: print the test metrics, the run id and the dashboard command at the end.
+        tags: more MLflow tags for the run (`{"team": "vision"}`).
+        callbacks: more Lightning callbacks for the training (an `EarlyStopping`, a pruning reporter).
+        sweep_job: the run's place in a Hydra multirun, which makes it a child of the sweep's MLflow run
+            (`lossforge.tracking.sweep_job`); the command line passes it for each job of `-m`.
 
     Raises:
         ValueError: an override that cannot work (unknown option, missing parameter, refused `_target_`).
@@ -94,30 +102,26 @@ def train(
     # A directory of its own, which also finds the run again: train() tags the run with it.
     run_dir = Path(output_dir) if output_dir else base / "outputs" / "runs" / "api" / uuid.uuid4().hex[:12]
     run_dir = run_dir.resolve()
-    metrics = train_run(cfg, base_dir=base, output_dir=run_dir, summary=summary)
-    tracking_uri, run_id = _find_run(cfg, base, run_dir)
+    metrics = train_run(
+        cfg, base_dir=base, output_dir=run_dir, sweep_job=sweep_job, tags=tags, summary=summary, callbacks=callbacks
+    )
+    run_id, tracking_uri = _run_record(run_dir, cfg, base)
     return TrainResult(run_id=run_id, metrics=dict(metrics), tracking_uri=tracking_uri, output_dir=run_dir, config=cfg)
 
 
-def _find_run(cfg: Any, base_dir: Path, output_dir: Path) -> tuple[str, str | None]:
-    """The store and the id of the newest run tagged with `output_dir` (`lossforge.output_dir`)."""
-    from mlflow import MlflowClient
+def _run_record(output_dir: Path, cfg: Any, base_dir: Path) -> tuple[str | None, str]:
+    """The MLflow run id and store the run wrote in its directory's run record (`lossforge_run.json`); for a
+    `resume=` the record is in the resumed run's own directory, and only the store is known here."""
+    import json
 
+    from lossforge.run_dirs import RUN_RECORD
     from lossforge.tracking import resolve_tracking_uri
 
-    tracking_uri = resolve_tracking_uri(cfg.logger.get("tracking_uri"), base_dir=base_dir)
-    client = MlflowClient(tracking_uri)
-    experiment = client.get_experiment_by_name(cfg.logger.experiment)
-    if experiment is None:
-        return tracking_uri, None
-    escaped = str(output_dir).replace("'", "\\'")
-    runs = client.search_runs(
-        [experiment.experiment_id],
-        filter_string=f"tags.`lossforge.output_dir` = '{escaped}'",
-        order_by=["attributes.start_time DESC"],
-        max_results=1,
-    )
-    return tracking_uri, (runs[0].info.run_id if runs else None)
+    record = output_dir / RUN_RECORD
+    if record.is_file():
+        written = json.loads(record.read_text())
+        return written.get("run_id"), written.get("tracking_uri")
+    return None, resolve_tracking_uri(cfg.logger.get("tracking_uri"), base_dir=base_dir)
 
 
 def benchmark(

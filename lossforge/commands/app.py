@@ -57,15 +57,18 @@ def _app(cfg: DictConfig) -> float | None:
         tuning_trial = cfg.pop("tuning_trial", None)  # an Optuna sweep's trial (hydra_plugins.lossforge_optuna)
 
     def train_run(tags: Mapping[str, str] | None = None) -> dict[str, float]:
+        from lossforge.api import train
         from lossforge.config_checks import check_job
-        from lossforge.training.pruning import trial_of_job
-        from lossforge.training.run import train  # Lightning: not imported for a job that resume skips
+        from lossforge.training.pruning import trial_of_job  # Lightning: not imported for a job that resume skips
 
         check_job(cfg, hydra_config)  # this job's own composed config, before anything is built or recorded
 
         reporter = trial_of_job(tuning_trial)
         callbacks = [reporter] if reporter is not None else []
-        return train(cfg, base_dir=base_dir, output_dir=output_dir, sweep_job=job, tags=tags, callbacks=callbacks)
+        trained = train(
+            config=cfg, base_dir=base_dir, output_dir=output_dir, sweep_job=job, tags=tags, callbacks=callbacks
+        )
+        return trained.metrics
 
     try:
         if job is None:

@@ -52,6 +52,7 @@ from lossforge.tracking.artifacts import (
 from lossforge.tracking.callback import EpochMetricsToMlflow
 from lossforge.training.build import Built, ConfigError, build, params
 from lossforge.training.checkpoints import LAST, EpochCheckpoints, NoFiniteValidationError, SaveOnInterrupt
+from lossforge.training.ctrl_c import CtrlCAtSafePoints
 from lossforge.training.guards import ExplodingLossGuard, FiniteLossGuard
 from lossforge.training.progress import EpochLines, summary_line
 from lossforge.training.resume import (
@@ -141,7 +142,9 @@ def train(
     except Exception as error:
         log.debug("mlflow   looking for runs of dead processes failed: %s", error)
     interrupt = SaveOnInterrupt(output_dir / "checkpoints")
+    ctrl_c = CtrlCAtSafePoints()  # never inside a write to the store: an interrupted SQLite write keeps its lock
     with (
+        ctrl_c,  # outermost: a Ctrl-C noted during the run's last write is raised once it is recorded FINISHED
         ending_noted(output_dir, interrupt, single_run=sweep_job is None),
         mlflow_run(
             tracking_uri=tracking_uri,
@@ -188,7 +191,7 @@ def train(
                         loaders,
                         output_dir,
                         processes,
-                        callbacks=[metrics_to_mlflow, *callbacks],
+                        callbacks=[ctrl_c, metrics_to_mlflow, *callbacks],
                         checkpoint=checkpoint,
                         interrupt=interrupt,
                     )
@@ -197,6 +200,7 @@ def train(
                 if last.is_file() and cfg.logger.get("log_checkpoint", True):
                     run.log_artifact(last, "checkpoints")  # the last good state, next to the failure
                 raise
+            ctrl_c.check()
             run.set_tags({"lossforge.tested_epoch": fitted.tested_epoch + 1})  # numbered from 1, as the steps are
             run.log_metrics(fitted.test_metrics, step=fitted.trainer.current_epoch)
             log_run_artifacts(run, built, output_dir, loss_parameters=params(cfg.loss))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import signal
 import subprocess
 import sys
@@ -9,6 +10,7 @@ import time
 from collections.abc import Iterator
 from pathlib import Path
 
+import lightning as L
 import pytest
 import torch
 from helpers import QUICK_RUN, child_env, compose_config, default_store_runs, run_lossforge
@@ -89,6 +91,40 @@ def test_ctrl_c_marks_the_run_killed_and_saves_a_checkpoint(tmp_path: Path) -> N
     _, run = only_run(tmp_path)
     assert (run.info.status, run.data.tags["lossforge.outcome"]) == ("KILLED", "killed")
     assert (tmp_path / "run" / "checkpoints" / "interrupted.ckpt").is_file()
+
+
+class CtrlCInsideAWrite(L.Callback):
+    """Presses Ctrl-C in the middle of epoch 1's end, between two writes to the run's store."""
+
+    def __init__(self) -> None:
+        self.write_finished = False
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.current_epoch == 0:
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)  # the signal is delivered here: a KeyboardInterrupt would leave mid-write
+            self.write_finished = True
+
+
+def test_ctrl_c_in_the_middle_of_a_write_ends_the_run_at_the_next_batch_killed(
+    tmp_path: Path,
+) -> None:
+    # An interrupted SQLite write can keep the store's lock, and then the run's KILLED record (and those of
+    # a sweep's other workers) fails with "database is locked": Ctrl-C waits for the next batch instead.
+    previous = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal, also under `pytest &`
+    press = CtrlCInsideAWrite()
+    try:
+        with pytest.raises(SystemExit) as stop:
+            train(config("trainer.max_epochs=5"), base_dir=tmp_path, output_dir=tmp_path / "run", callbacks=[press])
+    finally:
+        signal.signal(signal.SIGINT, previous)
+    assert stop.value.code == 130 and press.write_finished
+    _, run = only_run(tmp_path)
+    assert (run.info.status, run.data.tags["lossforge.outcome"]) == ("KILLED", "killed")
+    assert run.data.metrics  # epoch 1's metrics, written after the Ctrl-C
+    state = torch.load(tmp_path / "run" / "checkpoints" / "interrupted.ckpt", weights_only=False)
+    assert state["epoch"] == 1  # stopped as epoch 2 began, not in epoch 1's end
+    assert signal.getsignal(signal.SIGINT) is previous
 
 
 def start(cwd: Path, *overrides: str, env: dict[str, str] | None = None) -> subprocess.Popen[str]:
