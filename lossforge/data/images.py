@@ -37,6 +37,8 @@ import torch
 from torch import Tensor
 from torch.utils.data import Dataset
 
+from lossforge.data.partition import check_fraction, partition_indices
+
 IMAGE_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm", ".pgm"})
 """File suffixes read as images (case-insensitive); other files in a class folder are ignored."""
 MAX_NAMED_FAILURES = 20
@@ -422,8 +424,6 @@ def image_folder(
         training split, [0, 1] scale) and `provenance`
         (`file_list_sha256`, `root`, `num_files`).
     """
-    from lossforge.data.base import check_fraction, partition_indices  # deferred: base imports the task specs
-
     folder = Path(root).expanduser()
     if not folder.is_dir():
         raise _missing_root_error(folder)

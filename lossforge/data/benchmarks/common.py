@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from lossforge.data.base import check_fraction, partition_indices
 from lossforge.data.images import IMAGENET_MEAN, IMAGENET_STD, file_list_sha256, load_splits
+from lossforge.data.partition import check_fraction, partition_indices
 
 
 def find_folder(root: str | os.PathLike[str], folder_name: str, marker: str) -> Path | None:
