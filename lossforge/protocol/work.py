@@ -39,15 +39,14 @@ from lossforge.protocol.tuning import (
     GRACE,
     HEARTBEAT,
     INTERRUPTED,
-    WORKER,
     EntryTuning,
     Pace,
     Step,
+    claim,
     heartbeat,
     run_one_trial,
     spent_trials,
     storage_lock,
-    worker_name,
 )
 from lossforge.tracking import SweepJob, resolve_tracking_uri
 from lossforge.tracking.runs import OUTCOME_TAG, Outcome
@@ -230,7 +229,7 @@ def reserve_seed(
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
             trial = ledger.ask()
         trial.set_user_attr("seed", free[0])
-        trial.set_user_attr(WORKER, worker_name())
+        claim(trial)
         return trial, free[0]
 
 
