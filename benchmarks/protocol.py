@@ -51,7 +51,8 @@ def run_study(overrides: tuple[str, ...], loss: str, trials: int, pruner: bool, 
     from lossforge.contract import loss_traits, training_task
     from lossforge.hydra_options import compose
     from lossforge.protocol.plan import Budget
-    from lossforge.protocol.tuning import prepare_storage, tune
+    from lossforge.protocol.studies import prepare_storage
+    from lossforge.protocol.tuning import tune
     from lossforge.registry import LOSSES
     from lossforge.tasks import spec_for
     from lossforge.training.build import build_data
@@ -192,7 +193,8 @@ class Timers:
 def measure_costs(args: argparse.Namespace) -> tuple[str, list[str], list[list[str]]]:
     from lossforge.hydra_options import compose
     from lossforge.protocol.plan import Budget
-    from lossforge.protocol.tuning import EntryTuning, prepare_storage
+    from lossforge.protocol.studies import prepare_storage
+    from lossforge.protocol.tuning import EntryTuning
     from lossforge.protocol.work import Job, Plan, train_seed
     from lossforge.training.pruning import storage_url
 

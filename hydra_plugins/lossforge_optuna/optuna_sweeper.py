@@ -145,7 +145,7 @@ class OptunaSweeper(Sweeper):
         """The configured sampler for a study with `done` trials (its seed moved on by that many)."""
         import optuna
 
-        from lossforge.protocol.tuning import seeded
+        from lossforge.protocol.studies import seeded
 
         arguments = {key: value for key, value in self.sampler.items() if key != "_target_"}
         if "seed" in arguments:
@@ -174,7 +174,8 @@ class OptunaSweeper(Sweeper):
     def sweep(self, arguments: list[str]) -> None:
         import optuna
 
-        from lossforge.protocol.tuning import open_study, prepare_storage, remaining_trials
+        from lossforge.protocol.studies import open_study, prepare_storage
+        from lossforge.protocol.trials import remaining_trials
         from lossforge.training.pruning import TRIAL_KEY, median_pruner, storage_url
 
         assert self.config is not None and self.launcher is not None, "setup() comes first"

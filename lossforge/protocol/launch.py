@@ -10,8 +10,9 @@
   database URL, or a journal file on a shared file system). There a study's trials may run in parallel.
 
 A worker that dies loses at most the trial or seed run it was running: another worker runs it again (one
-on the same machine at once, one elsewhere once its heartbeat has stopped). The command waits for all its workers, then checks from the storage that nothing is
-left ([WorkLeft][lossforge.protocol.launch.WorkLeft] otherwise).
+on the same machine at once, one elsewhere once its heartbeat has stopped). The command waits for all its
+workers, then checks from the storage that nothing is left ([WorkLeft][lossforge.protocol.launch.WorkLeft]
+otherwise).
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """A progress bar per entry while a comparison runs on a terminal: trials done / budget, pruned and failed
 counts, the best validation score so far, seeds done, and the time left — read from the study storage, so it
 shows every worker's progress, local or on SLURM. In a log (not a terminal) the workers print one line per
-finished trial and seed run instead ([progress_line][lossforge.protocol.tuning.progress_line])."""
+finished trial and seed run instead ([progress_line][lossforge.protocol.trials.progress_line])."""
 
 from __future__ import annotations
 

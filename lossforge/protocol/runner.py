@@ -38,7 +38,9 @@ from lossforge.hydra_options import compose
 from lossforge.protocol.launch import LocalWorkers, describe, run_workers
 from lossforge.protocol.plan import BUDGETS, Budget, Entry
 from lossforge.protocol.progress import ProgressBoard
-from lossforge.protocol.tuning import EntryTuning, Tuned, prepare_storage, remaining_trials, storage_lock
+from lossforge.protocol.studies import prepare_storage, storage_lock
+from lossforge.protocol.trials import remaining_trials
+from lossforge.protocol.tuning import EntryTuning, Tuned
 from lossforge.protocol.work import (
     COMPARISON,
     STAGE,

@@ -5,7 +5,7 @@ process of `lossforge benchmark --workers N`, a SLURM job of `--launcher slurm`,
 `lossforge benchmark` started with the same name) repeatedly takes the next free piece — a trial of the first
 entry whose study has none running, else a seed run of the first entry whose tuning is done — runs it, and
 stops when nothing is left. Every piece is reserved under the storage's lock
-([storage_lock][lossforge.protocol.tuning.storage_lock]) as an Optuna trial with a heartbeat:
+([storage_lock][lossforge.protocol.studies.storage_lock]) as an Optuna trial with a heartbeat:
 
 - a tuning trial in the entry's study `<comparison>/<entry>`; by default one at a time per study
   (`sequential`), each sampled by TPE seeded with the seed plus its number, so every trial sees every earlier
@@ -34,19 +34,19 @@ from omegaconf import DictConfig, OmegaConf
 
 from lossforge.hydra_options import compose
 from lossforge.protocol.plan import Budget
-from lossforge.protocol.tuning import (
+from lossforge.protocol.studies import storage_lock
+from lossforge.protocol.trials import (
     GRACE,
     HEARTBEAT,
     INTERRUPTED,
-    EntryTuning,
     Pace,
     Step,
     claim,
     heartbeat,
     run_one_trial,
     spent_trials,
-    storage_lock,
 )
+from lossforge.protocol.tuning import EntryTuning
 from lossforge.tracking import SweepJob, resolve_tracking_uri
 from lossforge.tracking.runs import OUTCOME_TAG, Outcome
 from lossforge.training.pruning import open_storage
@@ -216,7 +216,7 @@ def reserve_seed(
     """The lowest seed that is neither trained nor being trained, reserved as a new trial of the ledger under
     the storage's lock; else whether a seed is still being trained elsewhere (`True`) or all are (`False`).
     `finished`: seeds whose MLflow run finished (a comparison begun before the ledger existed)."""
-    from lossforge.protocol.tuning import close_stale
+    from lossforge.protocol.trials import close_stale
 
     with storage_lock(storage):
         close_stale(ledger)

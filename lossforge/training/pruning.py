@@ -64,7 +64,7 @@ def storage_url(text: str, *, base_dir: Path | None = None) -> str:
 
 def open_storage(url: str, *, heartbeat: tuple[int, int] | None = None) -> optuna.storages.BaseStorage:
     """The Optuna storage behind a canonical `url` ([storage_url][lossforge.training.pruning.storage_url]); its schema
-    must exist already (`lossforge.protocol.tuning.prepare_storage` creates it once, before any worker starts).
+    must exist already (`lossforge.protocol.studies.prepare_storage` creates it once, before any worker starts).
 
     `heartbeat`: `(interval, grace period)` in seconds, for a database storage that several workers share:
     a trial whose worker stopped beating for the grace period is stale (a journal file has no heartbeat:

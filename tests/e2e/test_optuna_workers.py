@@ -13,7 +13,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from lossforge.protocol.tuning import INTERRUPTED, open_study, prepare_storage, run_trials, spent_trials
+from lossforge.protocol.studies import open_study, prepare_storage
+from lossforge.protocol.trials import INTERRUPTED, run_trials, spent_trials
 from lossforge.training.pruning import open_storage, storage_url
 
 pytestmark = pytest.mark.slow

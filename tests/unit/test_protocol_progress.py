@@ -13,7 +13,8 @@ import pytest
 from lossforge.protocol.launch import describe
 from lossforge.protocol.plan import Budget
 from lossforge.protocol.progress import ProgressBoard
-from lossforge.protocol.tuning import INTERRUPTED, prepare_storage
+from lossforge.protocol.studies import prepare_storage
+from lossforge.protocol.trials import INTERRUPTED
 from lossforge.protocol.work import Job, Plan, entry_progress, reserve_seed, seeds_taken
 from lossforge.training.pruning import open_storage, storage_url
 

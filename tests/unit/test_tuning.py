@@ -13,16 +13,8 @@ from pathlib import Path
 import optuna
 import pytest
 
-from lossforge.protocol.tuning import (
-    INTERRUPTED,
-    PID_SPACE,
-    WORKER,
-    close_stale,
-    open_study,
-    prepare_storage,
-    remaining_trials,
-    spent_trials,
-)
+from lossforge.protocol.studies import open_study, prepare_storage
+from lossforge.protocol.trials import INTERRUPTED, PID_SPACE, WORKER, close_stale, remaining_trials, spent_trials
 from lossforge.run_dirs import pid_space
 from lossforge.training.pruning import storage_url
 
@@ -164,7 +156,7 @@ def test_a_changed_search_space_is_refused_naming_how_to_start_afresh(tmp_path: 
 
 
 def test_each_finished_trial_prints_one_progress_line(tmp_path: Path, caplog: pytest.LogCaptureFixture) -> None:
-    from lossforge.protocol.tuning import run_trials
+    from lossforge.protocol.trials import run_trials
 
     url = prepare_storage(storage_url(str(tmp_path / "tuning.db")))
     study = _study(url)

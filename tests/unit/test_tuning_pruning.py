@@ -9,7 +9,7 @@ from pathlib import Path
 import optuna
 import pytest
 
-from lossforge.protocol.tuning import prepare_storage
+from lossforge.protocol.studies import prepare_storage
 from lossforge.training.pruning import ReportToTrial, median_pruner, storage_url, trial_of_job
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
