@@ -577,7 +577,7 @@ def log_comparison(client: Any, report: ComparisonReport) -> None:
 
     Args:
         client: an `mlflow.MlflowClient` on the store the report was read from.
-        report: the comparison, as [compare][lossforge.evaluation.compare.compare] returns it.
+        report: the comparison, as [compare][lossforge.evaluation.compare.sweep.compare] returns it.
     """
     import time
 
