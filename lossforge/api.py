@@ -29,7 +29,7 @@ from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     from lossforge.evaluation.compare.report import ComparisonReport
-    from lossforge.evaluation.statistics import Direction
+    from lossforge.evaluation.statistics.metrics import Direction
     from lossforge.protocol.runner import Comparison
     from lossforge.tracking import SweepJob
 

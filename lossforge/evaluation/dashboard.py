@@ -29,7 +29,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Protocol
 
-from lossforge.evaluation.statistics import BETTER, NO_DIFFERENCE, WORSE, VerdictRow
+from lossforge.evaluation.statistics.verdicts import BETTER, NO_DIFFERENCE, WORSE, VerdictRow
 
 if TYPE_CHECKING:
     from matplotlib.axes import Axes
@@ -86,7 +86,7 @@ def winners(tables: Mapping[str, Sequence[VerdictRow]]) -> list[Winner]:
     the reason says why: `no significant difference`, no baseline, or too few runs for any verdict.
 
     Args:
-        tables: metric → its verdict rows (as [verdict_table][lossforge.evaluation.statistics.verdict_table]
+        tables: metric → its verdict rows (as [verdict_table][lossforge.evaluation.statistics.verdicts.verdict_table]
             returns them).
 
     Returns:
@@ -232,7 +232,7 @@ def description(
         *Written by `lossforge compare --log`; the next log replaces all above this line, not below.*
         <BLANKLINE>
     """
-    from lossforge.evaluation.statistics import ALPHA
+    from lossforge.evaluation.statistics.difference import ALPHA
 
     found = winners(tables)
     baselines = {winner.baseline for winner in found if winner.baseline}

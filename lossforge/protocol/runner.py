@@ -34,7 +34,7 @@ from lossforge.components import list_losses
 from lossforge.contract import Task, loss_traits, training_task
 from lossforge.evaluation.compare.report import ComparisonReport
 from lossforge.evaluation.compare.sweep import compare
-from lossforge.evaluation.statistics import VerdictRow
+from lossforge.evaluation.statistics.verdicts import VerdictRow
 from lossforge.hydra_options import compose
 from lossforge.protocol.launch import describe, run_workers
 from lossforge.protocol.plan import BUDGETS, Budget, Entry

@@ -15,7 +15,7 @@ from lossforge.evaluation.compare.groups import Row, group_runs, row_of
 from lossforge.evaluation.compare.store import PROTOCOL_STAGE, _children
 from lossforge.evaluation.compare.tables import _markdown
 from lossforge.evaluation.compare.verdicts import ComparisonError
-from lossforge.evaluation.statistics import Direction
+from lossforge.evaluation.statistics.metrics import Direction
 from lossforge.tracking import check_reachable, resolve_tracking_uri
 
 if TYPE_CHECKING:
@@ -79,7 +79,7 @@ def compare_across(
     """
     from mlflow import MlflowClient
 
-    from lossforge.evaluation.statistics import critical_difference_figure, friedman_nemenyi
+    from lossforge.evaluation.statistics.friedman import critical_difference_figure, friedman_nemenyi
 
     store = resolve_tracking_uri(tracking_uri, base_dir=base_dir or Path.cwd())
     check_reachable(store)  # a damaged store: one paragraph naming it (lossforge.tracking.store)

@@ -13,7 +13,8 @@ from typing import TYPE_CHECKING, Any
 from lossforge.evaluation.compare.groups import Group, Row
 from lossforge.evaluation.compare.tables import comparison_markdown, verdicts_to_csv, verdicts_to_json
 from lossforge.evaluation.dashboard import ARTIFACTS, verdict_figure
-from lossforge.evaluation.statistics import VerdictRow, seeds_needed
+from lossforge.evaluation.statistics.difference import seeds_needed
+from lossforge.evaluation.statistics.verdicts import VerdictRow
 
 if TYPE_CHECKING:
     from matplotlib.figure import Figure
@@ -134,7 +135,7 @@ class ComparisonReport:
 
     def seeds_for_a_verdict(self) -> int | None:
         """The paired seeds every group needs for a verdict to be possible against the baseline
-        ([seeds_needed][lossforge.evaluation.statistics.seeds_needed] for one comparison per other group);
+        ([seeds_needed][lossforge.evaluation.statistics.difference.seeds_needed] for one comparison per other group);
         `None` without a baseline or another group."""
         comparisons = sum(group.label != self.baseline for group in self.groups)
         if self.baseline is None or comparisons == 0:

@@ -21,7 +21,8 @@ from lossforge.evaluation.compare.verdicts import (
     verdict_tables,
 )
 from lossforge.evaluation.dashboard import log_comparison
-from lossforge.evaluation.statistics import Direction, NotComparableError, VerdictRow
+from lossforge.evaluation.statistics.metrics import Direction, NotComparableError
+from lossforge.evaluation.statistics.verdicts import VerdictRow
 from lossforge.tracking import redact_uri
 
 

@@ -14,7 +14,9 @@ from typing import Any
 
 from lossforge.evaluation.compare.groups import Group, _param
 from lossforge.evaluation.dashboard import ARROWS
-from lossforge.evaluation.statistics import ALPHA, CONFIDENCE, PERMUTATIONS, VerdictRow
+from lossforge.evaluation.statistics.difference import ALPHA, PERMUTATIONS
+from lossforge.evaluation.statistics.summary import CONFIDENCE
+from lossforge.evaluation.statistics.verdicts import VerdictRow
 
 LEGEND = (
     "± is the sample standard deviation over a group's runs; [low, high] is the 95 % confidence interval "

@@ -14,14 +14,8 @@ from collections.abc import Mapping, Sequence
 
 from lossforge.contract import did_you_mean
 from lossforge.evaluation.compare.groups import Group, Row
-from lossforge.evaluation.statistics import (
-    NOT_COMPARABLE,
-    Direction,
-    VerdictRow,
-    metric_base_name,
-    metric_direction,
-    verdict_table,
-)
+from lossforge.evaluation.statistics.metrics import NOT_COMPARABLE, Direction, metric_base_name, metric_direction
+from lossforge.evaluation.statistics.verdicts import VerdictRow, verdict_table
 
 
 class ComparisonError(ValueError):
@@ -131,7 +125,7 @@ def verdict_tables(
     baseline: str | None,
     directions: Mapping[str, Direction] | None = None,
 ) -> dict[str, list[VerdictRow]]:
-    """One [verdict_table][lossforge.evaluation.statistics.verdict_table] per metric (Holm within each
+    """One [verdict_table][lossforge.evaluation.statistics.verdicts.verdict_table] per metric (Holm within each
     metric, over the groups judged against the baseline).
 
     Each group gives the newest finished run of each seed. A group without a value of a metric is left out
