@@ -14,9 +14,9 @@ the tables; superseded runs never count.
 [compare][lossforge.evaluation.compare.sweep.compare] reads a sweep back and returns a
 [ComparisonReport][lossforge.evaluation.compare.report.ComparisonReport]; it writes nothing unless asked (`log=True`,
 `lossforge compare --log`, and a sweep's own end-of-sweep comparison, which logs the verdict onto the parent
-run through [log_comparison][lossforge.evaluation.dashboard.log_comparison]). `lossforge compare` is the command
-over it, and `lossforge benchmark` prints and logs the same report. Everything but `compare`, `compare_across`,
-`find_sweep` and `read_runs` works on plain numbers.
+run through [log_comparison][lossforge.evaluation.dashboard.parent_run.log_comparison]). `lossforge compare` is
+the command over it, and `lossforge benchmark` prints and logs the same report. Everything but `compare`,
+`compare_across`, `find_sweep` and `read_runs` works on plain numbers.
 
 The package, one job a module, bottom to top:
 

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 from lossforge.evaluation.compare.groups import Group, Row
 from lossforge.evaluation.compare.tables import comparison_markdown, verdicts_to_csv, verdicts_to_json
-from lossforge.evaluation.dashboard import ARTIFACTS, verdict_figure
+from lossforge.evaluation.dashboard.figure import verdict_figure
+from lossforge.evaluation.dashboard.parent_run import ARTIFACTS
 from lossforge.evaluation.statistics.difference import seeds_needed
 from lossforge.evaluation.statistics.verdicts import VerdictRow
 
@@ -45,7 +46,7 @@ class ComparisonReport:
 
     @functools.cached_property
     def figure(self) -> Figure | None:
-        """Each seed, each group's mean and CI ([verdict_figure][lossforge.evaluation.dashboard.verdict_figure]);
+        """Each seed, each group's mean and CI ([verdict_figure][lossforge.evaluation.dashboard.figure.verdict_figure]);
         `None` without a table. Drawn when first asked for: a comparison that is only read draws nothing."""
         return verdict_figure(self.tables) if self.tables else None
 

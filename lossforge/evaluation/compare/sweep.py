@@ -20,7 +20,7 @@ from lossforge.evaluation.compare.verdicts import (
     resolve_baseline,
     verdict_tables,
 )
-from lossforge.evaluation.dashboard import log_comparison
+from lossforge.evaluation.dashboard.parent_run import log_comparison
 from lossforge.evaluation.statistics.metrics import Direction, NotComparableError
 from lossforge.evaluation.statistics.verdicts import VerdictRow
 from lossforge.tracking import redact_uri
@@ -99,7 +99,7 @@ def compare(
             for no verdicts); default: the task's baseline (`TaskSpec.baseline`) where one group trained it.
         directions: `{"higher"|"lower"}` per metric whose direction lossforge does not know.
         log: write the tables, the figure and each group's mean and CI onto the parent run
-            ([log_comparison][lossforge.evaluation.dashboard.log_comparison]); by default nothing is written.
+            ([log_comparison][lossforge.evaluation.dashboard.parent_run.log_comparison]); by default nothing is written.
         base_dir: where a relative store is (default: the current directory).
 
     Raises:

@@ -13,7 +13,7 @@ from collections.abc import Mapping, Sequence
 from typing import Any
 
 from lossforge.evaluation.compare.groups import Group, _param
-from lossforge.evaluation.dashboard import ARROWS
+from lossforge.evaluation.dashboard.who_won import ARROWS
 from lossforge.evaluation.statistics.difference import ALPHA, PERMUTATIONS
 from lossforge.evaluation.statistics.summary import CONFIDENCE
 from lossforge.evaluation.statistics.verdicts import VerdictRow
