@@ -87,6 +87,26 @@ def check_directory_belongs(directory: Path, run_id: str) -> None:
     )
 
 
+def pid_space() -> str | None:
+    """The space this process's id means something in: the running kernel (its boot id) and the PID namespace
+    (a container has its own), on Linux; None elsewhere. Two processes with the same `pid_space` can tell
+    whether the other is alive ([process_alive][lossforge.run_dirs.process_alive]); a host name alone cannot
+    (two containers, or two machines, may share one).
+
+    ```pycon
+    >>> pid_space() is None or pid_space().count("/pid:[") == 1
+    True
+
+    ```
+    """
+    try:
+        boot = Path("/proc/sys/kernel/random/boot_id").read_text().strip()
+        namespace = os.readlink("/proc/self/ns/pid")
+    except OSError:
+        return None
+    return f"{boot}/{namespace}"
+
+
 def process_alive(pid: int) -> bool:
     """Whether process `pid` runs on this host: it exists (one of another user counts) and is not a zombie
     (dead, not yet reaped by its parent). Used to find runs whose process died and launchers that are gone.

@@ -25,19 +25,12 @@ from typing import Any
 
 from lossforge.contract import RESERVED_DATASET_KEYS, did_you_mean
 from lossforge.data.adapter import DatasetContractError, to_data_splits
-from lossforge.data.base import (
-    DataSplits,
-    Split,
-    Standardizer,
-    split_indices,
-    standardize_features,
-    validate_data_splits,
-    validate_features,
-    validate_split,
-    validate_targets,
-)
+from lossforge.data.base import DataSplits, validate_data_splits, validate_features, validate_split, validate_targets
 from lossforge.data.mnist import read_idx
+from lossforge.data.partition import split_indices
+from lossforge.data.samples import Split
 from lossforge.data.splits import class_disjoint_data_splits
+from lossforge.data.standardize import Standardizer, standardize_features
 from lossforge.registry import DATASETS, RegistryError
 
 __all__ = [

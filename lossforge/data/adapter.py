@@ -9,7 +9,7 @@ A dataset (see [lossforge.contract.DatasetPlugin][]) may return
 * per split a `torch.utils.data.Dataset` with a `targets` attribute holding all of that split's targets;
 * a `LightningDataModule`: its `train/val/test_dataloader().dataset` are read as above.
 
-**A Dataset per split is streamed:** it becomes a [StreamedSplit][lossforge.data.base.StreamedSplit], read batch by
+**A Dataset per split is streamed:** it becomes a [StreamedSplit][lossforge.data.samples.StreamedSplit], read batch by
 batch by lossforge's loaders in `dataset.num_workers` DataLoader worker processes (its `num_workers`
 attribute; 0: in the training process), never held in memory; its `targets` serve samplers, class weights
 and class-disjoint re-splitting without decoding a sample, and DDP shards it like any split. Its `fingerprint`
@@ -48,7 +48,8 @@ import torch
 from torch import Tensor
 
 from lossforge.contract import DATASET_TASKS, Task, did_you_mean
-from lossforge.data.base import DataSplits, Split, StreamedSplit
+from lossforge.data.base import DataSplits
+from lossforge.data.samples import Split, StreamedSplit
 
 SPLITS = ("train", "val", "test")
 DESCRIBED_KEYS = ("class_names", "num_classes", "mean", "std")

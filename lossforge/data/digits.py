@@ -24,15 +24,10 @@ import torch
 from torch import Tensor
 
 from lossforge.contract import Task
-from lossforge.data.base import (
-    DataSplits,
-    Split,
-    check_fractions,
-    partition_indices,
-    seeded_generator,
-    split_indices,
-    standardize_features,
-)
+from lossforge.data.base import DataSplits
+from lossforge.data.partition import check_fractions, partition_indices, seeded_generator, split_indices
+from lossforge.data.samples import Split
+from lossforge.data.standardize import standardize_features
 
 NUM_DIGITS = 10
 DIGIT_NAMES = tuple(str(digit) for digit in range(NUM_DIGITS))

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import DataLoader, Dataset, Sampler
 
-from lossforge.data.base import Split, StreamedSplit
+from lossforge.data.samples import Split, StreamedSplit
 from lossforge.tasks import spec_for
 
 SAMPLERS = ("random", "m_per_class")
@@ -264,8 +264,9 @@ def make_loader(
     """A loader over `split`; `per_sample=True` gives the classic per-sample collation (benchmarks).
 
     `sampler` (e.g. [train_sampler][lossforge.data.loaders.train_sampler]'s) sets the order; without one, `shuffle`
-    chooses between an `EpochShuffle` and the split's own order. A [StreamedSplit][lossforge.data.base.StreamedSplit] is
-    read per sample by its `num_workers` DataLoader worker processes (kept alive between epochs).
+    chooses between an `EpochShuffle` and the split's own order. A
+    [StreamedSplit][lossforge.data.samples.StreamedSplit] is read per sample by its `num_workers` DataLoader worker
+    processes (kept alive between epochs).
     """
     if batch_size < 1:
         raise ValueError(f"expected `batch_size` >= 1, got {batch_size}")

@@ -28,7 +28,10 @@ import torch
 from torch import Tensor
 
 from lossforge.contract import Task
-from lossforge.data.base import DataSplits, Split, check_fraction, partition_indices, standardize_features
+from lossforge.data.base import DataSplits
+from lossforge.data.partition import check_fraction, partition_indices
+from lossforge.data.samples import Split
+from lossforge.data.standardize import standardize_features
 
 IDX_DTYPES: dict[int, np.dtype] = {
     0x08: np.dtype(">u1"),

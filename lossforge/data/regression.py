@@ -12,14 +12,10 @@ import math
 import torch
 
 from lossforge.contract import Task
-from lossforge.data.base import (
-    DataSplits,
-    Split,
-    Standardizer,
-    seeded_generator,
-    split_indices,
-    standardize_features,
-)
+from lossforge.data.base import DataSplits
+from lossforge.data.partition import seeded_generator, split_indices
+from lossforge.data.samples import Split
+from lossforge.data.standardize import Standardizer, standardize_features
 
 
 def _check_positive_int(value: int, parameter: str) -> None:

@@ -28,7 +28,7 @@ import torch
 from torch import Tensor
 from torch.utils.data import ConcatDataset, Dataset
 
-from lossforge.data.base import check_fraction, partition_indices
+from lossforge.data.partition import check_fraction, partition_indices
 
 SPLIT_NAMES = ("train", "val", "test")
 ORDERS = ("first", "seeded")

@@ -40,7 +40,10 @@ import numpy as np
 import torch
 
 from lossforge.contract import DATASET_TASKS, Task, did_you_mean
-from lossforge.data.base import DataSplits, Split, check_fractions, split_indices, standardize_features
+from lossforge.data.base import DataSplits
+from lossforge.data.partition import check_fractions, split_indices
+from lossforge.data.samples import Split
+from lossforge.data.standardize import standardize_features
 
 log = logging.getLogger("lossforge")
 

@@ -4,11 +4,13 @@
 - `local`, N workers: this process and N − 1 new ones on this machine (started fresh, `spawn`: nothing of
   this process's threads or open connections carries over), each with an equal share of the cores as its
   torch threads; a new one ends itself when this process is gone (`kill -9` of the command stops them too).
+  The new ones start with the command ([LocalWorkers][lossforge.protocol.launch.LocalWorkers]), so that their
+  imports (seconds) overlap the command's own preparation instead of following it.
 - `slurm`: N SLURM jobs through submitit, sharing the studies through a storage every node reaches (a
   database URL, or a journal file on a shared file system). There a study's trials may run in parallel.
 
-A worker that dies loses at most the trial or seed run it was running: its heartbeat stops, and another
-worker runs it again. The command waits for all its workers, then checks from the storage that nothing is
+A worker that dies loses at most the trial or seed run it was running: another worker runs it again (one
+on the same machine at once, one elsewhere once its heartbeat has stopped). The command waits for all its workers, then checks from the storage that nothing is
 left ([WorkLeft][lossforge.protocol.launch.WorkLeft] otherwise).
 """
 
@@ -42,6 +44,7 @@ def run_workers(
     threads: int | None = None,
     slurm: Mapping[str, Any] | None = None,
     quiet: bool = False,
+    started: LocalWorkers | None = None,
 ) -> None:
     """Run `plan` with `workers` workers started by `launcher`; return when they have all ended.
 
@@ -52,6 +55,8 @@ def run_workers(
             job's `cpus_per_task` (SLURM).
         slurm: submitit's SLURM parameters (`partition`, `timeout_min`, `cpus_per_task`, `mem_gb`, …).
         quiet: workers log warnings only (a progress bar shows the rest).
+        started: the local workers, started earlier ([LocalWorkers][lossforge.protocol.launch.LocalWorkers]),
+            so that their imports overlap the command's preparation.
 
     Raises:
         ValueError: an unknown launcher or a worker count below 1.
@@ -67,7 +72,8 @@ def run_workers(
         with _level(logging.WARNING if quiet else None):
             work(plan)
     else:
-        _run_local(plan, workers=workers, threads=threads, quiet=quiet)
+        with started or LocalWorkers(workers, threads=threads, quiet=quiet) as local:
+            local.run(plan, quiet=quiet)
     left = [entry for entry in entry_progress(plan) if not entry.done]
     if left:
         raise WorkLeft(
@@ -76,64 +82,107 @@ def run_workers(
         )
 
 
-def _run_local(plan: Plan, *, workers: int, threads: int | None, quiet: bool) -> None:
-    """This process is the first worker; `workers - 1` new processes the others. It starts working once
-    they are ready (a new process needs seconds to import torch, Lightning and MLflow), so that the first
-    pieces spread over all of them."""
-    import multiprocessing
+class LocalWorkers:
+    """The N − 1 new worker processes of a local comparison, started before its plan is known: each imports
+    torch, Lightning and MLflow (seconds) while this process composes the configs and prepares the stores,
+    then waits for the plan ([run][lossforge.protocol.launch.LocalWorkers.run]), or ends when it is told
+    there is none ([close][lossforge.protocol.launch.LocalWorkers.close]: the command failed before).
 
-    import torch
+    Use it as a context manager around the preparation and the run.
+    """
 
-    from lossforge.protocol.work import threads_per_worker, usable_cores
+    def __init__(self, workers: int, *, threads: int | None = None, quiet: bool = False) -> None:
+        import multiprocessing
 
-    threads = threads or threads_per_worker(workers, usable_cores())
-    context = multiprocessing.get_context("spawn")
-    ready = [context.Event() for _ in range(1, workers)]
-    processes = [
-        context.Process(
-            target=worker_main,
-            args=(plan,),
-            kwargs={"threads": threads, "quiet": quiet, "parent": os.getpid(), "ready": event},
-            name=f"lossforge-benchmark-worker-{number}",
-        )
-        for number, event in enumerate(ready, start=1)
-    ]
-    log.info("workers  %d processes on this machine, %d torch thread(s) each", workers, threads)
-    for process in processes:
-        process.start()
-    saved = torch.get_num_threads()
-    torch.set_num_threads(threads)
-    try:
-        for process, event in zip(processes, ready, strict=True):
-            while not event.wait(0.5) and process.is_alive():
-                pass
-        with _level(logging.WARNING if quiet else None):
-            work(plan)
-        for process in processes:
-            process.join()
-    except BaseException:  # Ctrl-C: the workers get it too (one process group); wait, then stop them
-        for process in processes:
-            process.join(timeout=10)
+        from lossforge.protocol.work import threads_per_worker, usable_cores
+
+        self.workers = workers
+        self.threads = threads or threads_per_worker(workers, usable_cores())
+        context = multiprocessing.get_context("spawn")
+        self.plans = [context.Pipe(duplex=False) for _ in range(1, workers)]  # (receiving end, sending end)
+        self.ready = [context.Event() for _ in range(1, workers)]  # set by each once it has imported
+        self.processes = [
+            context.Process(
+                target=_await_plan,
+                args=(receiving, ready),
+                kwargs={"threads": self.threads, "quiet": quiet, "parent": os.getpid()},
+                name=f"lossforge-benchmark-worker-{number}",
+            )
+            for number, ((receiving, _), ready) in enumerate(zip(self.plans, self.ready, strict=True), start=1)
+        ]
+        for process in self.processes:
+            process.start()
+        self._sent = False
+
+    def __enter__(self) -> LocalWorkers:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def run(self, plan: Plan, *, quiet: bool) -> None:
+        """Hand `plan` to the new workers and work on it in this process too, once they have imported what
+        they need (usually already: they did so while this process prepared the plan) so that the first
+        pieces spread over all of them; return when all have ended."""
+        import torch
+
+        log.info("workers  %d processes on this machine, %d torch thread(s) each", self.workers, self.threads)
+        for _, sending in self.plans:
+            sending.send(plan)
+        self._sent = True
+        saved = torch.get_num_threads()
+        torch.set_num_threads(self.threads)
+        try:
+            for process, ready in zip(self.processes, self.ready, strict=True):
+                while not ready.wait(0.5) and process.is_alive():
+                    pass
+            with _level(logging.WARNING if quiet else None):
+                work(plan)
+            for process in self.processes:
+                process.join()
+        except BaseException:  # Ctrl-C: the workers get it too (one process group); wait, then stop them
+            for process in self.processes:
+                process.join(timeout=10)
+                if process.is_alive():
+                    process.terminate()
+            raise
+        finally:
+            torch.set_num_threads(saved)
+        for number, process in enumerate(self.processes, start=1):
+            if process.exitcode:
+                log.warning(
+                    "workers  worker %d ended with status %s: its running piece, if any, was run again by the others",
+                    number,
+                    process.exitcode,
+                )
+
+    def close(self) -> None:
+        """End workers that got no plan (the command failed before it had one) at once — they hold nothing
+        yet — and wait for them."""
+        for process in self.processes:
+            if not self._sent and process.is_alive():
+                process.terminate()
+            process.join(timeout=30)
             if process.is_alive():
                 process.terminate()
-        raise
-    finally:
-        torch.set_num_threads(saved)
-    for number, process in enumerate(processes, start=1):
-        if process.exitcode:
-            log.warning(
-                "workers  worker %d ended with status %s: its running piece, if any, was run again by the others",
-                number,
-                process.exitcode,
-            )
+                process.join(timeout=5)
+        self._sent = True
 
 
-def worker_main(
-    plan: Plan, *, threads: int | None, quiet: bool = False, parent: int | None = None, ready: Any = None
-) -> int:
+def _await_plan(receiving: Any, ready: Any, *, threads: int, quiet: bool, parent: int) -> int:
+    """A new local worker: everything imported (this module imports the training stack), it says it is
+    `ready` (a multiprocessing event), waits for the plan, then works on it."""
+    ready.set()
+    try:
+        plan = receiving.recv()
+    except EOFError:  # the command is gone
+        return 0
+    return worker_main(plan, threads=threads, quiet=quiet, parent=parent)
+
+
+def worker_main(plan: Plan, *, threads: int | None, quiet: bool = False, parent: int | None = None) -> int:
     """A worker process (or SLURM job): its torch threads, its log lines, and a watchdog that ends it with
-    the command that started it (`parent`); then [work][lossforge.protocol.work.work], setting the
-    `ready` event (a multiprocessing one) once it has opened the studies."""
+    the command that started it (`parent`); then [work][lossforge.protocol.work.work]."""
     import torch
 
     from lossforge.training import ignore_known_warnings
@@ -147,7 +196,7 @@ def worker_main(
     ignore_known_warnings()
     if parent is not None:
         threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
-    return work(plan, ready=ready.set if ready is not None else None)
+    return work(plan)
 
 
 def _end_with(parent: int, poll_s: float = 0.5) -> None:

@@ -36,7 +36,7 @@ from lossforge.evaluation.compare.report import ComparisonReport
 from lossforge.evaluation.compare.sweep import compare
 from lossforge.evaluation.statistics.verdicts import VerdictRow
 from lossforge.hydra_options import compose
-from lossforge.protocol.launch import describe, run_workers
+from lossforge.protocol.launch import LocalWorkers, describe, run_workers
 from lossforge.protocol.plan import BUDGETS, Budget, Entry
 from lossforge.protocol.progress import ProgressBoard
 from lossforge.protocol.tuning import EntryTuning, Tuned, prepare_storage, remaining_trials, storage_lock
@@ -145,6 +145,14 @@ class Comparison:
 def run_protocol(settings: Settings, *, base_dir: Path) -> Comparison:
     """Run (or resume) the comparison `settings` describes; log it to MLflow; return its verdict."""
     started = time.monotonic()
+    early = None  # the local workers, importing while this process prepares the comparison
+    if settings.launcher == "local" and settings.workers > 1:
+        early = LocalWorkers(settings.workers, threads=settings.threads, quiet=settings.progress_bar)
+    with early or contextlib.nullcontext():
+        return _run(settings, base_dir=base_dir, started=started, early=early)
+
+
+def _run(settings: Settings, *, base_dir: Path, started: float, early: LocalWorkers | None) -> Comparison:
     budget = settings.budget
     base_overrides = [*settings.overrides]
     if budget.max_epochs is not None:
@@ -233,6 +241,7 @@ def run_protocol(settings: Settings, *, base_dir: Path) -> Comparison:
                 threads=settings.threads,
                 slurm=dict(settings.slurm),
                 quiet=board is not None,
+                started=early,
             )
         for entry, job in zip(entries, jobs, strict=True):
             outcomes.append(_outcome(entry, job, tunings[job.label], client=client, plan=plan))

@@ -41,6 +41,7 @@ from omegaconf import DictConfig, OmegaConf
 from lossforge.contract import parse_search_space, search_space, suggest
 from lossforge.protocol.plan import SHARED_SPACE, Budget
 from lossforge.registry import LOSSES, MINERS
+from lossforge.run_dirs import pid_space, process_alive
 from lossforge.tracking import redact_uri
 from lossforge.training.pruning import ReportToTrial, median_pruner
 from lossforge.training.run import fit_for_validation
@@ -57,6 +58,9 @@ INTERRUPTED = "lossforge.interrupted"
 but not part of the budget — it is run again."""
 WORKER = "lossforge.worker"
 """The trial's user attribute that names the worker running it: `host:pid`."""
+PID_SPACE = "lossforge.pid_space"
+"""The trial's user attribute that says where its worker's pid is valid (`lossforge.run_dirs.pid_space`): a worker
+in the same space sees at once that the trial's worker died, without waiting for its heartbeat to go stale."""
 SEARCH = "lossforge.search"
 """The study's user attribute that records what it searches (its space and direction): a re-run that
 searches something else refuses to mix the two."""
@@ -171,6 +175,15 @@ def worker_name() -> str:
     return f"{socket.gethostname()}:{os.getpid()}"
 
 
+def claim(trial: optuna.Trial) -> None:
+    """Record on `trial` which worker runs it ([WORKER][lossforge.protocol.tuning.WORKER], and the space its
+    pid is valid in, [PID_SPACE][lossforge.protocol.tuning.PID_SPACE])."""
+    trial.set_user_attr(WORKER, worker_name())
+    space = pid_space()
+    if space is not None:
+        trial.set_user_attr(PID_SPACE, space)
+
+
 def seeded(seed: int | None, done: int) -> int | None:
     """The sampler seed of a study that already has `done` trials: `seed` for a new study.
 
@@ -208,9 +221,25 @@ def close_stale(study: optuna.Study) -> int:
     from optuna.storages._heartbeat import BaseHeartbeat, is_heartbeat_enabled
 
     storage = study._storage  # RDBStorage behind Optuna's cache: both heartbeat-capable
-    if not isinstance(storage, BaseHeartbeat) or not is_heartbeat_enabled(storage):
-        return 0
-    return sum(_interrupt(study, trial_id) for trial_id in storage._get_stale_trial_ids(study._study_id))
+    stale = set(dead_workers_trials(study))  # on this machine: known at once
+    if isinstance(storage, BaseHeartbeat) and is_heartbeat_enabled(storage):
+        stale.update(storage._get_stale_trial_ids(study._study_id))  # elsewhere: once the heartbeat stops
+    return sum(_interrupt(study, trial_id) for trial_id in sorted(stale))
+
+
+def dead_workers_trials(study: optuna.Study) -> list[int]:
+    """The ids of `study`'s running trials whose worker shares this process's pid space and has exited
+    (killed, out of memory): no need to wait for their heartbeat to go stale."""
+    here = pid_space()
+    if here is None:
+        return []
+    dead = []
+    for trial in study.get_trials(deepcopy=False, states=(optuna.trial.TrialState.RUNNING,)):
+        pid = str(trial.user_attrs.get(WORKER, "")).rpartition(":")[2]
+        if trial.user_attrs.get(PID_SPACE) == here and pid.isdigit() and int(pid) != os.getpid():
+            if not process_alive(int(pid)):
+                dead.append(trial._trial_id)
+    return dead
 
 
 def _interrupt(study: optuna.Study, trial_id: int) -> bool:
@@ -431,7 +460,7 @@ def run_one_trial(
     if trial is False:
         return Step.DONE
     assert isinstance(trial, optuna.Trial)
-    trial.set_user_attr(WORKER, worker_name())
+    claim(trial)
     started = time.monotonic()
     with heartbeat(study, trial, interval=heartbeat_interval):
         try:

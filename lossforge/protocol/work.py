@@ -24,7 +24,6 @@ import math
 import os
 import time
 import warnings
-from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -39,15 +38,14 @@ from lossforge.protocol.tuning import (
     GRACE,
     HEARTBEAT,
     INTERRUPTED,
-    WORKER,
     EntryTuning,
     Pace,
     Step,
+    claim,
     heartbeat,
     run_one_trial,
     spent_trials,
     storage_lock,
-    worker_name,
 )
 from lossforge.tracking import SweepJob, resolve_tracking_uri
 from lossforge.tracking.runs import OUTCOME_TAG, Outcome
@@ -230,7 +228,7 @@ def reserve_seed(
             warnings.filterwarnings("ignore", message="Heartbeat of storage is supposed to be used")
             trial = ledger.ask()
         trial.set_user_attr("seed", free[0])
-        trial.set_user_attr(WORKER, worker_name())
+        claim(trial)
         return trial, free[0]
 
 
@@ -313,17 +311,14 @@ def _tell(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> None:
         log.warning("tune     %s: trial %d was taken over by another worker", study.study_name, trial.number)
 
 
-def work(plan: Plan, *, poll_s: float = 2.0, ready: Callable[[], None] | None = None) -> int:
+def work(plan: Plan, *, poll_s: float = 2.0) -> int:
     """Take and run the comparison's pieces until none is left; return how many this worker ran.
 
     A worker waits (polling every `poll_s`) while the only pieces left run in other workers: their results
     decide what comes next (a seed run needs its entry's tuning done), and if their worker died, their
     heartbeat stops and this worker runs them again. Without heartbeats (a journal file) it does not wait.
-    `ready` is called once the studies are open, before the first piece.
     """
     entries = [EntryWorker.open(job, plan) for job in plan.jobs]
-    if ready is not None:
-        ready()
     ran = 0
     while True:
         busy = False

@@ -15,7 +15,8 @@ import torch
 from omegaconf import DictConfig, OmegaConf
 from torch import Tensor, nn
 
-from lossforge.data.base import DataSplits, Split, split_fingerprint
+from lossforge.data.base import DataSplits
+from lossforge.data.samples import Split, split_fingerprint
 from lossforge.tracking.runs import RunHandle, params_for_mlflow
 from lossforge.tracking.secrets import redact_config, redact_yaml_text
 

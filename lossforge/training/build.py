@@ -27,8 +27,8 @@ from lossforge.contract import (
     training_task,
 )
 from lossforge.data import DataSplits, load_dataset
-from lossforge.data.base import StreamedSplit, split_fingerprint
 from lossforge.data.device import input_pipeline
+from lossforge.data.samples import StreamedSplit, split_fingerprint
 from lossforge.mining.memory import MEMORIES, CrossBatchMemory
 from lossforge.mining.miners import PairsFromTriplets
 from lossforge.models import build_model, count_parameters

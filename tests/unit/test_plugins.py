@@ -179,7 +179,7 @@ def test_a_plugin_reusing_a_builtin_name_makes_the_bare_name_ambiguous(site: Sit
     with pytest.raises(RegistryError, match="more than one package") as error:
         lossforge.build_loss("l1")
     assert "'lossforge:l1' (lossforge==" in str(error.value) and "'lf-test-shadow:l1'" in str(error.value)
-    assert type(lossforge.build_loss("lossforge:l1")).__module__ == "lossforge.losses.regression"
+    assert type(lossforge.build_loss("lossforge:l1")).__module__ == "lossforge.losses.regression.classic"
 
 
 # -- environment switches --------------------------------------------------------------------------

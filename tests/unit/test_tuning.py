@@ -4,7 +4,10 @@ the exact budget and a changed search space (lossforge.protocol.tuning)."""
 from __future__ import annotations
 
 import logging
+import os
+import socket
 import sqlite3
+import subprocess
 from pathlib import Path
 
 import optuna
@@ -12,11 +15,15 @@ import pytest
 
 from lossforge.protocol.tuning import (
     INTERRUPTED,
+    PID_SPACE,
+    WORKER,
+    close_stale,
     open_study,
     prepare_storage,
     remaining_trials,
     spent_trials,
 )
+from lossforge.run_dirs import pid_space
 from lossforge.training.pruning import storage_url
 
 optuna.logging.set_verbosity(optuna.logging.WARNING)
@@ -105,6 +112,30 @@ def test_the_budget_counts_complete_pruned_and_failed_trials_but_not_interrupted
     assert remaining_trials(study, 3, label="focal") == 0  # finished: reused
     with pytest.raises(ValueError, match=r"already has 3 trials, more than the budget of 2: .*--trials"):
         remaining_trials(study, 2, label="focal")
+
+
+@pytest.mark.skipif(pid_space() is None, reason="a pid space needs Linux's /proc")
+def test_a_trial_whose_worker_on_this_machine_exited_is_run_again_without_waiting_for_its_heartbeat(
+    tmp_path: Path,
+) -> None:
+    # kill -9 of a local worker: its trials are known dead at once, not after the heartbeat's grace (20 s).
+    # A live worker's trial, and one from another machine or container (another pid space), are left alone.
+    study = _study(prepare_storage(storage_url(str(tmp_path / "tuning.db"))))
+    exited = subprocess.Popen(["true"])
+    exited.wait()
+    claims = {
+        "exited here": (exited.pid, pid_space()),
+        "alive here": (os.getppid(), pid_space()),
+        "exited elsewhere": (exited.pid, "another-boot/pid:[1]"),
+    }
+    for worker, space in claims.values():
+        trial = study.ask()
+        trial.set_user_attr(WORKER, f"{socket.gethostname()}:{worker}")
+        trial.set_user_attr(PID_SPACE, space)
+    assert close_stale(study) == 1
+    states = [(trial.state, trial.user_attrs.get(INTERRUPTED, False)) for trial in study.get_trials()]
+    running = optuna.trial.TrialState.RUNNING
+    assert states == [(optuna.trial.TrialState.FAIL, True), (running, False), (running, False)]
 
 
 def _resumed_once(url: str) -> tuple[float, float]:

@@ -11,8 +11,8 @@ from typing import Any
 import numpy as np
 import torch
 
-from lossforge.data.base import check_fraction, partition_indices
-from lossforge.data.images import IMAGENET_MEAN, IMAGENET_STD, file_list_sha256, load_splits
+from lossforge.data.image_splits import IMAGENET_MEAN, IMAGENET_STD, file_list_sha256, load_splits
+from lossforge.data.partition import check_fraction, partition_indices
 
 
 def find_folder(root: str | os.PathLike[str], folder_name: str, marker: str) -> Path | None:
@@ -66,7 +66,7 @@ def image_benchmark(
 ) -> dict[str, Any]:
     """A class-disjoint image benchmark from `{"trainval": files, "test": files}`: val is a seeded,
     class-stratified `val_fraction` of the training classes' images; decoded or streamed by
-    [load_splits][lossforge.data.images.load_splits]; ImageNet's mean/std (what pretrained trunks expect)."""
+    [load_splits][lossforge.data.image_splits.load_splits]; ImageNet's mean/std (what pretrained trunks expect)."""
     check_fraction("val_fraction", val_fraction)
     paths, targets = files["trainval"]
     parts = partition_indices(torch.from_numpy(targets), {"val": val_fraction}, seed=seed)
