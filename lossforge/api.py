@@ -28,8 +28,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from lossforge.evaluation.compare import ComparisonReport
-    from lossforge.evaluation.statistics import Direction
+    from lossforge.evaluation.compare.report import ComparisonReport
+    from lossforge.evaluation.statistics.metrics import Direction
     from lossforge.protocol.runner import Comparison
     from lossforge.tracking import SweepJob
 
@@ -220,15 +220,15 @@ def compare(
     base_dir: str | Path | None = None,
 ) -> ComparisonReport:
     """A sweep's (or a comparison's) runs read back from MLflow with a verdict on every difference, as
-    `lossforge compare` prints it: see [lossforge.evaluation.compare.compare][] for the arguments.
+    `lossforge compare` prints it: see [lossforge.evaluation.compare.sweep.compare][] for the arguments.
     It reads only; `log=True` writes the verdict onto the sweep's parent run, as `lossforge compare --log`.
     The report renders itself (`.to_text()`, `.to_markdown()`, `.to_csv()`, `.to_json()`), has its
     verdict `rows` and `tables`, and its `figure`.
 
     Raises:
-        lossforge.evaluation.compare.ComparisonError: the comparison cannot be made as asked.
+        lossforge.evaluation.compare.verdicts.ComparisonError: the comparison cannot be made as asked.
     """
-    from lossforge.evaluation.compare import compare as compare_runs
+    from lossforge.evaluation.compare.sweep import compare as compare_runs
 
     return compare_runs(
         run_id,

@@ -11,8 +11,9 @@ from pathlib import Path
 from typing import TextIO
 
 from lossforge.api import compare
-from lossforge.evaluation.compare import ComparisonError, compare_across
-from lossforge.evaluation.statistics import Direction
+from lossforge.evaluation.compare.across import compare_across
+from lossforge.evaluation.compare.verdicts import ComparisonError
+from lossforge.evaluation.statistics.metrics import Direction
 
 
 def _parser() -> argparse.ArgumentParser:

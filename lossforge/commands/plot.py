@@ -1,5 +1,5 @@
 """`lossforge plot [OVERRIDE …] [--task TASK] [--out FILE] [--points N] [--range LOW HIGH]`: each loss and its
-derivative against its task's axis ([lossforge.evaluation.loss_figures.plot_losses][]), written to a file."""
+derivative against its task's axis ([lossforge.evaluation.loss_figures.plotting.plot_losses][]), written to a file."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from lossforge.contract import Task
-from lossforge.evaluation.loss_figures import DEFAULT_OUT, FORMATS, plot_losses
+from lossforge.evaluation.loss_figures.plotting import DEFAULT_OUT, FORMATS, plot_losses
 from lossforge.overrides import check_overrides
 from lossforge.registry import RegistryError
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-from lossforge.evaluation.statistics import RECOMMENDED_SEEDS
+from lossforge.evaluation.statistics.difference import RECOMMENDED_SEEDS
 
 
 @dataclass(frozen=True)

@@ -32,8 +32,9 @@ from omegaconf import DictConfig
 
 from lossforge.components import list_losses
 from lossforge.contract import Task, loss_traits, training_task
-from lossforge.evaluation.compare import ComparisonReport, compare
-from lossforge.evaluation.statistics import VerdictRow
+from lossforge.evaluation.compare.report import ComparisonReport
+from lossforge.evaluation.compare.sweep import compare
+from lossforge.evaluation.statistics.verdicts import VerdictRow
 from lossforge.hydra_options import compose
 from lossforge.protocol.launch import LocalWorkers, describe, run_workers
 from lossforge.protocol.plan import BUDGETS, Budget, Entry
@@ -420,7 +421,7 @@ def _cell(value: Any) -> str:
 
 
 def _log_verdict(run_id: str, tracking_uri: str, experiment: str, base_dir: Path) -> ComparisonReport:
-    """The verdict: [compare][lossforge.evaluation.compare.compare] over the comparison run, logged on it as
+    """The verdict: [compare][lossforge.evaluation.compare.sweep.compare] over the comparison run, logged on it as
     `lossforge compare --log` does — the one computation of it, so the command rebuilds exactly this from
     the store — with the failed entries, the runs left out and the seeds that diverged."""
     return compare(run_id, tracking_uri=tracking_uri, experiment=experiment, base_dir=base_dir, log=True)

@@ -83,7 +83,7 @@ from lossforge.tracking.sweep_record import record_path as _record_path
 from lossforge.tracking.sweep_record import write_record as _write_record
 
 if TYPE_CHECKING:
-    from lossforge.evaluation.compare import ComparisonReport
+    from lossforge.evaluation.compare.report import ComparisonReport
 
 log = logging.getLogger("lossforge")
 
@@ -302,7 +302,8 @@ class MlflowSweepCallback(Callback):
         """`lossforge compare --log` on the sweep (seeds pooled): the table is printed and the verdict
         logged on the parent, so the dashboard shows who won. A sweep whose runs cannot be compared (one run,
         no comparable metric) says why instead."""
-        from lossforge.evaluation.compare import ComparisonError, compare
+        from lossforge.evaluation.compare.sweep import compare
+        from lossforge.evaluation.compare.verdicts import ComparisonError
 
         assert self.client is not None and self.parent_run_id is not None
         try:

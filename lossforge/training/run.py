@@ -461,7 +461,7 @@ def log_run_artifacts(
     """The task's plots of the test predictions, the loss/metric curves, the trained loss against its task's
     axis (`lossforge plot`'s figure, with `loss_parameters` in its legend), and Hydra's record of the run."""
     from lossforge.evaluation import plots
-    from lossforge.evaluation.loss_figures import trained_loss_figure
+    from lossforge.evaluation.loss_figures.drawing import trained_loss_figure
 
     figures = {}
     history = metric_history(run)
