@@ -242,6 +242,7 @@ class EntryWorker:
     ledger: optuna.Study
     cfg: DictConfig
     best: DictConfig | None = None
+    untrainable: bool = False  # every tuning trial failed
     pace: Pace = field(default_factory=Pace)
 
     @classmethod
@@ -250,28 +251,39 @@ class EntryWorker:
         tuning = open_tuning(job, plan, cfg, warn=False)  # the command warned, once
         return cls(job, plan, tuning, open_ledger(job, plan), cfg)
 
-    def step(self) -> Step:
-        """Run one trial, or else one seed run, of this entry; or say why not (another worker holds the
-        rest: `BUSY`; nothing is left: `DONE`)."""
-        if self.best is None:
-            step = run_one_trial(
-                self.tuning.study,
-                self.tuning.objective,
-                self.plan.budget.trials,
-                storage=self.plan.storage,
-                heartbeat_interval=self.plan.heartbeat,
-                sequential=self.plan.sequential,
-                sampler=self.tuning.sampler,
-                pace=self.pace,
-            )
-            if step is not Step.DONE:
-                return step
-            tuned = self.tuning.tuned()
-            if tuned.failed:
-                return Step.DONE
-            self.best = copy.deepcopy(self.cfg)
-            for key, value in tuned.best_params.items():
-                OmegaConf.update(self.best, key, value, merge=False)
+    def tune_step(self) -> Step:
+        """Run one tuning trial of this entry; or say why not (its running trial is another worker's: `BUSY`;
+        its tuning is done: `DONE`, with the tuned configuration now known)."""
+        if self.best is not None or self.untrainable:
+            return Step.DONE
+        step = run_one_trial(
+            self.tuning.study,
+            self.tuning.objective,
+            self.plan.budget.trials,
+            storage=self.plan.storage,
+            heartbeat_interval=self.plan.heartbeat,
+            sequential=self.plan.sequential,
+            sampler=self.tuning.sampler,
+            pace=self.pace,
+        )
+        if step is not Step.DONE:
+            return step
+        tuned = self.tuning.tuned()
+        if tuned.failed:  # every trial failed: nothing to retrain
+            self.untrainable = True
+            return Step.DONE
+        self.best = copy.deepcopy(self.cfg)
+        for key, value in tuned.best_params.items():
+            OmegaConf.update(self.best, key, value, merge=False)
+        return Step.DONE
+
+    def seed_step(self) -> Step:
+        """Run one seed run of this entry's tuned configuration; or say why not (its tuning or its last seed
+        runs are another worker's: `BUSY`; nothing is left: `DONE`)."""
+        if self.untrainable:
+            return Step.DONE
+        if self.best is None:  # its tuning's last trial runs in another worker
+            return Step.BUSY
         return self._seed_step()
 
     def _seed_step(self) -> Step:
@@ -311,23 +323,29 @@ def _tell(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> None:
         log.warning("tune     %s: trial %d was taken over by another worker", study.study_name, trial.number)
 
 
-def work(plan: Plan, *, poll_s: float = 2.0) -> int:
+def work(plan: Plan, *, poll_s: float = 0.5) -> int:
     """Take and run the comparison's pieces until none is left; return how many this worker ran.
 
-    A worker waits (polling every `poll_s`) while the only pieces left run in other workers: their results
-    decide what comes next (a seed run needs its entry's tuning done), and if their worker died, their
-    heartbeat stops and this worker runs them again. Without heartbeats (a journal file) it does not wait.
+    Tuning trials come first, in every entry, and seed runs fill the gaps: a study's trials run one after
+    another, so the studies set the comparison's pace, while the seed runs of the entries already tuned can go
+    to whichever worker is free. A worker waits (polling every `poll_s`) while the only pieces left run in
+    other workers: their results decide what comes next (a seed run needs its entry's tuning done), and if
+    their worker died, this worker runs them again. Without heartbeats (a journal file) it does not wait.
     """
     entries = [EntryWorker.open(job, plan) for job in plan.jobs]
     ran = 0
     while True:
         busy = False
-        for entry in entries:
-            step = entry.step()
-            if step is Step.RAN:
-                ran += 1
-                break
-            busy = busy or step is Step.BUSY
+        for step_of in (EntryWorker.tune_step, EntryWorker.seed_step):
+            steps = (step_of(entry) for entry in entries)
+            for step in steps:
+                busy = busy or step is Step.BUSY
+                if step is Step.RAN:
+                    ran += 1
+                    break
+            else:
+                continue
+            break  # a piece ran: look again from the first tuning trial
         else:
             if not busy or plan.heartbeat is None:
                 return ran
