@@ -35,7 +35,7 @@ def _app(cfg: DictConfig) -> float | None:
     from hydra.types import RunMode
     from omegaconf import open_dict
 
-    from lossforge.sweeps.multirun import SweepOptions, run_sweep_job
+    from lossforge.sweeps.jobs import SweepOptions, run_sweep_job
     from lossforge.tracking import resolve_tracking_uri, sweep_job
     from lossforge.training.progress import quiet_sweep
 

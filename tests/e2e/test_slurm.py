@@ -112,7 +112,7 @@ def test_scancel_ends_the_run_killed_the_sweep_fails_and_resume_finishes_it(
 
     This cluster has no accounting database (``sacct`` answers "Slurm accounting storage is disabled"):
     submitit could not learn from SLURM that the job ended, only from the result file the job writes
-    (``lossforge.sweeps.multirun``: a cancelled job returns instead of exiting) — what this test shows.
+    (``lossforge.sweeps.jobs``: a cancelled job returns instead of exiting) — what this test shows.
     """
     sweep = (
         "-m",

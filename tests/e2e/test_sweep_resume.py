@@ -8,7 +8,7 @@ from pathlib import Path
 import pytest
 from helpers import GOOD_LOSS, QUICK_RUN, run_lossforge, run_python, sweep_runs
 
-from lossforge.sweeps.multirun import CONFIG_HASH_TAG, ERROR_TAG
+from lossforge.sweeps.jobs import CONFIG_HASH_TAG, ERROR_TAG
 
 pytestmark = [pytest.mark.slow, pytest.mark.usefixtures("default_store")]
 

@@ -27,8 +27,8 @@ from mlflow.exceptions import MlflowException
 from omegaconf import DictConfig, OmegaConf
 
 from lossforge.sweeps import MlflowSweepCallback
-from lossforge.sweeps import multirun as sweep_module
-from lossforge.sweeps.multirun import (
+from lossforge.sweeps import jobs as sweep_jobs
+from lossforge.sweeps.jobs import (
     CANCELLED,
     CONFIG_HASH_TAG,
     ERROR_TAG,
@@ -380,7 +380,7 @@ def sigterm_while_training(store: str, job: SweepJob, tags: Mapping[str, str], *
 def test_a_job_cancelled_by_sigterm_ends_killed_and_returns_so_its_launcher_collects_it(
     store: str, in_a_run: bool, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    monkeypatch.setattr(sweep_module, "_launcher_pid", os.getpid() + 1)  # the job runs apart from the sweep
+    monkeypatch.setattr(sweep_jobs, "_launcher_pid", os.getpid() + 1)  # the job runs apart from the sweep
     client = MlflowClient(store)
     parent = make_parent(client)
     job = dataclasses.replace(JOB, parent_run_id=parent, overrides=("loss=l1",))
@@ -398,7 +398,7 @@ def test_a_job_cancelled_by_sigterm_ends_killed_and_returns_so_its_launcher_coll
 
 def test_a_sigterm_in_the_sweeps_own_process_ends_the_sweep(store: str, monkeypatch: pytest.MonkeyPatch) -> None:
     """The basic launcher runs the jobs in the sweep's process: a SIGTERM there is for the whole sweep."""
-    monkeypatch.setattr(sweep_module, "_launcher_pid", os.getpid())
+    monkeypatch.setattr(sweep_jobs, "_launcher_pid", os.getpid())
     client = MlflowClient(store)
     job = dataclasses.replace(JOB, parent_run_id=make_parent(client), overrides=("loss=l1",))
 

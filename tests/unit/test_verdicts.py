@@ -15,7 +15,7 @@ from test_compare import SEEDS, Store, classification_runs
 from lossforge.commands import compare as compare_command
 from lossforge.evaluation import compare
 from lossforge.evaluation.statistics import BETTER, NO_DIFFERENCE, seeds_needed, too_few_runs
-from lossforge.sweeps.multirun import closing_hint, sweep_summary
+from lossforge.sweeps.summary import closing_hint, sweep_summary
 
 MULTICLASS = {"task": "multiclass"}
 
