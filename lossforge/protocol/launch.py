@@ -197,6 +197,7 @@ def worker_main(plan: Plan, *, threads: int | None, quiet: bool = False, parent:
     ignore_known_warnings()
     if parent is not None:
         threading.Thread(target=_end_with, args=(parent,), daemon=True).start()
+        return work(plan, alive=lambda: os.getppid() == parent)  # an orphan takes no further piece
     return work(plan)
 
 

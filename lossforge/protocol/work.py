@@ -24,6 +24,7 @@ import math
 import os
 import time
 import warnings
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -323,7 +324,7 @@ def _tell(study: optuna.Study, trial: optuna.Trial, **outcome: Any) -> None:
         log.warning("tune     %s: trial %d was taken over by another worker", study.study_name, trial.number)
 
 
-def work(plan: Plan, *, poll_s: float = 0.5) -> int:
+def work(plan: Plan, *, poll_s: float = 0.5, alive: Callable[[], bool] | None = None) -> int:
     """Take and run the comparison's pieces until none is left; return how many this worker ran.
 
     Tuning trials come first, in every entry, and seed runs fill the gaps: a study's trials run one after
@@ -331,10 +332,14 @@ def work(plan: Plan, *, poll_s: float = 0.5) -> int:
     to whichever worker is free. A worker waits (polling every `poll_s`) while the only pieces left run in
     other workers: their results decide what comes next (a seed run needs its entry's tuning done), and if
     their worker died, this worker runs them again. Without heartbeats (a journal file) it does not wait.
+
+    `alive` says whether the command that started this worker still runs: a worker whose command was killed
+    takes no further piece (its watchdog ends it a moment later), so it cannot take over — and report to a
+    closed terminal — the pieces the command's own process left.
     """
     entries = [EntryWorker.open(job, plan) for job in plan.jobs]
     ran = 0
-    while True:
+    while alive is None or alive():
         busy = False
         for step_of in (EntryWorker.tune_step, EntryWorker.seed_step):
             steps = (step_of(entry) for entry in entries)
@@ -350,6 +355,7 @@ def work(plan: Plan, *, poll_s: float = 0.5) -> int:
             if not busy or plan.heartbeat is None:
                 return ran
             time.sleep(poll_s)
+    return ran
 
 
 def train_seed(cfg: DictConfig, job: Job, seed: int, *, plan: Plan) -> dict[str, float]:

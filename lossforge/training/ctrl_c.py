@@ -34,6 +34,8 @@ class CtrlCAtSafePoints(L.Callback):
 
     ```pycon
     >>> import os, signal
+    >>> before = signal.signal(signal.SIGINT, signal.default_int_handler)  # as in a terminal
+    >>> raised = False
     >>> with CtrlCAtSafePoints() as ctrl_c:
     ...     os.kill(os.getpid(), signal.SIGINT)  # noted, not raised: a write here would finish
     ...     pending = ctrl_c.pending
@@ -43,6 +45,7 @@ class CtrlCAtSafePoints(L.Callback):
     ...         raised = True
     >>> pending, raised, signal.getsignal(signal.SIGINT) is signal.default_int_handler
     (True, True, True)
+    >>> _ = signal.signal(signal.SIGINT, before)
 
     ```
     """

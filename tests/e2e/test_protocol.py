@@ -156,7 +156,12 @@ def test_a_killed_comparison_resumes_with_the_trials_it_had(tmp_path: Path, defa
         "--losses", "huber", "--trials", "3", "--seeds", "1", "--no-pruner", "--name", "killed",
     ]  # fmt: skip
     process = subprocess.Popen(
-        command, cwd=tmp_path, env=child_env(), stdout=subprocess.DEVNULL, stderr=subprocess.PIPE
+        command,
+        cwd=tmp_path,
+        env=child_env(),
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+        start_new_session=True,  # its worker processes with it, killed together below
     )
     storage = f"sqlite:///{tmp_path / 'outputs' / 'tuning.db'}"
     deadline = time.monotonic() + 300
@@ -167,7 +172,9 @@ def test_a_killed_comparison_resumes_with_the_trials_it_had(tmp_path: Path, defa
         running = _trials(storage, "killed/huber", optuna.trial.TrialState.RUNNING)
         first = finished[0] if finished and running else None  # killed while its second trial trains
     assert first is not None, f"no trial finished before the deadline: {process.stderr and process.stderr.read()}"
-    process.send_signal(signal.SIGKILL)  # as hard as it gets: nothing can clean up (trial 1 is left RUNNING)
+    # As hard as it gets, the command and its workers at once: nothing can clean up (trial 1 is left RUNNING).
+    # (A worker whose command alone is killed takes no further piece: tests/unit/test_protocol_progress.py.)
+    os.killpg(process.pid, signal.SIGKILL)
     process.wait(timeout=30)
 
     result = run_lossforge(tmp_path, "benchmark", *BASE, "trainer.max_epochs=60", "--losses", "huber", "--trials", "3",

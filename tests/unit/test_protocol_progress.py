@@ -15,7 +15,7 @@ from lossforge.protocol.plan import Budget
 from lossforge.protocol.progress import ProgressBoard
 from lossforge.protocol.studies import prepare_storage
 from lossforge.protocol.trials import INTERRUPTED
-from lossforge.protocol.work import Job, Plan, entry_progress, reserve_seed, seeds_taken
+from lossforge.protocol.work import Job, Plan, entry_progress, reserve_seed, seeds_taken, work
 from lossforge.training.pruning import open_storage, storage_url
 
 
@@ -86,3 +86,13 @@ def test_each_worker_gets_an_equal_share_of_the_cores(workers: int, cores: int, 
     from lossforge.protocol.work import threads_per_worker
 
     assert threads_per_worker(workers, cores) == threads
+
+
+def test_a_worker_whose_command_is_gone_takes_no_further_piece(tmp_path: Path) -> None:
+    # `kill -9` of the command alone: its other worker must not take over the pieces the command's own process
+    # left (its watchdog ends it a moment later) — the command's re-run does, and says so.
+    storage = prepare_storage(storage_url(str(tmp_path / "tuning.db")))
+    plan = _plan(tmp_path, storage)
+    assert work(plan, alive=lambda: False) == 0
+    for job in plan.jobs:
+        assert optuna.load_study(study_name=job.study_name, storage=storage).get_trials() == []
