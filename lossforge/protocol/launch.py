@@ -86,8 +86,8 @@ def run_workers(
 class LocalWorkers:
     """The N − 1 new worker processes of a local comparison, started before its plan is known: each imports
     torch, Lightning and MLflow (seconds) while this process composes the configs and prepares the stores,
-    then waits for the plan ([run][lossforge.protocol.launch.LocalWorkers.run]), or ends when it is told
-    there is none ([close][lossforge.protocol.launch.LocalWorkers.close]: the command failed before).
+    then waits for the plan ([run][lossforge.protocol.launch.LocalWorkers.run]); if the command fails (or is
+    interrupted) before it has a plan, [close][lossforge.protocol.launch.LocalWorkers.close] ends them at once.
 
     Use it as a context manager around the preparation and the run.
     """
