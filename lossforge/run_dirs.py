@@ -19,6 +19,7 @@ sweep in its old directory).
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import secrets
@@ -87,6 +88,7 @@ def check_directory_belongs(directory: Path, run_id: str) -> None:
     )
 
 
+@functools.cache  # read on every reservation of a piece: the kernel and the namespace do not change
 def pid_space() -> str | None:
     """The space this process's id means something in: the running kernel (its boot id) and the PID namespace
     (a container has its own), on Linux; None elsewhere. Two processes with the same `pid_space` can tell
